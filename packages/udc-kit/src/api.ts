@@ -1,0 +1,132 @@
+import type { Request, Response, Router, RequestHandler } from 'express';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { assertScope, type Principal, type Scope } from './auth.js';
+import { InvalidRequest, fieldErrors } from './errors.js';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, P extends z.ZodType = z.ZodType> {
+  /** `public` routes skip JWT auth (they may do their own, e.g. X-Registry-Key). Default `read`. */
+  scope?: Scope | 'public';
+  summary?: string;
+  body?: B;
+  query?: Q;
+  params?: P;
+  /** Status of a plain return value. Default 200. */
+  status?: number;
+  tags?: string[];
+}
+
+export interface HandlerInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  principal: Principal | undefined;
+  req: Request;
+  res: Response;
+  log: Logger;
+  correlationId: string;
+}
+
+/** Return `reply(...)` to choose the status or headers; return anything else to send it as JSON. */
+export class Reply {
+  constructor(readonly status: number, readonly body: unknown, readonly headers: Record<string, string> = {}) {}
+}
+export function reply(status: number, body: unknown, headers?: Record<string, string>): Reply {
+  return new Reply(status, body, headers);
+}
+
+export interface RouteRecord {
+  method: Method;
+  path: string;
+  spec: RouteSpec;
+}
+
+type Infer<T> = T extends z.ZodType ? z.infer<T> : unknown;
+type Handler<B, Q, P> = (input: HandlerInput<Infer<B>, Infer<Q>, Infer<P>>) => unknown | Promise<unknown>;
+
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new InvalidRequest(`invalid ${where}`, { location: where, ...fieldErrors(r.error.issues) });
+  return r.data;
+}
+
+/**
+ * Declares routes once: validation, scope check and OpenAPI description come from the
+ * same spec, and the route table lets the conformance suite find every protected route.
+ */
+export class Api {
+  readonly routes: RouteRecord[] = [];
+  constructor(private router: Router, private authenticate: RequestHandler) {}
+
+  get<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
+    this.add('get', path, spec, h);
+  }
+  post<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
+    this.add('post', path, spec, h);
+  }
+  put<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
+    this.add('put', path, spec, h);
+  }
+  patch<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
+    this.add('patch', path, spec, h);
+  }
+  delete<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
+    this.add('delete', path, spec, h);
+  }
+
+  private add(method: Method, path: string, spec: RouteSpec, h: Handler<any, any, any>): void {
+    this.routes.push({ method, path, spec });
+    const scope = spec.scope ?? 'read';
+    const handlers: RequestHandler[] = [];
+    if (scope !== 'public') {
+      handlers.push(this.authenticate);
+      handlers.push((req, _res, next) => {
+        assertScope(req.principal, scope);
+        next();
+      });
+    }
+    handlers.push(async (req, res) => {
+      const body = spec.body ? parseOrThrow(spec.body, req.body ?? {}, 'body') : req.body;
+      const query = spec.query ? parseOrThrow(spec.query, req.query, 'query') : req.query;
+      const params = spec.params ? parseOrThrow(spec.params, req.params, 'path') : req.params;
+      const out = await h({ body, query, params, principal: req.principal, req, res, log: req.log, correlationId: req.correlationId });
+      if (res.headersSent || res.writableEnded) return;
+      if (out instanceof Reply) {
+        for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+        if (out.body === undefined) res.status(out.status).end();
+        else res.status(out.status).json(out.body);
+        return;
+      }
+      if (out === undefined) res.status(spec.status ?? 204).end();
+      else res.status(spec.status ?? 200).json(out);
+    });
+    this.router[method](path, ...handlers);
+  }
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      principal?: Principal;
+      correlationId: string;
+      log: Logger;
+    }
+  }
+}
+
+/** Page through an in-memory list: `?page=&per_page=`. */
+export const paginationQuery = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  per_page: z.coerce.number().int().min(1).max(200).default(50),
+});
+export type PaginationQuery = z.infer<typeof paginationQuery>;
+
+export function paginate<T>(items: T[], q: PaginationQuery) {
+  const start = (q.page - 1) * q.per_page;
+  const page = items.slice(start, start + q.per_page);
+  const next = start + q.per_page < items.length ? q.page + 1 : null;
+  return { items: page, pagination: { page: q.page, per_page: q.per_page, total: items.length, next_page: next } };
+}

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/** Environment every droplet reads. Services extend it with `baseConfigSchema.extend({...})`. */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .optional()
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const baseConfigShape = {
+  PORT: z.coerce.number().int().min(0).max(65535),
+  HOST: z.string().default('127.0.0.1'),
+  NATS_URL: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats:// URL').default('nats://127.0.0.1:4222'),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
+  REGISTRY_URL: z.url().default('http://127.0.0.1:8000'),
+  /** This droplet's own key from the registry (or the admin key, which may act for any id). */
+  REGISTRY_KEY: z.string().optional(),
+  /** Where the droplet says it can be reached; defaults to http://HOST:PORT. */
+  PUBLIC_URL: z.url().optional(),
+  DROPLET_ID: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be [a-z0-9-], 1-63 chars').optional(),
+  JWKS_URL: z.url().optional(),
+  JWT_ISSUER: z.string().min(1).default('droplet-mesh-registry'),
+  JWT_AUDIENCE: z.string().min(1).default('droplet-mesh'),
+  DATA_DIR: z.string().min(1).default('./.mesh'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ALLOW_SIMPLE_TOKEN: bool,
+  API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  HEARTBEAT_INTERVAL_S: z.coerce.number().positive().default(30),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb').default('1mb'),
+};
+export const baseConfigSchema = z
+  .object(baseConfigShape)
+  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] });
+export type BaseConfig = z.infer<typeof baseConfigSchema>;
+
+export type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; problem: string }[]) {
+    super(issues.map((i) => `${i.variable}: ${i.problem}`).join('; '));
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse an environment with a zod schema; on failure one line names each bad variable. */
+export function parseConfig<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const res = schema.safeParse(env);
+  if (res.success) return res.data;
+  throw new ConfigError(
+    res.error.issues.map((i) => ({ variable: i.path.map(String).join('.') || '(environment)', problem: i.message })),
+  );
+}
+
+/** For main.ts: parse or print one clear line and exit 1. */
+export function configOrExit<S extends z.ZodType>(schema: S, env: Env = process.env): z.infer<S> {
+  try {
+    return parseConfig(schema, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,416 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { z } from 'zod';
+import type { Subscription } from '@nats-io/transport-node';
+import { Api } from './api.js';
+import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
+import { Bus } from './bus.js';
+import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
+import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
+import { Forbidden, InvalidRequest, NotFound, Unauthorized } from './errors.js';
+import { errorMiddleware } from './error-middleware.js';
+import { HealthBoard, type DependencyStatus, type HealthCheck } from './health.js';
+import { createLogger, LEVEL_ORDER, type Logger, type LogEntry } from './logger.js';
+import { MessageDispatcher, sendMessage, serveMessages, type MessageHandler } from './messaging.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import { Ring } from './ring.js';
+import { RuntimeStats } from './stats.js';
+
+export const UDC_VERSION = '1.0';
+
+/** What udc-kit needs from a registry client; @droplet-mesh/registry-client implements it. */
+export interface RegistryLink {
+  start(): void;
+  /** Deregister (best effort) and stop heartbeating. */
+  stop(opts?: { deregister?: boolean }): Promise<void>;
+  status(): { reachable: boolean; registered: boolean; last_error?: string; last_heartbeat_at?: string };
+}
+
+export interface DeclaredDependency {
+  name: string;
+  required?: boolean;
+}
+
+export interface EventRecord {
+  type: string;
+  subject: string;
+  data: unknown;
+  time: string;
+  level: 'info' | 'warn' | 'error';
+}
+
+export interface DropletContext<C extends BaseConfig = BaseConfig> {
+  readonly name: string;
+  readonly version: string;
+  readonly config: C;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** The NATS connection; throws before start(). */
+  readonly bus: Bus;
+  emit(type: string, data: unknown, level?: EventRecord['level']): void;
+  /** Record the last verified action for /proof. */
+  recordProof(action: string, detail?: unknown): void;
+  send: (req: z.input<typeof sendRequestSchema>) => ReturnType<typeof sendMessage>;
+}
+
+export interface DropletOptions<C extends BaseConfig> {
+  name: string;
+  version: string;
+  description?: string;
+  capabilities: string[];
+  dependencies?: DeclaredDependency[];
+  configSchema: z.ZodType<C>;
+  /** Environment read at start and again by /reload-config. Default process.env. */
+  env?: Env;
+  bus?: Bus;
+  routes?: (api: Api, ctx: DropletContext<C>) => void;
+  messageHandlers?: Record<string, MessageHandler>;
+  healthChecks?: Record<string, HealthCheck>;
+  registry?: RegistryLink | ((ctx: DropletContext<C>) => RegistryLink | undefined);
+  /** The registry verifies tokens with its own keys instead of fetching its JWKS. */
+  keyResolver?: KeyResolver;
+  logDestination?: NodeJS.WritableStream;
+  /** Called by /shutdown and /emergency-stop; tests replace process.exit. */
+  exit?: (code: number) => void;
+  /** Service cleanup before NATS closes (stop loops, flush). */
+  onStop?: () => Promise<void> | void;
+  onConfigReload?: (config: C) => void;
+}
+
+export interface Droplet<C extends BaseConfig = BaseConfig> {
+  app: Express;
+  ctx: DropletContext<C>;
+  api: Api;
+  start(opts?: { port?: number; host?: string }): Promise<{ url: string; port: number }>;
+  /** Stop serving and close NATS without exiting the process. */
+  stop(opts?: { deregister?: boolean }): Promise<void>;
+  shutdown(reason: string, exitCode?: number): Promise<void>;
+  installSignalHandlers(): void;
+  health(): HealthReport;
+}
+
+export interface HealthReport {
+  status: 'active' | 'inactive' | 'error';
+  droplet: string;
+  version: string;
+  timestamp: string;
+  uptime_seconds: number;
+  degraded: string[];
+  dependencies: DependencyStatus[];
+}
+
+const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
+  const env = opts.env ?? process.env;
+  let config = parseConfig(opts.configSchema, env);
+  const { logger, ring: logRing } = createLogger(opts.name, config.LOG_LEVEL, { destination: opts.logDestination });
+  const metrics = createMetrics(opts.name);
+  const stats = new RuntimeStats();
+  const eventRing = new Ring<EventRecord>(1000);
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  let bus: Bus | undefined = opts.bus;
+  const ownsBus = !opts.bus;
+  let server: Server | undefined;
+  let messageSub: Subscription | undefined;
+  let phase: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
+  let proof = { action: 'created', detail: undefined as unknown, at: new Date().toISOString() };
+  let registry: RegistryLink | undefined;
+
+  const verifier: TokenVerifier = createTokenVerifier({
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    jwksUri: config.JWKS_URL ?? `${config.REGISTRY_URL.replace(/\/$/, '')}/.well-known/jwks.json`,
+    keyResolver: opts.keyResolver,
+    allowSimpleToken: config.ALLOW_SIMPLE_TOKEN,
+    apiToken: config.API_TOKEN,
+  });
+
+  const ctx: DropletContext<C> = {
+    name: opts.name,
+    version: opts.version,
+    get config() {
+      return config;
+    },
+    logger,
+    metrics,
+    get bus() {
+      if (!bus) throw new Error('droplet not started: no NATS connection yet');
+      return bus;
+    },
+    emit(type, data, level = 'info') {
+      const subject = `${opts.name}.${type}`;
+      eventRing.push({ type, subject, data, time: new Date().toISOString(), level });
+      if (bus?.isConnected()) {
+        bus.publishJson(subject, data);
+        bus.publishJson(`udc.${opts.name}.events.${type}`, data);
+      }
+    },
+    recordProof(action, detail) {
+      proof = { action, detail, at: new Date().toISOString() };
+    },
+    send: (req) => sendMessage(ctx.bus, opts.name, sendRequestSchema.parse(req), logger),
+  };
+
+  const board = new HealthBoard(opts.healthChecks ?? {}, logger);
+  const deps = new HealthBoard(
+    Object.fromEntries(
+      (opts.dependencies ?? []).map((d) => [
+        d.name,
+        {
+          required: d.required,
+          intervalMs: 10_000,
+          check: async () => {
+            if (!bus?.isConnected()) return { ok: false, detail: 'no NATS connection' };
+            try {
+              await bus.nc.request(`udc.${d.name}.message`, JSON.stringify(completeEnvelope({ source: opts.name, target: d.name, message_type: 'query', payload: { action: 'ping' } })), { timeout: 1000 });
+              return { ok: true };
+            } catch (err) {
+              return { ok: false, detail: (err as Error).message };
+            }
+          },
+        } satisfies HealthCheck,
+      ]),
+    ),
+    logger,
+  );
+
+  const dispatcher = new MessageDispatcher(
+    opts.name,
+    { ping: () => ({ pong: true, droplet: opts.name, version: opts.version }), ...(opts.messageHandlers ?? {}) },
+    logger,
+  );
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('query parser', 'simple');
+
+  // First: correlation id, request log, counters.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const given = req.header('x-correlation-id');
+    req.correlationId = given && correlationPattern.test(given) ? given : randomUUID();
+    res.setHeader('X-Correlation-ID', req.correlationId);
+    req.log = logger.child({ correlation_id: req.correlationId });
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      stats.recordRequest(res.statusCode);
+      metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      if (route !== '/health' && route !== '/metrics') {
+        req.log.info({ method: req.method, path: req.path, route, status: res.statusCode, duration_ms: Math.round(seconds * 1e4) / 10 }, 'request');
+      }
+    });
+    next();
+  });
+  app.use(express.json({ limit: config.BODY_LIMIT }));
+
+  const authenticate = async (req: Request, _res: Response, next: NextFunction) => {
+    const token = bearerToken(req.header('authorization'));
+    if (!token) throw new Unauthorized('missing bearer token');
+    req.principal = await verifier.verify(token);
+    next();
+  };
+
+  const router = express.Router();
+  const api = new Api(router, authenticate);
+
+  const health = (): HealthReport => {
+    const list = [...board.list(), ...(bus ? [] : [])];
+    const natsOk = !!bus?.isConnected();
+    const all: DependencyStatus[] = [{ name: 'nats', required: true, status: natsOk ? 'ok' : 'down' }];
+    if (registry) {
+      const s = registry.status();
+      all.push({ name: 'registry', required: false, status: s.reachable ? 'ok' : 'degraded', detail: { registered: s.registered, last_error: s.last_error, last_heartbeat_at: s.last_heartbeat_at } });
+    }
+    all.push(...list);
+    const failingRequired = all.some((d) => d.required && d.status === 'down');
+    const status = phase !== 'running' ? 'inactive' : failingRequired ? 'error' : 'active';
+    return {
+      status,
+      droplet: opts.name,
+      version: opts.version,
+      timestamp: new Date().toISOString(),
+      uptime_seconds: Math.round(process.uptime()),
+      degraded: all.filter((d) => d.status !== 'ok' && d.status !== 'unknown').map((d) => d.name),
+      dependencies: all,
+    };
+  };
+
+  // ---- UDC v1.0 core ----
+  api.get('/health', { scope: 'public', summary: 'Liveness and dependency status (no I/O on the request path)' }, ({ res }) => {
+    const h = health();
+    res.status(h.status === 'active' ? 200 : 503).json(h);
+  });
+  api.get('/capabilities', { scope: 'public', summary: 'What this droplet can do' }, () => ({
+    droplet: opts.name,
+    version: opts.version,
+    udc_version: UDC_VERSION,
+    capabilities: opts.capabilities,
+    message_actions: Object.keys({ ping: 1, ...(opts.messageHandlers ?? {}) }).sort(),
+    endpoints: api.routes.map((r) => `${r.method.toUpperCase()} ${r.path}`),
+  }));
+  api.get('/state', { summary: 'Process and request statistics' }, () => ({ droplet: opts.name, phase, ...stats.snapshot() }));
+  api.get('/dependencies', { summary: 'Declared dependencies with live status' }, () => ({
+    dependencies: deps.list().map((d) => ({
+      name: d.name,
+      type: d.required ? 'required' : 'optional',
+      status: d.status === 'ok' ? 'available' : d.status === 'unknown' ? 'unknown' : 'missing',
+      checked_at: d.checked_at,
+      detail: d.detail,
+    })),
+  }));
+  api.post('/message', { summary: 'Handle a UDC message envelope', body: messageEnvelopeSchema }, async ({ body, principal, req }) => {
+    if (body.message_type === 'command' && !principal?.scopes.some((s) => s === 'write' || s === 'admin')) {
+      throw new Forbidden("commands need the 'write' scope", { required_scope: 'write' });
+    }
+    if (body.target !== opts.name) throw new InvalidRequest(`message is for '${body.target}', this is '${opts.name}'`, { fields: [{ path: 'target', message: `must be '${opts.name}'` }] });
+    const envelope = completeEnvelope({ ...body, trace_id: body.trace_id ?? req.correlationId });
+    return dispatcher.dispatch(envelope, { transport: 'http', principal });
+  });
+  api.post('/send', { scope: 'write', summary: 'Send a message to another droplet over NATS and return its reply', body: sendRequestSchema }, async ({ body, correlationId }) =>
+    sendMessage(ctx.bus, opts.name, { ...body, trace_id: body.trace_id ?? correlationId }, logger),
+  );
+
+  // ---- UDC v1.0 extended ----
+  api.get('/version', { scope: 'public' }, () => ({ droplet: opts.name, version: opts.version, udc_version: UDC_VERSION, node: process.version, started_at: stats.startedAt.toISOString() }));
+  api.get('/metrics', { scope: 'public', summary: 'Prometheus metrics' }, async ({ res }) => {
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.send(await metrics.registry.metrics());
+  });
+  const ringQuery = z.object({
+    level: z.enum(LEVEL_ORDER).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  });
+  api.get('/logs', { summary: 'Recent log lines', query: ringQuery }, ({ query }) => {
+    const minLevel = query.level ? LEVEL_ORDER.indexOf(query.level) : 0;
+    const since = query.since ? Date.parse(query.since) : 0;
+    const entries = logRing.query((e: LogEntry) => LEVEL_ORDER.indexOf(e.level as (typeof LEVEL_ORDER)[number]) >= minLevel && Date.parse(e.time) >= since, query.limit);
+    return { logs: entries, count: entries.length };
+  });
+  api.get('/events', { summary: 'Recent events', query: ringQuery.extend({ level: z.enum(['info', 'warn', 'error']).optional(), type: z.string().max(200).optional() }) }, ({ query }) => {
+    const order = ['info', 'warn', 'error'];
+    const since = query.since ? Date.parse(query.since) : 0;
+    const events = eventRing.query(
+      (e) => (!query.level || order.indexOf(e.level) >= order.indexOf(query.level)) && Date.parse(e.time) >= since && (!query.type || e.type.startsWith(query.type)),
+      query.limit,
+    );
+    return { events, count: events.length };
+  });
+  api.get('/proof', { summary: 'sha256 over the last verified action' }, () => {
+    const material = JSON.stringify({ droplet: opts.name, action: proof.action, detail: proof.detail ?? null, at: proof.at });
+    return { droplet: opts.name, action: proof.action, verified_at: proof.at, sha256: createHash('sha256').update(material).digest('hex'), material };
+  });
+  api.post('/reload-config', { scope: 'admin', summary: 'Re-read and re-validate configuration' }, () => {
+    try {
+      const next = parseConfig(opts.configSchema, env);
+      config = next;
+      logger.level = next.LOG_LEVEL;
+      opts.onConfigReload?.(next);
+      ctx.recordProof('config.reloaded');
+      return { reloaded: true, applied_at: new Date().toISOString() };
+    } catch (err) {
+      if (err instanceof ConfigError) throw new InvalidRequest('configuration is invalid; the previous configuration stays in force', { fields: err.issues.map((i) => ({ path: i.variable, message: i.problem })) });
+      throw err;
+    }
+  });
+  api.post('/shutdown', {
+    scope: 'admin',
+    summary: 'Drain and exit 0',
+    body: z.object({ delay_seconds: z.number().min(0).max(300).default(0), reason: z.string().max(500).default('requested') }).default({ delay_seconds: 0, reason: 'requested' }),
+    status: 202,
+  }, ({ body }) => {
+    setTimeout(() => void droplet.shutdown(body.reason), body.delay_seconds * 1000).unref();
+    return { status: 'shutting_down', delay_seconds: body.delay_seconds, reason: body.reason };
+  });
+  api.post('/emergency-stop', { scope: 'admin', summary: 'Exit at once' }, ({ res, principal }) => {
+    logger.fatal({ by: principal?.sub }, 'emergency stop');
+    res.status(200).json({ status: 'stopping' });
+    res.on('finish', () => exit(1));
+  });
+
+  api.get('/openapi.json', { scope: 'public' }, () => buildOpenApi({ title: opts.name, version: opts.version, description: opts.description }, api.routes));
+
+  opts.routes?.(api, ctx);
+
+  app.use(router);
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerOptions: { url: '/openapi.json' } }));
+  app.use(() => {
+    throw new NotFound('no such route');
+  });
+  app.use(errorMiddleware(logger));
+
+  registry = typeof opts.registry === 'function' ? opts.registry(ctx) : opts.registry;
+
+  const droplet: Droplet<C> = {
+    app,
+    ctx,
+    api,
+    health,
+    async start(startOpts = {}) {
+      if (!bus) bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
+      messageSub = serveMessages(bus, opts.name, dispatcher, logger);
+      const port = startOpts.port ?? config.PORT;
+      const host = startOpts.host ?? config.HOST;
+      server = await new Promise<Server>((resolve, reject) => {
+        const s = app.listen(port, host, () => resolve(s));
+        s.once('error', reject);
+      });
+      const addr = server.address() as AddressInfo;
+      phase = 'running';
+      board.start();
+      deps.start();
+      registry?.start();
+      ctx.recordProof('started', { port: addr.port });
+      const url = `http://${host}:${addr.port}`;
+      logger.info({ url }, 'droplet started');
+      return { url, port: addr.port };
+    },
+    async stop(stopOpts = {}) {
+      if (phase === 'stopping' || phase === 'stopped') return;
+      phase = 'stopping';
+      board.stop();
+      deps.stop();
+      stats.stop();
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            s.closeAllConnections();
+            resolve();
+          }, 10_000);
+          s.close(() => {
+            clearTimeout(t);
+            resolve();
+          });
+          s.closeIdleConnections();
+        });
+      }
+      await registry?.stop({ deregister: stopOpts.deregister ?? true }).catch(() => undefined);
+      await opts.onStop?.();
+      messageSub?.unsubscribe();
+      if (ownsBus) await bus?.close();
+      phase = 'stopped';
+    },
+    async shutdown(reason, exitCode = 0) {
+      logger.info({ reason }, 'shutting down');
+      try {
+        await droplet.stop();
+      } finally {
+        exit(exitCode);
+      }
+    },
+    installSignalHandlers() {
+      const onSignal = (sig: string) => void droplet.shutdown(`signal ${sig}`);
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    },
+  };
+  return droplet;
+}

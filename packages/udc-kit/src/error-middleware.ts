@@ -1,0 +1,45 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { ZodError } from 'zod';
+import { errorEnvelope, fieldErrors, UdcError } from './errors.js';
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+}
+
+/** The one error middleware: every failure leaves as the UDC envelope, never with a stack. */
+export function errorMiddleware(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const log = req.log ?? logger;
+    if (res.headersSent) {
+      log.error({ err }, 'error after response started');
+      res.destroy();
+      return;
+    }
+    if (err instanceof UdcError) {
+      for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+      if (err.httpStatus >= 500) log.error({ err, code: err.code }, err.message);
+      res.status(err.httpStatus).json(err.toEnvelope());
+      return;
+    }
+    if (err instanceof ZodError) {
+      res.status(400).json(errorEnvelope('INVALID_REQUEST', 'invalid request', fieldErrors(err.issues)));
+      return;
+    }
+    const bp = err as BodyParserError;
+    if (bp && typeof bp.type === 'string' && typeof bp.status === 'number' && bp.status < 500) {
+      if (bp.type === 'entity.too.large') {
+        res.status(413).json(errorEnvelope('INVALID_REQUEST', 'request body is too large'));
+      } else if (bp.type === 'entity.parse.failed') {
+        res.status(400).json(errorEnvelope('INVALID_REQUEST', 'request body is not valid JSON'));
+      } else {
+        res.status(bp.status).json(errorEnvelope('INVALID_REQUEST', `request body could not be read (${bp.type})`));
+      }
+      return;
+    }
+    log.error({ err }, 'unexpected error');
+    res.status(500).json(errorEnvelope('INTERNAL_ERROR', 'internal error', { trace_id: req.correlationId }));
+  };
+}

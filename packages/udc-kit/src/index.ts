@@ -1,0 +1,13 @@
+export * from './errors.js';
+export * from './config.js';
+export * from './auth.js';
+export * from './envelope.js';
+export * from './api.js';
+export * from './bus.js';
+export * from './health.js';
+export * from './messaging.js';
+export * from './droplet.js';
+export { createLogger, REDACT_PATHS, type Logger, type LogEntry } from './logger.js';
+export { createMetrics, type Metrics } from './metrics.js';
+export { Ring } from './ring.js';
+export { buildOpenApi } from './openapi.js';

@@ -1,0 +1,74 @@
+import { Writable } from 'node:stream';
+import pino, { type Logger } from 'pino';
+import { Ring } from './ring.js';
+
+export type { Logger } from 'pino';
+
+export interface LogEntry {
+  level: string;
+  time: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+export const LEVEL_ORDER = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/** Paths pino censors: credentials must never reach a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-registry-key"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers["x-registry-key"]',
+  'authorization',
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+  'api_key',
+  '*.api_key',
+  'apiToken',
+  '*.apiToken',
+  'registryKey',
+  '*.registryKey',
+  'droplet_key',
+  '*.droplet_key',
+  'private_key',
+  '*.private_key',
+  'secrets.*',
+  '*.secrets.*',
+];
+
+export interface LoggerWithRing {
+  logger: Logger;
+  ring: Ring<LogEntry>;
+}
+
+/** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
+export function createLogger(name: string, level: string, opts: { destination?: NodeJS.WritableStream; ringSize?: number } = {}): LoggerWithRing {
+  const ring = new Ring<LogEntry>(opts.ringSize ?? 1000);
+  const ringStream = new Writable({
+    write(chunk, _enc, cb) {
+      try {
+        const o = JSON.parse(String(chunk)) as Record<string, unknown>;
+        const { level: lvl, time, msg, pid: _pid, hostname: _h, ...rest } = o;
+        ring.push({ level: LEVELS[lvl as number] ?? String(lvl), time: new Date(time as number).toISOString(), msg: String(msg ?? ''), ...rest });
+      } catch {
+        /* a line we cannot parse is still on stdout */
+      }
+      cb();
+    },
+  });
+  const streams = pino.multistream([
+    { level: 'trace' as const, stream: opts.destination ?? process.stdout },
+    { level: 'trace' as const, stream: ringStream },
+  ]);
+  const logger = pino(
+    { name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { droplet: name } },
+    streams,
+  );
+  return { logger, ring };
+}

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from './ports.js';
+
+export interface NatsServerHandle {
+  url: string;
+  port: number;
+  storeDir: string;
+  process: ChildProcess;
+  /** Stop the server (SIGTERM, then SIGKILL after 5 s). Keeps the store unless `removeStore`. */
+  stop(opts?: { removeStore?: boolean }): Promise<void>;
+  /** Stop and start again on the same port and store (for reconnect tests). */
+  restart(): Promise<void>;
+}
+
+const NATS_BIN = process.env.NATS_SERVER_BIN ?? 'nats-server';
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Start a real nats-server with JetStream on 127.0.0.1 and a free port. */
+export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<NatsServerHandle> {
+  const port = opts.port ?? (await freePort());
+  const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'mesh-nats-'));
+  let proc: ChildProcess;
+  let stderr = '';
+  const launch = async () => {
+    stderr = '';
+    proc = spawn(NATS_BIN, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
+    let exited = false;
+    proc.once('exit', () => (exited = true));
+    proc.once('error', (e) => {
+      exited = true;
+      stderr += String(e);
+    });
+    await waitFor(`nats-server on port ${port}`, async () => {
+      if (exited) throw new Error(`nats-server exited: ${stderr.trim().slice(-500)}`);
+      return portOpen(port);
+    }, 15_000);
+  };
+  await launch();
+  const handle: NatsServerHandle = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    get process() {
+      return proc;
+    },
+    async stop(stopOpts = {}) {
+      const p = proc;
+      if (p.exitCode === null && p.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill('SIGTERM');
+        });
+      }
+      if (stopOpts.removeStore) rmSync(storeDir, { recursive: true, force: true });
+    },
+    async restart() {
+      await handle.stop();
+      await launch();
+    },
+  };
+  return handle;
+}
