@@ -22,12 +22,43 @@ import { RuntimeStats } from './stats.js';
 
 export const UDC_VERSION = '1.0';
 
+export interface RegistryRecordInput {
+  id: string;
+  name?: string;
+  url: string;
+  kind: 'service' | 'host';
+  capabilities?: string[];
+  version?: string;
+  /** Path a health checker should GET (default /health). */
+  health_path?: string;
+  /** Public domain this record serves, if any (proxy-manager sync-from-registry uses it). */
+  domain?: string;
+  metadata?: Record<string, unknown>;
+}
+export interface RegistryRecord extends RegistryRecordInput {
+  name: string;
+  capabilities: string[];
+  steward: string;
+  status: 'active' | 'stale' | 'down';
+  registered_at: string;
+  last_heartbeat_at?: string;
+}
+
 /** What udc-kit needs from a registry client; @droplet-mesh/registry-client implements it. */
 export interface RegistryLink {
+  /** Register (retrying with backoff, in the background) and heartbeat. */
   start(): void;
   /** Deregister (best effort) and stop heartbeating. */
   stop(opts?: { deregister?: boolean }): Promise<void>;
   status(): { reachable: boolean; registered: boolean; last_error?: string; last_heartbeat_at?: string };
+  /** Register or update a record this droplet stewards (an app it deployed, a host it created). */
+  upsertRecord(record: RegistryRecordInput): Promise<RegistryRecord>;
+  removeRecord(id: string): Promise<void>;
+  /** Cached for a few seconds. */
+  list(filter?: { capability?: string; kind?: 'service' | 'host'; status?: string }): Promise<RegistryRecord[]>;
+  get(id: string): Promise<RegistryRecord | undefined>;
+  /** A current JWT for calling other droplets over HTTP. */
+  token(): Promise<string>;
 }
 
 export interface DeclaredDependency {
@@ -55,6 +86,8 @@ export interface DropletContext<C extends BaseConfig = BaseConfig> {
   /** Record the last verified action for /proof. */
   recordProof(action: string, detail?: unknown): void;
   send: (req: z.input<typeof sendRequestSchema>) => ReturnType<typeof sendMessage>;
+  /** The registry client, when the droplet has one (REGISTRY_KEY set, or injected). */
+  readonly registry: RegistryLink | undefined;
 }
 
 export interface DropletOptions<C extends BaseConfig> {
@@ -154,6 +187,9 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       proof = { action, detail, at: new Date().toISOString() };
     },
     send: (req) => sendMessage(ctx.bus, opts.name, sendRequestSchema.parse(req), logger),
+    get registry() {
+      return registry;
+    },
   };
 
   const board = new HealthBoard(opts.healthChecks ?? {}, logger);
