@@ -15,7 +15,8 @@ export function jestConfig(overrides = {}) {
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     testTimeout: 30000,
     maxWorkers: 1,
-    forceExit: false,
+    // Libraries keep timers (rate-limit windows, reconnect backoff); never let them hold a finished run open.
+    forceExit: true,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import swaggerUi from 'swagger-ui-express';
 import { z } from 'zod';
 import type { Subscription } from '@nats-io/transport-node';
+import { RegistryClient, type DropletRecord, type RecordInput } from '@droplet-mesh/registry-client';
 import { Api } from './api.js';
 import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
 import { Bus } from './bus.js';
@@ -22,27 +23,9 @@ import { RuntimeStats } from './stats.js';
 
 export const UDC_VERSION = '1.0';
 
-export interface RegistryRecordInput {
-  id: string;
-  name?: string;
-  url: string;
-  kind: 'service' | 'host';
-  capabilities?: string[];
-  version?: string;
-  /** Path a health checker should GET (default /health). */
-  health_path?: string;
-  /** Public domain this record serves, if any (proxy-manager sync-from-registry uses it). */
-  domain?: string;
-  metadata?: Record<string, unknown>;
-}
-export interface RegistryRecord extends RegistryRecordInput {
-  name: string;
-  capabilities: string[];
-  steward: string;
-  status: 'active' | 'stale' | 'down';
-  registered_at: string;
-  last_heartbeat_at?: string;
-}
+export type { RecordInput as RegistryRecordInput, DropletRecord as RegistryRecord } from '@droplet-mesh/registry-client';
+type RegistryRecordInput = RecordInput;
+type RegistryRecord = DropletRecord;
 
 /** What udc-kit needs from a registry client; @droplet-mesh/registry-client implements it. */
 export interface RegistryLink {
@@ -99,16 +82,23 @@ export interface DropletOptions<C extends BaseConfig> {
   configSchema: z.ZodType<C>;
   /** Environment read at start and again by /reload-config. Default process.env. */
   env?: Env;
+  /** A connected bus; stop() closes it too unless keepBusOpen (the droplet owns it either way). */
   bus?: Bus;
+  keepBusOpen?: boolean;
   routes?: (api: Api, ctx: DropletContext<C>) => void;
   messageHandlers?: Record<string, MessageHandler>;
   healthChecks?: Record<string, HealthCheck>;
-  registry?: RegistryLink | ((ctx: DropletContext<C>) => RegistryLink | undefined);
+  /** Default: a RegistryClient when REGISTRY_KEY is set. `false`: none (the registry itself). */
+  registry?: RegistryLink | false;
   /** The registry verifies tokens with its own keys instead of fetching its JWKS. */
   keyResolver?: KeyResolver;
   logDestination?: NodeJS.WritableStream;
   /** Called by /shutdown and /emergency-stop; tests replace process.exit. */
   exit?: (code: number) => void;
+  /** Runs once NATS is connected, before the HTTP server listens (load state, start loops). */
+  onStart?: (ctx: DropletContext<C>) => Promise<void> | void;
+  /** Runs once the HTTP server listens. */
+  onListening?: (info: { url: string; port: number }) => Promise<void> | void;
   /** Service cleanup before NATS closes (stop loops, flush). */
   onStop?: () => Promise<void> | void;
   onConfigReload?: (config: C) => void;
@@ -147,7 +137,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   const eventRing = new Ring<EventRecord>(1000);
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   let bus: Bus | undefined = opts.bus;
-  const ownsBus = !opts.bus;
+  const ownsBus = !opts.keepBusOpen;
   let server: Server | undefined;
   let messageSub: Subscription | undefined;
   let phase: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
@@ -382,7 +372,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   });
   app.use(errorMiddleware(logger));
 
-  registry = typeof opts.registry === 'function' ? opts.registry(ctx) : opts.registry;
+  registry = opts.registry || undefined;
 
   const droplet: Droplet<C> = {
     app,
@@ -391,6 +381,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     health,
     async start(startOpts = {}) {
       if (!bus) bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
+      await opts.onStart?.(ctx);
       messageSub = serveMessages(bus, opts.name, dispatcher, logger);
       const port = startOpts.port ?? config.PORT;
       const host = startOpts.host ?? config.HOST;
@@ -402,9 +393,29 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       phase = 'running';
       board.start();
       deps.start();
+      if (opts.registry === undefined && config.REGISTRY_KEY) {
+        registry = new RegistryClient({
+          registryUrl: config.REGISTRY_URL,
+          registryKey: config.REGISTRY_KEY,
+          self: {
+            id: config.DROPLET_ID ?? opts.name,
+            name: opts.name,
+            url: config.PUBLIC_URL ?? `http://${host}:${addr.port}`,
+            kind: 'service',
+            capabilities: opts.capabilities,
+            version: opts.version,
+            health_path: '/health',
+          },
+          heartbeatIntervalS: config.HEARTBEAT_INTERVAL_S,
+          publish: (subject, data) => bus?.isConnected() && bus.publishJson(subject, data),
+          heartbeatPayload: () => ({ status: health().status, metrics: { requests_per_minute: stats.requestsPerMinute(), cpu_percent: stats.cpuPercent } }),
+          logger,
+        });
+      }
       registry?.start();
       ctx.recordProof('started', { port: addr.port });
       const url = `http://${host}:${addr.port}`;
+      await opts.onListening?.({ url, port: addr.port });
       logger.info({ url }, 'droplet started');
       return { url, port: addr.port };
     },
@@ -429,8 +440,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
         });
       }
       await registry?.stop({ deregister: stopOpts.deregister ?? true }).catch(() => undefined);
-      await opts.onStop?.();
       messageSub?.unsubscribe();
+      await opts.onStop?.();
       if (ownsBus) await bus?.close();
       phase = 'stopped';
     },

@@ -1,0 +1,42 @@
+import { EmulatorError } from '../core/errors.js';
+
+/** Hetzner's `page` (from 1) and `per_page` (default 25, at most 50), with `meta.pagination` and a `Link` header. */
+export function paginate<T>(items: T[], query: Record<string, unknown>, url: string) {
+  const page = intParam(query.page, 1, 'page');
+  const perPage = Math.min(50, intParam(query.per_page, 25, 'per_page'));
+  const total = items.length;
+  const lastPage = Math.max(1, Math.ceil(total / perPage));
+  const pageUrl = (p: number) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (k === 'page' || k === 'per_page') continue;
+      for (const one of Array.isArray(v) ? v : [v]) if (typeof one === 'string') params.append(k, one);
+    }
+    params.set('page', String(p));
+    params.set('per_page', String(perPage));
+    return `${url}?${params.toString()}`;
+  };
+  const links: string[] = [];
+  if (page > 1) links.push(`<${pageUrl(Math.min(page - 1, lastPage))}>; rel="prev"`);
+  if (page < lastPage) links.push(`<${pageUrl(page + 1)}>; rel="next"`);
+  links.push(`<${pageUrl(lastPage)}>; rel="last"`);
+  return {
+    slice: items.slice((page - 1) * perPage, page * perPage),
+    meta: {
+      pagination: {
+        page, per_page: perPage, previous_page: page > 1 ? Math.min(page - 1, lastPage) : null, next_page: page < lastPage ? page + 1 : null,
+        last_page: lastPage, total_entries: total,
+      },
+    },
+    linkHeader: links.join(', '),
+  };
+}
+
+function intParam(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < 1) {
+    throw new EmulatorError(422, 'invalid_input', `invalid input in field '${name}'`, { fields: [{ name, messages: ['must be a positive integer'] }] });
+  }
+  return n;
+}

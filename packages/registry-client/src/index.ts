@@ -1,0 +1,3 @@
+export { RegistryClient, type RegistryClientOptions, type RegistryClientLogger } from './registry-client.js';
+export { RegistryError, callRegistry } from './http.js';
+export type { DropletRecord, RecordInput, RecordKind, LivenessStatus, TokenResponse, Page } from './types.js';

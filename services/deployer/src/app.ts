@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Bus, createDroplet, DependencyUnavailable, parseConfig, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { deployerConfigSchema } from './config.js';
+import { Deployer } from './deploy/deployer.js';
+import { EnginePool } from './engine/engine-pool.js';
+import { createMessageHandlers } from './messages.js';
+import { registerDeployConfigRoutes } from './routes/deploy-configs.js';
+import { registerDeploymentRoutes } from './routes/deployments.js';
+import { registerEnvironmentRoutes } from './routes/environments.js';
+import { registerProjectRoutes } from './routes/projects.js';
+import type { RouteDeps } from './routes/route-deps.js';
+import { registerSecretRoutes } from './routes/secrets.js';
+import { registerServerRoutes } from './routes/servers.js';
+import { registerServiceOpsRoutes } from './routes/service-ops.js';
+import { registerServiceRoutes } from './routes/services.js';
+import { createStores, type Stores } from './store/stores.js';
+
+export const DEPLOYER_VERSION = '0.1.0';
+
+export interface DeployerDropletDeps {
+  env: Env;
+  /** A connected bus; without one the deployer connects to NATS_URL itself. */
+  bus?: Bus;
+  /** Default: udc-kit's RegistryClient when REGISTRY_KEY is set. */
+  registry?: RegistryLink | false;
+  exit?: (code: number) => void;
+  logDestination?: NodeJS.WritableStream;
+}
+
+/**
+ * The deployer droplet. Async because the routes need the JetStream KV bucket: it
+ * connects to NATS (or takes the given bus) before building the app.
+ */
+export async function createDeployerDroplet(deps: DeployerDropletDeps) {
+  const config = parseConfig(deployerConfigSchema, deps.env);
+  const ownsBus = !deps.bus;
+  const bus = deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'deployer', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const stores: Stores = createStores(await bus.kv(config.KV_BUCKET, { history: 3 }));
+  mkdirSync(join(config.DATA_DIR, 'uploads'), { recursive: true });
+  let deployer: Deployer | undefined;
+  const getDeployer = () => {
+    if (!deployer) throw new DependencyUnavailable('the deployer is starting');
+    return deployer;
+  };
+
+  const droplet = createDroplet({
+    name: 'deployer',
+    version: DEPLOYER_VERSION,
+    description: 'Heroku-style deploys of containers onto servers, with history, rollback and zero downtime',
+    capabilities: ['deploy', 'rollback', 'promote', 'restart', 'scale', 'secrets', 'servers'],
+    dependencies: [{ name: 'proxy-manager', required: false }, { name: 'registry', required: false }],
+    configSchema: deployerConfigSchema,
+    env: deps.env,
+    bus,
+    registry: deps.registry,
+    exit: deps.exit,
+    logDestination: deps.logDestination,
+    routes(api, ctx) {
+      const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer };
+      registerProjectRoutes(api, rd);
+      registerServiceRoutes(api, rd);
+      registerEnvironmentRoutes(api, rd);
+      registerSecretRoutes(api, rd);
+      registerServerRoutes(api, rd);
+      registerDeployConfigRoutes(api, rd);
+      registerDeploymentRoutes(api, rd);
+      registerServiceOpsRoutes(api, rd);
+    },
+    messageHandlers: createMessageHandlers(getDeployer, () => stores),
+    healthChecks: {
+      docker: {
+        required: true,
+        intervalMs: 10_000,
+        check: async () => {
+          const local = await stores.servers.get('local');
+          if (!local || !deployer) return { ok: false, detail: 'starting' };
+          await engines.get(local).engine.ping();
+          return { ok: true };
+        },
+      },
+    },
+    async onStop() {
+      await deployer?.stop();
+      // Running deploys get a bounded chance to finish; any left are found interrupted at the next start.
+      await Promise.race([deployer?.idle(), new Promise((r) => setTimeout(r, 30_000).unref())]);
+    },
+  });
+
+  const engines = new EnginePool(config.DEPLOYER_MASTER_KEY, config.DOCKER_HOST);
+  const ctx = droplet.ctx;
+  const created = new Deployer({
+    config,
+    stores,
+    bus,
+    engines,
+    logger: ctx.logger,
+    ownerId: randomUUID(),
+    send: (req) => ctx.send(req),
+    registry: () => ctx.registry,
+    emit: (type, data, level) => ctx.emit(type, data, level),
+  });
+
+  const start = droplet.start.bind(droplet);
+  const stop = droplet.stop.bind(droplet);
+  return Object.assign(droplet, {
+    deployer: created,
+    stores,
+    async start(opts?: { port?: number; host?: string }) {
+      await created.start();
+      deployer = created;
+      return start(opts);
+    },
+    async stop(opts?: { deregister?: boolean }) {
+      await stop(opts);
+      if (ownsBus) await bus.close();
+    },
+  });
+}
+export type DeployerDroplet = Awaited<ReturnType<typeof createDeployerDroplet>>;

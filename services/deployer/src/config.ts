@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { baseConfigShape } from '@droplet-mesh/udc-kit';
+import { parseMasterKey } from './domain/secrets-crypto.js';
+
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 20000-29999')
+  .transform((s) => s.split('-').map(Number) as [number, number])
+  .refine(([lo, hi]) => lo >= 1024 && hi <= 65535 && hi - lo >= 16, 'must be within 1024-65535 and hold at least 16 ports');
+
+export const deployerConfigSchema = z.object({
+  ...baseConfigShape,
+  PORT: baseConfigShape.PORT.default(8200),
+  /** 32 bytes, base64 or hex: encrypts secrets at rest (AES-256-GCM). */
+  DEPLOYER_MASTER_KEY: z
+    .string({ error: 'is required (32 bytes, base64 or hex)' })
+    .transform((v, c) => {
+      try {
+        return parseMasterKey(v);
+      } catch (err) {
+        c.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  DOCKER_HOST: z.string().optional(),
+  DEPLOY_PORT_RANGE: portRange.default([20000, 29999]),
+  KEEP_IMAGES: z.coerce.number().int().min(1).max(100).default(5),
+  /** Base image of generated Dockerfiles (build arg BASE_IMAGE). */
+  NODE_BASE_IMAGE: z.string().min(1).default('node:20-slim'),
+  PYTHON_BASE_IMAGE: z.string().min(1).default('python:3.12-slim'),
+  /** Upper bound of any step without its own limit (resolve, build, transfer). */
+  STEP_TIMEOUT_S: z.coerce.number().positive().max(7200).default(600),
+  /** Default health wait for a web service (a service may set its own). */
+  HEALTH_TIMEOUT_S: z.coerce.number().positive().max(3600).default(60),
+  /** Time between the route switch and stopping the old containers. */
+  DRAIN_S: z.coerce.number().min(0).max(600).default(2),
+  UPLOAD_LIMIT_MB: z.coerce.number().positive().max(4096).default(100),
+  /** Where a deploy's lease is considered lost when its owner does not answer. */
+  RECOVERY_INTERVAL_S: z.coerce.number().positive().default(30),
+  KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('deployer'),
+});
+export type DeployerConfig = z.infer<typeof deployerConfigSchema>;

@@ -1,0 +1,322 @@
+import { rmSync } from 'node:fs';
+import type { ContainerEngine } from '../engine/container-engine.js';
+import type { EngineHandle } from '../engine/engine-pool.js';
+import { waitHealthy, waitRunning } from '../engine/health-wait.js';
+import { tagsToRemove } from '../domain/image-retention.js';
+import type { Environment, PlacedContainer, Release, Server, Service } from '../domain/model.js';
+import { containerName, deployTag, imageBaseOf, meshLabels } from '../domain/naming.js';
+import { allocatePort } from '../domain/port-allocator.js';
+import { StepTimeout, withTimeout } from '../domain/step-timeout.js';
+import type { DeployerDeps } from './deploy-context.js';
+import { produceImage } from './image-builder.js';
+import type { DeploymentTracker } from './progress.js';
+import { routeUpsert, upstreamsOf } from './route-switch.js';
+import { openSecrets } from './secrets.js';
+
+export interface DeployPlan {
+  service: Service;
+  environment: Environment;
+  /** Target servers with replica counts. */
+  placement: Array<{ server: Server; replicas: number }>;
+  uploadPath?: string;
+}
+
+class StepFailure extends Error {
+  constructor(readonly step: string, message: string, readonly lastLogLines?: string[]) {
+    super(message);
+  }
+}
+
+/** Ports held by running releases and by deploys this process has in flight. */
+async function takenPorts(deps: DeployerDeps, serverId: string, inFlight: Iterable<PlacedContainer>): Promise<Set<number>> {
+  const taken = new Set<number>();
+  for (const r of await deps.stores.releases.list()) for (const c of r.containers) if (c.server_id === serverId && c.port) taken.add(c.port);
+  for (const c of inFlight) if (c.server_id === serverId && c.port) taken.add(c.port);
+  return taken;
+}
+
+const commandOf = (s: Service) => (s.command === undefined ? undefined : typeof s.command === 'string' ? ['/bin/sh', '-c', s.command] : s.command);
+
+/**
+ * One deployment, step by step. Every step has a deadline; a failure before the route
+ * switch removes what this deploy started and leaves the previous version serving.
+ */
+export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, inFlight: Set<PlacedContainer>): Promise<void> {
+  const d = t.d;
+  const { service, environment } = plan;
+  const cfg = deps.config;
+  const engineOf = (serverId: string): EngineHandle => deps.engines.get(plan.placement.find((p) => p.server.id === serverId)!.server);
+  const previous = await deps.stores.releases.get(d.target_id);
+  d.previous_deployment_id = previous?.deployment_id;
+  const stepMs = cfg.STEP_TIMEOUT_S * 1000;
+
+  const step = async <T>(name: string, percent: number, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const rec = t.startStep(name);
+    await t.save();
+    try {
+      const out = await withTimeout(name, ms, fn);
+      t.endStep(rec, 'succeeded', percent);
+      await t.save();
+      return out;
+    } catch (err) {
+      const msg = err instanceof StepTimeout ? err.message : `step '${name}' failed: ${(err as Error).message}`;
+      t.endStep(rec, 'failed', percent, msg);
+      throw err instanceof StepFailure ? err : new StepFailure(name, msg);
+    }
+  };
+
+  const removeNew = async () => {
+    for (const c of d.containers) {
+      await engineOf(c.server_id).engine.remove(c.container_id).catch((err) => deps.logger.warn({ err, container: c.name }, 'could not remove container'));
+      inFlight.delete(c);
+    }
+  };
+
+  try {
+    const secrets = await openSecrets(deps.stores, cfg.DEPLOYER_MASTER_KEY, d.project, d.environment);
+    t.hideValues(Object.values(secrets));
+    const labels = meshLabels(d);
+    const imageBase = imageBaseOf(d.project, d.service, service.image_base);
+    const tag = deployTag(imageBase, d.id);
+    const [first, ...others] = plan.placement;
+
+    // 1. Image: resolved or built once, then copied to the other servers.
+    await step('image', 45, stepMs, async (signal) => {
+      const info = await produceImage({
+        engine: engineOf(first.server.id).engine,
+        source: d.source,
+        uploadPath: plan.uploadPath,
+        tag,
+        labels,
+        baseImages: { node: cfg.NODE_BASE_IMAGE, python: cfg.PYTHON_BASE_IMAGE },
+        uploadLimits: { maxBytes: cfg.UPLOAD_LIMIT_MB * 1024 * 1024 * 4, maxEntries: 50_000 },
+        log: (l) => t.log(l),
+        signal,
+      });
+      d.image = tag;
+      d.image_id = info.id;
+      d.digest = info.digest;
+      t.log(`image ${tag} (${info.id})`);
+    });
+    if (plan.uploadPath) rmSync(plan.uploadPath, { force: true });
+    if (others.length > 0) {
+      await step('distribute', 55, stepMs, async () => {
+        const src = engineOf(first.server.id).engine;
+        for (const p of others) {
+          const dst = engineOf(p.server.id).engine;
+          if (await dst.imageInfo(tag)) continue;
+          t.log(`copying ${tag} to server ${p.server.id}`);
+          await dst.importImage(await src.exportImage(tag));
+        }
+      });
+    }
+
+    const env = { ...environment.env, ...service.env, ...secrets, MESH_PROJECT: d.project, MESH_SERVICE: d.service, MESH_ENVIRONMENT: d.environment, MESH_DEPLOYMENT_ID: d.id };
+    const healthMs = (service.health_timeout_s ?? cfg.HEALTH_TIMEOUT_S) * 1000;
+
+    const startContainers = async (signal: AbortSignal) => {
+      for (const p of plan.placement) {
+        const h = engineOf(p.server.id);
+        for (let replica = 0; replica < p.replicas; replica++) {
+          if (signal.aborted) throw signal.reason;
+          let port: number | undefined;
+          if (service.type === 'web') {
+            port = await allocatePort({
+              key: `${d.project}/${d.environment}/${d.service}/${d.slot}/${replica}`,
+              range: cfg.DEPLOY_PORT_RANGE,
+              taken: await takenPorts(deps, p.server.id, inFlight),
+              isFree: h.isPortFree,
+            });
+          }
+          const name = containerName(d.target_id, d.id, replica);
+          const id = await h.engine.run({ name, image: tag, env: port ? { ...env, PORT: String(port) } : env, labels, cmd: commandOf(service) });
+          const placed: PlacedContainer = { server_id: p.server.id, container_id: id, name, port, replica, address: p.server.address };
+          d.containers.push(placed);
+          inFlight.add(placed);
+          t.log(`started ${name}${port ? ` on port ${port}` : ''} on server ${p.server.id}`);
+          await t.save();
+        }
+      }
+    };
+
+    const lastLines = async (): Promise<string[]> => {
+      const lines: string[] = [];
+      for (const c of d.containers) {
+        const got = await engineOf(c.server_id).engine.logs(c.container_id, 20).catch(() => [] as string[]);
+        lines.push(...got.map((l) => `${c.name}: ${t.redact(l)}`));
+      }
+      return lines.slice(-40);
+    };
+
+    if (service.type === 'worker') {
+      await runWorker(deps, t, previous, step, startContainers, lastLines, removeNew, engineOf);
+      return;
+    }
+
+    d.slot = previous?.slot === 'blue' ? 'green' : 'blue';
+    // 2. New containers beside the old ones, on fresh ports.
+    await step('start', 60, 120_000, startContainers);
+    await step('health', 75, healthMs, async (signal) => {
+      try {
+        for (const c of d.containers) {
+          await waitHealthy(engineOf(c.server_id).engine, [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }], signal);
+        }
+        t.log(`healthy: ${service.health_path} answers on ${d.containers.map((c) => c.port).join(', ')}`);
+      } catch (err) {
+        const lines = await lastLines();
+        const reason = err instanceof StepTimeout ? `health check timed out after ${Math.round(healthMs / 1000)} s (${service.health_path})` : (err as Error).message;
+        throw new StepFailure('health', `step 'health' failed: ${reason}`, lines);
+      }
+    });
+
+    // 3. The route: only after the new version is healthy.
+    if (service.domain) {
+      await step('switch', 85, 30_000, async () => {
+        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(d.containers), service.health_path);
+        d.route_switched = true;
+        t.log(`route ${service.domain} now points at ${upstreamsOf(d.containers).map((u) => `${u.host}:${u.port}`).join(', ')}`);
+      });
+      const verified = await step('verify', 88, Math.max(5_000, Math.min(healthMs, 15_000)), async (signal) => {
+        for (const c of d.containers) await waitHealthy(engineOf(c.server_id).engine, [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }], signal);
+        return true;
+      }).catch(async (err: StepFailure) => {
+        if (!d.auto_rollback || !previous) throw err;
+        t.log('the new version failed after the switch: auto_rollback returns the route to the previous version');
+        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(previous.containers), service.health_path);
+        d.route_switched = false;
+        await removeNew();
+        d.last_log_lines = await lastLines().catch(() => []);
+        t.setStatus('rolled_back', err.message);
+        await t.save();
+        return false;
+      });
+      if (!verified) return;
+    }
+
+    // 4. The new release is current; the old containers drain and stop.
+    await commitRelease(deps, t, previous);
+    await registerService(deps, t, service);
+    await step('drain', 95, ((service.drain_s ?? cfg.DRAIN_S) + 60) * 1000, async () => {
+      const drainMs = (service.drain_s ?? cfg.DRAIN_S) * 1000;
+      if (previous && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+      await removeOthers(deps, plan, d.containers);
+    });
+    for (const c of d.containers) inFlight.delete(c);
+    await step('cleanup', 99, 60_000, () => cleanImages(deps, plan, imageBase));
+    t.setStatus('succeeded');
+    await t.save();
+  } catch (err) {
+    const f = err instanceof StepFailure ? err : new StepFailure(d.step ?? 'deploy', (err as Error).message);
+    if (!d.route_switched) await removeNew();
+    for (const c of d.containers) inFlight.delete(c);
+    if (plan.uploadPath) rmSync(plan.uploadPath, { force: true });
+    if (f.lastLogLines) d.last_log_lines = f.lastLogLines;
+    t.setStatus('failed', f.message);
+    await t.save();
+  }
+}
+
+type StepFn = <T>(name: string, percent: number, ms: number, fn: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+
+/** Workers: stop the old, start the new; on failure the old ones start again. No route. */
+async function runWorker(
+  deps: DeployerDeps,
+  t: DeploymentTracker,
+  previous: Release | undefined,
+  step: StepFn,
+  startContainers: (signal: AbortSignal) => Promise<void>,
+  lastLines: () => Promise<string[]>,
+  removeNew: () => Promise<void>,
+  engineOf: (serverId: string) => EngineHandle,
+): Promise<void> {
+  const old = previous?.containers ?? [];
+  await step('stop-old', 55, 120_000, async () => {
+    for (const c of old) await engineOf(c.server_id).engine.stop(c.container_id, 10);
+  });
+  try {
+    await step('start', 70, 120_000, startContainers);
+    await step('running', 90, 60_000, (signal) =>
+      waitRunning(
+        engineOf(t.d.containers[0]?.server_id ?? '').engine,
+        t.d.containers.map((c) => c.container_id),
+        2_000,
+        signal,
+      ),
+    );
+  } catch (err) {
+    t.d.last_log_lines = await lastLines();
+    await removeNew();
+    for (const c of old) await engineOf(c.server_id).engine.restart(c.container_id).catch(() => undefined);
+    t.log('the previous worker containers were started again');
+    throw err;
+  }
+  await commitRelease(deps, t, previous);
+  await step('remove-old', 95, 60_000, async () => {
+    for (const c of old) await engineOf(c.server_id).engine.remove(c.container_id);
+  });
+  t.setStatus('succeeded');
+  await t.save();
+}
+
+async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, previous: Release | undefined): Promise<void> {
+  const d = t.d;
+  await deps.stores.releases.put([d.target_id], {
+    target_id: d.target_id,
+    project: d.project,
+    service: d.service,
+    environment: d.environment,
+    deployment_id: d.id,
+    image: d.image!,
+    slot: d.slot ?? (previous?.slot === 'blue' ? 'green' : 'blue'),
+    containers: d.containers,
+    updated_at: new Date().toISOString(),
+  });
+  deps.emit('deployment.released', { deployment_id: d.id, target_id: d.target_id, image: d.image, previous_deployment_id: previous?.deployment_id });
+}
+
+/** Register the web service so the health-monitor checks it (skipped without a registry). */
+async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
+  const registry = deps.registry();
+  const c = t.d.containers[0];
+  if (!registry || !c?.port) return;
+  try {
+    await registry.upsertRecord({
+      id: t.d.target_id,
+      kind: 'service',
+      url: `http://${c.address}:${c.port}`,
+      capabilities: ['app'],
+      health_path: service.health_path,
+      domain: service.domain,
+      metadata: { project: t.d.project, service: t.d.service, environment: t.d.environment, deployment_id: t.d.id, image: t.d.image },
+    });
+  } catch (err) {
+    t.log(`registry update failed (the deploy stands): ${(err as Error).message}`);
+  }
+}
+
+/** Every managed container of this project/service/environment on the placement's servers that is not in `keep`. */
+export async function removeOthers(deps: DeployerDeps, plan: DeployPlan, keep: PlacedContainer[]): Promise<void> {
+  const keepIds = new Set(keep.map((c) => c.container_id));
+  for (const p of plan.placement) {
+    const engine: ContainerEngine = deps.engines.get(p.server).engine;
+    const list = await engine.listManagedContainers({ 'mesh.project': plan.service.project, 'mesh.service': plan.service.name, 'mesh.environment': plan.environment.name });
+    for (const c of list) {
+      if (keepIds.has(c.id)) continue;
+      await engine.stop(c.id, 10);
+      await engine.remove(c.id);
+    }
+  }
+}
+
+/** Keep the last KEEP_IMAGES deploy images of a service; never one a release still uses. */
+async function cleanImages(deps: DeployerDeps, plan: DeployPlan, imageBase: string): Promise<void> {
+  const inUse = new Set((await deps.stores.releases.list()).map((r) => r.image));
+  const deployments = (await deps.stores.deployments.list()).filter((x) => x.project === plan.service.project && x.service === plan.service.name && x.image?.startsWith(`${imageBase}:`));
+  const tags = [...new Map(deployments.map((x) => [x.image!, { tag: x.image!, created_at: x.created_at }])).values()];
+  const drop = tagsToRemove(tags, deps.config.KEEP_IMAGES, inUse);
+  for (const p of plan.placement) {
+    const engine = deps.engines.get(p.server).engine;
+    const managed = new Set((await engine.listManagedImages({ 'mesh.project': plan.service.project, 'mesh.service': plan.service.name })).flatMap((i) => i.tags));
+    for (const tag of drop) if (managed.has(tag)) await engine.removeImage(tag).catch(() => undefined);
+  }
+}

@@ -1,0 +1,107 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ContainerEngine, ImageInfo } from '../engine/container-engine.js';
+import { detectProjectKind, nodeDockerfile, pythonDockerfile, type ProjectFiles } from '../domain/dockerfile-gen.js';
+import type { DeploymentSource } from '../domain/model.js';
+import { MANAGED_LABEL } from '../domain/naming.js';
+import { cloneRepository, gitErrorMessage } from '../source/git.js';
+import { extractTarball } from '../source/tarball.js';
+
+export interface BuildInput {
+  engine: ContainerEngine;
+  source: DeploymentSource;
+  /** The uploaded archive, for `upload` sources. */
+  uploadPath?: string;
+  tag: string;
+  labels: Record<string, string>;
+  baseImages: { node: string; python: string };
+  uploadLimits: { maxBytes: number; maxEntries: number };
+  log: (line: string) => void;
+  signal: AbortSignal;
+}
+
+function filesOf(dir: string): ProjectFiles {
+  return {
+    has: (f) => existsSync(join(dir, f)),
+    read: (f) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : undefined),
+  };
+}
+
+/** Write a Dockerfile when the project has none; returns the build args it needs. */
+export function prepareBuildContext(dir: string, baseImages: { node: string; python: string }, log: (l: string) => void): Record<string, string> {
+  const files = filesOf(dir);
+  const kind = detectProjectKind(files);
+  if (kind === 'dockerfile') return {};
+  if (kind === 'node') {
+    writeFileSync(join(dir, 'Dockerfile'), nodeDockerfile(files, 'node:20-slim'));
+    log(`no Dockerfile: generated one for a Node project (base ${baseImages.node})`);
+    return { BASE_IMAGE: baseImages.node };
+  }
+  if (kind === 'python') {
+    writeFileSync(join(dir, 'Dockerfile'), pythonDockerfile(files, 'python:3.12-slim'));
+    log(`no Dockerfile: generated one for a Python project (base ${baseImages.python})`);
+    return { BASE_IMAGE: baseImages.python };
+  }
+  throw new Error('the source has no Dockerfile and is neither a Node (package.json) nor a Python project');
+}
+
+/** An archive holding one top-level directory is read from inside it. */
+function projectRoot(dir: string): string {
+  const entries = readdirSync(dir);
+  if (entries.length === 1 && statSync(join(dir, entries[0])).isDirectory() && detectProjectKind(filesOf(dir)) === 'unknown') return join(dir, entries[0]);
+  return dir;
+}
+
+/**
+ * Resolve or build the deploy image and tag it `tag`. An `{image}` that is already a
+ * deployer image (a rollback or promotion) is only re-tagged; any other image is used
+ * from the local engine when present, pulled only when absent, and wrapped in a
+ * one-line build so it carries the mesh labels.
+ */
+export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?: string }> {
+  const work = mkdtempSync(join(tmpdir(), 'mesh-deploy-'));
+  try {
+    let commit: string | undefined;
+    if (b.source.kind === 'image') {
+      let info = await b.engine.imageInfo(b.source.image);
+      if (!info) {
+        b.log(`image ${b.source.image} is not on the server: pulling`);
+        await b.engine.pull(b.source.image, b.log, b.signal);
+        info = await b.engine.imageInfo(b.source.image);
+        if (!info) throw new Error(`image ${b.source.image} is not available after pull`);
+      } else b.log(`using local image ${b.source.image} (${info.id.slice(7, 19)})`);
+      if (info.labels[MANAGED_LABEL] === 'true') {
+        await b.engine.tag(info.id, b.tag);
+      } else {
+        writeFileSync(join(work, 'Dockerfile'), `FROM ${b.source.image}\n`);
+        await b.engine.build(work, b.tag, { labels: b.labels }, b.log, b.signal);
+      }
+    } else {
+      let dir = join(work, 'src');
+      if (b.source.kind === 'git') {
+        b.log(`cloning ${b.source.url.replace(/\/\/[^/@\s]+@/, '//[redacted]@')} at ${b.source.ref}`);
+        try {
+          commit = await cloneRepository(b.source.url, b.source.ref, dir, b.signal);
+        } catch (err) {
+          throw new Error(`git clone failed: ${gitErrorMessage(err)}`);
+        }
+        b.log(`checked out ${commit}`);
+        if (b.source.path) dir = join(dir, b.source.path);
+        if (!existsSync(dir)) throw new Error(`path '${b.source.path}' is not in the repository`);
+      } else {
+        if (!b.uploadPath || !existsSync(b.uploadPath)) throw new Error('the uploaded archive is gone (was the deployer restarted?)');
+        mkdirSync(dir);
+        await extractTarball(b.uploadPath, dir, b.uploadLimits);
+        dir = projectRoot(dir);
+      }
+      const buildargs = prepareBuildContext(dir, b.baseImages, b.log);
+      await b.engine.build(dir, b.tag, { buildargs, labels: b.labels }, b.log, b.signal);
+    }
+    const built = await b.engine.imageInfo(b.tag);
+    if (!built) throw new Error(`image ${b.tag} missing after build`);
+    return { ...built, commit };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

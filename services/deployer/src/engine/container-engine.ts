@@ -1,0 +1,235 @@
+import Docker from 'dockerode';
+import * as tar from 'tar';
+import { MANAGED_LABEL } from '../domain/naming.js';
+
+export interface ImageInfo {
+  id: string;
+  digest: string;
+  tags: string[];
+  labels: Record<string, string>;
+  created: string;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  cmd?: string[];
+}
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  running: boolean;
+  exitCode?: number;
+  labels: Record<string, string>;
+}
+
+type LogFn = (line: string) => void;
+
+/** The deployer's view of one Docker Engine; the deployer only touches `mesh.managed=true` objects. */
+export interface ContainerEngine {
+  ping(): Promise<void>;
+  imageInfo(ref: string): Promise<ImageInfo | undefined>;
+  pull(ref: string, onLog: LogFn, signal?: AbortSignal): Promise<void>;
+  build(contextDir: string, tag: string, opts: { buildargs?: Record<string, string>; labels: Record<string, string> }, onLog: LogFn, signal?: AbortSignal): Promise<void>;
+  tag(ref: string, tag: string): Promise<void>;
+  removeImage(ref: string): Promise<void>;
+  listManagedImages(labels: Record<string, string>): Promise<ImageInfo[]>;
+  exportImage(ref: string): Promise<NodeJS.ReadableStream>;
+  importImage(stream: NodeJS.ReadableStream): Promise<void>;
+  run(spec: ContainerSpec): Promise<string>;
+  inspect(id: string): Promise<ContainerState | undefined>;
+  stop(id: string, timeoutS?: number): Promise<void>;
+  remove(id: string): Promise<void>;
+  restart(id: string, timeoutS?: number): Promise<void>;
+  logs(id: string, tail: number): Promise<string[]>;
+  listManagedContainers(labels: Record<string, string>): Promise<ContainerState[]>;
+}
+
+const labelFilters = (labels: Record<string, string>) => [`${MANAGED_LABEL}=true`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)];
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
+}
+
+/** Docker's JSON progress stream, line by line, failing on an `error` entry. */
+function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLog: LogFn, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      (stream as unknown as { destroy?: () => void }).destroy?.();
+      reject(signal?.reason ?? new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    docker.modem.followProgress(
+      stream,
+      (err, res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) return reject(err);
+        const failed = (res as Array<{ error?: string }>).find((r) => r.error);
+        if (failed) return reject(new Error(failed.error));
+        resolve();
+      },
+      (ev: { stream?: string; status?: string; progress?: string; error?: string }) => {
+        const line = (ev.stream ?? ev.status ?? ev.error ?? '').trimEnd();
+        if (line && !ev.progress) for (const l of line.split('\n')) onLog(l);
+      },
+    );
+  });
+}
+
+function toImageInfo(i: Docker.ImageInspectInfo): ImageInfo {
+  return {
+    id: i.Id,
+    digest: i.RepoDigests?.[0] ?? i.Id,
+    tags: i.RepoTags ?? [],
+    labels: (i.Config?.Labels as Record<string, string> | null) ?? {},
+    created: i.Created,
+  };
+}
+
+export class DockerEngine implements ContainerEngine {
+  constructor(readonly docker: Docker) {}
+
+  async ping(): Promise<void> {
+    await this.docker.ping();
+  }
+
+  async imageInfo(ref: string): Promise<ImageInfo | undefined> {
+    try {
+      return toImageInfo(await this.docker.getImage(ref).inspect());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async pull(ref: string, onLog: LogFn, signal?: AbortSignal): Promise<void> {
+    const stream = await this.docker.pull(ref);
+    await followProgress(this.docker, stream, onLog, signal);
+  }
+
+  async build(contextDir: string, tag: string, opts: { buildargs?: Record<string, string>; labels: Record<string, string> }, onLog: LogFn, signal?: AbortSignal): Promise<void> {
+    const context = tar.c({ cwd: contextDir, portable: true, filter: (p) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
+    const stream = await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+      t: tag,
+      buildargs: opts.buildargs ?? {},
+      labels: opts.labels,
+      rm: true,
+      forcerm: true,
+      abortSignal: signal,
+    } as Docker.ImageBuildOptions);
+    await followProgress(this.docker, stream, onLog, signal);
+  }
+
+  async tag(ref: string, tag: string): Promise<void> {
+    const i = tag.lastIndexOf(':');
+    await this.docker.getImage(ref).tag({ repo: tag.slice(0, i), tag: tag.slice(i + 1) });
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    try {
+      await this.docker.getImage(ref).remove({ noprune: false });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async listManagedImages(labels: Record<string, string>): Promise<ImageInfo[]> {
+    const list = await this.docker.listImages({ filters: { label: labelFilters(labels) } });
+    return list.map((i) => ({ id: i.Id, digest: i.RepoDigests?.[0] ?? i.Id, tags: i.RepoTags ?? [], labels: i.Labels ?? {}, created: new Date(i.Created * 1000).toISOString() }));
+  }
+
+  async exportImage(ref: string): Promise<NodeJS.ReadableStream> {
+    return this.docker.getImage(ref).get();
+  }
+
+  async importImage(stream: NodeJS.ReadableStream): Promise<void> {
+    const out = await this.docker.loadImage(stream);
+    await followProgress(this.docker, out, () => undefined);
+  }
+
+  async run(spec: ContainerSpec): Promise<string> {
+    if (spec.labels[MANAGED_LABEL] !== 'true') throw new Error('refusing to create a container without mesh.managed=true');
+    const c = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: spec.labels,
+      ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+      HostConfig: { NetworkMode: 'host', RestartPolicy: { Name: 'unless-stopped' }, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } } },
+    });
+    await c.start();
+    return c.id;
+  }
+
+  private async managed(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      return info.Config.Labels?.[MANAGED_LABEL] === 'true' ? info : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async inspect(id: string): Promise<ContainerState | undefined> {
+    const info = await this.managed(id);
+    if (!info) return undefined;
+    return { id: info.Id, name: info.Name.replace(/^\//, ''), running: info.State.Running, exitCode: info.State.Running ? undefined : info.State.ExitCode, labels: info.Config.Labels ?? {} };
+  }
+
+  async stop(id: string, timeoutS = 10): Promise<void> {
+    if (!(await this.managed(id))) return;
+    try {
+      await this.docker.getContainer(id).stop({ t: timeoutS });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.managed(id))) return;
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw err;
+    }
+  }
+
+  async restart(id: string, timeoutS = 10): Promise<void> {
+    if (!(await this.managed(id))) throw new Error(`container ${id.slice(0, 12)} is not managed by the deployer`);
+    await this.docker.getContainer(id).restart({ t: timeoutS });
+  }
+
+  async logs(id: string, tail: number): Promise<string[]> {
+    if (!(await this.managed(id))) return [];
+    const c = this.docker.getContainer(id);
+    const buf = (await c.logs({ stdout: true, stderr: true, tail, follow: false, timestamps: false })) as unknown as Buffer;
+    return demux(buf)
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .slice(-tail);
+  }
+
+  async listManagedContainers(labels: Record<string, string>): Promise<ContainerState[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+    return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), running: c.State === 'running', labels: c.Labels }));
+  }
+}
+
+/** Container logs come multiplexed (8-byte frame headers) when there is no TTY. */
+function demux(buf: Buffer): string {
+  if (buf.length < 8 || buf[0] > 2 || buf[1] !== 0) return buf.toString('utf8');
+  const chunks: Buffer[] = [];
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    const len = buf.readUInt32BE(off + 4);
+    chunks.push(buf.subarray(off + 8, off + 8 + len));
+    off += 8 + len;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,60 @@
+import { createServer } from 'node:net';
+import Docker from 'dockerode';
+import type { Server } from '../domain/model.js';
+import { openSecret } from '../domain/secrets-crypto.js';
+import { DockerEngine, type ContainerEngine } from './container-engine.js';
+
+export interface EngineHandle {
+  engine: ContainerEngine;
+  /** Bind test for ports on this server; only possible for an engine on this host. */
+  isPortFree?: (port: number) => Promise<boolean>;
+}
+
+export function localPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/** dockerode options from a server's docker_host: local socket, unix://, tcp:// (TLS when material is given), ssh://. */
+export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: string): Docker.DockerOptions {
+  const host = server.docker_host === 'local' ? defaultHost : server.docker_host;
+  if (!host) return { socketPath: '/var/run/docker.sock' };
+  const u = new URL(host);
+  if (u.protocol === 'unix:') return { socketPath: u.pathname };
+  if (u.protocol === 'ssh:') return { protocol: 'ssh', host: u.hostname, port: u.port || 22, username: decodeURIComponent(u.username), sshOptions: { agent: process.env.SSH_AUTH_SOCK } };
+  if (u.protocol === 'tcp:') {
+    if (!server.tls_sealed) return { protocol: 'http', host: u.hostname, port: u.port };
+    const tls = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as { ca: string; cert: string; key: string };
+    return { protocol: 'https', host: u.hostname, port: u.port, ...tls };
+  }
+  throw new Error(`unsupported docker_host ${u.protocol}`);
+}
+
+/** One engine client per server, built on first use. */
+export class EnginePool {
+  private engines = new Map<string, EngineHandle>();
+  constructor(private masterKey: Buffer, private defaultHost?: string, private override?: (server: Server) => EngineHandle | undefined) {}
+
+  get(server: Server): EngineHandle {
+    let h = this.engines.get(server.id);
+    if (!h) {
+      h = this.override?.(server) ?? this.build(server);
+      this.engines.set(server.id, h);
+    }
+    return h;
+  }
+
+  forget(serverId: string): void {
+    this.engines.delete(serverId);
+  }
+
+  private build(server: Server): EngineHandle {
+    const opts = dockerOptions(server, this.masterKey, this.defaultHost);
+    const onThisHost = !!opts.socketPath || opts.host === '127.0.0.1' || opts.host === 'localhost';
+    const host = server.address === 'localhost' ? '127.0.0.1' : server.address;
+    return { engine: new DockerEngine(new Docker(opts)), isPortFree: onThisHost ? (p) => localPortFree(p, host) : undefined };
+  }
+}

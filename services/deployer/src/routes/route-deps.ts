@@ -1,0 +1,13 @@
+import type { DropletContext } from '@droplet-mesh/udc-kit';
+import type { DeployerConfig } from '../config.js';
+import type { Deployer } from '../deploy/deployer.js';
+import type { Stores } from '../store/stores.js';
+
+/** Built in app.ts before start(); routes read them lazily because NATS connects in start(). */
+export interface RouteDeps {
+  ctx: DropletContext<DeployerConfig>;
+  stores: () => Stores;
+  deployer: () => Deployer;
+}
+
+export const now = () => new Date().toISOString();

@@ -1,0 +1,64 @@
+import type { KV } from '@nats-io/kv';
+
+/** Typed records under one key prefix of a JetStream KV bucket (`<prefix>.<k1>.<k2>`). */
+export class KvCollection<T> {
+  constructor(private kv: KV, private prefix: string) {}
+
+  private key(parts: string[]): string {
+    return [this.prefix, ...parts].join('.');
+  }
+
+  async get(...parts: string[]): Promise<T | undefined> {
+    const e = await this.kv.get(this.key(parts));
+    if (!e || e.operation !== 'PUT' || e.length === 0) return undefined;
+    return e.json<T>();
+  }
+
+  async getWithRevision(...parts: string[]): Promise<{ value: T; revision: number } | undefined> {
+    const e = await this.kv.get(this.key(parts));
+    if (!e || e.operation !== 'PUT' || e.length === 0) return undefined;
+    return { value: e.json<T>(), revision: e.revision };
+  }
+
+  async put(parts: string[], value: T): Promise<void> {
+    await this.kv.put(this.key(parts), JSON.stringify(value));
+  }
+
+  /** Create only when absent; false when it exists. */
+  async create(parts: string[], value: T): Promise<boolean> {
+    try {
+      await this.kv.create(this.key(parts), JSON.stringify(value));
+      return true;
+    } catch (err) {
+      if (/wrong last sequence|exists/i.test((err as Error).message)) return false;
+      throw err;
+    }
+  }
+
+  /** Compare-and-set; false when someone else wrote first. */
+  async update(parts: string[], value: T, revision: number): Promise<boolean> {
+    try {
+      await this.kv.update(this.key(parts), JSON.stringify(value), revision);
+      return true;
+    } catch (err) {
+      if (/wrong last sequence/i.test((err as Error).message)) return false;
+      throw err;
+    }
+  }
+
+  async delete(...parts: string[]): Promise<void> {
+    await this.kv.delete(this.key(parts));
+  }
+
+  /** Every record whose key starts with the given parts. */
+  async list(...parts: string[]): Promise<T[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys(`${this.key(parts)}.>`)) keys.push(k);
+    const out: T[] = [];
+    for (const k of keys) {
+      const e = await this.kv.get(k);
+      if (e && e.operation === 'PUT' && e.length > 0) out.push(e.json<T>());
+    }
+    return out;
+  }
+}

@@ -1,0 +1,28 @@
+import type { KV } from '@nats-io/kv';
+import type { Deployment, DeployConfig, Environment, Placement, Project, Release, Server, Service } from '../domain/model.js';
+import type { SealedSecret } from '../domain/secrets-crypto.js';
+import { KvCollection } from './kv-collection.js';
+
+export interface SecretRecord {
+  project: string;
+  environment: string;
+  name: string;
+  sealed: SealedSecret;
+  updated_at: string;
+}
+
+/** Every record the deployer keeps, in one JetStream KV bucket, one key prefix per kind. */
+export function createStores(kv: KV) {
+  return {
+    projects: new KvCollection<Project>(kv, 'project'),
+    services: new KvCollection<Service>(kv, 'service'),
+    environments: new KvCollection<Environment>(kv, 'environment'),
+    servers: new KvCollection<Server>(kv, 'server'),
+    placements: new KvCollection<Placement>(kv, 'placement'),
+    secrets: new KvCollection<SecretRecord>(kv, 'secret'),
+    deployConfigs: new KvCollection<DeployConfig>(kv, 'deployconfig'),
+    deployments: new KvCollection<Deployment>(kv, 'deployment'),
+    releases: new KvCollection<Release>(kv, 'release'),
+  };
+}
+export type Stores = ReturnType<typeof createStores>;

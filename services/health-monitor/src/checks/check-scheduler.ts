@@ -1,0 +1,152 @@
+import type { Logger } from 'pino';
+import type { Observation, Target } from '../domain/types.js';
+import type { ControlCheck } from './control-check.js';
+import type { HttpProbe } from './http-checker.js';
+
+export interface SchedulerOptions {
+  monitorId: string;
+  intervalMs: number;
+  timeoutMs: number;
+  recheckDelayMs: number;
+  failsToSuspect: number;
+  concurrency: number;
+  /** Test hook: {"<target id>"|"*": url} replaces where a check goes. */
+  urlOverride: Record<string, string>;
+}
+
+interface TargetState {
+  target: Target;
+  timer?: NodeJS.Timeout;
+  running: boolean;
+  failures: number;
+  successes: number;
+  lastOk?: boolean;
+}
+
+/** Runs this monitor's checks of its assigned targets and publishes each result. */
+export class CheckScheduler {
+  private states = new Map<string, TargetState>();
+  private inFlight = 0;
+  private waiting: Array<() => void> = [];
+  private stopped = false;
+  private failingNow = 0;
+  checksDone = 0;
+
+  constructor(
+    private opts: SchedulerOptions,
+    private probe: HttpProbe,
+    private control: ControlCheck,
+    private publish: (o: Observation) => void,
+    private log: Logger,
+    private now: () => number = Date.now,
+  ) {}
+
+  /** Replace the assigned set: new targets start at a random offset, dropped ones stop. */
+  setTargets(targets: Target[]): void {
+    if (this.stopped) return;
+    const next = new Map(targets.map((t) => [t.id, t]));
+    for (const [id, s] of this.states) {
+      if (!next.has(id)) {
+        clearTimeout(s.timer);
+        if (s.lastOk === false) this.failingNow--;
+        this.states.delete(id);
+      }
+    }
+    for (const [id, t] of next) {
+      const s = this.states.get(id);
+      if (s) s.target = t;
+      else {
+        const fresh: TargetState = { target: t, running: false, failures: 0, successes: 0 };
+        this.states.set(id, fresh);
+        this.schedule(fresh, Math.random() * this.opts.intervalMs);
+      }
+    }
+  }
+
+  assigned(): string[] {
+    return [...this.states.keys()];
+  }
+
+  checkUrl(t: Target): string {
+    const o = this.opts.urlOverride;
+    return o[t.id] ?? o['*'] ?? new URL(t.health_path, t.url).toString();
+  }
+
+  private schedule(s: TargetState, delayMs: number): void {
+    if (this.stopped) return;
+    s.timer = setTimeout(() => void this.run(s), delayMs);
+    s.timer.unref();
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.inFlight < this.opts.concurrency) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.inFlight--;
+  }
+
+  private async run(s: TargetState): Promise<void> {
+    if (this.stopped || this.states.get(s.target.id) !== s || s.running) return;
+    s.running = true;
+    const startedAt = this.now();
+    try {
+      await this.acquire();
+      let outcome;
+      try {
+        outcome = await this.probe.get(this.checkUrl(s.target), this.opts.timeoutMs);
+      } finally {
+        this.release();
+      }
+      // The registry's heartbeat liveness is the second half of a check.
+      const heartbeatDown = s.target.heartbeat === 'down';
+      const ok = outcome.ok && !heartbeatDown;
+      if (s.lastOk === false && ok) this.failingNow--;
+      if (s.lastOk !== false && !ok) this.failingNow++;
+      s.lastOk = ok;
+      s.failures = ok ? 0 : s.failures + 1;
+      s.successes = ok ? s.successes + 1 : 0;
+      this.checksDone++;
+      // Only a failure that would count toward a quorum needs the (cached) control check.
+      let degraded = false;
+      if (!ok && s.failures >= this.opts.failsToSuspect && this.failingNow >= this.states.size) {
+        degraded = (await this.control.reachable()) === false;
+      }
+      if (this.stopped || this.states.get(s.target.id) !== s) return;
+      this.publish({
+        monitor_id: this.opts.monitorId,
+        target_id: s.target.id,
+        ok,
+        at: new Date(this.now()).toISOString(),
+        latency_ms: outcome.latency_ms,
+        ...(outcome.status_code !== undefined ? { status_code: outcome.status_code } : {}),
+        ...(outcome.error ? { error: outcome.error } : heartbeatDown ? { error: 'registry heartbeat down' } : {}),
+        ...(s.target.heartbeat ? { heartbeat: s.target.heartbeat } : {}),
+        consecutive_failures: s.failures,
+        consecutive_successes: s.successes,
+        monitor_degraded: degraded,
+      });
+    } catch (err) {
+      this.log.warn({ err, target_id: s.target.id }, 'check failed to run');
+    } finally {
+      s.running = false;
+      // A first failure is confirmed soon rather than a whole interval later.
+      const confirming = s.lastOk === false && s.failures < this.opts.failsToSuspect;
+      const delay = confirming ? this.opts.recheckDelayMs : Math.max(0, this.opts.intervalMs - (this.now() - startedAt));
+      if (this.states.get(s.target.id) === s) this.schedule(s, delay);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.states.values()) clearTimeout(s.timer);
+    this.states.clear();
+    for (const w of this.waiting.splice(0)) w();
+  }
+}

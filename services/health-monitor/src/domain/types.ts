@@ -1,0 +1,73 @@
+// The health-monitor's vocabulary: what it checks, what it sees, what it records.
+
+export const RECOVERY_STEPS = ['restart', 'reboot', 'alert'] as const;
+export type RecoveryStep = (typeof RECOVERY_STEPS)[number];
+
+export interface Target {
+  id: string;
+  /** Base URL; the check GETs health_path against it. */
+  url: string;
+  health_path: string;
+  recovery: RecoveryStep[];
+  metadata: Record<string, unknown>;
+  source: 'registry' | 'static';
+  /** The registry's own heartbeat liveness for this record, when it came from the registry. */
+  heartbeat?: 'active' | 'stale' | 'down';
+}
+
+/** One check of one target by one monitor, as published on `health-monitor.observation`. */
+export interface Observation {
+  monitor_id: string;
+  target_id: string;
+  ok: boolean;
+  at: string;
+  latency_ms: number;
+  status_code?: number;
+  error?: string;
+  heartbeat?: string;
+  consecutive_failures: number;
+  consecutive_successes: number;
+  /** The monitor could reach nothing, control checks included: its failures prove nothing. */
+  monitor_degraded: boolean;
+}
+
+export type IncidentStatus = 'open' | 'recovering' | 'resolved';
+
+export interface TimelineEntry {
+  at: string;
+  event: string;
+  by: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface RecoveryState {
+  policy: RecoveryStep[];
+  step_index: number;
+  attempts_in_step: number;
+  attempts_total: number;
+  /** No recovery action before this time (backoff, and time for the last action to work). */
+  next_attempt_at?: string;
+  exhausted: boolean;
+}
+
+export interface Incident {
+  id: string;
+  target_id: string;
+  status: IncidentStatus;
+  reason: string;
+  opened_at: string;
+  opened_by: string;
+  resolved_at?: string;
+  resolved_by?: string;
+  /** The monitor holding the recovery lease, last we heard. */
+  leader?: string;
+  recovery: RecoveryState;
+  timeline: TimelineEntry[];
+}
+
+export const MAX_TIMELINE = 200;
+
+export function appendTimeline(incident: Incident, entry: TimelineEntry): Incident {
+  const timeline = [...incident.timeline, entry];
+  return { ...incident, timeline: timeline.length > MAX_TIMELINE ? timeline.slice(-MAX_TIMELINE) : timeline };
+}

@@ -1,0 +1,49 @@
+import type { Observation } from './types.js';
+
+export interface SeenObservation {
+  obs: Observation;
+  /** Local receive time (ms): monitors' clocks may disagree, ours decides freshness. */
+  receivedAt: number;
+}
+
+export interface VerdictParams {
+  windowMs: number;
+  failsToSuspect: number;
+  oksToRecover: number;
+}
+
+export type Verdict = 'down' | 'up' | 'hold';
+
+/** Majority of the assigned monitors. */
+export function quorumSize(assigned: number): number {
+  return Math.floor(assigned / 2) + 1;
+}
+
+/**
+ * Quorum with hysteresis. Down needs a majority of the assigned monitors, each with a
+ * fresh report of `failsToSuspect` failures in a row and a working network of its own;
+ * up needs a majority reporting `oksToRecover` good checks in a row.
+ */
+export function decideVerdict(input: {
+  assigned: readonly string[];
+  latest: ReadonlyMap<string, SeenObservation>;
+  currentlyDown: boolean;
+  now: number;
+  params: VerdictParams;
+}): Verdict {
+  const { assigned, latest, currentlyDown, now, params } = input;
+  if (assigned.length === 0) return 'hold';
+  const need = quorumSize(assigned.length);
+  let failing = 0;
+  let recovered = 0;
+  for (const m of assigned) {
+    const seen = latest.get(m);
+    if (!seen || now - seen.receivedAt > params.windowMs) continue;
+    const o = seen.obs;
+    if (!o.ok && !o.monitor_degraded && o.consecutive_failures >= params.failsToSuspect) failing++;
+    if (o.ok && o.consecutive_successes >= params.oksToRecover) recovered++;
+  }
+  if (!currentlyDown && failing >= need) return 'down';
+  if (currentlyDown && recovered >= need) return 'up';
+  return 'hold';
+}

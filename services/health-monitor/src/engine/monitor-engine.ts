@@ -1,0 +1,271 @@
+import type { Bus, MessageReply } from '@droplet-mesh/udc-kit';
+import type { Logger } from 'pino';
+import { quorumWindowMs, type Config } from '../config.js';
+import { ControlCheck } from '../checks/control-check.js';
+import { CheckScheduler } from '../checks/check-scheduler.js';
+import { UndiciProbe, type HttpProbe } from '../checks/http-checker.js';
+import { Membership, type MemberRecord } from '../cluster/membership.js';
+import { assignMonitors } from '../domain/rendezvous.js';
+import type { Observation, Target } from '../domain/types.js';
+import type { Notifier } from '../notify/notifier.js';
+import type { DigestSummary } from '../notify/notification.js';
+import { IncidentStore } from '../store/incident-store.js';
+import { KvLease } from '../store/lease.js';
+import { TargetSeenStore } from '../store/target-seen-store.js';
+import type { TargetSource } from '../targets/target-source.js';
+import { DigestScheduler } from './digest.js';
+import { Evaluator } from './evaluator.js';
+import { ObservationBoard } from './observation-board.js';
+import { RecoveryWorker, type RecoveryRequest } from './recovery-worker.js';
+
+export const OBSERVATION_SUBJECT = 'health-monitor.observation';
+export const BUCKETS = {
+  members: 'health-monitor-members',
+  incidents: 'health-monitor-incidents',
+  leases: 'health-monitor-leases',
+  targets: 'health-monitor-targets',
+} as const;
+/** Housekeeping only: live members and leases are judged by their own timestamps. */
+const GC_TTL_MS = 24 * 3600_000;
+
+export interface EngineDeps {
+  config: Config;
+  bus: Bus;
+  log: Logger;
+  selfUrl: string;
+  targetSource: TargetSource;
+  notifier: Notifier;
+  emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
+  send: (req: RecoveryRequest) => Promise<MessageReply>;
+  probe?: HttpProbe;
+  now?: () => number;
+}
+
+/** One monitor replica: membership, its share of the checks, verdicts, recovery and digests. */
+export class MonitorEngine {
+  readonly monitorId: string;
+  readonly board = new ObservationBoard();
+  incidents!: IncidentStore;
+  private seen!: TargetSeenStore;
+  private membership!: Membership;
+  private scheduler!: CheckScheduler;
+  private evaluator!: Evaluator;
+  private recovery!: RecoveryWorker;
+  private digest?: DigestScheduler;
+  private probe: HttpProbe;
+  private sub?: ReturnType<Bus['nc']['subscribe']>;
+  private timers: NodeJS.Timeout[] = [];
+  private targetsById = new Map<string, Target>();
+  private assignments = new Map<string, string[]>();
+  private ready = false;
+  private now: () => number;
+
+  constructor(private d: EngineDeps) {
+    this.monitorId = d.config.MONITOR_ID;
+    this.probe = d.probe ?? new UndiciProbe();
+    this.now = d.now ?? Date.now;
+  }
+
+  get k(): number {
+    return this.d.config.MONITORS_PER_TARGET;
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  async start(): Promise<void> {
+    const { config: c, bus, log } = this.d;
+    const [membersKv, incidentsKv, leasesKv, targetsKv] = await Promise.all([
+      bus.kv(BUCKETS.members, { history: 1, ttlMs: GC_TTL_MS }),
+      bus.kv(BUCKETS.incidents, { history: 5 }),
+      bus.kv(BUCKETS.leases, { history: 1, ttlMs: GC_TTL_MS }),
+      bus.kv(BUCKETS.targets, { history: 1 }),
+    ]);
+    this.incidents = new IncidentStore(incidentsKv, log);
+    this.seen = new TargetSeenStore(targetsKv, log);
+    await Promise.all([this.incidents.start(), this.seen.start()]);
+
+    const self: MemberRecord = { id: this.monitorId, url: this.d.selfUrl, started_at: new Date(this.now()).toISOString() };
+    this.membership = new Membership(membersKv, self, { heartbeatMs: c.MEMBER_HEARTBEAT_MS, ttlMs: c.MEMBER_TTL_MS }, log, this.now);
+    const control = new ControlCheck(
+      () => {
+        const urls = [...c.CONTROL_CHECK_URLS, ...this.membership.peerUrls()];
+        const all = c.CHECK_URL_OVERRIDE_FOR_TESTS['*'];
+        return all ? urls.map(() => all) : urls;
+      },
+      this.probe,
+      c.CHECK_TIMEOUT_MS,
+      Math.max(200, c.CHECK_INTERVAL_MS / 2),
+      this.now,
+    );
+    this.scheduler = new CheckScheduler(
+      {
+        monitorId: this.monitorId,
+        intervalMs: c.CHECK_INTERVAL_MS,
+        timeoutMs: c.CHECK_TIMEOUT_MS,
+        recheckDelayMs: c.RECHECK_DELAY_MS,
+        failsToSuspect: c.FAILS_TO_SUSPECT,
+        concurrency: c.CHECK_CONCURRENCY,
+        urlOverride: c.CHECK_URL_OVERRIDE_FOR_TESTS,
+      },
+      this.probe,
+      control,
+      (o) => bus.publishJson(OBSERVATION_SUBJECT, o),
+      log,
+      this.now,
+    );
+    this.evaluator = new Evaluator({
+      monitorId: this.monitorId,
+      board: this.board,
+      store: this.incidents,
+      notifier: this.d.notifier,
+      assignment: (id) => this.assignment(id),
+      target: (id) => this.targetsById.get(id),
+      emit: this.d.emit,
+      params: { windowMs: quorumWindowMs(c), failsToSuspect: c.FAILS_TO_SUSPECT, oksToRecover: c.OKS_TO_RECOVER },
+      log,
+      now: this.now,
+    });
+    this.recovery = new RecoveryWorker({
+      monitorId: this.monitorId,
+      store: this.incidents,
+      lease: new KvLease(leasesKv, this.monitorId, c.LEASE_TTL_MS, this.now),
+      notifier: this.d.notifier,
+      target: (id) => this.targetsById.get(id),
+      send: this.d.send,
+      emit: this.d.emit,
+      params: { maxAttemptsPerStep: c.RECOVERY_MAX_ATTEMPTS, backoffMs: c.RECOVERY_BACKOFF_MS, backoffMaxMs: c.RECOVERY_BACKOFF_MAX_MS },
+      requestTimeoutMs: c.RECOVERY_TIMEOUT_MS,
+      tickMs: Math.max(100, Math.min(1000, Math.floor(c.LEASE_TTL_MS / 3))),
+      log,
+      now: this.now,
+    });
+
+    this.sub = bus.nc.subscribe(OBSERVATION_SUBJECT, {
+      callback: (err, msg) => {
+        if (err) return;
+        let o: Observation;
+        try {
+          o = msg.json<Observation>();
+        } catch {
+          return;
+        }
+        if (typeof o?.target_id !== 'string' || typeof o.monitor_id !== 'string') return;
+        this.board.add(o, this.now());
+        if (this.targetsById.has(o.target_id)) {
+          this.seen.ensure(o.target_id, Date.parse(o.at) || this.now());
+          void this.evaluator.evaluate(o.target_id);
+        }
+      },
+    });
+
+    this.membership.onChange(() => this.rebalance());
+    await this.membership.start();
+    await this.refreshTargets();
+    this.every(c.TARGET_REFRESH_MS, () => this.refreshTargets());
+    // Verdicts also move with time (observations going stale), not only with new ones.
+    this.every(c.CHECK_INTERVAL_MS, async () => {
+      for (const id of this.scheduler.assigned()) await this.evaluator.evaluate(id);
+    });
+    this.recovery.start();
+    this.digest = new DigestScheduler(leasesKv, c.DIGEST_INTERVAL_MIN * 60_000, () => this.digestSummary(), this.d.notifier, log, this.now);
+    this.digest.start();
+    this.ready = true;
+    log.info({ monitor_id: this.monitorId, members: this.membership.members(), targets: this.targetsById.size }, 'health monitor running');
+  }
+
+  private every(ms: number, fn: () => Promise<void> | void): void {
+    const t = setInterval(() => {
+      Promise.resolve(fn()).catch((err) => this.d.log.warn({ err }, 'periodic task failed'));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private async refreshTargets(): Promise<void> {
+    const list = await this.d.targetSource.list();
+    this.targetsById = new Map(list.map((t) => [t.id, t]));
+    this.board.retain(new Set(this.targetsById.keys()));
+    this.rebalance();
+  }
+
+  /** Recompute who checks what, and hand this monitor's share to the scheduler. */
+  private rebalance(): void {
+    if (!this.scheduler) return;
+    const members = this.membership.members();
+    const k = this.d.config.MONITORS_PER_TARGET;
+    const next = new Map<string, string[]>();
+    const mine: Target[] = [];
+    for (const t of this.targetsById.values()) {
+      const assigned = assignMonitors(t.id, members, k);
+      next.set(t.id, assigned);
+      if (assigned.includes(this.monitorId)) mine.push(t);
+    }
+    this.assignments = next;
+    this.scheduler.setTargets(mine);
+  }
+
+  // ---- read side, for the routes ----
+
+  assignment(targetId: string): string[] {
+    return this.assignments.get(targetId) ?? [];
+  }
+
+  members(): MemberRecord[] {
+    return this.membership.records();
+  }
+
+  targets(): Target[] {
+    return [...this.targetsById.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  target(id: string): Target | undefined {
+    return this.targetsById.get(id);
+  }
+
+  firstSeenAt(id: string): number | undefined {
+    return this.seen.firstSeenAt(id);
+  }
+
+  checksDone(): number {
+    return this.scheduler?.checksDone ?? 0;
+  }
+
+  targetStatus(id: string): 'up' | 'down' | 'unknown' {
+    const open = this.incidents.openFor(id);
+    if (open && open.status !== 'resolved') return 'down';
+    return this.board.lastCheck(id) || this.seen.firstSeenAt(id) !== undefined ? 'up' : 'unknown';
+  }
+
+  digestSummary(): DigestSummary {
+    const targets = this.targets();
+    const statuses = targets.map((t) => this.targetStatus(t.id));
+    return {
+      at: new Date(this.now()).toISOString(),
+      targets: targets.length,
+      up: statuses.filter((s) => s === 'up').length,
+      down: statuses.filter((s) => s === 'down').length,
+      unknown: statuses.filter((s) => s === 'unknown').length,
+      open_incidents: this.incidents
+        .openIncidents()
+        .filter((i) => i.status !== 'resolved')
+        .map((i) => ({ id: i.id, target_id: i.target_id, status: i.status, opened_at: i.opened_at })),
+      monitors: this.membership.members(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    for (const t of this.timers) clearInterval(t);
+    this.digest?.stop();
+    this.recovery?.stop();
+    this.scheduler?.stop();
+    this.sub?.unsubscribe();
+    await this.membership?.stop();
+    this.incidents?.stop();
+    this.seen?.stop();
+    await this.d.notifier.settle(3000);
+    await this.probe.close();
+  }
+}

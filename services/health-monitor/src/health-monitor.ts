@@ -1,0 +1,90 @@
+import type { Bus, Env, RegistryLink } from '@droplet-mesh/udc-kit';
+import { createHealthMonitorDroplet } from './app.js';
+import type { HttpProbe } from './checks/http-checker.js';
+import { MonitorEngine } from './engine/monitor-engine.js';
+import { EmailChannel } from './notify/email-channel.js';
+import { Notifier, type NotificationChannel } from './notify/notifier.js';
+import { WebhookChannel } from './notify/webhook-channel.js';
+import { CombinedTargetSource, RegistryTargetSource, StaticTargetSource, type TargetSource } from './targets/target-source.js';
+
+export interface HealthMonitorDeps {
+  env: Env;
+  bus?: Bus;
+  registry?: RegistryLink;
+  /** Default: STATIC_TARGETS plus every record the registry knows. */
+  targetSource?: TargetSource;
+  /** Default: email (SMTP_URL + ALERT_EMAIL_TO) and webhooks (ALERT_WEBHOOK_URLS). */
+  channels?: NotificationChannel[];
+  probe?: HttpProbe;
+  exit?: (code: number) => void;
+  logDestination?: NodeJS.WritableStream;
+  now?: () => number;
+}
+
+/**
+ * Builds a health-monitor replica. `start()` serves HTTP, then joins the monitor
+ * membership and starts checking; `droplet.stop()` leaves cleanly.
+ */
+export function createHealthMonitor(deps: HealthMonitorDeps) {
+  let engine: MonitorEngine | undefined;
+  const closers: Array<() => void> = [];
+  const droplet = createHealthMonitorDroplet({
+    env: deps.env,
+    bus: deps.bus,
+    registry: deps.registry,
+    exit: deps.exit,
+    logDestination: deps.logDestination,
+    engine: () => engine,
+    onStop: async () => {
+      await engine?.stop();
+      for (const close of closers) close();
+    },
+  });
+  const { ctx } = droplet;
+  const config = ctx.config;
+
+  const channels = deps.channels ?? defaultChannels();
+  function defaultChannels(): NotificationChannel[] {
+    const out: NotificationChannel[] = [];
+    if (config.SMTP_URL && config.ALERT_EMAIL_TO.length) {
+      const email = new EmailChannel(config.SMTP_URL, config.ALERT_EMAIL_FROM, config.ALERT_EMAIL_TO);
+      closers.push(() => email.close());
+      out.push(email);
+    }
+    if (config.ALERT_WEBHOOK_URLS.length) out.push(new WebhookChannel(config.ALERT_WEBHOOK_URLS, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }));
+    return out;
+  }
+  const targetSource =
+    deps.targetSource ??
+    new CombinedTargetSource(
+      [new StaticTargetSource(config.STATIC_TARGETS, config.RECOVERY_POLICY), new RegistryTargetSource(() => ctx.registry, config.RECOVERY_POLICY)],
+      (err) => ctx.logger.warn({ err }, 'could not list registry targets; keeping the last list'),
+    );
+
+  return {
+    droplet,
+    get engine() {
+      return engine;
+    },
+    async start(opts: { port?: number; host?: string } = {}) {
+      const addr = await droplet.start(opts);
+      engine = new MonitorEngine({
+        config,
+        bus: ctx.bus,
+        log: ctx.logger,
+        selfUrl: config.PUBLIC_URL ?? addr.url,
+        targetSource,
+        notifier: new Notifier(channels, ctx.logger),
+        emit: (type, data, level) => ctx.emit(type, data, level),
+        send: (req) => ctx.send(req),
+        probe: deps.probe,
+        now: deps.now,
+      });
+      await engine.start();
+      return addr;
+    },
+    stop: (opts?: { deregister?: boolean }) => droplet.stop(opts),
+  };
+}
+
+export type HealthMonitor = ReturnType<typeof createHealthMonitor>;

@@ -1,0 +1,166 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, parseConfig } from '@droplet-mesh/udc-kit';
+import { configSchema } from '../src/config.js';
+import { assignMonitors, rendezvousRank } from '../src/domain/rendezvous.js';
+import { decideVerdict, quorumSize, type SeenObservation } from '../src/domain/verdict.js';
+import { uptimePercent } from '../src/domain/uptime.js';
+import { initialRecovery, markExhausted, planRecovery, recordAttempt } from '../src/domain/recovery-plan.js';
+import type { Observation, Target } from '../src/domain/types.js';
+import { fromKeyPart, keyPart } from '../src/store/keys.js';
+
+describe('rendezvous assignment', () => {
+  const members = ['m1', 'm2', 'm3', 'm4', 'm5'];
+  const targets = Array.from({ length: 500 }, (_, i) => `t${i}`);
+
+  it('picks k distinct monitors, the same whatever order members are listed in', () => {
+    for (const t of targets.slice(0, 50)) {
+      const a = assignMonitors(t, members, 3);
+      expect(new Set(a).size).toBe(3);
+      expect(assignMonitors(t, [...members].reverse(), 3)).toEqual(a);
+    }
+  });
+
+  it('gives every monitor when fewer than k are alive', () => {
+    expect(assignMonitors('x', ['m1', 'm2'], 3).sort()).toEqual(['m1', 'm2']);
+    expect(assignMonitors('x', [], 3)).toEqual([]);
+  });
+
+  it('moves only the targets the leaving monitor held, and spreads load', () => {
+    const before = new Map(targets.map((t) => [t, assignMonitors(t, members, 3)]));
+    const after = new Map(targets.map((t) => [t, assignMonitors(t, members.filter((m) => m !== 'm3'), 3)]));
+    for (const t of targets) {
+      const b = before.get(t)!;
+      const a = after.get(t)!;
+      if (!b.includes('m3')) expect(a).toEqual(b);
+      else expect(a.filter((m) => b.includes(m)).length).toBe(2);
+    }
+    const load = new Map<string, number>();
+    for (const a of before.values()) for (const m of a) load.set(m, (load.get(m) ?? 0) + 1);
+    for (const m of members) expect(load.get(m)).toBeGreaterThan(200); // 300 each on average
+  });
+
+  it('ranks deterministically', () => {
+    expect(rendezvousRank('t1', members)).toEqual(rendezvousRank('t1', members));
+  });
+});
+
+describe('quorum verdict', () => {
+  const params = { windowMs: 3000, failsToSuspect: 2, oksToRecover: 3 };
+  const now = 100_000;
+  const obs = (monitor: string, o: Partial<Observation>, age = 0): [string, SeenObservation] => [
+    monitor,
+    {
+      receivedAt: now - age,
+      obs: { monitor_id: monitor, target_id: 't', ok: false, at: '', latency_ms: 1, consecutive_failures: 0, consecutive_successes: 0, monitor_degraded: false, ...o },
+    },
+  ];
+  const failing = { ok: false, consecutive_failures: 2 };
+  const good = { ok: true, consecutive_successes: 3 };
+  const assigned = ['a', 'b', 'c'];
+
+  it('needs a majority of the assigned monitors', () => {
+    expect(quorumSize(1)).toBe(1);
+    expect(quorumSize(2)).toBe(2);
+    expect(quorumSize(3)).toBe(2);
+    expect(quorumSize(4)).toBe(3);
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing)]), currentlyDown: false, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing), obs('b', failing)]), currentlyDown: false, now, params })).toBe('down');
+  });
+
+  it('ignores stale reports, single failures, unassigned monitors and degraded monitors', () => {
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing), obs('b', failing, 5000)]), currentlyDown: false, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing), obs('b', { ok: false, consecutive_failures: 1 })]), currentlyDown: false, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing), obs('z', failing)]), currentlyDown: false, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', failing), obs('b', { ...failing, monitor_degraded: true })]), currentlyDown: false, now, params })).toBe('hold');
+    // A lone monitor that cannot reach anything never declares down.
+    expect(decideVerdict({ assigned: ['a'], latest: new Map([obs('a', { ...failing, monitor_degraded: true })]), currentlyDown: false, now, params })).toBe('hold');
+  });
+
+  it('declares up only after a run of good checks from a quorum (hysteresis)', () => {
+    const flapping = { ok: true, consecutive_successes: 1 };
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', flapping), obs('b', flapping)]), currentlyDown: true, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', good), obs('b', flapping)]), currentlyDown: true, now, params })).toBe('hold');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: true, now, params })).toBe('up');
+    expect(decideVerdict({ assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: false, now, params })).toBe('hold');
+  });
+});
+
+describe('uptime', () => {
+  const H = 3600_000;
+  it('counts only watched time and clips intervals to the window', () => {
+    const now = 100 * H;
+    expect(uptimePercent([], now - H, now, 24 * H)).toBe(100);
+    expect(uptimePercent([{ from: now - 30 * 60_000, to: now - 15 * 60_000 }], now - H, now, 24 * H)).toBe(75);
+    expect(uptimePercent([{ from: now - 48 * H, to: now - 12 * H }], 0, now, 24 * H)).toBe(50);
+    expect(uptimePercent([{ from: now - 6 * H }], 0, now, 24 * H)).toBe(75);
+    expect(uptimePercent([], now, now, 24 * H)).toBeNull();
+  });
+});
+
+describe('recovery plan', () => {
+  const params = { maxAttemptsPerStep: 2, backoffMs: 1000, backoffMaxMs: 3000 };
+  const target = (metadata: Record<string, unknown> = {}): Target => ({ id: 't', url: 'http://127.0.0.1:1', health_path: '/health', recovery: ['restart', 'reboot', 'alert'], metadata, source: 'static' });
+
+  it('restarts, backs off, then reboots, then alerts', () => {
+    const t = target({ provider: 'local', instance_id: 'i-1' });
+    let s = initialRecovery(t.recovery);
+    let now = 0;
+    const seen: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { state, decision } = planRecovery(s, t, now, params);
+      if (decision.kind === 'wait') {
+        now = decision.until;
+        continue;
+      }
+      if (decision.kind === 'act') {
+        seen.push(`${decision.step}#${decision.attempt}@${now}`);
+        s = recordAttempt(state, now, params);
+        continue;
+      }
+      seen.push(decision.kind);
+      break;
+    }
+    expect(seen).toEqual(['restart#1@0', 'restart#2@1000', 'reboot#1@3000', 'reboot#2@6000', 'alert']);
+  });
+
+  it('skips reboot without provider metadata and stops when exhausted', () => {
+    let s = initialRecovery(['reboot', 'restart']);
+    const first = planRecovery(s, target(), 0, params);
+    expect(first.decision).toEqual({ kind: 'act', step: 'restart', attempt: 1 });
+    s = markExhausted(first.state);
+    expect(planRecovery(s, target(), 0, params).decision.kind).toBe('done');
+    expect(planRecovery(initialRecovery(['alert']), target(), 0, params).decision.kind).toBe('alert');
+  });
+});
+
+describe('configuration', () => {
+  it('parses JSON variables and reports bad ones by name', () => {
+    const c = parseConfig(configSchema, { STATIC_TARGETS: '[{"id":"a","url":"http://127.0.0.1:9"}]', ALERT_EMAIL_TO: 'a@example.com, b@example.com', SMTP_URL: 'smtp://127.0.0.1:25' });
+    expect(c.PORT).toBe(8300);
+    expect(c.STATIC_TARGETS[0]).toMatchObject({ id: 'a', health_path: '/health' });
+    expect(c.ALERT_EMAIL_TO).toEqual(['a@example.com', 'b@example.com']);
+    expect(c.RECOVERY_POLICY).toEqual(['restart', 'reboot', 'alert']);
+    expect(c.MONITOR_ID).toMatch(/^[A-Za-z0-9_-]+$/);
+    const bad = (env: Record<string, string>) => {
+      try {
+        parseConfig(configSchema, env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    expect(bad({ STATIC_TARGETS: 'not json' })).toMatch(/STATIC_TARGETS/);
+    expect(bad({ STATIC_TARGETS: '[{"id":"a b","url":"ftp://x"}]' })).toMatch(/STATIC_TARGETS/);
+    expect(bad({ RECOVERY_POLICY: 'restart,explode' })).toMatch(/RECOVERY_POLICY/);
+    expect(bad({ ALERT_EMAIL_TO: 'ops@example.com' })).toMatch(/SMTP_URL/);
+    expect(bad({ MEMBER_HEARTBEAT_MS: '5000', MEMBER_TTL_MS: '1000' })).toMatch(/MEMBER_TTL_MS/);
+  });
+
+  it('encodes any id as a valid KV key part, reversibly', () => {
+    for (const id of ['plain-id_1', 'with.dots', 'sp ace/ünï']) {
+      expect(keyPart(id)).toMatch(/^[-_=A-Za-z0-9]+$/);
+      expect(fromKeyPart(keyPart(id))).toBe(id);
+    }
+  });
+});

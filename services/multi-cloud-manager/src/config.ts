@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { baseConfigShape } from '@droplet-mesh/udc-kit';
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+/** An unset or empty token means "provider not configured", never an error. */
+const token = z
+  .string()
+  .optional()
+  .transform((v) => (v && v.trim() ? v.trim() : undefined));
+
+const ms = (fallback: number, min = 50) => z.coerce.number().int().min(min).max(3_600_000).default(fallback);
+
+export const configSchema = z.object({
+  ...baseConfigShape,
+  PORT: baseConfigShape.PORT.default(8010),
+  DO_TOKEN: token,
+  HETZNER_TOKEN: token,
+  VULTR_TOKEN: token,
+  DO_API_URL: z.url().default('https://api.digitalocean.com'),
+  HETZNER_API_URL: z.url().default('https://api.hetzner.cloud/v1'),
+  VULTR_API_URL: z.url().default('https://api.vultr.com/v2'),
+  LOCAL_PROVIDER_ENABLED: flag(true),
+  DOCKER_HOST: z.string().regex(/^(unix|tcp|http|https):\/\/\S+$/, 'must be unix:///path or tcp://host:port').optional(),
+  /** Timeout of one provider HTTP call. */
+  PROVIDER_TIMEOUT_MS: ms(15_000),
+  /** Deadline for one provider's whole listing (all pages) in /multi/list and /instances. */
+  PROVIDER_LIST_TIMEOUT_MS: ms(30_000),
+  CATALOG_TTL_S: z.coerce.number().int().min(0).max(86_400).default(3600),
+  ACTION_POLL_INTERVAL_MS: ms(2000, 10),
+  ACTION_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(600),
+  IDEMPOTENCY_TTL_S: z.coerce.number().int().min(60).max(7 * 86_400).default(86_400),
+  /** Vultr answers 429 above about 30 requests/s; stay under it client-side. */
+  VULTR_MAX_RPS: z.coerce.number().int().min(1).max(29).default(25),
+});
+export type Config = z.infer<typeof configSchema>;

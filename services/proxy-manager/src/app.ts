@@ -1,0 +1,196 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { createDroplet, parseConfig, type Droplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { proxyManagerConfigSchema, resolvePaths, type ProxyManagerConfig, type ProxyPaths } from './config.js';
+import { renderRouteConfig, type ListenSettings } from './domain/render.js';
+import { renderMainConf } from './domain/main-conf.js';
+import type { RouteRecord } from './domain/route-spec.js';
+import { NginxController } from './nginx/nginx-controller.js';
+import { SiteFiles } from './nginx/site-files.js';
+import { Reconciler, type Rendered } from './reconciler.js';
+import { KvRouteStore, type RouteStore } from './store/route-store.js';
+import { httpHealthProbe, type HealthProbe } from './upstreams/health.js';
+import { resolveUpstreams, systemLookup, type Lookup } from './upstreams/resolve.js';
+import { AcmeBudget } from './acme/budget.js';
+import { CertStore } from './acme/cert-store.js';
+import { AcmeIssuer, type CertificateIssuer } from './acme/acme-issuer.js';
+import { Certificates } from './acme/certificates.js';
+import { ProxyService } from './proxy-service.js';
+import { registerProxyRoutes } from './routes/proxies.js';
+import { registerManagerRoutes } from './routes/manager.js';
+import { routeMessageHandlers } from './messages.js';
+import { registerProxyMetrics } from './metrics.js';
+import { every, recheckUpstreams } from './background.js';
+import { lazyKv } from './store/lazy-kv.js';
+
+export { proxyManagerConfigSchema, type ProxyManagerConfig } from './config.js';
+
+export interface ProxyManagerDeps {
+  env: Env;
+  /** A connected bus: the routes bucket is needed before the API serves. */
+  bus: Bus;
+  /** Close the bus when the droplet stops (main.ts owns it otherwise). */
+  closeBusOnStop?: boolean;
+  registry?: RegistryLink;
+  exit?: (code: number) => void;
+  logDestination?: NodeJS.WritableStream;
+  /** Replaceable ports; real ones by default. */
+  store?: RouteStore;
+  lookup?: Lookup;
+  probe?: HealthProbe;
+  issuer?: CertificateIssuer;
+  now?: () => number;
+  /** Test-only: alter a rendered file (e.g. to make one route fail `nginx -t`). */
+  transformRender?: (name: string, text: string) => string;
+}
+
+export type ProxyManager = ReturnType<typeof createProxyManager>;
+
+async function prepareDirectories(p: ProxyPaths): Promise<void> {
+  for (const d of [p.prefix, resolve(p.prefix, 'conf'), resolve(p.prefix, 'logs'), resolve(p.prefix, 'temp'), p.sitesAvailable, p.sitesEnabled, resolve(p.webroot, '.well-known', 'acme-challenge')]) {
+    await mkdir(d, { recursive: true, mode: 0o755 });
+  }
+  // nginx workers run as nobody: the webroot path must be traversable and readable.
+  for (const d of [p.prefix, p.webroot, resolve(p.webroot, '.well-known'), resolve(p.webroot, '.well-known', 'acme-challenge')]) await chmod(d, 0o755);
+  for (const d of [p.certDir, p.acmeDir]) {
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    await chmod(d, 0o700);
+  }
+}
+
+/** Builds the proxy-manager droplet and everything it drives; `start()` brings nginx up first. */
+export function createProxyManager(deps: ProxyManagerDeps) {
+  const config: ProxyManagerConfig = parseConfig(proxyManagerConfigSchema, deps.env);
+  const paths = resolvePaths(config, resolve);
+  const listen: ListenSettings = {
+    address: config.PROXY_LISTEN_ADDRESS,
+    httpPort: config.PROXY_HTTP_PORT,
+    httpsPort: config.PROXY_HTTPS_PORT,
+    publicHttpsPort: config.PROXY_PUBLIC_HTTPS_PORT ?? config.PROXY_HTTPS_PORT,
+  };
+  const holder: { service?: ProxyService } = {};
+  const serviceRef = {
+    get service(): ProxyService {
+      if (!holder.service) throw new Error('proxy service not built yet');
+      return holder.service;
+    },
+  };
+
+  const droplet: Droplet<ProxyManagerConfig> = createDroplet({
+    name: 'proxy-manager',
+    version: '0.1.0',
+    description: 'NGINX routes and ACME certificates through an API, with validated reloads and rollback',
+    capabilities: ['proxy.routes', 'proxy.ssl', 'proxy.sync-from-registry'],
+    dependencies: [{ name: 'registry', required: false }],
+    configSchema: proxyManagerConfigSchema,
+    env: deps.env,
+    bus: deps.bus,
+    registry: deps.registry,
+    exit: deps.exit,
+    logDestination: deps.logDestination,
+    healthChecks: {
+      nginx: {
+        required: true,
+        intervalMs: 5000,
+        check: async (): Promise<{ ok: boolean; detail?: unknown }> => {
+          if (!(await nginx.binaryPresent())) return { ok: false, detail: `nginx binary not found at ${config.NGINX_BIN}` };
+          if (config.NGINX_MANAGE && !nginx.isRunning()) return { ok: false, detail: 'nginx master is not running' };
+          return { ok: true, detail: { last_reload: nginx.lastReload ?? null } };
+        },
+      },
+    },
+    routes(api, ctx) {
+      registerProxyRoutes(api, serviceRef);
+      registerManagerRoutes(api, { get service() { return serviceRef.service; }, ctx });
+    },
+    messageHandlers: routeMessageHandlers(serviceRef),
+    onStop: async () => {
+      for (const stopLoop of loops.splice(0)) stopLoop();
+      await reconciler.idle();
+      reconciler.stop();
+      await nginx.stop();
+      if (deps.closeBusOnStop) await deps.bus.close();
+    },
+  });
+  const { ctx } = droplet;
+  const logger = ctx.logger;
+
+  const nginx: NginxController = new NginxController({
+    bin: config.NGINX_BIN,
+    prefix: paths.prefix,
+    confFile: paths.confFile,
+    errorLog: paths.errorLog,
+    pidFile: paths.pidFile,
+    manage: config.NGINX_MANAGE,
+    reloadTimeoutMs: config.NGINX_RELOAD_TIMEOUT_MS,
+    logger,
+  });
+  const lookup = deps.lookup ?? systemLookup(config.DNS_TIMEOUT_MS);
+  const probe = deps.probe ?? httpHealthProbe(config.UPSTREAM_HEALTH_TIMEOUT_MS);
+  const now = deps.now ?? Date.now;
+  const certStore = new CertStore(paths.certDir);
+  const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
+
+  const render = async (record: RouteRecord): Promise<Rendered> => {
+    const resolution = await resolveUpstreams(record.upstreams, lookup);
+    let tls: { certificate: string; key: string } | undefined;
+    if (record.enable_ssl) {
+      const info = await certStore.read(record.domain);
+      if (info && Date.parse(info.not_after) > now()) tls = certStore.paths(record.domain);
+    }
+    let text = renderRouteConfig({ route: record, servers: resolution.servers, listen, webroot: paths.webroot, tls });
+    if (deps.transformRender) text = deps.transformRender(record.name, text);
+    return { text, servers: resolution.servers, unresolved: resolution.unresolved, https: !!tls };
+  };
+
+  const reconciler: Reconciler = new Reconciler({ sites: new SiteFiles(paths.sitesAvailable, paths.sitesEnabled), nginx, store, render, logger, coalesceMs: config.RECONCILE_COALESCE_MS });
+  const certificates = new Certificates({
+    store: certStore,
+    budget: new AcmeBudget(lazyKv(() => deps.bus.kv(config.ACME_BUDGET_BUCKET, { history: 1 })), 'ledger', now),
+    issuer: deps.issuer ?? new AcmeIssuer({ directoryUrl: config.ACME_DIRECTORY_URL, acmeDir: paths.acmeDir, webroot: paths.webroot, caBundle: config.ACME_CA_BUNDLE, logger }),
+    renewBeforeDays: config.RENEW_BEFORE_DAYS,
+    defaultEmail: config.ACME_EMAIL,
+    logger,
+    emit: (t, d, l) => ctx.emit(t, d, l),
+    now,
+  });
+  const service = new ProxyService({
+    reconciler,
+    nginx,
+    probe,
+    certificates,
+    emit: (t, d, l) => ctx.emit(t, d, l),
+    recordProof: (a, d) => ctx.recordProof(a, d),
+    logger,
+    configDirs: [paths.sitesAvailable, paths.sitesEnabled],
+    renewBeforeDays: config.RENEW_BEFORE_DAYS,
+    now,
+  });
+  holder.service = service;
+  registerProxyMetrics(ctx.metrics, { certificates, nginx, reconciler });
+  const loops: Array<() => void> = [];
+
+  return {
+    droplet,
+    service,
+    reconciler,
+    nginx,
+    certificates,
+    config,
+    paths,
+    /** Directories, nginx.conf, files re-rendered from the store, nginx up, then the API. */
+    async start(opts: { port?: number; host?: string } = {}) {
+      await prepareDirectories(paths);
+      await writeFile(paths.confFile, renderMainConf({ prefix: paths.prefix, pidFile: paths.pidFile, errorLog: paths.errorLog, sitesEnabled: paths.sitesEnabled, webroot: paths.webroot, listen, foreground: config.NGINX_MANAGE }));
+      const sync = await reconciler.resync();
+      logger.info({ action: 'resync', result: sync.failed.length ? 'partial' : 'success', ...sync }, 'routes re-rendered from the store');
+      if (config.NGINX_MANAGE) await nginx.start();
+      else if (!(await nginx.reload()).ok) logger.warn('nginx is not running or refused the configuration; routes are on disk');
+      const started = await droplet.start(opts);
+      if (config.UPSTREAM_RECHECK_INTERVAL_S > 0) loops.push(every(config.UPSTREAM_RECHECK_INTERVAL_S * 1000, () => recheckUpstreams({ reconciler, probe, lookup }), logger, 'upstream recheck'));
+      loops.push(every(config.RENEW_CHECK_INTERVAL_S * 1000, () => service.renewCertificates(), logger, 'certificate renewal'));
+      return started;
+    },
+    stop: () => droplet.stop(),
+  };
+}

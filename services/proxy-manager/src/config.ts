@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { baseConfigShape } from '@droplet-mesh/udc-kit';
+
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+export const proxyManagerConfigSchema = z
+  .object({
+    ...baseConfigShape,
+    PORT: baseConfigShape.PORT.default(8100),
+    NGINX_BIN: z.string().min(1).default('/usr/sbin/nginx'),
+    /** Defaults to `${DATA_DIR}/nginx`. */
+    NGINX_PREFIX: z.string().min(1).optional(),
+    /** Defaults to `${NGINX_PREFIX}/sites-available` and `.../sites-enabled`. */
+    NGINX_SITES_AVAILABLE: z.string().min(1).optional(),
+    NGINX_SITES_ENABLED: z.string().min(1).optional(),
+    /** Run and supervise our own nginx master (false: someone else runs it; we only test and signal). */
+    NGINX_MANAGE: bool(true),
+    PROXY_HTTP_PORT: port(8080),
+    PROXY_HTTPS_PORT: port(8443),
+    PROXY_LISTEN_ADDRESS: z.union([z.ipv4(), z.ipv6(), z.literal('*')]).default('127.0.0.1'),
+    /** Port clients see for HTTPS (used in the HTTP→HTTPS redirect); defaults to PROXY_HTTPS_PORT. */
+    PROXY_PUBLIC_HTTPS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    ROUTES_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('routes'),
+    ACME_BUDGET_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('acme-budget'),
+    ACME_DIRECTORY_URL: z.url().default('https://acme-staging-v02.api.letsencrypt.org/directory'),
+    ACME_EMAIL: z.email().optional(),
+    /** PEM bundle trusted for the ACME directory's TLS (a private CA such as pebble's). */
+    ACME_CA_BUNDLE: z.string().min(1).optional(),
+    RENEW_BEFORE_DAYS: z.coerce.number().positive().default(30),
+    RENEW_CHECK_INTERVAL_S: z.coerce.number().positive().default(6 * 3600),
+    UPSTREAM_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
+    /** Background re-check of upstream health and DNS (0 disables). */
+    UPSTREAM_RECHECK_INTERVAL_S: z.coerce.number().min(0).default(30),
+    DNS_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(2000),
+    /** Changes arriving within this window share one `nginx -t` and one reload. */
+    RECONCILE_COALESCE_MS: z.coerce.number().int().min(0).max(5000).default(25),
+    NGINX_RELOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  })
+  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] });
+
+export type ProxyManagerConfig = z.infer<typeof proxyManagerConfigSchema>;
+
+export interface ProxyPaths {
+  prefix: string;
+  confFile: string;
+  errorLog: string;
+  pidFile: string;
+  sitesAvailable: string;
+  sitesEnabled: string;
+  webroot: string;
+  certDir: string;
+  acmeDir: string;
+}
+
+export function resolvePaths(c: ProxyManagerConfig, resolve: (...p: string[]) => string): ProxyPaths {
+  const prefix = resolve(c.NGINX_PREFIX ?? resolve(c.DATA_DIR, 'nginx'));
+  return {
+    prefix,
+    confFile: resolve(prefix, 'conf', 'nginx.conf'),
+    errorLog: resolve(prefix, 'logs', 'error.log'),
+    pidFile: resolve(prefix, 'logs', 'nginx.pid'),
+    sitesAvailable: resolve(c.NGINX_SITES_AVAILABLE ?? resolve(prefix, 'sites-available')),
+    sitesEnabled: resolve(c.NGINX_SITES_ENABLED ?? resolve(prefix, 'sites-enabled')),
+    webroot: resolve(prefix, 'acme-webroot'),
+    certDir: resolve(c.DATA_DIR, 'certs'),
+    acmeDir: resolve(c.DATA_DIR, 'acme'),
+  };
+}

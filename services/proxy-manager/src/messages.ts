@@ -1,0 +1,28 @@
+import { parseOrThrow, type MessageHandler } from '@droplet-mesh/udc-kit';
+import { z } from 'zod';
+import { routeBodySchema, routeNameSchema } from './domain/route-spec.js';
+import type { ProxyService } from './proxy-service.js';
+
+/** UDC commands the deployer uses: `route.upsert` (PUT body + name) and `route.delete` ({name}). */
+export function routeMessageHandlers(deps: { readonly service: ProxyService }): Record<string, MessageHandler> {
+  return {
+    'route.upsert': {
+      types: ['command'],
+      handle: async (payload, envelope, { log }) => {
+        const { action: _a, name, ...body } = payload;
+        const routeName = parseOrThrow(routeNameSchema, name, 'payload.name');
+        const spec = parseOrThrow(routeBodySchema, body, 'payload');
+        const { created, route } = await deps.service.upsert(routeName, spec, { log: log.child({ correlation_id: envelope.trace_id }), correlationId: envelope.trace_id });
+        return { created, route };
+      },
+    },
+    'route.delete': {
+      types: ['command'],
+      handle: async (payload, envelope, { log }) => {
+        const { name } = parseOrThrow(z.object({ action: z.string(), name: routeNameSchema }).strict(), payload, 'payload');
+        await deps.service.remove(name, { log: log.child({ correlation_id: envelope.trace_id }), correlationId: envelope.trace_id });
+        return { deleted: true, name };
+      },
+    },
+  };
+}

@@ -1,0 +1,348 @@
+import type { Logger } from '@droplet-mesh/udc-kit';
+import type { RouteRecord } from './domain/route-spec.js';
+import type { ResolvedServer } from './domain/render.js';
+import type { NginxController } from './nginx/nginx-controller.js';
+import type { SiteChangeSet, SiteFiles } from './nginx/site-files.js';
+import type { RouteStore, StoredRoute } from './store/route-store.js';
+import type { UnresolvedUpstream } from './upstreams/resolve.js';
+import type { HealthResult } from './upstreams/health.js';
+
+export type Change =
+  | { kind: 'upsert'; record: RouteRecord }
+  | { kind: 'delete'; name: string }
+  /** Re-render from the stored record (DNS changed, a certificate arrived); no store write. */
+  | { kind: 'refresh'; name: string };
+
+export interface RouteStatus {
+  /** serving: proxied to at least one address; no_upstream: answers 502; failed: not on disk. */
+  state: 'serving' | 'no_upstream' | 'failed';
+  applied_revision?: number;
+  applied_at?: string;
+  servers: ResolvedServer[];
+  unresolved: UnresolvedUpstream[];
+  https: boolean;
+  last_error?: { message: string; nginx_output?: string; at: string };
+  health?: HealthResult;
+}
+
+export type Outcome =
+  | { ok: true; name: string; stored?: StoredRoute; deleted?: boolean; status?: RouteStatus; changed: boolean }
+  | { ok: false; name: string; reason: 'nginx_test' | 'reload' | 'store' | 'render' | 'not_found'; message: string; nginx_output?: string };
+
+export interface Rendered {
+  text: string;
+  servers: ResolvedServer[];
+  unresolved: UnresolvedUpstream[];
+  https: boolean;
+}
+
+export interface ReconcilerDeps {
+  sites: SiteFiles;
+  nginx: NginxController;
+  store: RouteStore;
+  render: (record: RouteRecord) => Promise<Rendered>;
+  logger: Logger;
+  coalesceMs: number;
+}
+
+interface Pending {
+  change: Change;
+  resolve: (o: Outcome) => void;
+}
+
+const nameOf = (c: Change) => (c.kind === 'upsert' ? c.record.name : c.name);
+
+/**
+ * Drives the files on disk and the running nginx to the desired routes. Changes that
+ * arrive close together are applied as one round: one `nginx -t`, one reload, and a
+ * separate answer per caller. A failed test restores every touched file byte for byte;
+ * when a round of several changes fails, each is retried alone so only the bad ones fail.
+ */
+export class Reconciler {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private firstQueuedAt = 0;
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+  readonly routes = new Map<string, StoredRoute>();
+  readonly statuses = new Map<string, RouteStatus>();
+  /** Last upstream health result per route (kept apart: a check runs before the first status exists). */
+  private health = new Map<string, HealthResult>();
+  rounds = 0;
+
+  constructor(private d: ReconcilerDeps) {}
+
+  submit(change: Change): Promise<Outcome> {
+    return new Promise((resolve) => {
+      if (this.queue.length === 0) this.firstQueuedAt = Date.now();
+      this.queue.push({ change, resolve });
+      this.schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or running (tests and shutdown). */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private schedule(): void {
+    if (this.running) return; // the running loop picks the queue up when it finishes
+    if (this.timer) clearTimeout(this.timer);
+    // Debounce: wait for the burst to end, but never more than 10 windows in total.
+    const waited = Date.now() - this.firstQueuedAt;
+    const delay = Math.max(0, Math.min(this.d.coalesceMs, this.d.coalesceMs * 10 - waited));
+    this.timer = setTimeout(() => void this.drain(), delay);
+  }
+
+  private async drain(): Promise<void> {
+    this.timer = undefined;
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        // One change per route per round, so per-route rollback is exact.
+        const round: Pending[] = [];
+        const names = new Set<string>();
+        const rest: Pending[] = [];
+        for (const p of this.queue) {
+          const n = nameOf(p.change);
+          if (names.has(n)) rest.push(p);
+          else {
+            names.add(n);
+            round.push(p);
+          }
+        }
+        this.queue = rest;
+        await this.applyRound(round);
+      }
+    } finally {
+      this.running = false;
+      const w = this.idleWaiters.splice(0);
+      for (const r of w) r();
+    }
+  }
+
+  private async applyRound(round: Pending[]): Promise<void> {
+    this.rounds++;
+    const answers = new Map<Pending, Outcome>();
+    try {
+      await this.applyRoundInner(round, answers);
+    } catch (err) {
+      this.d.logger.error({ err }, 'reconcile round failed');
+      for (const p of round) if (!answers.has(p)) answers.set(p, { ok: false, name: nameOf(p.change), reason: 'render', message: `reconcile failed: ${(err as Error).message}` });
+    }
+    for (const p of round) p.resolve(answers.get(p) ?? { ok: false, name: nameOf(p.change), reason: 'render', message: 'no outcome' });
+  }
+
+  private async applyRoundInner(round: Pending[], answers: Map<Pending, Outcome>): Promise<void> {
+    // Render everything first (DNS lookups run in parallel), then touch the disk.
+    const prepared = await Promise.all(
+      round.map(async (p) => {
+        const c = p.change;
+        if (c.kind === 'delete') return { p, rendered: undefined };
+        const record = c.kind === 'upsert' ? c.record : this.routes.get(c.name)?.record;
+        if (!record) {
+          answers.set(p, { ok: false, name: nameOf(c), reason: 'not_found', message: `no route '${nameOf(c)}'` });
+          return undefined;
+        }
+        try {
+          return { p, record, rendered: await this.d.render(record) };
+        } catch (err) {
+          answers.set(p, { ok: false, name: record.name, reason: 'render', message: (err as Error).message });
+          return undefined;
+        }
+      }),
+    );
+    const work = prepared.filter((x): x is NonNullable<typeof x> => !!x);
+    if (work.length === 0) return;
+
+    const cs = this.d.sites.changeSet();
+    let changed = false;
+    for (const w of work) changed = (await this.writeOne(cs, w.p.change, w.rendered?.text)) || changed;
+
+    let accepted = work;
+    if (changed) {
+      const test = await this.d.nginx.test();
+      if (!test.ok) {
+        if (work.length === 1) {
+          await cs.rollback();
+          answers.set(work[0].p, { ok: false, name: nameOf(work[0].p.change), reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: test.output });
+          return;
+        }
+        accepted = await this.isolate(cs, work, answers);
+        if (accepted.length === 0) return;
+      }
+    }
+
+    // Record desired state only for changes nginx accepted.
+    const previous = new Map(accepted.map((w) => [nameOf(w.p.change), this.routes.get(nameOf(w.p.change))]));
+    const stored = new Map<Pending, StoredRoute | undefined>();
+    await Promise.all(
+      accepted.map(async (w) => {
+        const c = w.p.change;
+        try {
+          if (c.kind === 'upsert') stored.set(w.p, { record: c.record, revision: await this.d.store.put(c.record) });
+          else if (c.kind === 'delete') await this.d.store.delete(c.name);
+          else stored.set(w.p, this.routes.get(c.name));
+        } catch (err) {
+          await cs.rollbackRoute(nameOf(c));
+          answers.set(w.p, { ok: false, name: nameOf(c), reason: 'store', message: `cannot record the route: ${(err as Error).message}` });
+        }
+      }),
+    );
+    accepted = accepted.filter((w) => !answers.has(w.p));
+
+    if (changed) {
+      const reload = await this.d.nginx.reload();
+      if (!reload.ok) {
+        await cs.rollback();
+        await this.restoreStore(accepted.map((w) => nameOf(w.p.change)), previous);
+        for (const w of accepted) answers.set(w.p, { ok: false, name: nameOf(w.p.change), reason: 'reload', message: 'nginx did not take the new configuration; the previous one keeps serving', nginx_output: reload.output });
+        return;
+      }
+    }
+
+    const at = new Date().toISOString();
+    for (const w of accepted) {
+      const c = w.p.change;
+      const name = nameOf(c);
+      if (c.kind === 'delete') {
+        const existed = this.routes.delete(name);
+        this.statuses.delete(name);
+        this.health.delete(name);
+        answers.set(w.p, { ok: true, name, deleted: existed, changed });
+        continue;
+      }
+      const s = stored.get(w.p);
+      if (s) this.routes.set(name, s);
+      const r = w.rendered as Rendered;
+      const status: RouteStatus = {
+        state: r.servers.length > 0 ? 'serving' : 'no_upstream',
+        applied_revision: s?.revision,
+        applied_at: at,
+        servers: r.servers,
+        unresolved: r.unresolved,
+        https: r.https,
+        health: this.health.get(name),
+      };
+      this.statuses.set(name, status);
+      answers.set(w.p, { ok: true, name, stored: s, status, changed });
+    }
+  }
+
+  private async writeOne(cs: SiteChangeSet, c: Change, text: string | undefined): Promise<boolean> {
+    return c.kind === 'delete' ? cs.remove(c.name) : cs.write(nameOf(c), text as string);
+  }
+
+  /** The round failed `nginx -t`: retry each change on its own and keep the good ones. */
+  private async isolate<W extends { p: Pending; rendered?: Rendered }>(cs: SiteChangeSet, work: W[], answers: Map<Pending, Outcome>): Promise<W[]> {
+    await cs.rollback();
+    const ok: W[] = [];
+    for (const w of work) {
+      await this.writeOne(cs, w.p.change, w.rendered?.text);
+      const t = await this.d.nginx.test();
+      if (t.ok) ok.push(w);
+      else {
+        await cs.rollbackRoute(nameOf(w.p.change));
+        answers.set(w.p, { ok: false, name: nameOf(w.p.change), reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: t.output });
+      }
+    }
+    return ok;
+  }
+
+  private async restoreStore(names: string[], previous: Map<string, StoredRoute | undefined>): Promise<void> {
+    for (const n of names) {
+      const prev = previous.get(n);
+      try {
+        if (prev) await this.d.store.put(prev.record);
+        else await this.d.store.delete(n);
+      } catch (err) {
+        this.d.logger.error({ err, droplet_name: n }, 'could not restore the stored route after a failed reload');
+      }
+    }
+  }
+
+  /**
+   * Start-up: make the disk match the store (a lost or hand-edited file is put back, a
+   * file without a stored route is removed). A stored route that fails `nginx -t` is
+   * left out and marked failed rather than keeping nginx from starting.
+   */
+  async resync(): Promise<{ rendered: number; removed: number; failed: string[] }> {
+    const stored = await this.d.store.list();
+    this.routes.clear();
+    for (const s of stored) this.routes.set(s.record.name, s);
+    const cs = this.d.sites.changeSet();
+    const wanted = new Set(stored.map((s) => s.record.name));
+    let removed = 0;
+    for (const n of await this.d.sites.presentNames()) {
+      if (!wanted.has(n)) {
+        await cs.remove(n);
+        removed++;
+      }
+    }
+    const rendered = new Map<string, Rendered>();
+    const failed: string[] = [];
+    await Promise.all(
+      stored.map(async (s) => {
+        try {
+          rendered.set(s.record.name, await this.d.render(s.record));
+        } catch (err) {
+          failed.push(s.record.name);
+          this.fail(s.record.name, (err as Error).message);
+        }
+      }),
+    );
+    for (const [name, r] of rendered) await cs.write(name, r.text);
+    for (const n of failed) await cs.remove(n);
+    let test = await this.d.nginx.test();
+    if (!test.ok) {
+      // Find the culprits one by one from an empty set of routes.
+      for (const n of rendered.keys()) await cs.remove(n);
+      for (const [name, r] of rendered) {
+        await cs.write(name, r.text);
+        const t = await this.d.nginx.test();
+        if (!t.ok) {
+          await cs.remove(name);
+          rendered.delete(name);
+          failed.push(name);
+          this.fail(name, 'nginx -t refused the stored route at start', t.output);
+        }
+      }
+      test = await this.d.nginx.test();
+      if (!test.ok) throw new Error(`nginx configuration is invalid even without routes: ${test.output}`);
+    }
+    const at = new Date().toISOString();
+    for (const [name, r] of rendered) {
+      this.statuses.set(name, {
+        state: r.servers.length > 0 ? 'serving' : 'no_upstream',
+        applied_revision: this.routes.get(name)?.revision,
+        applied_at: at,
+        servers: r.servers,
+        unresolved: r.unresolved,
+        https: r.https,
+      });
+    }
+    return { rendered: rendered.size, removed, failed };
+  }
+
+  private fail(name: string, message: string, nginxOutput?: string): void {
+    this.statuses.set(name, { state: 'failed', servers: [], unresolved: [], https: false, last_error: { message, nginx_output: nginxOutput, at: new Date().toISOString() } });
+  }
+
+  /** Remember why the last attempt for a route failed (shown by GET /proxies/{name}). */
+  noteFailure(name: string, message: string, nginxOutput?: string): void {
+    const s = this.statuses.get(name);
+    if (s) s.last_error = { message, nginx_output: nginxOutput, at: new Date().toISOString() };
+  }
+
+  setHealth(name: string, health: HealthResult): void {
+    this.health.set(name, health);
+    const s = this.statuses.get(name);
+    if (s) s.health = health;
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

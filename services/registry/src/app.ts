@@ -1,0 +1,107 @@
+import { Bus, createDroplet, createTokenVerifier, parseConfig, type Env } from '@droplet-mesh/udc-kit';
+import { registryConfigSchema } from './config.js';
+import { Keyring } from './keyring.js';
+import { LivenessMonitor } from './liveness-monitor.js';
+import { RecordStore } from './record-store.js';
+import { registerAuthRoutes } from './routes/auth.js';
+import { registerDropletRoutes } from './routes/droplets.js';
+import { subscribeHeartbeats } from './heartbeat-subscriber.js';
+
+export const REGISTRY_VERSION = '0.1.0';
+
+export interface RegistryDeps {
+  env: Env;
+  bus?: Bus;
+  exit?: (code: number) => void;
+  logDestination?: NodeJS.WritableStream;
+  now?: () => number;
+}
+
+/** The registry droplet: records and keys in JetStream KV, liveness from NATS heartbeats. */
+export async function createRegistryDroplet(deps: RegistryDeps) {
+  const config = parseConfig(registryConfigSchema, deps.env);
+  const bus = deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'registry', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const [recordsKv, keysKv] = await Promise.all([bus.kv('registry'), bus.kv('registry-keys')]);
+  const now = deps.now ?? Date.now;
+  let keyring!: Keyring;
+  let store!: RecordStore;
+  let liveness!: LivenessMonitor;
+  let stopHeartbeats: (() => void) | undefined;
+
+  const droplet = createDroplet({
+    name: 'registry',
+    version: REGISTRY_VERSION,
+    description: 'Droplet registration, heartbeats and liveness, RS256 tokens, JWKS, discovery',
+    capabilities: ['registry', 'auth', 'discovery'],
+    configSchema: registryConfigSchema,
+    env: deps.env,
+    bus,
+    exit: deps.exit,
+    logDestination: deps.logDestination,
+    registry: false,
+    keyResolver: (kid) => keyring.publicKeyPem(kid),
+    routes(api, ctx) {
+      keyring = new Keyring(keysKv, ctx.config.REGISTRY_ADMIN_KEY, ctx.config.TOKEN_TTL_S, ctx.logger, now);
+      store = new RecordStore(recordsKv, ctx.logger);
+      liveness = new LivenessMonitor(
+        store,
+        {
+          staleAfterMissed: ctx.config.STALE_AFTER_MISSED,
+          downAfterMissed: ctx.config.DOWN_AFTER_MISSED,
+          tickMs: ctx.config.LIVENESS_TICK_MS,
+          defaultIntervalS: ctx.config.HEARTBEAT_INTERVAL_S,
+        },
+        ctx.emit,
+        ctx.logger,
+        now,
+      );
+      const callerDeps = {
+        adminKey: () => ctx.config.REGISTRY_ADMIN_KEY,
+        store,
+        verifier: createTokenVerifier({ issuer: ctx.config.JWT_ISSUER, audience: ctx.config.JWT_AUDIENCE, keyResolver: (kid) => keyring.publicKeyPem(kid) }),
+      };
+      registerAuthRoutes(api, { ...callerDeps, keyring, ctx });
+      registerDropletRoutes(api, { ...callerDeps, liveness, ctx });
+    },
+    async onStart(ctx) {
+      await Promise.all([store.init(), keyring.init()]);
+      keyring.assertUsable();
+      stopHeartbeats = subscribeHeartbeats(bus, liveness, ctx.logger);
+      liveness.start();
+    },
+    async onListening({ url }) {
+      // The registry lists itself, and heartbeats for itself in-process.
+      const self = store.get('registry');
+      const at = new Date(now()).toISOString();
+      await store.put({
+        ...(self ?? { registered_at: at }),
+        id: 'registry',
+        name: 'registry',
+        url: config.PUBLIC_URL ?? url,
+        kind: 'service',
+        capabilities: ['registry', 'auth', 'discovery'],
+        version: REGISTRY_VERSION,
+        steward: 'registry',
+        health_path: '/health',
+        heartbeat_interval_s: config.HEARTBEAT_INTERVAL_S,
+        status: 'active',
+        updated_at: at,
+        registered_at: self?.registered_at ?? at,
+      });
+      const beat = setInterval(() => void liveness.heartbeat('registry'), config.HEARTBEAT_INTERVAL_S * 1000);
+      beat.unref();
+      const prevStop = stopHeartbeats;
+      stopHeartbeats = () => {
+        clearInterval(beat);
+        prevStop?.();
+      };
+    },
+    onStop() {
+      liveness?.stop();
+      stopHeartbeats?.();
+      store?.stop();
+      keyring?.stop();
+    },
+  });
+  return { droplet, config, liveness: () => liveness, store: () => store, keyring: () => keyring };
+}
