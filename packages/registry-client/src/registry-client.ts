@@ -37,6 +37,7 @@ export class RegistryClient {
   private reachable = false;
   private lastError?: string;
   private lastHeartbeatAt?: string;
+  private beats = 0;
   private tokenCache?: { token: string; expiresAt: number };
   private tokenPending?: Promise<string>;
   private listCache = new Map<string, { at: number; items: DropletRecord[] }>();
@@ -118,8 +119,11 @@ export class RegistryClient {
     const payload = { id: this.id, at: new Date(this.now()).toISOString(), ...(this.opts.heartbeatPayload?.() ?? {}) };
     if (this.opts.publish) {
       this.opts.publish(`registry.heartbeat.${this.id}`, payload);
-      // A periodic token refresh doubles as a reachability probe of the registry's HTTP side.
-      await this.token();
+      // NATS heartbeats get no answer: every few beats, check over HTTP that the registry
+      // still knows us (it may have been reset, or an operator removed us).
+      if (this.beats++ % 5 === 0 && !(await this.get(this.id))) {
+        throw new RegistryError(`registry no longer knows '${this.id}'`, 404, 'NOT_FOUND');
+      }
     } else {
       await callRegistry(this.opts.registryUrl, 'POST', `/droplets/${encodeURIComponent(this.id)}/heartbeat`, {
         headers: { authorization: `Bearer ${await this.token()}` },
@@ -137,8 +141,13 @@ export class RegistryClient {
     if (!this.tokenPending) {
       this.tokenPending = (async () => {
         try {
-          const r = await callRegistry<TokenResponse>(this.opts.registryUrl, 'POST', `/auth/token?droplet_id=${encodeURIComponent(this.id)}`, {
-            headers: { 'x-registry-key': this.dropletKey ?? this.opts.registryKey },
+          const r = await this.requestToken().catch((err) => {
+            // Our droplet key died with our record: fall back to the configured key.
+            if (err instanceof RegistryError && err.status === 401 && this.dropletKey) {
+              this.dropletKey = undefined;
+              return this.requestToken();
+            }
+            throw err;
           });
           const expiresAt = Date.parse(r.expires_at);
           const issuedAt = this.now();
@@ -157,6 +166,12 @@ export class RegistryClient {
       })();
     }
     return this.tokenPending;
+  }
+
+  private requestToken(): Promise<TokenResponse> {
+    return callRegistry<TokenResponse>(this.opts.registryUrl, 'POST', `/auth/token?droplet_id=${encodeURIComponent(this.id)}`, {
+      headers: { 'x-registry-key': this.dropletKey ?? this.opts.registryKey },
+    });
   }
 
   async upsertRecord(record: RecordInput): Promise<DropletRecord> {

@@ -99,6 +99,10 @@ export class Certificates {
     return renewed;
   }
 
+  budgetEvents() {
+    return this.d.budget.events();
+  }
+
   list(): Promise<CertInfo[]> {
     return this.d.store.list();
   }

@@ -35,8 +35,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const authority = opts.authority ?? (await startTestAuthority());
   const dataDir = mkdtempSync(join(tmpdir(), 'mesh-proxy-'));
   chmodSync(dataDir, 0o755); // nginx workers (nobody) read the webroot inside it
-  const httpPort = await freePort();
-  const httpsPort = await freePort();
+  const httpPort = opts.env?.PROXY_HTTP_PORT ? Number(opts.env.PROXY_HTTP_PORT) : await freePort();
+  const httpsPort = opts.env?.PROXY_HTTPS_PORT ? Number(opts.env.PROXY_HTTPS_PORT) : await freePort();
   const env: Record<string, string> = {
     PORT: '0',
     NATS_URL: nats.url,
