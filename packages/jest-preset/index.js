@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+
 // Shared jest config: TypeScript through swc (type-checking is tsc's job in `build`),
 // native ESM, `.js` import suffixes mapped back to the `.ts` sources.
 export function jestConfig(overrides = {}) {
@@ -14,6 +16,7 @@ export function jestConfig(overrides = {}) {
     moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     testTimeout: 30000,
+    reporters: ['default', fileURLToPath(new URL('./summary-reporter.js', import.meta.url))],
     maxWorkers: 1,
     // Libraries keep timers (rate-limit windows, reconnect backoff); never let them hold a finished run open.
     forceExit: true,

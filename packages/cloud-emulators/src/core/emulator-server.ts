@@ -30,9 +30,10 @@ export async function startEmulatorServer(makeAdapter: (ctx: AdapterContext) => 
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const at = now();
+    const path = req.path; // captured now: routers mounted under the prefix rewrite req.path
     res.locals.requestId = randomUUID();
     res.setHeader('x-request-id', res.locals.requestId as string);
-    res.on('finish', () => requests.push({ method: req.method, path: req.path, query: { ...(req.query as Record<string, unknown>) }, status: res.statusCode, at }));
+    res.on('finish', () => requests.push({ method: req.method, path, query: { ...(req.query as Record<string, unknown>) }, status: res.statusCode, at }));
     if (latencyMs > 0) setTimeout(next, latencyMs);
     else next();
   });
@@ -97,13 +98,14 @@ export async function startEmulatorServer(makeAdapter: (ctx: AdapterContext) => 
 /** Records every request and response that the provider's OpenAPI description does not allow. */
 function contractCheck(contract: OpenApiContract, adapter: ProviderAdapter, violations: ContractViolation[]) {
   return (req: Request, res: Response, next: NextFunction) => {
-    if (!req.path.startsWith(`${adapter.prefix}/`)) {
-      violations.push({ kind: 'request', method: req.method, path: req.path, errors: [`path outside ${adapter.prefix}/`] });
+    const path = req.path; // captured now: routers mounted under the prefix rewrite req.path
+    if (!path.startsWith(`${adapter.prefix}/`)) {
+      violations.push({ kind: 'request', method: req.method, path, errors: [`path outside ${adapter.prefix}/`] });
       return next();
     }
-    const specPath = adapter.specPathsRelativeToPrefix ? req.path.slice(adapter.prefix.length) : req.path;
+    const specPath = adapter.specPathsRelativeToPrefix ? path.slice(adapter.prefix.length) : path;
     const checked = contract.checkRequest({ method: req.method, path: specPath, headers: req.headers, query: req.query as Record<string, unknown>, body: req.body });
-    if (checked.errors.length) violations.push({ kind: 'request', method: req.method, path: req.path, operationId: checked.operationId, errors: checked.errors });
+    if (checked.errors.length) violations.push({ kind: 'request', method: req.method, path, operationId: checked.operationId, errors: checked.errors });
     const operation = checked.operationId ? contract.operationFor(req.method, specPath) : undefined;
     if (!operation) return next();
 
@@ -117,7 +119,7 @@ function contractCheck(contract: OpenApiContract, adapter: ProviderAdapter, viol
     res.end = ((...args: unknown[]) => {
       // Checked before the bytes go out, so a test reading contractViolations after its response sees it.
       const result = contract.checkResponse(operation, res.statusCode, sentJson, res.getHeaders() as Record<string, unknown>);
-      if (result.errors.length) violations.push({ kind: 'response', method: req.method, path: req.path, operationId: result.operationId, status: res.statusCode, errors: result.errors });
+      if (result.errors.length) violations.push({ kind: 'response', method: req.method, path, operationId: result.operationId, status: res.statusCode, errors: result.errors });
       return end(...args);
     }) as Response['end'];
     next();

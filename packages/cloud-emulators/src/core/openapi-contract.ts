@@ -170,8 +170,10 @@ export class OpenApiContract {
     if (validate === undefined) {
       try {
         validate = ajv.compile(makeSchema ? makeSchema() : { $ref: `spec#${key}` });
-      } catch {
-        validate = null; // a schema Ajv cannot compile is not checked rather than failing the emulator
+      } catch (err) {
+        // Reported as a violation on every use, so a schema that cannot be checked never passes silently.
+        const message = `schema ${key} cannot be compiled: ${(err as Error).message}`;
+        validate = Object.assign(() => false, { errors: [{ instancePath: '', schemaPath: '', keyword: 'compile', params: {}, message }] }) as unknown as ValidateFunction;
       }
       this.validators.set(cacheKey, validate);
     }

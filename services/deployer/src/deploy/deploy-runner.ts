@@ -59,7 +59,7 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
       await t.save();
       return out;
     } catch (err) {
-      const msg = err instanceof StepTimeout ? err.message : `step '${name}' failed: ${(err as Error).message}`;
+      const msg = err instanceof StepTimeout || err instanceof StepFailure ? err.message : `step '${name}' failed: ${(err as Error).message}`;
       t.endStep(rec, 'failed', percent, msg);
       throw err instanceof StepFailure ? err : new StepFailure(name, msg);
     }
@@ -139,14 +139,7 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
       }
     };
 
-    const lastLines = async (): Promise<string[]> => {
-      const lines: string[] = [];
-      for (const c of d.containers) {
-        const got = await engineOf(c.server_id).engine.logs(c.container_id, 20).catch(() => [] as string[]);
-        lines.push(...got.map((l) => `${c.name}: ${t.redact(l)}`));
-      }
-      return lines.slice(-40);
-    };
+    const lastLines = () => containerLogTail(deps, t, plan);
 
     if (service.type === 'worker') {
       await runWorker(deps, t, previous, step, startContainers, lastLines, removeNew, engineOf);
@@ -207,13 +200,25 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
     await t.save();
   } catch (err) {
     const f = err instanceof StepFailure ? err : new StepFailure(d.step ?? 'deploy', (err as Error).message);
+    d.last_log_lines = f.lastLogLines ?? d.last_log_lines ?? (await containerLogTail(deps, t, plan));
     if (!d.route_switched) await removeNew();
     for (const c of d.containers) inFlight.delete(c);
     if (plan.uploadPath) rmSync(plan.uploadPath, { force: true });
-    if (f.lastLogLines) d.last_log_lines = f.lastLogLines;
     t.setStatus('failed', f.message);
     await t.save();
   }
+}
+
+/** The last lines the new containers logged (secret values masked), for a failed deploy's record. */
+async function containerLogTail(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan): Promise<string[]> {
+  const lines: string[] = [];
+  for (const c of t.d.containers) {
+    const p = plan.placement.find((x) => x.server.id === c.server_id);
+    if (!p) continue;
+    const got = await deps.engines.get(p.server).engine.logs(c.container_id, 20).catch(() => [] as string[]);
+    lines.push(...got.map((l) => `${c.name}: ${t.redact(l)}`));
+  }
+  return lines.slice(-40);
 }
 
 type StepFn = <T>(name: string, percent: number, ms: number, fn: (signal: AbortSignal) => Promise<T>) => Promise<T>;

@@ -158,7 +158,8 @@ export class DockerEngine implements ContainerEngine {
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-      HostConfig: { NetworkMode: 'host', RestartPolicy: { Name: 'unless-stopped' }, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } } },
+      // Init: an init process forwards SIGTERM, so an app running as PID 1 still stops gracefully.
+      HostConfig: { NetworkMode: 'host', Init: true, RestartPolicy: { Name: 'unless-stopped' }, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } } },
     });
     await c.start();
     return c.id;

@@ -103,7 +103,7 @@ export class Fleet {
     return { ...summarise(all.instances, currency), providers: all.providers };
   }
 
-  get(provider: ProviderName, id: string): Promise<Instance> {
+  async get(provider: ProviderName, id: string): Promise<Instance> {
     return this.d.providers.get(provider).get(id);
   }
 

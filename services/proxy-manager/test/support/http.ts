@@ -1,7 +1,19 @@
 import { createServer, request, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Writable } from 'node:stream';
-import { freePort } from '@droplet-mesh/udc-kit/testing';
+import { createServer as createNetServer } from 'node:net';
+
+/** A free port on 127.0.0.1 (kept free of udc-kit/testing so the benchmark can use this file outside jest). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export const quiet = new Writable({ write: (_c, _e, cb) => cb() });
 

@@ -1,0 +1,136 @@
+// `npm start`: install what is needed, start NATS (JetStream under DATA_DIR) and every
+// droplet that exists, print their URLs and an operator token, stop cleanly on Ctrl-C.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { ensureWorld, log, ROOT } from './ensure-world.mjs';
+
+ensureWorld('start');
+
+const DATA_DIR = resolve(ROOT, process.env.DATA_DIR ?? '.mesh');
+const NATS_PORT = Number(process.env.NATS_PORT ?? 4222);
+const adminKeyGiven = !!process.env.REGISTRY_ADMIN_KEY;
+const ADMIN_KEY = process.env.REGISTRY_ADMIN_KEY ?? randomBytes(24).toString('base64url');
+mkdirSync(join(DATA_DIR, 'logs'), { recursive: true });
+
+/** A secret from the environment, or one generated once and kept under DATA_DIR (mode 0600). */
+function persistentSecret(name) {
+  if (process.env[name]) return process.env[name];
+  const file = join(DATA_DIR, `${name.toLowerCase()}.secret`);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const value = randomBytes(32).toString('base64');
+  writeFileSync(file, value, { mode: 0o600 });
+  return value;
+}
+
+/** Droplets in start order; a droplet whose build output is missing is skipped. */
+const DROPLETS = [
+  { name: 'registry', port: 8000 },
+  { name: 'multi-cloud-manager', port: 8010 },
+  { name: 'proxy-manager', port: 8100 },
+  { name: 'deployer', port: 8200 },
+  { name: 'health-monitor', port: 8300 },
+];
+
+const children = [];
+let stopping = false;
+
+function portOpen(port) {
+  return new Promise((r) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => (s.destroy(), r(true)));
+    s.once('error', () => r(false));
+  });
+}
+
+async function waitUntil(what, probe, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (stopping) throw new Error('stopping');
+    try {
+      if (await probe()) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
+}
+
+function startChild(name, cmd, args, env = {}) {
+  const logFile = join(DATA_DIR, 'logs', `${name}.log`);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      log(`${name} exited (${signal ?? code}); see ${logFile}`);
+      void stopAll(1);
+    }
+  });
+  children.push({ name, child });
+  return { child, logFile };
+}
+
+async function stopAll(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  log('stopping…');
+  for (const { name, child } of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    await new Promise((r) => {
+      const t = setTimeout(() => (child.kill('SIGKILL'), r()), 10_000);
+      child.once('exit', () => (clearTimeout(t), r()));
+      child.kill('SIGTERM');
+    });
+    log(`stopped ${name}`);
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+try {
+  let natsUrl = process.env.NATS_URL;
+  if (!natsUrl) {
+    if (await portOpen(NATS_PORT)) throw new Error(`port ${NATS_PORT} is taken: stop what runs there, or set NATS_URL to use it`);
+    mkdirSync(join(DATA_DIR, 'nats'), { recursive: true });
+    startChild('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(NATS_PORT), '-sd', join(DATA_DIR, 'nats')]);
+    await waitUntil('nats-server', () => portOpen(NATS_PORT), 15_000);
+    natsUrl = `nats://127.0.0.1:${NATS_PORT}`;
+  }
+  const common = {
+    NATS_URL: natsUrl,
+    DATA_DIR,
+    REGISTRY_URL: process.env.REGISTRY_URL ?? 'http://127.0.0.1:8000',
+    REGISTRY_ADMIN_KEY: ADMIN_KEY,
+    // Each droplet uses the admin key to register itself; the registry hands it its own key.
+    REGISTRY_KEY: ADMIN_KEY,
+    DEPLOYER_MASTER_KEY: persistentSecret('DEPLOYER_MASTER_KEY'),
+  };
+  const started = [];
+  for (const d of DROPLETS) {
+    const main = join(ROOT, 'services', d.name, 'dist', 'main.js');
+    if (!existsSync(main)) continue;
+    const port = Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
+    const { logFile } = startChild(d.name, process.execPath, [main], { ...common, PORT: String(port) });
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntil(`${d.name} (log: ${logFile})`, async () => (await fetch(`${url}/health`)).status === 200, 60_000);
+    started.push({ ...d, url });
+    log(`${d.name.padEnd(20)} ${url}`);
+  }
+  const tok = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, { method: 'POST', headers: { 'x-registry-key': ADMIN_KEY } }).then((r) => r.json());
+  process.stdout.write('\n');
+  log(`NATS                 ${natsUrl} (JetStream data in ${join(DATA_DIR, 'nats')})`);
+  log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);
+  if (!adminKeyGiven) log(`REGISTRY_ADMIN_KEY   ${ADMIN_KEY}   (generated; set REGISTRY_ADMIN_KEY to keep one)`);
+  log(`operator token (expires ${tok.expires_at}):\n${tok.token}\n`);
+  log(`try: curl -H "Authorization: Bearer $TOKEN" ${started[0].url}/droplets`);
+  log('Ctrl-C stops everything.');
+} catch (err) {
+  log(`start failed: ${err.message}`);
+  await stopAll(1);
+}
