@@ -10,7 +10,6 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import request from '../../services/proxy-manager/node_modules/supertest/index.js';
 import { Bus } from '../../services/proxy-manager/node_modules/@droplet-mesh/udc-kit/dist/index.js';
 import { createProxyManager } from '../../services/proxy-manager/src/app.js';
 import { freePort, quiet, startUpstream, viaNginx } from '../../services/proxy-manager/test/support/http.js';
@@ -49,7 +48,7 @@ const pm = createProxyManager({
   bus,
   logDestination: quiet,
 });
-await pm.start({ port: 0 });
+const { url: apiUrl } = await pm.start({ port: 0 });
 const h = {
   pm,
   httpPort,
@@ -60,9 +59,12 @@ const h = {
     rmSync(dataDir, { recursive: true, force: true });
   },
 };
-const app = pm.droplet.app;
-const auth = { Authorization: `Bearer ${API_TOKEN}` };
-const put = (name: string, port: number) => request(app).put(`/proxies/${name}`).set(auth).send({ domain: `${name}.bench`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port }] });
+const auth = { Authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' };
+const call = async (method: string, path: string, body?: unknown) => {
+  const res = await fetch(`${apiUrl}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json().catch(() => undefined)) as unknown };
+};
+const put = (name: string, port: number) => call('PUT', `/proxies/${name}`, { domain: `${name}.bench`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port }] });
 const nginxArgs = ['-p', h.pm.paths.prefix, '-c', h.pm.paths.confFile, '-e', h.pm.paths.errorLog];
 
 const rows: string[] = [];
@@ -108,7 +110,7 @@ try {
       if (res.status !== 201) throw new Error(`PUT ${name}: ${res.status} ${JSON.stringify(res.body)}`);
       await waitServes(h.httpPort, `${name}.bench`, 'upstream green');
       putServing.push(performance.now() - t0);
-      await request(app).delete(`/proxies/${name}`).set(auth);
+      await call('DELETE', `/proxies/${name}`);
     }
     rows.push(
       `${String(target).padStart(5)} routes | PUT→serving median ${ms(median(putServing))} p95 ${ms(p95(putServing))} (PUT answered ${ms(median(putAnswered))}) | bare nginx -s reload→serving ${ms(median(bareServe))} (command returned ${ms(median(bareReturn))}) | ratio ${(median(putServing) / median(bareServe)).toFixed(2)}x`,

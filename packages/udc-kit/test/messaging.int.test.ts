@@ -25,9 +25,10 @@ async function send(body: object, headers: Record<string, string> = {}) {
 }
 
 /** A plain (non-queue) subscriber sees every request on a subject, headers included, without answering. */
-function tap(subject: string): { msgs: Msg[]; sub: Subscription } {
+async function tap(subject: string): Promise<{ msgs: Msg[]; sub: Subscription }> {
   const msgs: Msg[] = [];
   const sub = nc.subscribe(subject, { callback: (_e, m) => msgs.push(m) });
+  await nc.flush(); // the server has the subscription before anyone publishes
   return { msgs, sub };
 }
 
@@ -61,7 +62,7 @@ describe('/send → NATS → /message handler', () => {
   });
 
   it('carries the trace id in the NATS header and in the log lines of both droplets', async () => {
-    const t = tap('udc.beta.message');
+    const t = await tap('udc.beta.message');
     const trace = 'trace-travels-1';
     const res = await send({ target: 'beta', message_type: 'query', priority: 'high', payload: { action: 'echo', text: 'x' } }, { 'X-Correlation-ID': trace });
     t.sub.unsubscribe();
@@ -164,8 +165,7 @@ describe('an absent or silent target', () => {
   });
 
   it('a target that never answers: each attempt times out, and every attempt reaches the subject', async () => {
-    const t = tap('udc.mute.message');
-    await nc.flush();
+    const t = await tap('udc.mute.message');
     const res = await send({ target: 'mute', message_type: 'query', retry_count: 3, timeout_ms: 100, payload: { action: 'ping' } });
     t.sub.unsubscribe();
     expectEnvelope({ status: res.status, body: res.body }, 503, 'DEPENDENCY_UNAVAILABLE');
@@ -176,8 +176,7 @@ describe('an absent or silent target', () => {
   });
 
   it('retry_count 0 means a single attempt', async () => {
-    const t = tap('udc.mute.message');
-    await nc.flush();
+    const t = await tap('udc.mute.message');
     const res = await send({ target: 'mute', message_type: 'query', retry_count: 0, timeout_ms: 100 });
     t.sub.unsubscribe();
     expect(res.status).toBe(503);

@@ -28,7 +28,9 @@ describe('certificates over ACME HTTP-01 against pebble', () => {
     const put = await request(h.pm.droplet.app).put('/proxies/secure').set(h.auth()).send({ domain: 'secure.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
     expect(put.status).toBe(201);
     const events: string[] = [];
-    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.cert.>', { callback: (_e, m) => events.push(m.subject) });
+    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.cert.>', { callback: (_e, m) => {
+      events.push(m.subject);
+    } });
 
     const res = await request(h.pm.droplet.app).post('/proxies/secure/ssl').set(h.auth()).send({ email: 'admin@example.com' });
     expect(res.status).toBe(200);

@@ -75,7 +75,9 @@ describe('UDC message commands (the deployer\'s path)', () => {
 
   it('route.upsert applies a route and returns it as applied; route.delete removes it', async () => {
     const events: string[] = [];
-    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.route.>', { callback: (_e, m) => events.push(m.subject) });
+    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.route.>', { callback: (_e, m) => {
+      events.push(m.subject);
+    } });
     const res = await msg({ action: 'route.upsert', name: 'from-deployer', domain: 'deploy.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ result: 'success', data: { created: true, route: { name: 'from-deployer', domain: 'deploy.test', status: { state: 'serving' } } } });
@@ -108,10 +110,10 @@ describe('UDC message commands (the deployer\'s path)', () => {
 describe('POST /proxy-manager/sync-from-registry', () => {
   it('creates routes for registered droplets that advertise a domain, in one reload', async () => {
     registryRecords = [
-      { id: 'shop', name: 'shop', url: `http://127.0.0.1:${up.port}`, domain: 'shop.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '' },
-      { id: 'blog', name: 'blog', url: `http://localhost:${up.port}/`, domain: 'blog.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '' },
-      { id: 'worker', name: 'worker', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '' },
-      { id: 'evil', name: 'evil', url: 'http://127.0.0.1:1', domain: 'evil.test;', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '' },
+      { id: 'shop', name: 'shop', url: `http://127.0.0.1:${up.port}`, domain: 'shop.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
+      { id: 'blog', name: 'blog', url: `http://localhost:${up.port}/`, domain: 'blog.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
+      { id: 'worker', name: 'worker', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
+      { id: 'evil', name: 'evil', url: 'http://127.0.0.1:1', domain: 'evil.test;', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
     ];
     const reloads = h.pm.nginx.reloads;
     const res = await request(h.pm.droplet.app).post('/proxy-manager/sync-from-registry').set(h.auth());

@@ -65,7 +65,7 @@ describe('resolveUpstreams', () => {
   });
 });
 
-const rec = (o: Partial<RegistryRecord>): RegistryRecord => ({ id: 'x', name: 'x', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', ...o });
+const rec = (o: Partial<RegistryRecord>): RegistryRecord => ({ id: 'x', name: 'x', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '', ...o });
 
 describe('routesFromRegistry', () => {
   it('maps records with a domain to routes at their URL', () => {

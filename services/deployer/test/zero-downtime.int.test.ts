@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+
+const project = uniqueProject('zd');
+const domain = `${project}.mesh.test`;
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let images: TestImages;
+let proxy: Proc | undefined;
+let droplet: DeployerDroplet;
+let proxyHttpPort: number;
+let auth: Record<string, string>;
+const tmp = mkdtempSync(join(tmpdir(), 'deployer-zd-'));
+
+/** One GET through nginx for the domain (a fresh connection each time). */
+function get(): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += String(c)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+/** Steady load while `during` runs: `workers` concurrent request loops. */
+async function underLoad(during: () => Promise<void>, workers = 4) {
+  const results: Array<{ status: number; body: string; at: number }> = [];
+  let running = true;
+  const loops = Array.from({ length: workers }, async () => {
+    while (running) results.push({ ...(await get()), at: Date.now() });
+  });
+  try {
+    await during();
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    running = false;
+    await Promise.all(loops);
+  }
+  return results;
+}
+
+beforeAll(async () => {
+  images = await testImages();
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  const pmPort = await freePort();
+  proxyHttpPort = await freePort();
+  proxy = runNode(PROXY_MANAGER_MAIN, {
+    PORT: String(pmPort),
+    NATS_URL: nats.url,
+    DATA_DIR: join(tmp, 'proxy'),
+    PROXY_HTTP_PORT: String(proxyHttpPort),
+    PROXY_HTTPS_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+    ...authority.env(),
+  });
+  await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
+  droplet = await createDeployerDroplet({
+    env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'warn', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '1', DATA_DIR: join(tmp, 'data'), ...authority.env() },
+    logDestination: quiet(),
+  });
+  await droplet.start();
+  auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+  const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
+  expect((await post('/projects', { name: project })).status).toBe(201);
+  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
+  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' })).status).toBe(201);
+}, 120_000);
+
+afterAll(async () => {
+  await droplet?.deployer.idle();
+  await droplet?.stop();
+  await proxy?.stop();
+  await authority?.close();
+  await nats?.stop({ removeStore: true });
+  if (images) await cleanDocker(images.docker, project);
+  rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+async function deploy(image: string) {
+  const res = await request(droplet.app).post('/deployments').set(auth).send({ project, service: 'web', environment: 'prod', source: { image } });
+  expect(res.status).toBe(202);
+  return waitDeployment(droplet.app, auth, res.body.id, 60_000);
+}
+
+describe('zero downtime through a real proxy-manager and nginx', () => {
+  it('the first deploy points the domain at the new container', async () => {
+    const d = await deploy(images.v1);
+    if (d.status !== 'succeeded') throw new Error(`deploy ${d.status}: ${d.reason}\n${proxy?.output().slice(-2000)}`);
+    expect(d.steps.map((s) => s.name)).toContain('switch');
+    expect(await get()).toEqual({ status: 200, body: 'version-1' });
+  }, 90_000);
+
+  it('redeploys under a steady load with no failed request, v1 then v2', async () => {
+    const results = await underLoad(async () => {
+      const d = await deploy(images.v2);
+      expect(d.status).toBe('succeeded');
+    });
+    const failed = results.filter((r) => r.status !== 200 || !/^version-[12]$/.test(r.body));
+    expect(results.length).toBeGreaterThan(50);
+    expect(failed).toEqual([]);
+    expect(results.some((r) => r.body === 'version-1')).toBe(true);
+    expect(results[results.length - 1].body).toBe('version-2');
+  }, 120_000);
+
+  it('a failed deploy leaves the route alone and the old version serving under load', async () => {
+    await request(droplet.app).patch(`/projects/${project}/services/web`).set(auth).send({ health_timeout_s: 2 });
+    const results = await underLoad(async () => {
+      const d = await deploy(images.broken);
+      expect(d.status).toBe('failed');
+    });
+    expect(results.filter((r) => r.status !== 200 || r.body !== 'version-2')).toEqual([]);
+  }, 120_000);
+});
+

@@ -1,0 +1,2 @@
+import { jestConfig } from '@droplet-mesh/jest-preset';
+export default jestConfig({ testTimeout: 120_000 });
