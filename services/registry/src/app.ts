@@ -6,6 +6,7 @@ import { RecordStore } from './record-store.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerDropletRoutes } from './routes/droplets.js';
 import { subscribeHeartbeats } from './heartbeat-subscriber.js';
+import { heartbeatMetrics } from './heartbeat-metrics.js';
 
 export const REGISTRY_VERSION = '0.1.0';
 
@@ -54,6 +55,7 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
         ctx.emit,
         ctx.logger,
         now,
+        heartbeatMetrics(ctx.metrics),
       );
       const callerDeps = {
         adminKey: () => ctx.config.REGISTRY_ADMIN_KEY,

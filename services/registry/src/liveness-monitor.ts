@@ -18,9 +18,6 @@ export class LivenessMonitor {
   private lastSeen = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private readonly startedAt: number;
-  /** Heartbeat-to-record latency samples (ms) for the benchmark. */
-  readonly latencies: number[] = [];
-  heartbeatsSeen = 0;
 
   constructor(
     private store: RecordStore,
@@ -28,6 +25,8 @@ export class LivenessMonitor {
     private emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void,
     private logger: Logger,
     private now: () => number = Date.now,
+    /** Told of every heartbeat of a known droplet, with its send-to-record lag when the sender stamped it. */
+    private onHeartbeat: (lagMs: number | undefined) => void = () => {},
   ) {
     this.startedAt = now();
   }
@@ -57,8 +56,7 @@ export class LivenessMonitor {
     if (!r) return false;
     const at = this.now();
     this.lastSeen.set(id, at);
-    this.heartbeatsSeen++;
-    if (sentAtMs && this.latencies.length < 200_000) this.latencies.push(at - sentAtMs);
+    this.onHeartbeat(sentAtMs ? at - sentAtMs : undefined);
     if (r.status !== 'active') await this.transition(r, 'active', input);
     return true;
   }

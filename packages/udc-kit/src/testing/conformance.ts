@@ -1,4 +1,4 @@
-import { describe, expect, it, beforeAll, afterAll } from '@jest/globals';
+import type * as JestGlobals from '@jest/globals';
 import type { Express } from 'express';
 import request from 'supertest';
 import type { RouteRecord } from '../api.js';
@@ -33,7 +33,12 @@ export const UDC_ENDPOINTS: Array<[method: 'get' | 'post', path: string, auth: b
 
 const STACK_PATTERN = /\bat .+\.(?:ts|js):\d+|node:internal|\/node_modules\//;
 
+// Jest's globals, looked up when a suite runs, so that importing the testing helpers
+// outside jest (benchmarks, scripts) does not load jest.
+const jestGlobals = () => globalThis as unknown as typeof JestGlobals;
+
 export function expectEnvelope(res: { status: number; body: unknown; text?: string }, status: number, code?: string): void {
+  const { expect } = jestGlobals();
   expect(res.status).toBe(status);
   const body = res.body as { status: string; error: { code: string; message: string }; timestamp: string };
   expect(body.status).toBe('error');
@@ -54,6 +59,7 @@ function concretePath(path: string): string {
  * and the common error cases.
  */
 export function udcConformanceSuite(label: string, setup: () => Promise<ConformanceTarget>, teardown?: () => Promise<void>): void {
+  const { describe, it, expect, beforeAll, afterAll } = jestGlobals();
   describe(`UDC v1.0 conformance: ${label}`, () => {
     let t: ConformanceTarget;
     beforeAll(async () => {
