@@ -5,6 +5,8 @@ import type { ContainerEngine, ImageInfo } from '../engine/container-engine.js';
 import { detectProjectKind, nodeDockerfile, pythonDockerfile, type ProjectFiles } from '../domain/dockerfile-gen.js';
 import type { DeploymentSource } from '../domain/model.js';
 import { MANAGED_LABEL } from '../domain/naming.js';
+
+const SOURCE_LABEL = 'mesh.source-image';
 import { cloneRepository, gitErrorMessage } from '../source/git.js';
 import { extractTarball } from '../source/tarball.js';
 
@@ -71,11 +73,16 @@ export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?
         info = await b.engine.imageInfo(b.source.image);
         if (!info) throw new Error(`image ${b.source.image} is not available after pull`);
       } else b.log(`using local image ${b.source.image} (${info.id.slice(7, 19)})`);
-      if (info.labels[MANAGED_LABEL] === 'true') {
-        await b.engine.tag(info.id, b.tag);
+      // Same source image deployed before for this service: its labelled wrapper is reused.
+      const wrapped =
+        info.labels[MANAGED_LABEL] === 'true'
+          ? info
+          : (await b.engine.listManagedImages({ 'mesh.project': b.labels['mesh.project'], 'mesh.service': b.labels['mesh.service'], [SOURCE_LABEL]: info.id.replace(/^sha256:/, '') }))[0];
+      if (wrapped) {
+        await b.engine.tag(wrapped.id, b.tag);
       } else {
         writeFileSync(join(work, 'Dockerfile'), `FROM ${b.source.image}\n`);
-        await b.engine.build(work, b.tag, { labels: b.labels }, b.log, b.signal);
+        await b.engine.build(work, b.tag, { labels: { ...b.labels, [SOURCE_LABEL]: info.id.replace(/^sha256:/, '') } }, b.log, b.signal);
       }
     } else {
       let dir = join(work, 'src');
