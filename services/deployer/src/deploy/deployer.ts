@@ -101,6 +101,11 @@ export class Deployer {
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
       throw err;
     }
+    const tid = targetId(cmd.project, cmd.service, cmd.environment);
+    if (plan.service.domain && tid.length > 63) {
+      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      throw new InvalidRequest(`route name '${tid}' is longer than the 63 characters proxy-manager accepts: use shorter project/service/environment names`);
+    }
     const lane = this.laneKey(cmd.project, cmd.service, cmd.environment);
     if (cmd.queue === false && this.queue.size(lane) > 0) {
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
@@ -109,7 +114,7 @@ export class Deployer {
     const id = randomUUID();
     const d: Deployment = {
       id,
-      target_id: targetId(cmd.project, cmd.service, cmd.environment),
+      target_id: tid,
       project: cmd.project,
       service: cmd.service,
       environment: cmd.environment,

@@ -116,15 +116,17 @@ export class Fleet {
     if (begun.kind === 'replay') return { ...begun.response, replayed: true };
     if (begun.kind === 'in_progress') throw new Conflict('a create with this Idempotency-Key is still in progress; retry shortly', { idempotency_key: idem.key });
     if (begun.kind === 'mismatch') throw new Unprocessable('this Idempotency-Key was already used with a different request', { idempotency_key: idem.key });
+    let res: StoredResponse;
     try {
-      const res = await this.createNow(req);
-      await this.d.idempotency.complete(key, fp, res);
-      return { ...res, replayed: false };
+      res = await this.createNow(req);
     } catch (err) {
       // Only the provider's create can fail here (waiting never throws), so nothing was created.
       await this.d.idempotency.abandon(key).catch((e) => this.d.logger.warn({ err: e }, 'could not release idempotency key'));
       throw err;
     }
+    // The server exists now: failing to record that must not turn into an error a client retries.
+    await this.d.idempotency.complete(key, fp, res).catch((e) => this.d.logger.warn({ err: e }, 'could not record idempotent response; the key stays claimed until it expires'));
+    return { ...res, replayed: false };
   }
 
   private async createNow(req: CreateRequest): Promise<StoredResponse> {

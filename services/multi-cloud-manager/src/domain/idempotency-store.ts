@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Bus } from '@droplet-mesh/udc-kit';
+import { DependencyUnavailable, type Bus } from '@droplet-mesh/udc-kit';
 
 type KV = Awaited<ReturnType<Bus['kv']>>;
 
@@ -44,9 +44,26 @@ export function fingerprint(value: unknown): string {
  * receiving the same key at once cannot both claim it. The bucket's TTL forgets old keys.
  */
 export class KvIdempotencyStore implements IdempotencyStore {
-  constructor(private readonly kv: () => Promise<KV>) {}
+  constructor(private readonly bucket: () => Promise<KV>) {}
+
+  private async kv(): Promise<KV> {
+    try {
+      return await this.bucket();
+    } catch (err) {
+      throw new DependencyUnavailable('the idempotency store (NATS KV) is unavailable', { reason: (err as Error).message });
+    }
+  }
 
   async begin(key: string, fp: string): Promise<BeginResult> {
+    try {
+      return await this.claim(key, fp);
+    } catch (err) {
+      if (err instanceof DependencyUnavailable) throw err;
+      throw new DependencyUnavailable('the idempotency store (NATS KV) is unavailable', { reason: (err as Error).message });
+    }
+  }
+
+  private async claim(key: string, fp: string): Promise<BeginResult> {
     const kv = await this.kv();
     const claim: Record_ = { state: 'pending', fingerprint: fp, at: new Date().toISOString() };
     try {
