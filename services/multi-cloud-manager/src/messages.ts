@@ -6,6 +6,13 @@ import { providerName } from './routes/schemas.js';
 
 const rebootPayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128), wait: z.boolean().default(false) });
 const listPayload = z.object({ provider: providerName.optional() });
+/** By unified id (`provider:provider_id`, as GET /instances shows it) or by provider and id. */
+const getPayload = z.union([
+  z.object({ provider: providerName, instance_id: z.string().min(1).max(128) }),
+  z
+    .object({ id: z.string().regex(/^[a-z]+:[A-Za-z0-9._-]{1,128}$/, "must be '<provider>:<provider_id>'") })
+    .transform(({ id }) => ({ provider: id.slice(0, id.indexOf(':')), instance_id: id.slice(id.indexOf(':') + 1) })),
+]);
 
 function parse<S extends z.ZodType>(schema: S, payload: unknown): z.infer<S> {
   const r = schema.safeParse(payload);
@@ -21,6 +28,14 @@ export function messageHandlers(fleet: () => Fleet): Record<string, MessageHandl
         const p = parse(rebootPayload, payload);
         // Reboot is allowed on unmanaged instances: it is a recovery action, not a power-off.
         return fleet().act(p.provider, p.instance_id, { type: 'reboot', wait: p.wait, force: false });
+      },
+    },
+    'instance.get': {
+      types: ['query', 'command'],
+      handle: async (payload) => {
+        const p = parse(getPayload, payload);
+        const provider = parse(providerName, p.provider);
+        return { instance: await fleet().get(provider, p.instance_id) };
       },
     },
     'instance.list': {

@@ -129,7 +129,7 @@ describe('instances API', () => {
     expect(list.body.providers.every((p: any) => p.status === 'ok')).toBe(true);
   });
 
-  it('handles instance.reboot and instance.list messages over NATS', async () => {
+  it('handles instance.reboot, instance.list and instance.get messages over NATS', async () => {
     const created = await api().post('/instances').set(h.auth()).send({ provider: 'vultr', name: 'msg-1', region: 'ewr', size: 'vc2-1c-1gb', image: '2284', wait: true });
     const envelope = (payload: object, message_type = 'command') => JSON.stringify({ source: 'health-monitor', target: 'multi-cloud-manager', message_type, payload });
     const reboot = (await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.reboot', provider: 'vultr', instance_id: created.body.instance.provider_id }), { timeout: 5000 })).json<any>();
@@ -139,6 +139,14 @@ describe('instances API', () => {
     expect(list.data.instances.some((i: any) => i.provider_id === created.body.instance.provider_id)).toBe(true);
     const bad = (await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.reboot', provider: 'mars' }), { timeout: 5000 })).json<any>();
     expect(bad).toMatchObject({ result: 'error', error: { code: 'INVALID_REQUEST' } });
+    // instance.get, by unified id (what the deployer sends) and by provider + id.
+    const byId = (await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.get', id: created.body.instance.id }, 'query'), { timeout: 5000 })).json<any>();
+    expect(byId).toMatchObject({ result: 'success', data: { instance: { id: created.body.instance.id, provider: 'vultr' } } });
+    expect(byId.data.instance.ipv4).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const byParts = (await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.get', provider: 'vultr', instance_id: created.body.instance.provider_id }, 'query'), { timeout: 5000 })).json<any>();
+    expect(byParts.data.instance.id).toBe(created.body.instance.id);
+    const missing = (await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.get', id: 'vultr:no-such-instance' }, 'query'), { timeout: 5000 })).json<any>();
+    expect(missing).toMatchObject({ result: 'error', error: { code: 'NOT_FOUND' } });
   });
 
   it('never puts a provider token in a log line, a response or an event', async () => {

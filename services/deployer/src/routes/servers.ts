@@ -12,8 +12,8 @@ const publicView = ({ tls_sealed, ...s }: Server) => ({ ...s, tls: !!tls_sealed 
 async function instanceAddress(deps: RouteDeps, instanceId: string): Promise<string> {
   const reply = await deps.ctx.send({ target: 'multi-cloud-manager', message_type: 'query', payload: { action: 'instance.get', id: instanceId }, timeout_ms: 5000, retry_count: 1 });
   if (reply.result !== 'success') throw new InvalidRequest(`multi-cloud-manager has no usable instance '${instanceId}': ${reply.error?.message ?? reply.result}`);
-  const data = (reply.data ?? {}) as { public_ipv4?: string; ipv4?: string; ip?: string; address?: string; instance?: { public_ipv4?: string; ip?: string } };
-  const ip = data.public_ipv4 ?? data.ipv4 ?? data.ip ?? data.address ?? data.instance?.public_ipv4 ?? data.instance?.ip;
+  // multi-cloud-manager's `instance.get` answers `{ instance }` in its unified model.
+  const ip = (reply.data as { instance?: { ipv4?: string | null } } | undefined)?.instance?.ipv4;
   if (!ip) throw new DependencyUnavailable(`instance '${instanceId}' has no address yet`);
   return ip;
 }
