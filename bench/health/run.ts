@@ -39,6 +39,7 @@ async function startNatsServer() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'bench-nats-'));
   const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+  children.add(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `nats://127.0.0.1:${port}`;
   await waitFor('nats-server', async () => {
@@ -66,9 +67,16 @@ const THROUGHPUT_S = Number(process.env.BENCH_THROUGHPUT_S ?? 20);
 const THROUGHPUT_TARGETS = Number(process.env.BENCH_TARGETS ?? 1000);
 const TARGET_SCRIPT = `${serviceDir}test/fixtures/target-server.mjs`;
 
+// Whatever happens (a failed wait throws), no process this benchmark started outlives it.
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 interface Proc { child: ChildProcess; kill(sig?: NodeJS.Signals): Promise<void> }
 function run(args: string[], env: Record<string, string> = {}, cwd?: string): Proc {
   const child = spawn(process.execPath, args, { cwd, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return {
     child,
@@ -213,7 +221,7 @@ async function throughput(): Promise<void> {
   const server = await startTargets(ports);
   const targets = Array.from({ length: THROUGHPUT_TARGETS }, (_, i) => ({ id: `t-${i}`, url: `http://127.0.0.1:${ports[i % ports.length]}`, health_path: `/health/${i}` }));
   // Ask for far more than one process can do (1,000 targets every 100 ms) and see what it sustains.
-  const mon = monitor({ ...clusterEnv(nats.url, 'tp', await freePort(), targets), CHECK_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '2000', CHECK_CONCURRENCY: '256', MONITORS_PER_TARGET: '1' });
+  const mon = monitor({ ...clusterEnv(nats.url, 'tp', await freePort(), targets), CHECK_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '1000', CHECK_CONCURRENCY: '256', MONITORS_PER_TARGET: '1' });
   let count = 0;
   bus.nc.subscribe('health-monitor.observation', { callback: () => count++ });
   await waitFor('checks flowing', () => count > THROUGHPUT_TARGETS, 30_000, 100);

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { fmt, median } from './stats.js';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 
@@ -21,7 +21,10 @@ interface Targets {
 
 // The servers run in a child process, autocannon in this one: on 2 cores each gets one,
 // and the three targets share one process and take turns, so they see the same machine.
-const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(process.env.BENCH_SERVERS ?? './servers.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(process.env.BENCH_SERVERS ?? './servers.ts', import.meta.url))], {
+  // Droplet logs go to the child's stdout, as in production, here to /dev/null; the handshake line comes on fd 3.
+  stdio: ['pipe', 'ignore', 'inherit', 'pipe'],
+});
 const cleanup = () => {
   if (child.exitCode === null) child.kill('SIGTERM');
 };
@@ -31,7 +34,7 @@ process.on('SIGINT', () => process.exit(130));
 const targets = await new Promise<Targets>((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('servers did not start in 30 s')), 30_000);
   child.once('exit', (code) => reject(new Error(`servers exited with ${code}`)));
-  createInterface({ input: child.stdout! }).once('line', (line) => {
+  createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).once('line', (line) => {
     clearTimeout(timer);
     resolve(JSON.parse(line) as Targets);
   });

@@ -1,6 +1,6 @@
 // Child process of bench/udc/run.ts: serves the three targets on 127.0.0.1 and prints one
 // JSON line with their URLs and a token. Runs until stdin closes or SIGTERM.
-import { createWriteStream } from 'node:fs';
+import { writeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
@@ -19,19 +19,18 @@ const bareServer: Server = await new Promise((resolve) => {
   const s = bare.listen(0, '127.0.0.1', () => resolve(s));
 });
 
-// 2 and 3. A udc-kit droplet, logging as in production (JSON lines to a file: /dev/null here).
+// 2 and 3. A udc-kit droplet with its defaults: JSON log lines to stdout (/dev/null, see run.ts).
 const droplet = createDroplet({
   name: 'bench',
   version: '0.0.0',
   capabilities: [],
   configSchema: z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(0) }),
   env: { NATS_URL: nats.url, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...authority.env() },
-  logDestination: createWriteStream('/dev/null'),
   exit: () => undefined,
 });
 const { url } = await droplet.start({ port: 0 });
 
-process.stdout.write(
+writeSync(3, 
   `${JSON.stringify({
     bare: `http://127.0.0.1:${(bareServer.address() as { port: number }).port}/hello`,
     health: `${url}/health`,

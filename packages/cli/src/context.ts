@@ -20,7 +20,7 @@ export function urlEnvName(id: string): string {
   return `MESHCTL_${id.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_URL`;
 }
 
-function checkUrl(value: string, from: string): string {
+export function checkUrl(value: string, from: string): string {
   const r = z.url({ protocol: /^https?$/ }).safeParse(value);
   if (!r.success) throw new CliError('INVALID_REQUEST', `${from} must be an http(s) URL, got '${value}'`);
   return value.replace(/\/+$/, '');
@@ -82,7 +82,8 @@ export class Context {
   }
 
   async registry(override?: string): Promise<HttpClient> {
-    return this.client('registry', await this.registryUrl(override), await this.token());
+    const token = await this.token();
+    return this.client('registry', await this.registryUrl(override), token);
   }
 
   /** Every registry record (cached for this invocation). */

@@ -100,6 +100,8 @@ export function barRenderer(stream: NodeJS.WritableStream & { isTTY?: boolean })
     stop: () => {
       if (stopped) return;
       stopped = true;
+      // stop() drops notes still buffered for the next redraw: draw once more first.
+      multi.update();
       multi.stop();
     },
   };

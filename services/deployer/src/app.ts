@@ -85,6 +85,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       await deployer?.stop();
       // Running deploys get a bounded chance to finish; any left are found interrupted at the next start.
       await Promise.race([deployer?.idle(), new Promise((r) => setTimeout(r, 30_000).unref())]);
+      deployer?.close();
     },
   });
 

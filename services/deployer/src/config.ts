@@ -37,6 +37,8 @@ export const deployerConfigSchema = z.object({
   UPLOAD_LIMIT_MB: z.coerce.number().positive().max(4096).default(100),
   /** Where a deploy's lease is considered lost when its owner does not answer. */
   RECOVERY_INTERVAL_S: z.coerce.number().positive().default(30),
+  /** A service's deploy lease lapses this long after its holder stops renewing it; another replica may then take over. */
+  DEPLOY_LEASE_TTL_S: z.coerce.number().min(2).max(600).default(30),
   KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('deployer'),
 });
 export type DeployerConfig = z.infer<typeof deployerConfigSchema>;

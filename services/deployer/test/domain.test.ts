@@ -2,7 +2,6 @@ import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { parseMasterKey, sealSecret, openSecret } from '../src/domain/secrets-crypto.js';
 import { allocatePort, preferredPort } from '../src/domain/port-allocator.js';
-import { SerialQueue } from '../src/domain/serial-queue.js';
 import { detectProjectKind, nodeDockerfile, pythonDockerfile, type ProjectFiles } from '../src/domain/dockerfile-gen.js';
 import { tagsToRemove } from '../src/domain/image-retention.js';
 import { StepTimeout, withTimeout } from '../src/domain/step-timeout.js';
@@ -61,39 +60,6 @@ describe('port allocation', () => {
   it('fails clearly when the range is full', async () => {
     const all = new Set(Array.from({ length: 100 }, (_, i) => 20000 + i));
     await expect(allocatePort({ key: 'k', range, taken: all })).rejects.toThrow(/no free port/);
-  });
-});
-
-describe('serial queue', () => {
-  it('runs one job per key at a time, keys in parallel, with positions', async () => {
-    const q = new SerialQueue();
-    const log: string[] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const a = q.enqueue('svc-a', '1', async () => {
-      log.push('a1-start');
-      await gate;
-      log.push('a1-end');
-    });
-    const b = q.enqueue('svc-a', '2', async () => void log.push('a2'));
-    const c = q.enqueue('svc-b', '3', async () => void log.push('b1'));
-    expect([a.position, b.position, c.position]).toEqual([0, 1, 0]);
-    await c.done;
-    expect(q.position('svc-a', '2')).toBe(1);
-    expect(log).toEqual(['a1-start', 'b1']);
-    release();
-    await b.done;
-    expect(log).toEqual(['a1-start', 'b1', 'a1-end', 'a2']);
-    expect(q.size('svc-a')).toBe(0);
-  });
-  it('a failed job does not block the lane', async () => {
-    const q = new SerialQueue();
-    const bad = q.enqueue('k', '1', async () => {
-      throw new Error('boom');
-    });
-    const good = q.enqueue('k', '2', async () => undefined);
-    await expect(bad.done).rejects.toThrow('boom');
-    await expect(good.done).resolves.toBeUndefined();
   });
 });
 

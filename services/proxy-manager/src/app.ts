@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { createDroplet, parseConfig, type Droplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
 import { proxyManagerConfigSchema, resolvePaths, type ProxyManagerConfig, type ProxyPaths } from './config.js';
@@ -22,15 +24,15 @@ import { routeMessageHandlers } from './messages.js';
 import { registerProxyMetrics } from './metrics.js';
 import { every, recheckUpstreams } from './background.js';
 import { lazyKv } from './store/lazy-kv.js';
+import { SharedCertStore } from './acme/shared-certs.js';
+import { ReplicaSync } from './replica-sync.js';
 
 export { proxyManagerConfigSchema, type ProxyManagerConfig } from './config.js';
 
 export interface ProxyManagerDeps {
   env: Env;
-  /** A connected bus: the routes bucket is needed before the API serves. */
+  /** A connected bus: the routes bucket is needed before the API serves. The droplet closes it on stop. */
   bus: Bus;
-  /** Close the bus when the droplet stops (main.ts owns it otherwise). */
-  closeBusOnStop?: boolean;
   registry?: RegistryLink;
   exit?: (code: number) => void;
   logDestination?: NodeJS.WritableStream;
@@ -106,10 +108,10 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     messageHandlers: routeMessageHandlers(serviceRef),
     onStop: async () => {
       for (const stopLoop of loops.splice(0)) stopLoop();
+      await replicaSync.stop();
       await reconciler.idle();
       reconciler.stop();
       await nginx.stop();
-      if (deps.closeBusOnStop) await deps.bus.close();
     },
   });
   const { ctx } = droplet;
@@ -129,13 +131,18 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const probe = deps.probe ?? httpHealthProbe(config.UPSTREAM_HEALTH_TIMEOUT_MS);
   const now = deps.now ?? Date.now;
   const certStore = new CertStore(paths.certDir);
+  /** Who this replica is, in logs, events and the certificate lease. */
+  const replicaId = `${config.DROPLET_ID ?? 'proxy-manager'}@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const sharedCerts = new SharedCertStore(lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 })), { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger });
   const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
 
   const render = async (record: RouteRecord): Promise<Rendered> => {
     const resolution = await resolveUpstreams(record.upstreams, lookup);
     let tls: { certificate: string; key: string } | undefined;
     if (record.enable_ssl) {
-      const info = await certStore.read(record.domain);
+      let info = await certStore.read(record.domain);
+      // Another replica may have obtained it: take it from the shared store, never from the CA here.
+      if (!info || Date.parse(info.not_after) <= now()) info = (await certificates.installShared(record.domain)) ?? info;
       if (info && Date.parse(info.not_after) > now()) tls = certStore.paths(record.domain);
     }
     let text = renderRouteConfig({ route: record, servers: resolution.servers, listen, webroot: paths.webroot, tls });
@@ -153,6 +160,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     logger,
     emit: (t, d, l) => ctx.emit(t, d, l),
     now,
+    shared: sharedCerts,
   });
   const service = new ProxyService({
     reconciler,
@@ -167,6 +175,20 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     now,
   });
   holder.service = service;
+  const replicaSync = new ReplicaSync({
+    reconciler,
+    watchRoutes: (onChange) => {
+      if (!store.watch) throw new Error('the route store cannot be watched');
+      return store.watch(onChange);
+    },
+    storedNames: async () => (await store.list()).map((s) => s.record.name),
+    watchCertificates: (onChange) => sharedCerts.watch(onChange),
+    adoptCertificate: (domain) => service.adoptSharedCertificate(domain),
+    logger,
+    emit: (t, d, l) => ctx.emit(t, d, l),
+    replicaId,
+    quietMs: config.REPLICA_SYNC_QUIET_MS,
+  });
   registerProxyMetrics(ctx.metrics, { certificates, nginx, reconciler });
   const loops: Array<() => void> = [];
 
@@ -176,17 +198,28 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     reconciler,
     nginx,
     certificates,
+    replicaSync,
+    replicaId,
     config,
     paths,
-    /** Directories, nginx.conf, files re-rendered from the store, nginx up, then the API. */
+    /** Directories, nginx.conf, files re-rendered from the store, nginx up, then the API; then follow other replicas. */
     async start(opts: { port?: number; host?: string } = {}) {
       await prepareDirectories(paths);
       await writeFile(paths.confFile, renderMainConf({ prefix: paths.prefix, pidFile: paths.pidFile, errorLog: paths.errorLog, sitesEnabled: paths.sitesEnabled, webroot: paths.webroot, listen, foreground: config.NGINX_MANAGE }));
+      if (!sharedCerts.encrypted) logger.warn({ action: 'cert.share' }, 'CERT_ENCRYPTION_KEY is not set: issued private keys are shared with the other replicas unencrypted in the NATS bucket');
+      // Opened before the listing, so a change written in between is not missed.
+      if (store.watch) await replicaSync.open();
       const sync = await reconciler.resync();
       logger.info({ action: 'resync', result: sync.failed.length ? 'partial' : 'success', ...sync }, 'routes re-rendered from the store');
       if (config.NGINX_MANAGE) await nginx.start();
       else if (!(await nginx.reload()).ok) logger.warn('nginx is not running or refused the configuration; routes are on disk');
       const started = await droplet.start(opts);
+      replicaSync.release();
+      const sslDomains = [...new Set([...reconciler.routes.values()].filter((s) => s.record.enable_ssl).map((s) => s.record.domain))];
+      await certificates
+        .shareLocal(sslDomains)
+        .then((offered) => offered.length > 0 && logger.info({ action: 'cert.share', result: 'success', domains: offered }, 'local certificates offered to the other replicas'))
+        .catch((err) => logger.warn({ action: 'cert.share', result: 'failed', reason: (err as Error).message }, 'could not offer local certificates to the other replicas'));
       if (config.UPSTREAM_RECHECK_INTERVAL_S > 0) loops.push(every(config.UPSTREAM_RECHECK_INTERVAL_S * 1000, () => recheckUpstreams({ reconciler, probe, lookup }), logger, 'upstream recheck'));
       loops.push(every(config.RENEW_CHECK_INTERVAL_S * 1000, () => service.renewCertificates(), logger, 'certificate renewal'));
       return started;

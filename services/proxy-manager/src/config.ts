@@ -27,6 +27,24 @@ export const proxyManagerConfigSchema = z
     PROXY_PUBLIC_HTTPS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
     ROUTES_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('routes'),
     ACME_BUDGET_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('acme-budget'),
+    /** Issued certificates and keys shared between replicas (and the issuing lease). */
+    CERT_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('certificates'),
+    /**
+     * 32 bytes, base64 or hex: seals private keys (AES-256-GCM) before they go into CERT_BUCKET.
+     * Without it keys are shared unsealed (a warning at start). Same value on every replica.
+     */
+    CERT_ENCRYPTION_KEY: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined || v === '') return undefined;
+        const key = /^[0-9a-fA-F]{64}$/.test(v) ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
+        if (key.length !== 32) {
+          ctx.addIssue({ code: 'custom', message: 'must be 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)' });
+          return z.NEVER;
+        }
+        return key;
+      }),
     ACME_DIRECTORY_URL: z.url().default('https://acme-staging-v02.api.letsencrypt.org/directory'),
     ACME_EMAIL: z.email().optional(),
     /** PEM bundle trusted for the ACME directory's TLS (a private CA such as pebble's). */
@@ -39,6 +57,8 @@ export const proxyManagerConfigSchema = z
     DNS_TIMEOUT_MS: z.coerce.number().int().min(50).max(30_000).default(2000),
     /** Changes arriving within this window share one `nginx -t` and one reload. */
     RECONCILE_COALESCE_MS: z.coerce.number().int().min(0).max(5000).default(25),
+    /** Changes other replicas write are applied once they have been quiet this long (bursts → one reload). */
+    REPLICA_SYNC_QUIET_MS: z.coerce.number().int().min(0).max(10_000).default(100),
     NGINX_RELOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   })
   .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] });

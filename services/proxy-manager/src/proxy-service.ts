@@ -29,7 +29,10 @@ export interface ProxyServiceDeps {
 }
 
 export interface AppliedRoute extends RouteRecord {
+  /** The revision serving on this replica's nginx (null: none, e.g. it failed here). */
   applied_revision: number | null;
+  /** The revision of the desired route in the store. */
+  desired_revision: number;
   status: RouteStatus | null;
   certificate: (Pick<CertInfo, 'issuer' | 'not_after' | 'not_before' | 'subject'> & { days_left: number }) | null;
   ssl_pending?: boolean;
@@ -50,10 +53,12 @@ export class ProxyService {
   private async view(stored: StoredRoute): Promise<AppliedRoute> {
     const r = stored.record;
     const cert = r.enable_ssl ? await this.d.certificates.read(r.domain) : undefined;
+    const status = this.d.reconciler.statuses.get(r.name);
     return {
       ...r,
-      applied_revision: stored.revision ?? null,
-      status: this.d.reconciler.statuses.get(r.name) ?? null,
+      applied_revision: status?.applied_revision ?? null,
+      desired_revision: stored.revision,
+      status: status ?? null,
       certificate: cert
         ? { issuer: cert.issuer, subject: cert.subject, not_before: cert.not_before, not_after: cert.not_after, days_left: Math.floor((Date.parse(cert.not_after) - this.now()) / DAY) }
         : null,
@@ -170,6 +175,16 @@ export class ProxyService {
         this.d.reconciler.noteFailure(name, `certificate: ${(err as Error).message}`);
         this.d.logger.warn({ correlation_id: op.correlationId, droplet_name: name, domain, action: 'cert.request', result: 'failed', reason: (err as Error).message }, 'background certificate request failed');
       });
+  }
+
+  /** Another replica stored a certificate: install it here and reload the routes that use it. */
+  async adoptSharedCertificate(domain: string): Promise<boolean> {
+    const installed = await this.d.certificates.installShared(domain);
+    if (!installed) return false;
+    const names = [...this.d.reconciler.routes.values()].filter((s) => s.record.enable_ssl && s.record.domain === domain).map((s) => s.record.name);
+    const outcomes = await Promise.all(names.map((name) => this.d.reconciler.submit({ kind: 'refresh', name, reload: true })));
+    for (const o of outcomes) if (!o.ok) this.d.reconciler.noteFailure(o.name, o.message, o.nginx_output);
+    return true;
   }
 
   /** One renewal pass; routes whose certificate changed are re-rendered (nginx re-reads it on reload). */

@@ -10,11 +10,22 @@ import type { HealthResult } from './upstreams/health.js';
 export type Change =
   | { kind: 'upsert'; record: RouteRecord }
   | { kind: 'delete'; name: string }
-  /** Re-render from the stored record (DNS changed, a certificate arrived); no store write. */
-  | { kind: 'refresh'; name: string };
+  /**
+   * Re-render from the stored record (DNS changed, a certificate arrived); no store write.
+   * `reload`: reload even when the bytes are the same (new key material behind the same paths).
+   */
+  | { kind: 'refresh'; name: string; reload?: boolean }
+  /**
+   * Another replica changed the route in the store: read the desired state now and apply
+   * it if its revision is newer than the one applied here. Never writes the store.
+   */
+  | { kind: 'converge'; name: string };
 
 export interface RouteStatus {
-  /** serving: proxied to at least one address; no_upstream: answers 502; failed: not on disk. */
+  /**
+   * serving: proxied to at least one address; no_upstream: answers 502; failed: the desired
+   * revision is not on disk here (a previously applied revision, if any, keeps serving).
+   */
   state: 'serving' | 'no_upstream' | 'failed';
   applied_revision?: number;
   applied_at?: string;
@@ -48,6 +59,16 @@ export interface ReconcilerDeps {
 interface Pending {
   change: Change;
   resolve: (o: Outcome) => void;
+}
+
+/** One change of a round, resolved to what it does on disk. */
+interface Work {
+  p: Pending;
+  name: string;
+  /** Text to write; undefined removes the route's files. */
+  rendered?: Rendered;
+  /** For a converge: the stored state being applied (null: the route was deleted). */
+  desired?: StoredRoute | null;
 }
 
 const nameOf = (c: Change) => (c.kind === 'upsert' ? c.record.name : c.name);
@@ -105,8 +126,29 @@ export class Reconciler {
         const round: Pending[] = [];
         const names = new Set<string>();
         const rest: Pending[] = [];
+        // A converge waits behind a local change of the same route (it re-reads the store
+        // afterwards, so it costs nothing if that change won), and one converge per route suffices.
+        const local = new Set(this.queue.filter((p) => p.change.kind !== 'converge').map((p) => nameOf(p.change)));
+        const converging = new Map<string, Pending>();
         for (const p of this.queue) {
           const n = nameOf(p.change);
+          if (p.change.kind === 'converge') {
+            const first = converging.get(n);
+            if (first) {
+              // Same answer as the one already queued.
+              const original = first.resolve;
+              first.resolve = (o) => {
+                original(o);
+                p.resolve(o);
+              };
+              continue;
+            }
+            converging.set(n, p);
+            if (local.has(n)) {
+              rest.push(p);
+              continue;
+            }
+          }
           if (names.has(n)) rest.push(p);
           else {
             names.add(n);
@@ -126,40 +168,75 @@ export class Reconciler {
   private async applyRound(round: Pending[]): Promise<void> {
     this.rounds++;
     const answers = new Map<Pending, Outcome>();
+    const desired = new Map<Pending, StoredRoute | null>();
     try {
-      await this.applyRoundInner(round, answers);
+      await this.applyRoundInner(round, answers, desired);
     } catch (err) {
       this.d.logger.error({ err }, 'reconcile round failed');
       for (const p of round) if (!answers.has(p)) answers.set(p, { ok: false, name: nameOf(p.change), reason: 'render', message: `reconcile failed: ${(err as Error).message}` });
     }
+    for (const [p, d] of desired) {
+      const o = answers.get(p);
+      if (o && !o.ok) this.convergeFailed(nameOf(p.change), d, o);
+    }
     for (const p of round) p.resolve(answers.get(p) ?? { ok: false, name: nameOf(p.change), reason: 'render', message: 'no outcome' });
   }
 
-  private async applyRoundInner(round: Pending[], answers: Map<Pending, Outcome>): Promise<void> {
-    // Render everything first (DNS lookups run in parallel), then touch the disk.
-    const prepared = await Promise.all(
-      round.map(async (p) => {
-        const c = p.change;
-        if (c.kind === 'delete') return { p, rendered: undefined };
-        const record = c.kind === 'upsert' ? c.record : this.routes.get(c.name)?.record;
-        if (!record) {
-          answers.set(p, { ok: false, name: nameOf(c), reason: 'not_found', message: `no route '${nameOf(c)}'` });
+  /** What one change does on disk; undefined when it is already answered (nothing to do, or failed). */
+  private async prepare(p: Pending, answers: Map<Pending, Outcome>, desired: Map<Pending, StoredRoute | null>): Promise<Work | undefined> {
+    const c = p.change;
+    const name = nameOf(c);
+    if (c.kind === 'delete') return { p, name };
+    let record: RouteRecord | undefined;
+    let wanted: StoredRoute | undefined;
+    if (c.kind === 'converge') {
+      try {
+        wanted = await this.d.store.get(name);
+      } catch (err) {
+        answers.set(p, { ok: false, name, reason: 'store', message: `cannot read the desired route: ${(err as Error).message}` });
+        return undefined;
+      }
+      const applied = this.routes.get(name);
+      if (!wanted) {
+        if (!applied) {
+          answers.set(p, { ok: true, name, deleted: false, changed: false });
           return undefined;
         }
-        try {
-          return { p, record, rendered: await this.d.render(record) };
-        } catch (err) {
-          answers.set(p, { ok: false, name: record.name, reason: 'render', message: (err as Error).message });
-          return undefined;
-        }
-      }),
-    );
-    const work = prepared.filter((x): x is NonNullable<typeof x> => !!x);
+        desired.set(p, null);
+        return { p, name, desired: null };
+      }
+      if (applied && wanted.revision <= applied.revision) {
+        answers.set(p, { ok: true, name, stored: applied, status: this.statuses.get(name), changed: false });
+        return undefined;
+      }
+      desired.set(p, wanted);
+      record = wanted.record;
+    } else {
+      record = c.kind === 'upsert' ? c.record : this.routes.get(name)?.record;
+    }
+    if (!record) {
+      answers.set(p, { ok: false, name, reason: 'not_found', message: `no route '${name}'` });
+      return undefined;
+    }
+    try {
+      return { p, name, rendered: await this.d.render(record), desired: wanted };
+    } catch (err) {
+      answers.set(p, { ok: false, name, reason: 'render', message: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  private async applyRoundInner(round: Pending[], answers: Map<Pending, Outcome>, desired: Map<Pending, StoredRoute | null>): Promise<void> {
+    // Render everything first (DNS lookups and store reads run in parallel), then touch the disk.
+    const prepared = await Promise.all(round.map((p) => this.prepare(p, answers, desired)));
+    const work = prepared.filter((x): x is Work => !!x);
     if (work.length === 0) return;
 
     const cs = this.d.sites.changeSet();
     let changed = false;
-    for (const w of work) changed = (await this.writeOne(cs, w.p.change, w.rendered?.text)) || changed;
+    for (const w of work) changed = (await this.writeOne(cs, w)) || changed;
+    // New key material behind unchanged paths: nginx only re-reads it on a reload.
+    if (work.some((w) => w.p.change.kind === 'refresh' && w.p.change.reload)) changed = true;
 
     let accepted = work;
     if (changed) {
@@ -167,7 +244,7 @@ export class Reconciler {
       if (!test.ok) {
         if (work.length === 1) {
           await cs.rollback();
-          answers.set(work[0].p, { ok: false, name: nameOf(work[0].p.change), reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: test.output });
+          answers.set(work[0].p, { ok: false, name: work[0].name, reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: test.output });
           return;
         }
         accepted = await this.isolate(cs, work, answers);
@@ -175,8 +252,8 @@ export class Reconciler {
       }
     }
 
-    // Record desired state only for changes nginx accepted.
-    const previous = new Map(accepted.map((w) => [nameOf(w.p.change), this.routes.get(nameOf(w.p.change))]));
+    // Record desired state only for local changes nginx accepted; a converge only follows the store.
+    const previous = new Map(accepted.map((w) => [w.name, this.routes.get(w.name)]));
     const stored = new Map<Pending, StoredRoute | undefined>();
     await Promise.all(
       accepted.map(async (w) => {
@@ -184,10 +261,11 @@ export class Reconciler {
         try {
           if (c.kind === 'upsert') stored.set(w.p, { record: c.record, revision: await this.d.store.put(c.record) });
           else if (c.kind === 'delete') await this.d.store.delete(c.name);
+          else if (c.kind === 'converge') stored.set(w.p, w.desired ?? undefined);
           else stored.set(w.p, this.routes.get(c.name));
         } catch (err) {
-          await cs.rollbackRoute(nameOf(c));
-          answers.set(w.p, { ok: false, name: nameOf(c), reason: 'store', message: `cannot record the route: ${(err as Error).message}` });
+          await cs.rollbackRoute(w.name);
+          answers.set(w.p, { ok: false, name: w.name, reason: 'store', message: `cannot record the route: ${(err as Error).message}` });
         }
       }),
     );
@@ -197,17 +275,16 @@ export class Reconciler {
       const reload = await this.d.nginx.reload();
       if (!reload.ok) {
         await cs.rollback();
-        await this.restoreStore(accepted.map((w) => nameOf(w.p.change)), previous);
-        for (const w of accepted) answers.set(w.p, { ok: false, name: nameOf(w.p.change), reason: 'reload', message: 'nginx did not take the new configuration; the previous one keeps serving', nginx_output: reload.output });
+        await this.restoreStore(accepted.filter((w) => w.p.change.kind !== 'converge').map((w) => w.name), previous);
+        for (const w of accepted) answers.set(w.p, { ok: false, name: w.name, reason: 'reload', message: 'nginx did not take the new configuration; the previous one keeps serving', nginx_output: reload.output });
         return;
       }
     }
 
     const at = new Date().toISOString();
     for (const w of accepted) {
-      const c = w.p.change;
-      const name = nameOf(c);
-      if (c.kind === 'delete') {
+      const name = w.name;
+      if (!w.rendered) {
         const existed = this.routes.delete(name);
         this.statuses.delete(name);
         this.health.delete(name);
@@ -216,7 +293,7 @@ export class Reconciler {
       }
       const s = stored.get(w.p);
       if (s) this.routes.set(name, s);
-      const r = w.rendered as Rendered;
+      const r = w.rendered;
       const status: RouteStatus = {
         state: r.servers.length > 0 ? 'serving' : 'no_upstream',
         applied_revision: s?.revision,
@@ -231,24 +308,35 @@ export class Reconciler {
     }
   }
 
-  private async writeOne(cs: SiteChangeSet, c: Change, text: string | undefined): Promise<boolean> {
-    return c.kind === 'delete' ? cs.remove(c.name) : cs.write(nameOf(c), text as string);
+  private async writeOne(cs: SiteChangeSet, w: Work): Promise<boolean> {
+    return w.rendered ? cs.write(w.name, w.rendered.text) : cs.remove(w.name);
   }
 
   /** The round failed `nginx -t`: retry each change on its own and keep the good ones. */
-  private async isolate<W extends { p: Pending; rendered?: Rendered }>(cs: SiteChangeSet, work: W[], answers: Map<Pending, Outcome>): Promise<W[]> {
+  private async isolate(cs: SiteChangeSet, work: Work[], answers: Map<Pending, Outcome>): Promise<Work[]> {
     await cs.rollback();
-    const ok: W[] = [];
+    const ok: Work[] = [];
     for (const w of work) {
-      await this.writeOne(cs, w.p.change, w.rendered?.text);
+      await this.writeOne(cs, w);
       const t = await this.d.nginx.test();
       if (t.ok) ok.push(w);
       else {
-        await cs.rollbackRoute(nameOf(w.p.change));
-        answers.set(w.p, { ok: false, name: nameOf(w.p.change), reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: t.output });
+        await cs.rollbackRoute(w.name);
+        answers.set(w.p, { ok: false, name: w.name, reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: t.output });
       }
     }
     return ok;
+  }
+
+  /**
+   * A change made by another replica could not be applied here. This replica still knows
+   * the desired route (so GET shows it and the same revision is not retried in a loop),
+   * marks it failed with the reason, and whatever it applied before keeps serving.
+   */
+  private convergeFailed(name: string, desired: StoredRoute | null, o: Extract<Outcome, { ok: false }>): void {
+    if (desired) this.routes.set(name, desired);
+    const prev = this.statuses.get(name);
+    this.statuses.set(name, { ...(prev ?? { servers: [], unresolved: [], https: false }), state: 'failed', last_error: { message: o.message, nginx_output: o.nginx_output, at: new Date().toISOString() } });
   }
 
   private async restoreStore(names: string[], previous: Map<string, StoredRoute | undefined>): Promise<void> {

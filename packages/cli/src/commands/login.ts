@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { removeSession, writeSession } from '../config-file.js';
 import { ApiError, CliError } from '../errors.js';
+import { checkUrl } from '../context.js';
 import type { CommandEnv } from './command-env.js';
 
 interface TokenAnswer {
@@ -28,7 +29,7 @@ export function registerLoginCommands(program: Command, { context }: CommandEnv)
       if (!registryUrl) throw new CliError('INVALID_REQUEST', 'give --registry URL (or set REGISTRY_URL)');
       const key = o.adminKeyStdin ? await readStdin() : (o.adminKey ?? ctx.env.REGISTRY_ADMIN_KEY);
       if (!key) throw new CliError('INVALID_REQUEST', 'give --admin-key, --admin-key-stdin, or set REGISTRY_ADMIN_KEY');
-      const registry = ctx.client('registry', await ctx.registryUrl(registryUrl));
+      const registry = ctx.client('registry', checkUrl(registryUrl, o.registry ? '--registry' : 'REGISTRY_URL'));
       let answer: TokenAnswer;
       try {
         answer = await registry.post<TokenAnswer>('/auth/token', undefined, { query: { droplet_id: 'operator' }, headers: { 'X-Registry-Key': key }, auth: false });

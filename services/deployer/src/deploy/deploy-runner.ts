@@ -41,7 +41,7 @@ const commandOf = (s: Service) => (s.command === undefined ? undefined : typeof 
  * One deployment, step by step. Every step has a deadline; a failure before the route
  * switch removes what this deploy started and leaves the previous version serving.
  */
-export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, inFlight: Set<PlacedContainer>): Promise<void> {
+export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, inFlight: Set<PlacedContainer>, leaseLost?: AbortSignal): Promise<void> {
   const d = t.d;
   const { service, environment } = plan;
   const cfg = deps.config;
@@ -54,7 +54,7 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
     const rec = t.startStep(name);
     await t.save();
     try {
-      const out = await withTimeout(name, ms, fn);
+      const out = await withTimeout(name, ms, fn, leaseLost);
       t.endStep(rec, 'succeeded', percent);
       await t.save();
       return out;
@@ -187,6 +187,7 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
     }
 
     // 4. The new release is current; the old containers drain and stop.
+    leaseLost?.throwIfAborted();
     await commitRelease(deps, t, previous);
     await registerService(deps, t, service);
     await step('drain', 95, ((service.drain_s ?? cfg.DRAIN_S) + 60) * 1000, async () => {

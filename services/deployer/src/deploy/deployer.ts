@@ -5,17 +5,16 @@ import { Conflict, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
 import { waitHealthy, waitRunning } from '../engine/health-wait.js';
 import { FINAL_STATUSES, type Deployment, type DeploymentSource, type PlacedContainer, type Release, type Server } from '../domain/model.js';
 import { redactValues } from '../domain/redact.js';
-import { SerialQueue } from '../domain/serial-queue.js';
 import { targetId } from '../domain/naming.js';
 import { withTimeout } from '../domain/step-timeout.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { runDeployment, type DeployPlan } from './deploy-runner.js';
 import { DeploymentTracker } from './progress.js';
-import { routeUpsert, upstreamsOf } from './route-switch.js';
+import { ownerSubject, Recovery } from './recovery.js';
 import { openSecrets } from './secrets.js';
+import { ServiceLanes, type LaneTurn } from './service-lanes.js';
 
 export const LOCAL_SERVER_ID = 'local';
-const ownerSubject = (owner: string) => `deployer.owner.${owner}`;
 
 export interface DeployCommand {
   project: string;
@@ -36,15 +35,24 @@ export interface Accepted {
   done: Promise<void>;
 }
 
-/** The deploy controller: accepts deploys, runs them one per service at a time, recovers after a crash. */
+/**
+ * The deploy controller: accepts deploys, runs them one per service at a time across every
+ * replica (a lane per service in KV), recovers what a dead replica left.
+ */
 export class Deployer {
-  readonly queue = new SerialQueue();
+  readonly lanes: ServiceLanes;
+  private recovery: Recovery;
   private inFlight = new Set<PlacedContainer>();
+  /** This process's deploys, queued or running (what shutdown and tests wait for). */
+  private mine = new Set<Promise<void>>();
   private ownerSub: Subscription | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private stopping = new AbortController();
 
-  constructor(private deps: DeployerDeps) {}
+  constructor(private deps: DeployerDeps) {
+    this.lanes = new ServiceLanes({ store: deps.stores.lanes, ownerId: deps.ownerId, ttlMs: deps.config.DEPLOY_LEASE_TTL_S * 1000, logger: deps.logger });
+    this.recovery = new Recovery(deps, this.lanes);
+  }
 
   /** Answer liveness for our owner id, make sure the local server exists, and recover interrupted deploys. */
   async start(): Promise<void> {
@@ -56,23 +64,26 @@ export class Deployer {
     this.sweepTimer.unref();
   }
 
+  /** Queued deploys give up their place (marked interrupted); running ones run to the end (see idle). */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.stopping.abort(new Error('the deployer is stopping'));
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  /** Stop answering for our owner id: only after our deploys ended, or other replicas would take them over. */
+  close(): void {
     this.ownerSub?.unsubscribe();
   }
 
   /** Deploys run to the end on stop; tests and shutdown wait here (bounded by every step's timeout). */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  async idle(): Promise<void> {
+    while (this.mine.size > 0) await Promise.allSettled([...this.mine]);
   }
 
-  private laneKey(project: string, service: string, environment: string) {
-    return `${project}/${service}/${environment}`;
-  }
-
-  queuePosition(d: Deployment): number | undefined {
-    return this.queue.position(this.laneKey(d.project, d.service, d.environment), d.id);
+  /** 0 = running (or next), n = n deploys ahead; undefined once over. Read from KV, so the same on every replica. */
+  async queuePosition(d: Deployment): Promise<number | undefined> {
+    if (FINAL_STATUSES.has(d.status)) return undefined;
+    return this.lanes.position(d.target_id, d.id);
   }
 
   async plan(project: string, serviceName: string, environmentName: string): Promise<Omit<DeployPlan, 'uploadPath'>> {
@@ -106,12 +117,13 @@ export class Deployer {
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
       throw new InvalidRequest(`route name '${tid}' is longer than the 63 characters proxy-manager accepts: use shorter project/service/environment names`);
     }
-    const lane = this.laneKey(cmd.project, cmd.service, cmd.environment);
-    if (cmd.queue === false && this.queue.size(lane) > 0) {
-      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
-      throw new Conflict(`a deploy of ${lane} is already in progress`, { running: this.queue.ids(lane)[0], queued: this.queue.size(lane) - 1 });
-    }
     const id = randomUUID();
+    const { position, queue } = await this.lanes.enqueue(tid, id);
+    if (cmd.queue === false && position > 0) {
+      await this.lanes.leave(tid, id);
+      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      throw new Conflict(`a deploy of ${cmd.project}/${cmd.service}/${cmd.environment} is already in progress`, { running: queue[0].deployment_id, queued: position - 1 });
+    }
     const d: Deployment = {
       id,
       target_id: tid,
@@ -135,24 +147,43 @@ export class Deployer {
     };
     const tracker = new DeploymentTracker(d, this.deps.stores, this.deps.bus, this.deps.logger);
     tracker.setStatus('queued');
+    tracker.log(position > 0 ? `queued behind ${position} deploy(s) of this service` : 'queued');
     await tracker.save();
-    this.deps.emit('deployment.queued', { deployment_id: id, target_id: d.target_id });
-    const { position, done } = this.queue.enqueue(lane, id, async () => {
-      if (this.stopped) {
-        tracker.setStatus('interrupted', 'the deployer stopped before this deploy started');
-        await tracker.save();
-        return;
-      }
+    this.deps.emit('deployment.queued', { deployment_id: id, target_id: d.target_id, position });
+    const done = this.runInTurn(tracker, cmd, plan);
+    this.mine.add(done);
+    void done.catch(() => undefined).finally(() => this.mine.delete(done));
+    return { deployment: d, position, done };
+  }
+
+  /** Wait for the head of the lane and the service lease, run, then make way for the next. */
+  private async runInTurn(tracker: DeploymentTracker, cmd: DeployCommand, plan: Omit<DeployPlan, 'uploadPath'>): Promise<void> {
+    const d = tracker.d;
+    let turn: LaneTurn;
+    try {
+      turn = await this.lanes.waitTurn(d.target_id, d.id, this.stopping.signal, async () => void (await this.recovery.recoverLane(d.target_id)));
+    } catch (err) {
+      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      const now = await this.deps.stores.deployments.get(d.id);
+      if (now && FINAL_STATUSES.has(now.status)) return; // another replica settled it
+      tracker.setStatus('interrupted', this.stopping.signal.aborted ? 'the deployer stopped before this deploy started' : `could not wait for its turn: ${(err as Error).message}`);
+      await tracker.save();
+      await this.lanes.leave(d.target_id, d.id).catch((e) => this.deps.logger.warn({ err: e, deployment_id: d.id }, 'could not leave the lane'));
+      return;
+    }
+    try {
       d.started_at = new Date().toISOString();
       tracker.setStatus('running');
       await tracker.save();
       // Refresh the plan: config may have changed while this deploy waited.
       const fresh = await this.plan(cmd.project, cmd.service, cmd.environment).catch(() => plan);
-      await runDeployment(this.deps, tracker, { ...fresh, uploadPath: cmd.uploadPath }, this.inFlight);
-      this.deps.logger.info({ deployment_id: id, status: d.status, target_id: d.target_id }, 'deployment finished');
-      this.deps.emit(`deployment.${d.status}`, { deployment_id: id, target_id: d.target_id, image: d.image, reason: d.reason }, d.status === 'succeeded' ? 'info' : 'warn');
-    });
-    return { deployment: d, position, done };
+      await runDeployment(this.deps, tracker, { ...fresh, uploadPath: cmd.uploadPath }, this.inFlight, turn.lost);
+      this.deps.logger.info({ deployment_id: d.id, status: d.status, target_id: d.target_id }, 'deployment finished');
+      this.deps.emit(`deployment.${d.status}`, { deployment_id: d.id, target_id: d.target_id, image: d.image, reason: d.reason }, d.status === 'succeeded' ? 'info' : 'warn');
+    } finally {
+      await this.lanes.leave(d.target_id, d.id).catch((err) => this.deps.logger.warn({ err, deployment_id: d.id }, 'could not leave the lane'));
+      await turn.release().catch((err) => this.deps.logger.warn({ err, deployment_id: d.id }, 'could not release the service lease'));
+    }
   }
 
   /** Redeploy the exact image (by tag) a past deployment ran. */
@@ -228,80 +259,8 @@ export class Deployer {
     return out;
   }
 
-  private async ownerAlive(owner: string): Promise<boolean> {
-    if (owner === this.deps.ownerId) return true;
-    try {
-      await this.deps.bus.nc.request(ownerSubject(owner), '', { timeout: 1000 });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Deploys whose owner no longer answers were interrupted (kill -9, crash): remove what
-   * they started, put the route back on the previous release, mark them `interrupted`.
-   */
-  async recoverInterrupted(): Promise<string[]> {
-    const recovered: string[] = [];
-    const open = (await this.deps.stores.deployments.list()).filter((d) => !FINAL_STATUSES.has(d.status));
-    const deadOwners = new Map<string, boolean>();
-    for (const d of open) {
-      if (d.owner === this.deps.ownerId) continue;
-      if (!deadOwners.has(d.owner)) deadOwners.set(d.owner, !(await this.ownerAlive(d.owner)));
-      if (!deadOwners.get(d.owner)) continue;
-      await this.cleanUpInterrupted(d).catch((err) => this.deps.logger.error({ err, deployment_id: d.id }, 'cleanup of interrupted deploy failed'));
-      recovered.push(d.id);
-    }
-    return recovered;
-  }
-
-  private async cleanUpInterrupted(d: Deployment): Promise<void> {
-    const log = this.deps.logger.child({ deployment_id: d.id });
-    const tracker = new DeploymentTracker(d, this.deps.stores, this.deps.bus, this.deps.logger);
-    const release = await this.deps.stores.releases.get(d.target_id);
-    const servers = new Map<string, Server>();
-    for (const s of await this.deps.stores.servers.list()) servers.set(s.id, s);
-    const engineFor = (id: string) => {
-      const s = servers.get(id);
-      return s ? this.deps.engines.get(s).engine : undefined;
-    };
-    if (release?.deployment_id === d.id) {
-      // It died after the release was written: the new version serves; finish removing the old.
-      tracker.log('interrupted after the switch: the new version is serving, old containers removed');
-      for (const s of servers.values()) {
-        const engine = this.deps.engines.get(s).engine;
-        const keep = new Set(d.containers.map((c) => c.container_id));
-        for (const c of await engine.listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment }).catch(() => [])) {
-          if (!keep.has(c.id)) await engine.remove(c.id);
-        }
-      }
-    } else {
-      if (d.route_switched && release) {
-        const svc = await this.deps.stores.services.get(d.project, d.service);
-        if (svc?.domain) {
-          await routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(release.containers), svc.health_path);
-          tracker.log('route returned to the previous release');
-        }
-      }
-      // What this deploy started, found by label (its record may lag the engine).
-      for (const s of servers.values()) {
-        const engine = this.deps.engines.get(s).engine;
-        for (const c of await engine.listManagedContainers({ 'mesh.deployment': d.id }).catch(() => [])) {
-          if (release?.containers.some((r) => r.container_id === c.id)) continue;
-          await engine.remove(c.id);
-        }
-      }
-      // A worker deploy stops the old containers first: start them again.
-      for (const c of release?.containers ?? []) {
-        const engine = engineFor(c.server_id);
-        const st = await engine?.inspect(c.container_id);
-        if (engine && st && !st.running) await engine.restart(c.container_id).catch(() => undefined);
-      }
-    }
-    tracker.setStatus('interrupted', `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; what it started was cleaned up`);
-    await tracker.save();
-    log.warn({ step: d.step }, 'interrupted deployment cleaned up');
-    this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
+  /** Recover what dead replicas left (also run at start and every RECOVERY_INTERVAL_S). */
+  recoverInterrupted(): Promise<string[]> {
+    return this.recovery.sweep();
   }
 }

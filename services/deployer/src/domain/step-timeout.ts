@@ -5,16 +5,25 @@ export class StepTimeout extends Error {
   }
 }
 
-/** Run a step with a deadline; its AbortSignal fires at the deadline so the work can stop too. */
-export async function withTimeout<T>(step: string, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/**
+ * Run a step with a deadline; its AbortSignal fires at the deadline (or when `cancel`
+ * fires, e.g. the service lease was lost) so the work can stop too.
+ */
+export async function withTimeout<T>(step: string, ms: number, fn: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let onCancel: (() => void) | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new StepTimeout(step, ms);
+    const stop = (err: Error) => {
       reject(err);
       ac.abort(err);
-    }, ms);
+    };
+    timer = setTimeout(() => stop(new StepTimeout(step, ms)), ms);
+    if (cancel) {
+      onCancel = () => stop(cancel.reason instanceof Error ? cancel.reason : new Error(String(cancel.reason)));
+      if (cancel.aborted) onCancel();
+      else cancel.addEventListener('abort', onCancel, { once: true });
+    }
   });
   try {
     const out = await Promise.race([fn(ac.signal), deadline]);
@@ -23,5 +32,6 @@ export async function withTimeout<T>(step: string, ms: number, fn: (signal: Abor
     return out;
   } finally {
     clearTimeout(timer);
+    if (onCancel) cancel?.removeEventListener('abort', onCancel);
   }
 }

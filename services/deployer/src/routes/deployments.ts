@@ -62,13 +62,13 @@ export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
       .filter((d) => (!query.project || d.project === query.project) && (!query.service || d.service === query.service) && (!query.environment || d.environment === query.environment) && (!query.status || d.status === query.status))
       .sort((a, b) => b.created_at.localeCompare(a.created_at));
     const page = paginate(all, query);
-    return { ...page, items: page.items.map((d) => deploymentView(d, deps.deployer().queuePosition(d))) };
+    return { ...page, items: await Promise.all(page.items.map(async (d) => deploymentView(d, await deps.deployer().queuePosition(d)))) };
   });
 
   api.get('/deployments/:id', { summary: 'One deployment: status, steps with timings, image and digest', params: idParams, tags: ['deployments'] }, async ({ params: p }) => {
     const d = await deps.stores().deployments.get(p.id);
     if (!d) throw new NotFound(`no deployment '${p.id}'`);
-    return deploymentView(d, deps.deployer().queuePosition(d));
+    return deploymentView(d, await deps.deployer().queuePosition(d));
   });
 
   api.get('/deployments/:id/events', { summary: 'Progress as Server-Sent Events (step, percent, log lines), ending with the final status', params: idParams, tags: ['deployments'] }, async ({ params: p, req, res }) => {

@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { Deployment, DeployConfig, Environment, Placement, Project, Release, Server, Service } from '../domain/model.js';
 import type { SealedSecret } from '../domain/secrets-crypto.js';
 import { KvCollection } from './kv-collection.js';
+import { LaneStore } from './lane-store.js';
 
 export interface SecretRecord {
   project: string;
@@ -23,6 +24,8 @@ export function createStores(kv: KV) {
     deployConfigs: new KvCollection<DeployConfig>(kv, 'deployconfig'),
     deployments: new KvCollection<Deployment>(kv, 'deployment'),
     releases: new KvCollection<Release>(kv, 'release'),
+    /** Per-service deploy queues and leases, shared by every replica. */
+    lanes: new LaneStore(kv),
   };
 }
 export type Stores = ReturnType<typeof createStores>;

@@ -37,6 +37,16 @@ export class CertStore {
     }
   }
 
+  /** The files themselves, for sharing with other replicas. */
+  async readPem(domain: string): Promise<{ keyPem: Buffer; chainPem: string } | undefined> {
+    try {
+      const p = this.paths(domain);
+      return { keyPem: await readFile(p.key), chainPem: await readFile(p.certificate, 'utf8') };
+    } catch {
+      return undefined;
+    }
+  }
+
   async save(domain: string, keyPem: string | Buffer, chainPem: string | Buffer): Promise<void> {
     const p = this.paths(domain);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });

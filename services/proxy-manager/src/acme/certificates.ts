@@ -2,6 +2,7 @@ import type { Logger } from '@droplet-mesh/udc-kit';
 import { BudgetExceeded, type AcmeBudget } from './budget.js';
 import type { CertInfo, CertStore } from './cert-store.js';
 import type { CertificateIssuer } from './acme-issuer.js';
+import type { SharedCertStore } from './shared-certs.js';
 
 export interface CertificatesDeps {
   store: CertStore;
@@ -12,9 +13,15 @@ export interface CertificatesDeps {
   logger: Logger;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   now?: () => number;
+  /** Certificates shared between replicas; without it each replica keeps its own. */
+  shared?: SharedCertStore;
+  /** How long one replica may hold the right to ask the CA for a domain. */
+  leaseMs?: number;
+  leasePollMs?: number;
 }
 
-export type EnsureOutcome = { action: 'reused' | 'issued' | 'renewed'; certificate: CertInfo };
+/** fetched: another replica had obtained it; installed here from the shared store. */
+export type EnsureOutcome = { action: 'reused' | 'issued' | 'renewed' | 'fetched'; certificate: CertInfo };
 
 export class AcmeFailed extends Error {}
 
@@ -55,9 +62,65 @@ export class Certificates {
     return p;
   }
 
+  /**
+   * Install the shared certificate for `domain` when it is valid and newer than the one on
+   * disk here; returns it when installed. Errors reading the bucket count as "none".
+   */
+  async installShared(domain: string, correlationId?: string): Promise<CertInfo | undefined> {
+    if (!this.d.shared) return undefined;
+    let remote;
+    try {
+      remote = await this.d.shared.get(domain);
+    } catch (err) {
+      this.d.logger.warn({ correlation_id: correlationId, domain, action: 'cert.fetch', result: 'failed', reason: (err as Error).message }, 'cannot read the shared certificate');
+      return undefined;
+    }
+    if (!remote || remote.notAfter <= this.now()) return undefined;
+    const local = await this.d.store.read(domain);
+    if (local && (local.serial === remote.serial || Date.parse(local.not_after) >= remote.notAfter)) return undefined;
+    await this.d.store.save(domain, remote.keyPem, remote.chainPem);
+    const info = await this.d.store.read(domain);
+    this.d.logger.info({ correlation_id: correlationId, domain, action: 'cert.fetch', result: 'installed', not_after: info?.not_after }, 'certificate installed from the shared store');
+    return info;
+  }
+
+  /**
+   * Wait for the right to ask the CA. While another replica holds it, watch for the
+   * certificate it obtains and take that instead.
+   */
+  private async leaseOrFetch(domain: string, correlationId?: string): Promise<{ lease: boolean } | { fetched: CertInfo }> {
+    const shared = this.d.shared;
+    if (!shared) return { lease: false };
+    const leaseMs = this.d.leaseMs ?? 120_000;
+    const deadline = Date.now() + leaseMs + 5000;
+    for (;;) {
+      if (await shared.acquireLease(domain, leaseMs)) return { lease: true };
+      await new Promise((r) => setTimeout(r, this.d.leasePollMs ?? 500));
+      const fetched = await this.installShared(domain, correlationId);
+      if (fetched && !this.isDue(fetched)) return { fetched };
+      if (Date.now() > deadline) throw new AcmeFailed('another replica is obtaining this certificate; try again shortly');
+    }
+  }
+
   private async run(domain: string, opts: { email?: string; force?: boolean; correlationId?: string }): Promise<EnsureOutcome> {
-    const existing = await this.d.store.read(domain);
+    let existing = await this.d.store.read(domain);
     if (existing && !opts.force && !this.isDue(existing)) return { action: 'reused', certificate: existing };
+    if (!opts.force) {
+      // Another replica may hold a newer one: installing it costs the CA nothing.
+      const fetched = await this.installShared(domain, opts.correlationId);
+      if (fetched && !this.isDue(fetched)) return { action: 'fetched', certificate: fetched };
+      existing = fetched ?? existing;
+    }
+    const turn = await this.leaseOrFetch(domain, opts.correlationId);
+    if ('fetched' in turn) return { action: 'fetched', certificate: turn.fetched };
+    try {
+      return await this.obtain(domain, existing, opts);
+    } finally {
+      if (turn.lease) await this.d.shared?.releaseLease(domain).catch(() => undefined);
+    }
+  }
+
+  private async obtain(domain: string, existing: CertInfo | undefined, opts: { email?: string; correlationId?: string }): Promise<EnsureOutcome> {
     const action = existing ? 'renewed' : 'issued';
     const log = this.d.logger.child({ correlation_id: opts.correlationId, domain, action: `cert.${action === 'issued' ? 'issue' : 'renew'}` });
     await this.d.budget.reserve(domain); // throws BudgetExceeded before any request to the CA
@@ -65,6 +128,8 @@ export class Certificates {
       const { keyPem, chainPem } = await this.d.issuer.issue(domain, opts.email ?? this.d.defaultEmail);
       await this.d.store.save(domain, keyPem, chainPem);
       await this.d.budget.record(domain, 'issued');
+      // The other replicas install it from here (and are told by their watch).
+      await this.d.shared?.put(domain, keyPem, chainPem).catch((err) => log.warn({ reason: (err as Error).message }, 'certificate obtained but not shared; other replicas will fetch or request their own'));
       const certificate = (await this.d.store.read(domain)) as CertInfo;
       this.backoff.delete(domain);
       log.info({ result: 'success', not_after: certificate.not_after, issuer: certificate.issuer }, 'certificate obtained');
@@ -77,6 +142,27 @@ export class Certificates {
       this.d.emit('cert.failed', { domain, reason: message, correlation_id: opts.correlationId }, 'warn');
       throw new AcmeFailed(message);
     }
+  }
+
+  /**
+   * Offer valid certificates this replica holds and the shared store lacks (obtained before
+   * sharing existed, or while the bucket was unreachable), so the others need not ask the CA.
+   */
+  async shareLocal(domains: string[]): Promise<string[]> {
+    const shared = this.d.shared;
+    if (!shared) return [];
+    const offered: string[] = [];
+    for (const domain of domains) {
+      const local = await this.d.store.read(domain);
+      if (!local || Date.parse(local.not_after) <= this.now()) continue;
+      const remote = await shared.get(domain);
+      if (remote && remote.notAfter >= Date.parse(local.not_after)) continue;
+      const pem = await this.d.store.readPem(domain);
+      if (!pem) continue;
+      await shared.put(domain, pem.keyPem, pem.chainPem);
+      offered.push(domain);
+    }
+    return offered;
   }
 
   /** One pass of the renewal loop over the domains that want HTTPS; returns the renewed ones. */

@@ -1,4 +1,5 @@
 import type { KV } from '@nats-io/kv';
+import { watchUpdates, type KeyChange, type KeyWatch } from './kv-watch.js';
 import { routeBodySchema, routeNameSchema, type RouteRecord } from '../domain/route-spec.js';
 
 export interface StoredRoute {
@@ -13,6 +14,8 @@ export interface RouteStore {
   list(): Promise<StoredRoute[]>;
   put(record: RouteRecord): Promise<number>;
   delete(name: string): Promise<void>;
+  /** Changes written after the watch opened (by any replica); optional for stores that cannot watch. */
+  watch?(onChange: (c: KeyChange) => void): Promise<KeyWatch>;
 }
 
 /**
@@ -51,5 +54,9 @@ export class KvRouteStore implements RouteStore {
 
   async delete(name: string): Promise<void> {
     await this.kv.delete(name);
+  }
+
+  watch(onChange: (c: KeyChange) => void): Promise<KeyWatch> {
+    return watchUpdates(this.kv, undefined, onChange);
   }
 }

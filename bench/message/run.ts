@@ -1,0 +1,89 @@
+// bench/message: round-trip latency of a raw NATS request/reply next to the UDC path
+// HTTP POST /send on droplet alpha → NATS → beta's /message handler → reply → HTTP answer.
+import { spawn } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { fmt, percentile } from '../udc/stats.js';
+
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 3000);
+const BLOCK = 250; // alternate the two paths in blocks so both see the same machine
+const WARMUP = 300;
+
+interface Targets {
+  natsUrl: string;
+  sendUrl: string;
+  token: string;
+  pid: number;
+}
+
+const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./servers.ts', import.meta.url))], {
+  // Droplet logs go to the child's stdout, as in production, here to /dev/null; the handshake line comes on fd 3.
+  stdio: ['pipe', 'ignore', 'inherit', 'pipe'],
+});
+const cleanup = () => {
+  if (child.exitCode === null) child.kill('SIGTERM');
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+const t = await new Promise<Targets>((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('servers did not start in 30 s')), 30_000);
+  child.once('exit', (code) => reject(new Error(`servers exited with ${code}`)));
+  createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).once('line', (line) => {
+    clearTimeout(timer);
+    resolve(JSON.parse(line) as Targets);
+  });
+});
+
+const nc = await connect({ servers: t.natsUrl, name: 'bench-requester' });
+const envelope = JSON.stringify({ source: 'bench', target: 'raw', message_type: 'query', payload: { action: 'echo', text: 'x'.repeat(32) }, trace_id: 'bench-trace' });
+const sendBody = JSON.stringify({ target: 'beta', message_type: 'query', payload: { action: 'echo', text: 'x'.repeat(32) }, retry_count: 0, timeout_ms: 5000 });
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+async function rawOnce(): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await nc.request('bench.raw', envelope, { timeout: 5000 });
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function sendOnce(): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(t.sendUrl, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(sendBody), authorization: `Bearer ${t.token}` } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200 || !body.includes('"result":"success"')) return reject(new Error(`/send answered ${res.statusCode}: ${body.slice(0, 200)}`));
+        resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+      });
+    });
+    req.on('error', reject);
+    req.end(sendBody);
+  });
+}
+
+console.log(`bench/message: ${SAMPLES} sequential round trips per path, in alternating blocks of ${BLOCK}; servers in child pid ${t.pid}`);
+for (let i = 0; i < WARMUP; i++) {
+  await rawOnce();
+  await sendOnce();
+}
+const rawMs: number[] = [];
+const sendMs: number[] = [];
+while (rawMs.length < SAMPLES) {
+  for (let i = 0; i < BLOCK; i++) rawMs.push(await rawOnce());
+  for (let i = 0; i < BLOCK; i++) sendMs.push(await sendOnce());
+}
+rawMs.sort((a, b) => a - b);
+sendMs.sort((a, b) => a - b);
+
+const row = (name: string, xs: number[]) => `${name.padEnd(38)} ${fmt(percentile(xs, 50), 3).padStart(8)} ${fmt(percentile(xs, 99), 3).padStart(8)}`;
+console.log(`\n${'path'.padEnd(38)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
+console.log(row('raw NATS request/reply', rawMs));
+console.log(row('HTTP /send → NATS → handler → reply', sendMs));
+console.log(`ratio /send ÷ raw: p50 ${fmt(percentile(sendMs, 50) / percentile(rawMs, 50))}x, p99 ${fmt(percentile(sendMs, 99) / percentile(rawMs, 99))}x`);
+
+agent.destroy();
+await nc.close();
+cleanup();

@@ -1,0 +1,155 @@
+import { FINAL_STATUSES, type Deployment, type Server } from '../domain/model.js';
+import type { HeldLease } from '../store/lane-store.js';
+import type { DeployerDeps } from './deploy-context.js';
+import { DeploymentTracker } from './progress.js';
+import { routeUpsert, upstreamsOf } from './route-switch.js';
+import type { ServiceLanes } from './service-lanes.js';
+
+export const ownerSubject = (owner: string) => `deployer.owner.${owner}`;
+
+type Alive = (owner: string) => Promise<boolean>;
+
+/**
+ * Deploys whose deployer died (kill -9, crash, lost its lease): remove what they started,
+ * put the route back on the previous release, mark them `interrupted`, and take them out
+ * of their service's lane so the next deploy can run. Any replica may do this; the
+ * service lease makes sure only one does, and never while a live deploy runs.
+ */
+export class Recovery {
+  constructor(private deps: DeployerDeps, private lanes: ServiceLanes) {}
+
+  /** Liveness of deployer replicas, asked once per owner per pass. */
+  aliveCheck(): Alive {
+    const seen = new Map<string, Promise<boolean>>();
+    return (owner) => {
+      if (owner === this.deps.ownerId) return Promise.resolve(true);
+      let p = seen.get(owner);
+      if (!p) {
+        p = this.deps.bus.nc.request(ownerSubject(owner), '', { timeout: 1000 }).then(
+          () => true,
+          () => false,
+        );
+        seen.set(owner, p);
+      }
+      return p;
+    };
+  }
+
+  /** Every lane and every open deployment: recover what a dead replica left. */
+  async sweep(): Promise<string[]> {
+    const alive = this.aliveCheck();
+    const open = (await this.deps.stores.deployments.list()).filter((d) => !FINAL_STATUSES.has(d.status) && d.owner !== this.deps.ownerId);
+    const targets = new Set([...open.map((d) => d.target_id), ...(await this.lanes.targets())]);
+    const recovered: string[] = [];
+    for (const t of targets) recovered.push(...(await this.recoverLane(t, alive, open.filter((d) => d.target_id === t))));
+    return recovered;
+  }
+
+  /** One service's lane: queue entries and lease of dead owners, plus the given open deployments. */
+  async recoverLane(target: string, alive: Alive = this.aliveCheck(), open: Deployment[] = []): Promise<string[]> {
+    const lease = await this.lanes.lease(target);
+    const staleLease = lease && (await this.lanes.isStale(lease, alive)) ? lease : undefined;
+    const suspects = new Map<string, Deployment | undefined>();
+    for (const e of await this.lanes.queue(target)) if (!(await alive(e.owner))) suspects.set(e.deployment_id, undefined);
+    if (staleLease) suspects.set(staleLease.value.deployment_id, undefined);
+    for (const d of open) if (!(await alive(d.owner))) suspects.set(d.id, d);
+    const recovered: string[] = [];
+    for (const [id, known] of suspects) {
+      const d = known ?? (await this.deps.stores.deployments.get(id));
+      if (!d || FINAL_STATUSES.has(d.status)) {
+        // Its deployer died after recording the end, before leaving the lane.
+        await this.lanes.leave(target, id);
+        if (staleLease?.value.deployment_id === id) await this.lanes.releaseStale(staleLease);
+        continue;
+      }
+      const done = await this.recoverDeployment(d, lease, staleLease).catch((err) => {
+        this.deps.logger.error({ err, deployment_id: d.id }, 'cleanup of interrupted deploy failed');
+        return false;
+      });
+      if (done) recovered.push(d.id);
+    }
+    return recovered;
+  }
+
+  /** `lease` is the service's lease as read; `staleLease` the same when it may be taken over. */
+  private async recoverDeployment(d: Deployment, lease: HeldLease | undefined, staleLease: HeldLease | undefined): Promise<boolean> {
+    const target = d.target_id;
+    if (lease?.value.deployment_id !== d.id && d.status === 'queued') {
+      // It never started (the lease was never its own): nothing to clean up.
+      await this.markInterrupted(d, `the deployer that queued it (${d.owner.slice(0, 8)}) stopped before this deploy started`);
+      await this.lanes.leave(target, d.id);
+      return true;
+    }
+    // It was changing the service: clean up under the lease, taken over from the dead owner.
+    const turn =
+      lease?.value.deployment_id === d.id
+        ? staleLease && (await this.lanes.hold(target, d.id, staleLease))
+        : lease
+          ? undefined // someone else's deploy holds the service: try again on a later pass
+          : await this.lanes.hold(target, d.id);
+    if (!turn) return false;
+    try {
+      await this.cleanUp(d);
+    } finally {
+      await this.lanes.leave(target, d.id);
+      await turn.release();
+    }
+    return true;
+  }
+
+  private async markInterrupted(d: Deployment, reason: string): Promise<void> {
+    const tracker = new DeploymentTracker(d, this.deps.stores, this.deps.bus, this.deps.logger);
+    tracker.setStatus('interrupted', reason);
+    await tracker.save();
+    this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
+  }
+
+  private async cleanUp(d: Deployment): Promise<void> {
+    const log = this.deps.logger.child({ deployment_id: d.id });
+    const tracker = new DeploymentTracker(d, this.deps.stores, this.deps.bus, this.deps.logger);
+    const release = await this.deps.stores.releases.get(d.target_id);
+    const servers = new Map<string, Server>();
+    for (const s of await this.deps.stores.servers.list()) servers.set(s.id, s);
+    const engineFor = (id: string) => {
+      const s = servers.get(id);
+      return s ? this.deps.engines.get(s).engine : undefined;
+    };
+    if (release?.deployment_id === d.id) {
+      // It died after the release was written: the new version serves; finish removing the old.
+      tracker.log('interrupted after the switch: the new version is serving, old containers removed');
+      for (const s of servers.values()) {
+        const engine = this.deps.engines.get(s).engine;
+        const keep = new Set(d.containers.map((c) => c.container_id));
+        for (const c of await engine.listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment }).catch(() => [])) {
+          if (!keep.has(c.id)) await engine.remove(c.id);
+        }
+      }
+    } else {
+      if (d.route_switched && release) {
+        const svc = await this.deps.stores.services.get(d.project, d.service);
+        if (svc?.domain) {
+          await routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(release.containers), svc.health_path);
+          tracker.log('route returned to the previous release');
+        }
+      }
+      // What this deploy started, found by label (its record may lag the engine).
+      for (const s of servers.values()) {
+        const engine = this.deps.engines.get(s).engine;
+        for (const c of await engine.listManagedContainers({ 'mesh.deployment': d.id }).catch(() => [])) {
+          if (release?.containers.some((r) => r.container_id === c.id)) continue;
+          await engine.remove(c.id);
+        }
+      }
+      // A worker deploy stops the old containers first: start them again.
+      for (const c of release?.containers ?? []) {
+        const engine = engineFor(c.server_id);
+        const st = await engine?.inspect(c.container_id);
+        if (engine && st && !st.running) await engine.restart(c.container_id).catch(() => undefined);
+      }
+    }
+    tracker.setStatus('interrupted', `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; what it started was cleaned up`);
+    await tracker.save();
+    log.warn({ step: d.step }, 'interrupted deployment cleaned up');
+    this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
+  }
+}
