@@ -90,6 +90,7 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
         updated_at: at,
         registered_at: self?.registered_at ?? at,
       });
+      await liveness.heartbeat('registry');
       const beat = setInterval(() => void liveness.heartbeat('registry'), config.HEARTBEAT_INTERVAL_S * 1000);
       beat.unref();
       const prevStop = stopHeartbeats;
