@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import request from 'supertest';
@@ -36,24 +36,31 @@ export interface TestImages {
   nodeBase: string;
 }
 
+/**
+ * A small web app image FROM the local busybox: httpd on $PORT serving `files` from /www
+ * (files under cgi-bin/ are executable and answer as CGI scripts). Built once per tag.
+ */
+export async function buildWebImage(docker: Docker, busybox: string, tag: string, files: Record<string, string>, cmd?: string): Promise<string> {
+  if (await docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
+  const dir = mkdtempSync(join(tmpdir(), 'deployer-img-'));
+  try {
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, 'www', path)), { recursive: true });
+      writeFileSync(join(dir, 'www', path), text, { mode: path.startsWith('cgi-bin/') ? 0o755 : 0o644 });
+    }
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ${cmd ?? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'}\n`);
+    return await buildImageFromDir(docker, dir, tag);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Small web apps built FROM the local busybox image: httpd on $PORT serving /www (index = version, /health = ok). */
 export async function testImages(): Promise<TestImages> {
   const docker = await ensureDockerEngine();
   const busybox = await ensureBusyboxImage(docker);
   const nodeBase = await ensureNodeBaseImage(docker);
-  const build = async (tag: string, index: string, cmd?: string) => {
-    if (await docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
-    const dir = mkdtempSync(join(tmpdir(), 'deployer-img-'));
-    try {
-      mkdirSync(join(dir, 'www'));
-      writeFileSync(join(dir, 'www/index.html'), index);
-      writeFileSync(join(dir, 'www/health'), 'ok');
-      writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ${cmd ?? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'}\n`);
-      return await buildImageFromDir(docker, dir, tag);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  const build = (tag: string, index: string, cmd?: string) => buildWebImage(docker, busybox, tag, { 'index.html': index, health: 'ok' }, cmd);
   return {
     docker,
     busybox,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { buildWebImage, cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
 
 const project = uniqueProject('zd');
@@ -21,9 +21,9 @@ let auth: Record<string, string>;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-zd-'));
 
 /** One GET through nginx for the domain (a fresh connection each time). */
-function get(): Promise<{ status: number; body: string }> {
+function get(host = domain): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: host }, agent: false, timeout: 5000 }, (res) => {
       let body = '';
       res.on('data', (c) => (body += String(c)));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
@@ -91,8 +91,8 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
 
-async function deploy(image: string) {
-  const res = await request(droplet.app).post('/deployments').set(auth).send({ project, service: 'web', environment: 'prod', source: { image } });
+async function deploy(image: string, service = 'web', extra: object = {}) {
+  const res = await request(droplet.app).post('/deployments').set(auth).send({ project, service, environment: 'prod', source: { image }, ...extra });
   expect(res.status).toBe(202);
   return waitDeployment(droplet.app, auth, res.body.id, 60_000);
 }
@@ -127,3 +127,49 @@ describe('zero downtime through a real proxy-manager and nginx', () => {
   }, 120_000);
 });
 
+/**
+ * An app whose health CGI answers ok for its first `okChecks` checks, then kills its httpd
+ * (the container exits). A deploy checks a new container's health path exactly three
+ * times: the deployer's health step (its first answered request), proxy-manager's probe
+ * before it switches the route (require_healthy), and the deployer's verify step after
+ * the switch. With okChecks = 2 the new version dies right after the route switched.
+ */
+const healthCgi = (okChecks: number) => `#!/bin/sh
+n=0
+[ -f /tmp/hits ] && read n < /tmp/hits
+n=$((n + 1))
+echo "$n" > /tmp/hits
+if [ "$n" -le ${okChecks} ]; then printf 'Content-Type: text/plain\r\n\r\nok\n'; exit 0; fi
+echo "health check $n: crashing" >&2
+read pid < /tmp/httpd.pid
+kill "$pid"
+printf 'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\ncrashed\n'
+`;
+const cgiCmd = '["/bin/sh", "-c", "mkdir -p /tmp; httpd -f -p 127.0.0.1:$PORT -h /www & echo $! > /tmp/httpd.pid; wait; echo httpd stopped"]';
+
+describe('auto_rollback through a real proxy-manager and nginx', () => {
+  const arDomain = `ar-${project}.mesh.test`;
+
+  it('a new version that fails after the switch: the route goes back to the previous version, the new containers are removed', async () => {
+    const good = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:good', { 'index.html': 'version-good', 'cgi-bin/health': healthCgi(1_000_000) }, cgiCmd);
+    const flaky = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:flaky', { 'index.html': 'version-flaky', 'cgi-bin/health': healthCgi(2) }, cgiCmd);
+    expect((await request(droplet.app).post(`/projects/${project}/services`).set(auth).send({ name: 'ar', type: 'web', domain: arDomain, health_path: '/cgi-bin/health', health_timeout_s: 10 })).status).toBe(201);
+    const first = await deploy(good, 'ar');
+    expect(first.status).toBe('succeeded');
+    expect(await get(arDomain)).toEqual({ status: 200, body: 'version-good' });
+    const before = (await request(droplet.app).get(`/services/app-${project}-ar-prod`).set(auth)).body;
+
+    const d = await deploy(flaky, 'ar', { auto_rollback: true });
+    expect(d.status).toBe('rolled_back');
+    const steps = Object.fromEntries(d.steps.map((s) => [s.name, s.status]));
+    expect(steps).toMatchObject({ health: 'succeeded', switch: 'succeeded', verify: 'failed' });
+    expect(d.reason).toMatch(/verify/);
+    expect(d.route_switched).toBe(false);
+    expect(d.last_log_lines?.join('\n')).toContain('crashing');
+    expect(await images.docker.listContainers({ all: true, filters: { label: [`mesh.deployment=${d.id}`] } })).toHaveLength(0);
+    // The release never moved, and nginx serves the previous version again (the new one is gone).
+    const after = (await request(droplet.app).get(`/services/app-${project}-ar-prod`).set(auth)).body;
+    expect(after).toMatchObject({ deployment_id: first.id, containers: before.containers });
+    expect(await get(arDomain)).toEqual({ status: 200, body: 'version-good' });
+  }, 120_000);
+});

@@ -114,7 +114,7 @@ describe('certificates shared between replicas', () => {
     expect((survivor.issuer as ReturnType<typeof countingIssuer>).calls).toEqual(['orphan.test']);
   });
 
-  it('without CERT_ENCRYPTION_KEY keys are shared as they are, and only between keyless replicas', async () => {
+  it('without CERT_ENCRYPTION_KEY keys are shared unsealed, still obtained once', async () => {
     const issuer = countingIssuer();
     const plainA = replica('plain-a', { issuer });
     const plainB = replica('plain-b', { issuer });

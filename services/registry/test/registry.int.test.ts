@@ -64,6 +64,11 @@ describe('registration and tokens', () => {
 
     const op = jwt.decode(await tokenFor('operator')) as jwt.JwtPayload;
     expect(op.scopes).toEqual(['read', 'write', 'admin']);
+    // Least privilege: a key may ask for fewer scopes, never more.
+    const readOnly = await request(reg.droplet.app).post('/auth/token?droplet_id=operator&scopes=read').set('X-Registry-Key', ADMIN_KEY);
+    expect((jwt.decode(readOnly.body.token) as jwt.JwtPayload).scopes).toEqual(['read']);
+    expectEnvelope(await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=read,admin').set('X-Registry-Key', dropletKey), 403, 'FORBIDDEN');
+    expectEnvelope(await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=root').set('X-Registry-Key', dropletKey), 400, 'INVALID_REQUEST');
   });
 
   it('refuses a wrong key (401), an unknown droplet (404) and an invalid body (400 with fields)', async () => {

@@ -6,7 +6,8 @@ import type { Scope } from '../auth.js';
 import { ERROR_CODES } from '../errors.js';
 
 export interface ConformanceTarget {
-  app: Express;
+  /** The droplet's Express app, or the base URL of a droplet running as its own process. */
+  app: Express | string;
   /** The droplet's route table (droplet.api.routes). */
   routes: RouteRecord[];
   dropletName: string;
@@ -47,6 +48,22 @@ export function expectEnvelope(res: { status: number; body: unknown; text?: stri
   expect(typeof body.error.message).toBe('string');
   expect(Number.isNaN(Date.parse(body.timestamp))).toBe(false);
   expect(res.text ?? JSON.stringify(res.body)).not.toMatch(STACK_PATTERN);
+}
+
+/**
+ * A target for a droplet running elsewhere (its own process, in the mesh): the route table
+ * is read back from its /openapi.json, which udc-kit builds from the same route specs.
+ */
+export async function conformanceTargetFromUrl(url: string, dropletName: string, token: (scopes: Scope[]) => string): Promise<ConformanceTarget> {
+  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { security?: unknown[]; 'x-required-scope'?: Scope }>> };
+  const routes: RouteRecord[] = [];
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const isPublic = Array.isArray(op.security) && op.security.length === 0;
+      routes.push({ method: method as RouteRecord['method'], path: p.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1'), spec: { scope: isPublic ? 'public' : (op['x-required-scope'] ?? 'read') } });
+    }
+  }
+  return { app: url, routes, dropletName, token };
 }
 
 function concretePath(path: string): string {

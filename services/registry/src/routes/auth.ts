@@ -26,7 +26,15 @@ export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
   api.post('/auth/token', {
     scope: 'public',
     summary: 'Mint an RS256 token (X-Registry-Key: the droplet key, or the admin key for any id)',
-    query: z.object({ droplet_id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id') }),
+    query: z.object({
+      droplet_id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id'),
+      /** Ask for fewer scopes than the key allows (least privilege), e.g. `scopes=read`. */
+      scopes: z
+        .string()
+        .regex(/^(read|write|admin)(,(read|write|admin))*$/, 'must be a comma list of read, write, admin')
+        .transform((v) => [...new Set(v.split(','))])
+        .optional(),
+    }),
   }, async ({ query, req }) => {
     const ip = req.ip ?? 'unknown';
     const blocked = await failures.get(ip);
@@ -41,7 +49,10 @@ export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
       req.log.warn({ droplet_id: query.droplet_id, action: 'token', result: 'refused' }, 'token refused');
       throw err;
     }
-    const scopes = isAdmin(caller) && query.droplet_id === 'operator' ? OPERATOR_SCOPES : DROPLET_SCOPES;
+    const allowed = isAdmin(caller) && query.droplet_id === 'operator' ? OPERATOR_SCOPES : DROPLET_SCOPES;
+    const beyond = query.scopes?.filter((s) => !allowed.includes(s)) ?? [];
+    if (beyond.length) throw new Forbidden(`this key cannot grant ${beyond.join(', ')}`, { allowed });
+    const scopes = query.scopes ? allowed.filter((s) => query.scopes!.includes(s)) : allowed;
     const t = keyring.sign({ sub: query.droplet_id, droplet_id: query.droplet_id, scopes }, ctx.config.JWT_ISSUER, ctx.config.JWT_AUDIENCE);
     req.log.info({ droplet_id: query.droplet_id, kid: t.kid, action: 'token', result: 'issued' }, 'token issued');
     return { token: t.token, token_type: 'Bearer', expires_at: t.expires_at, scopes };
