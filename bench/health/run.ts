@@ -12,54 +12,7 @@ const requireFromService = createRequire(`${serviceDir}package.json`);
 const load = async (spec: string) => import(pathToFileURL(requireFromService.resolve(spec)).href);
 const { Bus } = await load('@droplet-mesh/udc-kit');
 const { Agent, request } = await load('undici');
-// (udc-kit/testing pulls in jest; the three helpers the bench needs are here.)
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-async function startNatsServer() {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'bench-nats-'));
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  children.add(child);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const url = `nats://127.0.0.1:${port}`;
-  await waitFor('nats-server', async () => {
-    try {
-      const b = await Bus.connect({ url, name: 'probe', connectTimeoutMs: 500 });
-      await b.close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, 15_000, 100);
-  return {
-    url,
-    async stop(_o?: unknown) {
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+const { freePort, waitFor, startNatsServer } = (await load('@droplet-mesh/udc-kit/testing')) as typeof import('@droplet-mesh/udc-kit/testing');
 
 const KILLS = Number(process.env.BENCH_KILLS ?? 20);
 const FALSE_RUN_S = Number(process.env.BENCH_FALSE_RUN_S ?? 300);

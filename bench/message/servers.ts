@@ -4,7 +4,7 @@ import { writeSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { baseConfigShape, createDroplet } from '@droplet-mesh/udc-kit';
-import { startNatsServer, startTestAuthority } from '../udc/udc-testing.js';
+import { startNatsServer, startTestAuthority } from '@droplet-mesh/udc-kit/testing';
 
 const nats = await startNatsServer();
 const authority = await startTestAuthority();
@@ -28,7 +28,11 @@ await beta.start({ port: 0 });
 
 // The baseline's responder lives here too, so both paths cross the same process boundary.
 const raw = await connect({ servers: nats.url, name: 'raw-responder' });
-raw.subscribe('bench.raw', { callback: (_err, msg) => msg.respond(msg.data) });
+raw.subscribe('bench.raw', {
+  callback: (_err, msg) => {
+    msg.respond(msg.data);
+  },
+});
 await raw.flush();
 
 writeSync(3, `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`);

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
 import { baseConfigShape, createDroplet } from '@droplet-mesh/udc-kit';
-import { startNatsServer, startTestAuthority } from './udc-testing.js';
+import { startNatsServer, startTestAuthority } from '@droplet-mesh/udc-kit/testing';
 
 const nats = await startNatsServer();
 const authority = await startTestAuthority();

@@ -83,7 +83,9 @@ describe('parseConfig', () => {
 });
 
 describe('configOrExit', () => {
-  afterEach(() => jest.restoreAllMocks());
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
 
   it('prints one line naming the variable and exits 1', () => {
     const writes: string[] = [];

@@ -27,7 +27,11 @@ async function send(body: object, headers: Record<string, string> = {}) {
 /** A plain (non-queue) subscriber sees every request on a subject, headers included, without answering. */
 async function tap(subject: string): Promise<{ msgs: Msg[]; sub: Subscription }> {
   const msgs: Msg[] = [];
-  const sub = nc.subscribe(subject, { callback: (_e, m) => msgs.push(m) });
+  const sub = nc.subscribe(subject, {
+    callback: (_e, m) => {
+      msgs.push(m);
+    },
+  });
   await nc.flush(); // the server has the subscription before anyone publishes
   return { msgs, sub };
 }

@@ -128,32 +128,30 @@ describe('zero downtime through a real proxy-manager and nginx', () => {
 });
 
 /**
- * An app whose health CGI answers ok for its first `okChecks` checks, then kills its httpd
- * (the container exits). A deploy checks a new container's health path exactly three
- * times: the deployer's health step (its first answered request), proxy-manager's probe
- * before it switches the route (require_healthy), and the deployer's verify step after
- * the switch. With okChecks = 2 the new version dies right after the route switched.
+ * An app whose health CGI answers ok for its first `okChecks` checks, then 503 for good.
+ * A deploy checks a new container's health path in this order: the deployer's health
+ * step (stops at its first answered request), proxy-manager's probe before it switches
+ * the route (require_healthy), then the deployer's verify step after the switch. With
+ * okChecks = 2 the new version turns unhealthy right after the route switched.
  */
 const healthCgi = (okChecks: number) => `#!/bin/sh
 n=0
 [ -f /tmp/hits ] && read n < /tmp/hits
 n=$((n + 1))
 echo "$n" > /tmp/hits
-if [ "$n" -le ${okChecks} ]; then printf 'Content-Type: text/plain\r\n\r\nok\n'; exit 0; fi
-echo "health check $n: crashing" >&2
-read pid < /tmp/httpd.pid
-kill "$pid"
-printf 'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\ncrashed\n'
+if [ "$n" -le ${okChecks} ]; then printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'; exit 0; fi
+echo "health check $n: unhealthy" >&2
+printf 'HTTP/1.1 503 Service Unavailable\\r\\nContent-Type: text/plain\\r\\n\\r\\nunhealthy\\n'
 `;
-const cgiCmd = '["/bin/sh", "-c", "mkdir -p /tmp; httpd -f -p 127.0.0.1:$PORT -h /www & echo $! > /tmp/httpd.pid; wait; echo httpd stopped"]';
+const cgiCmd = '["/bin/sh", "-c", "mkdir -p /tmp && exec httpd -f -p 127.0.0.1:$PORT -h /www"]';
 
 describe('auto_rollback through a real proxy-manager and nginx', () => {
   const arDomain = `ar-${project}.mesh.test`;
 
   it('a new version that fails after the switch: the route goes back to the previous version, the new containers are removed', async () => {
-    const good = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:good', { 'index.html': 'version-good', 'cgi-bin/health': healthCgi(1_000_000) }, cgiCmd);
-    const flaky = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:flaky', { 'index.html': 'version-flaky', 'cgi-bin/health': healthCgi(2) }, cgiCmd);
-    expect((await request(droplet.app).post(`/projects/${project}/services`).set(auth).send({ name: 'ar', type: 'web', domain: arDomain, health_path: '/cgi-bin/health', health_timeout_s: 10 })).status).toBe(201);
+    const good = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:good-v2', { 'index.html': 'version-good', 'cgi-bin/health': healthCgi(1_000_000) }, cgiCmd);
+    const flaky = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:flaky-v2', { 'index.html': 'version-flaky', 'cgi-bin/health': healthCgi(2) }, cgiCmd);
+    expect((await request(droplet.app).post(`/projects/${project}/services`).set(auth).send({ name: 'ar', type: 'web', domain: arDomain, health_path: '/cgi-bin/health', health_timeout_s: 5 })).status).toBe(201);
     const first = await deploy(good, 'ar');
     expect(first.status).toBe('succeeded');
     expect(await get(arDomain)).toEqual({ status: 200, body: 'version-good' });
@@ -165,7 +163,7 @@ describe('auto_rollback through a real proxy-manager and nginx', () => {
     expect(steps).toMatchObject({ health: 'succeeded', switch: 'succeeded', verify: 'failed' });
     expect(d.reason).toMatch(/verify/);
     expect(d.route_switched).toBe(false);
-    expect(d.last_log_lines?.join('\n')).toContain('crashing');
+    expect(d.last_log_lines?.join('\n')).toContain('health check 3: unhealthy');
     expect(await images.docker.listContainers({ all: true, filters: { label: [`mesh.deployment=${d.id}`] } })).toHaveLength(0);
     // The release never moved, and nginx serves the previous version again (the new one is gone).
     const after = (await request(droplet.app).get(`/services/app-${project}-ar-prod`).set(auth)).body;

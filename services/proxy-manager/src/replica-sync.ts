@@ -92,14 +92,16 @@ export class ReplicaSync {
 
   /** A watch that ends while we still run (NATS gone for good, stream recreated) is reopened. */
   private whenEnded(w: KeyWatch, what: string, reopen: () => Promise<void>): void {
+    let attempt = 0;
     const retry = (err?: unknown) => {
       if (this.stopped) return;
       this.watches = this.watches.filter((x) => x !== w);
-      this.d.logger.warn({ err, watch: what }, 'store watch ended; reopening');
+      const delay = Math.min(30_000, (this.d.reopenDelayMs ?? 1000) * 2 ** attempt++);
+      this.d.logger.warn({ err, watch: what, retry_in_ms: delay }, 'store watch ended; reopening');
       const t = setTimeout(() => {
         this.timers.delete(t);
         if (!this.stopped) reopen().catch(retry);
-      }, this.d.reopenDelayMs ?? 1000);
+      }, delay);
       t.unref();
       this.timers.add(t);
     };

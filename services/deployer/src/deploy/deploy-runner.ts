@@ -177,8 +177,9 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
         t.log('the new version failed after the switch: auto_rollback returns the route to the previous version');
         await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(previous.containers), service.health_path);
         d.route_switched = false;
-        await removeNew();
+        // The new containers' last words, read before they are removed.
         d.last_log_lines = await lastLines().catch(() => []);
+        await removeNew();
         t.setStatus('rolled_back', err.message);
         await t.save();
         return false;
