@@ -110,6 +110,7 @@ try {
     // Each droplet uses the admin key to register itself; the registry hands it its own key.
     REGISTRY_KEY: ADMIN_KEY,
     DEPLOYER_MASTER_KEY: persistentSecret('DEPLOYER_MASTER_KEY'),
+    CERT_ENCRYPTION_KEY: persistentSecret('CERT_ENCRYPTION_KEY'),
   };
   const started = [];
   for (const d of DROPLETS) {

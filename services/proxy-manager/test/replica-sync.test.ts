@@ -81,7 +81,7 @@ describe('ReplicaSync', () => {
     await sync.stop();
   });
 
-  it('fifty changes in a burst become one batch; the latest per key wins', async () => {
+  it('fifty changes in a burst become one batch, one change per route', async () => {
     const { sync, opened, submitted } = build({});
     await sync.open();
     sync.release();
