@@ -120,7 +120,9 @@ async function ensureImage(
   const context = mkdtempSync(join(tmpdir(), 'mesh-image-'));
   try {
     await prepare(context);
-    await buildImageFromDir(docker, context, tag, buildArgs, { [INPUTS_LABEL]: inputs });
+    await buildImageFromDir(docker, context, tag, buildArgs, { [INPUTS_LABEL]: inputs }).catch((err: Error) => {
+      throw new Error(`building ${tag}: ${err.message}`);
+    });
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
@@ -177,7 +179,10 @@ async function ensureDropletImage(docker: Docker, spec: DropletImageSpec, tag: s
   return ensureImage(docker, tag, inputs, async (ctx) => {
     // A shared lock: installs (exclusive, see the repo's habits) do not change the
     // workspace under a running deploy. --offline: everything comes from the local store.
-    await run('flock', ['-s', '-w', '600', '/tmp/pnpm.lock', 'corepack', 'pnpm', '--filter', `@droplet-mesh/${spec.service}`, 'deploy', '--legacy', '--prod', '--offline', join(ctx, 'app')], {
+    // Copies, not hard links into pnpm's store: files the store deduplicates would become
+    // tar hard-link entries, which the Engine's build-context reader refuses.
+    const args = ['--filter', `@droplet-mesh/${spec.service}`, 'deploy', '--legacy', '--prod', '--offline', '--config.package-import-method=copy', join(ctx, 'app')];
+    await run('flock', ['-s', '-w', '600', '/tmp/pnpm.lock', 'corepack', 'pnpm', ...args], {
       cwd: REPO,
       env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', CI: '1' },
       timeoutMs: 10 * 60_000,

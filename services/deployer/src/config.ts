@@ -35,7 +35,7 @@ export const deployerConfigSchema = z.object({
   /** Time between the route switch and stopping the old containers. */
   DRAIN_S: z.coerce.number().min(0).max(600).default(2),
   UPLOAD_LIMIT_MB: z.coerce.number().positive().max(4096).default(100),
-  /** Where a deploy's lease is considered lost when its owner does not answer. */
+  /** How often every service lane is checked for deploys a dead replica left (they are also checked by whoever waits behind them). */
   RECOVERY_INTERVAL_S: z.coerce.number().positive().default(30),
   /** A service's deploy lease lapses this long after its holder stops renewing it; another replica may then take over. */
   DEPLOY_LEASE_TTL_S: z.coerce.number().min(2).max(600).default(30),
