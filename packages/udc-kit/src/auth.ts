@@ -73,6 +73,8 @@ export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
         const reason = err instanceof jwt.TokenExpiredError ? 'token expired' : `invalid token: ${(err as Error).message}`;
         throw new Unauthorized(reason);
       }
+      // jsonwebtoken checks exp only when present; a token that never expires outlives key rotation.
+      if (typeof payload.exp !== 'number') throw new Unauthorized('token has no expiry');
       const scopes = Array.isArray(payload.scopes) ? payload.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)) : [];
       const sub = String(payload.sub ?? payload.droplet_id ?? '');
       if (!sub) throw new Unauthorized('token has no subject');

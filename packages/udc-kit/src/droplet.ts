@@ -169,8 +169,13 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       const subject = `${opts.name}.${type}`;
       eventRing.push({ type, subject, data, time: new Date().toISOString(), level });
       if (bus?.isConnected()) {
-        bus.publishJson(subject, data);
-        bus.publishJson(`udc.${opts.name}.events.${type}`, data);
+        // Best effort: a type NATS refuses as a subject must not fail the caller's request.
+        try {
+          bus.publishJson(subject, data);
+          bus.publishJson(`udc.${opts.name}.events.${type}`, data);
+        } catch (err) {
+          logger.warn({ err, type }, 'event not published');
+        }
       }
     },
     recordProof(action, detail) {
@@ -428,12 +433,17 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {
+          // Keep-alive connections go idle as their in-flight requests finish: close them
+          // then, or close() waits for the client to hang up.
+          const sweep = setInterval(() => s.closeIdleConnections(), 50);
           const t = setTimeout(() => {
+            clearInterval(sweep);
             s.closeAllConnections();
             resolve();
           }, 10_000);
           s.close(() => {
             clearTimeout(t);
+            clearInterval(sweep);
             resolve();
           });
           s.closeIdleConnections();

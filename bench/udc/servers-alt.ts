@@ -1,0 +1,56 @@
+// Child process of bench/udc/run.ts: serves the three targets on 127.0.0.1 and prints one
+// JSON line with their URLs and a token. Runs until stdin closes or SIGTERM.
+import { writeSync } from 'node:fs';
+import type { Server } from 'node:http';
+import express from 'express';
+import { z } from 'zod';
+import { baseConfigShape, createDroplet } from '/tmp/pv/dist/index.js';
+import { startNatsServer, startTestAuthority } from '@droplet-mesh/udc-kit/testing';
+
+const nats = await startNatsServer();
+const authority = await startTestAuthority();
+
+// 1. The baseline: bare Express 5, one JSON route, nothing else.
+const bare = express();
+bare.get('/hello', (_req, res) => {
+  res.json({ hello: 'world' });
+});
+const bareServer: Server = await new Promise((resolve) => {
+  const s = bare.listen(0, '127.0.0.1', () => resolve(s));
+});
+
+// 2 and 3. A udc-kit droplet with its defaults: JSON log lines to stdout (/dev/null, see run.ts).
+const droplet = createDroplet({
+  name: 'bench',
+  version: '0.0.0',
+  capabilities: [],
+  configSchema: z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(0) }),
+  env: { NATS_URL: nats.url, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...authority.env() },
+  exit: () => undefined,
+});
+const { url } = await droplet.start({ port: 0 });
+
+writeSync(3, 
+  `${JSON.stringify({
+    bare: `http://127.0.0.1:${(bareServer.address() as { port: number }).port}/hello`,
+    health: `${url}/health`,
+    state: `${url}/state`,
+    token: authority.mint({ scopes: ['read'], expiresInSeconds: 3600 }),
+    pid: process.pid,
+  })}\n`,
+);
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  bareServer.closeAllConnections();
+  bareServer.close();
+  await droplet.stop();
+  await authority.close();
+  await nats.stop({ removeStore: true });
+  process.exit(0);
+}
+process.on('SIGTERM', () => void stop());
+process.stdin.on('end', () => void stop());
+process.stdin.resume();
