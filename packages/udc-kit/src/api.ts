@@ -91,7 +91,18 @@ export class Api {
       const body = spec.body ? parseOrThrow(spec.body, req.body ?? {}, 'body') : req.body;
       const query = spec.query ? parseOrThrow(spec.query, req.query, 'query') : req.query;
       const params = spec.params ? parseOrThrow(spec.params, req.params, 'path') : req.params;
-      const out = await h({ body, query, params, principal: req.principal, req, res, log: req.log, correlationId: req.correlationId });
+      const out = await h({
+        body,
+        query,
+        params,
+        principal: req.principal,
+        req,
+        res,
+        get log() {
+          return req.log;
+        },
+        correlationId: req.correlationId,
+      });
       if (res.headersSent || res.writableEnded) return;
       if (out instanceof Reply) {
         for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);

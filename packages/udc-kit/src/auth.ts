@@ -1,4 +1,4 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import jwt, { type JwtHeader, type JwtPayload } from 'jsonwebtoken';
 import jwksRsa from 'jwks-rsa';
 import { Forbidden, Unauthorized } from './errors.js';
@@ -16,7 +16,7 @@ export interface Principal {
 }
 
 /** Returns the PEM public key for a `kid`, or throws. */
-export type KeyResolver = (kid: string | undefined) => Promise<string>;
+export type KeyResolver = (kid: string | undefined) => Promise<string | KeyObject>;
 
 export interface AuthOptions {
   issuer: string;
@@ -35,11 +35,15 @@ export interface TokenVerifier {
 /** jwks-rsa client: keys cached, an unknown `kid` triggers a refetch limited to 10 a minute. */
 export function jwksKeyResolver(jwksUri: string): KeyResolver {
   const client = jwksRsa({ jwksUri, cache: true, cacheMaxAge: 10 * 60_000, rateLimit: true, jwksRequestsPerMinute: 10, timeout: 5000 });
+  // Parsing a PEM costs ~200 µs: parse each key once (a handful of keys, so no eviction).
+  const parsed = new Map<string, KeyObject>();
   return async (kid) => {
     if (!kid) throw new Unauthorized('token has no kid');
     try {
-      const key = await client.getSigningKey(kid);
-      return key.getPublicKey();
+      const pem = (await client.getSigningKey(kid)).getPublicKey();
+      let key = parsed.get(pem);
+      if (!key) parsed.set(pem, (key = createPublicKey(pem)));
+      return key;
     } catch {
       throw new Unauthorized('token signed by an unknown key');
     }
@@ -55,8 +59,21 @@ function constantTimeEqual(a: string, b: string): boolean {
 
 export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
   const resolve = opts.keyResolver ?? (opts.jwksUri ? jwksKeyResolver(opts.jwksUri) : undefined);
+  // Callers reuse a token for many requests; a full check costs ~100 µs of RSA and parsing.
+  // Only fully verified tokens are kept, never past their exp, at most 60 s and 1000 of them.
+  const verified = new Map<string, { principal: Principal; until: number }>();
+  const remember = (token: string, principal: Principal) => {
+    if (verified.size >= 1000) verified.delete(verified.keys().next().value as string);
+    verified.set(token, { principal, until: Math.min((principal.exp ?? 0) * 1000, Date.now() + 60_000) });
+    return principal;
+  };
   return {
     async verify(token: string): Promise<Principal> {
+      const hit = verified.get(token);
+      if (hit) {
+        if (hit.until > Date.now()) return hit.principal;
+        verified.delete(token);
+      }
       if (opts.allowSimpleToken && opts.apiToken && constantTimeEqual(token, opts.apiToken)) {
         return { sub: 'api-token', droplet_id: 'api-token', scopes: ['read', 'write', 'admin'], via: 'api_token' };
       }
@@ -78,7 +95,7 @@ export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
       const scopes = Array.isArray(payload.scopes) ? payload.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)) : [];
       const sub = String(payload.sub ?? payload.droplet_id ?? '');
       if (!sub) throw new Unauthorized('token has no subject');
-      return { sub, droplet_id: String(payload.droplet_id ?? sub), scopes, via: 'jwt', exp: payload.exp };
+      return remember(token, { sub, droplet_id: String(payload.droplet_id ?? sub), scopes, via: 'jwt', exp: payload.exp });
     },
   };
 }

@@ -11,7 +11,7 @@ import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier 
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
 import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
-import { Forbidden, InvalidRequest, NotFound, Unauthorized } from './errors.js';
+import { DependencyUnavailable, Forbidden, InvalidRequest, NotFound, Unauthorized } from './errors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { HealthBoard, type DependencyStatus, type HealthCheck } from './health.js';
 import { createLogger, LEVEL_ORDER, type Logger, type LogEntry } from './logger.js';
@@ -162,7 +162,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     logger,
     metrics,
     get bus() {
-      if (!bus) throw new Error('droplet not started: no NATS connection yet');
+      if (!bus) throw new DependencyUnavailable('no NATS connection: the droplet has not started');
       return bus;
     },
     emit(type, data, level = 'info') {
@@ -220,13 +220,24 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.set('query parser', 'simple');
+  // Responses are live state: an ETag (a hash of every body) buys nothing.
+  app.set('etag', false);
+  // req.log is built on first use: /health and /metrics never log, and a pino child costs.
+  Object.defineProperty(app.request, 'log', {
+    configurable: true,
+    get(this: Request & { _log?: Logger }) {
+      return (this._log ??= logger.child({ correlation_id: this.correlationId }));
+    },
+    set(this: Request & { _log?: Logger }, v: Logger) {
+      this._log = v;
+    },
+  });
 
   // First: correlation id, request log, counters.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const given = req.header('x-correlation-id');
     req.correlationId = given && correlationPattern.test(given) ? given : randomUUID();
     res.setHeader('X-Correlation-ID', req.correlationId);
-    req.log = logger.child({ correlation_id: req.correlationId });
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -239,7 +250,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     });
     next();
   });
-  app.use(express.json({ limit: config.BODY_LIMIT }));
+  const jsonBody = express.json({ limit: config.BODY_LIMIT });
+  app.use((req: Request, res: Response, next: NextFunction) => (req.method === 'GET' || req.method === 'HEAD' ? next() : jsonBody(req, res, next)));
 
   const authenticate = async (req: Request, _res: Response, next: NextFunction) => {
     const token = bearerToken(req.header('authorization'));
@@ -274,9 +286,17 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   };
 
   // ---- UDC v1.0 core ----
+  let healthCache: { at: number; phase: string; code: number; body: Buffer } | undefined;
   api.get('/health', { scope: 'public', summary: 'Liveness and dependency status (no I/O on the request path)' }, ({ res }) => {
-    const h = health();
-    res.status(h.status === 'active' ? 200 : 503).json(h);
+    const now = Date.now();
+    let cached = healthCache;
+    if (!cached || cached.phase !== phase || now - cached.at >= 250) {
+      const h = health();
+      cached = healthCache = { at: now, phase, code: h.status === 'active' ? 200 : 503, body: Buffer.from(JSON.stringify(h)) };
+    }
+    res.statusCode = cached.code;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(cached.body);
   });
   api.get('/capabilities', { scope: 'public', summary: 'What this droplet can do' }, () => ({
     droplet: opts.name,

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { Ring } from './ring.js';
 
@@ -42,26 +41,46 @@ export const REDACT_PATHS = [
   '*.secrets.*',
 ];
 
+function parseLine(line: string): LogEntry | undefined {
+  try {
+    const { level: lvl, time, msg, pid: _pid, hostname: _h, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    return { level: LEVELS[lvl as number] ?? String(lvl), time: new Date(time as number).toISOString(), msg: String(msg ?? ''), ...rest };
+  } catch {
+    return undefined; // a line we cannot parse is still on stdout
+  }
+}
+
+/** The newest log lines as written (already redacted); parsed only when /logs asks. */
+export class LogRing {
+  private lines: Ring<string>;
+  constructor(capacity: number) {
+    this.lines = new Ring<string>(capacity);
+  }
+  push(line: string): void {
+    this.lines.push(line);
+  }
+  query(filter: (e: LogEntry) => boolean, limit: number): LogEntry[] {
+    return this.lines
+      .query((line) => {
+        const e = parseLine(line);
+        return e !== undefined && filter(e);
+      }, limit)
+      .map((line) => parseLine(line)!);
+  }
+  get size(): number {
+    return this.lines.size;
+  }
+}
+
 export interface LoggerWithRing {
   logger: Logger;
-  ring: Ring<LogEntry>;
+  ring: LogRing;
 }
 
 /** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
 export function createLogger(name: string, level: string, opts: { destination?: NodeJS.WritableStream; ringSize?: number } = {}): LoggerWithRing {
-  const ring = new Ring<LogEntry>(opts.ringSize ?? 1000);
-  const ringStream = new Writable({
-    write(chunk, _enc, cb) {
-      try {
-        const o = JSON.parse(String(chunk)) as Record<string, unknown>;
-        const { level: lvl, time, msg, pid: _pid, hostname: _h, ...rest } = o;
-        ring.push({ level: LEVELS[lvl as number] ?? String(lvl), time: new Date(time as number).toISOString(), msg: String(msg ?? ''), ...rest });
-      } catch {
-        /* a line we cannot parse is still on stdout */
-      }
-      cb();
-    },
-  });
+  const ring = new LogRing(opts.ringSize ?? 1000);
+  const ringStream = { write: (line: string) => ring.push(line) };
   const streams = pino.multistream([
     { level: 'trace' as const, stream: opts.destination ?? process.stdout },
     { level: 'trace' as const, stream: ringStream },

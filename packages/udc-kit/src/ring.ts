@@ -1,16 +1,24 @@
 /** Fixed-size in-memory ring, newest last. Used for /logs and /events. */
 export class Ring<T> {
   private items: T[] = [];
+  /** Index of the oldest item once the ring is full. */
+  private start = 0;
   constructor(readonly capacity: number) {}
   push(item: T): void {
-    this.items.push(item);
-    if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+    if (this.items.length < this.capacity) {
+      this.items.push(item);
+    } else {
+      this.items[this.start] = item;
+      this.start = (this.start + 1) % this.capacity;
+    }
   }
   /** Newest `limit` items that pass `filter`, oldest first. */
   query(filter: (item: T) => boolean, limit: number): T[] {
     const out: T[] = [];
-    for (let i = this.items.length - 1; i >= 0 && out.length < limit; i--) {
-      if (filter(this.items[i])) out.push(this.items[i]);
+    const n = this.items.length;
+    for (let k = n - 1; k >= 0 && out.length < limit; k--) {
+      const item = this.items[(this.start + k) % n];
+      if (filter(item)) out.push(item);
     }
     return out.reverse();
   }

@@ -7,6 +7,7 @@ export class RuntimeStats {
   private lastCpu = process.cpuUsage();
   private lastSampleAt = process.hrtime.bigint();
   cpuPercent = 0;
+  memoryMb = RuntimeStats.rssMb();
   private timer: NodeJS.Timeout;
 
   constructor(private now: () => number = Date.now, sampleMs = 2000) {
@@ -50,14 +51,19 @@ export class RuntimeStats {
     const at = process.hrtime.bigint();
     const elapsedUs = Number(at - this.lastSampleAt) / 1000;
     if (elapsedUs > 0) this.cpuPercent = Math.round(((cpu.user + cpu.system) / elapsedUs) * 1000) / 10;
+    this.memoryMb = RuntimeStats.rssMb();
     this.lastCpu = process.cpuUsage();
     this.lastSampleAt = at;
+  }
+
+  private static rssMb(): number {
+    return Math.round((process.memoryUsage.rss() / 1024 / 1024) * 10) / 10;
   }
 
   snapshot() {
     return {
       cpu_percent: this.cpuPercent,
-      memory_mb: Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10,
+      memory_mb: this.memoryMb,
       uptime_seconds: Math.round((this.now() - this.startedAt.getTime()) / 1000),
       requests_total: this.requestsTotal,
       requests_per_minute: this.requestsPerMinute(),

@@ -1,5 +1,5 @@
-// Bugs in udc-kit src/ that need a started droplet (real nats-server, real port).
-// Each fails until the fix named in its comment is applied.
+// Bugs these tests found in udc-kit src/ that need a started droplet (real nats-server,
+// real port); fixed in 25d7d6b, pinned here as regressions.
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '../src/testing/index.js';
@@ -30,10 +30,10 @@ function get(url: string, headers: Record<string, string>, agent: Agent): Promis
   });
 }
 
-// BUG 4 (droplet.ts, stop()): closeIdleConnections() runs once, when stop() begins. A
-// keep-alive connection whose request was in flight then becomes idle but is never
-// closed, so server.close() waits for the *client* to hang up (undici: ~4 s; a client
-// with a longer keep-alive: the 10 s fallback). /shutdown then exits seconds late.
+// BUG 4, fixed (droplet.ts, stop()): closeIdleConnections() ran once, when stop() begins. A
+// keep-alive connection whose request was in flight then became idle but was never
+// closed, so server.close() waited for the *client* to hang up (undici: ~4 s; a client
+// with a longer keep-alive: the 10 s fallback). /shutdown exited seconds late.
 describe('/shutdown with a keep-alive client', () => {
   it('stop() returns within 1 s of the last in-flight answer', async () => {
     let slowStarted = false;
@@ -58,9 +58,9 @@ describe('/shutdown with a keep-alive client', () => {
   });
 });
 
-// BUG 5 (droplet.ts, ctx.emit): an event type NATS will not take as a subject (space, tab)
-// makes nc.publish throw inside the route, so a request whose work is done answers 500.
-// Events are best effort: emit should validate `type` or catch, log and carry on.
+// BUG 5, fixed (droplet.ts, ctx.emit): an event type NATS will not take as a subject
+// (space, tab) made nc.publish throw inside the route, so a request whose work was done
+// answered 500. Events are best effort: emit now logs and carries on.
 describe('ctx.emit with a type that is not a valid NATS subject token', () => {
   it.each(['route applied', 'a\tb'])('does not turn the request into a 500 (%j)', async (type) => {
     const d = createTestDroplet({ env: { NATS_URL: nats.url, ...authority.env() } });

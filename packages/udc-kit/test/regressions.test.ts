@@ -1,5 +1,5 @@
-// Bugs in udc-kit src/ found by these tests (mostly by property.int.test.ts), pinned as
-// deterministic regressions. Each fails until the fix named in its comment is applied.
+// Bugs these tests found in udc-kit src/ (mostly property.int.test.ts), fixed in 25d7d6b,
+// pinned here as deterministic regressions.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
@@ -22,9 +22,9 @@ afterAll(async () => {
   await authority.close();
 });
 
-// BUG 1 (error-middleware.ts): body-parser wraps a zlib failure as createError(400, err):
+// BUG 1, fixed (error-middleware.ts): body-parser wraps a zlib failure as createError(400, err):
 // status 400, expose true, but no `type`, so the middleware's `typeof bp.type === 'string'`
-// test misses it and the client gets 500 INTERNAL_ERROR for its own bad body.
+// test missed it and the client got 500 INTERNAL_ERROR for its own bad body.
 describe('a compressed body that does not decompress', () => {
   test.each(['gzip', 'deflate', 'br'])('Content-Encoding: %s over plain JSON is a 400 envelope, not a 500', async (encoding) => {
     const res = await request(droplet.app).post('/echo').set('Authorization', bearer()).set('Content-Type', 'application/json').set('Content-Encoding', encoding).send('{"text":"hi"}');
@@ -48,9 +48,9 @@ describe('a compressed body that does not decompress', () => {
   });
 });
 
-// BUG 2 (error-middleware.ts): Express 5's router throws a URIError with status 400 for a
+// BUG 2, fixed (error-middleware.ts): Express 5's router throws a URIError with status 400 for a
 // path parameter that is not valid percent-encoding; the middleware only knows UdcError,
-// ZodError and typed body-parser errors, so it answers 500.
+// ZodError and typed body-parser errors, so it answered 500.
 describe('a path parameter that is not valid percent-encoding', () => {
   test.each(['/things/%E0%A4', '/things/%', '/things/%zz'])('GET %s is a 400 envelope, not a 500', async (path) => {
     const res = await request(droplet.app).get(path).set('Authorization', bearer());
@@ -58,8 +58,8 @@ describe('a path parameter that is not valid percent-encoding', () => {
   });
 });
 
-// BUG 3 (auth.ts): jsonwebtoken does not require `exp` unless told to, so a correctly
-// signed token without an expiry is accepted forever. DESIGN.md relies on every token
+// BUG 3, fixed (auth.ts): jsonwebtoken does not require `exp`, so a correctly signed
+// token without an expiry was accepted forever. DESIGN.md relies on every token
 // expiring (old keys leave the JWKS once their tokens have expired).
 describe('a token without exp', () => {
   it('is refused with 401', async () => {
