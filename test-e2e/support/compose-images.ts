@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { buildImageFromDir, ensureBusyboxImage, ensureNodeBaseImage, type ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import { ensureBusyboxImage, ensureNodeBaseImage, type ensureDockerEngine } from '@droplet-mesh/docker-testing';
 import { REPO } from './processes.js';
 
 // Builds the images docker-compose.yml runs, the way deploy/README.md describes, from
@@ -61,6 +61,20 @@ function filesUnder(dir: string): string[] {
   return out;
 }
 
+/**
+ * pnpm deploy hard-links our workspace packages' files into the bundle: a rebuild of, say,
+ * udc-kit while the context is sent would change them mid-transfer (a broken tar). Copies
+ * make the bundle a snapshot.
+ */
+function detachHardLinks(dir: string): void {
+  for (const f of filesUnder(dir)) {
+    if (statSync(f).nlink < 2) continue;
+    const copy = `${f}.detach`;
+    copyFileSync(f, copy);
+    renameSync(copy, f);
+  }
+}
+
 /** package name → directory, for every workspace package (packages/*, services/*). */
 function workspacePackages(): Map<string, string> {
   const map = new Map<string, string>();
@@ -107,6 +121,16 @@ async function imageInfo(docker: Docker, tag: string): Promise<{ id: string; inp
   }
 }
 
+/**
+ * `docker build` with the classic builder, as deploy/README.md does. (docker-testing's
+ * buildImageFromDir tars in-process; under jest its PAX headers for long paths, which
+ * pnpm's node_modules have, carry a non-numeric mtime that the Engine refuses.)
+ */
+function dockerBuild(context: string, tag: string, buildArgs: Record<string, string>, labels: Record<string, string>): Promise<string> {
+  const args = ['build', '--quiet', '-t', tag, ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), context];
+  return run('docker', args, { env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 15 * 60_000 });
+}
+
 /** Build `tag` from the context `prepare` fills, unless an image with the same inputs exists. */
 async function ensureImage(
   docker: Docker,
@@ -120,9 +144,7 @@ async function ensureImage(
   const context = mkdtempSync(join(tmpdir(), 'mesh-image-'));
   try {
     await prepare(context);
-    await buildImageFromDir(docker, context, tag, buildArgs, { [INPUTS_LABEL]: inputs }).catch((err: Error) => {
-      throw new Error(`building ${tag}: ${err.message}`);
-    });
+    await dockerBuild(context, tag, buildArgs, { [INPUTS_LABEL]: inputs });
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
@@ -187,6 +209,7 @@ async function ensureDropletImage(docker: Docker, spec: DropletImageSpec, tag: s
       env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', CI: '1' },
       timeoutMs: 10 * 60_000,
     });
+    detachHardLinks(join(ctx, 'app'));
     copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
     copyFileSync(prune, join(ctx, 'prune-bundle.mjs'));
   }, buildArgs);

@@ -1,7 +1,134 @@
-import { it } from '@jest/globals';
-import { createWriteStream } from 'node:fs';
-// @ts-ignore
-import * as tar from '../../packages/docker-testing/node_modules/tar/dist/esm/index.js';
-it('probe', async () => {
-  await new Promise((res) => (tar as any).c({ cwd: '/tmp/cmp-ctx3', portable: true }, ['.']).pipe(createWriteStream('/tmp/cmp-jest.tar')).on('close', res));
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import { waitFor } from '@droplet-mesh/udc-kit/testing';
+import { DROPLET_IMAGES, ensureComposeImages, type ComposeImages } from '../support/compose-images.js';
+import { api, httpRequest, registryToken } from '../support/compose-http.js';
+import { COMPOSE_SERVICES, ComposeStack, removeStaleComposeProjects } from '../support/compose-stack.js';
+
+// docker-compose.yml brought up for real: images built from a Node base made on this
+// machine, `docker-compose up` (Debian's 1.29) against the Docker Engine, a smoke
+// scenario through the published loopback ports, `down -v` at the end.
+
+const DROPLETS = DROPLET_IMAGES.map((d) => d.service);
+const API_SERVICES = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor'] as const;
+
+let stack: ComposeStack | undefined;
+let images: ComposeImages;
+let token: string;
+
+const s = () => stack!;
+const activeRecords = async (): Promise<Record<string, { status: string; url: string }>> => {
+  const r = await api('GET', `${s().url('registry')}/droplets?per_page=100`, token);
+  expect(r.status).toBe(200);
+  return Object.fromEntries((r.body.items as Array<{ id: string; status: string; url: string }>).map((d) => [d.id, { status: d.status, url: d.url }]));
+};
+
+beforeAll(async () => {
+  const docker = await ensureDockerEngine();
+  await removeStaleComposeProjects(docker);
+  images = await ensureComposeImages(docker);
+  stack = await ComposeStack.create(docker, images);
+  await s().up();
+  await s().waitHealthy(180_000);
+  token = await registryToken(s().url('registry'), s().adminKey);
+}, 25 * 60_000);
+
+afterAll(async () => {
+  await stack?.down();
+}, 180_000);
+
+describe('docker-compose.yml on the real Docker Engine', () => {
+  it('builds every image locally and brings every service up healthy', async () => {
+    expect([...images.built, ...images.reused]).toEqual(expect.arrayContaining(DROPLETS.map((d) => `${images.repo}/${d}:${images.tag}`)));
+    expect(await s().health()).toEqual(Object.fromEntries(COMPOSE_SERVICES.map((svc) => [svc, 'healthy'])));
+  });
+
+  it('publishes only the proxy (HTTP, HTTPS) and the droplet APIs, on loopback', async () => {
+    const published: Record<string, string[]> = {};
+    for (const svc of COMPOSE_SERVICES) {
+      const bindings = (await s().inspect(svc)).HostConfig.PortBindings ?? {};
+      published[svc] = Object.entries(bindings)
+        .filter(([, b]) => b && b.length)
+        .map(([port, b]) => `${b![0].HostIp}:${b![0].HostPort}->${port}`)
+        .sort();
+    }
+    const p = s().ports;
+    expect(published).toEqual({
+      nats: [],
+      registry: [`127.0.0.1:${p.registry}->8000/tcp`],
+      'multi-cloud-manager': [`127.0.0.1:${p['multi-cloud-manager']}->8010/tcp`],
+      'proxy-manager': [`127.0.0.1:${p.proxyHttp}->8080/tcp`, `127.0.0.1:${p['proxy-manager']}->8100/tcp`, `127.0.0.1:${p.proxyHttps}->8443/tcp`].sort(),
+      deployer: [`127.0.0.1:${p.deployer}->8200/tcp`],
+      'health-monitor': [`127.0.0.1:${p['health-monitor']}->8300/tcp`],
+    });
+  });
+
+  it('runs the droplets unprivileged on a read-only root, with the Docker socket only where it is needed', async () => {
+    for (const svc of DROPLETS) {
+      const info = await s().inspect(svc as (typeof COMPOSE_SERVICES)[number]);
+      expect({ svc, user: info.Config.User, readOnly: info.HostConfig.ReadonlyRootfs }).toEqual({ svc, user: '1000:1000', readOnly: true });
+      const socket = (info.Mounts ?? []).some((m) => m.Destination === '/var/run/docker.sock');
+      expect({ svc, socket }).toEqual({ svc, socket: svc === 'deployer' || svc === 'multi-cloud-manager' });
+    }
+  });
+
+  it('NATS refuses clients without the credentials from .env', async () => {
+    // From inside the mesh network: a droplet container's node opens a raw NATS connection.
+    const probe = `const s = require('node:net').connect(4222, 'nats'); let t = '';
+      s.on('data', (d) => { t += d; if (t.includes('INFO')) { s.write('CONNECT {"verbose":false,"pedantic":false}\\r\\nPING\\r\\n'); }
+        if (/-ERR|PONG/.test(t)) { process.stdout.write(t.includes('Authorization Violation') ? 'refused' : 'accepted'); process.exit(0); } });
+      setTimeout(() => { process.stdout.write('timeout'); process.exit(1); }, 5000);`;
+    const r = await s().compose(['exec', '-T', 'registry', 'node', '-e', probe], 30_000);
+    expect(r.output.trim()).toMatch(/refused$/);
+  });
+
+  it('the registry issues a token with the admin key; every droplet registered itself, active, at its compose URL', async () => {
+    const ports: Record<string, number> = { registry: 8000, 'multi-cloud-manager': 8010, 'proxy-manager': 8100, deployer: 8200, 'health-monitor': 8300 };
+    await waitFor('every droplet active in the registry', async () => {
+      const records = await activeRecords();
+      return DROPLETS.every((d) => records[d]?.status === 'active');
+    }, 30_000);
+    const records = await activeRecords();
+    for (const d of DROPLETS) expect({ d, ...records[d] }).toEqual({ d, status: 'active', url: `http://${d}:${ports[d]}` });
+    expect((await fetch(`${s().url('registry')}/auth/token?droplet_id=operator`, { method: 'POST', headers: { 'x-registry-key': 'wrong-key-0123456789' } })).status).toBe(401);
+  });
+
+  it.each(API_SERVICES)('%s answers /health through its published port: 200, active, NATS ok', async (svc) => {
+    const r = await fetch(`${s().url(svc)}/health`);
+    expect(r.status).toBe(200);
+    const h = (await r.json()) as { status: string; droplet: string; dependencies: Array<{ name: string; status: string }> };
+    expect(h).toMatchObject({ status: 'active', droplet: svc });
+    expect(h.dependencies.find((x) => x.name === 'nats')?.status).toBe('ok');
+  });
+
+  it('a route PUT through proxy-manager answers through the published HTTP port (nginx in the container)', async () => {
+    const put = await api('PUT', `${s().url('proxy-manager')}/proxies/registry-api`, token, { domain: 'registry.mesh.test', upstream_host: 'registry', upstream_port: 8000 });
+    expect(put.status).toBe(201);
+    const viaProxy = () => httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'registry.mesh.test' } });
+    await waitFor('registry /health through nginx', async () => (await viaProxy()).status === 200, 15_000);
+    const answer = await viaProxy();
+    expect(answer.json()).toMatchObject({ droplet: 'registry', status: 'active' });
+    // A host no route serves gets nginx's default server.
+    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'nobody.mesh.test' } })).status).toBe(404);
+    // Bad input is a 400 in the UDC envelope, not a 500.
+    const bad = await api('PUT', `${s().url('proxy-manager')}/proxies/bad-route`, token, { domain: 'bad domain;', upstream_host: 'registry', upstream_port: 8000 });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ status: 'error', error: { code: 'INVALID_REQUEST' } });
+  });
+
+  it('state lives in the named volumes: a recreated NATS container keeps records, keys and routes', async () => {
+    const rm = await s().compose(['rm', '--stop', '--force', 'nats'], 60_000);
+    expect(rm.code).toBe(0);
+    await s().up(['nats']);
+    await s().waitHealthy(90_000);
+    // The token issued before still verifies: the registry's keys are in JetStream KV.
+    await waitFor('every droplet active again', async () => {
+      const records = await activeRecords();
+      return DROPLETS.every((d) => records[d]?.status === 'active');
+    }, 60_000);
+    const route = await api('GET', `${s().url('proxy-manager')}/proxies/registry-api`, token);
+    expect(route.status).toBe(200);
+    expect(route.body).toMatchObject({ name: 'registry-api', domain: 'registry.mesh.test' });
+    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'registry.mesh.test' } })).status).toBe(200);
+  });
 });
