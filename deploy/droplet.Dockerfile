@@ -7,6 +7,8 @@ ARG BASE_IMAGE=node:20-slim
 # Stage 1: the bundle without what nothing loads at run time (maps, types, sources),
 # plus an empty data directory. Only the result reaches the final image.
 FROM ${BASE_IMAGE} AS bundle
+# Marks this stage's leftover images: docker image prune --filter label=droplet-mesh.build-stage=bundle
+LABEL droplet-mesh.build-stage=bundle
 COPY prune-bundle.mjs /stage/prune-bundle.mjs
 COPY app/ /stage/app/
 RUN ["node", "/stage/prune-bundle.mjs", "/stage/app"]

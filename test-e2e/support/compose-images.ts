@@ -15,6 +15,8 @@ export type Docker = Awaited<ReturnType<typeof ensureDockerEngine>>;
 
 const DEPLOY = join(REPO, 'deploy');
 const INPUTS_LABEL = 'mesh.inputs';
+/** Set in the first stage of deploy/*.Dockerfile. */
+const BUNDLE_STAGE_LABEL = 'droplet-mesh.build-stage=bundle';
 
 export interface DropletImageSpec {
   service: string;
@@ -239,5 +241,7 @@ export async function ensureComposeImages(docker: Docker, opts: { repo?: string;
     const base = spec.dockerfile === 'proxy-manager.Dockerfile' ? nodeNginxBase : result.nodeBaseImage;
     note(image, await ensureDropletImage(docker, spec, image, base, packages));
   });
+  // The classic builder keeps each build's first stage as an untagged image (~60 MB).
+  await docker.pruneImages({ filters: { dangling: ['true'], label: [BUNDLE_STAGE_LABEL] } });
   return result;
 }

@@ -145,7 +145,7 @@ export class Mesh {
               MONITOR_ID: id,
               MONITORS_PER_TARGET: '3',
               CHECK_INTERVAL_MS: '1000',
-              CHECK_TIMEOUT_MS: '800',
+              CHECK_TIMEOUT_MS: '2000',
               RECHECK_DELAY_MS: '200',
               FAILS_TO_SUSPECT: '2',
               OKS_TO_RECOVER: '2',

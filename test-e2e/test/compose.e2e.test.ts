@@ -46,10 +46,9 @@ describe('docker-compose.yml on the real Docker Engine', () => {
   it('publishes only the proxy (HTTP, HTTPS) and the droplet APIs, on loopback', async () => {
     const published: Record<string, string[]> = {};
     for (const svc of COMPOSE_SERVICES) {
-      const bindings = (await s().inspect(svc)).HostConfig.PortBindings ?? {};
+      const bindings = ((await s().inspect(svc)).HostConfig.PortBindings ?? {}) as Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
       published[svc] = Object.entries(bindings)
-        .filter(([, b]) => b && b.length)
-        .map(([port, b]) => `${b![0].HostIp}:${b![0].HostPort}->${port}`)
+        .flatMap(([port, list]) => (list ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`))
         .sort();
     }
     const p = s().ports;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Bus } from '@droplet-mesh/udc-kit';
 import { conformanceTargetFromUrl, udcConformanceSuite, waitFor } from '@droplet-mesh/udc-kit/testing';
 import { appTarball } from '../support/mesh-app.js';
-import { underLoad, viaHttp, viaHttps, type LoadResult } from '../support/mesh-http.js';
+import { portInUse, underLoad, viaHttp, viaHttps, type LoadResult } from '../support/mesh-http.js';
 import { ALERT_TO, DROPLET_NAMES, Mesh } from '../support/mesh-stack.js';
 
 // Issue 8, "End-to-end scenario": the five droplets as separate processes (three
@@ -115,6 +115,7 @@ describe('the mesh end to end (issue 8)', () => {
   it('2. an instance on the local provider through multi-cloud-manager appears in the registry as a host', async () => {
     // The host record's URL is http://127.0.0.1 (host networking), which the health monitors
     // check at /health: the instance runs a small agent answering there, as a real host would.
+    if (await portInUse(80)) throw new Error('127.0.0.1:80 is taken; the local instance\'s health agent needs it (the host record says http://127.0.0.1)');
     const created = await mesh.call(mesh.multiCloud, 'POST', '/instances', {
       provider: 'local',
       name: mesh.instanceName,
@@ -274,6 +275,12 @@ describe('the mesh end to end (issue 8)', () => {
       }, 10_000, 100).catch((err) => {
         throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
       });
+      // Reconnected for real: every process (each monitor replica too) gets a reply over its own connection.
+      for (const { id, proc } of mesh.processes()) {
+        const to = id === 'registry' ? 'deployer' : 'registry';
+        const r = await mesh.call(proc, 'POST', '/send', { target: to, message_type: 'query', payload: { action: 'ping' } }, ['read', 'write']);
+        expect({ from: id, status: r.status, result: r.body?.result, droplet: r.body?.data?.droplet }).toEqual({ from: id, status: 200, result: 'success', droplet: to });
+      }
       activeAfterMs = Date.now() - back;
     });
     expect(activeAfterMs).toBeGreaterThanOrEqual(0);
@@ -288,6 +295,8 @@ describe('the mesh end to end (issue 8)', () => {
     }, 10_000, 200);
     const after = await snapshot();
     expect(after).toEqual(before);
+    // JetStream takes writes again (the deployer's KV).
+    expect((await mesh.call(mesh.deployer, 'POST', `/projects/${mesh.project}/environments`, { name: 'staging' }, ['read', 'write'])).status).toBe(201);
     expect(await https()).toMatchObject({ status: 200, body: 'v1' });
   }, 90_000);
 });

@@ -20,7 +20,11 @@ const status = async (id: string) => (await getJson(`${registry.url}/droplets/${
 beforeAll(async () => {
   nats = await startNatsServer();
   bus = await Bus.connect({ url: nats.url, name: 'e2e-listener' });
-  bus.nc.subscribe('registry.droplet.>', { callback: (_e, m) => events.push({ subject: m.subject, id: m.json<any>().droplet?.id, at: Date.now() }) });
+  bus.nc.subscribe('registry.droplet.>', {
+    callback: (_e, m) => {
+      events.push({ subject: m.subject, id: m.json<any>().droplet?.id, at: Date.now() });
+    },
+  });
   registryEnv = { PORT: String(await freePort()), NATS_URL: nats.url, REGISTRY_ADMIN_KEY: ADMIN_KEY, LIVENESS_TICK_MS: '100' };
   registry = await startDropletProcess('registry', registryEnv);
   token = await operatorToken(registry.url);
