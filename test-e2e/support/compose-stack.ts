@@ -17,6 +17,8 @@ const PROJECT_PREFIX = 'meshcompose';
 const PROJECT_LABEL = 'com.docker.compose.project';
 const SERVICE_LABEL = 'com.docker.compose.service';
 
+export type ContainerInspect = Awaited<ReturnType<ReturnType<Docker['getContainer']>['inspect']>>;
+
 export interface PublishedPorts {
   registry: number;
   'multi-cloud-manager': number;
@@ -61,6 +63,7 @@ export class ComposeStack {
       NATS_PASSWORD: `p${randomBytes(16).toString('hex')}`,
       REGISTRY_ADMIN_KEY: `admin-${randomBytes(16).toString('hex')}`,
       DEPLOYER_MASTER_KEY: randomBytes(32).toString('hex'),
+      CERT_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
       DOCKER_GID: String(statSync('/var/run/docker.sock').gid),
       NODE_BASE_IMAGE: images.nodeBaseImage,
       API_PUBLISH_ADDRESS: '127.0.0.1',
@@ -117,7 +120,7 @@ export class ComposeStack {
     return list.map((c) => ({ service: c.Labels[SERVICE_LABEL], id: c.Id }));
   }
 
-  async inspect(service: ComposeService) {
+  async inspect(service: ComposeService): Promise<ContainerInspect> {
     const c = (await this.containers()).find((x) => x.service === service);
     if (!c) throw new Error(`no container for ${service} in ${this.project}`);
     return this.docker.getContainer(c.id).inspect();

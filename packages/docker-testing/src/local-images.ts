@@ -7,7 +7,8 @@ import * as tar from 'tar';
 
 /** Build an image from a directory holding a Dockerfile, through the Engine API (no registry needed). */
 export async function buildImageFromDir(docker: Docker, dir: string, tag: string, buildargs: Record<string, string> = {}, labels: Record<string, string> = {}): Promise<string> {
-  const context = tar.c({ cwd: dir, portable: true }, ['.']);
+  // noMtime: under jest's VM realm node-tar writes PAX mtimes as strings, which the Engine refuses.
+  const context = tar.c({ cwd: dir, portable: true, noMtime: true }, ['.']);
   const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, buildargs, labels, rm: true, forcerm: true });
   const output: string[] = [];
   await new Promise<void>((resolve, reject) => {

@@ -4,7 +4,9 @@ import { ensureBusyboxImage, ensureDockerEngine, ensureNodeBaseImage } from '../
 describe('local images on the real Docker Engine', () => {
   it('builds a busybox image and a node base image that run', async () => {
     const docker = await ensureDockerEngine();
-    const bb = await ensureBusyboxImage(docker);
+    // A tag removed first, so the build through the Engine API really runs under jest.
+    await docker.getImage('mesh-test/busybox:build-check').remove({ force: true }).catch(() => undefined);
+    const bb = await ensureBusyboxImage(docker, 'mesh-test/busybox:build-check');
     const node = await ensureNodeBaseImage(docker);
     for (const [image, cmd, expected] of [
       [bb, ['echo', 'hello'], 'hello'],

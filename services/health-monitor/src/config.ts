@@ -25,8 +25,17 @@ const httpUrl = z.url({ protocol: /^https?$/ });
 
 export const recoveryPolicySchema = z.array(z.enum(RECOVERY_STEPS)).min(1).max(10);
 
+/** A recovery policy as a comma-separated environment variable. */
+const stepList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(recoveryPolicySchema);
+
 export const staticTargetSchema = z.object({
   id: z.string().regex(idPattern, 'must be 1-128 of [A-Za-z0-9._-]'),
+  kind: z.enum(['service', 'host']).default('service'),
   url: httpUrl,
   health_path: z.string().startsWith('/').default('/health'),
   recovery: recoveryPolicySchema.optional(),
@@ -60,11 +69,9 @@ export const configSchema = z
     MEMBER_HEARTBEAT_MS: ms(2_000, 100),
     MEMBER_TTL_MS: ms(6_000, 300),
     LEASE_TTL_MS: ms(15_000, 500),
-    RECOVERY_POLICY: z
-      .string()
-      .default('restart,reboot,alert')
-      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
-      .pipe(recoveryPolicySchema),
+    RECOVERY_POLICY: stepList('restart,reboot,alert'),
+    /** Default policy for `kind: host` targets: the deployer restarts apps, not machines. */
+    HOST_RECOVERY_POLICY: stepList('reboot,alert'),
     RECOVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(2),
     /** Wait after a recovery action before the next (doubles each attempt, capped). */
     RECOVERY_BACKOFF_MS: ms(30_000, 100),

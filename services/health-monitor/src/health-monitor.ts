@@ -54,10 +54,11 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     if (config.ALERT_WEBHOOK_URLS.length) out.push(new WebhookChannel(config.ALERT_WEBHOOK_URLS, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }));
     return out;
   }
+  const policies = { service: config.RECOVERY_POLICY, host: config.HOST_RECOVERY_POLICY };
   const targetSource =
     deps.targetSource ??
     new CombinedTargetSource(
-      [new StaticTargetSource(config.STATIC_TARGETS, config.RECOVERY_POLICY), new RegistryTargetSource(() => ctx.registry, config.RECOVERY_POLICY)],
+      [new StaticTargetSource(config.STATIC_TARGETS, policies), new RegistryTargetSource(() => ctx.registry, policies)],
       (err) => ctx.logger.warn({ err }, 'could not list registry targets; keeping the last list'),
     );
 

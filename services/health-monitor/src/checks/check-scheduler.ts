@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Observation, Target } from '../domain/types.js';
+import { checkAddress, type Observation, type Target } from '../domain/types.js';
 import type { ControlCheck } from './control-check.js';
 import type { HttpProbe } from './http-checker.js';
 
@@ -16,6 +16,8 @@ export interface SchedulerOptions {
 
 interface TargetState {
   target: Target;
+  /** checkAddress(target): a state is about one address; a new address gets a new state. */
+  address: string;
   timer?: NodeJS.Timeout;
   running: boolean;
   failures: number;
@@ -41,25 +43,33 @@ export class CheckScheduler {
     private now: () => number = Date.now,
   ) {}
 
-  /** Replace the assigned set: new targets start at a random offset, dropped ones stop. */
+  /**
+   * Replace the assigned set: new targets start at a random offset, dropped ones stop.
+   * A target whose address changed (redeployed elsewhere) starts over with a check now:
+   * its failure count was about the old address.
+   */
   setTargets(targets: Target[]): void {
     if (this.stopped) return;
     const next = new Map(targets.map((t) => [t.id, t]));
-    for (const [id, s] of this.states) {
-      if (!next.has(id)) {
-        clearTimeout(s.timer);
-        if (s.lastOk === false) this.failingNow--;
-        this.states.delete(id);
-      }
+    const moved = new Set<string>();
+    for (const s of [...this.states.values()]) {
+      const t = next.get(s.target.id);
+      if (t && checkAddress(t) === s.address) continue;
+      if (t) moved.add(t.id);
+      clearTimeout(s.timer);
+      if (s.lastOk === false) this.failingNow--;
+      this.states.delete(s.target.id);
     }
     for (const [id, t] of next) {
       const s = this.states.get(id);
-      if (s) s.target = t;
-      else {
-        const fresh: TargetState = { target: t, running: false, failures: 0, successes: 0 };
-        this.states.set(id, fresh);
-        this.schedule(fresh, Math.random() * this.opts.intervalMs);
+      if (s) {
+        s.target = t;
+        continue;
       }
+      const fresh: TargetState = { target: t, address: checkAddress(t), running: false, failures: 0, successes: 0 };
+      this.states.set(id, fresh);
+      // New targets start at a random offset so checks spread out; a moved one is checked now.
+      this.schedule(fresh, moved.has(id) ? 0 : Math.random() * this.opts.intervalMs);
     }
   }
 
@@ -69,7 +79,7 @@ export class CheckScheduler {
 
   checkUrl(t: Target): string {
     const o = this.opts.urlOverride;
-    return o[t.id] ?? o['*'] ?? new URL(t.health_path, t.url).toString();
+    return o[t.id] ?? o['*'] ?? checkAddress(t);
   }
 
   private schedule(s: TargetState, delayMs: number): void {
@@ -104,6 +114,8 @@ export class CheckScheduler {
       } finally {
         this.release();
       }
+      // Dropped or moved meanwhile: this result is about an address nobody asks about now.
+      if (this.stopped || this.states.get(s.target.id) !== s) return;
       // The registry's heartbeat liveness is the second half of a check.
       const heartbeatDown = s.target.heartbeat === 'down';
       const ok = outcome.ok && !heartbeatDown;
@@ -122,6 +134,7 @@ export class CheckScheduler {
       this.publish({
         monitor_id: this.opts.monitorId,
         target_id: s.target.id,
+        url: s.address,
         ok,
         at: new Date(this.now()).toISOString(),
         latency_ms: outcome.latency_ms,

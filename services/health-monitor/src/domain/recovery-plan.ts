@@ -16,8 +16,12 @@ export function initialRecovery(policy: RecoveryStep[]): RecoveryState {
   return { policy: [...policy], step_index: 0, attempts_in_step: 0, attempts_total: 0, exhausted: false };
 }
 
-/** Whether a step can act on this target at all (reboot needs to know the machine). */
+/**
+ * Whether a step can act on this target at all: the deployer restarts apps and droplets,
+ * not machines; reboot needs to know the machine.
+ */
 export function stepApplies(step: RecoveryStep, target: Target | undefined): boolean {
+  if (step === 'restart') return target?.kind !== 'host';
   if (step === 'reboot') return !!target && typeof target.metadata.provider === 'string' && typeof target.metadata.instance_id === 'string';
   return true;
 }

@@ -5,6 +5,8 @@ export type RecoveryStep = (typeof RECOVERY_STEPS)[number];
 
 export interface Target {
   id: string;
+  /** A droplet or app ('service'), or a machine ('host'): the deployer restarts the former, never the latter. */
+  kind: 'service' | 'host';
   /** Base URL; the check GETs health_path against it. */
   url: string;
   health_path: string;
@@ -13,12 +15,21 @@ export interface Target {
   source: 'registry' | 'static';
   /** The registry's own heartbeat liveness for this record, when it came from the registry. */
   heartbeat?: 'active' | 'stale' | 'down';
+  /** The registry record's `updated_at` (registry clock): which of two reads is newer. */
+  updated_at?: string;
+}
+
+/** The address a check of `t` GETs, and that its observations are about. */
+export function checkAddress(t: Pick<Target, 'url' | 'health_path'>): string {
+  return new URL(t.health_path, t.url).toString();
 }
 
 /** One check of one target by one monitor, as published on `health-monitor.observation`. */
 export interface Observation {
   monitor_id: string;
   target_id: string;
+  /** The address checked (`checkAddress`): a quorum counts only observations of the target's current one. */
+  url: string;
   ok: boolean;
   at: string;
   latency_ms: number;

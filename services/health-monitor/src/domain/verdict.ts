@@ -22,23 +22,26 @@ export function quorumSize(assigned: number): number {
 /**
  * Quorum with hysteresis. Down needs a majority of the assigned monitors, each with a
  * fresh report of `failsToSuspect` failures in a row and a working network of its own;
- * up needs a majority reporting `oksToRecover` good checks in a row.
+ * up needs a majority reporting `oksToRecover` good checks in a row. Only reports about
+ * `url`, the target's current address, count: after a redeploy, failures of the old
+ * address say nothing about the new one.
  */
 export function decideVerdict(input: {
   assigned: readonly string[];
+  url: string;
   latest: ReadonlyMap<string, SeenObservation>;
   currentlyDown: boolean;
   now: number;
   params: VerdictParams;
 }): Verdict {
-  const { assigned, latest, currentlyDown, now, params } = input;
+  const { assigned, url, latest, currentlyDown, now, params } = input;
   if (assigned.length === 0) return 'hold';
   const need = quorumSize(assigned.length);
   let failing = 0;
   let recovered = 0;
   for (const m of assigned) {
     const seen = latest.get(m);
-    if (!seen || now - seen.receivedAt > params.windowMs) continue;
+    if (!seen || now - seen.receivedAt > params.windowMs || seen.obs.url !== url) continue;
     const o = seen.obs;
     if (!o.ok && !o.monitor_degraded && o.consecutive_failures >= params.failsToSuspect) failing++;
     if (o.ok && o.consecutive_successes >= params.oksToRecover) recovered++;

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { initialRecovery } from '../domain/recovery-plan.js';
-import { appendTimeline, type Incident, type Observation, type Target } from '../domain/types.js';
+import { appendTimeline, checkAddress, type Incident, type Observation, type Target } from '../domain/types.js';
 import { decideVerdict, quorumSize, type VerdictParams } from '../domain/verdict.js';
 import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
+import type { Reread } from '../targets/target-directory.js';
 import type { ObservationBoard } from './observation-board.js';
 
 export interface EvaluatorDeps {
@@ -15,6 +16,8 @@ export interface EvaluatorDeps {
   notifier: Notifier;
   assignment: (targetId: string) => string[];
   target: (targetId: string) => Target | undefined;
+  /** The target's record read fresh (uncached) and applied to what this monitor checks. */
+  reread: (targetId: string) => Promise<Reread>;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   params: VerdictParams;
   log: Logger;
@@ -49,8 +52,11 @@ export class Evaluator {
         await this.d.store.archive(targetId);
         return;
       }
-      const verdict = decideVerdict({ assigned, latest: this.d.board.latestFor(targetId), currentlyDown: !!open, now: this.now(), params: this.d.params });
-      if (verdict === 'down') await this.open(targetId, assigned);
+      const target = this.d.target(targetId);
+      if (!target) return;
+      const url = checkAddress(target);
+      const verdict = decideVerdict({ assigned, url, latest: this.d.board.latestFor(targetId), currentlyDown: !!open, now: this.now(), params: this.d.params });
+      if (verdict === 'down') await this.confirmDown(targetId, assigned, url);
       else if (verdict === 'up' && open) await this.resolve(targetId, open.id);
     } catch (err) {
       this.d.log.warn({ err, target_id: targetId }, 'evaluation failed');
@@ -59,18 +65,41 @@ export class Evaluator {
     }
   }
 
-  private failingEvidence(targetId: string, assigned: string[]): Array<Pick<Observation, 'monitor_id' | 'error' | 'at'>> {
+  /**
+   * A quorum says down. Before declaring it, read the target's record fresh: the
+   * deployer may have moved it (a redeploy registers the new address, then stops the old
+   * one) or it may have left the registry, and the list we check from can lag by
+   * TARGET_REFRESH_MS plus the registry client's list cache.
+   */
+  private async confirmDown(targetId: string, assigned: string[], url: string): Promise<void> {
+    const fresh = await this.d.reread(targetId);
+    if (fresh.kind === 'moved') {
+      // The directory hands the new address to the scheduler, which checks it at once.
+      this.d.log.info({ target_id: targetId, from: url, to: checkAddress(fresh.target) }, 'target moved: re-checking its new address instead of opening an incident');
+      return;
+    }
+    if (fresh.kind === 'gone') {
+      this.d.log.info({ target_id: targetId }, 'target left the registry: no incident');
+      return;
+    }
+    // Unverified (registry unreachable): a registry outage must not hide a real one.
+    if (fresh.kind === 'unverified') this.d.log.warn({ target_id: targetId, err: fresh.error }, 'could not re-read the target; judging by its last known address');
+    await this.open(fresh.target ?? this.d.target(targetId), assigned, url);
+  }
+
+  private failingEvidence(targetId: string, assigned: string[], url: string): Array<Pick<Observation, 'monitor_id' | 'error' | 'at'>> {
     const latest = this.d.board.latestFor(targetId);
     return assigned
       .map((m) => latest.get(m)?.obs)
-      .filter((o): o is Observation => !!o && !o.ok && !o.monitor_degraded)
+      .filter((o): o is Observation => !!o && !o.ok && !o.monitor_degraded && o.url === url)
       .map((o) => ({ monitor_id: o.monitor_id, error: o.error, at: o.at }));
   }
 
-  private async open(targetId: string, assigned: string[]): Promise<void> {
-    const target = this.d.target(targetId);
+  private async open(target: Target | undefined, assigned: string[], url: string): Promise<void> {
+    if (!target) return;
+    const targetId = target.id;
     const now = this.now();
-    const evidence = this.failingEvidence(targetId, assigned);
+    const evidence = this.failingEvidence(targetId, assigned, url);
     const at = new Date(now).toISOString();
     const errors = [...new Set(evidence.map((e) => e.error ?? 'failed'))].join(', ');
     const incident: Incident = {
@@ -81,7 +110,7 @@ export class Evaluator {
       opened_at: at,
       opened_by: this.d.monitorId,
       recovery: initialRecovery(target?.recovery ?? ['alert']),
-      timeline: [{ at, event: 'opened', by: this.d.monitorId, detail: { assigned, evidence } }],
+      timeline: [{ at, event: 'opened', by: this.d.monitorId, detail: { url, assigned, evidence } }],
     };
     if (!(await this.d.store.create(incident))) return;
     this.d.log.warn({ incident_id: incident.id, target_id: targetId, reason: incident.reason }, 'incident opened');
@@ -97,9 +126,26 @@ export class Evaluator {
         : appendTimeline({ ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId }, { at, event: 'resolved', by: this.d.monitorId }),
     );
     if (!resolved) return;
-    this.d.log.info({ incident_id: resolved.id, target_id: targetId }, 'incident resolved');
-    this.d.emit('incident.resolved', resolved);
-    this.d.notifier.notify(incidentNotification('incident.resolved', resolved, this.d.target(targetId)));
+    this.announceResolved(resolved);
     await this.d.store.archive(targetId);
+  }
+
+  /** The target left the registry: its open incident (if any) ends, saying so. Any monitor may do it; one writes. */
+  async resolveDeparted(targetId: string): Promise<void> {
+    const note = 'The target left the registry; nothing to check or recover any more.';
+    const at = new Date(this.now()).toISOString();
+    const resolved = await this.d.store.update(targetId, (i) =>
+      i.status === 'resolved'
+        ? undefined
+        : appendTimeline({ ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId }, { at, event: 'resolved', by: this.d.monitorId, detail: { note: 'target left the registry' } }),
+    );
+    if (resolved) this.announceResolved(resolved, note);
+    await this.d.store.archive(targetId);
+  }
+
+  private announceResolved(incident: Incident, note?: string): void {
+    this.d.log.info({ incident_id: incident.id, target_id: incident.target_id, ...(note ? { note } : {}) }, 'incident resolved');
+    this.d.emit('incident.resolved', incident);
+    this.d.notifier.notify(incidentNotification('incident.resolved', incident, this.d.target(incident.target_id), note));
   }
 }

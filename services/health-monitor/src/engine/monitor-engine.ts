@@ -6,12 +6,13 @@ import { CheckScheduler } from '../checks/check-scheduler.js';
 import { UndiciProbe, type HttpProbe } from '../checks/http-checker.js';
 import { Membership, type MemberRecord } from '../cluster/membership.js';
 import { assignMonitors } from '../domain/rendezvous.js';
-import type { Observation, Target } from '../domain/types.js';
+import { checkAddress, type Observation, type Target } from '../domain/types.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { DigestSummary } from '../notify/notification.js';
 import { IncidentStore } from '../store/incident-store.js';
 import { KvLease } from '../store/lease.js';
 import { TargetSeenStore } from '../store/target-seen-store.js';
+import { TargetDirectory, type TargetChange } from '../targets/target-directory.js';
 import type { TargetSource } from '../targets/target-source.js';
 import { DigestScheduler } from './digest.js';
 import { Evaluator } from './evaluator.js';
@@ -27,6 +28,10 @@ export const BUCKETS = {
 } as const;
 /** Housekeeping only: live members and leases are judged by their own timestamps. */
 const GC_TTL_MS = 24 * 3600_000;
+/** The registry announces removals here (udc-kit event of the registry droplet). */
+const DEREGISTERED_SUBJECT = 'registry.droplet.deregistered';
+/** A registry listing can be this old (the registry client caches lists for 5 s), with margin. */
+const LIST_STALENESS_MS = 10_000;
 
 export interface EngineDeps {
   config: Config;
@@ -53,9 +58,12 @@ export class MonitorEngine {
   private recovery!: RecoveryWorker;
   private digest?: DigestScheduler;
   private probe: HttpProbe;
-  private sub?: ReturnType<Bus['nc']['subscribe']>;
+  private subs: Array<ReturnType<Bus['nc']['subscribe']>> = [];
   private timers: NodeJS.Timeout[] = [];
-  private targetsById = new Map<string, Target>();
+  private directory: TargetDirectory;
+  private sweep?: Promise<void>;
+  private sweepAgain = false;
+  private stopped = false;
   private assignments = new Map<string, string[]>();
   private ready = false;
   private now: () => number;
@@ -64,6 +72,13 @@ export class MonitorEngine {
     this.monitorId = d.config.MONITOR_ID;
     this.probe = d.probe ?? new UndiciProbe();
     this.now = d.now ?? Date.now;
+    const c = d.config;
+    this.directory = new TargetDirectory(d.targetSource, (changes) => this.onTargetsChanged(changes), {
+      listStalenessMs: LIST_STALENESS_MS,
+      hintIntervalMs: c.CHECK_INTERVAL_MS,
+      readTimeoutMs: Math.max(1000, c.CHECK_TIMEOUT_MS),
+      now: this.now,
+    });
   }
 
   get k(): number {
@@ -121,7 +136,8 @@ export class MonitorEngine {
       store: this.incidents,
       notifier: this.d.notifier,
       assignment: (id) => this.assignment(id),
-      target: (id) => this.targetsById.get(id),
+      target: (id) => this.directory.get(id),
+      reread: (id) => this.directory.reread(id),
       emit: this.d.emit,
       params: { windowMs: quorumWindowMs(c), failsToSuspect: c.FAILS_TO_SUSPECT, oksToRecover: c.OKS_TO_RECOVER },
       log,
@@ -132,7 +148,11 @@ export class MonitorEngine {
       store: this.incidents,
       lease: new KvLease(leasesKv, this.monitorId, c.LEASE_TTL_MS, this.now),
       notifier: this.d.notifier,
-      target: (id) => this.targetsById.get(id),
+      target: (id) => this.directory.get(id),
+      reread: (id) => this.directory.reread(id),
+      resolveDeparted: (id) => this.evaluator.resolveDeparted(id),
+      // Long enough for every assigned monitor to check the new address and agree it is up.
+      recheckGraceMs: quorumWindowMs(c) + c.OKS_TO_RECOVER * c.CHECK_INTERVAL_MS,
       send: this.d.send,
       emit: this.d.emit,
       params: { maxAttemptsPerStep: c.RECOVERY_MAX_ATTEMPTS, backoffMs: c.RECOVERY_BACKOFF_MS, backoffMaxMs: c.RECOVERY_BACKOFF_MAX_MS },
@@ -142,23 +162,39 @@ export class MonitorEngine {
       now: this.now,
     });
 
-    this.sub = bus.nc.subscribe(OBSERVATION_SUBJECT, {
-      callback: (err, msg) => {
-        if (err) return;
-        let o: Observation;
-        try {
-          o = msg.json<Observation>();
-        } catch {
-          return;
-        }
-        if (typeof o?.target_id !== 'string' || typeof o.monitor_id !== 'string') return;
-        this.board.add(o, this.now());
-        if (this.targetsById.has(o.target_id)) {
-          this.seen.ensure(o.target_id, Date.parse(o.at) || this.now());
-          void this.evaluator.evaluate(o.target_id);
-        }
-      },
-    });
+    this.subs.push(
+      bus.nc.subscribe(OBSERVATION_SUBJECT, {
+        callback: (err, msg) => {
+          if (err) return;
+          let o: Observation;
+          try {
+            o = msg.json<Observation>();
+          } catch {
+            return;
+          }
+          if (typeof o?.target_id !== 'string' || typeof o.monitor_id !== 'string' || typeof o.url !== 'string') return;
+          this.board.add(o, this.now());
+          // A peer checking another address than ours: one of us has an old record.
+          this.directory.hint(o.target_id, o.url);
+          if (this.directory.has(o.target_id)) {
+            this.seen.ensure(o.target_id, Date.parse(o.at) || this.now());
+            void this.evaluator.evaluate(o.target_id);
+          }
+        },
+      }),
+      bus.nc.subscribe(DEREGISTERED_SUBJECT, {
+        callback: (err, msg) => {
+          if (err) return;
+          let id: unknown;
+          try {
+            id = msg.json<{ droplet?: { id?: unknown } }>().droplet?.id;
+          } catch {
+            return;
+          }
+          if (typeof id === 'string' && (this.directory.has(id) || this.incidents.openFor(id))) void this.directory.reread(id).then(() => this.resolveDepartedIncidents());
+        },
+      }),
+    );
 
     this.membership.onChange(() => this.rebalance());
     await this.membership.start();
@@ -172,7 +208,7 @@ export class MonitorEngine {
     this.digest = new DigestScheduler(leasesKv, c.DIGEST_INTERVAL_MIN * 60_000, () => this.digestSummary(), this.d.notifier, log, this.now);
     this.digest.start();
     this.ready = true;
-    log.info({ monitor_id: this.monitorId, members: this.membership.members(), targets: this.targetsById.size }, 'health monitor running');
+    log.info({ monitor_id: this.monitorId, members: this.membership.members(), targets: this.directory.size }, 'health monitor running');
   }
 
   private every(ms: number, fn: () => Promise<void> | void): void {
@@ -184,10 +220,45 @@ export class MonitorEngine {
   }
 
   private async refreshTargets(): Promise<void> {
-    const list = await this.d.targetSource.list();
-    this.targetsById = new Map(list.map((t) => [t.id, t]));
-    this.board.retain(new Set(this.targetsById.keys()));
+    await this.directory.refresh();
+    this.board.retain(new Set(this.directory.all().map((t) => t.id)));
+    await this.resolveDepartedIncidents();
+  }
+
+  private onTargetsChanged(changes: TargetChange[]): void {
+    for (const { id, before, after } of changes) {
+      if (!after) this.d.log.info({ target_id: id }, 'target removed');
+      else if (before && checkAddress(before) !== checkAddress(after)) {
+        // What was seen of the old address says nothing about the new one.
+        this.board.forgetLatest(id);
+        this.d.log.info({ target_id: id, from: checkAddress(before), to: checkAddress(after) }, 'target moved');
+      }
+    }
     this.rebalance();
+    if (changes.some((c) => !c.after)) void this.resolveDepartedIncidents();
+  }
+
+  /** Open incidents of targets we no longer know: confirm with a fresh read, then resolve them. */
+  private async resolveDepartedIncidents(): Promise<void> {
+    if (!this.evaluator) return;
+    if (this.sweep) {
+      this.sweepAgain = true;
+      return this.sweep;
+    }
+    this.sweep = (async () => {
+      do {
+        this.sweepAgain = false;
+        for (const i of this.incidents.openIncidents()) {
+          if (i.status === 'resolved' || this.directory.has(i.target_id)) continue;
+          try {
+            if ((await this.directory.reread(i.target_id)).kind === 'gone') await this.evaluator.resolveDeparted(i.target_id);
+          } catch (err) {
+            this.d.log.warn({ err, incident_id: i.id }, 'could not resolve the incident of a departed target');
+          }
+        }
+      } while (this.sweepAgain && !this.stopped);
+    })().finally(() => (this.sweep = undefined));
+    return this.sweep;
   }
 
   /** Recompute who checks what, and hand this monitor's share to the scheduler. */
@@ -197,7 +268,7 @@ export class MonitorEngine {
     const k = this.d.config.MONITORS_PER_TARGET;
     const next = new Map<string, string[]>();
     const mine: Target[] = [];
-    for (const t of this.targetsById.values()) {
+    for (const t of this.directory.all()) {
       const assigned = assignMonitors(t.id, members, k);
       next.set(t.id, assigned);
       if (assigned.includes(this.monitorId)) mine.push(t);
@@ -217,11 +288,11 @@ export class MonitorEngine {
   }
 
   targets(): Target[] {
-    return [...this.targetsById.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    return this.directory.all().sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
   target(id: string): Target | undefined {
-    return this.targetsById.get(id);
+    return this.directory.get(id);
   }
 
   firstSeenAt(id: string): number | undefined {
@@ -257,11 +328,12 @@ export class MonitorEngine {
 
   async stop(): Promise<void> {
     this.ready = false;
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.digest?.stop();
     this.recovery?.stop();
     this.scheduler?.stop();
-    this.sub?.unsubscribe();
+    for (const sub of this.subs) sub.unsubscribe();
     await this.membership?.stop();
     this.incidents?.stop();
     this.seen?.stop();

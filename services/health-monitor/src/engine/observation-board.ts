@@ -33,6 +33,11 @@ export class ObservationBoard {
     return this.recent.get(targetId)?.query(() => true, limit) ?? [];
   }
 
+  /** Forget who saw what of a target (it moved: those reports were about another address); history stays. */
+  forgetLatest(targetId: string): void {
+    this.latest.delete(targetId);
+  }
+
   /** Drop targets no longer known. */
   retain(ids: Set<string>): void {
     for (const id of this.latest.keys()) if (!ids.has(id)) this.latest.delete(id);

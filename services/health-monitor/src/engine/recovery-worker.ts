@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { MessageReply } from '@droplet-mesh/udc-kit';
 import { markExhausted, planRecovery, recordAttempt, type RecoveryParams } from '../domain/recovery-plan.js';
-import { appendTimeline, type Incident, type RecoveryState, type Target } from '../domain/types.js';
+import { appendTimeline, checkAddress, type Incident, type RecoveryState, type Target } from '../domain/types.js';
 import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
 import type { KvLease } from '../store/lease.js';
+import type { Reread } from '../targets/target-directory.js';
 
 export interface RecoveryRequest {
   target: string;
@@ -21,6 +22,12 @@ export interface RecoveryWorkerDeps {
   lease: KvLease;
   notifier: Notifier;
   target: (targetId: string) => Target | undefined;
+  /** The target's record read fresh (uncached) and applied to what this monitor checks. */
+  reread: (targetId: string) => Promise<Reread>;
+  /** Resolve the open incident of a target that left the registry. */
+  resolveDeparted: (targetId: string) => Promise<void>;
+  /** How long a moved target's new address gets to prove itself before recovery goes on. */
+  recheckGraceMs: number;
   send: (req: RecoveryRequest) => Promise<MessageReply>;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   params: RecoveryParams;
@@ -119,8 +126,22 @@ export class RecoveryWorker {
   }
 
   private async step(incident: Incident): Promise<void> {
-    const target = this.d.target(incident.target_id);
     const now = this.now();
+    const planned = planRecovery(incident.recovery, this.d.target(incident.target_id), now, this.d.params);
+    if (planned.decision.kind === 'wait') return;
+    if (planned.decision.kind === 'done') {
+      await this.d.lease.release(leaseName(incident.id));
+      return;
+    }
+    // About to act or escalate: first make sure the incident is still about this address.
+    const fresh = await this.d.reread(incident.target_id);
+    if (fresh.kind === 'gone') {
+      await this.d.resolveDeparted(incident.target_id);
+      await this.d.lease.release(leaseName(incident.id));
+      return;
+    }
+    if (fresh.kind === 'moved') return this.holdForMove(incident, fresh.from, fresh.target, now);
+    const target = fresh.target ?? this.d.target(incident.target_id);
     const { state, decision } = planRecovery(incident.recovery, target, now, this.d.params);
     if (decision.kind === 'wait') return;
     const me = this.d.monitorId;
@@ -169,6 +190,25 @@ export class RecoveryWorker {
     this.d.log.info({ incident_id: incident.id, step: decision.step, ...outcome.detail }, outcome.event);
     const doneAt = new Date(this.now()).toISOString();
     await this.d.store.update(incident.target_id, (i) => (i.id !== incident.id ? undefined : appendTimeline(i, { at: doneAt, event: outcome.event, by: me, detail: outcome.detail })));
+  }
+
+  /**
+   * The record moved (redeployed to a new address) since the incident opened: restarting
+   * now could take down a healthy new deployment. Note it and give the new address time
+   * to be checked; if it is up the incident resolves, if not recovery goes on afterwards.
+   */
+  private async holdForMove(incident: Incident, from: Target | undefined, to: Target, now: number): Promise<void> {
+    const at = new Date(now).toISOString();
+    const until = new Date(now + this.d.recheckGraceMs).toISOString();
+    const updated = await this.d.store.update(incident.target_id, (i) =>
+      i.id !== incident.id || i.status === 'resolved' || !sameRecovery(i.recovery, incident.recovery)
+        ? undefined
+        : appendTimeline(
+            { ...i, recovery: { ...i.recovery, next_attempt_at: until } },
+            { at, event: 'target.moved', by: this.d.monitorId, detail: { ...(from ? { from: checkAddress(from) } : {}), to: checkAddress(to), recovery_held_until: until } },
+          ),
+    );
+    if (updated) this.d.log.info({ incident_id: incident.id, to: checkAddress(to), until }, 'target moved: holding recovery while its new address is checked');
   }
 
   stop(): void {

@@ -4,52 +4,88 @@ import type { RecoveryStep, Target } from '../domain/types.js';
 
 /** Where the list of things to check comes from. */
 export interface TargetSource {
+  /** Every target; may be a few seconds stale (the registry client caches lists). */
   list(): Promise<Target[]>;
+  /** One target read fresh, null when the source does not have it; throws when it cannot tell. */
+  lookup(id: string): Promise<Target | null>;
+}
+
+/** Recovery policy when the target does not name one. */
+export interface DefaultPolicies {
+  service: RecoveryStep[];
+  host: RecoveryStep[];
 }
 
 export class StaticTargetSource implements TargetSource {
-  constructor(private targets: StaticTarget[], private defaultPolicy: RecoveryStep[]) {}
+  constructor(private targets: StaticTarget[], private policies: DefaultPolicies) {}
   async list(): Promise<Target[]> {
     return this.targets.map((t) => ({
       id: t.id,
+      kind: t.kind,
       url: t.url,
       health_path: t.health_path,
-      recovery: t.recovery ?? this.defaultPolicy,
+      recovery: t.recovery ?? this.policies[t.kind],
       metadata: t.metadata,
       source: 'static',
     }));
   }
+  async lookup(id: string): Promise<Target | null> {
+    return (await this.list()).find((t) => t.id === id) ?? null;
+  }
 }
 
-export function targetFromRecord(r: RegistryRecord, defaultPolicy: RecoveryStep[]): Target | undefined {
+function declaredHealthPath(r: RegistryRecord): string | undefined {
+  const fromMeta = r.metadata?.health_path;
+  return r.health_path ?? (typeof fromMeta === 'string' && /^\/\S*$/.test(fromMeta) ? fromMeta : undefined);
+}
+
+/**
+ * The target a registry record describes, or undefined when there is nothing to check:
+ * no HTTP URL, or a host that does not say where it answers (a machine serves HTTP only
+ * if something on it was set up to; GET http://<ip>/health would fail on every host).
+ */
+export function targetFromRecord(r: RegistryRecord, policies: DefaultPolicies): Target | undefined {
   if (!/^https?:\/\//.test(r.url)) return undefined;
+  const kind = r.kind === 'host' ? 'host' : 'service';
+  const healthPath = declaredHealthPath(r);
+  if (kind === 'host' && !healthPath) return undefined;
   const metadata = r.metadata ?? {};
   const policy = recoveryPolicySchema.safeParse(metadata.recovery);
   return {
     id: r.id,
+    kind,
     url: r.url,
-    health_path: r.health_path ?? '/health',
-    recovery: policy.success ? policy.data : defaultPolicy,
+    health_path: healthPath ?? '/health',
+    recovery: policy.success ? policy.data : policies[kind],
     metadata,
     source: 'registry',
     heartbeat: r.status,
+    ...(r.updated_at ? { updated_at: r.updated_at } : {}),
   };
 }
 
-/** Every record the registry knows that has an HTTP URL. */
+/** Every record the registry knows that has something to check. */
 export class RegistryTargetSource implements TargetSource {
-  constructor(private registry: () => RegistryLink | undefined, private defaultPolicy: RecoveryStep[]) {}
+  constructor(private registry: () => RegistryLink | undefined, private policies: DefaultPolicies) {}
   async list(): Promise<Target[]> {
     const link = this.registry();
     if (!link) return [];
     const records = await link.list();
-    return records.map((r) => targetFromRecord(r, this.defaultPolicy)).filter((t): t is Target => !!t);
+    return records.map((r) => targetFromRecord(r, this.policies)).filter((t): t is Target => !!t);
+  }
+  /** `get` goes to the registry over HTTP, past the client's list cache. */
+  async lookup(id: string): Promise<Target | null> {
+    const link = this.registry();
+    if (!link) return null;
+    const record = await link.get(id);
+    return (record && targetFromRecord(record, this.policies)) ?? null;
   }
 }
 
 /**
- * Static targets plus the registry's. A registry that cannot be read keeps its last
- * known list (a registry outage must not look like every target vanished).
+ * Static targets plus the registry's (the first source that has an id wins). A registry
+ * that cannot be read keeps its last known list (a registry outage must not look like
+ * every target vanished).
  */
 export class CombinedTargetSource implements TargetSource {
   private lastGood = new Map<TargetSource, Target[]>();
@@ -68,5 +104,19 @@ export class CombinedTargetSource implements TargetSource {
       for (const t of items) if (!byId.has(t.id)) byId.set(t.id, t);
     }
     return [...byId.values()];
+  }
+  async lookup(id: string): Promise<Target | null> {
+    let failure: unknown;
+    for (const s of this.sources) {
+      try {
+        const t = await s.lookup(id);
+        if (t) return t;
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    // Not found anywhere we could ask, but one source could not answer: unknown, not gone.
+    if (failure !== undefined) throw failure;
+    return null;
   }
 }
