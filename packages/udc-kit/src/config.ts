@@ -6,25 +6,33 @@ const bool = z
   .optional()
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/**
+ * An optional setting where an empty value means unset: compose files pass `${VAR:-}` as
+ * "" and that must not fail validation.
+ */
+export function optionalSetting<S extends z.ZodType>(schema: S) {
+  return z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+}
+
 export const baseConfigShape = {
   PORT: z.coerce.number().int().min(0).max(65535),
   HOST: z.string().default('127.0.0.1'),
   NATS_URL: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats:// URL').default('nats://127.0.0.1:4222'),
-  NATS_USER: z.string().optional(),
-  NATS_PASSWORD: z.string().optional(),
+  NATS_USER: optionalSetting(z.string()),
+  NATS_PASSWORD: optionalSetting(z.string()),
   REGISTRY_URL: z.url().default('http://127.0.0.1:8000'),
   /** This droplet's own key from the registry (or the admin key, which may act for any id). */
-  REGISTRY_KEY: z.string().optional(),
+  REGISTRY_KEY: optionalSetting(z.string()),
   /** Where the droplet says it can be reached; defaults to http://HOST:PORT. */
-  PUBLIC_URL: z.url().optional(),
-  DROPLET_ID: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be [a-z0-9-], 1-63 chars').optional(),
-  JWKS_URL: z.url().optional(),
+  PUBLIC_URL: optionalSetting(z.url()),
+  DROPLET_ID: optionalSetting(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be [a-z0-9-], 1-63 chars')),
+  JWKS_URL: optionalSetting(z.url()),
   JWT_ISSUER: z.string().min(1).default('droplet-mesh-registry'),
   JWT_AUDIENCE: z.string().min(1).default('droplet-mesh'),
   DATA_DIR: z.string().min(1).default('./.mesh'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_SIMPLE_TOKEN: bool,
-  API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  API_TOKEN: optionalSetting(z.string().min(16, 'must be at least 16 characters')),
   HEARTBEAT_INTERVAL_S: z.coerce.number().positive().default(30),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb').default('1mb'),
 };

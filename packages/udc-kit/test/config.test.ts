@@ -69,6 +69,14 @@ describe('parseConfig', () => {
     expect(err.message).toContain('NATS_URL: must be a nats:// URL');
   });
 
+  it('an empty optional setting counts as unset (compose passes ${VAR:-} as "")', () => {
+    const c = parseConfig(baseConfigSchema, { PORT: '1', API_TOKEN: '', REGISTRY_KEY: '', PUBLIC_URL: '', NATS_USER: '' });
+    expect(c.API_TOKEN).toBeUndefined();
+    expect(c.REGISTRY_KEY).toBeUndefined();
+    expect(c.PUBLIC_URL).toBeUndefined();
+    expect(() => parseConfig(baseConfigSchema, { PORT: '1', API_TOKEN: 'short' })).toThrow(/API_TOKEN/);
+  });
+
   it('a missing required variable is named too', () => {
     const err = configError(() => parseConfig(baseConfigSchema, {}));
     expect(err.issues).toEqual([{ variable: 'PORT', problem: expect.any(String) }]);
