@@ -62,7 +62,9 @@ async function waitUntil(what, probe, timeoutMs) {
 function startChild(name, cmd, args, env = {}) {
   const logFile = join(DATA_DIR, 'logs', `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Own process group: Ctrl-C reaches only this script, which stops the droplets in
+  // reverse order (each deregisters while the registry is still up), then NATS.
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout.pipe(out);
   child.stderr.pipe(out);
   child.on('exit', (code, signal) => {
@@ -90,6 +92,9 @@ async function stopAll(code = 0) {
   }
   process.exit(code);
 }
+process.on('exit', () => {
+  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 

@@ -3,7 +3,7 @@ import { Bus } from '@droplet-mesh/udc-kit';
 import { freePort, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { assignMonitors } from '../src/domain/rendezvous.js';
 import type { Incident, Observation } from '../src/domain/types.js';
-import { startFakeDeployer } from './helpers/fake-deployer.js';
+import { startFakeDeployer } from './helpers/fake-droplets.js';
 import { spawnMonitor, startTarget, type Proc } from './helpers/processes.js';
 import { startBlackhole } from './helpers/quiet.js';
 import { startSmtpRecorder, type SmtpRecorder } from './helpers/smtp-recorder.js';

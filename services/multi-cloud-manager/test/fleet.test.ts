@@ -110,7 +110,7 @@ describe('Fleet', () => {
     const r = await fleet.create(createReq('hetzner', true));
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ instance: { status: 'running', managed: true }, registered: true });
-    expect(hosts).toEqual([{ id: 'host-hetzner-n1', name: 'web-1', kind: 'host', url: 'http://192.0.2.1', metadata: { provider: 'hetzner', instance_id: 'n1', region: 'r1' } }]);
+    expect(hosts).toEqual([{ id: 'host-hetzner-n1', name: 'web-1', kind: 'host', url: 'http://192.0.2.1', metadata: { provider: 'hetzner', instance_id: 'n1', region: 'r1', recovery: ['reboot', 'alert'] } }]);
     expect(events.map((e) => e.type)).toEqual(['instance.created', 'instance.state_changed']);
   });
 

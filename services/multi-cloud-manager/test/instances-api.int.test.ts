@@ -79,7 +79,7 @@ describe('instances API', () => {
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ registered: true, instance: { status: 'running', managed: true, labels: { team: 'ops' } } });
     const id = res.body.instance.provider_id;
-    expect(h.registry.hosts.get(`host-hetzner-${id}`)).toEqual({ id: `host-hetzner-${id}`, name: 'web-wait', kind: 'host', url: `http://${res.body.instance.ipv4}`, metadata: { provider: 'hetzner', instance_id: id, region: 'fsn1' } });
+    expect(h.registry.hosts.get(`host-hetzner-${id}`)).toEqual({ id: `host-hetzner-${id}`, name: 'web-wait', kind: 'host', url: `http://${res.body.instance.ipv4}`, metadata: { provider: 'hetzner', instance_id: id, region: 'fsn1', recovery: ['reboot', 'alert'] } });
     await waitFor('created event on NATS', () => published.some((p) => p.subject === 'multi-cloud-manager.instance.created' && p.data.instance.provider_id === id), 3000);
     const events = await api().get('/events?type=instance').set(h.auth(['read']));
     expect(events.body.events.map((e: any) => e.type)).toEqual(expect.arrayContaining(['instance.created', 'instance.state_changed']));

@@ -8,6 +8,13 @@ export function hostRecordId(i: Instance): string {
 }
 
 /**
+ * How the health-monitor recovers a host: reboot it through us (`instance.reboot` with
+ * provider and instance_id from this record), then tell a person. Never `restart`: the
+ * deployer restarts apps, not machines.
+ */
+export const HOST_RECOVERY = ['reboot', 'alert'] as const;
+
+/**
  * Servers this droplet created, as `kind: host` records in the registry. Best effort:
  * a registry that is down is logged, never a failed create. No registry link, no-op.
  */
@@ -18,7 +25,7 @@ export class HostRegistry {
     const link = this.link();
     if (!link || !i.ipv4) return false;
     try {
-      await link.upsertRecord({ id: hostRecordId(i), name: i.name, kind: 'host', url: `http://${i.ipv4}`, metadata: { provider: i.provider, instance_id: i.provider_id, region: i.region } });
+      await link.upsertRecord({ id: hostRecordId(i), name: i.name, kind: 'host', url: `http://${i.ipv4}`, metadata: { provider: i.provider, instance_id: i.provider_id, region: i.region, recovery: [...HOST_RECOVERY] } });
       return true;
     } catch (err) {
       this.logger.warn({ err, instance: i.id }, 'could not register host in the registry');
