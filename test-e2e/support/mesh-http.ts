@@ -67,14 +67,3 @@ export async function underLoad(send: () => Promise<Answer>, during: () => Promi
   return results;
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}

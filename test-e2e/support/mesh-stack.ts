@@ -18,12 +18,10 @@ export const MONITOR_IDS = ['m1', 'm2', 'm3'] as const;
 export const ALERT_TO = 'ops@example.com';
 
 /**
- * The time between a deploy's route switch and stopping the old containers. It must outlast
- * how long the health monitors keep checking the old URL after the deployer re-registers the
- * app: TARGET_REFRESH_MS (1 s here) plus the registry client's list cache (5 s). Shorter, and
- * every redeploy looks like an outage to them.
+ * The deployer's default drain: the health monitors re-read a target's record before they
+ * declare it down, so a redeploy that moves the app to a new port is not an outage.
  */
-export const DRAIN_S = 10;
+export const DRAIN_S = 2;
 
 export interface ApiAnswer<T = any> {
   status: number;

@@ -105,8 +105,8 @@ beforeAll(async () => {
     },
   });
   bus = await Bus.connect({ url: nats.url, name: 'cluster-test' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => observations.push({ ...m.json<Observation>(), received: Date.now() }) });
-  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
+  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }) });
+  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
   await launch('m1');
   await launch('m2');
   // m3 cannot reach t3: its checks of t3 go to a port that never answers.

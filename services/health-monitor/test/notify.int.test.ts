@@ -56,7 +56,7 @@ afterAll(async () => {
 describe('notification channels', () => {
   it('emails through a real SMTP server', async () => {
     const email = new EmailChannel(smtp.url, 'monitor@example.com', ['ops@example.com']);
-    await email.send(incidentNotification('incident.opened', incident, { id: 'web', url: 'http://127.0.0.1:1', health_path: '/health', recovery: ['restart'], metadata: {}, source: 'static' }));
+    await email.send(incidentNotification('incident.opened', incident, { id: 'web', kind: 'service', url: 'http://127.0.0.1:1', health_path: '/health', recovery: ['restart'], metadata: {}, source: 'static' }));
     email.close();
     expect(smtp.messages).toHaveLength(1);
     expect(smtp.messages[0]).toMatchObject({ from: 'monitor@example.com', to: ['ops@example.com'] });

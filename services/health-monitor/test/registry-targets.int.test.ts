@@ -78,8 +78,8 @@ beforeAll(async () => {
     },
   });
   bus = await Bus.connect({ url: nats.url, name: 'registry-targets-test' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => observations.push({ ...m.json<Observation>(), received: Date.now() }) });
-  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
+  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }) });
+  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
 
   // Every record exists before the monitors start: with a one-minute refresh they list once.
   const [app, leaverA, leaverB, agent] = await Promise.all([target(), target(), target(), target()]);

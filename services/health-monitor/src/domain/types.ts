@@ -19,9 +19,13 @@ export interface Target {
   updated_at?: string;
 }
 
-/** The address a check of `t` GETs, and that its observations are about. */
+const addresses = new WeakMap<object, string>();
+
+/** The address a check of `t` GETs, and that its observations are about (memoized: asked per observation). */
 export function checkAddress(t: Pick<Target, 'url' | 'health_path'>): string {
-  return new URL(t.health_path, t.url).toString();
+  let a = addresses.get(t);
+  if (a === undefined) addresses.set(t, (a = new URL(t.health_path, t.url).toString()));
+  return a;
 }
 
 /** One check of one target by one monitor, as published on `health-monitor.observation`. */
@@ -64,6 +68,8 @@ export interface RecoveryState {
 export interface Incident {
   id: string;
   target_id: string;
+  /** The address the incident is about (checkAddress); updated when the target moves. */
+  url?: string;
   status: IncidentStatus;
   reason: string;
   opened_at: string;

@@ -105,12 +105,13 @@ export class Evaluator {
     const incident: Incident = {
       id: newIncidentId(now),
       target_id: targetId,
+      url,
       status: 'open',
       reason: `${evidence.length} of ${assigned.length} assigned monitors report failure (quorum ${quorumSize(assigned.length)}): ${errors}`,
       opened_at: at,
       opened_by: this.d.monitorId,
       recovery: initialRecovery(target?.recovery ?? ['alert']),
-      timeline: [{ at, event: 'opened', by: this.d.monitorId, detail: { url, assigned, evidence } }],
+      timeline: [{ at, event: 'opened', by: this.d.monitorId, detail: { assigned, evidence } }],
     };
     if (!(await this.d.store.create(incident))) return;
     this.d.log.warn({ incident_id: incident.id, target_id: targetId, reason: incident.reason }, 'incident opened');

@@ -140,8 +140,10 @@ export class RecoveryWorker {
       await this.d.lease.release(leaseName(incident.id));
       return;
     }
-    if (fresh.kind === 'moved') return this.holdForMove(incident, fresh.from, fresh.target, now);
     const target = fresh.target ?? this.d.target(incident.target_id);
+    // The incident is about the address it was opened for; our own view may have lagged.
+    const about = incident.url ?? (fresh.kind === 'moved' && fresh.from ? checkAddress(fresh.from) : undefined);
+    if (fresh.kind !== 'unverified' && target && about && checkAddress(target) !== about) return this.holdForMove(incident, about, target, now);
     const { state, decision } = planRecovery(incident.recovery, target, now, this.d.params);
     if (decision.kind === 'wait') return;
     const me = this.d.monitorId;
@@ -197,18 +199,19 @@ export class RecoveryWorker {
    * now could take down a healthy new deployment. Note it and give the new address time
    * to be checked; if it is up the incident resolves, if not recovery goes on afterwards.
    */
-  private async holdForMove(incident: Incident, from: Target | undefined, to: Target, now: number): Promise<void> {
+  private async holdForMove(incident: Incident, from: string, to: Target, now: number): Promise<void> {
     const at = new Date(now).toISOString();
     const until = new Date(now + this.d.recheckGraceMs).toISOString();
+    const url = checkAddress(to);
     const updated = await this.d.store.update(incident.target_id, (i) =>
       i.id !== incident.id || i.status === 'resolved' || !sameRecovery(i.recovery, incident.recovery)
         ? undefined
         : appendTimeline(
-            { ...i, recovery: { ...i.recovery, next_attempt_at: until } },
-            { at, event: 'target.moved', by: this.d.monitorId, detail: { ...(from ? { from: checkAddress(from) } : {}), to: checkAddress(to), recovery_held_until: until } },
+            { ...i, url, recovery: { ...i.recovery, next_attempt_at: until } },
+            { at, event: 'target.moved', by: this.d.monitorId, detail: { from, to: url, recovery_held_until: until } },
           ),
     );
-    if (updated) this.d.log.info({ incident_id: incident.id, to: checkAddress(to), until }, 'target moved: holding recovery while its new address is checked');
+    if (updated) this.d.log.info({ incident_id: incident.id, from, to: url, until }, 'target moved: holding recovery while its new address is checked');
   }
 
   stop(): void {

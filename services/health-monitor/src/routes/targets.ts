@@ -19,6 +19,7 @@ function targetView(engine: MonitorEngine, t: Target, now: number) {
   const open = engine.incidents.openFor(t.id);
   return {
     id: t.id,
+    kind: t.kind,
     url: t.url,
     health_path: t.health_path,
     source: t.source,
