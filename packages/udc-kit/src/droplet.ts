@@ -264,7 +264,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   const api = new Api(router, authenticate);
 
   const health = (): HealthReport => {
-    const list = [...board.list(), ...(bus ? [] : [])];
+    const list = board.list();
     const natsOk = !!bus?.isConnected();
     const all: DependencyStatus[] = [{ name: 'nats', required: true, status: natsOk ? 'ok' : 'down' }];
     if (registry) {

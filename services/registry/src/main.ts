@@ -1,14 +1,9 @@
-import { ConfigError } from '@droplet-mesh/udc-kit';
+import { configOrExit } from '@droplet-mesh/udc-kit';
 import { createRegistryDroplet } from './app.js';
+import { registryConfigSchema } from './config.js';
 
-try {
-  const { droplet } = await createRegistryDroplet({ env: process.env });
-  droplet.installSignalHandlers();
-  await droplet.start();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`invalid configuration: ${err.message}\n`);
-    process.exit(1);
-  }
-  throw err;
-}
+// One clear line per bad variable, before anything connects.
+configOrExit(registryConfigSchema);
+const { droplet } = await createRegistryDroplet({ env: process.env });
+droplet.installSignalHandlers();
+await droplet.start();
