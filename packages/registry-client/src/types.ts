@@ -24,6 +24,8 @@ export interface DropletRecord extends RecordInput {
   registered_at: string;
   updated_at: string;
   last_heartbeat_at?: string;
+  /** What the droplet reported in its last heartbeat. */
+  last_report?: { status?: string; metrics?: Record<string, unknown> };
 }
 
 export interface TokenResponse {

@@ -16,7 +16,11 @@ export function subscribeHeartbeats(bus: Bus, liveness: LivenessMonitor, logger:
       } catch {
         logger.debug({ droplet_id: id }, 'heartbeat body is not JSON; counted anyway');
       }
-      void liveness.heartbeat(id, { status: typeof body.status === 'string' ? body.status : undefined }, typeof body.sent_at_ms === 'number' ? body.sent_at_ms : undefined).then((known) => {
+      const report = {
+        status: typeof body.status === 'string' ? body.status.slice(0, 32) : undefined,
+        metrics: body.metrics && typeof body.metrics === 'object' && JSON.stringify(body.metrics).length <= 4096 ? body.metrics : undefined,
+      };
+      void liveness.heartbeat(id, report, typeof body.sent_at_ms === 'number' ? body.sent_at_ms : undefined).then((known) => {
         if (!known) logger.debug({ droplet_id: id }, 'heartbeat from an unregistered droplet');
       });
     },

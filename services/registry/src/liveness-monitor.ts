@@ -16,6 +16,8 @@ export interface HeartbeatInput {
  */
 export class LivenessMonitor {
   private lastSeen = new Map<string, number>();
+  /** What each droplet said about itself in its last heartbeat (kept in memory, like last-seen). */
+  private lastReport = new Map<string, HeartbeatInput>();
   private timer?: NodeJS.Timeout;
   private readonly startedAt: number;
 
@@ -44,6 +46,10 @@ export class LivenessMonitor {
     return this.lastSeen.get(id);
   }
 
+  lastReportOf(id: string): HeartbeatInput | undefined {
+    return this.lastReport.get(id);
+  }
+
   /** A record's last-seen time; after a registry restart, a grace period starts from our own start. */
   private effectiveLastSeen(r: StoredRecord): number {
     const stored = r.last_heartbeat_at ? Date.parse(r.last_heartbeat_at) : Date.parse(r.registered_at);
@@ -56,6 +62,7 @@ export class LivenessMonitor {
     if (!r) return false;
     const at = this.now();
     this.lastSeen.set(id, at);
+    if (input.status !== undefined || input.metrics !== undefined) this.lastReport.set(id, { status: input.status, metrics: input.metrics });
     this.onHeartbeat(sentAtMs ? at - sentAtMs : undefined);
     if (r.status !== 'active') await this.transition(r, 'active', input);
     return true;
@@ -63,6 +70,7 @@ export class LivenessMonitor {
 
   forget(id: string): void {
     this.lastSeen.delete(id);
+    this.lastReport.delete(id);
   }
 
   private async transition(r: StoredRecord, to: LivenessStatus, input: HeartbeatInput = {}): Promise<void> {

@@ -31,9 +31,13 @@ export interface StoredRecord extends DropletRecord {
   last_reported_status?: string;
 }
 
-export function publicRecord(r: StoredRecord, lastSeenMs?: number): DropletRecord {
+export function publicRecord(r: StoredRecord, lastSeenMs?: number, report?: { status?: string; metrics?: Record<string, unknown> }): DropletRecord {
   const { key_hash: _k, ...rest } = r;
-  return lastSeenMs ? { ...rest, last_heartbeat_at: new Date(lastSeenMs).toISOString() } : rest;
+  return {
+    ...rest,
+    ...(lastSeenMs ? { last_heartbeat_at: new Date(lastSeenMs).toISOString() } : {}),
+    ...(report ? { last_report: report } : {}),
+  };
 }
 
 /** Records that heartbeat for themselves are subject to liveness; ones a steward registered are not. */

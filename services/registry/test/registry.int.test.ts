@@ -128,6 +128,9 @@ describe('heartbeats and liveness', () => {
     const other = await tokenFor('hb-other');
     const ok = await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${own}`).send({ status: 'active', metrics: { rpm: 3 } });
     expect(ok.status).toBe(200);
+    const seen = await request(reg.droplet.app).get('/droplets/hb-self').set('Authorization', `Bearer ${own}`);
+    expect(seen.body.droplet.last_report).toEqual({ status: 'active', metrics: { rpm: 3 } });
+    expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${own}`).send({ metrics: { blob: 'x'.repeat(5000) } }), 400);
     expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${other}`).send({}), 403, 'FORBIDDEN');
     expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').send({}), 401);
   });
@@ -146,9 +149,10 @@ describe('heartbeats and liveness', () => {
       expect(downAt).toBeLessThan(3500);
       const { Bus } = await import('@droplet-mesh/udc-kit');
       const bus = await Bus.connect({ url: nats.url, name: 'flaky' });
-      bus.publishJson('registry.heartbeat.flaky', { status: 'active' });
+      bus.publishJson('registry.heartbeat.flaky', { status: 'active', metrics: { queue: 7 } });
       await bus.close();
       await waitFor('flaky to recover', () => reg.store().get('flaky')?.status === 'active', 5000);
+      expect(reg.liveness().lastReportOf('flaky')).toEqual({ status: 'active', metrics: { queue: 7 } });
       await waitFor('events', () => events.seen.some((e) => e.subject === 'registry.droplet.recovered' && e.data.droplet.id === 'flaky'), 5000);
       const mine = events.seen.filter((e) => e.data.droplet?.id === 'flaky').map((e) => e.subject);
       expect(mine).toEqual(['registry.droplet.registered', 'registry.droplet.stale', 'registry.droplet.down', 'registry.droplet.recovered']);

@@ -15,12 +15,12 @@ export interface DropletRouteDeps extends CallerDeps {
 
 const idParams = z.object({ id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id') });
 const heartbeatBody = z
-  .object({ status: z.string().max(32).optional(), metrics: z.record(z.string(), z.unknown()).optional(), at: z.string().optional(), id: z.string().optional() })
+  .object({ status: z.string().max(32).optional(), metrics: z.record(z.string(), z.unknown()).refine((m) => JSON.stringify(m).length <= 4096, 'must be at most 4 KiB as JSON').optional(), at: z.string().optional(), id: z.string().optional() })
   .default({});
 
 export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
   const { store, liveness, ctx } = deps;
-  const view = (r: StoredRecord) => publicRecord(r, liveness.lastSeenOf(r.id));
+  const view = (r: StoredRecord) => publicRecord(r, liveness.lastSeenOf(r.id), liveness.lastReportOf(r.id));
 
   api.post('/droplets', { scope: 'public', summary: 'Register or update a droplet (X-Registry-Key, or a JWT for records it stewards)', body: recordInputSchema }, async ({ body, req }) => {
     const caller = await identifyCaller(req, deps, body.id);
