@@ -3,6 +3,7 @@ import { ensureDockerEngine } from '@droplet-mesh/docker-testing';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
 import { DROPLET_IMAGES, ensureComposeImages, type ComposeImages } from '../support/compose-images.js';
 import { api, httpRequest, registryToken } from '../support/compose-http.js';
+import { buildComposeAppImage, removeDeployedApps } from '../support/compose-app.js';
 import { COMPOSE_SERVICES, ComposeStack, removeStaleComposeProjects } from '../support/compose-stack.js';
 
 // docker-compose.yml brought up for real: images built from a Node base made on this
@@ -14,6 +15,7 @@ const API_SERVICES = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deplo
 
 let stack: ComposeStack | undefined;
 let images: ComposeImages;
+let docker: Awaited<ReturnType<typeof ensureDockerEngine>>;
 let token: string;
 
 const s = () => stack!;
@@ -24,7 +26,7 @@ const activeRecords = async (): Promise<Record<string, { status: string; url: st
 };
 
 beforeAll(async () => {
-  const docker = await ensureDockerEngine();
+  docker = await ensureDockerEngine();
   await removeStaleComposeProjects(docker);
   images = await ensureComposeImages(docker);
   stack = await ComposeStack.create(docker, images);
@@ -34,6 +36,7 @@ beforeAll(async () => {
 }, 25 * 60_000);
 
 afterAll(async () => {
+  if (stack) await removeDeployedApps(docker, stack.project);
   await stack?.down();
 }, 180_000);
 
@@ -113,6 +116,31 @@ describe('docker-compose.yml on the real Docker Engine', () => {
     const bad = await api('PUT', `${s().url('proxy-manager')}/proxies/bad-route`, token, { domain: 'bad domain;', upstream_host: 'registry', upstream_port: 8000 });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ status: 'error', error: { code: 'INVALID_REQUEST' } });
+  });
+
+  it('the deployer deploys an image onto its local server; the app answers through the published HTTP port with its domain', async () => {
+    const project = s().project;
+    const image = await buildComposeAppImage(docker, 'mesh-test/compose-app:1', 'hello from the compose deployer');
+    const deployer = s().url('deployer');
+    expect((await api('POST', `${deployer}/projects`, token, { name: project })).status).toBe(201);
+    expect((await api('POST', `${deployer}/projects/${project}/environments`, token, { name: 'prod' })).status).toBe(201);
+    expect((await api('POST', `${deployer}/projects/${project}/services`, token, { name: 'web', type: 'web', health_path: '/health', domain: 'app.mesh.test' })).status).toBe(201);
+    const started = await api('POST', `${deployer}/deployments`, token, { project, service: 'web', environment: 'prod', source: { image } });
+    expect(started.status).toBe(202);
+    let deployment: { status: string; error?: unknown } = { status: 'queued' };
+    await waitFor('the deployment to finish', async () => {
+      deployment = (await api('GET', `${deployer}/deployments/${started.body.id}`, token)).body;
+      return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(deployment.status);
+    }, 120_000, 500);
+    // The whole record on failure: its error and steps say which step failed.
+    if (deployment.status !== 'succeeded') throw new Error(`deployment ${deployment.status}: ${JSON.stringify(deployment).slice(0, 3000)}`);
+    // The route names the local server's address as the containers see the host.
+    const routes = await api('GET', `${s().url('proxy-manager')}/proxies?per_page=100`, token);
+    const route = (routes.body.items as Array<{ domain: string; upstreams: Array<{ host: string }> }>).find((r) => r.domain === 'app.mesh.test');
+    expect(route?.upstreams.map((u) => u.host)).toEqual(['host.docker.internal']);
+    const viaProxy = () => httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/`, { headers: { host: 'app.mesh.test' } });
+    await waitFor('the app through nginx', async () => (await viaProxy()).status === 200, 15_000);
+    expect((await viaProxy()).body).toBe('hello from the compose deployer');
   });
 
   it('state lives in the named volumes: a recreated NATS container keeps records, keys and routes', async () => {

@@ -23,6 +23,12 @@ export const deployerConfigSchema = z.object({
       }
     }),
   DOCKER_HOST: z.string().optional(),
+  /**
+   * Where proxy-manager and this deployer reach apps on the `local` server (they run with
+   * host networking). 127.0.0.1 when both run on the host itself; from containers, an
+   * address of the host they can reach (e.g. host.docker.internal), apps then listening beyond loopback.
+   */
+  LOCAL_SERVER_ADDRESS: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be a hostname or an IP address').default('127.0.0.1'),
   DEPLOY_PORT_RANGE: portRange.default([20000, 29999]),
   KEEP_IMAGES: z.coerce.number().int().min(1).max(100).default(5),
   /** Base image of generated Dockerfiles (build arg BASE_IMAGE). */

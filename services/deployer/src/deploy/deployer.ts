@@ -58,10 +58,20 @@ export class Deployer {
   async start(): Promise<void> {
     this.ownerSub = this.deps.bus.nc.subscribe(ownerSubject(this.deps.ownerId), { callback: (_e, m) => void m.respond('alive') });
     await this.deps.bus.nc.flush();
-    await this.deps.stores.servers.create([LOCAL_SERVER_ID], { id: LOCAL_SERVER_ID, docker_host: 'local', address: '127.0.0.1', created_at: new Date().toISOString() });
+    await this.ensureLocalServer();
     await this.recoverInterrupted();
     this.sweepTimer = setInterval(() => void this.recoverInterrupted().catch((err) => this.deps.logger.warn({ err }, 'recovery sweep failed')), this.deps.config.RECOVERY_INTERVAL_S * 1000);
     this.sweepTimer.unref();
+  }
+
+  /** The `local` server record, its address following LOCAL_SERVER_ADDRESS (a replica that lost the race leaves it as is). */
+  private async ensureLocalServer(): Promise<void> {
+    const address = this.deps.config.LOCAL_SERVER_ADDRESS;
+    if (await this.deps.stores.servers.create([LOCAL_SERVER_ID], { id: LOCAL_SERVER_ID, docker_host: 'local', address, created_at: new Date().toISOString() })) return;
+    const current = await this.deps.stores.servers.getWithRevision(LOCAL_SERVER_ID);
+    if (current && current.value.address !== address) {
+      await this.deps.stores.servers.update([LOCAL_SERVER_ID], { ...current.value, address }, current.revision);
+    }
   }
 
   /** Queued deploys give up their place (marked interrupted); running ones run to the end (see idle). */

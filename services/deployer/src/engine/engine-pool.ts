@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import Docker from 'dockerode';
 import type { Server } from '../domain/model.js';
 import { openSecret } from '../domain/secrets-crypto.js';
@@ -16,6 +16,32 @@ export function localPortFree(port: number, host = '127.0.0.1'): Promise<boolean
     s.once('error', () => resolve(false));
     s.listen(port, host, () => s.close(() => resolve(true)));
   });
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
+/** Nothing accepts a connection on host:port (refused); anything else (answer, timeout) counts as taken. */
+export function nothingListens(port: number, host: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host, timeout: timeoutMs });
+    const done = (free: boolean) => {
+      s.destroy();
+      resolve(free);
+    };
+    s.once('connect', () => done(false));
+    s.once('timeout', () => done(false));
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * Port probe for an engine on this machine. A loopback address: a bind test. Another
+ * address (the deployer in a container, apps on the host's network): a bind test here
+ * and nobody answering at that address.
+ */
+export function hostPortFree(port: number, host: string): Promise<boolean> {
+  if (isLoopback(host)) return localPortFree(port, host);
+  return localPortFree(port).then((free) => free && nothingListens(port, host));
 }
 
 /** dockerode options from a server's docker_host: local socket, unix://, tcp:// (TLS when material is given), ssh://. */
@@ -55,6 +81,6 @@ export class EnginePool {
     const opts = dockerOptions(server, this.masterKey, this.defaultHost);
     const onThisHost = !!opts.socketPath || opts.host === '127.0.0.1' || opts.host === 'localhost';
     const host = server.address === 'localhost' ? '127.0.0.1' : server.address;
-    return { engine: new DockerEngine(new Docker(opts)), isPortFree: onThisHost ? (p) => localPortFree(p, host) : undefined };
+    return { engine: new DockerEngine(new Docker(opts)), isPortFree: onThisHost ? (p) => hostPortFree(p, host) : undefined };
   }
 }
