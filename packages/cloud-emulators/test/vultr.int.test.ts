@@ -10,7 +10,8 @@ describe('Vultr emulator over HTTP', () => {
   let call: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    emu = await startVultrEmulator({ token: 'vultr-token', seedInstances: 120, actionDurationMs: actionMs });
+    // The functional tests poll; the 30 req/s limit has its own test and emulator below.
+    emu = await startVultrEmulator({ token: 'vultr-token', seedInstances: 120, actionDurationMs: actionMs, rateLimit: { perSecond: 100_000 } });
     call = client(emu);
   });
   afterAll(() => emu.close());
