@@ -1,9 +1,8 @@
 // bench/message: round-trip latency of a raw NATS request/reply next to the UDC path
 // HTTP POST /send on droplet alpha → NATS → beta's /message handler → reply → HTTP answer.
-import { spawn } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { startServerChild } from '../support/server-child.js';
 import { connect } from '@nats-io/transport-node';
 import { fmt, percentile } from '../udc/stats.js';
 
@@ -15,27 +14,9 @@ interface Targets {
   natsUrl: string;
   sendUrl: string;
   token: string;
-  pid: number;
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./servers.ts', import.meta.url))], {
-  // Droplet logs go to the child's stdout, as in production, here to /dev/null; the handshake line comes on fd 3.
-  stdio: ['pipe', 'ignore', 'inherit', 'pipe'],
-});
-const cleanup = () => {
-  if (child.exitCode === null) child.kill('SIGTERM');
-};
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-
-const t = await new Promise<Targets>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('servers did not start in 30 s')), 30_000);
-  child.once('exit', (code) => reject(new Error(`servers exited with ${code}`)));
-  createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).once('line', (line) => {
-    clearTimeout(timer);
-    resolve(JSON.parse(line) as Targets);
-  });
-});
+const t = await startServerChild<Targets>(fileURLToPath(new URL('./servers.ts', import.meta.url)));
 
 const nc = await connect({ servers: t.natsUrl, name: 'bench-requester' });
 const envelope = JSON.stringify({ source: 'bench', target: 'raw', message_type: 'query', payload: { action: 'echo', text: 'x'.repeat(32) }, trace_id: 'bench-trace' });
@@ -86,4 +67,4 @@ console.log(`ratio /send ÷ raw: p50 ${fmt(percentile(sendMs, 50) / percentile(r
 
 agent.destroy();
 await nc.close();
-cleanup();
+t.stop();

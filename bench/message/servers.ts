@@ -1,6 +1,7 @@
 // Child process of bench/message/run.ts: a nats-server, droplets "alpha" (the sender) and
 // "beta" (the handler), and a raw NATS responder for the baseline. Prints one JSON line.
 import { writeSync } from 'node:fs';
+import { stopWhenParentLeaves } from '../support/server-child.js';
 import { connect } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { baseConfigShape, createDroplet } from '@droplet-mesh/udc-kit';
@@ -37,17 +38,10 @@ await raw.flush();
 
 writeSync(3, `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`);
 
-let stopping = false;
-async function stop() {
-  if (stopping) return;
-  stopping = true;
+stopWhenParentLeaves(async () => {
   await raw.close();
   await alpha.stop();
   await beta.stop();
   await authority.close();
   await nats.stop({ removeStore: true });
-  process.exit(0);
-}
-process.on('SIGTERM', () => void stop());
-process.stdin.on('end', () => void stop());
-process.stdin.resume();
+});

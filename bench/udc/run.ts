@@ -1,8 +1,7 @@
 // bench/udc: req/s and p99 of udc-kit's /health and JWT-protected /state next to a bare
 // Express 5 hello route, measured in the same run with autocannon. See README.md.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { startServerChild } from '../support/server-child.js';
 import autocannon from 'autocannon';
 import { fmt, median } from './stats.js';
 
@@ -16,29 +15,10 @@ interface Targets {
   health: string;
   state: string;
   token: string;
-  pid: number;
 }
 
-// The servers run in a child process, autocannon in this one: on 2 cores each gets one,
-// and the three targets share one process and take turns, so they see the same machine.
-const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./servers.ts', import.meta.url))], {
-  // Droplet logs go to the child's stdout, as in production, here to /dev/null; the handshake line comes on fd 3.
-  stdio: ['pipe', 'ignore', 'inherit', 'pipe'],
-});
-const cleanup = () => {
-  if (child.exitCode === null) child.kill('SIGTERM');
-};
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-
-const targets = await new Promise<Targets>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('servers did not start in 30 s')), 30_000);
-  child.once('exit', (code) => reject(new Error(`servers exited with ${code}`)));
-  createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).once('line', (line) => {
-    clearTimeout(timer);
-    resolve(JSON.parse(line) as Targets);
-  });
-});
+// The three targets share one child process and take turns, so they see the same machine.
+const targets = await startServerChild<Targets>(fileURLToPath(new URL('./servers.ts', import.meta.url)));
 
 async function load(url: string, seconds: number, headers: Record<string, string> = {}) {
   const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, headers });
@@ -77,4 +57,4 @@ for (const s of summary) {
   const aim = s.name.includes('/health') ? '≥ 0.85' : s.name.includes('/state') ? '≥ 0.70' : '';
   console.log(`${s.name.padEnd(26)} ${fmt(s.rps, 0).padStart(8)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)}   ${fmt(ratio).padStart(13)}   ${aim}`);
 }
-cleanup();
+targets.stop();

@@ -1,6 +1,7 @@
 // Child process of bench/udc/run.ts: serves the three targets on 127.0.0.1 and prints one
 // JSON line with their URLs and a token. Runs until stdin closes or SIGTERM.
 import { writeSync } from 'node:fs';
+import { stopWhenParentLeaves } from '../support/server-child.js';
 import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
@@ -40,17 +41,10 @@ writeSync(3,
   })}\n`,
 );
 
-let stopping = false;
-async function stop() {
-  if (stopping) return;
-  stopping = true;
+stopWhenParentLeaves(async () => {
   bareServer.closeAllConnections();
   bareServer.close();
   await droplet.stop();
   await authority.close();
   await nats.stop({ removeStore: true });
-  process.exit(0);
-}
-process.on('SIGTERM', () => void stop());
-process.stdin.on('end', () => void stop());
-process.stdin.resume();
+});
