@@ -48,7 +48,7 @@ export interface EmulatorOptions {
   actionDurationMs?: number;
   /** Validate every request and response against the provider's OpenAPI file (default true). */
   validateContract?: boolean;
-  /** Directory holding the OpenAPI files (default: `../shared/openapi` from the repo root, or `CLOUD_OPENAPI_DIR`). */
+  /** Directory holding the OpenAPI files (default: this package's `openapi/`, or `CLOUD_OPENAPI_DIR`). */
   openapiDir?: string;
   /** Clock in epoch milliseconds (default `Date.now`). */
   now?: () => number;
