@@ -1,13 +1,13 @@
 // `npm start`: install what is needed, start NATS (JetStream under DATA_DIR) and every
 // droplet that exists, print their URLs and an operator token, stop cleanly on Ctrl-C.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ensureWorld, log, ROOT } from './ensure-world.mjs';
+import { ensureDockerEngine, ensureWorld, log, ROOT, runScript } from './ensure-world.mjs';
 
-ensureWorld('start');
+await runScript(async () => ensureWorld('start'));
 
 const DATA_DIR = resolve(ROOT, process.env.DATA_DIR ?? '.mesh');
 const NATS_PORT = Number(process.env.NATS_PORT ?? 4222);
@@ -36,6 +36,13 @@ const DROPLETS = [
 
 const children = [];
 let stopping = false;
+
+/** Who listens on a TCP port, as `ss` tells it (empty when unknown). */
+function portHolder(port) {
+  const res = spawnSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+  const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(res.stdout ?? '');
+  return m ? ` by ${m[1]} (pid ${m[2]})` : '';
+}
 
 function portOpen(port) {
   return new Promise((r) => {
@@ -98,10 +105,22 @@ process.on('exit', () => {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
+const dropletPort = (d) => Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
+
 try {
+  for (const d of DROPLETS) {
+    const port = dropletPort(d);
+    if (await portOpen(port))
+      throw new Error(
+        `port ${port} (${d.name}) is taken${portHolder(port)}: stop it, or set ${d.name.toUpperCase().replace(/-/g, '_')}_PORT`,
+      );
+  }
+  const dockerProblem = await ensureDockerEngine(join(DATA_DIR, 'logs'));
+  if (dockerProblem) log(`${dockerProblem} (the mesh starts; deploys fail until the engine answers)`);
   let natsUrl = process.env.NATS_URL;
   if (!natsUrl) {
-    if (await portOpen(NATS_PORT)) throw new Error(`port ${NATS_PORT} is taken: stop what runs there, or set NATS_URL to use it`);
+    if (await portOpen(NATS_PORT))
+      throw new Error(`port ${NATS_PORT} (NATS) is taken${portHolder(NATS_PORT)}: stop it, or set NATS_URL to use that server`);
     mkdirSync(join(DATA_DIR, 'nats'), { recursive: true });
     startChild('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(NATS_PORT), '-sd', join(DATA_DIR, 'nats')]);
     await waitUntil('nats-server', () => portOpen(NATS_PORT), 15_000);
@@ -121,14 +140,32 @@ try {
   for (const d of DROPLETS) {
     const main = join(ROOT, 'services', d.name, 'dist', 'main.js');
     if (!existsSync(main)) continue;
-    const port = Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
+    const port = dropletPort(d);
+    const startedAt = Date.now();
     const { logFile } = startChild(d.name, process.execPath, [main], { ...common, PORT: String(port) });
     const url = `http://127.0.0.1:${port}`;
-    await waitUntil(`${d.name} (log: ${logFile})`, async () => (await fetch(`${url}/health`)).status === 200, 60_000);
+    // Up means /health answers; a dependency that is down (say, no Docker Engine) is reported, not fatal.
+    let health;
+    let answeredAt;
+    await waitUntil(
+      `${d.name} (log: ${logFile})`,
+      async () => {
+        health = await fetch(`${url}/health`).then((r) => r.json());
+        answeredAt ??= Date.now();
+        // `error` right after start may be a check still settling: give it a few seconds.
+        return health.status === 'active' || (health.status === 'error' && Date.now() - answeredAt > 5000);
+      },
+      60_000,
+    );
     started.push({ ...d, url });
-    log(`${d.name.padEnd(20)} ${url}`);
+    log(`${d.name.padEnd(20)} ${url}   (${Date.now() - startedAt} ms${health.status === 'active' ? '' : `, ${health.status}`})`);
+    for (const dep of health.dependencies.filter((x) => x.status === 'down'))
+      log(`  ${d.name}: ${dep.name} is down: ${typeof dep.detail === 'string' ? dep.detail : JSON.stringify(dep.detail)}`);
   }
-  const tok = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, { method: 'POST', headers: { 'x-registry-key': ADMIN_KEY } }).then((r) => r.json());
+  const tok = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, {
+    method: 'POST',
+    headers: { 'x-registry-key': ADMIN_KEY },
+  }).then((r) => r.json());
   process.stdout.write('\n');
   log(`NATS                 ${natsUrl} (JetStream data in ${join(DATA_DIR, 'nats')})`);
   log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);

@@ -1,6 +1,17 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureBusyboxImage, ensureNodeBaseImage, type ensureDockerEngine } from '@droplet-mesh/docker-testing';
@@ -45,10 +56,18 @@ export interface ComposeImages {
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${String(stderr).slice(-3000)}${String(stdout).slice(-2000)}`));
-      else resolve(String(stdout));
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${String(stderr).slice(-3000)}${String(stdout).slice(-2000)}`),
+          );
+        else resolve(String(stdout));
+      },
+    );
   });
 }
 
@@ -129,7 +148,15 @@ async function imageInfo(docker: Docker, tag: string): Promise<{ id: string; inp
  * pnpm's node_modules have, carry a non-numeric mtime that the Engine refuses.)
  */
 function dockerBuild(context: string, tag: string, buildArgs: Record<string, string>, labels: Record<string, string>): Promise<string> {
-  const args = ['build', '--quiet', '-t', tag, ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), context];
+  const args = [
+    'build',
+    '--quiet',
+    '-t',
+    tag,
+    ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+    ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+    context,
+  ];
   return run('docker', args, { env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 15 * 60_000 });
 }
 
@@ -151,7 +178,11 @@ async function ensureImage(
     rmSync(context, { recursive: true, force: true });
   }
   // The replaced image is now untagged: remove it unless a container still uses it.
-  if (existing) await docker.getImage(existing.id).remove().catch(() => undefined);
+  if (existing)
+    await docker
+      .getImage(existing.id)
+      .remove()
+      .catch(() => undefined);
   return 'built';
 }
 
@@ -170,51 +201,96 @@ function hostBinaryFiles(binaries: string[]): string[] {
 async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, 'local-base', 'host-binaries.Dockerfile');
   const base = await imageInfo(docker, nodeBase);
-  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nginx'])], { base: base!.id });
-  return ensureImage(docker, tag, inputs, async (ctx) => {
-    copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
-    await collectHostBinaries(join(ctx, 'root'), ['nginx']);
-  }, { BASE_IMAGE: nodeBase });
+  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nginx'])], {
+    base: base!.id,
+  });
+  return ensureImage(
+    docker,
+    tag,
+    inputs,
+    async (ctx) => {
+      copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
+      await collectHostBinaries(join(ctx, 'root'), ['nginx']);
+    },
+    { BASE_IMAGE: nodeBase },
+  );
 }
 
 /** nats-server from this host on busybox (wget for the healthcheck): deploy/nats/local.Dockerfile. */
 async function ensureLocalNats(docker: Docker, busybox: string, tag: string): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, 'nats', 'local.Dockerfile');
   const base = await imageInfo(docker, busybox);
-  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nats-server'])], { base: base!.id });
-  return ensureImage(docker, tag, inputs, async (ctx) => {
-    copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
-    mkdirSync(join(ctx, 'data'));
-    await collectHostBinaries(join(ctx, 'root'), ['nats-server']);
-  }, { BASE_IMAGE: busybox });
+  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nats-server'])], {
+    base: base!.id,
+  });
+  return ensureImage(
+    docker,
+    tag,
+    inputs,
+    async (ctx) => {
+      copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
+      mkdirSync(join(ctx, 'data'));
+      await collectHostBinaries(join(ctx, 'root'), ['nats-server']);
+    },
+    { BASE_IMAGE: busybox },
+  );
 }
 
 /** `pnpm deploy --prod` of the service (its built dist/) into `<ctx>/app`, then the Dockerfile's stages. */
-async function ensureDropletImage(docker: Docker, spec: DropletImageSpec, tag: string, baseImage: string, packages: Map<string, string>): Promise<'built' | 'reused'> {
+async function ensureDropletImage(
+  docker: Docker,
+  spec: DropletImageSpec,
+  tag: string,
+  baseImage: string,
+  packages: Map<string, string>,
+): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, spec.dockerfile);
   const prune = join(DEPLOY, 'prune-bundle.mjs');
   const dirs = runtimeClosure(spec.service, packages);
   for (const d of dirs) if (!existsSync(join(d, 'dist'))) throw new Error(`${relative(REPO, d)} is not built (run the build first)`);
   const buildArgs: Record<string, string> =
-    spec.dockerfile === 'proxy-manager.Dockerfile' ? { BASE_IMAGE: baseImage, INSTALL_NGINX: 'false' } : { BASE_IMAGE: baseImage, SERVICE: spec.service, PORT: String(spec.port) };
+    spec.dockerfile === 'proxy-manager.Dockerfile'
+      ? { BASE_IMAGE: baseImage, INSTALL_NGINX: 'false' }
+      : { BASE_IMAGE: baseImage, SERVICE: spec.service, PORT: String(spec.port) };
   const base = await imageInfo(docker, baseImage);
-  const files = [join(REPO, 'pnpm-lock.yaml'), dockerfile, prune, ...dirs.flatMap((d) => [join(d, 'package.json'), ...filesUnder(join(d, 'dist'))])];
+  const files = [
+    join(REPO, 'pnpm-lock.yaml'),
+    dockerfile,
+    prune,
+    ...dirs.flatMap((d) => [join(d, 'package.json'), ...filesUnder(join(d, 'dist'))]),
+  ];
   const inputs = hashInputs(files, { base: base!.id, ...buildArgs });
-  return ensureImage(docker, tag, inputs, async (ctx) => {
-    // A shared lock: installs (exclusive, see the repo's habits) do not change the
-    // workspace under a running deploy. --offline: everything comes from the local store.
-    // Copies, not hard links into pnpm's store: files the store deduplicates would become
-    // tar hard-link entries, which the Engine's build-context reader refuses.
-    const args = ['--filter', `@droplet-mesh/${spec.service}`, 'deploy', '--legacy', '--prod', '--offline', '--config.package-import-method=copy', join(ctx, 'app')];
-    await run('flock', ['-s', '-w', '600', '/tmp/pnpm.lock', 'corepack', 'pnpm', ...args], {
-      cwd: REPO,
-      env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', CI: '1' },
-      timeoutMs: 10 * 60_000,
-    });
-    detachHardLinks(join(ctx, 'app'));
-    copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
-    copyFileSync(prune, join(ctx, 'prune-bundle.mjs'));
-  }, buildArgs);
+  return ensureImage(
+    docker,
+    tag,
+    inputs,
+    async (ctx) => {
+      // A shared lock: installs (exclusive, see the repo's habits) do not change the
+      // workspace under a running deploy. --prefer-offline: packages come from the store the
+      // install filled; metadata a fresh machine has not cached yet is fetched, not assumed.
+      // Copies, not hard links into pnpm's store: files the store deduplicates would become
+      // tar hard-link entries, which the Engine's build-context reader refuses.
+      const args = [
+        '--filter',
+        `@droplet-mesh/${spec.service}`,
+        'deploy',
+        '--legacy',
+        '--prod',
+        '--prefer-offline',
+        '--config.package-import-method=copy',
+        join(ctx, 'app'),
+      ];
+      await run('flock', ['-s', '-w', '600', '/tmp/pnpm.lock', 'corepack', 'pnpm', ...args], {
+        cwd: REPO,
+        env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', CI: '1' },
+        timeoutMs: 10 * 60_000,
+      });
+      detachHardLinks(join(ctx, 'app'));
+      copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
+      copyFileSync(prune, join(ctx, 'prune-bundle.mjs'));
+    },
+    buildArgs,
+  );
 }
 
 /** Two at a time: the machine has two cores and other suites. */
@@ -230,7 +306,14 @@ async function inPairs<T>(items: T[], fn: (item: T) => Promise<void>): Promise<v
 export async function ensureComposeImages(docker: Docker, opts: { repo?: string; tag?: string } = {}): Promise<ComposeImages> {
   const repo = opts.repo ?? 'droplet-mesh';
   const tag = opts.tag ?? 'e2e';
-  const result: ComposeImages = { repo, tag, natsImage: 'mesh-local/nats:compose', nodeBaseImage: await ensureNodeBaseImage(docker), built: [], reused: [] };
+  const result: ComposeImages = {
+    repo,
+    tag,
+    natsImage: 'mesh-local/nats:compose',
+    nodeBaseImage: await ensureNodeBaseImage(docker),
+    built: [],
+    reused: [],
+  };
   const note = (name: string, outcome: 'built' | 'reused') => result[outcome].push(name);
   const nodeNginxBase = 'mesh-local/node-nginx:20';
   note(nodeNginxBase, await ensureNodeNginxBase(docker, result.nodeBaseImage, nodeNginxBase));

@@ -36,7 +36,8 @@ export interface DeployerDropletDeps {
 export async function createDeployerDroplet(deps: DeployerDropletDeps) {
   const config = parseConfig(deployerConfigSchema, deps.env);
   const ownsBus = !deps.bus;
-  const bus = deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'deployer', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const bus =
+    deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'deployer', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
   const stores: Stores = createStores(await bus.kv(config.KV_BUCKET, { history: 3 }));
   mkdirSync(join(config.DATA_DIR, 'uploads'), { recursive: true });
   let deployer: Deployer | undefined;
@@ -50,7 +51,10 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     version: DEPLOYER_VERSION,
     description: 'Heroku-style deploys of containers onto servers, with history, rollback and zero downtime',
     capabilities: ['deploy', 'rollback', 'promote', 'restart', 'scale', 'secrets', 'servers'],
-    dependencies: [{ name: 'proxy-manager', required: false }, { name: 'registry', required: false }],
+    dependencies: [
+      { name: 'proxy-manager', required: false },
+      { name: 'registry', required: false },
+    ],
     configSchema: deployerConfigSchema,
     env: deps.env,
     bus,
@@ -76,7 +80,15 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
         check: async () => {
           const local = await stores.servers.get('local');
           if (!local || !deployer) return { ok: false, detail: 'starting' };
-          await engines.get(local).engine.ping();
+          try {
+            await engines.get(local).engine.ping();
+          } catch (err) {
+            const where = config.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+            return {
+              ok: false,
+              detail: `no Docker Engine answers at ${where} (${(err as Error).message}); fix: start dockerd (npm start does as root) or set DOCKER_HOST`,
+            };
+          }
           return { ok: true };
         },
       },
