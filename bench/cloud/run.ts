@@ -5,7 +5,10 @@
 // Run: cd services/multi-cloud-manager && corepack pnpm run bench
 import { Writable } from 'node:stream';
 import { startAllEmulators } from '../../services/multi-cloud-manager/node_modules/@droplet-mesh/cloud-emulators/dist/index.js';
-import { startNatsServer, startTestAuthority } from '../../services/multi-cloud-manager/node_modules/@droplet-mesh/udc-kit/dist/testing/index.js';
+import {
+  startNatsServer,
+  startTestAuthority,
+} from '../../services/multi-cloud-manager/node_modules/@droplet-mesh/udc-kit/dist/testing/index.js';
 import { createMultiCloudDroplet } from '../../services/multi-cloud-manager/src/app.js';
 
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 1000);
@@ -54,7 +57,8 @@ try {
   const before = Object.fromEntries(PROVIDERS.map((p) => [p, emus[p].requests.length]));
   const one = await timedList();
   const requests = Object.fromEntries(PROVIDERS.map((p) => [p, emus[p].requests.length - before[p]]));
-  if (one.total !== INSTANCES * 3 || one.errors.length) throw new Error(`expected ${INSTANCES * 3} instances and no errors, got ${one.total} (${one.errors.join(', ')})`);
+  if (one.total !== INSTANCES * 3 || one.errors.length)
+    throw new Error(`expected ${INSTANCES * 3} instances and no errors, got ${one.total} (${one.errors.join(', ')})`);
 
   const alone: Record<string, number[]> = Object.fromEntries(PROVIDERS.map((p) => [p, []]));
   const combined: number[] = [];
@@ -68,7 +72,8 @@ try {
   const ratio = total / aloneMedian[slowest];
 
   console.log(`bench/cloud: ${INSTANCES} instances per provider, ${LATENCY_MS} ms latency per request, median of ${SAMPLES}`);
-  for (const p of PROVIDERS) console.log(`  ${p.padEnd(13)} alone ${aloneMedian[p].toFixed(0).padStart(6)} ms   requests per /multi/list: ${requests[p]}`);
+  for (const p of PROVIDERS)
+    console.log(`  ${p.padEnd(13)} alone ${aloneMedian[p].toFixed(0).padStart(6)} ms   requests per /multi/list: ${requests[p]}`);
   console.log(`  /multi/list (all three)  ${total.toFixed(0).padStart(6)} ms`);
   console.log(`  ratio to slowest alone (${slowest}): ${ratio.toFixed(2)}x  (aim <= 1.3x) ${ratio <= 1.3 ? 'OK' : 'OVER'}`);
 } finally {

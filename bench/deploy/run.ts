@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, request, startNatsServer, startTestAuthority } from '../../services/deployer/test/bench-kit.js';
 import { createDeployerDroplet } from '../../services/deployer/src/app.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment } from '../../services/deployer/test/helpers.js';
+import {
+  cleanDocker,
+  masterKey,
+  portRange,
+  quiet,
+  testImages,
+  uniqueProject,
+  waitDeployment,
+} from '../../services/deployer/test/helpers.js';
 import { PROXY_MANAGER_MAIN, runNode, waitHealthy } from '../../services/deployer/test/process-helpers.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -23,21 +31,39 @@ const domain = `${project}.mesh.test`;
 const pmPort = await freePort();
 const proxyHttpPort = await freePort();
 const proxy = runNode(PROXY_MANAGER_MAIN, {
-  PORT: String(pmPort), NATS_URL: nats.url, DATA_DIR: join(tmp, 'proxy'), PROXY_HTTP_PORT: String(proxyHttpPort), PROXY_HTTPS_PORT: String(await freePort()),
-  LOG_LEVEL: 'warn', UPSTREAM_RECHECK_INTERVAL_S: '0', ...authority.env(),
+  PORT: String(pmPort),
+  NATS_URL: nats.url,
+  DATA_DIR: join(tmp, 'proxy'),
+  PROXY_HTTP_PORT: String(proxyHttpPort),
+  PROXY_HTTPS_PORT: String(await freePort()),
+  LOG_LEVEL: 'warn',
+  UPSTREAM_RECHECK_INTERVAL_S: '0',
+  ...authority.env(),
 });
 const droplet = await createDeployerDroplet({
-  env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'warn', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '1', DATA_DIR: join(tmp, 'data'), ...authority.env() },
+  env: {
+    PORT: '0',
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'warn',
+    DEPLOYER_MASTER_KEY: masterKey(),
+    DEPLOY_PORT_RANGE: portRange(),
+    DRAIN_S: '1',
+    DATA_DIR: join(tmp, 'data'),
+    ...authority.env(),
+  },
   logDestination: quiet(),
 });
 
 function get(): Promise<{ ok: boolean; body: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += String(c)));
-      res.on('end', () => resolve({ ok: res.statusCode === 200, body: body.trim() }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += String(c)));
+        res.on('end', () => resolve({ ok: res.statusCode === 200, body: body.trim() }));
+      },
+    );
     req.on('error', (e) => resolve({ ok: false, body: String(e) }));
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
@@ -47,10 +73,18 @@ function get(): Promise<{ ok: boolean; body: string }> {
 /** Bare baseline: create + start a container on a port and poll its health path. */
 async function bareRun(port: number): Promise<number> {
   const t0 = performance.now();
-  const c = await images.docker.createContainer({ Image: images.v1, Env: [`PORT=${port}`], Labels: { 'mesh.managed': 'true', 'mesh.project': project }, HostConfig: { NetworkMode: 'host', Init: true } });
+  const c = await images.docker.createContainer({
+    Image: images.v1,
+    Env: [`PORT=${port}`],
+    Labels: { 'mesh.managed': 'true', 'mesh.project': project },
+    HostConfig: { NetworkMode: 'host', Init: true },
+  });
   await c.start();
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -91,7 +125,12 @@ try {
         if (r.body === next && seenAt === undefined) seenAt = performance.now();
       }
     });
-    const res = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: next === 'version-2' ? images.v2 : images.v1 } });
+    const res = await post('/deployments', {
+      project,
+      service: 'web',
+      environment: 'prod',
+      source: { image: next === 'version-2' ? images.v2 : images.v1 },
+    });
     const d = await waitDeployment(droplet.app, auth, res.body.id, 120_000);
     const t1 = performance.now();
     await new Promise((r) => setTimeout(r, 300));

@@ -12,7 +12,9 @@ const requireFromService = createRequire(`${serviceDir}package.json`);
 const load = async (spec: string) => import(pathToFileURL(requireFromService.resolve(spec)).href);
 const { Bus } = await load('@droplet-mesh/udc-kit');
 const { Agent, request } = await load('undici');
-const { freePort, waitFor, startNatsServer } = (await load('@droplet-mesh/udc-kit/testing')) as typeof import('@droplet-mesh/udc-kit/testing');
+const { freePort, waitFor, startNatsServer } = (await load(
+  '@droplet-mesh/udc-kit/testing',
+)) as typeof import('@droplet-mesh/udc-kit/testing');
 
 const KILLS = Number(process.env.BENCH_KILLS ?? 20);
 const FALSE_RUN_S = Number(process.env.BENCH_FALSE_RUN_S ?? 300);
@@ -26,9 +28,16 @@ process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-interface Proc { child: ChildProcess; kill(sig?: NodeJS.Signals): Promise<void> }
+interface Proc {
+  child: ChildProcess;
+  kill(sig?: NodeJS.Signals): Promise<void>;
+}
 function run(args: string[], env: Record<string, string> = {}, cwd?: string): Proc {
-  const child = spawn(process.execPath, args, { cwd, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.add(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return {
@@ -65,9 +74,20 @@ async function blackhole(): Promise<{ url: string; close(): void }> {
 }
 function clusterEnv(nats: string, id: string, port: number, targets: unknown[], extra: Record<string, string> = {}) {
   return {
-    MONITOR_ID: id, PORT: String(port), NATS_URL: nats, CHECK_INTERVAL_MS: '1000', CHECK_TIMEOUT_MS: '500', RECHECK_DELAY_MS: '200',
-    FAILS_TO_SUSPECT: '2', OKS_TO_RECOVER: '2', MEMBER_HEARTBEAT_MS: '500', MEMBER_TTL_MS: '2000', RECOVERY_POLICY: 'alert',
-    DIGEST_INTERVAL_MIN: '0', STATIC_TARGETS: JSON.stringify(targets), ...extra,
+    MONITOR_ID: id,
+    PORT: String(port),
+    NATS_URL: nats,
+    CHECK_INTERVAL_MS: '1000',
+    CHECK_TIMEOUT_MS: '500',
+    RECHECK_DELAY_MS: '200',
+    FAILS_TO_SUSPECT: '2',
+    OKS_TO_RECOVER: '2',
+    MEMBER_HEARTBEAT_MS: '500',
+    MEMBER_TTL_MS: '2000',
+    RECOVERY_POLICY: 'alert',
+    DIGEST_INTERVAL_MIN: '0',
+    STATIC_TARGETS: JSON.stringify(targets),
+    ...extra,
   };
 }
 
@@ -77,7 +97,10 @@ function naiveDetector(url: string, intervalMs: number, onDown: () => void) {
   let wasUp = true;
   void (async () => {
     while (!stopped) {
-      const ok = await fetch(url, { signal: AbortSignal.timeout(500) }).then((r) => r.ok, () => false);
+      const ok = await fetch(url, { signal: AbortSignal.timeout(500) }).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ok && wasUp) onDown();
       wasUp = ok;
       await sleep(intervalMs);
@@ -120,7 +143,9 @@ async function detection(): Promise<void> {
   console.log(`detection (kill -9 → incident opened), ${KILLS} kills, 1 s interval, 3 monitors, quorum 2:`);
   console.log(`  health-monitor: ${fmt(q)}`);
   console.log(`  baseline (one prober, first failure = down, same kills): ${fmt(n)}`);
-  console.log(`  ratio median ${(q.median / n.median).toFixed(2)}x, max ${(q.max / n.max).toFixed(2)}x; incidents opened ${opened.length} for ${KILLS} kills`);
+  console.log(
+    `  ratio median ${(q.median / n.median).toFixed(2)}x, max ${(q.max / n.max).toFixed(2)}x; incidents opened ${opened.length} for ${KILLS} kills`,
+  );
   for (const m of mons) await m.kill();
   await target.kill();
   await bus.close();
@@ -134,9 +159,19 @@ async function falseIncidents(): Promise<void> {
   const ports = await Promise.all(Array.from({ length: 5 }, () => freePort()));
   const server = await startTargets(ports);
   const targets = Array.from({ length: 20 }, (_, i) => ({ id: `svc-${i}`, url: `http://127.0.0.1:${ports[i % ports.length]}` }));
-  const mons = await Promise.all(['f1', 'f2', 'f3'].map(async (id) =>
-    monitor(clusterEnv(nats.url, id, await freePort(), targets, id === 'f3' ? { CHECK_URL_OVERRIDE_FOR_TESTS: JSON.stringify({ '*': hole.url }) } : {})),
-  ));
+  const mons = await Promise.all(
+    ['f1', 'f2', 'f3'].map(async (id) =>
+      monitor(
+        clusterEnv(
+          nats.url,
+          id,
+          await freePort(),
+          targets,
+          id === 'f3' ? { CHECK_URL_OVERRIDE_FOR_TESTS: JSON.stringify({ '*': hole.url }) } : {},
+        ),
+      ),
+    ),
+  );
   let incidents = 0;
   const degradedFailing = new Set<string>();
   const suspectedByDegraded = new Set<string>();
@@ -153,7 +188,9 @@ async function falseIncidents(): Promise<void> {
   await sleep(FALSE_RUN_S * 1000);
   console.log(`false incidents over ${FALSE_RUN_S} s, 20 healthy targets, 3 monitors, one with its network cut:`);
   console.log(`  health-monitor: ${incidents} incidents`);
-  console.log(`  baseline (the cut monitor deciding alone): ${suspectedByDegraded.size} targets falsely down; it flagged itself degraded for ${degradedFailing.size}`);
+  console.log(
+    `  baseline (the cut monitor deciding alone): ${suspectedByDegraded.size} targets falsely down; it flagged itself degraded for ${degradedFailing.size}`,
+  );
   console.log(`  ratio ${incidents}/${suspectedByDegraded.size}`);
   for (const m of mons) await m.kill();
   await server.kill();
@@ -172,14 +209,26 @@ async function throughput(): Promise<void> {
   const bus = await Bus.connect({ url: nats.url, name: 'bench' });
   const ports = await Promise.all(Array.from({ length: 10 }, () => freePort()));
   const server = await startTargets(ports);
-  const targets = Array.from({ length: THROUGHPUT_TARGETS }, (_, i) => ({ id: `t-${i}`, url: `http://127.0.0.1:${ports[i % ports.length]}`, health_path: `/health/${i}` }));
+  const targets = Array.from({ length: THROUGHPUT_TARGETS }, (_, i) => ({
+    id: `t-${i}`,
+    url: `http://127.0.0.1:${ports[i % ports.length]}`,
+    health_path: `/health/${i}`,
+  }));
   // Ask for far more than one process can do (1,000 targets every 100 ms) and see what it sustains.
-  const mon = monitor({ ...clusterEnv(nats.url, 'tp', await freePort(), targets), CHECK_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '1000', CHECK_CONCURRENCY: '256', MONITORS_PER_TARGET: '1' });
+  const mon = monitor({
+    ...clusterEnv(nats.url, 'tp', await freePort(), targets),
+    CHECK_INTERVAL_MS: '100',
+    CHECK_TIMEOUT_MS: '1000',
+    CHECK_CONCURRENCY: '256',
+    MONITORS_PER_TARGET: '1',
+  });
   let count = 0;
   bus.nc.subscribe('health-monitor.observation', { callback: () => count++ });
   await waitFor('checks flowing', () => count > THROUGHPUT_TARGETS, 30_000, 100);
   await sleep(3000);
-  const c0 = count, t0 = Date.now(), cpu0 = cpuSeconds(mon.child.pid!);
+  const c0 = count,
+    t0 = Date.now(),
+    cpu0 = cpuSeconds(mon.child.pid!);
   await sleep(THROUGHPUT_S * 1000);
   const rate = (count - c0) / ((Date.now() - t0) / 1000);
   const cpu = (cpuSeconds(mon.child.pid!) - cpu0) / ((Date.now() - t0) / 1000);
@@ -190,24 +239,33 @@ async function throughput(): Promise<void> {
   const urls = targets.map((t) => `${t.url}${t.health_path}`);
   let done = 0;
   let stop = false;
-  const b0 = Date.now(), bcpu0 = process.cpuUsage();
-  await Promise.all(Array.from({ length: 256 }, async (_, w) => {
-    for (let i = w; !stop; i += 256) {
-      const res = await request(urls[i % urls.length], { dispatcher: agent });
-      await res.body.dump();
-      done++;
-      if (Date.now() - b0 > THROUGHPUT_S * 1000) stop = true;
-    }
-  }));
+  const b0 = Date.now(),
+    bcpu0 = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: 256 }, async (_, w) => {
+      for (let i = w; !stop; i += 256) {
+        const res = await request(urls[i % urls.length], { dispatcher: agent });
+        await res.body.dump();
+        done++;
+        if (Date.now() - b0 > THROUGHPUT_S * 1000) stop = true;
+      }
+    }),
+  );
   const bsecs = (Date.now() - b0) / 1000;
   const bu = process.cpuUsage(bcpu0);
   const brate = done / bsecs;
   const bcpu = (bu.user + bu.system) / 1e6 / bsecs;
   await agent.close();
-  console.log(`checks per second, one monitor, ${THROUGHPUT_TARGETS} targets (${THROUGHPUT_S} s, 2 shared cores, target server on the same machine):`);
-  console.log(`  health-monitor: ${rate.toFixed(0)} checks/s at ${(cpu * 100).toFixed(0)}% of one core (${(rate / Math.max(cpu, 0.01)).toFixed(0)} checks per CPU-second)`);
-  console.log(`  baseline (bare undici GET loop): ${brate.toFixed(0)} GET/s at ${(bcpu * 100).toFixed(0)}% of one core (${(brate / Math.max(bcpu, 0.01)).toFixed(0)} per CPU-second)`);
-  console.log(`  ratio ${(rate / brate).toFixed(2)}x throughput, ${((rate / cpu) / (brate / bcpu)).toFixed(2)}x per CPU-second`);
+  console.log(
+    `checks per second, one monitor, ${THROUGHPUT_TARGETS} targets (${THROUGHPUT_S} s, 2 shared cores, target server on the same machine):`,
+  );
+  console.log(
+    `  health-monitor: ${rate.toFixed(0)} checks/s at ${(cpu * 100).toFixed(0)}% of one core (${(rate / Math.max(cpu, 0.01)).toFixed(0)} checks per CPU-second)`,
+  );
+  console.log(
+    `  baseline (bare undici GET loop): ${brate.toFixed(0)} GET/s at ${(bcpu * 100).toFixed(0)}% of one core (${(brate / Math.max(bcpu, 0.01)).toFixed(0)} per CPU-second)`,
+  );
+  console.log(`  ratio ${(rate / brate).toFixed(2)}x throughput, ${(rate / cpu / (brate / bcpu)).toFixed(2)}x per CPU-second`);
   await server.kill();
   await bus.close();
   await nats.stop({ removeStore: true });

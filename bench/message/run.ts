@@ -19,8 +19,20 @@ interface Targets {
 const t = await startServerChild<Targets>(fileURLToPath(new URL('./servers.ts', import.meta.url)));
 
 const nc = await connect({ servers: t.natsUrl, name: 'bench-requester' });
-const envelope = JSON.stringify({ source: 'bench', target: 'raw', message_type: 'query', payload: { action: 'echo', text: 'x'.repeat(32) }, trace_id: 'bench-trace' });
-const sendBody = JSON.stringify({ target: 'beta', message_type: 'query', payload: { action: 'echo', text: 'x'.repeat(32) }, retry_count: 0, timeout_ms: 5000 });
+const envelope = JSON.stringify({
+  source: 'bench',
+  target: 'raw',
+  message_type: 'query',
+  payload: { action: 'echo', text: 'x'.repeat(32) },
+  trace_id: 'bench-trace',
+});
+const sendBody = JSON.stringify({
+  target: 'beta',
+  message_type: 'query',
+  payload: { action: 'echo', text: 'x'.repeat(32) },
+  retry_count: 0,
+  timeout_ms: 5000,
+});
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 async function rawOnce(): Promise<number> {
@@ -32,14 +44,23 @@ async function rawOnce(): Promise<number> {
 function sendOnce(): Promise<number> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const req = httpRequest(t.sendUrl, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(sendBody), authorization: `Bearer ${t.token}` } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => {
-        if (res.statusCode !== 200 || !body.includes('"result":"success"')) return reject(new Error(`/send answered ${res.statusCode}: ${body.slice(0, 200)}`));
-        resolve(Number(process.hrtime.bigint() - t0) / 1e6);
-      });
-    });
+    const req = httpRequest(
+      t.sendUrl,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(sendBody), authorization: `Bearer ${t.token}` },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => {
+          if (res.statusCode !== 200 || !body.includes('"result":"success"'))
+            return reject(new Error(`/send answered ${res.statusCode}: ${body.slice(0, 200)}`));
+          resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+        });
+      },
+    );
     req.on('error', reject);
     req.end(sendBody);
   });
@@ -59,11 +80,14 @@ while (rawMs.length < SAMPLES) {
 rawMs.sort((a, b) => a - b);
 sendMs.sort((a, b) => a - b);
 
-const row = (name: string, xs: number[]) => `${name.padEnd(38)} ${fmt(percentile(xs, 50), 3).padStart(8)} ${fmt(percentile(xs, 99), 3).padStart(8)}`;
+const row = (name: string, xs: number[]) =>
+  `${name.padEnd(38)} ${fmt(percentile(xs, 50), 3).padStart(8)} ${fmt(percentile(xs, 99), 3).padStart(8)}`;
 console.log(`\n${'path'.padEnd(38)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
 console.log(row('raw NATS request/reply', rawMs));
 console.log(row('HTTP /send → NATS → handler → reply', sendMs));
-console.log(`ratio /send ÷ raw: p50 ${fmt(percentile(sendMs, 50) / percentile(rawMs, 50))}x, p99 ${fmt(percentile(sendMs, 99) / percentile(rawMs, 99))}x`);
+console.log(
+  `ratio /send ÷ raw: p50 ${fmt(percentile(sendMs, 50) / percentile(rawMs, 50))}x, p99 ${fmt(percentile(sendMs, 99) / percentile(rawMs, 99))}x`,
+);
 
 agent.destroy();
 await nc.close();

@@ -19,7 +19,7 @@ const make = (name: string) =>
     capabilities: [],
     configSchema,
     env,
-      exit: () => undefined,
+    exit: () => undefined,
     messageHandlers: { echo: (payload) => ({ echo: payload.text }) },
   });
 const alpha = make('alpha');
@@ -36,7 +36,10 @@ raw.subscribe('bench.raw', {
 });
 await raw.flush();
 
-writeSync(3, `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`);
+writeSync(
+  3,
+  `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`,
+);
 
 stopWhenParentLeaves(async () => {
   await raw.close();

@@ -39,12 +39,26 @@ const green = await startUpstream('green');
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-proxy-'));
 chmodSync(dataDir, 0o755);
 const natsPort = await freePort();
-const nats = spawn(process.env.NATS_SERVER_BIN ?? 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(dataDir, 'nats')], { stdio: 'ignore' });
+const nats = spawn(
+  process.env.NATS_SERVER_BIN ?? 'nats-server',
+  ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(dataDir, 'nats')],
+  { stdio: 'ignore' },
+);
 const bus = await Bus.connect({ url: `nats://127.0.0.1:${natsPort}`, name: 'bench-proxy', connectTimeoutMs: 10_000 });
 const API_TOKEN = 'bench-token-0123456789abcdef';
 const httpPort = await freePort();
 const pm = createProxyManager({
-  env: { PORT: '0', NATS_URL: `nats://127.0.0.1:${natsPort}`, DATA_DIR: dataDir, PROXY_HTTP_PORT: String(httpPort), PROXY_HTTPS_PORT: String(await freePort()), LOG_LEVEL: 'warn', ALLOW_SIMPLE_TOKEN: 'true', API_TOKEN, UPSTREAM_RECHECK_INTERVAL_S: '0' },
+  env: {
+    PORT: '0',
+    NATS_URL: `nats://127.0.0.1:${natsPort}`,
+    DATA_DIR: dataDir,
+    PROXY_HTTP_PORT: String(httpPort),
+    PROXY_HTTPS_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+    ALLOW_SIMPLE_TOKEN: 'true',
+    API_TOKEN,
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+  },
   bus,
   logDestination: quiet,
 });
@@ -64,7 +78,8 @@ const call = async (method: string, path: string, body?: unknown) => {
   const res = await fetch(`${apiUrl}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json().catch(() => undefined)) as unknown };
 };
-const put = (name: string, port: number) => call('PUT', `/proxies/${name}`, { domain: `${name}.bench`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port }] });
+const put = (name: string, port: number) =>
+  call('PUT', `/proxies/${name}`, { domain: `${name}.bench`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port }] });
 const nginxArgs = ['-p', h.pm.paths.prefix, '-c', h.pm.paths.confFile, '-e', h.pm.paths.errorLog];
 
 const rows: string[] = [];

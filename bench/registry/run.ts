@@ -23,7 +23,10 @@ function cpuSeconds(pid: number): number {
 async function metrics(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const total = Number(/^registry_heartbeats_total\{[^}]*\} (\S+)/m.exec(text)?.[1] ?? 0);
-  const buckets = [...text.matchAll(/^registry_heartbeat_lag_seconds_bucket\{le="([^"]+)"[^}]*\} (\S+)/gm)].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
+  const buckets = [...text.matchAll(/^registry_heartbeat_lag_seconds_bucket\{le="([^"]+)"[^}]*\} (\S+)/gm)].map((m) => ({
+    le: m[1] === '+Inf' ? Infinity : Number(m[1]),
+    n: Number(m[2]),
+  }));
   return { total, buckets };
 }
 
@@ -38,7 +41,14 @@ async function main() {
   const nats = await startNatsServer();
   const port = await freePort();
   const reg = spawn(process.execPath, [join(REPO, 'services/registry/dist/main.js')], {
-    env: { ...process.env, PORT: String(port), NATS_URL: nats.url, REGISTRY_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn', HEARTBEAT_INTERVAL_S: '30' },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      NATS_URL: nats.url,
+      REGISTRY_ADMIN_KEY: ADMIN_KEY,
+      LOG_LEVEL: 'warn',
+      HEARTBEAT_INTERVAL_S: '30',
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -81,11 +91,14 @@ async function main() {
       // Publish in 10 ms slices at the target rate.
       while (performance.now() - start < PHASE_S * 1000) {
         const due = Math.floor(((performance.now() - start) / 1000) * rate);
-        for (; sent < due; sent++) nc.publish(`registry.heartbeat.${ids[sent % DROPLETS]}`, JSON.stringify({ status: 'active', sent_at_ms: Date.now() }));
+        for (; sent < due; sent++)
+          nc.publish(`registry.heartbeat.${ids[sent % DROPLETS]}`, JSON.stringify({ status: 'active', sent_at_ms: Date.now() }));
         await new Promise((r) => setTimeout(r, 10));
       }
       await nc.flush();
-      await waitFor('registry to count every heartbeat', async () => (await metrics(url)).total - before.total >= sent, 30_000, 200).catch(() => undefined);
+      await waitFor('registry to count every heartbeat', async () => (await metrics(url)).total - before.total >= sent, 30_000, 200).catch(
+        () => undefined,
+      );
       const elapsed = (performance.now() - start) / 1000;
       const after = await metrics(url);
       const cpu = ((cpuSeconds(reg.pid!) - cpu0) / elapsed) * 100;

@@ -55,6 +55,8 @@ console.log('\nmedian over rounds            req/s   p50 ms   p99 ms   req/s vs 
 for (const s of summary) {
   const ratio = s.rps / base.rps;
   const aim = s.name.includes('/health') ? '≥ 0.85' : s.name.includes('/state') ? '≥ 0.70' : '';
-  console.log(`${s.name.padEnd(26)} ${fmt(s.rps, 0).padStart(8)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)}   ${fmt(ratio).padStart(13)}   ${aim}`);
+  console.log(
+    `${s.name.padEnd(26)} ${fmt(s.rps, 0).padStart(8)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)}   ${fmt(ratio).padStart(13)}   ${aim}`,
+  );
 }
 targets.stop();

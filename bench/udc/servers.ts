@@ -31,7 +31,8 @@ const droplet = createDroplet({
 });
 const { url } = await droplet.start({ port: 0 });
 
-writeSync(3, 
+writeSync(
+  3,
   `${JSON.stringify({
     bare: `http://127.0.0.1:${(bareServer.address() as { port: number }).port}/hello`,
     health: `${url}/health`,

@@ -7,11 +7,14 @@ export function jestConfig(overrides = {}) {
     testEnvironment: 'node',
     extensionsToTreatAsEsm: ['.ts'],
     transform: {
-      '^.+\\.ts$': ['@swc/jest', {
-        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-        module: { type: 'es6' },
-        sourceMaps: 'inline',
-      }],
+      '^.+\\.ts$': [
+        '@swc/jest',
+        {
+          jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+          module: { type: 'es6' },
+          sourceMaps: 'inline',
+        },
+      ],
     },
     moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
     testMatch: ['<rootDir>/test/**/*.test.ts'],

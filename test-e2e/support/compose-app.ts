@@ -15,7 +15,10 @@ export async function buildComposeAppImage(docker: Docker, tag: string, text: st
     mkdirSync(join(dir, 'www'));
     writeFileSync(join(dir, 'www', 'index.html'), text);
     writeFileSync(join(dir, 'www', 'health'), 'ok');
-    writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]\n`);
+    writeFileSync(
+      join(dir, 'Dockerfile'),
+      `FROM ${busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]\n`,
+    );
     return await buildImageFromDir(docker, dir, tag);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -25,6 +28,14 @@ export async function buildComposeAppImage(docker: Docker, tag: string, text: st
 /** Containers and images the deployer made for `project` (labelled mesh.project): compose `down` does not know them. */
 export async function removeDeployedApps(docker: Docker, project: string): Promise<void> {
   const filters = { label: [`mesh.project=${project}`] };
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const i of await docker.listImages({ filters })) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+  for (const c of await docker.listContainers({ all: true, filters }))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  for (const i of await docker.listImages({ filters }))
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
 }

@@ -11,15 +11,16 @@ export interface HttpAnswer {
  * A plain HTTP request with any Host header (fetch does not let a caller choose Host),
  * for asking nginx for a virtual host through its published port.
  */
-export function httpRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+export function httpRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, timeout: opts.timeoutMs ?? 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) }),
-      );
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`${opts.method ?? 'GET'} ${url} timed out`)));
@@ -42,7 +43,11 @@ export async function api<T = any>(method: string, url: string, token: string, b
 
 /** An operator token from the registry, with the admin key. */
 export async function registryToken(registryUrl: string, adminKey: string, dropletId = 'operator'): Promise<string> {
-  const r = await fetch(`${registryUrl}/auth/token?droplet_id=${dropletId}`, { method: 'POST', headers: { 'x-registry-key': adminKey }, signal: AbortSignal.timeout(10_000) });
+  const r = await fetch(`${registryUrl}/auth/token?droplet_id=${dropletId}`, {
+    method: 'POST',
+    headers: { 'x-registry-key': adminKey },
+    signal: AbortSignal.timeout(10_000),
+  });
   if (!r.ok) throw new Error(`token: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { token: string }).token;
 }

@@ -39,8 +39,18 @@ export class ComposeStack {
   readonly dir = mkdtempSync(join(tmpdir(), 'mesh-compose-'));
   readonly envFile = join(this.dir, '.env');
 
-  private constructor(private docker: Docker, readonly ports: PublishedPorts, readonly env: Record<string, string>) {
-    writeFileSync(this.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+  private constructor(
+    private docker: Docker,
+    readonly ports: PublishedPorts,
+    readonly env: Record<string, string>,
+  ) {
+    writeFileSync(
+      this.envFile,
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n') + '\n',
+      { mode: 0o600 },
+    );
   }
 
   /** Writes the .env of a new project: secrets, images, free loopback ports, fast healthchecks. */
@@ -91,7 +101,11 @@ export class ComposeStack {
 
   /** `docker-compose -p <project> -f docker-compose.yml --env-file <.env> <args>`, with a clean environment. */
   compose(args: string[], timeoutMs = 180_000): Promise<ComposeResult> {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) };
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+    };
     return new Promise((resolve) => {
       execFile(
         'docker-compose',
@@ -138,7 +152,12 @@ export class ComposeStack {
 
   async waitHealthy(timeoutMs: number): Promise<void> {
     try {
-      await waitFor('every compose service healthy', async () => Object.values(await this.health()).every((s) => s === 'healthy'), timeoutMs, 500);
+      await waitFor(
+        'every compose service healthy',
+        async () => Object.values(await this.health()).every((s) => s === 'healthy'),
+        timeoutMs,
+        500,
+      );
     } catch (err) {
       throw new Error(`${(err as Error).message}: ${JSON.stringify(await this.health())}\n${await this.logs()}`);
     }
@@ -159,14 +178,28 @@ export class ComposeStack {
 export async function removeStaleComposeProjects(docker: Docker, olderThanMs = 3600_000): Promise<string[]> {
   const containers = await docker.listContainers({ all: true, filters: { label: [PROJECT_LABEL] } });
   const stale = new Set(
-    containers.filter((c) => c.Labels[PROJECT_LABEL]?.startsWith(PROJECT_PREFIX) && Date.now() - c.Created * 1000 > olderThanMs).map((c) => c.Labels[PROJECT_LABEL]),
+    containers
+      .filter((c) => c.Labels[PROJECT_LABEL]?.startsWith(PROJECT_PREFIX) && Date.now() - c.Created * 1000 > olderThanMs)
+      .map((c) => c.Labels[PROJECT_LABEL]),
   );
   for (const project of stale) {
     const filters = { label: [`${PROJECT_LABEL}=${project}`] };
-    for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-    for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    for (const c of await docker.listContainers({ all: true, filters }))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined);
+    for (const n of await docker.listNetworks({ filters }))
+      await docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
     const { Volumes } = await docker.listVolumes({ filters });
-    for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+    for (const v of Volumes ?? [])
+      await docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => undefined);
   }
   return [...stale];
 }

@@ -10,7 +10,10 @@ export function appTarball(workDir: string, version: string): { file: string; by
   const root = join(workDir, `app-${version}`);
   const src = join(root, 'app');
   mkdirSync(src, { recursive: true });
-  writeFileSync(join(src, 'package.json'), JSON.stringify({ name: 'mesh-e2e-app', version: '1.0.0', private: true, scripts: { start: 'node server.js' } }, null, 2));
+  writeFileSync(
+    join(src, 'package.json'),
+    JSON.stringify({ name: 'mesh-e2e-app', version: '1.0.0', private: true, scripts: { start: 'node server.js' } }, null, 2),
+  );
   writeFileSync(
     join(src, 'server.js'),
     `const http = require('http');

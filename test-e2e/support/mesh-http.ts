@@ -28,13 +28,26 @@ export function viaHttp(port: number, host: string, path = '/', timeoutMs = 5000
 /** One GET through nginx's HTTPS port, SNI and Host = `servername`, verified against `ca`. Never throws. */
 export function viaHttps(port: number, servername: string, ca: string, path = '/', timeoutMs = 5000): Promise<Answer> {
   return new Promise((resolve) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, headers: { host: servername }, ca, agent: false, timeout: timeoutMs, rejectUnauthorized: true }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim(), location: res.headers.location }));
-      res.on('error', (e) => resolve({ status: 0, body: '', error: String(e) }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        servername,
+        headers: { host: servername },
+        ca,
+        agent: false,
+        timeout: timeoutMs,
+        rejectUnauthorized: true,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim(), location: res.headers.location }));
+        res.on('error', (e) => resolve({ status: 0, body: '', error: String(e) }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no HTTPS answer within ${timeoutMs} ms`)));
     req.on('error', (e) => resolve({ status: 0, body: '', error: String(e) }));
     req.end();
@@ -50,7 +63,12 @@ export interface LoadResult extends Answer {
  * (a fresh connection each, so every request meets nginx's current configuration).
  * Returns every answer, in the order they arrived.
  */
-export async function underLoad(send: () => Promise<Answer>, during: () => Promise<void>, workers = 3, tailMs = 300): Promise<LoadResult[]> {
+export async function underLoad(
+  send: () => Promise<Answer>,
+  during: () => Promise<void>,
+  workers = 3,
+  tailMs = 300,
+): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
   let running = true;
   const loops = Array.from({ length: workers }, async () => {
@@ -65,4 +83,3 @@ export async function underLoad(send: () => Promise<Answer>, during: () => Promi
   }
   return results;
 }
-

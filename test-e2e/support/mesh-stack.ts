@@ -57,7 +57,13 @@ export class Mesh {
 
   /** One process per droplet name (the first health-monitor replica stands for its droplet). */
   droplets(): Record<DropletName, DropletProcess> {
-    return { registry: this.registry, 'multi-cloud-manager': this.multiCloud, 'proxy-manager': this.proxy, deployer: this.deployer, 'health-monitor': this.monitors[0] };
+    return {
+      registry: this.registry,
+      'multi-cloud-manager': this.multiCloud,
+      'proxy-manager': this.proxy,
+      deployer: this.deployer,
+      'health-monitor': this.monitors[0],
+    };
   }
 
   /** Every droplet process (all monitor replicas), with the registry id each registers under. */
@@ -106,7 +112,13 @@ export class Mesh {
     const lo = 30_000 + Math.floor(Math.random() * 150) * 200;
     const launches: Array<Promise<unknown>> = [
       (async () => {
-        this.multiCloud = this.track(await startDropletProcess('multi-cloud-manager', { ...(await common('multi-cloud-manager')), ACTION_POLL_INTERVAL_MS: '200', ACTION_WAIT_TIMEOUT_S: '60' }));
+        this.multiCloud = this.track(
+          await startDropletProcess('multi-cloud-manager', {
+            ...(await common('multi-cloud-manager')),
+            ACTION_POLL_INTERVAL_MS: '200',
+            ACTION_WAIT_TIMEOUT_S: '60',
+          }),
+        );
       })(),
       (async () => {
         this.proxy = this.track(
@@ -184,7 +196,10 @@ export class Mesh {
   async prefetchTokens(): Promise<void> {
     for (const scopes of [['read', 'write', 'admin'], ['read'], ['admin'], ['read', 'write'], ['write']] as Scope[][]) {
       const q = scopes.join(',');
-      const r = await fetch(`${this.registry.url}/auth/token?droplet_id=operator&scopes=${q}`, { method: 'POST', headers: { 'x-registry-key': ADMIN_KEY } });
+      const r = await fetch(`${this.registry.url}/auth/token?droplet_id=operator&scopes=${q}`, {
+        method: 'POST',
+        headers: { 'x-registry-key': ADMIN_KEY },
+      });
       if (!r.ok) throw new Error(`token (${q}): ${r.status} ${await r.text()}`);
       this.tokens.set(q, ((await r.json()) as { token: string }).token);
     }
@@ -218,9 +233,7 @@ export class Mesh {
 
   /** The last lines every droplet logged, for a failing step's message. */
   dump(lines = 15): string {
-    return this.started
-      .map((p) => `--- ${p.name}\n${p.output().trim().split('\n').slice(-lines).join('\n')}`)
-      .join('\n');
+    return this.started.map((p) => `--- ${p.name}\n${p.output().trim().split('\n').slice(-lines).join('\n')}`).join('\n');
   }
 
   async stop(): Promise<void> {
@@ -254,6 +267,11 @@ export class Mesh {
     ];
     await Promise.allSettled(mine.map((c) => docker.getContainer(c.Id).remove({ force: true })));
     const images = await docker.listImages({ filters: { reference: [`mesh-apps/${this.project}-*`] } });
-    for (const i of images) for (const t of i.RepoTags ?? []) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
+    for (const i of images)
+      for (const t of i.RepoTags ?? [])
+        await docker
+          .getImage(t)
+          .remove({ force: true })
+          .catch(() => undefined);
   }
 }

@@ -16,7 +16,11 @@ export interface DropletProcess {
 }
 
 /** Start `services/<service>/dist/main.js` as its own process and wait for /health to answer 200. */
-export async function startDropletProcess(service: string, env: Record<string, string>, opts: { name?: string; healthTimeoutMs?: number } = {}): Promise<DropletProcess> {
+export async function startDropletProcess(
+  service: string,
+  env: Record<string, string>,
+  opts: { name?: string; healthTimeoutMs?: number } = {},
+): Promise<DropletProcess> {
   const name = opts.name ?? service;
   let out = '';
   const proc = spawn(process.execPath, [join(REPO, 'services', service, 'dist', 'main.js')], {
@@ -27,10 +31,15 @@ export async function startDropletProcess(service: string, env: Record<string, s
   proc.stderr!.on('data', (d) => (out = (out + String(d)).slice(-200_000)));
   const url = `http://127.0.0.1:${env.PORT}`;
   const exited = () => proc.exitCode !== null || proc.signalCode !== null;
-  await waitFor(`${name} /health`, async () => {
-    if (exited()) throw new Error(`${name} exited: ${out.slice(-1500)}`);
-    return (await fetch(`${url}/health`)).status === 200;
-  }, opts.healthTimeoutMs ?? 30_000, 100);
+  await waitFor(
+    `${name} /health`,
+    async () => {
+      if (exited()) throw new Error(`${name} exited: ${out.slice(-1500)}`);
+      return (await fetch(`${url}/health`)).status === 200;
+    },
+    opts.healthTimeoutMs ?? 30_000,
+    100,
+  );
   const waitExit = (signal: NodeJS.Signals, killAfterMs: number) =>
     new Promise<void>((resolve) => {
       if (exited()) return resolve();

@@ -12,6 +12,10 @@ export async function getJson<T = any>(url: string, token: string): Promise<{ st
 }
 
 export async function postJson<T = any>(url: string, token: string, body: unknown): Promise<{ status: number; body: T }> {
-  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, body: (await r.json()) as T };
 }

@@ -22,7 +22,9 @@ const s = () => stack!;
 const activeRecords = async (): Promise<Record<string, { status: string; url: string }>> => {
   const r = await api('GET', `${s().url('registry')}/droplets?per_page=100`, token);
   expect(r.status).toBe(200);
-  return Object.fromEntries((r.body.items as Array<{ id: string; status: string; url: string }>).map((d) => [d.id, { status: d.status, url: d.url }]));
+  return Object.fromEntries(
+    (r.body.items as Array<{ id: string; status: string; url: string }>).map((d) => [d.id, { status: d.status, url: d.url }]),
+  );
 };
 
 beforeAll(async () => {
@@ -49,7 +51,10 @@ describe('docker-compose.yml on the real Docker Engine', () => {
   it('publishes only the proxy (HTTP, HTTPS) and the droplet APIs, on loopback', async () => {
     const published: Record<string, string[]> = {};
     for (const svc of COMPOSE_SERVICES) {
-      const bindings = ((await s().inspect(svc)).HostConfig.PortBindings ?? {}) as Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
+      const bindings = ((await s().inspect(svc)).HostConfig.PortBindings ?? {}) as Record<
+        string,
+        Array<{ HostIp: string; HostPort: string }> | null
+      >;
       published[svc] = Object.entries(bindings)
         .flatMap(([port, list]) => (list ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`))
         .sort();
@@ -59,7 +64,11 @@ describe('docker-compose.yml on the real Docker Engine', () => {
       nats: [],
       registry: [`127.0.0.1:${p.registry}->8000/tcp`],
       'multi-cloud-manager': [`127.0.0.1:${p['multi-cloud-manager']}->8010/tcp`],
-      'proxy-manager': [`127.0.0.1:${p.proxyHttp}->8080/tcp`, `127.0.0.1:${p['proxy-manager']}->8100/tcp`, `127.0.0.1:${p.proxyHttps}->8443/tcp`].sort(),
+      'proxy-manager': [
+        `127.0.0.1:${p.proxyHttp}->8080/tcp`,
+        `127.0.0.1:${p['proxy-manager']}->8100/tcp`,
+        `127.0.0.1:${p.proxyHttps}->8443/tcp`,
+      ].sort(),
       deployer: [`127.0.0.1:${p.deployer}->8200/tcp`],
       'health-monitor': [`127.0.0.1:${p['health-monitor']}->8300/tcp`],
     });
@@ -85,14 +94,31 @@ describe('docker-compose.yml on the real Docker Engine', () => {
   });
 
   it('the registry issues a token with the admin key; every droplet registered itself, active, at its compose URL', async () => {
-    const ports: Record<string, number> = { registry: 8000, 'multi-cloud-manager': 8010, 'proxy-manager': 8100, deployer: 8200, 'health-monitor': 8300 };
-    await waitFor('every droplet active in the registry', async () => {
-      const records = await activeRecords();
-      return DROPLETS.every((d) => records[d]?.status === 'active');
-    }, 30_000);
+    const ports: Record<string, number> = {
+      registry: 8000,
+      'multi-cloud-manager': 8010,
+      'proxy-manager': 8100,
+      deployer: 8200,
+      'health-monitor': 8300,
+    };
+    await waitFor(
+      'every droplet active in the registry',
+      async () => {
+        const records = await activeRecords();
+        return DROPLETS.every((d) => records[d]?.status === 'active');
+      },
+      30_000,
+    );
     const records = await activeRecords();
     for (const d of DROPLETS) expect({ d, ...records[d] }).toEqual({ d, status: 'active', url: `http://${d}:${ports[d]}` });
-    expect((await fetch(`${s().url('registry')}/auth/token?droplet_id=operator`, { method: 'POST', headers: { 'x-registry-key': 'wrong-key-0123456789' } })).status).toBe(401);
+    expect(
+      (
+        await fetch(`${s().url('registry')}/auth/token?droplet_id=operator`, {
+          method: 'POST',
+          headers: { 'x-registry-key': 'wrong-key-0123456789' },
+        })
+      ).status,
+    ).toBe(401);
   });
 
   it.each(API_SERVICES)('%s answers /health through its published port: 200, active, NATS ok', async (svc) => {
@@ -104,16 +130,26 @@ describe('docker-compose.yml on the real Docker Engine', () => {
   });
 
   it('a route PUT through proxy-manager answers through the published HTTP port (nginx in the container)', async () => {
-    const put = await api('PUT', `${s().url('proxy-manager')}/proxies/registry-api`, token, { domain: 'registry.mesh.test', upstream_host: 'registry', upstream_port: 8000 });
+    const put = await api('PUT', `${s().url('proxy-manager')}/proxies/registry-api`, token, {
+      domain: 'registry.mesh.test',
+      upstream_host: 'registry',
+      upstream_port: 8000,
+    });
     expect(put.status).toBe(201);
     const viaProxy = () => httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'registry.mesh.test' } });
     await waitFor('registry /health through nginx', async () => (await viaProxy()).status === 200, 15_000);
     const answer = await viaProxy();
     expect(answer.json()).toMatchObject({ droplet: 'registry', status: 'active' });
     // A host no route serves gets nginx's default server.
-    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'nobody.mesh.test' } })).status).toBe(404);
+    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'nobody.mesh.test' } })).status).toBe(
+      404,
+    );
     // Bad input is a 400 in the UDC envelope, not a 500.
-    const bad = await api('PUT', `${s().url('proxy-manager')}/proxies/bad-route`, token, { domain: 'bad domain;', upstream_host: 'registry', upstream_port: 8000 });
+    const bad = await api('PUT', `${s().url('proxy-manager')}/proxies/bad-route`, token, {
+      domain: 'bad domain;',
+      upstream_host: 'registry',
+      upstream_port: 8000,
+    });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ status: 'error', error: { code: 'INVALID_REQUEST' } });
   });
@@ -124,19 +160,40 @@ describe('docker-compose.yml on the real Docker Engine', () => {
     const deployer = s().url('deployer');
     expect((await api('POST', `${deployer}/projects`, token, { name: project })).status).toBe(201);
     expect((await api('POST', `${deployer}/projects/${project}/environments`, token, { name: 'prod' })).status).toBe(201);
-    expect((await api('POST', `${deployer}/projects/${project}/services`, token, { name: 'web', type: 'web', health_path: '/health', domain: 'app.mesh.test' })).status).toBe(201);
-    const started = await api('POST', `${deployer}/deployments`, token, { project, service: 'web', environment: 'prod', source: { image } });
+    expect(
+      (
+        await api('POST', `${deployer}/projects/${project}/services`, token, {
+          name: 'web',
+          type: 'web',
+          health_path: '/health',
+          domain: 'app.mesh.test',
+        })
+      ).status,
+    ).toBe(201);
+    const started = await api('POST', `${deployer}/deployments`, token, {
+      project,
+      service: 'web',
+      environment: 'prod',
+      source: { image },
+    });
     expect(started.status).toBe(202);
     let deployment: { status: string; error?: unknown } = { status: 'queued' };
-    await waitFor('the deployment to finish', async () => {
-      deployment = (await api('GET', `${deployer}/deployments/${started.body.id}`, token)).body;
-      return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(deployment.status);
-    }, 120_000, 500);
+    await waitFor(
+      'the deployment to finish',
+      async () => {
+        deployment = (await api('GET', `${deployer}/deployments/${started.body.id}`, token)).body;
+        return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(deployment.status);
+      },
+      120_000,
+      500,
+    );
     // The whole record on failure: its error and steps say which step failed.
     if (deployment.status !== 'succeeded') throw new Error(`deployment ${deployment.status}: ${JSON.stringify(deployment).slice(0, 3000)}`);
     // The route names the local server's address as the containers see the host.
     const routes = await api('GET', `${s().url('proxy-manager')}/proxies?per_page=100`, token);
-    const route = (routes.body.items as Array<{ domain: string; upstreams: Array<{ host: string }> }>).find((r) => r.domain === 'app.mesh.test');
+    const route = (routes.body.items as Array<{ domain: string; upstreams: Array<{ host: string }> }>).find(
+      (r) => r.domain === 'app.mesh.test',
+    );
     expect(route?.upstreams.map((u) => u.host)).toEqual(['host.docker.internal']);
     const viaProxy = () => httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/`, { headers: { host: 'app.mesh.test' } });
     await waitFor('the app through nginx', async () => (await viaProxy()).status === 200, 15_000);
@@ -149,13 +206,19 @@ describe('docker-compose.yml on the real Docker Engine', () => {
     await s().up(['nats']);
     await s().waitHealthy(90_000);
     // The token issued before still verifies: the registry's keys are in JetStream KV.
-    await waitFor('every droplet active again', async () => {
-      const records = await activeRecords();
-      return DROPLETS.every((d) => records[d]?.status === 'active');
-    }, 60_000);
+    await waitFor(
+      'every droplet active again',
+      async () => {
+        const records = await activeRecords();
+        return DROPLETS.every((d) => records[d]?.status === 'active');
+      },
+      60_000,
+    );
     const route = await api('GET', `${s().url('proxy-manager')}/proxies/registry-api`, token);
     expect(route.status).toBe(200);
     expect(route.body).toMatchObject({ name: 'registry-api', domain: 'registry.mesh.test' });
-    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'registry.mesh.test' } })).status).toBe(200);
+    expect((await httpRequest(`http://127.0.0.1:${s().ports.proxyHttp}/health`, { headers: { host: 'registry.mesh.test' } })).status).toBe(
+      200,
+    );
   });
 });

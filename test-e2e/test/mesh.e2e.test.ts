@@ -25,16 +25,24 @@ const https = (path = '/') => viaHttps(mesh.proxyHttpsPort, DOMAIN, pebbleRoot, 
 /** The requests that did not get a 200 with an expected body, summarised (a load run makes hundreds). */
 function failures(results: LoadResult[], ok: RegExp): { count: number; kinds: string[] } {
   const bad = results.filter((r) => r.status !== 200 || !ok.test(r.body));
-  return { count: bad.length, kinds: [...new Set(bad.map((r) => (r.error ? r.error.split('\n')[0].slice(0, 160) : `${r.status} ${r.body.slice(0, 60)}`)))] };
+  return {
+    count: bad.length,
+    kinds: [...new Set(bad.map((r) => (r.error ? r.error.split('\n')[0].slice(0, 160) : `${r.status} ${r.body.slice(0, 60)}`)))],
+  };
 }
 const NONE = { count: 0, kinds: [] };
 
 async function waitDeployment(id: string, timeoutMs = 120_000): Promise<Record<string, any>> {
   let d: Record<string, any> = {};
-  await waitFor(`deployment ${id} to finish`, async () => {
-    d = (await mesh.call(mesh.deployer, 'GET', `/deployments/${id}`)).body;
-    return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(d.status);
-  }, timeoutMs, 250);
+  await waitFor(
+    `deployment ${id} to finish`,
+    async () => {
+      d = (await mesh.call(mesh.deployer, 'GET', `/deployments/${id}`)).body;
+      return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(d.status);
+    },
+    timeoutMs,
+    250,
+  );
   return d;
 }
 
@@ -46,11 +54,16 @@ async function deployVersion(version: string): Promise<Record<string, any>> {
   form.set('service', 'web');
   form.set('environment', 'prod');
   form.set('source', new Blob([bytes], { type: 'application/gzip' }), `app-${version}.tar.gz`);
-  const res = await fetch(`${mesh.deployer.url}/deployments`, { method: 'POST', headers: { authorization: `Bearer ${mesh.token(['read', 'write'])}` }, body: form });
+  const res = await fetch(`${mesh.deployer.url}/deployments`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${mesh.token(['read', 'write'])}` },
+    body: form,
+  });
   const accepted = (await res.json()) as { id: string };
   expect(res.status).toBe(202);
   const d = await waitDeployment(accepted.id);
-  if (d.status !== 'succeeded') throw new Error(`deploy of ${version} ${d.status}: ${d.reason}\n${(d.last_log_lines ?? []).join('\n')}\n${mesh.dump()}`);
+  if (d.status !== 'succeeded')
+    throw new Error(`deploy of ${version} ${d.status}: ${d.reason}\n${(d.last_log_lines ?? []).join('\n')}\n${mesh.dump()}`);
   expect(d.source).toMatchObject({ kind: 'upload', filename: `app-${version}.tar.gz` });
   deployments[version] = d.id;
   return d;
@@ -95,10 +108,15 @@ describe('the mesh end to end (issue 8)', () => {
   it('1. bring-up: every droplet registers itself and is active in the registry', async () => {
     const procs = mesh.processes();
     let items: Array<Record<string, any>> = [];
-    await waitFor('every droplet active in the registry', async () => {
-      items = (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items;
-      return procs.every(({ id }) => items.find((d) => d.id === id)?.status === 'active');
-    }, 20_000, 200).catch((err) => {
+    await waitFor(
+      'every droplet active in the registry',
+      async () => {
+        items = (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items;
+        return procs.every(({ id }) => items.find((d) => d.id === id)?.status === 'active');
+      },
+      20_000,
+      200,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\nregistry says: ${JSON.stringify(items.map((d) => [d.id, d.status]))}\n${mesh.dump()}`);
     });
     for (const { id, proc } of procs) {
@@ -108,7 +126,9 @@ describe('the mesh end to end (issue 8)', () => {
     }
     // Each kept heartbeating: still active after more than three intervals.
     await new Promise((r) => setTimeout(r, 3500));
-    const later = (await mesh.call(mesh.registry, 'GET', '/droplets?status=active&per_page=100')).body.items.map((d: { id: string }) => d.id);
+    const later = (await mesh.call(mesh.registry, 'GET', '/droplets?status=active&per_page=100')).body.items.map(
+      (d: { id: string }) => d.id,
+    );
     expect(later).toEqual(expect.arrayContaining(procs.map((p) => p.id)));
   }, 60_000);
 
@@ -123,7 +143,10 @@ describe('the mesh end to end (issue 8)', () => {
       wait: true,
     });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ registered: true, instance: { provider: 'local', status: 'running', managed: true, ipv4: '127.0.0.1' } });
+    expect(created.body).toMatchObject({
+      registered: true,
+      instance: { provider: 'local', status: 'running', managed: true, ipv4: '127.0.0.1' },
+    });
     const instance = created.body.instance;
     hostId = `host-local-${String(instance.provider_id).slice(0, 12)}`;
 
@@ -144,10 +167,15 @@ describe('the mesh end to end (issue 8)', () => {
 
     // A host that declares no health path is not a health-check target (nothing answers
     // http://<ip>/health on a bare host): the monitors see the droplets, not this host.
-    await waitFor('the monitors to refresh their targets', async () => {
-      const ids = (await mesh.call(mesh.monitors[0], 'GET', '/targets?per_page=100')).body.items.map((x: { id: string }) => x.id);
-      return ids.includes('registry');
-    }, 15_000, 250);
+    await waitFor(
+      'the monitors to refresh their targets',
+      async () => {
+        const ids = (await mesh.call(mesh.monitors[0], 'GET', '/targets?per_page=100')).body.items.map((x: { id: string }) => x.id);
+        return ids.includes('registry');
+      },
+      15_000,
+      250,
+    );
     await new Promise((r) => setTimeout(r, 2500)); // > TARGET_REFRESH_MS: the host record is in every list by now
     const targets = (await mesh.call(mesh.monitors[0], 'GET', '/targets?per_page=100')).body.items.map((x: { id: string }) => x.id);
     expect(targets).not.toContain(hostId);
@@ -157,7 +185,9 @@ describe('the mesh end to end (issue 8)', () => {
     const post = (path: string, body: unknown) => mesh.call(mesh.deployer, 'POST', path, body, ['read', 'write']);
     expect((await post('/projects', { name: mesh.project })).status).toBe(201);
     expect((await post(`/projects/${mesh.project}/environments`, { name: 'prod' })).status).toBe(201);
-    expect((await post(`/projects/${mesh.project}/services`, { name: 'web', type: 'web', domain: DOMAIN, health_path: '/health' })).status).toBe(201);
+    expect(
+      (await post(`/projects/${mesh.project}/services`, { name: 'web', type: 'web', domain: DOMAIN, health_path: '/health' })).status,
+    ).toBe(201);
 
     const d = await deployVersion('v1');
     expect(d.steps.map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(['image', 'start', 'health', 'switch', 'verify']));
@@ -167,7 +197,11 @@ describe('the mesh end to end (issue 8)', () => {
     // proxy-manager holds the route the deployer asked for, pointing at the new container.
     const route = await mesh.call(mesh.proxy, 'GET', `/proxies/${target}`);
     expect(route.status).toBe(200);
-    expect(route.body).toMatchObject({ name: target, domain: DOMAIN, upstreams: [{ host: '127.0.0.1', port: release.containers[0].port }] });
+    expect(route.body).toMatchObject({
+      name: target,
+      domain: DOMAIN,
+      upstreams: [{ host: '127.0.0.1', port: release.containers[0].port }],
+    });
     expect(await viaHttp(mesh.proxyHttpPort, DOMAIN)).toMatchObject({ status: 200, body: 'v1' });
 
     // The app is registered too, so the monitors watch it.
@@ -175,7 +209,8 @@ describe('the mesh end to end (issue 8)', () => {
     expect(app.body.droplet).toMatchObject({ url: `http://127.0.0.1:${release.containers[0].port}`, domain: DOMAIN, steward: 'deployer' });
 
     const ssl = await mesh.call(mesh.proxy, 'POST', `/proxies/${target}/ssl`, { email: 'ops@example.com' }, ['read', 'write']);
-    if (ssl.status !== 200) throw new Error(`POST /proxies/${target}/ssl: ${ssl.status} ${JSON.stringify(ssl.body)}\n${mesh.pebble.output().slice(-2000)}`);
+    if (ssl.status !== 200)
+      throw new Error(`POST /proxies/${target}/ssl: ${ssl.status} ${JSON.stringify(ssl.body)}\n${mesh.pebble.output().slice(-2000)}`);
     expect(ssl.body.action).toBe('issued');
     expect(ssl.body.route).toMatchObject({ enable_ssl: true, status: { https: true } });
     expect(ssl.body.route.certificate.issuer).toMatch(/Pebble/i);
@@ -221,15 +256,27 @@ describe('the mesh end to end (issue 8)', () => {
   }, 240_000);
 
   it('5. the app container is killed: one incident, exactly one restart through the deployer, answers again, resolved, both emails sent', async () => {
-    const containers = await mesh.docker.listContainers({ filters: { label: ['mesh.managed=true', `mesh.project=${mesh.project}`, 'mesh.service=web'] } });
+    const containers = await mesh.docker.listContainers({
+      filters: { label: ['mesh.managed=true', `mesh.project=${mesh.project}`, 'mesh.service=web'] },
+    });
     expect(containers).toHaveLength(1);
     const killedAt = Date.now();
     await mesh.docker.getContainer(containers[0].Id).kill();
-    await waitFor('an incident opened for the app', () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === target), 15_000, 100).catch((err) => {
+    await waitFor(
+      'an incident opened for the app',
+      () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === target),
+      15_000,
+      100,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
     });
     const opened = incidentEvents.find((e) => e.type === 'opened' && e.incident.target_id === target)!;
-    await waitFor('the incident resolved', () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id), 60_000, 100).catch((err) => {
+    await waitFor(
+      'the incident resolved',
+      () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id),
+      60_000,
+      100,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\nincident: ${JSON.stringify(incidentEvents)}\n${mesh.dump()}`);
     });
     expect(await https()).toMatchObject({ status: 200, body: 'v1' });
@@ -254,7 +301,12 @@ describe('the mesh end to end (issue 8)', () => {
 
     const down = (id: string) => mesh.smtp.subjects(new RegExp(`^\\[DOWN\\] ${target} - incident ${id}$`));
     const resolved = (id: string) => mesh.smtp.subjects(new RegExp(`^\\[RESOLVED\\] ${target} - incident ${id}$`));
-    await waitFor('the open and resolve emails', () => down(opened.incident.id).length > 0 && resolved(opened.incident.id).length > 0, 15_000, 100);
+    await waitFor(
+      'the open and resolve emails',
+      () => down(opened.incident.id).length > 0 && resolved(opened.incident.id).length > 0,
+      15_000,
+      100,
+    );
     expect(down(opened.incident.id)).toHaveLength(1);
     expect(resolved(opened.incident.id)).toHaveLength(1);
     expect(down(opened.incident.id)[0].to).toEqual([ALERT_TO]);
@@ -264,10 +316,19 @@ describe('the mesh end to end (issue 8)', () => {
 
   it('6. NATS restarts under traffic: every droplet reconnects and is active within 10 s; no deployment or route is lost', async () => {
     const snapshot = async () => ({
-      deployments: (await mesh.call(mesh.deployer, 'GET', `/deployments?project=${mesh.project}&per_page=100`)).body.items.map((d: Record<string, unknown>) => [d.id, d.status]).sort(),
+      deployments: (await mesh.call(mesh.deployer, 'GET', `/deployments?project=${mesh.project}&per_page=100`)).body.items
+        .map((d: Record<string, unknown>) => [d.id, d.status])
+        .sort(),
       release: (await mesh.call(mesh.deployer, 'GET', `/services/${target}`)).body,
-      routes: (await mesh.call(mesh.proxy, 'GET', '/proxies?per_page=100')).body.items.map((r: Record<string, unknown>) => [r.name, r.domain, r.upstreams, r.enable_ssl]),
-      droplets: (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items.map((d: Record<string, unknown>) => d.id).sort(),
+      routes: (await mesh.call(mesh.proxy, 'GET', '/proxies?per_page=100')).body.items.map((r: Record<string, unknown>) => [
+        r.name,
+        r.domain,
+        r.upstreams,
+        r.enable_ssl,
+      ]),
+      droplets: (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items
+        .map((d: Record<string, unknown>) => d.id)
+        .sort(),
     });
     const before = await snapshot();
     expect(before.deployments).toHaveLength(3);
@@ -277,17 +338,37 @@ describe('the mesh end to end (issue 8)', () => {
     const load = await underLoad(https, async () => {
       await mesh.nats.restart();
       const back = Date.now();
-      await waitFor('every droplet /health active again', async () => {
-        const all = await Promise.all(mesh.processes().map(async ({ proc }) => ((await (await fetch(`${proc.url}/health`, { signal: AbortSignal.timeout(1000) })).json()) as { status: string }).status));
-        return all.every((s) => s === 'active');
-      }, 10_000, 100).catch((err) => {
+      await waitFor(
+        'every droplet /health active again',
+        async () => {
+          const all = await Promise.all(
+            mesh
+              .processes()
+              .map(
+                async ({ proc }) =>
+                  ((await (await fetch(`${proc.url}/health`, { signal: AbortSignal.timeout(1000) })).json()) as { status: string }).status,
+              ),
+          );
+          return all.every((s) => s === 'active');
+        },
+        10_000,
+        100,
+      ).catch((err) => {
         throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
       });
       // Reconnected for real: every process (each monitor replica too) gets a reply over its own connection.
       for (const { id, proc } of mesh.processes()) {
         const to = id === 'registry' ? 'deployer' : 'registry';
-        const r = await mesh.call(proc, 'POST', '/send', { target: to, message_type: 'query', payload: { action: 'ping' } }, ['read', 'write']);
-        expect({ from: id, status: r.status, result: r.body?.result, droplet: r.body?.data?.droplet }).toEqual({ from: id, status: 200, result: 'success', droplet: to });
+        const r = await mesh.call(proc, 'POST', '/send', { target: to, message_type: 'query', payload: { action: 'ping' } }, [
+          'read',
+          'write',
+        ]);
+        expect({ from: id, status: r.status, result: r.body?.result, droplet: r.body?.data?.droplet }).toEqual({
+          from: id,
+          status: 200,
+          result: 'success',
+          droplet: to,
+        });
       }
       activeAfterMs = Date.now() - back;
     });
@@ -297,14 +378,21 @@ describe('the mesh end to end (issue 8)', () => {
     expect(failures(load, /^v1$/)).toEqual(NONE);
 
     // Every droplet is heard from again (heartbeats over the new connection).
-    await waitFor('every droplet active in the registry after the restart', async () => {
-      const items = (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items as Array<{ id: string; status: string }>;
-      return mesh.processes().every(({ id }) => items.find((d) => d.id === id)?.status === 'active');
-    }, 10_000, 200);
+    await waitFor(
+      'every droplet active in the registry after the restart',
+      async () => {
+        const items = (await mesh.call(mesh.registry, 'GET', '/droplets?per_page=100')).body.items as Array<{ id: string; status: string }>;
+        return mesh.processes().every(({ id }) => items.find((d) => d.id === id)?.status === 'active');
+      },
+      10_000,
+      200,
+    );
     const after = await snapshot();
     expect(after).toEqual(before);
     // JetStream takes writes again (the deployer's KV).
-    expect((await mesh.call(mesh.deployer, 'POST', `/projects/${mesh.project}/environments`, { name: 'staging' }, ['read', 'write'])).status).toBe(201);
+    expect(
+      (await mesh.call(mesh.deployer, 'POST', `/projects/${mesh.project}/environments`, { name: 'staging' }, ['read', 'write'])).status,
+    ).toBe(201);
     expect(await https()).toMatchObject({ status: 200, body: 'v1' });
   }, 90_000);
 });
@@ -324,10 +412,26 @@ describe('7. /send between every pair of droplets', () => {
     expect(pairs).toHaveLength(20);
     const outcomes = await Promise.all(
       pairs.map(async ([from, to]) => {
-        const r = await mesh.call(mesh.droplets()[from], 'POST', '/send', { target: to, message_type: 'query', payload: { action: 'ping' }, trace_id: `e2e-${from}-${to}` }, ['read', 'write']);
-        return { from, to, status: r.status, result: r.body?.result, trace: r.body?.trace_id, droplet: r.body?.data?.droplet, pong: r.body?.data?.pong };
+        const r = await mesh.call(
+          mesh.droplets()[from],
+          'POST',
+          '/send',
+          { target: to, message_type: 'query', payload: { action: 'ping' }, trace_id: `e2e-${from}-${to}` },
+          ['read', 'write'],
+        );
+        return {
+          from,
+          to,
+          status: r.status,
+          result: r.body?.result,
+          trace: r.body?.trace_id,
+          droplet: r.body?.data?.droplet,
+          pong: r.body?.data?.pong,
+        };
       }),
     );
-    expect(outcomes).toEqual(pairs.map(([from, to]) => ({ from, to, status: 200, result: 'success', trace: `e2e-${from}-${to}`, droplet: to, pong: true })));
+    expect(outcomes).toEqual(
+      pairs.map(([from, to]) => ({ from, to, status: 200, result: 'success', trace: `e2e-${from}-${to}`, droplet: to, pong: true })),
+    );
   }, 60_000);
 });

@@ -56,7 +56,12 @@ describe('registry with droplets as separate processes', () => {
   });
 
   it('alpha /sends a command to beta over NATS and gets its reply', async () => {
-    const res = await postJson(`${alpha.url}/send`, token, { target: 'beta', message_type: 'command', payload: { action: 'echo', text: 'hi beta' }, trace_id: 'e2e-trace-1' });
+    const res = await postJson(`${alpha.url}/send`, token, {
+      target: 'beta',
+      message_type: 'command',
+      payload: { action: 'echo', text: 'hi beta' },
+      trace_id: 'e2e-trace-1',
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ received: true, trace_id: 'e2e-trace-1', result: 'success', data: { echo: 'hi beta' } });
     await waitFor('trace id in both logs', () => alpha.output().includes('e2e-trace-1') && beta.output().includes('e2e-trace-1'), 5000);
@@ -71,7 +76,9 @@ describe('registry with droplets as separate processes', () => {
     // 10 missed intervals of 0.3 s = 3 s, plus a liveness tick and one interval of slack.
     expect(downAfter).toBeLessThan(3000 + 100 + 300 + 1500);
     const betaEvents = () => events.filter((e) => e.id === 'beta').map((e) => e.subject);
-    expect(betaEvents()).toEqual(expect.arrayContaining(['registry.droplet.registered', 'registry.droplet.stale', 'registry.droplet.down']));
+    expect(betaEvents()).toEqual(
+      expect.arrayContaining(['registry.droplet.registered', 'registry.droplet.stale', 'registry.droplet.down']),
+    );
     beta = await startDropletProcess('example', betaEnv, { name: 'beta' });
     await waitFor('beta active again', async () => (await status('beta')) === 'active', 10_000);
     await waitFor('recovered event', () => betaEvents().includes('registry.droplet.recovered'), 5000);

@@ -62,7 +62,12 @@ export class Context {
     const s = await this.storedSession();
     if (!s) throw new CliError('UNAUTHORIZED', `not logged in (no session in ${this.configPath})`, undefined, LOGIN_HINT);
     if (Date.parse(s.expires_at) <= Date.now()) {
-      throw new CliError('UNAUTHORIZED', `the token from \`meshctl login\` expired at ${s.expires_at}; run \`meshctl login\` again`, undefined, LOGIN_HINT);
+      throw new CliError(
+        'UNAUTHORIZED',
+        `the token from \`meshctl login\` expired at ${s.expires_at}; run \`meshctl login\` again`,
+        undefined,
+        LOGIN_HINT,
+      );
     }
     return s.token;
   }

@@ -1,6 +1,6 @@
 import { CliError } from './errors.js';
 import type { HttpClient } from './http.js';
-import { DeployProgress, FINAL_STATUSES, type ProgressEvent } from './deploy-progress.js';
+import { type DeployProgress, FINAL_STATUSES, type ProgressEvent } from './deploy-progress.js';
 import { readSse, sseJson } from './sse.js';
 
 export interface FollowOptions {
@@ -23,7 +23,12 @@ interface DeploymentRecord {
  * stream is resumed (replayed events are skipped by sequence number), and a deployment
  * whose record is already final ends the wait even if its last event was missed.
  */
-export async function followDeployment(deployer: HttpClient, id: string, progress: DeployProgress, o: FollowOptions): Promise<{ status: string; message?: string }> {
+export async function followDeployment(
+  deployer: HttpClient,
+  id: string,
+  progress: DeployProgress,
+  o: FollowOptions,
+): Promise<{ status: string; message?: string }> {
   const deadline = AbortSignal.timeout(o.timeoutMs);
   const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
   const path = `/deployments/${encodeURIComponent(id)}/events`;
@@ -44,7 +49,13 @@ export async function followDeployment(deployer: HttpClient, id: string, progres
         if (e && progress.apply({ ...e, type: m.event })) return progress.final!;
       }
     } catch (err) {
-      if (deadline.aborted) throw new CliError('DEPENDENCY_UNAVAILABLE', `stopped following deployment ${id} after ${Math.round(o.timeoutMs / 1000)}s; it goes on in the deployer`, undefined, `meshctl deployments show ${id}`);
+      if (deadline.aborted)
+        throw new CliError(
+          'DEPENDENCY_UNAVAILABLE',
+          `stopped following deployment ${id} after ${Math.round(o.timeoutMs / 1000)}s; it goes on in the deployer`,
+          undefined,
+          `meshctl deployments show ${id}`,
+        );
       if (o.signal?.aborted) throw err;
       if (err instanceof CliError && !(err.code === 'DEPENDENCY_UNAVAILABLE')) throw err;
       streamError = err;
@@ -56,7 +67,12 @@ export async function followDeployment(deployer: HttpClient, id: string, progres
       return progress.final!;
     }
     if (attempt >= maxReconnects) {
-      throw streamError instanceof CliError ? streamError : new CliError('DEPENDENCY_UNAVAILABLE', `the progress stream of deployment ${id} kept ending before it finished (status ${record.status})`);
+      throw streamError instanceof CliError
+        ? streamError
+        : new CliError(
+            'DEPENDENCY_UNAVAILABLE',
+            `the progress stream of deployment ${id} kept ending before it finished (status ${record.status})`,
+          );
     }
     await new Promise((r) => setTimeout(r, o.reconnectDelayMs ?? 500));
   }

@@ -41,7 +41,10 @@ export class DeployProgress {
   private lastSeq = 0;
   private stepStarted = new Map<string, number>();
 
-  constructor(private renderer: ProgressRenderer, private opts: { verbose?: boolean } = {}) {}
+  constructor(
+    private renderer: ProgressRenderer,
+    private opts: { verbose?: boolean } = {},
+  ) {}
 
   /** Returns true once the deployment reached a final status. */
   apply(e: ProgressEvent): boolean {
@@ -59,7 +62,9 @@ export class DeployProgress {
       } else if (e.step_status) {
         const started = this.stepStarted.get(e.step);
         const took = started !== undefined && e.time ? ` (${((Date.parse(e.time) - started) / 1000).toFixed(1)}s)` : '';
-        this.renderer.note(`  ${e.step}: ${STEP_MARK[e.step_status] ?? e.step_status}${took}${e.message && e.step_status === 'failed' ? ` - ${e.message}` : ''}`);
+        this.renderer.note(
+          `  ${e.step}: ${STEP_MARK[e.step_status] ?? e.step_status}${took}${e.message && e.step_status === 'failed' ? ` - ${e.message}` : ''}`,
+        );
       }
     } else if (e.type === 'log' && e.message !== undefined && this.opts.verbose) {
       this.renderer.note(`  | ${e.message}`);

@@ -2,7 +2,16 @@
 // that could not be reached, or a local problem (usage, config file). bin.ts prints them
 // as `error: <CODE>: <message>` and exits 1; nothing else reaches the user.
 
-export const UDC_CODES = ['INVALID_REQUEST', 'UNAUTHORIZED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'RATE_LIMITED', 'INTERNAL_ERROR', 'DEPENDENCY_UNAVAILABLE'] as const;
+export const UDC_CODES = [
+  'INVALID_REQUEST',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'INTERNAL_ERROR',
+  'DEPENDENCY_UNAVAILABLE',
+] as const;
 export type UdcCode = (typeof UDC_CODES)[number];
 
 export class CliError extends Error {
@@ -34,7 +43,10 @@ export class ApiError extends CliError {
 
 /** The request never got an answer: refused, reset, DNS, timeout. */
 export class UnreachableError extends CliError {
-  constructor(readonly url: string, reason: string) {
+  constructor(
+    readonly url: string,
+    reason: string,
+  ) {
     super('DEPENDENCY_UNAVAILABLE', `could not reach ${url}: ${reason}`);
   }
 }

@@ -98,7 +98,7 @@ export class HttpClient {
   async send<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<HttpResponse<T>> {
     const res = await this.fetch(method, path, o);
     const text = await res.text().catch(() => '');
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     if (text) {
       try {
         parsed = JSON.parse(text);
@@ -145,6 +145,11 @@ export class HttpClient {
       return new ApiError(status, code, body.error.message, where, body.error.details, hint);
     }
     const snippet = typeof body === 'string' && body ? `: ${body.replace(/\s+/g, ' ').slice(0, 200)}` : '';
-    return new ApiError(status, codeForStatus(status), `${this.opts.name} answered HTTP ${status} ${statusText}${snippet} (${where})`, where);
+    return new ApiError(
+      status,
+      codeForStatus(status),
+      `${this.opts.name} answered HTTP ${status} ${statusText}${snippet} (${where})`,
+      where,
+    );
   }
 }

@@ -55,7 +55,11 @@ export function formatError(err: unknown): string {
 /** The envelope a script gets on stdout under `--json` when a command fails. */
 export function errorJson(err: unknown): unknown {
   if (err instanceof CliError) {
-    return { status: 'error', error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) }, ...(err instanceof ApiError ? { http_status: err.httpStatus, url: err.url } : {}) };
+    return {
+      status: 'error',
+      error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) },
+      ...(err instanceof ApiError ? { http_status: err.httpStatus, url: err.url } : {}),
+    };
   }
   return { status: 'error', error: { code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err) } };
 }

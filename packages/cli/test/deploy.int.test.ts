@@ -24,7 +24,13 @@ describe('meshctl deploy: following the SSE stream', () => {
     deployer.play({ events: SUCCESS });
     const r = await runCli([...deployArgs, '--image', 'app:1'], env());
     expect(r.code).toBe(0);
-    expect(deployer.received[0].json).toEqual({ project: 'shop', service: 'web', environment: 'prod', source: { image: 'app:1' }, queue: true });
+    expect(deployer.received[0].json).toEqual({
+      project: 'shop',
+      service: 'web',
+      environment: 'prod',
+      source: { image: 'app:1' },
+      queue: true,
+    });
     expect(r.stdout).toMatch(/^deployment [0-9a-f-]{36} succeeded\n$/);
     // Not a terminal: one line per step change instead of a redrawn bar.
     expect(r.stderr).toContain('[  0%] pull running');
@@ -62,9 +68,15 @@ describe('meshctl deploy: following the SSE stream', () => {
 
   it('--git URL#ref sends a git source; --detach returns at once', async () => {
     deployer.play({ events: SUCCESS });
-    const r = await runCli([...deployArgs, '--git', 'https://git.example/shop.git#v2', '--git-path', 'web', '--detach', '--no-queue'], env());
+    const r = await runCli(
+      [...deployArgs, '--git', 'https://git.example/shop.git#v2', '--git-path', 'web', '--detach', '--no-queue'],
+      env(),
+    );
     expect(r.code).toBe(0);
-    expect(deployer.received[0].json).toMatchObject({ source: { git: { url: 'https://git.example/shop.git', ref: 'v2', path: 'web' } }, queue: false });
+    expect(deployer.received[0].json).toMatchObject({
+      source: { git: { url: 'https://git.example/shop.git', ref: 'v2', path: 'web' } },
+      queue: false,
+    });
     expect(r.stdout).toMatch(/^deployment \S+ queued/);
     expect(deployer.streams).toHaveLength(0);
   });

@@ -28,13 +28,19 @@ function writeSite(dir: string, text: string, healthy = true): string {
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'index.html'), text);
   writeFileSync(join(dir, 'www', 'health'), 'ok');
-  const cmd = healthy ? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]' : '["/bin/sh", "-c", "echo not serving; sleep 3600"]';
+  const cmd = healthy
+    ? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'
+    : '["/bin/sh", "-c", "echo not serving; sleep 3600"]';
   writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ${cmd}\n`);
   return dir;
 }
 
 async function api(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${deployerUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+  const res = await fetch(`${deployerUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
   return res.status === 204 ? undefined : res.json();
 }
@@ -68,7 +74,11 @@ beforeAll(async () => {
   const login = await runCli(['login', '--registry', reg.url, '--admin-key', ADMIN_KEY], env());
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
   token = JSON.parse(readFileSync(home.config, 'utf8')).token;
-  await waitFor('the deployer in the registry', async () => (await fetch(`${reg.url}/droplets/deployer`, { headers: { authorization: `Bearer ${token}` } })).ok, 15_000);
+  await waitFor(
+    'the deployer in the registry',
+    async () => (await fetch(`${reg.url}/droplets/deployer`, { headers: { authorization: `Bearer ${token}` } })).ok,
+    15_000,
+  );
   await api('POST', '/projects', { name: project });
   await api('POST', `/projects/${project}/environments`, { name: 'prod' });
   await api('POST', `/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health', health_timeout_s: 4 });
@@ -80,9 +90,18 @@ afterAll(async () => {
   await reg?.droplet.stop();
   await nats?.stop({ removeStore: true });
   if (docker) {
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } }))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     for (const i of await docker.listImages()) {
-      for (const t of i.RepoTags ?? []) if (t.includes(project)) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
+      for (const t of i.RepoTags ?? [])
+        if (t.includes(project))
+          await docker
+            .getImage(t)
+            .remove({ force: true })
+            .catch(() => undefined);
     }
   }
   rmSync(tmp, { recursive: true, force: true });
@@ -99,7 +118,9 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
   let firstId: string;
 
   it('deploys an image with progress from the SSE stream and exits 0', async () => {
-    const r = await runCli(['deploy', 'web', '--project', project, '--env', 'prod', '--image', `mesh-test/${project}:v1`], env(), { timeoutMs: 120_000 });
+    const r = await runCli(['deploy', 'web', '--project', project, '--env', 'prod', '--image', `mesh-test/${project}:v1`], env(), {
+      timeoutMs: 120_000,
+    });
     expect(r.stderr).toMatch(/health: ok/);
     expect(r.stderr).toMatch(/\[100%\] \S+ succeeded/);
     expect(r.code).toBe(0);
@@ -108,7 +129,9 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
   }, 130_000);
 
   it('a deploy whose health check fails exits non-zero with the reason; the old version keeps serving', async () => {
-    const r = await runCli(['deploy', 'web', '--project', project, '--env', 'prod', '--image', `mesh-test/${project}:broken`], env(), { timeoutMs: 120_000 });
+    const r = await runCli(['deploy', 'web', '--project', project, '--env', 'prod', '--image', `mesh-test/${project}:broken`], env(), {
+      timeoutMs: 120_000,
+    });
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/^deployment \S+ failed: .+/m);
     expect(r.stderr).toMatch(/health: FAILED/);
@@ -117,7 +140,11 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
   }, 130_000);
 
   it('deploys an uploaded directory (its own Dockerfile), then rolls back to the first image', async () => {
-    const r = await runCli(['deploy', 'web', '--project', project, '--env', 'prod', '--dir', writeSite(join(tmp, 'v2'), 'version-2')], env(), { timeoutMs: 120_000 });
+    const r = await runCli(
+      ['deploy', 'web', '--project', project, '--env', 'prod', '--dir', writeSite(join(tmp, 'v2'), 'version-2')],
+      env(),
+      { timeoutMs: 120_000 },
+    );
     expect(r.stderr).toContain('uploading');
     expect(r.code).toBe(0);
     expect(await servingText()).toBe('version-2');
@@ -135,7 +162,7 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
   it('the deployer refuses bad input with its envelope', async () => {
     const r = await runCli(['deploy', 'web', '--project', 'No Such', '--env', 'prod', '--image', 'x:1'], env());
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: INVALID_REQUEST: invalid body\n  project: /);
+    expect(r.stderr).toMatch(/^error: INVALID_REQUEST: invalid body\n {2}project: /);
     const missing = await runCli(['deployments', 'show', '00000000-0000-4000-8000-000000000000'], env());
     expect(missing.stderr).toBe("error: NOT_FOUND: no deployment '00000000-0000-4000-8000-000000000000'\n");
   });

@@ -16,7 +16,10 @@ describe('renderTable', () => {
         { header: 'N', value: (r) => r.n, align: 'right' },
         { header: 'LAST', value: () => null },
       ],
-      [{ id: 'registry', n: 5 }, { id: 'x', n: 120 }],
+      [
+        { id: 'registry', n: 5 },
+        { id: 'x', n: 120 },
+      ],
     );
     expect(text).toBe(['ID          N  LAST', 'registry    5  -', 'x         120  -', ''].join('\n'));
   });
@@ -37,18 +40,29 @@ describe('renderTable', () => {
 
 describe('formatError', () => {
   it('prints the UDC code and message, field errors and the login hint; never a stack', () => {
-    const err = new ApiError(400, 'INVALID_REQUEST', 'invalid body', 'http://x/proxies/a', { fields: [{ path: 'domain', message: 'must be a valid hostname' }] });
+    const err = new ApiError(400, 'INVALID_REQUEST', 'invalid body', 'http://x/proxies/a', {
+      fields: [{ path: 'domain', message: 'must be a valid hostname' }],
+    });
     expect(formatError(err)).toBe('error: INVALID_REQUEST: invalid body\n  domain: must be a valid hostname\n');
     const expired = new ApiError(401, 'UNAUTHORIZED', 'token expired', 'http://x', undefined, LOGIN_HINT);
     expect(formatError(expired)).toContain('hint: run `meshctl login');
-    expect(formatError(new UnreachableError('deployer at http://127.0.0.1:9/x', 'ECONNREFUSED'))).toBe('error: DEPENDENCY_UNAVAILABLE: could not reach deployer at http://127.0.0.1:9/x: ECONNREFUSED\n');
+    expect(formatError(new UnreachableError('deployer at http://127.0.0.1:9/x', 'ECONNREFUSED'))).toBe(
+      'error: DEPENDENCY_UNAVAILABLE: could not reach deployer at http://127.0.0.1:9/x: ECONNREFUSED\n',
+    );
     const unexpected = formatError(new TypeError('boom\n    at somewhere (file.js:1:2)'));
     expect(unexpected).toBe('error: INTERNAL_ERROR: boom\n');
   });
 
   it('gives scripts the envelope under --json', () => {
-    expect(errorJson(new CliError('NOT_FOUND', 'no route'))).toEqual({ status: 'error', error: { code: 'NOT_FOUND', message: 'no route' } });
-    expect(errorJson(new ApiError(409, 'CONFLICT', 'taken', 'http://x/p'))).toMatchObject({ error: { code: 'CONFLICT' }, http_status: 409, url: 'http://x/p' });
+    expect(errorJson(new CliError('NOT_FOUND', 'no route'))).toEqual({
+      status: 'error',
+      error: { code: 'NOT_FOUND', message: 'no route' },
+    });
+    expect(errorJson(new ApiError(409, 'CONFLICT', 'taken', 'http://x/p'))).toMatchObject({
+      error: { code: 'CONFLICT' },
+      http_status: 409,
+      url: 'http://x/p',
+    });
   });
 });
 
@@ -79,6 +93,8 @@ describe('argument parsing', () => {
   });
 
   it('log lines: time, level, message, then the other fields', () => {
-    expect(logLine({ time: '2026-11-01T00:00:00.000Z', level: 'info', msg: 'request', pid: 1, hostname: 'h', droplet: 'registry', status: 200 })).toBe('2026-11-01T00:00:00.000Z INFO  request {"status":200}');
+    expect(
+      logLine({ time: '2026-11-01T00:00:00.000Z', level: 'info', msg: 'request', pid: 1, hostname: 'h', droplet: 'registry', status: 200 }),
+    ).toBe('2026-11-01T00:00:00.000Z INFO  request {"status":200}');
   });
 });

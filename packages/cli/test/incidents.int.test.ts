@@ -24,7 +24,12 @@ async function listen(handler: Parameters<typeof createServer>[1]): Promise<[Ser
   return [s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`];
 }
 
-const incidents = async (args: string[] = []) => JSON.parse((await runCli(['incidents', 'ls', '--json', ...args], env())).stdout).items as Array<{ id: string; target_id: string; status: string }>;
+const incidents = async (args: string[] = []) =>
+  JSON.parse((await runCli(['incidents', 'ls', '--json', ...args], env())).stdout).items as Array<{
+    id: string;
+    target_id: string;
+    status: string;
+  }>;
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -60,7 +65,12 @@ beforeAll(async () => {
   await monitor.start({ port: 0 });
   const login = await runCli(['login', '--registry', reg.url, '--admin-key', ADMIN_KEY], env());
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
-  await waitFor('health-monitor in the registry, answering', async () => (await runCli(['incidents', '--json'], env())).code === 0, 20_000, 300);
+  await waitFor(
+    'health-monitor in the registry, answering',
+    async () => (await runCli(['incidents', '--json'], env())).code === 0,
+    20_000,
+    300,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -86,7 +96,10 @@ describe('meshctl incidents against a real health-monitor', () => {
     expect(open).toMatchObject({ target_id: 'shop-web' });
 
     const ls = await runCli(['incidents'], env());
-    const row = ls.stdout.trimEnd().split('\n').find((l) => l.startsWith(open.id))!;
+    const row = ls.stdout
+      .trimEnd()
+      .split('\n')
+      .find((l) => l.startsWith(open.id))!;
     expect(row.split(/\s{2,}/).slice(0, 3)).toEqual([open.id, 'shop-web', expect.stringMatching(/^(open|recovering)$/)]);
 
     const show = await runCli(['incidents', 'show', open.id], env());
@@ -95,7 +108,12 @@ describe('meshctl incidents against a real health-monitor', () => {
     expect(show.stdout).toMatch(/\nAT\s+EVENT\s+BY\s+DETAIL\n/);
 
     healthy = true;
-    await waitFor('the incident to resolve', async () => (await incidents(['--status', 'resolved'])).some((i) => i.id === open.id), 20_000, 300);
+    await waitFor(
+      'the incident to resolve',
+      async () => (await incidents(['--status', 'resolved'])).some((i) => i.id === open.id),
+      20_000,
+      300,
+    );
     const shown = JSON.parse((await runCli(['incidents', 'show', open.id, '--json'], env())).stdout);
     expect(shown).toMatchObject({ id: open.id, status: 'resolved', resolved_at: expect.any(String) });
   }, 60_000);

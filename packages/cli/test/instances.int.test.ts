@@ -39,7 +39,12 @@ beforeAll(async () => {
   await mcm.start();
   const login = await runCli(['login', '--registry', reg.url, '--admin-key', ADMIN_KEY], env());
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
-  await waitFor('multi-cloud-manager in the registry', async () => (await runCli(['status', '--json'], env())).stdout.includes('"id": "multi-cloud-manager"'), 15_000, 300);
+  await waitFor(
+    'multi-cloud-manager in the registry',
+    async () => (await runCli(['status', '--json'], env())).stdout.includes('"id": "multi-cloud-manager"'),
+    15_000,
+    300,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -66,14 +71,35 @@ describe('meshctl instances', () => {
   });
 
   it('create --wait makes a managed, running instance that the registry lists as a host', async () => {
-    const r = await runCli(['instances', 'create', 'web-1', '--provider', 'digitalocean', '--region', 'nyc3', '--size', 's-1vcpu-1gb', '--image', 'ubuntu-24-04-x64', '--tag', 'web', '--wait', '--json'], env());
+    const r = await runCli(
+      [
+        'instances',
+        'create',
+        'web-1',
+        '--provider',
+        'digitalocean',
+        '--region',
+        'nyc3',
+        '--size',
+        's-1vcpu-1gb',
+        '--image',
+        'ubuntu-24-04-x64',
+        '--tag',
+        'web',
+        '--wait',
+        '--json',
+      ],
+      env(),
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const body = JSON.parse(r.stdout);
     expect(body.instance).toMatchObject({ provider: 'digitalocean', name: 'web-1', status: 'running', managed: true });
     created = body.instance;
     const status = JSON.parse((await runCli(['status', '--json'], env())).stdout);
-    const host = status.droplets.find((d: { kind: string; metadata?: { instance_id?: string } }) => d.kind === 'host' && d.metadata?.instance_id === created.provider_id);
+    const host = status.droplets.find(
+      (d: { kind: string; metadata?: { instance_id?: string } }) => d.kind === 'host' && d.metadata?.instance_id === created.provider_id,
+    );
     // A host record has no health path: status does not probe the (emulated, non-loopback) address.
     expect(host).toMatchObject({ url: expect.stringMatching(/^http:\/\//), health: null });
   });
@@ -93,7 +119,9 @@ describe('meshctl instances', () => {
     expect(refused.stderr).toMatch(/^error: CONFLICT: digitalocean:\d+ was not created by droplet-mesh/);
     expectNoStack(refused.stderr);
     const badId = await runCli(['instances', 'rm', 'web-1'], env());
-    expect(badId.stderr).toBe("error: INVALID_REQUEST: 'web-1' is not an instance id: expected <provider>:<id> with provider one of digitalocean, hetzner, vultr, local\n");
+    expect(badId.stderr).toBe(
+      "error: INVALID_REQUEST: 'web-1' is not an instance id: expected <provider>:<id> with provider one of digitalocean, hetzner, vultr, local\n",
+    );
     const badAction = await runCli(['instances', 'power', created.id, 'explode'], env());
     expect(badAction.stderr).toBe("error: INVALID_REQUEST: unknown power action 'explode': use on, off, shutdown or reboot\n");
     const missing = await runCli(['instances', 'power', 'digitalocean:999999', 'reboot'], env());
@@ -105,6 +133,11 @@ describe('meshctl instances', () => {
     const r = await runCli(['instances', 'rm', created.id], env());
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`deleted ${created.id}\n`);
-    await waitFor('the instance to disappear', async () => !(await runCli(['instances', '--json'], env())).stdout.includes(`"${created.id}"`), 10_000, 300);
+    await waitFor(
+      'the instance to disappear',
+      async () => !(await runCli(['instances', '--json'], env())).stdout.includes(`"${created.id}"`),
+      10_000,
+      300,
+    );
   });
 });

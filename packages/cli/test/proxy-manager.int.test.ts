@@ -36,7 +36,18 @@ beforeAll(async () => {
   const login = await runCli(['login', '--registry', reg.url, '--admin-key', ADMIN_KEY], env());
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
   // The proxy-manager registers itself in the background; meshctl finds it there.
-  await waitFor('proxy-manager in the registry', async () => (await fetch(`${reg.url}/droplets/proxy-manager`, { headers: { authorization: `Bearer ${reg.keyring().sign({ sub: 't', droplet_id: 't', scopes: ['read'] }, 'droplet-mesh-registry', 'droplet-mesh').token}` } })).ok, 15_000);
+  await waitFor(
+    'proxy-manager in the registry',
+    async () =>
+      (
+        await fetch(`${reg.url}/droplets/proxy-manager`, {
+          headers: {
+            authorization: `Bearer ${reg.keyring().sign({ sub: 't', droplet_id: 't', scopes: ['read'] }, 'droplet-mesh-registry', 'droplet-mesh').token}`,
+          },
+        })
+      ).ok,
+    15_000,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -65,20 +76,30 @@ describe('meshctl routes against a real proxy-manager found through the registry
     expect(created.stdout).toBe(`created route shop: shop.test -> 127.0.0.1:${upstreamPort} (serving)\n`);
     await waitFor('nginx to serve shop.test', async () => (await viaNginx('shop.test')).body === 'hello from shop', 5000);
 
-    const updated = await runCli(['routes', 'set', 'shop', '--domain', 'shop.test', '--upstream', `127.0.0.1:${upstreamPort}:3`, '--websocket'], env());
+    const updated = await runCli(
+      ['routes', 'set', 'shop', '--domain', 'shop.test', '--upstream', `127.0.0.1:${upstreamPort}:3`, '--websocket'],
+      env(),
+    );
     expect(updated.stdout).toBe(`updated route shop: shop.test -> 127.0.0.1:${upstreamPort}*3 (serving)\n`);
 
     const ls = await runCli(['routes', 'ls'], env());
     const [, row] = ls.stdout.trimEnd().split('\n');
     expect(row.split(/\s{2,}/)).toEqual(['shop', 'shop.test', `127.0.0.1:${upstreamPort}*3`, 'serving', 'no', '-']);
     const json = JSON.parse((await runCli(['routes', 'ls', '--json'], env())).stdout);
-    expect(json.items).toEqual([expect.objectContaining({ name: 'shop', domain: 'shop.test', websocket: true, upstreams: [{ host: '127.0.0.1', port: upstreamPort, weight: 3 }] })]);
+    expect(json.items).toEqual([
+      expect.objectContaining({
+        name: 'shop',
+        domain: 'shop.test',
+        websocket: true,
+        upstreams: [{ host: '127.0.0.1', port: upstreamPort, weight: 3 }],
+      }),
+    ]);
   });
 
   it("the proxy-manager's refusals print as UDC errors, with the failing field", async () => {
     const bad = await runCli(['routes', 'set', 'bad', '--domain', 'not a domain!', '--upstream', `127.0.0.1:${upstreamPort}`], env());
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^error: INVALID_REQUEST: invalid body\n  domain: must be a valid hostname/);
+    expect(bad.stderr).toMatch(/^error: INVALID_REQUEST: invalid body\n {2}domain: must be a valid hostname/);
     expectNoStack(bad.stderr);
 
     const taken = await runCli(['routes', 'set', 'other', '--domain', 'shop.test', '--upstream', `127.0.0.1:${upstreamPort}`], env());
@@ -87,7 +108,11 @@ describe('meshctl routes against a real proxy-manager found through the registry
 
     const json = await runCli(['routes', 'ssl', 'nosuch', '--json'], env());
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'error', error: { code: 'NOT_FOUND', message: "no route 'nosuch'" }, http_status: 404 });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      status: 'error',
+      error: { code: 'NOT_FOUND', message: "no route 'nosuch'" },
+      http_status: 404,
+    });
   });
 
   it('rm deletes the route; a second rm is NOT_FOUND', async () => {

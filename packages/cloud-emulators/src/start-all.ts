@@ -30,6 +30,10 @@ export async function startAllEmulators(options: AllEmulatorsOptions = {}): Prom
     await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
     throw (failed as PromiseRejectedResult).reason;
   }
-  const [d, h, v] = started.map((s) => (s as PromiseFulfilledResult<EmulatorHandle>).value) as [EmulatorHandle, EmulatorHandle, EmulatorHandle];
+  const [d, h, v] = started.map((s) => (s as PromiseFulfilledResult<EmulatorHandle>).value) as [
+    EmulatorHandle,
+    EmulatorHandle,
+    EmulatorHandle,
+  ];
   return { digitalocean: d, hetzner: h, vultr: v, close: async () => void (await Promise.all([d.close(), h.close(), v.close()])) };
 }

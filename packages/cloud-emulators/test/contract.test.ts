@@ -9,7 +9,11 @@ describe('OpenApiContract', () => {
 
   beforeAll(async () => {
     const dir = resolveOpenapiDir();
-    [digitalocean, hetzner, vultr] = await Promise.all([loadContract(dir, 'digitalocean-v2.json'), loadContract(dir, 'hetzner-cloud-v1.json'), loadContract(dir, 'vultr-v2.json')]);
+    [digitalocean, hetzner, vultr] = await Promise.all([
+      loadContract(dir, 'digitalocean-v2.json'),
+      loadContract(dir, 'hetzner-cloud-v1.json'),
+      loadContract(dir, 'vultr-v2.json'),
+    ]);
   });
 
   test('finds the operation for a path with parameters', () => {
@@ -19,9 +23,21 @@ describe('OpenApiContract', () => {
   });
 
   test('accepts a valid create request and rejects a bad one', () => {
-    const ok = digitalocean.checkRequest({ method: 'POST', path: '/v2/droplets', headers: { 'content-type': 'application/json' }, query: {}, body: { name: 'web-1', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64' } });
+    const ok = digitalocean.checkRequest({
+      method: 'POST',
+      path: '/v2/droplets',
+      headers: { 'content-type': 'application/json' },
+      query: {},
+      body: { name: 'web-1', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64' },
+    });
     expect(ok.errors).toEqual([]);
-    const bad = digitalocean.checkRequest({ method: 'POST', path: '/v2/droplets', headers: { 'content-type': 'application/json' }, query: {}, body: { name: 'web-1' } });
+    const bad = digitalocean.checkRequest({
+      method: 'POST',
+      path: '/v2/droplets',
+      headers: { 'content-type': 'application/json' },
+      query: {},
+      body: { name: 'web-1' },
+    });
     expect(bad.errors.length).toBeGreaterThan(0);
     const badQuery = hetzner.checkRequest({ method: 'GET', path: '/servers', headers: {}, query: { per_pag: '5' } });
     expect(badQuery.errors.join()).toMatch(/per_pag/);
@@ -43,7 +59,17 @@ describe('OpenApiContract', () => {
 
   test('checks documented response headers', () => {
     const op = digitalocean.operationFor('GET', '/v2/account')!;
-    const body = { account: { droplet_limit: 1, floating_ip_limit: 1, email: 'a@example.com', uuid: 'u', email_verified: true, status: 'active', status_message: '' } };
+    const body = {
+      account: {
+        droplet_limit: 1,
+        floating_ip_limit: 1,
+        email: 'a@example.com',
+        uuid: 'u',
+        email_verified: true,
+        status: 'active',
+        status_message: '',
+      },
+    };
     expect(digitalocean.checkResponse(op, 200, body, { 'ratelimit-limit': '5000' }).errors).toEqual([]);
     expect(digitalocean.checkResponse(op, 200, body, { 'ratelimit-limit': 'lots' }).errors.length).toBeGreaterThan(0);
   });

@@ -15,7 +15,7 @@ describe('DigitalOcean emulator over HTTP', () => {
   });
   afterAll(() => emu.close());
 
-  test('a wrong or missing token gets DigitalOcean\'s 401 body', async () => {
+  test("a wrong or missing token gets DigitalOcean's 401 body", async () => {
     for (const token of ['nope', null]) {
       const res = await call('GET', '/v2/account', undefined, token);
       expect(res.status).toBe(401);
@@ -34,7 +34,7 @@ describe('DigitalOcean emulator over HTTP', () => {
     let pages = 0;
     while (next) {
       const page = await call('GET', next);
-      page.body.droplets.forEach((d: { id: number }) => ids.add(d.id));
+      for (const d of page.body.droplets as { id: number }[]) ids.add(d.id);
       next = page.body.links.pages?.next;
       pages++;
     }
@@ -46,7 +46,14 @@ describe('DigitalOcean emulator over HTTP', () => {
   });
 
   test('create: the droplet is new, its create action progresses, then it is active with IPs and tags', async () => {
-    const created = await call('POST', '/v2/droplets', { name: 'web-1', region: 'fra1', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64', tags: ['droplet-mesh', 'web'], ipv6: true });
+    const created = await call('POST', '/v2/droplets', {
+      name: 'web-1',
+      region: 'fra1',
+      size: 's-1vcpu-1gb',
+      image: 'ubuntu-24-04-x64',
+      tags: ['droplet-mesh', 'web'],
+      ipv6: true,
+    });
     expect(created.status).toBe(202);
     const droplet = created.body.droplet;
     expect(droplet.status).toBe('new');
@@ -57,19 +64,28 @@ describe('DigitalOcean emulator over HTTP', () => {
     const active = (await call('GET', `/v2/droplets/${droplet.id}`)).body.droplet;
     expect(active.networks.v4.find((n: { type: string }) => n.type === 'public').ip_address).toMatch(/^100\.64\./);
     expect(active.networks.v6).toHaveLength(1);
-    expect((await call('GET', `/v2/actions/${actionId}`)).body.action).toMatchObject({ status: 'completed', type: 'create', resource_id: droplet.id });
+    expect((await call('GET', `/v2/actions/${actionId}`)).body.action).toMatchObject({
+      status: 'completed',
+      type: 'create',
+      resource_id: droplet.id,
+    });
     const tagged = await call('GET', '/v2/droplets?tag_name=droplet-mesh');
     expect(tagged.body.droplets.map((d: { id: number }) => d.id)).toEqual([droplet.id]);
     expect(tagged.body.meta.total).toBe(1);
   });
 
-  test('an invalid create is refused with 422 in DigitalOcean\'s shape and recorded as a contract violation', async () => {
+  test("an invalid create is refused with 422 in DigitalOcean's shape and recorded as a contract violation", async () => {
     emu.resetRecords();
     const res = await call('POST', '/v2/droplets', { name: 'bad name!', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64' });
     expect(res.status).toBe(422);
     expect(res.body).toMatchObject({ id: 'unprocessable_entity', message: expect.any(String) });
     expect(emu.contractViolations).toHaveLength(1);
-    expect(emu.contractViolations[0]).toMatchObject({ kind: 'request', method: 'POST', path: '/v2/droplets', operationId: 'droplets_create' });
+    expect(emu.contractViolations[0]).toMatchObject({
+      kind: 'request',
+      method: 'POST',
+      path: '/v2/droplets',
+      operationId: 'droplets_create',
+    });
     const unknownSize = await call('POST', '/v2/droplets', { name: 'ok', size: 'huge', image: 'ubuntu-24-04-x64' });
     expect(unknownSize.status).toBe(422);
     emu.resetRecords();
@@ -83,11 +99,19 @@ describe('DigitalOcean emulator over HTTP', () => {
     const busy = await call('POST', `/v2/droplets/${id}/actions`, { type: 'reboot' });
     expect(busy.status).toBe(422);
     expect(busy.body.message).toBe('Droplet already has a pending event.');
-    await waitFor('power_off completed', async () => (await call('GET', `/v2/droplets/${id}/actions/${off.body.action.id}`)).body.action.status === 'completed', 5000);
+    await waitFor(
+      'power_off completed',
+      async () => (await call('GET', `/v2/droplets/${id}/actions/${off.body.action.id}`)).body.action.status === 'completed',
+      5000,
+    );
     expect((await call('GET', `/v2/droplets/${id}`)).body.droplet.status).toBe('off');
     expect((await call('POST', `/v2/droplets/${id}/actions`, { type: 'shutdown' })).status).toBe(422);
     const on = await call('POST', `/v2/droplets/${id}/actions`, { type: 'power_on' });
-    await waitFor('power_on completed', async () => (await call('GET', `/v2/actions/${on.body.action.id}`)).body.action.status === 'completed', 5000);
+    await waitFor(
+      'power_on completed',
+      async () => (await call('GET', `/v2/actions/${on.body.action.id}`)).body.action.status === 'completed',
+      5000,
+    );
     expect((await call('GET', `/v2/droplets/${id}`)).body.droplet.status).toBe('active');
     const actions = await call('GET', `/v2/droplets/${id}/actions`);
     expect(actions.body.actions.map((a: { type: string }) => a.type)).toEqual(['power_on', 'power_off']);
@@ -97,7 +121,11 @@ describe('DigitalOcean emulator over HTTP', () => {
     const id = (await call('GET', '/v2/droplets?per_page=1&page=2')).body.droplets[0].id;
     const snap = await call('POST', `/v2/droplets/${id}/actions`, { type: 'snapshot', name: 'nightly' });
     expect(snap.status).toBe(201);
-    await waitFor('snapshot done', async () => (await call('GET', `/v2/actions/${snap.body.action.id}`)).body.action.status === 'completed', 5000);
+    await waitFor(
+      'snapshot done',
+      async () => (await call('GET', `/v2/actions/${snap.body.action.id}`)).body.action.status === 'completed',
+      5000,
+    );
     const own = await call('GET', `/v2/droplets/${id}/snapshots`);
     expect(own.body.snapshots).toEqual([expect.objectContaining({ name: 'nightly', type: 'snapshot' })]);
     const all = await call('GET', '/v2/snapshots?resource_type=droplet');
@@ -113,7 +141,7 @@ describe('DigitalOcean emulator over HTTP', () => {
     expect((await call('GET', '/v2/images?type=distribution')).body.images.every((i: { type: string }) => i.type === 'base')).toBe(true);
   });
 
-  test('delete removes the droplet; unknown ids are 404 in DigitalOcean\'s shape', async () => {
+  test("delete removes the droplet; unknown ids are 404 in DigitalOcean's shape", async () => {
     const id = (await call('GET', '/v2/droplets?per_page=1')).body.droplets[0].id;
     expect((await call('DELETE', `/v2/droplets/${id}`)).status).toBe(204);
     const gone = await call('GET', `/v2/droplets/${id}`);
@@ -122,7 +150,7 @@ describe('DigitalOcean emulator over HTTP', () => {
     expect((await call('GET', `/v2/actions/1`)).status).toBe(404);
   });
 
-  test('injected faults answer in DigitalOcean\'s shape for `times` matching requests, then clear', async () => {
+  test("injected faults answer in DigitalOcean's shape for `times` matching requests, then clear", async () => {
     emu.injectFault({ status: 503, times: 2, pathPattern: /^\/v2\/droplets$/ });
     expect((await call('GET', '/v2/sizes')).status).toBe(200);
     const first = await call('GET', '/v2/droplets');
@@ -148,7 +176,9 @@ describe('DigitalOcean emulator over HTTP', () => {
   test('requests are recorded with method, path, query and status', async () => {
     emu.resetRecords();
     await call('GET', '/v2/droplets?per_page=5&tag_name=web');
-    expect(emu.requests).toEqual([{ method: 'GET', path: '/v2/droplets', query: { per_page: '5', tag_name: 'web' }, status: 200, at: expect.any(Number) }]);
+    expect(emu.requests).toEqual([
+      { method: 'GET', path: '/v2/droplets', query: { per_page: '5', tag_name: 'web' }, status: 200, at: expect.any(Number) },
+    ]);
   });
 
   test('no request or response broke the OpenAPI description', () => {

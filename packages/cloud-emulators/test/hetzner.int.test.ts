@@ -15,7 +15,7 @@ describe('Hetzner emulator over HTTP', () => {
   });
   afterAll(() => emu.close());
 
-  test('apiUrl is the origin plus /v1; a wrong token gets Hetzner\'s 401 body', async () => {
+  test("apiUrl is the origin plus /v1; a wrong token gets Hetzner's 401 body", async () => {
     expect(emu.apiUrl).toBe(`${emu.url}/v1`);
     const res = await call('GET', '/v1/locations', undefined, 'wrong');
     expect(res.status).toBe(401);
@@ -26,7 +26,14 @@ describe('Hetzner emulator over HTTP', () => {
   test('pagination: page/per_page (max 50) with meta.pagination, a Link header and RateLimit headers', async () => {
     const first = await call('GET', '/v1/servers?per_page=50');
     expect(first.body.servers).toHaveLength(50);
-    expect(first.body.meta.pagination).toEqual({ page: 1, per_page: 50, previous_page: null, next_page: 2, last_page: 2, total_entries: 60 });
+    expect(first.body.meta.pagination).toEqual({
+      page: 1,
+      per_page: 50,
+      previous_page: null,
+      next_page: 2,
+      last_page: 2,
+      total_entries: 60,
+    });
     expect(first.headers.get('link')).toContain('rel="next"');
     expect(first.headers.get('ratelimit-limit')).toBe('3600');
     expect(Number(first.headers.get('ratelimit-remaining'))).toBeLessThan(3600);
@@ -39,31 +46,49 @@ describe('Hetzner emulator over HTTP', () => {
   });
 
   test('create: initializing with an action that progresses, then running; labels stored and selectable', async () => {
-    const created = await call('POST', '/v1/servers', { name: 'web-1', server_type: 'cx22', image: 'ubuntu-24.04', location: 'nbg1', labels: { 'droplet-mesh': 'true', role: 'web' } });
+    const created = await call('POST', '/v1/servers', {
+      name: 'web-1',
+      server_type: 'cx22',
+      image: 'ubuntu-24.04',
+      location: 'nbg1',
+      labels: { 'droplet-mesh': 'true', role: 'web' },
+    });
     expect(created.status).toBe(201);
     expect(created.body.server).toMatchObject({ name: 'web-1', status: 'initializing', labels: { 'droplet-mesh': 'true', role: 'web' } });
     expect(created.body.server.public_net.ipv4.ip).toMatch(/^100\.65\./);
     expect(created.body.action).toMatchObject({ command: 'create_server', status: 'running' });
     expect(created.body.root_password).toEqual(expect.any(String));
     const id = created.body.server.id;
-    await waitFor('action success', async () => (await call('GET', `/v1/actions/${created.body.action.id}`)).body.action.status === 'success', 5000);
-    expect((await call('GET', `/v1/actions/${created.body.action.id}`)).body.action).toMatchObject({ progress: 100, finished: expect.any(String) });
+    await waitFor(
+      'action success',
+      async () => (await call('GET', `/v1/actions/${created.body.action.id}`)).body.action.status === 'success',
+      5000,
+    );
+    expect((await call('GET', `/v1/actions/${created.body.action.id}`)).body.action).toMatchObject({
+      progress: 100,
+      finished: expect.any(String),
+    });
     expect((await call('GET', `/v1/servers/${id}`)).body.server.status).toBe('running');
     for (const selector of ['droplet-mesh', 'role=web', 'role==web', 'role in (web,db)', 'droplet-mesh,role!=db']) {
       const res = await call('GET', `/v1/servers?label_selector=${encodeURIComponent(selector)}`);
       expect(res.body.servers.map((s: { id: number }) => s.id)).toEqual([id]);
     }
-    expect((await call('GET', `/v1/servers?label_selector=${encodeURIComponent('!seed')}`)).body.servers.map((s: { id: number }) => s.id)).toEqual([id]);
+    expect(
+      (await call('GET', `/v1/servers?label_selector=${encodeURIComponent('!seed')}`)).body.servers.map((s: { id: number }) => s.id),
+    ).toEqual([id]);
     const duplicate = await call('POST', '/v1/servers', { name: 'web-1', server_type: 'cx22', image: 'ubuntu-24.04' });
     expect(duplicate.status).toBe(409);
     expect(duplicate.body.error.code).toBe('uniqueness_error');
   });
 
-  test('an invalid create is 422 invalid_input in Hetzner\'s shape and a recorded contract violation', async () => {
+  test("an invalid create is 422 invalid_input in Hetzner's shape and a recorded contract violation", async () => {
     emu.resetRecords();
     const res = await call('POST', '/v1/servers', { name: 'x' });
     expect(res.status).toBe(422);
-    expect(res.body.error).toMatchObject({ code: 'invalid_input', details: { fields: [expect.objectContaining({ name: 'server_type' })] } });
+    expect(res.body.error).toMatchObject({
+      code: 'invalid_input',
+      details: { fields: [expect.objectContaining({ name: 'server_type' })] },
+    });
     expect(emu.contractViolations).toEqual([expect.objectContaining({ kind: 'request', operationId: 'create_server' })]);
     emu.resetRecords();
   });
@@ -78,18 +103,35 @@ describe('Hetzner emulator over HTTP', () => {
     expect(locked.status).toBe(423);
     expect(locked.body.error.code).toBe('locked');
     expect((await call('DELETE', `/v1/servers/${id}`)).status).toBe(423);
-    await waitFor('poweroff done', async () => (await call('GET', `/v1/servers/${id}/actions/${off.body.action.id}`)).body.action.status === 'success', 5000);
+    await waitFor(
+      'poweroff done',
+      async () => (await call('GET', `/v1/servers/${id}/actions/${off.body.action.id}`)).body.action.status === 'success',
+      5000,
+    );
     expect((await call('GET', `/v1/servers/${id}`)).body.server).toMatchObject({ status: 'off', locked: false });
     const on = await call('POST', `/v1/servers/${id}/actions/poweron`);
-    await waitFor('poweron done', async () => (await call('GET', `/v1/actions/${on.body.action.id}`)).body.action.status === 'success', 5000);
+    await waitFor(
+      'poweron done',
+      async () => (await call('GET', `/v1/actions/${on.body.action.id}`)).body.action.status === 'success',
+      5000,
+    );
     expect((await call('GET', `/v1/servers/${id}`)).body.server.status).toBe('running');
     for (const command of ['shutdown', 'reboot']) {
       const res = await call('POST', `/v1/servers/${id}/actions/${command}`);
       expect(res.status).toBe(201);
-      await waitFor(`${command} done`, async () => (await call('GET', `/v1/actions/${res.body.action.id}`)).body.action.status === 'success', 5000);
+      await waitFor(
+        `${command} done`,
+        async () => (await call('GET', `/v1/actions/${res.body.action.id}`)).body.action.status === 'success',
+        5000,
+      );
     }
     const listed = await call('GET', `/v1/servers/${id}/actions`);
-    expect(listed.body.actions.map((a: { command: string }) => a.command)).toEqual(['stop_server', 'start_server', 'shutdown_server', 'reboot_server']);
+    expect(listed.body.actions.map((a: { command: string }) => a.command)).toEqual([
+      'stop_server',
+      'start_server',
+      'shutdown_server',
+      'reboot_server',
+    ]);
   });
 
   test('create_image makes a snapshot image that becomes available', async () => {
@@ -97,7 +139,11 @@ describe('Hetzner emulator over HTTP', () => {
     const res = await call('POST', `/v1/servers/${id}/actions/create_image`, { description: 'nightly', type: 'snapshot' });
     expect(res.status).toBe(201);
     expect(res.body.image).toMatchObject({ type: 'snapshot', status: 'creating', description: 'nightly', created_from: { id } });
-    await waitFor('image available', async () => (await call('GET', `/v1/images/${res.body.image.id}`)).body.image.status === 'available', 5000);
+    await waitFor(
+      'image available',
+      async () => (await call('GET', `/v1/images/${res.body.image.id}`)).body.image.status === 'available',
+      5000,
+    );
     const snapshots = await call('GET', '/v1/images?type=snapshot');
     expect(snapshots.body.images.map((i: { description: string }) => i.description)).toEqual(['nightly']);
   });
@@ -116,10 +162,12 @@ describe('Hetzner emulator over HTTP', () => {
     expect(res.status).toBe(200);
     expect(res.body.action.command).toBe('delete_server');
     await waitFor('server gone', async () => (await call('GET', `/v1/servers/${id}`)).status === 404, 5000);
-    expect((await call('GET', `/v1/servers/${id}`)).body).toEqual({ error: { code: 'not_found', message: `server with ID '${id}' not found`, details: null } });
+    expect((await call('GET', `/v1/servers/${id}`)).body).toEqual({
+      error: { code: 'not_found', message: `server with ID '${id}' not found`, details: null },
+    });
   });
 
-  test('injected faults use Hetzner\'s error codes', async () => {
+  test("injected faults use Hetzner's error codes", async () => {
     emu.injectFault({ status: 503, times: 1, pathPattern: /\/servers/ });
     const res = await call('GET', '/v1/servers');
     expect(res.status).toBe(503);

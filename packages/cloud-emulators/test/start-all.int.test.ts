@@ -24,7 +24,10 @@ describe('startAllEmulators', () => {
 describe('pnpm emulate (dist/cli.js)', () => {
   test('prints the three base URLs and tokens, serves them, and stops on SIGINT', async () => {
     const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-    const child = spawn(process.execPath, [cli], { env: { ...process.env, EMULATOR_TOKEN: 'cli-token', EMULATOR_SEED_INSTANCES: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli], {
+      env: { ...process.env, EMULATOR_TOKEN: 'cli-token', EMULATOR_SEED_INSTANCES: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

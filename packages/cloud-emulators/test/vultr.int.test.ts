@@ -11,12 +11,17 @@ describe('Vultr emulator over HTTP', () => {
 
   beforeAll(async () => {
     // The functional tests poll; the 30 req/s limit has its own test and emulator below.
-    emu = await startVultrEmulator({ token: 'vultr-token', seedInstances: 120, actionDurationMs: actionMs, rateLimit: { perSecond: 100_000 } });
+    emu = await startVultrEmulator({
+      token: 'vultr-token',
+      seedInstances: 120,
+      actionDurationMs: actionMs,
+      rateLimit: { perSecond: 100_000 },
+    });
     call = client(emu);
   });
   afterAll(() => emu.close());
 
-  test('a wrong token gets Vultr\'s 401 body; /v2/account works with the right one', async () => {
+  test("a wrong token gets Vultr's 401 body; /v2/account works with the right one", async () => {
     const res = await call('GET', '/v2/account', undefined, 'wrong');
     expect(res.status).toBe(401);
     expect(res.body).toEqual({ error: 'Invalid API token.', status: 401 });
@@ -30,7 +35,7 @@ describe('Vultr emulator over HTTP', () => {
     do {
       const res = await call('GET', `/v2/instances?per_page=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
       expect(res.body.meta.total).toBe(120);
-      res.body.instances.forEach((i: { id: string }) => ids.add(i.id));
+      for (const i of res.body.instances as { id: string }[]) ids.add(i.id);
       cursor = res.body.meta.links.next;
       pages++;
     } while (cursor);
@@ -42,9 +47,23 @@ describe('Vultr emulator over HTTP', () => {
   });
 
   test('create: pending/stopped without an IP, then active/running with one; tags stored and filterable', async () => {
-    const created = await call('POST', '/v2/instances', { region: 'ewr', plan: 'vc2-1c-1gb', os_id: 2284, label: 'web-1', hostname: 'web-1', tags: ['droplet-mesh', 'web'], enable_ipv6: true });
+    const created = await call('POST', '/v2/instances', {
+      region: 'ewr',
+      plan: 'vc2-1c-1gb',
+      os_id: 2284,
+      label: 'web-1',
+      hostname: 'web-1',
+      tags: ['droplet-mesh', 'web'],
+      enable_ipv6: true,
+    });
     expect(created.status).toBe(202);
-    expect(created.body.instance).toMatchObject({ status: 'pending', power_status: 'stopped', main_ip: '0.0.0.0', tags: ['droplet-mesh', 'web'], default_password: expect.any(String) });
+    expect(created.body.instance).toMatchObject({
+      status: 'pending',
+      power_status: 'stopped',
+      main_ip: '0.0.0.0',
+      tags: ['droplet-mesh', 'web'],
+      default_password: expect.any(String),
+    });
     const id = created.body.instance.id;
     await waitFor('instance active', async () => (await call('GET', `/v2/instances/${id}`)).body.instance.status === 'active', 5000);
     const active = (await call('GET', `/v2/instances/${id}`)).body.instance;
@@ -56,7 +75,7 @@ describe('Vultr emulator over HTTP', () => {
     expect((await call('GET', '/v2/instances?label=web-1')).body.meta.total).toBe(1);
   });
 
-  test('an invalid create is 400 in Vultr\'s shape and a recorded contract violation', async () => {
+  test("an invalid create is 400 in Vultr's shape and a recorded contract violation", async () => {
     emu.resetRecords();
     const res = await call('POST', '/v2/instances', { plan: 'vc2-1c-1gb' });
     expect(res.status).toBe(400);
@@ -82,17 +101,24 @@ describe('Vultr emulator over HTTP', () => {
     const res = await call('POST', '/v2/snapshots', { instance_id: id, description: 'nightly' });
     expect(res.status).toBe(201);
     expect(res.body.snapshot).toMatchObject({ description: 'nightly', status: 'pending' });
-    await waitFor('snapshot complete', async () => (await call('GET', `/v2/snapshots/${res.body.snapshot.id}`)).body.snapshot.status === 'complete', 5000);
+    await waitFor(
+      'snapshot complete',
+      async () => (await call('GET', `/v2/snapshots/${res.body.snapshot.id}`)).body.snapshot.status === 'complete',
+      5000,
+    );
     expect((await call('GET', '/v2/snapshots')).body.snapshots.map((s: { description: string }) => s.description)).toEqual(['nightly']);
   });
 
   test('catalog: plans with monthly cost, os, regions', async () => {
-    expect((await call('GET', '/v2/plans')).body.plans.find((p: { id: string }) => p.id === 'vc2-1c-1gb')).toMatchObject({ monthly_cost: 5, vcpu_count: 1 });
+    expect((await call('GET', '/v2/plans')).body.plans.find((p: { id: string }) => p.id === 'vc2-1c-1gb')).toMatchObject({
+      monthly_cost: 5,
+      vcpu_count: 1,
+    });
     expect((await call('GET', '/v2/os')).body.os.map((o: { id: number }) => o.id)).toContain(2284);
     expect((await call('GET', '/v2/regions')).body.regions.map((r: { id: string }) => r.id)).toContain('ewr');
   });
 
-  test('delete answers 204; the instance is then 404 in Vultr\'s shape', async () => {
+  test("delete answers 204; the instance is then 404 in Vultr's shape", async () => {
     const id = (await call('GET', '/v2/instances?per_page=1')).body.instances[0].id;
     expect((await call('DELETE', `/v2/instances/${id}`)).status).toBe(204);
     const gone = await call('GET', `/v2/instances/${id}`);

@@ -21,7 +21,8 @@ export async function ensureDockerEngine(timeoutMs = 60_000): Promise<Docker> {
   const docker = process.env.DOCKER_HOST ? new Docker() : new Docker({ socketPath: SOCKET });
   if (await pings(docker)) return docker;
   if (process.env.DOCKER_HOST) throw new Error(`Docker at DOCKER_HOST=${process.env.DOCKER_HOST} does not answer`);
-  if (!existsSync('/usr/sbin/dockerd') && !existsSync('/usr/bin/dockerd')) throw new Error('dockerd is not installed (apt-get install docker.io)');
+  if (!existsSync('/usr/sbin/dockerd') && !existsSync('/usr/bin/dockerd'))
+    throw new Error('dockerd is not installed (apt-get install docker.io)');
   const log = openSync('/tmp/mesh-dockerd.log', 'a');
   const child = spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] });
   child.unref();

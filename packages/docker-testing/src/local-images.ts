@@ -6,10 +6,22 @@ import type Docker from 'dockerode';
 import * as tar from 'tar';
 
 /** Build an image from a directory holding a Dockerfile, through the Engine API (no registry needed). */
-export async function buildImageFromDir(docker: Docker, dir: string, tag: string, buildargs: Record<string, string> = {}, labels: Record<string, string> = {}): Promise<string> {
+export async function buildImageFromDir(
+  docker: Docker,
+  dir: string,
+  tag: string,
+  buildargs: Record<string, string> = {},
+  labels: Record<string, string> = {},
+): Promise<string> {
   // noMtime: under jest's VM realm node-tar writes PAX mtimes as strings, which the Engine refuses.
   const context = tar.c({ cwd: dir, portable: true, noMtime: true }, ['.']);
-  const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, buildargs, labels, rm: true, forcerm: true });
+  const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+    t: tag,
+    buildargs,
+    labels,
+    rm: true,
+    forcerm: true,
+  });
   const output: string[] = [];
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
@@ -48,7 +60,10 @@ function addBusybox(root: string): void {
   for (const a of BUSYBOX_APPLETS) symlinkSync('busybox', join(root, 'bin', a));
   mkdirSync(join(root, 'tmp'), { recursive: true });
   mkdirSync(join(root, 'etc'), { recursive: true });
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nnode:x:1000:1000:node:/home/node:/bin/sh\n');
+  writeFileSync(
+    join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nnode:x:1000:1000:node:/home/node:/bin/sh\n',
+  );
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\nnode:x:1000:\n');
 }
 
@@ -91,7 +106,10 @@ export async function ensureNodeBaseImage(docker: Docker, tag = 'mesh-local/node
     for (const f of ['/etc/ssl/certs/ca-certificates.crt']) if (existsSync(f)) copyIn(f);
     mkdirSync(join(root, 'app'), { recursive: true });
     mkdirSync(join(root, 'home/node'), { recursive: true });
-    writeFileSync(join(dir, 'Dockerfile'), `FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nWORKDIR /app\nCMD ["node"]\n`);
+    writeFileSync(
+      join(dir, 'Dockerfile'),
+      `FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nWORKDIR /app\nCMD ["node"]\n`,
+    );
     return await buildImageFromDir(docker, dir, tag, {}, { 'mesh.node-version': process.version });
   } finally {
     rmSync(dir, { recursive: true, force: true });

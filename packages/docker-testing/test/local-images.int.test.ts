@@ -5,7 +5,10 @@ describe('local images on the real Docker Engine', () => {
   it('builds a busybox image and a node base image that run', async () => {
     const docker = await ensureDockerEngine();
     // A tag removed first, so the build through the Engine API really runs under jest.
-    await docker.getImage('mesh-test/busybox:build-check').remove({ force: true }).catch(() => undefined);
+    await docker
+      .getImage('mesh-test/busybox:build-check')
+      .remove({ force: true })
+      .catch(() => undefined);
     const bb = await ensureBusyboxImage(docker, 'mesh-test/busybox:build-check');
     const node = await ensureNodeBaseImage(docker);
     for (const [image, cmd, expected] of [

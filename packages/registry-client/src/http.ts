@@ -1,12 +1,21 @@
 /** A failed registry call: the registry's UDC error code when it answered, or the network reason. */
 export class RegistryError extends Error {
-  constructor(message: string, readonly status?: number, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'RegistryError';
   }
 }
 
-export async function callRegistry<T>(baseUrl: string, method: string, path: string, opts: { headers?: Record<string, string>; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+export async function callRegistry<T>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: unknown; timeoutMs?: number } = {},
+): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${baseUrl.replace(/\/$/, '')}${path}`, {
@@ -27,7 +36,11 @@ export async function callRegistry<T>(baseUrl: string, method: string, path: str
   }
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new RegistryError(`registry ${method} ${path.split('?')[0]} → ${res.status}${e?.message ? `: ${e.message}` : ''}`, res.status, e?.code);
+    throw new RegistryError(
+      `registry ${method} ${path.split('?')[0]} → ${res.status}${e?.message ? `: ${e.message}` : ''}`,
+      res.status,
+      e?.code,
+    );
   }
   return body as T;
 }

@@ -184,7 +184,9 @@ export class RegistryClient {
   }
 
   async removeRecord(id: string): Promise<void> {
-    await callRegistry(this.opts.registryUrl, 'DELETE', `/droplets/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${await this.token()}` } });
+    await callRegistry(this.opts.registryUrl, 'DELETE', `/droplets/${encodeURIComponent(id)}`, {
+      headers: { authorization: `Bearer ${await this.token()}` },
+    });
     this.listCache.clear();
   }
 
@@ -211,7 +213,9 @@ export class RegistryClient {
     while (page) {
       qs.set('page', String(page));
       qs.set('per_page', '200');
-      const r: Page<DropletRecord> = await callRegistry(this.opts.registryUrl, 'GET', `/droplets?${qs}`, { headers: { authorization: `Bearer ${await this.token()}` } });
+      const r: Page<DropletRecord> = await callRegistry(this.opts.registryUrl, 'GET', `/droplets?${qs}`, {
+        headers: { authorization: `Bearer ${await this.token()}` },
+      });
       items.push(...r.items);
       page = r.pagination.next_page;
     }

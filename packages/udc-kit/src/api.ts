@@ -31,7 +31,11 @@ export interface HandlerInput<B, Q, P> {
 
 /** Return `reply(...)` to choose the status or headers; return anything else to send it as JSON. */
 export class Reply {
-  constructor(readonly status: number, readonly body: unknown, readonly headers: Record<string, string> = {}) {}
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {}
 }
 export function reply(status: number, body: unknown, headers?: Record<string, string>): Reply {
   return new Reply(status, body, headers);
@@ -58,7 +62,10 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, whe
  */
 export class Api {
   readonly routes: RouteRecord[] = [];
-  constructor(private router: Router, private authenticate: RequestHandler) {}
+  constructor(
+    private router: Router,
+    private authenticate: RequestHandler,
+  ) {}
 
   get<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
     this.add('get', path, spec, h);

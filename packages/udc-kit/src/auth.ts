@@ -92,7 +92,9 @@ export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
       }
       // jsonwebtoken checks exp only when present; a token that never expires outlives key rotation.
       if (typeof payload.exp !== 'number') throw new Unauthorized('token has no expiry');
-      const scopes = Array.isArray(payload.scopes) ? payload.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)) : [];
+      const scopes = Array.isArray(payload.scopes)
+        ? payload.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s))
+        : [];
       const sub = String(payload.sub ?? payload.droplet_id ?? '');
       if (!sub) throw new Unauthorized('token has no subject');
       return remember(token, { sub, droplet_id: String(payload.droplet_id ?? sub), scopes, via: 'jwt', exp: payload.exp });

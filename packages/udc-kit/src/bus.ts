@@ -20,7 +20,10 @@ export interface BusOptions {
 export class Bus {
   private connected = false;
   private kvs = new Map<string, Promise<KV>>();
-  private constructor(readonly nc: NatsConnection, private logger?: Logger) {
+  private constructor(
+    readonly nc: NatsConnection,
+    private logger?: Logger,
+  ) {
     this.connected = true;
     void this.watchStatus();
   }

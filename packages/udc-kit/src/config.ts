@@ -17,7 +17,10 @@ export function optionalSetting<S extends z.ZodType>(schema: S) {
 export const baseConfigShape = {
   PORT: z.coerce.number().int().min(0).max(65535),
   HOST: z.string().default('127.0.0.1'),
-  NATS_URL: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats:// URL').default('nats://127.0.0.1:4222'),
+  NATS_URL: z
+    .string()
+    .regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats:// URL')
+    .default('nats://127.0.0.1:4222'),
   NATS_USER: optionalSetting(z.string()),
   NATS_PASSWORD: optionalSetting(z.string()),
   REGISTRY_URL: z.url().default('http://127.0.0.1:8000'),
@@ -34,11 +37,15 @@ export const baseConfigShape = {
   ALLOW_SIMPLE_TOKEN: bool,
   API_TOKEN: optionalSetting(z.string().min(16, 'must be at least 16 characters')),
   HEARTBEAT_INTERVAL_S: z.coerce.number().positive().default(30),
-  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb').default('1mb'),
+  BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb')
+    .default('1mb'),
 };
-export const baseConfigSchema = z
-  .object(baseConfigShape)
-  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] });
+export const baseConfigSchema = z.object(baseConfigShape).refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, {
+  message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true',
+  path: ['API_TOKEN'],
+});
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 
 export type Env = Record<string, string | undefined>;
@@ -54,9 +61,7 @@ export class ConfigError extends Error {
 export function parseConfig<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
   const res = schema.safeParse(env);
   if (res.success) return res.data;
-  throw new ConfigError(
-    res.error.issues.map((i) => ({ variable: i.path.map(String).join('.') || '(environment)', problem: i.message })),
-  );
+  throw new ConfigError(res.error.issues.map((i) => ({ variable: i.path.map(String).join('.') || '(environment)', problem: i.message })));
 }
 
 /** For main.ts: parse or print one clear line and exit 1. */

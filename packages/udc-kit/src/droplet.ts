@@ -198,7 +198,11 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
           check: async () => {
             if (!bus?.isConnected()) return { ok: false, detail: 'no NATS connection' };
             try {
-              await bus.nc.request(`udc.${d.name}.message`, JSON.stringify(completeEnvelope({ source: opts.name, target: d.name, message_type: 'query', payload: { action: 'ping' } })), { timeout: 1000 });
+              await bus.nc.request(
+                `udc.${d.name}.message`,
+                JSON.stringify(completeEnvelope({ source: opts.name, target: d.name, message_type: 'query', payload: { action: 'ping' } })),
+                { timeout: 1000 },
+              );
               return { ok: true };
             } catch (err) {
               return { ok: false, detail: (err as Error).message };
@@ -245,13 +249,18 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       stats.recordRequest(res.statusCode);
       metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
       if (route !== '/health' && route !== '/metrics') {
-        req.log.info({ method: req.method, path: req.path, route, status: res.statusCode, duration_ms: Math.round(seconds * 1e4) / 10 }, 'request');
+        req.log.info(
+          { method: req.method, path: req.path, route, status: res.statusCode, duration_ms: Math.round(seconds * 1e4) / 10 },
+          'request',
+        );
       }
     });
     next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
-  app.use((req: Request, res: Response, next: NextFunction) => (req.method === 'GET' || req.method === 'HEAD' ? next() : jsonBody(req, res, next)));
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    req.method === 'GET' || req.method === 'HEAD' ? next() : jsonBody(req, res, next),
+  );
 
   const authenticate = async (req: Request, _res: Response, next: NextFunction) => {
     const token = bearerToken(req.header('authorization'));
@@ -269,7 +278,12 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     const all: DependencyStatus[] = [{ name: 'nats', required: true, status: natsOk ? 'ok' : 'down' }];
     if (registry) {
       const s = registry.status();
-      all.push({ name: 'registry', required: false, status: s.reachable ? 'ok' : 'degraded', detail: { registered: s.registered, last_error: s.last_error, last_heartbeat_at: s.last_heartbeat_at } });
+      all.push({
+        name: 'registry',
+        required: false,
+        status: s.reachable ? 'ok' : 'degraded',
+        detail: { registered: s.registered, last_error: s.last_error, last_heartbeat_at: s.last_heartbeat_at },
+      });
     }
     all.push(...list);
     const failingRequired = all.some((d) => d.required && d.status === 'down');
@@ -320,16 +334,27 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     if (body.message_type === 'command' && !principal?.scopes.some((s) => s === 'write' || s === 'admin')) {
       throw new Forbidden("commands need the 'write' scope", { required_scope: 'write' });
     }
-    if (body.target !== opts.name) throw new InvalidRequest(`message is for '${body.target}', this is '${opts.name}'`, { fields: [{ path: 'target', message: `must be '${opts.name}'` }] });
+    if (body.target !== opts.name)
+      throw new InvalidRequest(`message is for '${body.target}', this is '${opts.name}'`, {
+        fields: [{ path: 'target', message: `must be '${opts.name}'` }],
+      });
     const envelope = completeEnvelope({ ...body, trace_id: body.trace_id ?? req.correlationId });
     return dispatcher.dispatch(envelope, { transport: 'http', principal });
   });
-  api.post('/send', { scope: 'write', summary: 'Send a message to another droplet over NATS and return its reply', body: sendRequestSchema }, async ({ body, correlationId }) =>
-    sendMessage(ctx.bus, opts.name, { ...body, trace_id: body.trace_id ?? correlationId }, logger),
+  api.post(
+    '/send',
+    { scope: 'write', summary: 'Send a message to another droplet over NATS and return its reply', body: sendRequestSchema },
+    async ({ body, correlationId }) => sendMessage(ctx.bus, opts.name, { ...body, trace_id: body.trace_id ?? correlationId }, logger),
   );
 
   // ---- UDC v1.0 extended ----
-  api.get('/version', { scope: 'public' }, () => ({ droplet: opts.name, version: opts.version, udc_version: UDC_VERSION, node: process.version, started_at: stats.startedAt.toISOString() }));
+  api.get('/version', { scope: 'public' }, () => ({
+    droplet: opts.name,
+    version: opts.version,
+    udc_version: UDC_VERSION,
+    node: process.version,
+    started_at: stats.startedAt.toISOString(),
+  }));
   api.get('/metrics', { scope: 'public', summary: 'Prometheus metrics' }, async ({ res }) => {
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
@@ -342,21 +367,40 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   api.get('/logs', { summary: 'Recent log lines', query: ringQuery }, ({ query }) => {
     const minLevel = query.level ? LEVEL_ORDER.indexOf(query.level) : 0;
     const since = query.since ? Date.parse(query.since) : 0;
-    const entries = logRing.query((e: LogEntry) => LEVEL_ORDER.indexOf(e.level as (typeof LEVEL_ORDER)[number]) >= minLevel && Date.parse(e.time) >= since, query.limit);
-    return { logs: entries, count: entries.length };
-  });
-  api.get('/events', { summary: 'Recent events', query: ringQuery.extend({ level: z.enum(['info', 'warn', 'error']).optional(), type: z.string().max(200).optional() }) }, ({ query }) => {
-    const order = ['info', 'warn', 'error'];
-    const since = query.since ? Date.parse(query.since) : 0;
-    const events = eventRing.query(
-      (e) => (!query.level || order.indexOf(e.level) >= order.indexOf(query.level)) && Date.parse(e.time) >= since && (!query.type || e.type.startsWith(query.type)),
+    const entries = logRing.query(
+      (e: LogEntry) => LEVEL_ORDER.indexOf(e.level as (typeof LEVEL_ORDER)[number]) >= minLevel && Date.parse(e.time) >= since,
       query.limit,
     );
-    return { events, count: events.length };
+    return { logs: entries, count: entries.length };
   });
+  api.get(
+    '/events',
+    {
+      summary: 'Recent events',
+      query: ringQuery.extend({ level: z.enum(['info', 'warn', 'error']).optional(), type: z.string().max(200).optional() }),
+    },
+    ({ query }) => {
+      const order = ['info', 'warn', 'error'];
+      const since = query.since ? Date.parse(query.since) : 0;
+      const events = eventRing.query(
+        (e) =>
+          (!query.level || order.indexOf(e.level) >= order.indexOf(query.level)) &&
+          Date.parse(e.time) >= since &&
+          (!query.type || e.type.startsWith(query.type)),
+        query.limit,
+      );
+      return { events, count: events.length };
+    },
+  );
   api.get('/proof', { summary: 'sha256 over the last verified action' }, () => {
     const material = JSON.stringify({ droplet: opts.name, action: proof.action, detail: proof.detail ?? null, at: proof.at });
-    return { droplet: opts.name, action: proof.action, verified_at: proof.at, sha256: createHash('sha256').update(material).digest('hex'), material };
+    return {
+      droplet: opts.name,
+      action: proof.action,
+      verified_at: proof.at,
+      sha256: createHash('sha256').update(material).digest('hex'),
+      material,
+    };
   });
   api.post('/reload-config', { scope: 'admin', summary: 'Re-read and re-validate configuration' }, () => {
     try {
@@ -367,26 +411,37 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       ctx.recordProof('config.reloaded');
       return { reloaded: true, applied_at: new Date().toISOString() };
     } catch (err) {
-      if (err instanceof ConfigError) throw new InvalidRequest('configuration is invalid; the previous configuration stays in force', { fields: err.issues.map((i) => ({ path: i.variable, message: i.problem })) });
+      if (err instanceof ConfigError)
+        throw new InvalidRequest('configuration is invalid; the previous configuration stays in force', {
+          fields: err.issues.map((i) => ({ path: i.variable, message: i.problem })),
+        });
       throw err;
     }
   });
-  api.post('/shutdown', {
-    scope: 'admin',
-    summary: 'Drain and exit 0',
-    body: z.object({ delay_seconds: z.number().min(0).max(300).default(0), reason: z.string().max(500).default('requested') }).default({ delay_seconds: 0, reason: 'requested' }),
-    status: 202,
-  }, ({ body }) => {
-    setTimeout(() => void droplet.shutdown(body.reason), body.delay_seconds * 1000).unref();
-    return { status: 'shutting_down', delay_seconds: body.delay_seconds, reason: body.reason };
-  });
+  api.post(
+    '/shutdown',
+    {
+      scope: 'admin',
+      summary: 'Drain and exit 0',
+      body: z
+        .object({ delay_seconds: z.number().min(0).max(300).default(0), reason: z.string().max(500).default('requested') })
+        .default({ delay_seconds: 0, reason: 'requested' }),
+      status: 202,
+    },
+    ({ body }) => {
+      setTimeout(() => void droplet.shutdown(body.reason), body.delay_seconds * 1000).unref();
+      return { status: 'shutting_down', delay_seconds: body.delay_seconds, reason: body.reason };
+    },
+  );
   api.post('/emergency-stop', { scope: 'admin', summary: 'Exit at once' }, ({ res, principal }) => {
     logger.fatal({ by: principal?.sub }, 'emergency stop');
     res.status(200).json({ status: 'stopping' });
     res.on('finish', () => exit(1));
   });
 
-  api.get('/openapi.json', { scope: 'public' }, () => buildOpenApi({ title: opts.name, version: opts.version, description: opts.description }, api.routes));
+  api.get('/openapi.json', { scope: 'public' }, () =>
+    buildOpenApi({ title: opts.name, version: opts.version, description: opts.description }, api.routes),
+  );
 
   opts.routes?.(api, ctx);
 
@@ -405,7 +460,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     api,
     health,
     async start(startOpts = {}) {
-      if (!bus) bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
+      if (!bus)
+        bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
       await opts.onStart?.(ctx);
       messageSub = serveMessages(bus, opts.name, dispatcher, logger);
       const port = startOpts.port ?? config.PORT;
@@ -433,7 +489,10 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
           },
           heartbeatIntervalS: config.HEARTBEAT_INTERVAL_S,
           publish: (subject, data) => bus?.isConnected() && bus.publishJson(subject, data),
-          heartbeatPayload: () => ({ status: health().status, metrics: { requests_per_minute: stats.requestsPerMinute(), cpu_percent: stats.cpuPercent } }),
+          heartbeatPayload: () => ({
+            status: health().status,
+            metrics: { requests_per_minute: stats.requestsPerMinute(), cpu_percent: stats.cpuPercent },
+          }),
           logger,
         });
       }

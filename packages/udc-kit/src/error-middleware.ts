@@ -31,7 +31,12 @@ export function errorMiddleware(logger: Logger) {
     // Client errors raised by Express itself: body-parser (http-errors: `expose`, maybe a
     // `type`) and the router (URIError with status 400 for a badly encoded path param).
     const bp = err as BodyParserError;
-    const clientError = !!bp && typeof bp.status === 'number' && bp.status >= 400 && bp.status < 500 && (typeof bp.type === 'string' || bp.expose === true || err instanceof URIError);
+    const clientError =
+      !!bp &&
+      typeof bp.status === 'number' &&
+      bp.status >= 400 &&
+      bp.status < 500 &&
+      (typeof bp.type === 'string' || bp.expose === true || err instanceof URIError);
     if (clientError) {
       if (bp.type === 'entity.too.large') {
         res.status(413).json(errorEnvelope('INVALID_REQUEST', 'request body is too large'));
@@ -40,7 +45,11 @@ export function errorMiddleware(logger: Logger) {
       } else if (err instanceof URIError) {
         res.status(400).json(errorEnvelope('INVALID_REQUEST', 'request path is not valid percent-encoding'));
       } else {
-        res.status(bp.status!).json(errorEnvelope('INVALID_REQUEST', `request body could not be read (${bp.type ?? 'content encoding does not match the body'})`));
+        res
+          .status(bp.status!)
+          .json(
+            errorEnvelope('INVALID_REQUEST', `request body could not be read (${bp.type ?? 'content encoding does not match the body'})`),
+          );
       }
       return;
     }

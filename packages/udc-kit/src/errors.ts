@@ -73,10 +73,20 @@ export class Conflict extends UdcError {
   }
 }
 export class RateLimited extends UdcError {
-  constructor(message: string, readonly retryAfterSeconds: number, details?: unknown) {
-    super(429, 'RATE_LIMITED', message, { retry_after_seconds: retryAfterSeconds, ...(details as object) }, {
-      'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
-    });
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    details?: unknown,
+  ) {
+    super(
+      429,
+      'RATE_LIMITED',
+      message,
+      { retry_after_seconds: retryAfterSeconds, ...(details as object) },
+      {
+        'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
+      },
+    );
   }
 }
 export class DependencyUnavailable extends UdcError {
@@ -97,6 +107,10 @@ export function errorEnvelope(code: ErrorCode, message: string, details?: unknow
 /** zod issues as the `details` of a 400: one entry per failing field. */
 export function fieldErrors(issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string }>) {
   return {
-    fields: issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message, ...(i.code ? { code: i.code } : {}) })),
+    fields: issues.map((i) => ({
+      path: i.path.map(String).join('.') || '(root)',
+      message: i.message,
+      ...(i.code ? { code: i.code } : {}),
+    })),
   };
 }

@@ -22,7 +22,10 @@ export interface DependencyStatus {
 export class HealthBoard {
   private results = new Map<string, DependencyStatus>();
   private timers: NodeJS.Timeout[] = [];
-  constructor(private checks: Record<string, HealthCheck>, private logger: Logger) {
+  constructor(
+    private checks: Record<string, HealthCheck>,
+    private logger: Logger,
+  ) {
     for (const [name, c] of Object.entries(checks)) this.results.set(name, { name, required: !!c.required, status: 'unknown' });
   }
 
@@ -49,13 +52,20 @@ export class HealthBoard {
     }
     const prev = this.results.get(name);
     const status = res.ok ? 'ok' : c.required ? 'down' : 'degraded';
-    if (prev && prev.status !== status && prev.status !== 'unknown') this.logger.warn({ dependency: name, from: prev.status, to: status }, 'dependency status changed');
+    if (prev && prev.status !== status && prev.status !== 'unknown')
+      this.logger.warn({ dependency: name, from: prev.status, to: status }, 'dependency status changed');
     this.results.set(name, { name, required: !!c.required, status, detail: res.detail, checked_at: new Date().toISOString() });
   }
 
   /** Sets a result directly (for checks driven by events, e.g. NATS connection state). */
   set(name: string, required: boolean, ok: boolean, detail?: unknown): void {
-    this.results.set(name, { name, required, status: ok ? 'ok' : required ? 'down' : 'degraded', detail, checked_at: new Date().toISOString() });
+    this.results.set(name, {
+      name,
+      required,
+      status: ok ? 'ok' : required ? 'down' : 'degraded',
+      detail,
+      checked_at: new Date().toISOString(),
+    });
   }
 
   list(): DependencyStatus[] {

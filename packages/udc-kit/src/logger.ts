@@ -78,16 +78,17 @@ export interface LoggerWithRing {
 }
 
 /** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
-export function createLogger(name: string, level: string, opts: { destination?: NodeJS.WritableStream; ringSize?: number } = {}): LoggerWithRing {
+export function createLogger(
+  name: string,
+  level: string,
+  opts: { destination?: NodeJS.WritableStream; ringSize?: number } = {},
+): LoggerWithRing {
   const ring = new LogRing(opts.ringSize ?? 1000);
   const ringStream = { write: (line: string) => ring.push(line) };
   const streams = pino.multistream([
     { level: 'trace' as const, stream: opts.destination ?? process.stdout },
     { level: 'trace' as const, stream: ringStream },
   ]);
-  const logger = pino(
-    { name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { droplet: name } },
-    streams,
-  );
+  const logger = pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { droplet: name } }, streams);
   return { logger, ring };
 }

@@ -19,7 +19,11 @@ export interface MessageContext {
   principal?: Principal;
   transport: 'http' | 'nats';
 }
-export type MessageHandlerFn = (payload: Record<string, unknown>, envelope: MessageEnvelope, ctx: MessageContext) => unknown | Promise<unknown>;
+export type MessageHandlerFn = (
+  payload: Record<string, unknown>,
+  envelope: MessageEnvelope,
+  ctx: MessageContext,
+) => unknown | Promise<unknown>;
 export type MessageHandler = MessageHandlerFn | { types: MessageType[]; handle: MessageHandlerFn };
 
 export const messageSubject = (droplet: string) => `udc.${droplet}.message`;
@@ -27,7 +31,11 @@ export const TRACE_HEADER = 'trace-id';
 
 /** Dispatches an envelope by `payload.action` (and `message_type`) to the droplet's handlers. */
 export class MessageDispatcher {
-  constructor(private name: string, private handlers: Record<string, MessageHandler>, private logger: Logger) {}
+  constructor(
+    private name: string,
+    private handlers: Record<string, MessageHandler>,
+    private logger: Logger,
+  ) {}
 
   async dispatch(envelope: MessageEnvelope, ctx: Omit<MessageContext, 'log'>): Promise<MessageReply> {
     const log = this.logger.child({ trace_id: envelope.trace_id, source: envelope.source, message_type: envelope.message_type });
@@ -64,7 +72,9 @@ export class MessageDispatcher {
         ...base,
         processed_at: new Date().toISOString(),
         result: 'error',
-        error: e ? { code: e.code, message: e.message, details: e.details } : { code: 'INTERNAL_ERROR', message: `handler failed (trace ${envelope.trace_id})` },
+        error: e
+          ? { code: e.code, message: e.message, details: e.details }
+          : { code: 'INTERNAL_ERROR', message: `handler failed (trace ${envelope.trace_id})` },
       };
     }
   }
@@ -92,14 +102,24 @@ async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger
         trace_id: headerTrace ?? newTraceId(),
         processed_at: new Date().toISOString(),
         result: 'error',
-        error: { code: 'INVALID_REQUEST', message: 'invalid message envelope', details: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+        error: {
+          code: 'INVALID_REQUEST',
+          message: 'invalid message envelope',
+          details: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
       };
     } else {
       const env = completeEnvelope({ ...parsed.data, trace_id: parsed.data.trace_id ?? headerTrace });
       reply = await dispatcher.dispatch(env, { transport: 'nats' });
     }
   } catch {
-    reply = { received: false, trace_id: headerTrace ?? newTraceId(), processed_at: new Date().toISOString(), result: 'error', error: { code: 'INVALID_REQUEST', message: 'message is not JSON' } };
+    reply = {
+      received: false,
+      trace_id: headerTrace ?? newTraceId(),
+      processed_at: new Date().toISOString(),
+      result: 'error',
+      error: { code: 'INVALID_REQUEST', message: 'message is not JSON' },
+    };
   }
   if (msg.reply) {
     const h = natsHeaders();
@@ -115,7 +135,13 @@ async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger
  * every attempt gives DEPENDENCY_UNAVAILABLE. Priority travels as a header (advisory).
  */
 export async function sendMessage(bus: Bus, source: string, req: SendRequest, logger: Logger): Promise<MessageReply> {
-  const envelope = completeEnvelope({ trace_id: req.trace_id, source, target: req.target, message_type: req.message_type, payload: req.payload });
+  const envelope = completeEnvelope({
+    trace_id: req.trace_id,
+    source,
+    target: req.target,
+    message_type: req.message_type,
+    payload: req.payload,
+  });
   const h = natsHeaders();
   h.set(TRACE_HEADER, envelope.trace_id);
   h.set('priority', req.priority);

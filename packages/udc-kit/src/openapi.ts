@@ -33,7 +33,10 @@ export function buildOpenApi(info: { title: string; version: string; description
       parameters: [...parametersOf(r.spec.params, 'path'), ...parametersOf(r.spec.query, 'query')],
       responses: {
         [String(r.spec.status ?? 200)]: { description: 'success' },
-        default: { description: 'UDC error envelope', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } } },
+        default: {
+          description: 'UDC error envelope',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } },
+        },
       },
       ...(scope === 'public' ? { security: [] } : { security: [{ bearer: [] }], 'x-required-scope': scope }),
     };

@@ -10,7 +10,10 @@ export class RuntimeStats {
   memoryMb = RuntimeStats.rssMb();
   private timer: NodeJS.Timeout;
 
-  constructor(private now: () => number = Date.now, sampleMs = 2000) {
+  constructor(
+    private now: () => number = Date.now,
+    sampleMs = 2000,
+  ) {
     this.timer = setInterval(() => this.sample(), sampleMs);
     this.timer.unref();
   }

@@ -22,7 +22,13 @@ const API_TOKEN = 'simple-token-0123456789abcdef';
 
 describe('API_TOKEN comparison', () => {
   it('uses timingSafeEqual on fixed-length digests for every candidate', async () => {
-    const v = createTokenVerifier({ issuer: 'i', audience: 'a', allowSimpleToken: true, apiToken: API_TOKEN, keyResolver: async () => 'unused' });
+    const v = createTokenVerifier({
+      issuer: 'i',
+      audience: 'a',
+      allowSimpleToken: true,
+      apiToken: API_TOKEN,
+      keyResolver: async () => 'unused',
+    });
     await expect(v.verify(API_TOKEN)).resolves.toMatchObject({ via: 'api_token' });
     for (const candidate of ['x', `${API_TOKEN}-and-more`, API_TOKEN.slice(0, 10)]) await expect(v.verify(candidate)).rejects.toThrow();
     expect(calls).toHaveLength(4);
@@ -34,7 +40,13 @@ describe('API_TOKEN comparison', () => {
 
   it('never compares when ALLOW_SIMPLE_TOKEN is off', async () => {
     calls.length = 0;
-    const v = createTokenVerifier({ issuer: 'i', audience: 'a', allowSimpleToken: false, apiToken: API_TOKEN, keyResolver: async () => 'unused' });
+    const v = createTokenVerifier({
+      issuer: 'i',
+      audience: 'a',
+      allowSimpleToken: false,
+      apiToken: API_TOKEN,
+      keyResolver: async () => 'unused',
+    });
     await expect(v.verify(API_TOKEN)).rejects.toThrow();
     expect(calls).toHaveLength(0);
   });

@@ -83,7 +83,11 @@ describe('parseConfig', () => {
   });
 
   it('services extend the shape with their own variables', () => {
-    const schema = z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(8100), NGINX_BIN: z.string().min(1).default('nginx') });
+    const schema = z.object({
+      ...baseConfigShape,
+      PORT: baseConfigShape.PORT.default(8100),
+      NGINX_BIN: z.string().min(1).default('nginx'),
+    });
     expect(parseConfig(schema, {}).PORT).toBe(8100);
     const err = configError(() => parseConfig(schema, { NGINX_BIN: '' }));
     expect(err.issues[0].variable).toBe('NGINX_BIN');

@@ -96,12 +96,22 @@ describe('/logs', () => {
     await sleep(15);
     for (let i = 0; i < 5; i++) droplet.ctx.logger.info(`after-cut-${i}`);
     // limit first: every later request adds its own 'request' line.
-    const two = await request(droplet.app).get(`/logs?since=${encodeURIComponent(cut)}&limit=2`).set(read());
+    const two = await request(droplet.app)
+      .get(`/logs?since=${encodeURIComponent(cut)}&limit=2`)
+      .set(read());
     expect(two.body.logs.map((l: { msg: string }) => l.msg)).toEqual(['after-cut-3', 'after-cut-4']);
-    const res = await request(droplet.app).get(`/logs?since=${encodeURIComponent(cut)}&limit=1000`).set(read());
+    const res = await request(droplet.app)
+      .get(`/logs?since=${encodeURIComponent(cut)}&limit=1000`)
+      .set(read());
     const msgs = res.body.logs.map((l: { msg: string }) => l.msg);
     expect(msgs).not.toContain('before-cut');
-    expect(msgs.filter((m: string) => m.startsWith('after-cut'))).toEqual(['after-cut-0', 'after-cut-1', 'after-cut-2', 'after-cut-3', 'after-cut-4']);
+    expect(msgs.filter((m: string) => m.startsWith('after-cut'))).toEqual([
+      'after-cut-0',
+      'after-cut-1',
+      'after-cut-2',
+      'after-cut-3',
+      'after-cut-4',
+    ]);
     expect(res.body.logs.every((l: { time: string }) => Date.parse(l.time) >= Date.parse(cut))).toBe(true);
   });
 
@@ -114,13 +124,25 @@ describe('/logs', () => {
 
 describe('/events', () => {
   it('filters by level, type prefix, since and limit', async () => {
-    await request(droplet.app).post('/emit').set(write()).send({ type: 'route.applied', data: { n: 1 } });
+    await request(droplet.app)
+      .post('/emit')
+      .set(write())
+      .send({ type: 'route.applied', data: { n: 1 } });
     await sleep(15);
     const cut = new Date().toISOString();
     await sleep(15);
-    await request(droplet.app).post('/emit').set(write()).send({ type: 'route.failed', level: 'error', data: { n: 2 } });
-    await request(droplet.app).post('/emit').set(write()).send({ type: 'cert.renewed', level: 'warn', data: { n: 3 } });
-    await request(droplet.app).post('/emit').set(write()).send({ type: 'route.applied', data: { n: 4 } });
+    await request(droplet.app)
+      .post('/emit')
+      .set(write())
+      .send({ type: 'route.failed', level: 'error', data: { n: 2 } });
+    await request(droplet.app)
+      .post('/emit')
+      .set(write())
+      .send({ type: 'cert.renewed', level: 'warn', data: { n: 3 } });
+    await request(droplet.app)
+      .post('/emit')
+      .set(write())
+      .send({ type: 'route.applied', data: { n: 4 } });
 
     const all = (await request(droplet.app).get('/events').set(read())).body;
     expect(all.events.map((e: { data: { n: number } }) => e.data.n)).toEqual([1, 2, 3, 4]);
@@ -130,7 +152,11 @@ describe('/events', () => {
     expect(warn.events.map((e: { data: { n: number } }) => e.data.n)).toEqual([2, 3]);
     const routes = (await request(droplet.app).get('/events?type=route.').set(read())).body;
     expect(routes.events.map((e: { data: { n: number } }) => e.data.n)).toEqual([1, 2, 4]);
-    const since = (await request(droplet.app).get(`/events?since=${encodeURIComponent(cut)}`).set(read())).body;
+    const since = (
+      await request(droplet.app)
+        .get(`/events?since=${encodeURIComponent(cut)}`)
+        .set(read())
+    ).body;
     expect(since.events.map((e: { data: { n: number } }) => e.data.n)).toEqual([2, 3, 4]);
     const last = (await request(droplet.app).get('/events?limit=1').set(read())).body;
     expect(last).toMatchObject({ count: 1, events: [{ data: { n: 4 } }] });
@@ -148,12 +174,20 @@ describe('/proof', () => {
     const first = (await request(droplet.app).get('/proof').set(read())).body;
     expect(first.sha256).toBe(sha(first.material));
     await sleep(5);
-    await request(droplet.app).post('/verify').set(write()).send({ action: 'nginx.reloaded', detail: { routes: 3 } });
+    await request(droplet.app)
+      .post('/verify')
+      .set(write())
+      .send({ action: 'nginx.reloaded', detail: { routes: 3 } });
     const second = (await request(droplet.app).get('/proof').set(read())).body;
     expect(second.sha256).toBe(sha(second.material));
     expect(second.sha256).not.toBe(first.sha256);
     expect(second).toMatchObject({ droplet: 'testdrop', action: 'nginx.reloaded' });
-    expect(JSON.parse(second.material)).toEqual({ droplet: 'testdrop', action: 'nginx.reloaded', detail: { routes: 3 }, at: second.verified_at });
+    expect(JSON.parse(second.material)).toEqual({
+      droplet: 'testdrop',
+      action: 'nginx.reloaded',
+      detail: { routes: 3 },
+      at: second.verified_at,
+    });
     const again = (await request(droplet.app).get('/proof').set(read())).body;
     expect(again.sha256).toBe(second.sha256);
   });
@@ -241,7 +275,21 @@ describe('redaction', () => {
     log.info({ secrets: { DO_TOKEN: 'do-token-secret-1' } }, 'secrets bag');
 
     const text = logs.text();
-    for (const secret of [jwt, 'pa55-w0rd-zebra', 'tok-should-not-appear', 'reg-key-secret-1', 'c2VjcmV0', 'tok-top-level-1', 'pw-top-level-1', 'sec-top-level-1', 'key-top-level-1', 'pw-nested-1', 'tok-nested-1', 'pk-nested-1', 'do-token-secret-1']) {
+    for (const secret of [
+      jwt,
+      'pa55-w0rd-zebra',
+      'tok-should-not-appear',
+      'reg-key-secret-1',
+      'c2VjcmV0',
+      'tok-top-level-1',
+      'pw-top-level-1',
+      'sec-top-level-1',
+      'key-top-level-1',
+      'pw-nested-1',
+      'tok-nested-1',
+      'pk-nested-1',
+      'do-token-secret-1',
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(text).toContain('[redacted]');

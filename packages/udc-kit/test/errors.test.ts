@@ -114,7 +114,10 @@ describe('errorMiddleware', () => {
     const { app } = appThrowing(() => new Error('unreachable'));
     const bad = await request(app).post('/x').set('Content-Type', 'application/json').send('{"a":');
     expectEnvelope(bad, 400, 'INVALID_REQUEST');
-    const big = await request(app).post('/x').set('Content-Type', 'application/json').send(JSON.stringify({ a: 'x'.repeat(5000) }));
+    const big = await request(app)
+      .post('/x')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ a: 'x'.repeat(5000) }));
     expectEnvelope(big, 413, 'INVALID_REQUEST');
     const enc = await request(app).post('/x').set('Content-Type', 'application/json; charset=klingon').send('{}');
     expect(enc.status).toBe(415);

@@ -84,7 +84,11 @@ describe('/health', () => {
     expect(code).toBe(200);
     expect(body.status).toBe('active');
     expect(dep(body, 'nats')).toMatchObject({ required: true, status: 'ok' });
-    expect(dep(body, 'registry')).toMatchObject({ required: false, status: 'degraded', detail: { registered: false, last_error: expect.stringContaining('ECONNREFUSED') } });
+    expect(dep(body, 'registry')).toMatchObject({
+      required: false,
+      status: 'degraded',
+      detail: { registered: false, last_error: expect.stringContaining('ECONNREFUSED') },
+    });
     expect(dep(body, 'disk')).toMatchObject({ required: true, status: 'ok' });
     expect(dep(body, 'cache')).toMatchObject({ required: false, status: 'degraded', detail: 'cache unreachable' });
     expect(body.degraded.sort()).toEqual(['cache', 'registry']);
@@ -126,7 +130,10 @@ describe('/dependencies', () => {
       async () => {
         const res = await fetch(`${url}/dependencies`, { headers: { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` } });
         const body = (await res.json()) as { dependencies: { name: string; status: string }[] };
-        return body.dependencies.find((d) => d.name === 'peer')?.status === 'available' && body.dependencies.find((d) => d.name === 'ghost')?.status === 'missing';
+        return (
+          body.dependencies.find((d) => d.name === 'peer')?.status === 'available' &&
+          body.dependencies.find((d) => d.name === 'ghost')?.status === 'missing'
+        );
       },
       15_000,
     );

@@ -3,9 +3,24 @@
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { baseConfigShape, createDroplet, InvalidRequest, NotFound, queued, reply, type Bus, type Env, type HealthCheck, type RegistryLink } from '../src/index.js';
+import {
+  baseConfigShape,
+  createDroplet,
+  InvalidRequest,
+  NotFound,
+  queued,
+  reply,
+  type Bus,
+  type Env,
+  type HealthCheck,
+  type RegistryLink,
+} from '../src/index.js';
 
-export const testConfigSchema = z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(0), GREETING: z.string().min(1).default('hello') });
+export const testConfigSchema = z.object({
+  ...baseConfigShape,
+  PORT: baseConfigShape.PORT.default(0),
+  GREETING: z.string().min(1).default('hello'),
+});
 
 /** A Writable that drops everything: keeps test output short. */
 export function nullStream(): Writable {
@@ -62,40 +77,69 @@ export function createTestDroplet(o: TestDropletOptions) {
     healthChecks: o.healthChecks,
     registry: o.registry,
     routes(api, ctx) {
-      api.post('/echo', { scope: 'write', summary: 'Echo', body: z.object({ text: z.string().min(1).max(100), count: z.number().int().min(1).max(5).optional() }) }, ({ body }) => ({
-        echo: body.text,
-        count: body.count ?? 1,
-        greeting: ctx.config.GREETING,
-      }));
+      api.post(
+        '/echo',
+        {
+          scope: 'write',
+          summary: 'Echo',
+          body: z.object({ text: z.string().min(1).max(100), count: z.number().int().min(1).max(5).optional() }),
+        },
+        ({ body }) => ({
+          echo: body.text,
+          count: body.count ?? 1,
+          greeting: ctx.config.GREETING,
+        }),
+      );
       api.get(
         '/things/:id',
-        { scope: 'read', params: z.object({ id: z.string().regex(/^[a-z]+$/) }), query: z.object({ verbose: z.enum(['true', 'false']).optional() }) },
+        {
+          scope: 'read',
+          params: z.object({ id: z.string().regex(/^[a-z]+$/) }),
+          query: z.object({ verbose: z.enum(['true', 'false']).optional() }),
+        },
         ({ params, query }) => {
           if (params.id === 'missing') throw new NotFound(`no thing ${params.id}`);
           return { id: params.id, verbose: query.verbose === 'true' };
         },
       );
-      api.post('/things', { scope: 'write', body: z.object({ name: z.string().min(1) }), status: 201 }, ({ body }) => ({ created: body.name }));
+      api.post('/things', { scope: 'write', body: z.object({ name: z.string().min(1) }), status: 201 }, ({ body }) => ({
+        created: body.name,
+      }));
       api.delete('/things/:id', { scope: 'admin', params: z.object({ id: z.string() }) }, () => undefined);
       api.put('/teapot', { scope: 'write' }, () => reply(418, { short: 'and stout' }, { 'X-Teapot': 'yes' }));
       api.patch('/empty-reply', { scope: 'write' }, () => reply(202, undefined));
       api.get('/boom', { scope: 'read' }, () => {
         throw new Error('kaboom: secret internals at /srv/app.ts:12');
       });
-      api.get('/slow', { scope: 'read', query: z.object({ ms: z.coerce.number().int().min(0).max(5000).default(300) }) }, async ({ query }) => {
-        o.onSlowStart?.();
-        await sleep(query.ms);
-        return { slept_ms: query.ms };
-      });
+      api.get(
+        '/slow',
+        { scope: 'read', query: z.object({ ms: z.coerce.number().int().min(0).max(5000).default(300) }) },
+        async ({ query }) => {
+          o.onSlowStart?.();
+          await sleep(query.ms);
+          return { slept_ms: query.ms };
+        },
+      );
       api.post('/login', { scope: 'public', body: z.object({ user: z.string(), password: z.string() }) }, ({ body, log }) => {
         // A careless handler logging its whole body: redaction must still hide the password.
         log.info({ user: body.user, password: body.password, token: 'tok-should-not-appear' }, 'login attempt');
         return { ok: true };
       });
-      api.post('/emit', { scope: 'write', body: z.object({ type: z.string().min(1), level: z.enum(['info', 'warn', 'error']).default('info'), data: z.unknown().optional() }) }, ({ body }) => {
-        ctx.emit(body.type, body.data ?? null, body.level);
-        return { emitted: body.type };
-      });
+      api.post(
+        '/emit',
+        {
+          scope: 'write',
+          body: z.object({
+            type: z.string().min(1),
+            level: z.enum(['info', 'warn', 'error']).default('info'),
+            data: z.unknown().optional(),
+          }),
+        },
+        ({ body }) => {
+          ctx.emit(body.type, body.data ?? null, body.level);
+          return { emitted: body.type };
+        },
+      );
       api.post('/verify', { scope: 'write', body: z.object({ action: z.string().min(1), detail: z.unknown().optional() }) }, ({ body }) => {
         ctx.recordProof(body.action, body.detail);
         return { recorded: body.action };

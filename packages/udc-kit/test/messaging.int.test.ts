@@ -2,7 +2,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { MessageReply } from '../src/envelope.js';
-import { expectEnvelope, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '../src/testing/index.js';
+import {
+  expectEnvelope,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '../src/testing/index.js';
 import { captureStream, createTestDroplet, type TestDroplet } from './helpers.js';
 
 let nats: NatsServerHandle;
@@ -21,7 +28,13 @@ const writeAuth = () => ({ Authorization: `Bearer ${authority.mint({ scopes: ['w
 
 async function send(body: object, headers: Record<string, string> = {}) {
   const res = await fetch(`${alphaUrl}/send`, { method: 'POST', headers: { ...writeAuth(), ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as MessageReply & { status?: string; error?: { code: string; message: string; details?: Record<string, unknown> } } };
+  return {
+    status: res.status,
+    body: (await res.json()) as MessageReply & {
+      status?: string;
+      error?: { code: string; message: string; details?: Record<string, unknown> };
+    },
+  };
 }
 
 /** A plain (non-queue) subscriber sees every request on a subject, headers included, without answering. */
@@ -68,7 +81,10 @@ describe('/send → NATS → /message handler', () => {
   it('carries the trace id in the NATS header and in the log lines of both droplets', async () => {
     const t = await tap('udc.beta.message');
     const trace = 'trace-travels-1';
-    const res = await send({ target: 'beta', message_type: 'query', priority: 'high', payload: { action: 'echo', text: 'x' } }, { 'X-Correlation-ID': trace });
+    const res = await send(
+      { target: 'beta', message_type: 'query', priority: 'high', payload: { action: 'echo', text: 'x' } },
+      { 'X-Correlation-ID': trace },
+    );
     t.sub.unsubscribe();
     expect(res.body.trace_id).toBe(trace);
     expect(betaSeen.at(-1)).toBe(trace);
@@ -76,7 +92,11 @@ describe('/send → NATS → /message handler', () => {
     expect(t.msgs).toHaveLength(1);
     expect(t.msgs[0].headers?.get('trace-id')).toBe(trace);
     expect(t.msgs[0].headers?.get('priority')).toBe('high');
-    expect(t.msgs[0].json<{ trace_id: string; source: string; target: string }>()).toMatchObject({ trace_id: trace, source: 'alpha', target: 'beta' });
+    expect(t.msgs[0].json<{ trace_id: string; source: string; target: string }>()).toMatchObject({
+      trace_id: trace,
+      source: 'alpha',
+      target: 'beta',
+    });
 
     const alphaLines = alphaLogs.lines().filter((l) => l.trace_id === trace || l.correlation_id === trace);
     expect(alphaLines.map((l) => l.msg)).toEqual(expect.arrayContaining(['message delivered', 'request']));
@@ -88,7 +108,10 @@ describe('/send → NATS → /message handler', () => {
   });
 
   it('uses an explicit trace_id over the correlation id', async () => {
-    const res = await send({ target: 'beta', message_type: 'query', trace_id: 'explicit-trace-9', payload: { action: 'echo', text: 'x' } }, { 'X-Correlation-ID': 'other-corr' });
+    const res = await send(
+      { target: 'beta', message_type: 'query', trace_id: 'explicit-trace-9', payload: { action: 'echo', text: 'x' } },
+      { 'X-Correlation-ID': 'other-corr' },
+    );
     expect(res.body.trace_id).toBe('explicit-trace-9');
     expect(betaLogs.lines().some((l) => l.trace_id === 'explicit-trace-9' && l.msg === 'message handled')).toBe(true);
   });
@@ -96,7 +119,11 @@ describe('/send → NATS → /message handler', () => {
   it('reports an unknown action as result:error with a clear code, not an HTTP error', async () => {
     const res = await send({ target: 'beta', message_type: 'command', payload: { action: 'no-such-thing' } });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ received: true, result: 'error', error: { code: 'NOT_FOUND', message: expect.stringContaining("no handler for action 'no-such-thing'") } });
+    expect(res.body).toMatchObject({
+      received: true,
+      result: 'error',
+      error: { code: 'NOT_FOUND', message: expect.stringContaining("no handler for action 'no-such-thing'") },
+    });
     expect(res.body.error?.details).toEqual({ known_actions: ['echo', 'explode', 'later', 'ping', 'status.only'] });
     const none = await send({ target: 'beta', message_type: 'command', payload: {} });
     expect(none.body).toMatchObject({ result: 'error', error: { code: 'NOT_FOUND', message: 'payload.action is required' } });
@@ -108,7 +135,9 @@ describe('/send → NATS → /message handler', () => {
     const crashed = await send({ target: 'beta', message_type: 'command', payload: { action: 'explode' } });
     expect(crashed.body).toMatchObject({ result: 'error', error: { code: 'INTERNAL_ERROR' } });
     expect(JSON.stringify(crashed.body)).not.toContain('handler bug');
-    expect(betaLogs.lines().some((l) => l.msg === 'message handler failed' && (l.err as { message: string }).message === 'handler bug')).toBe(true);
+    expect(
+      betaLogs.lines().some((l) => l.msg === 'message handler failed' && (l.err as { message: string }).message === 'handler bug'),
+    ).toBe(true);
     const later = await send({ target: 'beta', message_type: 'command', payload: { action: 'later' } });
     expect(later.body).toMatchObject({ result: 'queued', data: { job: 'j-1' } });
     const wrongType = await send({ target: 'beta', message_type: 'command', payload: { action: 'status.only' } });
@@ -118,7 +147,13 @@ describe('/send → NATS → /message handler', () => {
   });
 
   it('the same handler answers HTTP /message and NATS', async () => {
-    const envelope = { source: 'alpha', target: 'beta', message_type: 'query', payload: { action: 'echo', text: 'both ways' }, trace_id: 'same-handler-1' };
+    const envelope = {
+      source: 'alpha',
+      target: 'beta',
+      message_type: 'query',
+      payload: { action: 'echo', text: 'both ways' },
+      trace_id: 'same-handler-1',
+    };
     const http = await fetch(`${betaUrl}/message`, { method: 'POST', headers: writeAuth(), body: JSON.stringify(envelope) });
     const viaHttp = (await http.json()) as MessageReply;
     const viaNats = (await nc.request('udc.beta.message', JSON.stringify(envelope), { timeout: 2000 })).json<MessageReply>();
@@ -129,7 +164,9 @@ describe('/send → NATS → /message handler', () => {
   it('answers a malformed NATS message with result:error instead of dropping it', async () => {
     const notJson = (await nc.request('udc.beta.message', 'this is not json', { timeout: 2000 })).json<MessageReply>();
     expect(notJson).toMatchObject({ received: false, result: 'error', error: { code: 'INVALID_REQUEST' } });
-    const badEnvelope = await nc.request('udc.beta.message', JSON.stringify({ source: 'BAD NAME', message_type: 'shout' }), { timeout: 2000 });
+    const badEnvelope = await nc.request('udc.beta.message', JSON.stringify({ source: 'BAD NAME', message_type: 'shout' }), {
+      timeout: 2000,
+    });
     expect(badEnvelope.json<MessageReply>()).toMatchObject({ received: false, result: 'error', error: { code: 'INVALID_REQUEST' } });
     expect(JSON.stringify(badEnvelope.json())).toContain('message_type');
   });
@@ -137,7 +174,11 @@ describe('/send → NATS → /message handler', () => {
   it('takes the trace id from the NATS header when the envelope has none', async () => {
     const h = headers();
     h.set('trace-id', 'header-trace-7');
-    const m = await nc.request('udc.beta.message', JSON.stringify({ source: 'alpha', target: 'beta', message_type: 'query', payload: { action: 'ping' } }), { timeout: 2000, headers: h });
+    const m = await nc.request(
+      'udc.beta.message',
+      JSON.stringify({ source: 'alpha', target: 'beta', message_type: 'query', payload: { action: 'ping' } }),
+      { timeout: 2000, headers: h },
+    );
     expect(m.json<MessageReply>()).toMatchObject({ trace_id: 'header-trace-7', result: 'success' });
     expect(m.headers?.get('trace-id')).toBe('header-trace-7');
   });
@@ -148,7 +189,13 @@ describe('/send → NATS → /message handler', () => {
   });
 
   it('validates the /send body', async () => {
-    for (const body of [{}, { target: 'Beta!', message_type: 'query' }, { target: 'beta', message_type: 'yell' }, { target: 'beta', message_type: 'query', retry_count: 11 }, { target: 'beta', message_type: 'query', timeout_ms: 10 }]) {
+    for (const body of [
+      {},
+      { target: 'Beta!', message_type: 'query' },
+      { target: 'beta', message_type: 'yell' },
+      { target: 'beta', message_type: 'query', retry_count: 11 },
+      { target: 'beta', message_type: 'query', timeout_ms: 10 },
+    ]) {
       const res = await send(body);
       expectEnvelope({ status: res.status, body: res.body }, 400, 'INVALID_REQUEST');
     }
@@ -159,7 +206,10 @@ describe('an absent or silent target', () => {
   it('no responder: 503 DEPENDENCY_UNAVAILABLE after retry_count + 1 attempts', async () => {
     const trace = 'absent-target-1';
     const started = Date.now();
-    const res = await send({ target: 'nobody', message_type: 'query', retry_count: 2, timeout_ms: 200, payload: { action: 'ping' } }, { 'X-Correlation-ID': trace });
+    const res = await send(
+      { target: 'nobody', message_type: 'query', retry_count: 2, timeout_ms: 200, payload: { action: 'ping' } },
+      { 'X-Correlation-ID': trace },
+    );
     expectEnvelope({ status: res.status, body: res.body }, 503, 'DEPENDENCY_UNAVAILABLE');
     expect(res.body.error?.details).toMatchObject({ target: 'nobody', attempts: 3, trace_id: trace });
     const attempts = alphaLogs.lines().filter((l) => l.trace_id === trace && l.msg === 'message delivery failed');
@@ -191,7 +241,11 @@ describe('an absent or silent target', () => {
     const late = createTestDroplet({ env: { NATS_URL: nats.url, ...authority.env() }, name: 'late' });
     droplets.push(late);
     const pending = send({ target: 'late', message_type: 'query', retry_count: 6, timeout_ms: 200, payload: { action: 'ping' } });
-    await waitFor('the first attempt to fail', () => alphaLogs.lines().some((l) => l.target === 'late' && l.msg === 'message delivery failed'), 5000);
+    await waitFor(
+      'the first attempt to fail',
+      () => alphaLogs.lines().some((l) => l.target === 'late' && l.msg === 'message delivery failed'),
+      5000,
+    );
     await late.start({ port: 0 });
     const res = await pending;
     expect(res.status).toBe(200);
@@ -203,12 +257,19 @@ describe('replicas', () => {
   it('two replicas of a droplet share its messages through the NATS queue group, each message handled once', async () => {
     const handled: Record<string, string[]> = { r1: [], r2: [] };
     for (const id of ['r1', 'r2'] as const) {
-      const replica = createTestDroplet({ env: { NATS_URL: nats.url, ...authority.env() }, name: 'gamma', replicaId: id, onEcho: (p) => handled[id].push(String(p.text)) });
+      const replica = createTestDroplet({
+        env: { NATS_URL: nats.url, ...authority.env() },
+        name: 'gamma',
+        replicaId: id,
+        onEcho: (p) => handled[id].push(String(p.text)),
+      });
       droplets.push(replica);
       await replica.start({ port: 0 });
     }
     const replies = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => alpha.ctx.send({ target: 'gamma', message_type: 'command', payload: { action: 'echo', text: `m${i}` } })),
+      Array.from({ length: 40 }, (_, i) =>
+        alpha.ctx.send({ target: 'gamma', message_type: 'command', payload: { action: 'echo', text: `m${i}` } }),
+      ),
     );
     expect(replies.every((r) => r.result === 'success')).toBe(true);
     const all = [...handled.r1, ...handled.r2].sort();

@@ -7,7 +7,19 @@ let droplet: TestDroplet;
 let doc: {
   openapi: string;
   info: { title: string; version: string; description?: string };
-  paths: Record<string, Record<string, { security: unknown[]; 'x-required-scope'?: string; parameters: { name: string; in: string; required: boolean }[]; requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } }; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        security: unknown[];
+        'x-required-scope'?: string;
+        parameters: { name: string; in: string; required: boolean }[];
+        requestBody?: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required?: string[] } } } };
+        responses: Record<string, unknown>;
+      }
+    >
+  >;
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 };
 
@@ -45,7 +57,10 @@ describe('/openapi.json', () => {
   it('derives parameters and request bodies from the zod schemas', () => {
     const params = doc.paths['/things/{id}'].get.parameters;
     expect(params).toEqual(
-      expect.arrayContaining([expect.objectContaining({ name: 'id', in: 'path', required: true }), expect.objectContaining({ name: 'verbose', in: 'query', required: false })]),
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'id', in: 'path', required: true }),
+        expect.objectContaining({ name: 'verbose', in: 'query', required: false }),
+      ]),
     );
     const logs = doc.paths['/logs'].get.parameters.map((p) => p.name).sort();
     expect(logs).toEqual(['level', 'limit', 'since']);

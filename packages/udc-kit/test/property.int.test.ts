@@ -62,7 +62,8 @@ const STACK = /\bat .+\.(?:ts|js):\d+|node:internal|node_modules/;
 /** The property itself: what any answer to any request must look like. */
 function checkAnswer(r: Sent, got: Got): void {
   const where = `${r.method} ${r.path} → ${got.status} ${got.text.slice(0, 300)}`;
-  if (got.status >= 500 && !(got.status === 503 && (r.path.startsWith('/send') || r.path.startsWith('/health')))) throw new Error(`server error: ${where}${causeOf(got.text)}`);
+  if (got.status >= 500 && !(got.status === 503 && (r.path.startsWith('/send') || r.path.startsWith('/health'))))
+    throw new Error(`server error: ${where}${causeOf(got.text)}`);
   if (STACK.test(got.text)) throw new Error(`stack trace in the response: ${where}`);
   if (got.status < 400 || r.method === 'HEAD') return;
   if (r.path.startsWith('/health')) return; // 503 with the health report is the contract
@@ -72,39 +73,153 @@ function checkAnswer(r: Sent, got: Got): void {
   } catch {
     throw new Error(`error without a JSON envelope: ${where}`);
   }
-  if (body.status !== 'error' || !ERROR_CODES.includes(body.error?.code as never) || typeof body.error?.message !== 'string' || Number.isNaN(Date.parse(body.timestamp ?? ''))) {
+  if (
+    body.status !== 'error' ||
+    !ERROR_CODES.includes(body.error?.code as never) ||
+    typeof body.error?.message !== 'string' ||
+    Number.isNaN(Date.parse(body.timestamp ?? ''))
+  ) {
     throw new Error(`error without the UDC envelope: ${where}`);
   }
 }
 
 // ---- generators ----
-const KNOWN_FIELDS = ['text', 'count', 'name', 'user', 'password', 'type', 'level', 'data', 'action', 'detail', 'source', 'target', 'message_type', 'payload', 'trace_id', 'timestamp', 'priority', 'timeout_ms', 'retry_count', 'delay_seconds', 'reason'];
+const KNOWN_FIELDS = [
+  'text',
+  'count',
+  'name',
+  'user',
+  'password',
+  'type',
+  'level',
+  'data',
+  'action',
+  'detail',
+  'source',
+  'target',
+  'message_type',
+  'payload',
+  'trace_id',
+  'timestamp',
+  'priority',
+  'timeout_ms',
+  'retry_count',
+  'delay_seconds',
+  'reason',
+];
 // Values the schemas know, plus the usual fuzzing dictionary (whitespace, wildcards, NUL, unicode, traversal).
-const KNOWN_VALUES = ['testdrop', 'peer', 'query', 'command', 'status', 'event', 'echo', 'ping', 'later', 'explode', 'info', 'warn', 'error', 'high', 'low', '', 'x'.repeat(2000), '2026-01-01T00:00:00Z', 'Bad Name', ' ', 'a b', 'a\tb', '*', '>', 'a.>', '\u0000', 'é', '../..', '%s%n'];
+const KNOWN_VALUES = [
+  'testdrop',
+  'peer',
+  'query',
+  'command',
+  'status',
+  'event',
+  'echo',
+  'ping',
+  'later',
+  'explode',
+  'info',
+  'warn',
+  'error',
+  'high',
+  'low',
+  '',
+  'x'.repeat(2000),
+  '2026-01-01T00:00:00Z',
+  'Bad Name',
+  ' ',
+  'a b',
+  'a\tb',
+  '*',
+  '>',
+  'a.>',
+  '\u0000',
+  'é',
+  '../..',
+  '%s%n',
+];
 const KNOWN_QUERY = ['level', 'since', 'limit', 'type', 'verbose', 'ms', 'page', 'per_page'];
 
-const fieldValue = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom<unknown>(...KNOWN_VALUES), fc.integer({ min: -5, max: 5 }), fc.constant({ action: 'echo', text: 'hi' }));
+const fieldValue = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.constantFrom<unknown>(...KNOWN_VALUES),
+  fc.integer({ min: -5, max: 5 }),
+  fc.constant({ action: 'echo', text: 'hi' }),
+);
 const bodyArb: fc.Arbitrary<{ contentType?: string; body?: string }> = fc.oneof(
   fc.constant({}),
   fc.jsonValue({ maxDepth: 4 }).map((v) => ({ contentType: 'application/json', body: JSON.stringify(v) })),
-  fc.dictionary(fc.constantFrom(...KNOWN_FIELDS), fieldValue, { maxKeys: 8 }).map((v) => ({ contentType: 'application/json', body: JSON.stringify(v) })),
-  fc.tuple(fc.string({ maxLength: 200 }), fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/json; charset=nope', 'multipart/form-data; boundary=x', 'gibberish')).map(([b, ct]) => ({ contentType: ct, body: b })),
-  fc.constantFrom('{', '{"text":', '[1,2', 'null', '"str"', '123', 'true', '{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"x":1}}}').map((b) => ({ contentType: 'application/json', body: b })),
+  fc
+    .dictionary(fc.constantFrom(...KNOWN_FIELDS), fieldValue, { maxKeys: 8 })
+    .map((v) => ({ contentType: 'application/json', body: JSON.stringify(v) })),
+  fc
+    .tuple(
+      fc.string({ maxLength: 200 }),
+      fc.constantFrom(
+        'application/json',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/json; charset=utf-16',
+        'application/json; charset=nope',
+        'multipart/form-data; boundary=x',
+        'gibberish',
+      ),
+    )
+    .map(([b, ct]) => ({ contentType: ct, body: b })),
+  fc
+    .constantFrom(
+      '{',
+      '{"text":',
+      '[1,2',
+      'null',
+      '"str"',
+      '123',
+      'true',
+      '{"__proto__":{"admin":true}}',
+      '{"constructor":{"prototype":{"x":1}}}',
+    )
+    .map((b) => ({ contentType: 'application/json', body: b })),
 );
 
 const queryArb = fc.oneof(
   fc.constant(''),
-  fc.array(fc.tuple(fc.oneof(fc.constantFrom(...KNOWN_QUERY), fc.string({ maxLength: 10 })), fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('warn', 'debug', '0', '-1', '1001', '5', 'true', '2026-01-01T00:00:00Z', 'route.'))), { maxLength: 5 }).map(
-    (pairs) => `?${new URLSearchParams(pairs).toString()}`,
+  fc
+    .array(
+      fc.tuple(
+        fc.oneof(fc.constantFrom(...KNOWN_QUERY), fc.string({ maxLength: 10 })),
+        fc.oneof(
+          fc.string({ maxLength: 30 }),
+          fc.constantFrom('warn', 'debug', '0', '-1', '1001', '5', 'true', '2026-01-01T00:00:00Z', 'route.'),
+        ),
+      ),
+      { maxLength: 5 },
+    )
+    .map((pairs) => `?${new URLSearchParams(pairs).toString()}`),
+  fc.constantFrom(
+    '?%',
+    '?%E0%A4%A',
+    '?limit=%FF',
+    '?a[b][c]=1',
+    '?limit[]=1',
+    '?level=warn&level=error',
+    '?since=' + encodeURIComponent('2026-13-45T99:99:99Z'),
+    '?' + 'a=1&'.repeat(500),
   ),
-  fc.constantFrom('?%', '?%E0%A4%A', '?limit=%FF', '?a[b][c]=1', '?limit[]=1', '?level=warn&level=error', '?since=' + encodeURIComponent('2026-13-45T99:99:99Z'), '?' + 'a=1&'.repeat(500)),
 );
 
 const tokenChars = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_'.split(''));
 const headerName = fc
   .string({ unit: tokenChars, minLength: 1, maxLength: 20 })
-  .filter((n) => !['host', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'te', 'trailer', 'keep-alive'].includes(n) && !n.startsWith('proxy-'));
-const headerValue = fc.string({ unit: fc.constantFrom(...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i))), maxLength: 60 });
+  .filter(
+    (n) =>
+      !['host', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'te', 'trailer', 'keep-alive'].includes(n) &&
+      !n.startsWith('proxy-'),
+  );
+const headerValue = fc.string({
+  unit: fc.constantFrom(...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i))),
+  maxLength: 60,
+});
 const scopesArb = fc.subarray<Scope>(['read', 'write', 'admin']);
 
 type AuthChoice = { kind: 'none' } | { kind: 'valid'; scopes: Scope[] } | { kind: 'raw'; value: string };
@@ -112,7 +227,14 @@ const authArb: fc.Arbitrary<AuthChoice> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<AuthChoice>({ kind: 'none' }) },
   { weight: 3, arbitrary: scopesArb.map<AuthChoice>((scopes) => ({ kind: 'valid', scopes })) },
   { weight: 1, arbitrary: headerValue.map<AuthChoice>((v) => ({ kind: 'raw', value: v })) },
-  { weight: 1, arbitrary: fc.constantFrom<AuthChoice>({ kind: 'raw', value: 'Bearer not.a.jwt' }, { kind: 'raw', value: 'Bearer ' + 'a'.repeat(9000) }, { kind: 'raw', value: 'Basic Zm9vOmJhcg==' }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<AuthChoice>(
+      { kind: 'raw', value: 'Bearer not.a.jwt' },
+      { kind: 'raw', value: 'Bearer ' + 'a'.repeat(9000) },
+      { kind: 'raw', value: 'Basic Zm9vOmJhcg==' },
+    ),
+  },
 );
 
 const headersArb = fc.record({
@@ -122,8 +244,15 @@ const headersArb = fc.record({
   extra: fc.dictionary(headerName, headerValue, { maxKeys: 4 }),
 });
 
-const methodArb = (own: string) => fc.oneof({ weight: 6, arbitrary: fc.constant(own.toUpperCase()) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS') });
-const segment = fc.oneof(fc.constantFrom('abc', 'missing', 'ABC', '..', '%2F', '%00', '%E0%A4', 'x'.repeat(300)), fc.string({ maxLength: 20 }).map(encodeURIComponent));
+const methodArb = (own: string) =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.constant(own.toUpperCase()) },
+    { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS') },
+  );
+const segment = fc.oneof(
+  fc.constantFrom('abc', 'missing', 'ABC', '..', '%2F', '%00', '%E0%A4', 'x'.repeat(300)),
+  fc.string({ maxLength: 20 }).map(encodeURIComponent),
+);
 
 function requestArb(paths: { method: string; path: string }[]): fc.Arbitrary<Sent> {
   return fc
@@ -182,7 +311,9 @@ const DELIBERATE = new Set(['get /boom', 'put /teapot']);
 describe('random requests at every route', () => {
   it('never get a 500, a stack trace or a bare error', async () => {
     const paths = [
-      ...droplet.api.routes.filter((r) => !LIFECYCLE.has(`${r.method} ${r.path}`) && !DELIBERATE.has(`${r.method} ${r.path}`)).map((r) => ({ method: r.method, path: r.path })),
+      ...droplet.api.routes
+        .filter((r) => !LIFECYCLE.has(`${r.method} ${r.path}`) && !DELIBERATE.has(`${r.method} ${r.path}`))
+        .map((r) => ({ method: r.method, path: r.path })),
       { method: 'get', path: '/docs/' },
       { method: 'get', path: '/docs/swagger-ui.css' },
       { method: 'get', path: '/no/such/:route' },

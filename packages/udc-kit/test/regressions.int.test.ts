@@ -37,7 +37,11 @@ function get(url: string, headers: Record<string, string>, agent: Agent): Promis
 describe('/shutdown with a keep-alive client', () => {
   it('stop() returns within 1 s of the last in-flight answer', async () => {
     let slowStarted = false;
-    const d = createTestDroplet({ env: { NATS_URL: nats.url, ...authority.env() }, exit: () => undefined, onSlowStart: () => (slowStarted = true) });
+    const d = createTestDroplet({
+      env: { NATS_URL: nats.url, ...authority.env() },
+      exit: () => undefined,
+      onSlowStart: () => (slowStarted = true),
+    });
     started.push(d);
     const { url } = await d.start({ port: 0 });
     const agent = new Agent({ keepAlive: true, keepAliveMsecs: 60_000 });
@@ -66,7 +70,11 @@ describe('ctx.emit with a type that is not a valid NATS subject token', () => {
     const d = createTestDroplet({ env: { NATS_URL: nats.url, ...authority.env() } });
     started.push(d);
     const { url } = await d.start({ port: 0 });
-    const res = await fetch(`${url}/emit`, { method: 'POST', headers: { Authorization: `Bearer ${authority.mint({ scopes: ['write'] })}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ type }) });
+    const res = await fetch(`${url}/emit`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${authority.mint({ scopes: ['write'] })}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type }),
+    });
     expect(res.status).toBeLessThan(500);
   });
 });

@@ -27,7 +27,12 @@ afterAll(async () => {
 // test missed it and the client got 500 INTERNAL_ERROR for its own bad body.
 describe('a compressed body that does not decompress', () => {
   test.each(['gzip', 'deflate', 'br'])('Content-Encoding: %s over plain JSON is a 400 envelope, not a 500', async (encoding) => {
-    const res = await request(droplet.app).post('/echo').set('Authorization', bearer()).set('Content-Type', 'application/json').set('Content-Encoding', encoding).send('{"text":"hi"}');
+    const res = await request(droplet.app)
+      .post('/echo')
+      .set('Authorization', bearer())
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', encoding)
+      .send('{"text":"hi"}');
     expectEnvelope(res, 400, 'INVALID_REQUEST');
   });
 
@@ -37,8 +42,15 @@ describe('a compressed body that does not decompress', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/echo`;
-      for (const [enc, body] of [['gzip', gzipSync('{"text":"hi"}')], ['deflate', deflateSync('{"text":"hi"}')]] as const) {
-        const res = await fetch(url, { method: 'POST', headers: { Authorization: bearer(), 'Content-Type': 'application/json', 'Content-Encoding': enc }, body });
+      for (const [enc, body] of [
+        ['gzip', gzipSync('{"text":"hi"}')],
+        ['deflate', deflateSync('{"text":"hi"}')],
+      ] as const) {
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { Authorization: bearer(), 'Content-Type': 'application/json', 'Content-Encoding': enc },
+          body,
+        });
         expect(res.status).toBe(200);
         expect(((await res.json()) as { echo: string }).echo).toBe('hi');
       }

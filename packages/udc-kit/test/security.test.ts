@@ -36,9 +36,17 @@ const badTokens: Array<[string, RegExp, () => string]> = [
       return `${head}.${createHmac('sha256', authority.publicKeyPem).update(head).digest('base64url')}`;
     },
   ],
-  ['RS512 signed with the real key (algorithm not pinned)', /algorithm/, () => jwt.sign(claims(), authority.privateKeyPem, { algorithm: 'RS512', keyid: authority.kid })],
+  [
+    'RS512 signed with the real key (algorithm not pinned)',
+    /algorithm/,
+    () => jwt.sign(claims(), authority.privateKeyPem, { algorithm: 'RS512', keyid: authority.kid }),
+  ],
   ['expired', /expired/, () => authority.mint({ expiresInSeconds: -60 })],
-  ['not valid yet (nbf in the future)', /not active/, () => jwt.sign(claims({ nbf: now() + 600 }), authority.privateKeyPem, { algorithm: 'RS256', keyid: authority.kid })],
+  [
+    'not valid yet (nbf in the future)',
+    /not active/,
+    () => jwt.sign(claims({ nbf: now() + 600 }), authority.privateKeyPem, { algorithm: 'RS256', keyid: authority.kid }),
+  ],
   ['wrong iss', /issuer/, () => authority.mint({ issuer: 'evil-registry' })],
   ['wrong aud', /audience/, () => authority.mint({ audience: 'another-mesh' })],
   ['unknown kid, signed by another key', /unknown key/, () => authority.mint({ kid: randomUUID(), privateKeyPem: otherKey() })],
@@ -63,7 +71,18 @@ const badTokens: Array<[string, RegExp, () => string]> = [
   ['truncated signature', /signature/, () => authority.mint().slice(0, -10)],
   ['not a JWT', /malformed/, () => 'not.a.jwt'],
   ['random base64', /algorithm/, () => `${b64url({ a: 1 })}.${b64url({ b: 2 })}.${b64url({ c: 3 })}`],
-  ['a token with no subject', /subject/, () => jwt.sign({ scopes: ['admin'] }, authority.privateKeyPem, { algorithm: 'RS256', keyid: authority.kid, issuer: authority.issuer, audience: authority.audience, expiresIn: 60 })],
+  [
+    'a token with no subject',
+    /subject/,
+    () =>
+      jwt.sign({ scopes: ['admin'] }, authority.privateKeyPem, {
+        algorithm: 'RS256',
+        keyid: authority.kid,
+        issuer: authority.issuer,
+        audience: authority.audience,
+        expiresIn: 60,
+      }),
+  ],
 ];
 
 beforeAll(async () => {
@@ -102,7 +121,9 @@ describe('refused with 401', () => {
   });
 
   it('a valid token passes, so the refusals above are about the token', async () => {
-    const res = await request(droplet.app).get('/state').set('Authorization', `Bearer ${authority.mint({ scopes: ['read'] })}`);
+    const res = await request(droplet.app)
+      .get('/state')
+      .set('Authorization', `Bearer ${authority.mint({ scopes: ['read'] })}`);
     expect(res.status).toBe(200);
   });
 });
@@ -115,15 +136,26 @@ describe('refused with 403: a valid token missing the scope', () => {
     ['write token on /reload-config', ['write'], 'post', '/reload-config', {}],
     ['write token on /shutdown', ['write'], 'post', '/shutdown', {}],
     ['write token on /emergency-stop', ['write'], 'post', '/emergency-stop', {}],
-    ['read token sending a command over /message', ['read'], 'post', '/message', { source: 'a', target: 'testdrop', message_type: 'command', payload: { action: 'echo', text: 'x' } }],
+    [
+      'read token sending a command over /message',
+      ['read'],
+      'post',
+      '/message',
+      { source: 'a', target: 'testdrop', message_type: 'command', payload: { action: 'echo', text: 'x' } },
+    ],
     ['a token with no scopes on a read route', [], 'get', '/state', {}],
   ])('%s', async (_why, scopes, method, path, body) => {
-    const res = await request(droplet.app)[method](path).set('Authorization', `Bearer ${authority.mint({ scopes })}`).send(body);
+    const res = await request(droplet.app)
+      [method](path)
+      .set('Authorization', `Bearer ${authority.mint({ scopes })}`)
+      .send(body);
     expectEnvelope(res, 403, 'FORBIDDEN');
   });
 
   it('the 403 names the scope needed', async () => {
-    const res = await request(droplet.app).post('/reload-config').set('Authorization', `Bearer ${authority.mint({ scopes: ['write'] })}`);
+    const res = await request(droplet.app)
+      .post('/reload-config')
+      .set('Authorization', `Bearer ${authority.mint({ scopes: ['write'] })}`);
     expect(res.body.error.details).toEqual({ required_scope: 'admin', granted: ['write'] });
   });
 });
@@ -140,7 +172,11 @@ describe('JWKS fetching', () => {
     keys = ((await res.json()) as { keys: object[] }).keys;
     const kp = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const kid = randomUUID();
-    second = { kid, privateKeyPem: kp.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), jwk: { ...kp.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' } };
+    second = {
+      kid,
+      privateKeyPem: kp.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      jwk: { ...kp.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' },
+    };
     const port = await freePort();
     server = createServer((_req, res) => {
       hits++;
@@ -156,7 +192,14 @@ describe('JWKS fetching', () => {
     const d = createTestDroplet({ env: { ...authority.env(), JWKS_URL: jwksUrl } });
     try {
       const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
-      for (let i = 0; i < 10; i++) expect((await request(d.app).get('/state').set(bearer(authority.mint({ scopes: ['read'] })))).status).toBe(200);
+      for (let i = 0; i < 10; i++)
+        expect(
+          (
+            await request(d.app)
+              .get('/state')
+              .set(bearer(authority.mint({ scopes: ['read'] })))
+          ).status,
+        ).toBe(200);
       expect(hits).toBe(1);
 
       // Rotation: the registry publishes a new key; the first token signed with it triggers one refetch.

@@ -71,12 +71,24 @@ describe('POST /shutdown', () => {
     });
     await waitFor('the slow request to be in flight', () => t.slowStarted() === 1, 5000);
 
-    const res = await fetch(`${t.url}/shutdown`, { method: 'POST', headers: t.admin, body: JSON.stringify({ reason: 'test drain', delay_seconds: 0 }) });
+    const res = await fetch(`${t.url}/shutdown`, {
+      method: 'POST',
+      headers: t.admin,
+      body: JSON.stringify({ reason: 'test drain', delay_seconds: 0 }),
+    });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ status: 'shutting_down', delay_seconds: 0, reason: 'test drain' });
 
     // While draining: new connections are refused, and exit has not been called.
-    await waitFor('the listener to close', async () => freshGet(`${t.url}/version`).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED'), 3000);
+    await waitFor(
+      'the listener to close',
+      async () =>
+        freshGet(`${t.url}/version`).then(
+          () => false,
+          (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
+        ),
+      3000,
+    );
     expect(t.exit).not.toHaveBeenCalled();
 
     const answered = await slow;
@@ -101,14 +113,17 @@ describe('POST /shutdown', () => {
     expect(t.exit).toHaveBeenCalledWith(0);
   });
 
-  it.each([{ delay_seconds: -1 }, { delay_seconds: 301 }, { delay_seconds: 'soon' }, { reason: 'x'.repeat(501) }])('refuses %j with 400 and keeps running', async (body) => {
-    const t = await startDroplet();
-    const res = await fetch(`${t.url}/shutdown`, { method: 'POST', headers: t.admin, body: JSON.stringify(body) });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INVALID_REQUEST');
-    expect(t.exit).not.toHaveBeenCalled();
-    expect(t.droplet.health().status).toBe('active');
-  });
+  it.each([{ delay_seconds: -1 }, { delay_seconds: 301 }, { delay_seconds: 'soon' }, { reason: 'x'.repeat(501) }])(
+    'refuses %j with 400 and keeps running',
+    async (body) => {
+      const t = await startDroplet();
+      const res = await fetch(`${t.url}/shutdown`, { method: 'POST', headers: t.admin, body: JSON.stringify(body) });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INVALID_REQUEST');
+      expect(t.exit).not.toHaveBeenCalled();
+      expect(t.droplet.health().status).toBe('active');
+    },
+  );
 });
 
 describe('POST /emergency-stop', () => {
@@ -133,7 +148,10 @@ describe('POST /emergency-stop', () => {
 
   it('needs the admin scope', async () => {
     const t = await startDroplet();
-    const res = await fetch(`${t.url}/emergency-stop`, { method: 'POST', headers: { Authorization: `Bearer ${authority.mint({ scopes: ['write'] })}` } });
+    const res = await fetch(`${t.url}/emergency-stop`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${authority.mint({ scopes: ['write'] })}` },
+    });
     expect(res.status).toBe(403);
     expect(t.exit).not.toHaveBeenCalled();
   });

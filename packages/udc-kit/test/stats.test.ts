@@ -8,7 +8,9 @@ describe('RuntimeStats', () => {
     made.push(s);
     return s;
   };
-  afterEach(() => made.splice(0).forEach((s) => s.stop()));
+  afterEach(() => {
+    for (const s of made.splice(0)) s.stop();
+  });
 
   it('counts requests in total and over the last minute (a sliding window)', () => {
     const clock = { t: Date.parse('2026-01-01T00:00:00Z') };
@@ -47,7 +49,7 @@ describe('RuntimeStats', () => {
       clock.t += 1000;
       s.recordRequest(500);
     }
-    const buckets = (s as unknown as { minuteBuckets: Map<number, number>; errorBuckets: Map<number, number> });
+    const buckets = s as unknown as { minuteBuckets: Map<number, number>; errorBuckets: Map<number, number> };
     expect(buckets.minuteBuckets.size).toBeLessThanOrEqual(121);
     expect(buckets.errorBuckets.size).toBeLessThanOrEqual(61);
     expect(s.requestsPerMinute()).toBe(60); // one request in each of the last 60 seconds
@@ -67,6 +69,14 @@ describe('RuntimeStats', () => {
     clock.t += 90_000;
     expect(s.snapshot().uptime_seconds).toBe(90);
     expect(snap.last_restart).toBe(s.startedAt.toISOString());
-    expect(Object.keys(snap).sort()).toEqual(['cpu_percent', 'errors_last_hour', 'last_restart', 'memory_mb', 'requests_per_minute', 'requests_total', 'uptime_seconds']);
+    expect(Object.keys(snap).sort()).toEqual([
+      'cpu_percent',
+      'errors_last_hour',
+      'last_restart',
+      'memory_mb',
+      'requests_per_minute',
+      'requests_total',
+      'uptime_seconds',
+    ]);
   });
 });

@@ -12,23 +12,24 @@ export const deployerConfigSchema = z.object({
   ...baseConfigShape,
   PORT: baseConfigShape.PORT.default(8200),
   /** 32 bytes, base64 or hex: encrypts secrets at rest (AES-256-GCM). */
-  DEPLOYER_MASTER_KEY: z
-    .string({ error: 'is required (32 bytes, base64 or hex)' })
-    .transform((v, c) => {
-      try {
-        return parseMasterKey(v);
-      } catch (err) {
-        c.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
-      }
-    }),
+  DEPLOYER_MASTER_KEY: z.string({ error: 'is required (32 bytes, base64 or hex)' }).transform((v, c) => {
+    try {
+      return parseMasterKey(v);
+    } catch (err) {
+      c.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  }),
   DOCKER_HOST: z.string().optional(),
   /**
    * Where proxy-manager and this deployer reach apps on the `local` server (they run with
    * host networking). 127.0.0.1 when both run on the host itself; from containers, an
    * address of the host they can reach (e.g. host.docker.internal), apps then listening beyond loopback.
    */
-  LOCAL_SERVER_ADDRESS: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be a hostname or an IP address').default('127.0.0.1'),
+  LOCAL_SERVER_ADDRESS: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be a hostname or an IP address')
+    .default('127.0.0.1'),
   DEPLOY_PORT_RANGE: portRange.default([20000, 29999]),
   KEEP_IMAGES: z.coerce.number().int().min(1).max(100).default(5),
   /** Base image of generated Dockerfiles (build arg BASE_IMAGE). */
@@ -45,6 +46,9 @@ export const deployerConfigSchema = z.object({
   RECOVERY_INTERVAL_S: z.coerce.number().positive().default(30),
   /** A service's deploy lease lapses this long after its holder stops renewing it; another replica may then take over. */
   DEPLOY_LEASE_TTL_S: z.coerce.number().min(2).max(600).default(30),
-  KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('deployer'),
+  KV_BUCKET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('deployer'),
 });
 export type DeployerConfig = z.infer<typeof deployerConfigSchema>;

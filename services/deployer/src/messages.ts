@@ -36,7 +36,18 @@ export function createMessageHandlers(deployer: () => Deployer, stores: () => St
         if ('config' in body) {
           const c = await stores().deployConfigs.get(body.config);
           if (!c) throw new NotFound(`no deploy config '${body.config}'`);
-          return finish(await deployer().requestDeploy({ project: c.project, service: c.service, environment: c.environment, source: toSource(c.source), auto_rollback: c.auto_rollback, queue: body.queue, requested_by: by }), w);
+          return finish(
+            await deployer().requestDeploy({
+              project: c.project,
+              service: c.service,
+              environment: c.environment,
+              source: toSource(c.source),
+              auto_rollback: c.auto_rollback,
+              queue: body.queue,
+              requested_by: by,
+            }),
+            w,
+          );
         }
         return finish(await deployer().requestDeploy({ ...body, source: toSource(body.source), requested_by: by }), w);
       },

@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNatsServer, startTestAuthority, udcConformanceSuite, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  startNatsServer,
+  startTestAuthority,
+  udcConformanceSuite,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { masterKey, portRange, quiet } from './helpers.js';
 
@@ -16,7 +22,15 @@ udcConformanceSuite(
     nats = await startNatsServer();
     authority = await startTestAuthority();
     droplet = await createDeployerDroplet({
-      env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'info', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DATA_DIR: dataDir, ...authority.env() },
+      env: {
+        PORT: '0',
+        NATS_URL: nats.url,
+        LOG_LEVEL: 'info',
+        DEPLOYER_MASTER_KEY: masterKey(),
+        DEPLOY_PORT_RANGE: portRange(),
+        DATA_DIR: dataDir,
+        ...authority.env(),
+      },
       logDestination: quiet(),
     });
     await droplet.start();

@@ -7,7 +7,18 @@ import request from 'supertest';
 import * as tar from 'tar';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { capture, cleanDocker, httpText, masterKey, parseSse, portRange, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import {
+  capture,
+  cleanDocker,
+  httpText,
+  masterKey,
+  parseSse,
+  portRange,
+  testImages,
+  uniqueProject,
+  waitDeployment,
+  type TestImages,
+} from './helpers.js';
 
 const SECRET = 'sup3r-s3cret-value-4f1c9a';
 const project = uniqueProject('dt');
@@ -26,7 +37,13 @@ const api = () => {
   const keep = <T extends { text?: string; body?: unknown }>(r: T) => (responses.push(r.text ?? JSON.stringify(r.body)), r);
   return {
     get: async (path: string) => keep(await request(app).get(path).set(auth)),
-    post: async (path: string, body?: object) => keep(await request(app).post(path).set(auth).send(body ?? {})),
+    post: async (path: string, body?: object) =>
+      keep(
+        await request(app)
+          .post(path)
+          .set(auth)
+          .send(body ?? {}),
+      ),
     put: async (path: string, body: object) => keep(await request(app).put(path).set(auth).send(body)),
     patch: async (path: string, body: object) => keep(await request(app).patch(path).set(auth).send(body)),
   };
@@ -45,7 +62,11 @@ async function serving(service: string, env = 'prod'): Promise<{ port: number; t
   return { port, text: await httpText(`http://127.0.0.1:${port}/`), deployment_id: r.body.deployment_id, image: r.body.image };
 }
 
-async function deploy(service: string, source: object, env = 'prod'): Promise<{ id: string; body: Awaited<ReturnType<typeof waitDeployment>> }> {
+async function deploy(
+  service: string,
+  source: object,
+  env = 'prod',
+): Promise<{ id: string; body: Awaited<ReturnType<typeof waitDeployment>> }> {
   const res = await api().post('/deployments', { project, service, environment: env, source });
   expect(res.status).toBe(202);
   return { id: res.body.id, body: await waitDeployment(droplet.app, auth, res.body.id) };
@@ -56,14 +77,27 @@ beforeAll(async () => {
   nats = await startNatsServer();
   authority = await startTestAuthority();
   droplet = await createDeployerDroplet({
-    env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'debug', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '0', DATA_DIR: join(tmp, 'data'), NODE_BASE_IMAGE: images.nodeBase, UPLOAD_LIMIT_MB: '1', KEEP_IMAGES: '3', ...authority.env() },
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'debug',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DRAIN_S: '0',
+      DATA_DIR: join(tmp, 'data'),
+      NODE_BASE_IMAGE: images.nodeBase,
+      UPLOAD_LIMIT_MB: '1',
+      KEEP_IMAGES: '3',
+      ...authority.env(),
+    },
     logDestination: logs,
   });
   await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   const a = api();
   expect((await a.post('/projects', { name: project })).status).toBe(201);
-  for (const env of ['prod', 'uat']) expect((await a.post(`/projects/${project}/environments`, { name: env, env: { GREETING: 'hello' } })).status).toBe(201);
+  for (const env of ['prod', 'uat'])
+    expect((await a.post(`/projects/${project}/environments`, { name: env, env: { GREETING: 'hello' } })).status).toBe(201);
   expect((await a.post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
   expect((await a.put(`/projects/${project}/environments/prod/secrets/API_SECRET`, { value: SECRET })).status).toBe(200);
 }, 180_000);
@@ -102,14 +136,24 @@ describe('deploys against the real Docker Engine', () => {
     const now = await serving('web');
     expect(now.text.trim()).toBe('version-1');
     const [container] = await images.docker.listContainers({ filters: { label: [`mesh.deployment=${first}`] } });
-    expect(container.Labels).toMatchObject({ 'mesh.managed': 'true', 'mesh.project': project, 'mesh.service': 'web', 'mesh.environment': 'prod' });
+    expect(container.Labels).toMatchObject({
+      'mesh.managed': 'true',
+      'mesh.project': project,
+      'mesh.service': 'web',
+      'mesh.environment': 'prod',
+    });
     const img = await images.docker.getImage(d.image).inspect();
     expect(img.Config.Labels).toMatchObject({ 'mesh.managed': 'true', 'mesh.project': project });
   }, 60_000);
 
   it('?wait=true streams a redeploy; the old container is drained and removed', async () => {
     const before = await serving('web');
-    const res = await sse(request(droplet.app).post('/deployments?wait=true').set(auth).send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } }));
+    const res = await sse(
+      request(droplet.app)
+        .post('/deployments?wait=true')
+        .set(auth)
+        .send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } }),
+    );
     const events = parseSse(res.body as string);
     expect(events[0].event).toBe('accepted');
     expect(events[events.length - 1].data.status).toBe('succeeded');
@@ -169,7 +213,13 @@ http.createServer((req, res) => {
     );
     const archive = join(tmp, 'app.tar.gz');
     await tar.c({ gzip: true, file: archive, cwd: tmp }, ['node-app']);
-    const res = await request(droplet.app).post('/deployments').set(auth).field('project', project).field('service', 'api').field('environment', 'prod').attach('source', archive);
+    const res = await request(droplet.app)
+      .post('/deployments')
+      .set(auth)
+      .field('project', project)
+      .field('service', 'api')
+      .field('environment', 'prod')
+      .attach('source', archive);
     responses.push(res.text);
     expect(res.status).toBe(202);
     const done = await waitDeployment(droplet.app, auth, res.body.id);
@@ -193,7 +243,10 @@ http.createServer((req, res) => {
     mkdirSync(join(repo, 'www'), { recursive: true });
     writeFileSync(join(repo, 'www/index.html'), 'from-git');
     writeFileSync(join(repo, 'www/health'), 'ok');
-    writeFileSync(join(repo, 'Dockerfile'), `FROM ${images.busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]\n`);
+    writeFileSync(
+      join(repo, 'Dockerfile'),
+      `FROM ${images.busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]\n`,
+    );
     const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { stdio: 'pipe' });
     execFileSync('git', ['init', '-q', '-b', 'main', repo]);
     git('add', '.');
@@ -210,8 +263,20 @@ http.createServer((req, res) => {
   it('one deploy per service at a time: queue positions, 409 with queue=false, other services in parallel', async () => {
     const a = await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v2 } });
     const b = await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
-    const refused = await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 }, queue: false });
-    const other = await api().post('/deployments', { project, service: 'site', environment: 'prod', source: { image: images.v1 }, queue: false });
+    const refused = await api().post('/deployments', {
+      project,
+      service: 'web',
+      environment: 'prod',
+      source: { image: images.v1 },
+      queue: false,
+    });
+    const other = await api().post('/deployments', {
+      project,
+      service: 'site',
+      environment: 'prod',
+      source: { image: images.v1 },
+      queue: false,
+    });
     expect([a.body.queue_position, b.body.queue_position]).toEqual([0, 1]);
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('CONFLICT');
@@ -238,7 +303,10 @@ http.createServer((req, res) => {
   it('restart over a UDC message answers when the service is healthy again; scale rolls out replicas', async () => {
     const target = `app-${project}-web-prod`;
     const before = await serving('web');
-    const reply = await request(droplet.app).post('/message').set(auth).send({ source: 'health-monitor', target: 'deployer', message_type: 'command', payload: { action: 'restart', target_id: target } });
+    const reply = await request(droplet.app)
+      .post('/message')
+      .set(auth)
+      .send({ source: 'health-monitor', target: 'deployer', message_type: 'command', payload: { action: 'restart', target_id: target } });
     expect(reply.body.result).toBe('success');
     expect(reply.body.data.containers[0]).toMatchObject({ healthy: true, port: before.port });
     expect((await httpText(`http://127.0.0.1:${before.port}/`)).trim()).toBe('version-2');
@@ -251,7 +319,10 @@ http.createServer((req, res) => {
   }, 90_000);
 
   it('workers: containers replaced, no route, no port', async () => {
-    expect((await api().post(`/projects/${project}/services`, { name: 'jobs', type: 'worker', command: 'echo worker up; exec sleep 3600' })).status).toBe(201);
+    expect(
+      (await api().post(`/projects/${project}/services`, { name: 'jobs', type: 'worker', command: 'echo worker up; exec sleep 3600' }))
+        .status,
+    ).toBe(201);
     const one = await deploy('jobs', { image: images.busybox });
     expect(one.body.status).toBe('succeeded');
     const two = await deploy('jobs', { image: images.busybox });
@@ -267,16 +338,40 @@ http.createServer((req, res) => {
     const badSource = await a.post('/deployments', { project, service: 'web', environment: 'prod', source: { ftp: 'x' } });
     expect(badSource.status).toBe(400);
     expect(badSource.body.error.code).toBe('INVALID_REQUEST');
-    expect((await a.post('/deployments', { project, service: 'web', environment: 'prod', source: { git: { url: 'file:///x', ref: '--upload-pack=evil' } } })).status).toBe(400);
+    expect(
+      (
+        await a.post('/deployments', {
+          project,
+          service: 'web',
+          environment: 'prod',
+          source: { git: { url: 'file:///x', ref: '--upload-pack=evil' } },
+        })
+      ).status,
+    ).toBe(400);
     expect((await a.post(`/projects/${project}/services`, { name: 'w2', type: 'worker', domain: 'x.example.com' })).status).toBe(400);
     expect((await a.get('/deployments/not-a-uuid')).status).toBe(400);
     expect((await a.get('/deployments/00000000-0000-4000-8000-000000000000')).status).toBe(404);
-    const notGzip = await request(droplet.app).post('/deployments').set(auth).field('project', project).field('service', 'api').field('environment', 'prod').attach('source', Buffer.from('plain text'), 'x.tar.gz');
+    const notGzip = await request(droplet.app)
+      .post('/deployments')
+      .set(auth)
+      .field('project', project)
+      .field('service', 'api')
+      .field('environment', 'prod')
+      .attach('source', Buffer.from('plain text'), 'x.tar.gz');
     expect(notGzip.status).toBe(400);
-    const big = await request(droplet.app).post('/deployments').set(auth).field('project', project).field('service', 'api').field('environment', 'prod').attach('source', Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(2 * 1024 * 1024)]), 'big.tar.gz');
+    const big = await request(droplet.app)
+      .post('/deployments')
+      .set(auth)
+      .field('project', project)
+      .field('service', 'api')
+      .field('environment', 'prod')
+      .attach('source', Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(2 * 1024 * 1024)]), 'big.tar.gz');
     expect(big.status).toBe(413);
     expect(big.body.status).toBe('error');
-    const readOnly = await request(droplet.app).post('/deployments').set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` }).send({});
+    const readOnly = await request(droplet.app)
+      .post('/deployments')
+      .set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` })
+      .send({});
     expect(readOnly.status).toBe(403);
   }, 30_000);
 

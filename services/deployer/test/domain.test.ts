@@ -38,7 +38,9 @@ describe('secrets at rest', () => {
     expect(bad.error?.issues[0].path).toEqual(['DEPLOYER_MASTER_KEY']);
     const ok = deployerConfigSchema.parse({ DEPLOYER_MASTER_KEY: randomBytes(32).toString('hex'), DEPLOY_PORT_RANGE: '21000-21999' });
     expect(ok.DEPLOY_PORT_RANGE).toEqual([21000, 21999]);
-    expect(deployerConfigSchema.safeParse({ DEPLOYER_MASTER_KEY: randomBytes(32).toString('hex'), DEPLOY_PORT_RANGE: '80-90' }).success).toBe(false);
+    expect(
+      deployerConfigSchema.safeParse({ DEPLOYER_MASTER_KEY: randomBytes(32).toString('hex'), DEPLOY_PORT_RANGE: '80-90' }).success,
+    ).toBe(false);
   });
 });
 
@@ -52,7 +54,12 @@ describe('port allocation', () => {
   });
   it('skips taken and busy ports and wraps around the range', async () => {
     const first = preferredPort('k', range);
-    const got = await allocatePort({ key: 'k', range, taken: new Set([first]), isFree: async (p) => p !== (first + 1 > 20099 ? 20000 : first + 1) });
+    const got = await allocatePort({
+      key: 'k',
+      range,
+      taken: new Set([first]),
+      isFree: async (p) => p !== (first + 1 > 20099 ? 20000 : first + 1),
+    });
     expect(got).not.toBe(first);
     expect(got).toBeGreaterThanOrEqual(20000);
     expect(got).toBeLessThanOrEqual(20099);
@@ -75,7 +82,10 @@ describe('generated Dockerfiles', () => {
     expect(withStart).toMatch(/^ARG BASE_IMAGE=node:20-slim\nFROM \$\{BASE_IMAGE\}/);
     expect(withStart).toContain('CMD ["/bin/sh", "-c", "node server.js"]');
     expect(withStart).not.toContain('npm');
-    const withDeps = nodeDockerfile(files({ 'package.json': JSON.stringify({ main: 'app.js', dependencies: { x: '1' } }), 'package-lock.json': '' }), 'node:20-slim');
+    const withDeps = nodeDockerfile(
+      files({ 'package.json': JSON.stringify({ main: 'app.js', dependencies: { x: '1' } }), 'package-lock.json': '' }),
+      'node:20-slim',
+    );
     expect(withDeps).toContain('npm ci --omit=dev');
     expect(withDeps).toContain('CMD ["node", "app.js"]');
   });

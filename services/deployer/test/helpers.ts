@@ -40,15 +40,33 @@ export interface TestImages {
  * A small web app image FROM the local busybox: httpd on $PORT serving `files` from /www
  * (files under cgi-bin/ are executable and answer as CGI scripts). Built once per tag.
  */
-export async function buildWebImage(docker: Docker, busybox: string, tag: string, files: Record<string, string>, cmd?: string): Promise<string> {
-  if (await docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
+export async function buildWebImage(
+  docker: Docker,
+  busybox: string,
+  tag: string,
+  files: Record<string, string>,
+  cmd?: string,
+): Promise<string> {
+  if (
+    await docker
+      .getImage(tag)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      )
+  )
+    return tag;
   const dir = mkdtempSync(join(tmpdir(), 'deployer-img-'));
   try {
     for (const [path, text] of Object.entries(files)) {
       mkdirSync(dirname(join(dir, 'www', path)), { recursive: true });
       writeFileSync(join(dir, 'www', path), text, { mode: path.startsWith('cgi-bin/') ? 0o755 : 0o644 });
     }
-    writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ${cmd ?? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'}\n`);
+    writeFileSync(
+      join(dir, 'Dockerfile'),
+      `FROM ${busybox}\nCOPY www /www\nCMD ${cmd ?? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'}\n`,
+    );
     return await buildImageFromDir(docker, dir, tag);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -60,7 +78,8 @@ export async function testImages(): Promise<TestImages> {
   const docker = await ensureDockerEngine();
   const busybox = await ensureBusyboxImage(docker);
   const nodeBase = await ensureNodeBaseImage(docker);
-  const build = (tag: string, index: string, cmd?: string) => buildWebImage(docker, busybox, tag, { 'index.html': index, health: 'ok' }, cmd);
+  const build = (tag: string, index: string, cmd?: string) =>
+    buildWebImage(docker, busybox, tag, { 'index.html': index, health: 'ok' }, cmd);
   return {
     docker,
     busybox,
@@ -74,10 +93,24 @@ export async function testImages(): Promise<TestImages> {
 /** Remove every container and deploy image a suite's project left behind (by label). */
 export async function cleanDocker(docker: Docker, project: string): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`mesh.managed=true`, `mesh.project=${project}`] } });
-  for (const c of containers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const c of containers)
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   const images = await docker.listImages({ filters: { label: [`mesh.managed=true`, `mesh.project=${project}`] } });
-  for (const i of images) for (const t of i.RepoTags ?? []) await docker.getImage(t).remove().catch(() => undefined);
-  for (const i of await docker.listImages({ filters: { reference: [`mesh-apps/${project}-*`] } })) for (const t of i.RepoTags ?? []) await docker.getImage(t).remove().catch(() => undefined);
+  for (const i of images)
+    for (const t of i.RepoTags ?? [])
+      await docker
+        .getImage(t)
+        .remove()
+        .catch(() => undefined);
+  for (const i of await docker.listImages({ filters: { reference: [`mesh-apps/${project}-*`] } }))
+    for (const t of i.RepoTags ?? [])
+      await docker
+        .getImage(t)
+        .remove()
+        .catch(() => undefined);
 }
 
 export async function httpText(url: string): Promise<string> {
@@ -98,11 +131,16 @@ export interface DeploymentBody {
 /** Poll GET /deployments/:id until it is final. */
 export async function waitDeployment(app: Express, auth: Record<string, string>, id: string, timeoutMs = 60_000): Promise<DeploymentBody> {
   let body: DeploymentBody | undefined;
-  await waitFor(`deployment ${id} to finish`, async () => {
-    const res = await request(app).get(`/deployments/${id}`).set(auth);
-    body = res.body;
-    return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(res.body.status);
-  }, timeoutMs, 100);
+  await waitFor(
+    `deployment ${id} to finish`,
+    async () => {
+      const res = await request(app).get(`/deployments/${id}`).set(auth);
+      body = res.body;
+      return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(res.body.status);
+    },
+    timeoutMs,
+    100,
+  );
   return body!;
 }
 

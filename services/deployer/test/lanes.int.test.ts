@@ -116,7 +116,12 @@ describe('service lanes in JetStream KV', () => {
   it('an expired lease is stale even when its owner answers', async () => {
     const t = 'app-lanes-expired-prod';
     const now = Date.now();
-    const held = await storeA.acquire(t, { deployment_id: 'd1', owner: 'someone-else', acquired_at: new Date(now - 10_000).toISOString(), expires_at: new Date(now - 1).toISOString() });
+    const held = await storeA.acquire(t, {
+      deployment_id: 'd1',
+      owner: 'someone-else',
+      acquired_at: new Date(now - 10_000).toISOString(),
+      expires_at: new Date(now - 1).toISOString(),
+    });
     expect(await b.isStale(held!, async () => true)).toBe(true);
     await storeA.release(held!);
   });

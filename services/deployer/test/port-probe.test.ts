@@ -45,7 +45,9 @@ describe('port probe of the local server', () => {
   it('LOCAL_SERVER_ADDRESS defaults to 127.0.0.1 and refuses anything but a host name or address', () => {
     const base = { DEPLOYER_MASTER_KEY: '00'.repeat(32) };
     expect(deployerConfigSchema.parse(base).LOCAL_SERVER_ADDRESS).toBe('127.0.0.1');
-    expect(deployerConfigSchema.parse({ ...base, LOCAL_SERVER_ADDRESS: 'host.docker.internal' }).LOCAL_SERVER_ADDRESS).toBe('host.docker.internal');
+    expect(deployerConfigSchema.parse({ ...base, LOCAL_SERVER_ADDRESS: 'host.docker.internal' }).LOCAL_SERVER_ADDRESS).toBe(
+      'host.docker.internal',
+    );
     expect(deployerConfigSchema.safeParse({ ...base, LOCAL_SERVER_ADDRESS: 'http://x/' }).success).toBe(false);
   });
 });

@@ -34,9 +34,14 @@ export function runNode(main: string, env: Record<string, string>): Proc {
 }
 
 export async function waitHealthy(url: string, proc: Proc, timeoutMs = 30_000): Promise<void> {
-  await waitFor(`${url}/health`, async () => {
-    if (proc.child.exitCode !== null) throw new Error(`process exited: ${proc.output().slice(-1500)}`);
-    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
-    return r.status === 200;
-  }, timeoutMs, 100);
+  await waitFor(
+    `${url}/health`,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`process exited: ${proc.output().slice(-1500)}`);
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      return r.status === 200;
+    },
+    timeoutMs,
+    100,
+  );
 }

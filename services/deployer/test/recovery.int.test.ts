@@ -3,9 +3,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { freePort, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, httpText, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import {
+  cleanDocker,
+  httpText,
+  masterKey,
+  portRange,
+  quiet,
+  testImages,
+  uniqueProject,
+  waitDeployment,
+  type TestImages,
+} from './helpers.js';
 import { DEPLOYER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
 
 const project = uniqueProject('rc');
@@ -39,7 +56,16 @@ beforeAll(async () => {
   authority = await startTestAuthority();
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  env = { PORT: String(port), NATS_URL: nats.url, LOG_LEVEL: 'warn', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '0', DATA_DIR: join(tmp, 'data'), ...authority.env() };
+  env = {
+    PORT: String(port),
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'warn',
+    DEPLOYER_MASTER_KEY: masterKey(),
+    DEPLOY_PORT_RANGE: portRange(),
+    DRAIN_S: '0',
+    DATA_DIR: join(tmp, 'data'),
+    ...authority.env(),
+  };
   await startDeployer();
 }, 120_000);
 
@@ -60,13 +86,20 @@ describe('a deployer killed mid-deploy', () => {
     expect((await call('POST', `/projects/${project}/services`, { name: 'web', type: 'web' })).status).toBe(201);
     const first = await call('POST', '/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
     expect(first.status).toBe(202);
-    await waitFor('first deploy', async () => (await call('GET', `/deployments/${first.body.id}`)).body.status === 'succeeded', 30_000, 100);
+    await waitFor(
+      'first deploy',
+      async () => (await call('GET', `/deployments/${first.body.id}`)).body.status === 'succeeded',
+      30_000,
+      100,
+    );
     const release = (await call('GET', `/services/app-${project}-web-prod`)).body;
     const port = release.containers[0].port;
     expect((await httpText(`http://127.0.0.1:${port}/`)).trim()).toBe('version-1');
 
     // The next version takes a while to become healthy: kill -9 while the deployer waits for it.
-    expect((await call('PATCH', `/projects/${project}/services/web`, { command: 'sleep 30; exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status).toBe(200);
+    expect(
+      (await call('PATCH', `/projects/${project}/services/web`, { command: 'sleep 30; exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status,
+    ).toBe(200);
     const second = await call('POST', '/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v2 } });
     expect(second.status).toBe(202);
     await waitFor('the health step', async () => (await call('GET', `/deployments/${second.body.id}`)).body.step === 'health', 30_000, 50);
@@ -97,11 +130,16 @@ describe('a deployer killed mid-deploy', () => {
     const stuck = await call('POST', '/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
     expect(stuck.status).toBe(202);
     await waitFor('the health step', async () => (await call('GET', `/deployments/${stuck.body.id}`)).body.step === 'health', 30_000, 50);
-    const queued = await request(replica.app).post('/deployments').set(auth).send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } });
+    const queued = await request(replica.app)
+      .post('/deployments')
+      .set(auth)
+      .send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } });
     expect(queued.status).toBe(202);
     expect(queued.body.queue_position).toBe(1);
     // It will run with the service's config as it is when its turn comes: healthy at once.
-    expect((await call('PATCH', `/projects/${project}/services/web`, { command: 'exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status).toBe(200);
+    expect((await call('PATCH', `/projects/${project}/services/web`, { command: 'exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status).toBe(
+      200,
+    );
     proc!.child.kill('SIGKILL');
     await new Promise((r) => proc!.child.once('exit', r));
 

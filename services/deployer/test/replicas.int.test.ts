@@ -5,7 +5,19 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, httpText, masterKey, parseSse, portRange, quiet, testImages, uniqueProject, waitDeployment, type DeploymentBody, type TestImages } from './helpers.js';
+import {
+  cleanDocker,
+  httpText,
+  masterKey,
+  parseSse,
+  portRange,
+  quiet,
+  testImages,
+  uniqueProject,
+  waitDeployment,
+  type DeploymentBody,
+  type TestImages,
+} from './helpers.js';
 
 // Two deployer replicas on one nats-server (one KV bucket) and one Docker Engine.
 const project = uniqueProject('rp');
@@ -21,7 +33,15 @@ beforeAll(async () => {
   images = await testImages();
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  const env = { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'warn', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '0', ...authority.env() };
+  const env = {
+    PORT: '0',
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'warn',
+    DEPLOYER_MASTER_KEY: masterKey(),
+    DEPLOY_PORT_RANGE: portRange(),
+    DRAIN_S: '0',
+    ...authority.env(),
+  };
   a = await createDeployerDroplet({ env: { ...env, DATA_DIR: join(tmp, 'a') }, logDestination: quiet() });
   b = await createDeployerDroplet({ env: { ...env, DATA_DIR: join(tmp, 'b') }, logDestination: quiet() });
   await a.start();
@@ -47,7 +67,10 @@ afterAll(async () => {
 }, 60_000);
 
 const deployTo = (replica: DeployerDroplet, image: string, extra: object = {}) =>
-  request(replica.app).post('/deployments').set(auth).send({ project, service: 'web', environment: 'prod', source: { image }, ...extra });
+  request(replica.app)
+    .post('/deployments')
+    .set(auth)
+    .send({ project, service: 'web', environment: 'prod', source: { image }, ...extra });
 
 const span = (d: DeploymentBody) => {
   const steps = d.steps as Array<{ started_at: string; finished_at: string }>;
@@ -63,14 +86,23 @@ describe('one deploy per service at a time, across replicas', () => {
     expect(second.status).toBe(202);
     expect(second.body.queue_position).toBe(1);
     // Progress of the second deploy, streamed by the replica that does not run it.
-    const stream = request(a.app).get(`/deployments/${second.body.id}/events`).set(auth).buffer(true).parse((res, cb) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += String(c)));
-      res.on('end', () => cb(null, text));
-    });
+    const stream = request(a.app)
+      .get(`/deployments/${second.body.id}/events`)
+      .set(auth)
+      .buffer(true)
+      .parse((res, cb) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += String(c)));
+        res.on('end', () => cb(null, text));
+      });
     const streamed = stream.then((r) => r.body as string);
 
-    await waitFor('the first deploy to run', async () => (await request(b.app).get(`/deployments/${first.body.id}`).set(auth)).body.status === 'running', 20_000, 50);
+    await waitFor(
+      'the first deploy to run',
+      async () => (await request(b.app).get(`/deployments/${first.body.id}`).set(auth)).body.status === 'running',
+      20_000,
+      50,
+    );
     for (const replica of [a, b]) {
       const waiting = await request(replica.app).get(`/deployments/${second.body.id}`).set(auth);
       expect(waiting.body).toMatchObject({ status: 'queued', queue_position: 1 });

@@ -9,7 +9,10 @@ const root = mkdtempSync(join(tmpdir(), 'deployer-tar-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Write a tar.gz whose entry paths we choose, including hostile ones. */
-async function rawArchive(name: string, entries: Array<{ path: string; body?: string; type?: 'File' | 'SymbolicLink'; linkpath?: string }>): Promise<string> {
+async function rawArchive(
+  name: string,
+  entries: Array<{ path: string; body?: string; type?: 'File' | 'SymbolicLink'; linkpath?: string }>,
+): Promise<string> {
   const file = join(root, name);
   const pack = new tar.Pack({ gzip: true, portable: true });
   const chunks: Buffer[] = [];
@@ -17,7 +20,14 @@ async function rawArchive(name: string, entries: Array<{ path: string; body?: st
   const done = new Promise((r) => pack.on('end', r));
   for (const e of entries) {
     const body = Buffer.from(e.body ?? '');
-    const header = new tar.Header({ path: e.path, type: e.type ?? 'File', size: e.type === 'SymbolicLink' ? 0 : body.length, mode: 0o644, linkpath: e.linkpath, mtime: new Date() });
+    const header = new tar.Header({
+      path: e.path,
+      type: e.type ?? 'File',
+      size: e.type === 'SymbolicLink' ? 0 : body.length,
+      mode: 0o644,
+      linkpath: e.linkpath,
+      mtime: new Date(),
+    });
     const entry = new tar.ReadEntry(header);
     pack.add(entry);
     if (e.type !== 'SymbolicLink') entry.write(body);
@@ -54,7 +64,10 @@ describe('uploaded archive extraction', () => {
   it('refuses archives over the size or entry limit', async () => {
     const big = await rawArchive('big.tar.gz', [{ path: 'a.bin', body: 'x'.repeat(5000) }]);
     await expect(extractTarball(big, mkdtempSync(join(root, 'b-')), { maxBytes: 1000, maxEntries: 100 })).rejects.toThrow(/bytes/);
-    const many = await rawArchive('many.tar.gz', Array.from({ length: 5 }, (_, i) => ({ path: `f${i}`, body: 'x' })));
+    const many = await rawArchive(
+      'many.tar.gz',
+      Array.from({ length: 5 }, (_, i) => ({ path: `f${i}`, body: 'x' })),
+    );
     await expect(extractTarball(many, mkdtempSync(join(root, 'm-')), { maxBytes: 1e6, maxEntries: 3 })).rejects.toThrow(/entries/);
   });
   it('refuses a file that is not a gzip tar', async () => {

@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { buildWebImage, cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import {
+  buildWebImage,
+  cleanDocker,
+  masterKey,
+  portRange,
+  quiet,
+  testImages,
+  uniqueProject,
+  waitDeployment,
+  type TestImages,
+} from './helpers.js';
 import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
 
 const project = uniqueProject('zd');
@@ -23,12 +33,15 @@ const tmp = mkdtempSync(join(tmpdir(), 'deployer-zd-'));
 /** One GET through nginx for the domain (a fresh connection each time). */
 function get(host = domain): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: host }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += String(c)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: host }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += String(c)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+      },
+    );
     req.on('error', (e) => resolve({ status: 0, body: String(e) }));
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
@@ -70,7 +83,16 @@ beforeAll(async () => {
   });
   await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
   droplet = await createDeployerDroplet({
-    env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'warn', DEPLOYER_MASTER_KEY: masterKey(), DEPLOY_PORT_RANGE: portRange(), DRAIN_S: '1', DATA_DIR: join(tmp, 'data'), ...authority.env() },
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'warn',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DRAIN_S: '1',
+      DATA_DIR: join(tmp, 'data'),
+      ...authority.env(),
+    },
     logDestination: quiet(),
   });
   await droplet.start();
@@ -92,7 +114,10 @@ afterAll(async () => {
 }, 60_000);
 
 async function deploy(image: string, service = 'web', extra: object = {}) {
-  const res = await request(droplet.app).post('/deployments').set(auth).send({ project, service, environment: 'prod', source: { image }, ...extra });
+  const res = await request(droplet.app)
+    .post('/deployments')
+    .set(auth)
+    .send({ project, service, environment: 'prod', source: { image }, ...extra });
   expect(res.status).toBe(202);
   return waitDeployment(droplet.app, auth, res.body.id, 60_000);
 }
@@ -149,9 +174,28 @@ describe('auto_rollback through a real proxy-manager and nginx', () => {
   const arDomain = `ar-${project}.mesh.test`;
 
   it('a new version that fails after the switch: the route goes back to the previous version, the new containers are removed', async () => {
-    const good = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:good-v2', { 'index.html': 'version-good', 'cgi-bin/health': healthCgi(1_000_000) }, cgiCmd);
-    const flaky = await buildWebImage(images.docker, images.busybox, 'mesh-test/deployer-ar:flaky-v2', { 'index.html': 'version-flaky', 'cgi-bin/health': healthCgi(2) }, cgiCmd);
-    expect((await request(droplet.app).post(`/projects/${project}/services`).set(auth).send({ name: 'ar', type: 'web', domain: arDomain, health_path: '/cgi-bin/health', health_timeout_s: 5 })).status).toBe(201);
+    const good = await buildWebImage(
+      images.docker,
+      images.busybox,
+      'mesh-test/deployer-ar:good-v2',
+      { 'index.html': 'version-good', 'cgi-bin/health': healthCgi(1_000_000) },
+      cgiCmd,
+    );
+    const flaky = await buildWebImage(
+      images.docker,
+      images.busybox,
+      'mesh-test/deployer-ar:flaky-v2',
+      { 'index.html': 'version-flaky', 'cgi-bin/health': healthCgi(2) },
+      cgiCmd,
+    );
+    expect(
+      (
+        await request(droplet.app)
+          .post(`/projects/${project}/services`)
+          .set(auth)
+          .send({ name: 'ar', type: 'web', domain: arDomain, health_path: '/cgi-bin/health', health_timeout_s: 5 })
+      ).status,
+    ).toBe(201);
     const first = await deploy(good, 'ar');
     expect(first.status).toBe('succeeded');
     expect(await get(arDomain)).toEqual({ status: 200, body: 'version-good' });

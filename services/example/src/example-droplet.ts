@@ -5,7 +5,14 @@ export const exampleConfigSchema = z.object({ ...baseConfigShape, PORT: baseConf
 export type ExampleConfig = z.infer<typeof exampleConfigSchema>;
 
 /** A minimal droplet built with udc-kit: one route, one message handler. */
-export function createExampleDroplet(deps: { env: Env; name?: string; bus?: Bus; registry?: RegistryLink; exit?: (code: number) => void; logDestination?: NodeJS.WritableStream }) {
+export function createExampleDroplet(deps: {
+  env: Env;
+  name?: string;
+  bus?: Bus;
+  registry?: RegistryLink;
+  exit?: (code: number) => void;
+  logDestination?: NodeJS.WritableStream;
+}) {
   const { name = 'example', ...rest } = deps;
   return createDroplet({
     name,
@@ -14,7 +21,11 @@ export function createExampleDroplet(deps: { env: Env; name?: string; bus?: Bus;
     configSchema: exampleConfigSchema,
     ...rest,
     routes(api) {
-      api.post('/echo', { scope: 'write', summary: 'Echo a message back', body: z.object({ text: z.string().min(1).max(1000) }) }, ({ body }) => ({ echo: body.text }));
+      api.post(
+        '/echo',
+        { scope: 'write', summary: 'Echo a message back', body: z.object({ text: z.string().min(1).max(1000) }) },
+        ({ body }) => ({ echo: body.text }),
+      );
     },
     messageHandlers: {
       echo: (payload) => {

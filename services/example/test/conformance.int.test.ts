@@ -1,5 +1,11 @@
 import { afterAll, beforeAll } from '@jest/globals';
-import { startNatsServer, startTestAuthority, udcConformanceSuite, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  startNatsServer,
+  startTestAuthority,
+  udcConformanceSuite,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createExampleDroplet } from '../src/example-droplet.js';
 import { Writable } from 'node:stream';
 
@@ -13,7 +19,10 @@ udcConformanceSuite(
   async () => {
     nats = await startNatsServer();
     authority = await startTestAuthority();
-    droplet = createExampleDroplet({ env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'info', ...authority.env() }, logDestination: quiet });
+    droplet = createExampleDroplet({
+      env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'info', ...authority.env() },
+      logDestination: quiet,
+    });
     await droplet.start();
     return { app: droplet.app, routes: droplet.api.routes, dropletName: 'example', token: (scopes) => authority.mint({ scopes }) };
   },

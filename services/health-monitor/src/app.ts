@@ -41,7 +41,9 @@ export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
         intervalMs: 2000,
         check: () => {
           const e = engine();
-          return e?.isReady() ? { ok: true, detail: { monitor_id: e.monitorId, members: e.members().length, targets: e.targets().length } } : { ok: false, detail: 'starting' };
+          return e?.isReady()
+            ? { ok: true, detail: { monitor_id: e.monitorId, members: e.members().length, targets: e.targets().length } }
+            : { ok: false, detail: 'starting' };
         },
       },
     },

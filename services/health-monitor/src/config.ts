@@ -30,7 +30,12 @@ const stepList = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .pipe(recoveryPolicySchema);
 
 export const staticTargetSchema = z.object({
@@ -52,7 +57,10 @@ export const configSchema = z
   .object({
     ...baseConfigShape,
     PORT: baseConfigShape.PORT.default(8300),
-    MONITOR_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of [A-Za-z0-9_-]').default(defaultMonitorId),
+    MONITOR_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of [A-Za-z0-9_-]')
+      .default(defaultMonitorId),
     /** k: how many monitors check each target (fewer when fewer are alive). */
     MONITORS_PER_TARGET: z.coerce.number().int().min(1).max(15).default(3),
     CHECK_INTERVAL_MS: ms(10_000, 100),
@@ -81,11 +89,19 @@ export const configSchema = z
     TARGET_REFRESH_MS: ms(10_000, 100),
     /** Extra URLs proving this monitor's own network works (peers' /health are always used). */
     CONTROL_CHECK_URLS: jsonEnv(z.array(httpUrl).max(20), '[]'),
-    SMTP_URL: z.string().regex(/^smtps?:\/\/\S+$/, 'must be an smtp:// or smtps:// URL').optional(),
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\/\S+$/, 'must be an smtp:// or smtps:// URL')
+      .optional(),
     ALERT_EMAIL_TO: z
       .string()
       .default('')
-      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.email()).max(50)),
     ALERT_EMAIL_FROM: z.email().default('health-monitor@localhost'),
     ALERT_WEBHOOK_URLS: jsonEnv(z.array(httpUrl).max(20), '[]'),
@@ -96,10 +112,19 @@ export const configSchema = z
     /** Test hook: {"<target id>"|"*": url}; "*" redirects every check, control checks too. */
     CHECK_URL_OVERRIDE_FOR_TESTS: jsonEnv(z.record(z.string(), httpUrl), '{}'),
   })
-  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] })
+  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, {
+    message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true',
+    path: ['API_TOKEN'],
+  })
   .refine((c) => c.MEMBER_TTL_MS > c.MEMBER_HEARTBEAT_MS, { message: 'must be longer than MEMBER_HEARTBEAT_MS', path: ['MEMBER_TTL_MS'] })
-  .refine((c) => c.CHECK_TIMEOUT_MS <= c.CHECK_INTERVAL_MS * 10, { message: 'must be at most 10 check intervals', path: ['CHECK_TIMEOUT_MS'] })
-  .refine((c) => c.ALERT_EMAIL_TO.length === 0 || !!c.SMTP_URL, { message: 'SMTP_URL is required when ALERT_EMAIL_TO is set', path: ['SMTP_URL'] });
+  .refine((c) => c.CHECK_TIMEOUT_MS <= c.CHECK_INTERVAL_MS * 10, {
+    message: 'must be at most 10 check intervals',
+    path: ['CHECK_TIMEOUT_MS'],
+  })
+  .refine((c) => c.ALERT_EMAIL_TO.length === 0 || !!c.SMTP_URL, {
+    message: 'SMTP_URL is required when ALERT_EMAIL_TO is set',
+    path: ['SMTP_URL'],
+  });
 
 export type Config = z.infer<typeof configSchema>;
 

@@ -51,7 +51,10 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
       closers.push(() => email.close());
       out.push(email);
     }
-    if (config.ALERT_WEBHOOK_URLS.length) out.push(new WebhookChannel(config.ALERT_WEBHOOK_URLS, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }));
+    if (config.ALERT_WEBHOOK_URLS.length)
+      out.push(
+        new WebhookChannel(config.ALERT_WEBHOOK_URLS, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }),
+      );
     return out;
   }
   const policies = { service: config.RECOVERY_POLICY, host: config.HOST_RECOVERY_POLICY };

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Bus } from '@droplet-mesh/udc-kit';
-import { freePort, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { assignMonitors } from '../src/domain/rendezvous.js';
 import type { Incident, Observation } from '../src/domain/types.js';
 import { startFakeDeployer } from './helpers/fake-droplets.js';
@@ -26,7 +33,9 @@ const events: Array<{ type: string; incident: Incident; at: number }> = [];
 
 async function api(monitorId: string, path: string) {
   const m = monitors.get(monitorId)!;
-  const res = await fetch(`http://127.0.0.1:${m.port}${path}`, { headers: { authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` } });
+  const res = await fetch(`http://127.0.0.1:${m.port}${path}`, {
+    headers: { authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` },
+  });
   if (!res.ok) throw new Error(`${path} on ${monitorId}: HTTP ${res.status}`);
   return res.json() as Promise<any>;
 }
@@ -62,16 +71,31 @@ async function launch(id: string, port?: number, extra?: Record<string, string>)
   monitors.set(id, { port: p, proc: spawnMonitor(e), env: e });
 }
 
-const live = () => [...monitors].filter(([, m]) => !m.proc.exited()).map(([id]) => id).sort();
+const live = () =>
+  [...monitors]
+    .filter(([, m]) => !m.proc.exited())
+    .map(([id]) => id)
+    .sort();
 
 async function waitForMembership(expected: string[]): Promise<void> {
-  await waitFor(`every monitor to see members ${expected.join(',')}`, async () => {
-    for (const id of expected) {
-      const body = await api(id, '/monitors');
-      if (body.members.map((m: { id: string }) => m.id).sort().join(',') !== expected.join(',')) return false;
-    }
-    return true;
-  }, 20_000, 200);
+  await waitFor(
+    `every monitor to see members ${expected.join(',')}`,
+    async () => {
+      for (const id of expected) {
+        const body = await api(id, '/monitors');
+        if (
+          body.members
+            .map((m: { id: string }) => m.id)
+            .sort()
+            .join(',') !== expected.join(',')
+        )
+          return false;
+      }
+      return true;
+    },
+    20_000,
+    200,
+  );
 }
 
 /** Which monitors checked each target during `ms`. */
@@ -105,14 +129,23 @@ beforeAll(async () => {
     },
   });
   bus = await Bus.connect({ url: nats.url, name: 'cluster-test' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }) });
-  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
+  bus.nc.subscribe('health-monitor.observation', {
+    callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }),
+  });
+  bus.nc.subscribe('health-monitor.incident.*', {
+    callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }),
+  });
   await launch('m1');
   await launch('m2');
   // m3 cannot reach t3: its checks of t3 go to a port that never answers.
   await launch('m3', undefined, { CHECK_URL_OVERRIDE_FOR_TESTS: JSON.stringify({ t3: blackhole.url }) });
   await waitForMembership(['m1', 'm2', 'm3']);
-  await waitFor('every monitor sees every target up', () => ['t1', 't2'].every((t) => ['m1', 'm2', 'm3'].every((m) => observations.some((o) => o.target_id === t && o.monitor_id === m && o.ok))), 10_000);
+  await waitFor(
+    'every monitor sees every target up',
+    () =>
+      ['t1', 't2'].every((t) => ['m1', 'm2', 'm3'].every((m) => observations.some((o) => o.target_id === t && o.monitor_id === m && o.ok))),
+    10_000,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -138,7 +171,11 @@ describe('health-monitor cluster (3 processes)', () => {
     const opened = events.find((e) => e.type === 'opened' && e.incident.target_id === 't1')!;
     expect(opened.at - killedAt).toBeLessThan(3000);
     await waitFor('t1 incident resolved', () => events.some((e) => e.type === 'resolved' && e.incident.target_id === 't1'), 15_000);
-    await waitFor('down and resolve emails', () => smtp.subjects(/^\[DOWN\] t1 /).length >= 1 && smtp.subjects(/^\[RESOLVED\] t1 /).length >= 1, 10_000);
+    await waitFor(
+      'down and resolve emails',
+      () => smtp.subjects(/^\[DOWN\] t1 /).length >= 1 && smtp.subjects(/^\[RESOLVED\] t1 /).length >= 1,
+      10_000,
+    );
     // Give any duplicate a chance to show up before counting.
     await new Promise((r) => setTimeout(r, 1500));
     expect(events.filter((e) => e.type === 'opened' && e.incident.target_id === 't1')).toHaveLength(1);
@@ -152,7 +189,14 @@ describe('health-monitor cluster (3 processes)', () => {
   }, 40_000);
 
   it('one monitor that cannot reach a target (blackholed) causes no incident', async () => {
-    await waitFor('m3 reports t3 failing', () => observations.some((o) => o.monitor_id === 'm3' && o.target_id === 't3' && !o.ok && o.consecutive_failures >= 3 && !o.monitor_degraded), 10_000);
+    await waitFor(
+      'm3 reports t3 failing',
+      () =>
+        observations.some(
+          (o) => o.monitor_id === 'm3' && o.target_id === 't3' && !o.ok && o.consecutive_failures >= 3 && !o.monitor_degraded,
+        ),
+      10_000,
+    );
     // m1 and m2 still see it up, so the quorum (2 of 3) is never reached.
     expect(observations.filter((o) => o.target_id === 't3' && o.monitor_id !== 'm3').every((o) => o.ok)).toBe(true);
     expect(events.filter((e) => e.incident.target_id === 't3')).toEqual([]);
@@ -180,7 +224,9 @@ describe('health-monitor cluster (3 processes)', () => {
     const survivor = live()[0];
     const incident = await api(survivor, `/incidents/${first.incident_id}`);
     expect(incident.status).toBe('resolved');
-    const takeover = incident.timeline.find((t: { event: string; by: string }) => t.event === 'leader.acquired' && t.by === second.requested_by);
+    const takeover = incident.timeline.find(
+      (t: { event: string; by: string }) => t.event === 'leader.acquired' && t.by === second.requested_by,
+    );
     expect(takeover.detail.previous).toBe(leader);
     expect(deployer.for('t2')).toHaveLength(2);
     expect(events.filter((e) => e.type === 'opened' && e.incident.target_id === 't2')).toHaveLength(1);

@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { expectEnvelope, freePort, startNatsServer, startTestAuthority, udcConformanceSuite, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  expectEnvelope,
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  udcConformanceSuite,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createHealthMonitor, type HealthMonitor } from '../src/health-monitor.js';
 import { quiet } from './helpers/quiet.js';
 import { startTarget, type Proc } from './helpers/processes.js';
@@ -53,16 +62,24 @@ describe('health-monitor routes', () => {
   const auth = () => ({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` });
 
   it('lists targets with status, last check and uptime, and the monitors checking them', async () => {
-    await waitFor('web observed up', async () => {
-      const res = await request(monitor.droplet.app).get('/targets').set(auth());
-      return res.body.items?.[0]?.status === 'up' && res.body.items[0].last_check?.ok === true;
-    }, 10_000);
+    await waitFor(
+      'web observed up',
+      async () => {
+        const res = await request(monitor.droplet.app).get('/targets').set(auth());
+        return res.body.items?.[0]?.status === 'up' && res.body.items[0].last_check?.ok === true;
+      },
+      10_000,
+    );
     const res = await request(monitor.droplet.app).get('/targets').set(auth());
     expect(res.body.pagination.total).toBe(1);
     expect(res.body.items[0]).toMatchObject({ id: 'web', status: 'up', monitors: ['conformance-monitor'], open_incident: null });
     expect(res.body.items[0].uptime_percent['24h']).toBe(100);
     const monitors = await request(monitor.droplet.app).get('/monitors').set(auth());
-    expect(monitors.body).toMatchObject({ self: 'conformance-monitor', monitors_per_target: 3, assignments: { web: ['conformance-monitor'] } });
+    expect(monitors.body).toMatchObject({
+      self: 'conformance-monitor',
+      monitors_per_target: 3,
+      assignments: { web: ['conformance-monitor'] },
+    });
     const history = await request(monitor.droplet.app).get('/targets/web/history?checks=5').set(auth());
     expect(history.status).toBe(200);
     expect(history.body.recent_checks.length).toBeGreaterThan(0);
@@ -76,7 +93,13 @@ describe('health-monitor routes', () => {
     expectEnvelope(await request(monitor.droplet.app).get('/incidents?status=exploded').set(auth()), 400, 'INVALID_REQUEST');
     expectEnvelope(await request(monitor.droplet.app).get('/incidents?per_page=100000').set(auth()), 400, 'INVALID_REQUEST');
     expectEnvelope(await request(monitor.droplet.app).get('/targets?status=sideways').set(auth()), 400, 'INVALID_REQUEST');
-    expectEnvelope(await request(monitor.droplet.app).get(`/incidents/${'x'.repeat(300)}`).set(auth()), 400, 'INVALID_REQUEST');
+    expectEnvelope(
+      await request(monitor.droplet.app)
+        .get(`/incidents/${'x'.repeat(300)}`)
+        .set(auth()),
+      400,
+      'INVALID_REQUEST',
+    );
     const empty = await request(monitor.droplet.app).get('/incidents?status=active').set(auth());
     expect(empty.status).toBe(200);
     expect(empty.body.items).toEqual([]);

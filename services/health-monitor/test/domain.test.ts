@@ -30,7 +30,16 @@ describe('rendezvous assignment', () => {
 
   it('moves only the targets the leaving monitor held, and spreads load', () => {
     const before = new Map(targets.map((t) => [t, assignMonitors(t, members, 3)]));
-    const after = new Map(targets.map((t) => [t, assignMonitors(t, members.filter((m) => m !== 'm3'), 3)]));
+    const after = new Map(
+      targets.map((t) => [
+        t,
+        assignMonitors(
+          t,
+          members.filter((m) => m !== 'm3'),
+          3,
+        ),
+      ]),
+    );
     for (const t of targets) {
       const b = before.get(t)!;
       const a = after.get(t)!;
@@ -55,7 +64,18 @@ describe('quorum verdict', () => {
     monitor,
     {
       receivedAt: now - age,
-      obs: { monitor_id: monitor, target_id: 't', url, ok: false, at: '', latency_ms: 1, consecutive_failures: 0, consecutive_successes: 0, monitor_degraded: false, ...o },
+      obs: {
+        monitor_id: monitor,
+        target_id: 't',
+        url,
+        ok: false,
+        at: '',
+        latency_ms: 1,
+        consecutive_failures: 0,
+        consecutive_successes: 0,
+        monitor_degraded: false,
+        ...o,
+      },
     },
   ];
   const failing = { ok: false, consecutive_failures: 2 };
@@ -68,24 +88,65 @@ describe('quorum verdict', () => {
     expect(quorumSize(3)).toBe(2);
     expect(quorumSize(4)).toBe(3);
     expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing)]), currentlyDown: false, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', failing)]), currentlyDown: false, now, params })).toBe('down');
+    expect(
+      decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', failing)]), currentlyDown: false, now, params }),
+    ).toBe('down');
   });
 
   it('ignores stale reports, single failures, unassigned monitors and degraded monitors', () => {
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', failing, 5000)]), currentlyDown: false, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', { ok: false, consecutive_failures: 1 })]), currentlyDown: false, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('z', failing)]), currentlyDown: false, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', { ...failing, monitor_degraded: true })]), currentlyDown: false, now, params })).toBe('hold');
+    expect(
+      decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('b', failing, 5000)]), currentlyDown: false, now, params }),
+    ).toBe('hold');
+    expect(
+      decideVerdict({
+        url,
+        assigned,
+        latest: new Map([obs('a', failing), obs('b', { ok: false, consecutive_failures: 1 })]),
+        currentlyDown: false,
+        now,
+        params,
+      }),
+    ).toBe('hold');
+    expect(
+      decideVerdict({ url, assigned, latest: new Map([obs('a', failing), obs('z', failing)]), currentlyDown: false, now, params }),
+    ).toBe('hold');
+    expect(
+      decideVerdict({
+        url,
+        assigned,
+        latest: new Map([obs('a', failing), obs('b', { ...failing, monitor_degraded: true })]),
+        currentlyDown: false,
+        now,
+        params,
+      }),
+    ).toBe('hold');
     // A lone monitor that cannot reach anything never declares down.
-    expect(decideVerdict({ url, assigned: ['a'], latest: new Map([obs('a', { ...failing, monitor_degraded: true })]), currentlyDown: false, now, params })).toBe('hold');
+    expect(
+      decideVerdict({
+        url,
+        assigned: ['a'],
+        latest: new Map([obs('a', { ...failing, monitor_degraded: true })]),
+        currentlyDown: false,
+        now,
+        params,
+      }),
+    ).toBe('hold');
   });
 
   it('declares up only after a run of good checks from a quorum (hysteresis)', () => {
     const flapping = { ok: true, consecutive_successes: 1 };
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', flapping), obs('b', flapping)]), currentlyDown: true, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', flapping)]), currentlyDown: true, now, params })).toBe('hold');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: true, now, params })).toBe('up');
-    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: false, now, params })).toBe('hold');
+    expect(
+      decideVerdict({ url, assigned, latest: new Map([obs('a', flapping), obs('b', flapping)]), currentlyDown: true, now, params }),
+    ).toBe('hold');
+    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', flapping)]), currentlyDown: true, now, params })).toBe(
+      'hold',
+    );
+    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: true, now, params })).toBe(
+      'up',
+    );
+    expect(decideVerdict({ url, assigned, latest: new Map([obs('a', good), obs('b', good)]), currentlyDown: false, now, params })).toBe(
+      'hold',
+    );
   });
 });
 
@@ -95,7 +156,20 @@ describe('quorum verdict across a move', () => {
   const newUrl = 'http://127.0.0.1:2002/health';
   const seen = (monitor: string, url: string, ok: boolean): [string, SeenObservation] => [
     monitor,
-    { receivedAt: 0, obs: { monitor_id: monitor, target_id: 't', url, ok, at: '', latency_ms: 1, consecutive_failures: ok ? 0 : 3, consecutive_successes: ok ? 3 : 0, monitor_degraded: false } },
+    {
+      receivedAt: 0,
+      obs: {
+        monitor_id: monitor,
+        target_id: 't',
+        url,
+        ok,
+        at: '',
+        latency_ms: 1,
+        consecutive_failures: ok ? 0 : 3,
+        consecutive_successes: ok ? 3 : 0,
+        monitor_degraded: false,
+      },
+    },
   ];
 
   it('counts only reports about the current address', () => {
@@ -105,7 +179,16 @@ describe('quorum verdict across a move', () => {
     // An open incident ends on good reports of the new address, not of the old one.
     const recovered = new Map([seen('a', newUrl, true), seen('b', newUrl, true), seen('c', oldUrl, false)]);
     expect(decideVerdict({ assigned: ['a', 'b', 'c'], url: newUrl, latest: recovered, currentlyDown: true, now: 0, params })).toBe('up');
-    expect(decideVerdict({ assigned: ['a', 'b', 'c'], url: oldUrl, latest: new Map([seen('a', newUrl, true), seen('b', newUrl, true)]), currentlyDown: true, now: 0, params })).toBe('hold');
+    expect(
+      decideVerdict({
+        assigned: ['a', 'b', 'c'],
+        url: oldUrl,
+        latest: new Map([seen('a', newUrl, true), seen('b', newUrl, true)]),
+        currentlyDown: true,
+        now: 0,
+        params,
+      }),
+    ).toBe('hold');
   });
 });
 
@@ -123,7 +206,15 @@ describe('uptime', () => {
 
 describe('recovery plan', () => {
   const params = { maxAttemptsPerStep: 2, backoffMs: 1000, backoffMaxMs: 3000 };
-  const target = (metadata: Record<string, unknown> = {}, kind: Target['kind'] = 'service'): Target => ({ id: 't', kind, url: 'http://127.0.0.1:1', health_path: '/health', recovery: ['restart', 'reboot', 'alert'], metadata, source: 'static' });
+  const target = (metadata: Record<string, unknown> = {}, kind: Target['kind'] = 'service'): Target => ({
+    id: 't',
+    kind,
+    url: 'http://127.0.0.1:1',
+    health_path: '/health',
+    recovery: ['restart', 'reboot', 'alert'],
+    metadata,
+    source: 'static',
+  });
 
   it('restarts, backs off, then reboots, then alerts', () => {
     const t = target({ provider: 'local', instance_id: 'i-1' });
@@ -158,8 +249,15 @@ describe('recovery plan', () => {
 
   it('never asks the deployer to restart a host, even when its policy says so', () => {
     const host = target({ provider: 'hetzner', instance_id: 'n1' }, 'host');
-    expect(planRecovery(initialRecovery(['restart', 'reboot', 'alert']), host, 0, params).decision).toEqual({ kind: 'act', step: 'reboot', attempt: 1 });
-    expect(planRecovery(initialRecovery(['restart', 'alert']), host, 0, params).decision).toEqual({ kind: 'alert', reason: 'policy says alert only' });
+    expect(planRecovery(initialRecovery(['restart', 'reboot', 'alert']), host, 0, params).decision).toEqual({
+      kind: 'act',
+      step: 'reboot',
+      attempt: 1,
+    });
+    expect(planRecovery(initialRecovery(['restart', 'alert']), host, 0, params).decision).toEqual({
+      kind: 'alert',
+      reason: 'policy says alert only',
+    });
   });
 
   it('reboots a host through multi-cloud-manager with the provider and instance id of its record', () => {
@@ -168,7 +266,14 @@ describe('recovery plan', () => {
     expect(recoveryRequest('reboot', incident, host, 'm1', 1000)).toMatchObject({
       target: 'multi-cloud-manager',
       message_type: 'command',
-      payload: { action: 'instance.reboot', provider: 'hetzner', instance_id: 'n1', target_id: 't', incident_id: 'inc-1', requested_by: 'm1' },
+      payload: {
+        action: 'instance.reboot',
+        provider: 'hetzner',
+        instance_id: 'n1',
+        target_id: 't',
+        incident_id: 'inc-1',
+        requested_by: 'm1',
+      },
     });
   });
 });
@@ -191,20 +296,38 @@ describe('targets from registry records', () => {
   it('checks a host only where its record says it answers, and never restarts it by default', () => {
     const meta = { provider: 'hetzner', instance_id: 'n1' };
     expect(targetFromRecord(record({ kind: 'host', metadata: meta }), policies)).toBeUndefined();
-    expect(targetFromRecord(record({ kind: 'host', health_path: '/healthz', metadata: meta }), policies)).toMatchObject({ kind: 'host', health_path: '/healthz', recovery: ['reboot', 'alert'] });
-    expect(targetFromRecord(record({ kind: 'host', metadata: { ...meta, health_path: '/ping' } }), policies)).toMatchObject({ kind: 'host', health_path: '/ping' });
-    expect(targetFromRecord(record({ kind: 'host', health_path: '/h', metadata: { recovery: ['alert'] } }), policies)?.recovery).toEqual(['alert']);
+    expect(targetFromRecord(record({ kind: 'host', health_path: '/healthz', metadata: meta }), policies)).toMatchObject({
+      kind: 'host',
+      health_path: '/healthz',
+      recovery: ['reboot', 'alert'],
+    });
+    expect(targetFromRecord(record({ kind: 'host', metadata: { ...meta, health_path: '/ping' } }), policies)).toMatchObject({
+      kind: 'host',
+      health_path: '/ping',
+    });
+    expect(targetFromRecord(record({ kind: 'host', health_path: '/h', metadata: { recovery: ['alert'] } }), policies)?.recovery).toEqual([
+      'alert',
+    ]);
   });
 
   it('checks services at /health unless they say otherwise, and skips records without an HTTP URL', () => {
-    expect(targetFromRecord(record({ url: 'http://127.0.0.1:3000' }), policies)).toMatchObject({ kind: 'service', health_path: '/health', recovery: policies.service, updated_at: '2025-01-01T00:00:00.000Z' });
+    expect(targetFromRecord(record({ url: 'http://127.0.0.1:3000' }), policies)).toMatchObject({
+      kind: 'service',
+      health_path: '/health',
+      recovery: policies.service,
+      updated_at: '2025-01-01T00:00:00.000Z',
+    });
     expect(targetFromRecord(record({ url: 'tcp://127.0.0.1:3000' }), policies)).toBeUndefined();
   });
 });
 
 describe('configuration', () => {
   it('parses JSON variables and reports bad ones by name', () => {
-    const c = parseConfig(configSchema, { STATIC_TARGETS: '[{"id":"a","url":"http://127.0.0.1:9"}]', ALERT_EMAIL_TO: 'a@example.com, b@example.com', SMTP_URL: 'smtp://127.0.0.1:25' });
+    const c = parseConfig(configSchema, {
+      STATIC_TARGETS: '[{"id":"a","url":"http://127.0.0.1:9"}]',
+      ALERT_EMAIL_TO: 'a@example.com, b@example.com',
+      SMTP_URL: 'smtp://127.0.0.1:25',
+    });
     expect(c.PORT).toBe(8300);
     expect(c.STATIC_TARGETS[0]).toMatchObject({ id: 'a', health_path: '/health' });
     expect(c.ALERT_EMAIL_TO).toEqual(['a@example.com', 'b@example.com']);

@@ -30,7 +30,12 @@ describe('KvLease (real JetStream KV)', () => {
     const kvB = await busB.kv('lease-test', { history: 1 });
     let clock = Date.now();
     const now = () => clock;
-    const contenders = [new KvLease(kvA, 'a', 1000, now), new KvLease(kvB, 'b', 1000, now), new KvLease(kvA, 'c', 1000, now), new KvLease(kvB, 'd', 1000, now)];
+    const contenders = [
+      new KvLease(kvA, 'a', 1000, now),
+      new KvLease(kvB, 'b', 1000, now),
+      new KvLease(kvA, 'c', 1000, now),
+      new KvLease(kvB, 'd', 1000, now),
+    ];
     const won = await Promise.all(contenders.map((l) => l.acquire('job-1')));
     expect(won.filter(Boolean)).toHaveLength(1);
     const winner = contenders[won.indexOf(true)];
@@ -75,11 +80,18 @@ describe('IncidentStore (real JetStream KV)', () => {
     await waitFor('b sees the open incident', () => b.openFor('svc.with.dots')?.id === winnerId, 5000);
 
     // Two concurrent resolvers: only one write happens.
-    const resolve = (s: IncidentStore) => s.update('svc.with.dots', (i) => (i.status === 'resolved' ? undefined : { ...i, status: 'resolved', resolved_at: new Date().toISOString() }));
+    const resolve = (s: IncidentStore) =>
+      s.update('svc.with.dots', (i) =>
+        i.status === 'resolved' ? undefined : { ...i, status: 'resolved', resolved_at: new Date().toISOString() },
+      );
     const results = await Promise.all([resolve(a), resolve(b)]);
     expect(results.filter(Boolean)).toHaveLength(1);
     await Promise.all([a.archive('svc.with.dots'), b.archive('svc.with.dots')]);
-    await waitFor('both see it closed', () => !a.openFor('svc.with.dots') && !b.openFor('svc.with.dots') && b.all().some((i) => i.id === winnerId && i.status === 'resolved'), 5000);
+    await waitFor(
+      'both see it closed',
+      () => !a.openFor('svc.with.dots') && !b.openFor('svc.with.dots') && b.all().some((i) => i.id === winnerId && i.status === 'resolved'),
+      5000,
+    );
     expect((await b.get(winnerId))?.status).toBe('resolved');
 
     // The target can have a new incident once the old one is closed, and a restarted store sees history.

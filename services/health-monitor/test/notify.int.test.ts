@@ -56,7 +56,17 @@ afterAll(async () => {
 describe('notification channels', () => {
   it('emails through a real SMTP server', async () => {
     const email = new EmailChannel(smtp.url, 'monitor@example.com', ['ops@example.com']);
-    await email.send(incidentNotification('incident.opened', incident, { id: 'web', kind: 'service', url: 'http://127.0.0.1:1', health_path: '/health', recovery: ['restart'], metadata: {}, source: 'static' }));
+    await email.send(
+      incidentNotification('incident.opened', incident, {
+        id: 'web',
+        kind: 'service',
+        url: 'http://127.0.0.1:1',
+        health_path: '/health',
+        recovery: ['restart'],
+        metadata: {},
+        source: 'static',
+      }),
+    );
     email.close();
     expect(smtp.messages).toHaveLength(1);
     expect(smtp.messages[0]).toMatchObject({ from: 'monitor@example.com', to: ['ops@example.com'] });
@@ -73,11 +83,21 @@ describe('notification channels', () => {
 
   it('a dead channel never throws out of the notifier and does not stop the others', async () => {
     const deadPort = await freePort();
-    const notifier = new Notifier([new EmailChannel(`smtp://127.0.0.1:${deadPort}`, 'a@example.com', ['b@example.com']), new WebhookChannel([hookUrl], { maxAttempts: 1, backoffMs: 1 })], log);
-    const results = await notifier.deliver(digestNotification({ at: '', targets: 1, up: 1, down: 0, unknown: 0, open_incidents: [], monitors: ['m1'] }));
+    const notifier = new Notifier(
+      [
+        new EmailChannel(`smtp://127.0.0.1:${deadPort}`, 'a@example.com', ['b@example.com']),
+        new WebhookChannel([hookUrl], { maxAttempts: 1, backoffMs: 1 }),
+      ],
+      log,
+    );
+    const results = await notifier.deliver(
+      digestNotification({ at: '', targets: 1, up: 1, down: 0, unknown: 0, open_incidents: [], monitors: ['m1'] }),
+    );
     expect(results.find((r) => r.channel === 'email')?.ok).toBe(false);
     expect(results.find((r) => r.channel === 'webhook')?.ok).toBe(true);
-    expect(() => notifier.notify(digestNotification({ at: '', targets: 0, up: 0, down: 0, unknown: 0, open_incidents: [], monitors: [] }))).not.toThrow();
+    expect(() =>
+      notifier.notify(digestNotification({ at: '', targets: 0, up: 0, down: 0, unknown: 0, open_incidents: [], monitors: [] })),
+    ).not.toThrow();
     await notifier.settle(5000);
   });
 });
@@ -99,14 +119,28 @@ describe('digest', () => {
     const schedulers = await Promise.all(
       buses.map(async (b) => {
         const notifier = new Notifier([new EmailChannel(smtp.url, 'monitor@example.com', ['ops@example.com'])], log);
-        return new DigestScheduler(await b.kv('digest-test', { history: 1 }), 700, () => ({ at: new Date().toISOString(), targets: 2, up: 2, down: 0, unknown: 0, open_incidents: [], monitors: ['m1', 'm2', 'm3'] }), notifier, log);
+        return new DigestScheduler(
+          await b.kv('digest-test', { history: 1 }),
+          700,
+          () => ({
+            at: new Date().toISOString(),
+            targets: 2,
+            up: 2,
+            down: 0,
+            unknown: 0,
+            open_incidents: [],
+            monitors: ['m1', 'm2', 'm3'],
+          }),
+          notifier,
+          log,
+        );
       }),
     );
     const started = Date.now();
-    schedulers.forEach((s) => s.start());
+    for (const s of schedulers) s.start();
     await waitFor('three digests', () => smtp.messages.length - before >= 3, 8000);
     const periods = Math.floor((Date.now() - started) / 700) + 1;
-    schedulers.forEach((s) => s.stop());
+    for (const s of schedulers) s.stop();
     await new Promise((r) => setTimeout(r, 300));
     const digests = smtp.messages.slice(before);
     expect(digests.length).toBeLessThanOrEqual(periods);

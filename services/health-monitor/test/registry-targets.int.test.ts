@@ -62,7 +62,15 @@ beforeAll(async () => {
   const registryPort = await freePort();
   registryUrl = `http://127.0.0.1:${registryPort}`;
   ({ droplet: registry } = await createRegistryDroplet({
-    env: { PORT: String(registryPort), NATS_URL: nats.url, REGISTRY_ADMIN_KEY: ADMIN_KEY, LIVENESS_TICK_MS: '200', HEARTBEAT_INTERVAL_S: '1', AUTH_RATE_LIMIT_PER_MIN: '1000', LOG_LEVEL: 'warn' },
+    env: {
+      PORT: String(registryPort),
+      NATS_URL: nats.url,
+      REGISTRY_ADMIN_KEY: ADMIN_KEY,
+      LIVENESS_TICK_MS: '200',
+      HEARTBEAT_INTERVAL_S: '1',
+      AUTH_RATE_LIMIT_PER_MIN: '1000',
+      LOG_LEVEL: 'warn',
+    },
     logDestination: quiet(),
   }));
   await registry.start({ port: registryPort, host: '127.0.0.1' });
@@ -78,8 +86,12 @@ beforeAll(async () => {
     },
   });
   bus = await Bus.connect({ url: nats.url, name: 'registry-targets-test' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }) });
-  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }) });
+  bus.nc.subscribe('health-monitor.observation', {
+    callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }),
+  });
+  bus.nc.subscribe('health-monitor.incident.*', {
+    callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }),
+  });
 
   // Every record exists before the monitors start: with a one-minute refresh they list once.
   const [app, leaverA, leaverB, agent] = await Promise.all([target(), target(), target(), target()]);
@@ -88,13 +100,32 @@ beforeAll(async () => {
   hostAgent.port = agent.port;
   hostAgent.proc = agent.proc;
   const nothing = await freePort();
-  await register({ id: 'app', url: app.url, health_path: '/health', capabilities: ['app'], metadata: { project: 'p', service: 'app', environment: 'prod' } });
+  await register({
+    id: 'app',
+    url: app.url,
+    health_path: '/health',
+    capabilities: ['app'],
+    metadata: { project: 'p', service: 'app', environment: 'prod' },
+  });
   await register({ id: 'leaver-a', url: leaverA.url, health_path: '/health' });
   await register({ id: 'leaver-b', url: leaverB.url, health_path: '/health', metadata: { recovery: ['alert'] } });
   // As multi-cloud-manager registers a server: http://<ip>, no port, no health path.
-  await register({ id: 'host-bare', kind: 'host', steward: 'multi-cloud-manager', url: `http://127.0.0.1:${nothing}`, metadata: { provider: 'hetzner', instance_id: 'n0', recovery: ['reboot', 'alert'] } });
+  await register({
+    id: 'host-bare',
+    kind: 'host',
+    steward: 'multi-cloud-manager',
+    url: `http://127.0.0.1:${nothing}`,
+    metadata: { provider: 'hetzner', instance_id: 'n0', recovery: ['reboot', 'alert'] },
+  });
   // A host running a health agent says where it answers.
-  await register({ id: 'host-agent', kind: 'host', steward: 'multi-cloud-manager', url: agent.url, health_path: '/health', metadata: { provider: 'hetzner', instance_id: 'n1' } });
+  await register({
+    id: 'host-agent',
+    kind: 'host',
+    steward: 'multi-cloud-manager',
+    url: agent.url,
+    health_path: '/health',
+    metadata: { provider: 'hetzner', instance_id: 'n1' },
+  });
 
   for (const id of MONITOR_IDS) {
     const m = createHealthMonitor({
@@ -127,9 +158,18 @@ beforeAll(async () => {
     monitors.push(m);
     await m.start({ host: '127.0.0.1' });
   }
-  await waitFor('every monitor checks app, the leavers and the host agent and finds them up', () =>
-    MONITOR_IDS.every((m) => sawOk(m, 'app', appV1.url) && sawOk(m, 'leaver-a', leavers.a.url) && sawOk(m, 'leaver-b', leavers.b.url) && sawOk(m, 'host-agent', `http://127.0.0.1:${hostAgent.port}`)),
-  15_000);
+  await waitFor(
+    'every monitor checks app, the leavers and the host agent and finds them up',
+    () =>
+      MONITOR_IDS.every(
+        (m) =>
+          sawOk(m, 'app', appV1.url) &&
+          sawOk(m, 'leaver-a', leavers.a.url) &&
+          sawOk(m, 'leaver-b', leavers.b.url) &&
+          sawOk(m, 'host-agent', `http://127.0.0.1:${hostAgent.port}`),
+      ),
+    15_000,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -145,10 +185,20 @@ afterAll(async () => {
 describe('targets from the registry', () => {
   it('a redeploy to a new port, the old process killed at once, is no outage: no incident, no restart', async () => {
     const v2 = await target();
-    await register({ id: 'app', url: v2.url, health_path: '/health', capabilities: ['app'], metadata: { project: 'p', service: 'app', environment: 'prod' } });
+    await register({
+      id: 'app',
+      url: v2.url,
+      health_path: '/health',
+      capabilities: ['app'],
+      metadata: { project: 'p', service: 'app', environment: 'prod' },
+    });
     const killedAt = Date.now();
     await appV1.proc.kill9();
-    await waitFor('every monitor checks the new address and finds it up', () => MONITOR_IDS.every((m) => sawOk(m, 'app', v2.url)), 8000).catch((e) => {
+    await waitFor(
+      'every monitor checks the new address and finds it up',
+      () => MONITOR_IDS.every((m) => sawOk(m, 'app', v2.url)),
+      8000,
+    ).catch((e) => {
       throw new Error(`${(e as Error).message}\n${dump()}`);
     });
     // Well within the one-minute refresh: they read the record fresh.
@@ -164,7 +214,13 @@ describe('targets from the registry', () => {
     // move and sends no second restart while the new address proves itself.
     onRestart.set('app', async () => {
       const v3 = await target();
-      await register({ id: 'app', url: v3.url, health_path: '/health', capabilities: ['app'], metadata: { project: 'p', service: 'app', environment: 'prod' } });
+      await register({
+        id: 'app',
+        url: v3.url,
+        health_path: '/health',
+        capabilities: ['app'],
+        metadata: { project: 'p', service: 'app', environment: 'prod' },
+      });
     });
     const downAt = Date.now();
     await v2.proc.kill9();
@@ -187,7 +243,11 @@ describe('targets from the registry', () => {
     await waitFor('leaver-b incident resolved', () => resolved('leaver-b').length === 1, 8000);
     const resolution = resolved('leaver-b')[0].incident.timeline.at(-1)!;
     expect(resolution).toMatchObject({ event: 'resolved', detail: { note: 'target left the registry' } });
-    await waitFor('no monitor checks either leaver any more', () => monitors.every((m) => !m.engine!.target('leaver-a') && !m.engine!.target('leaver-b')), 5000);
+    await waitFor(
+      'no monitor checks either leaver any more',
+      () => monitors.every((m) => !m.engine!.target('leaver-a') && !m.engine!.target('leaver-b')),
+      5000,
+    );
     expect(opened('leaver-a')).toEqual([]);
     expect(deployer.for('leaver-a')).toEqual([]);
     expect(deployer.for('leaver-b')).toEqual([]);
@@ -205,7 +265,12 @@ describe('targets from the registry', () => {
       throw new Error(`${(e as Error).message}\n${dump()}`);
     });
     expect(multiCloud.for('host-agent')).toHaveLength(1);
-    expect(multiCloud.for('host-agent')[0].payload).toMatchObject({ action: 'instance.reboot', provider: 'hetzner', instance_id: 'n1', target_id: 'host-agent' });
+    expect(multiCloud.for('host-agent')[0].payload).toMatchObject({
+      action: 'instance.reboot',
+      provider: 'hetzner',
+      instance_id: 'n1',
+      target_id: 'host-agent',
+    });
     expect(deployer.for('host-agent')).toEqual([]);
     expect(events.filter((e) => e.incident.target_id === 'host-bare')).toEqual([]);
   }, 30_000);

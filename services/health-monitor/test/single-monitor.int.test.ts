@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import request from 'supertest';
 import { Bus } from '@droplet-mesh/udc-kit';
-import { freePort, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createHealthMonitor, type HealthMonitor } from '../src/health-monitor.js';
 import type { Incident, Observation } from '../src/domain/types.js';
 import { quiet, startBlackhole } from './helpers/quiet.js';
@@ -82,7 +89,9 @@ beforeAll(async () => {
   });
   bus = await Bus.connect({ url: nats.url, name: 'test-observer' });
   bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push(m.json<Observation>()) });
-  bus.nc.subscribe('health-monitor.incident.*', { callback: (_e, m) => void events.push({ subject: m.subject, incident: m.json<Incident>() }) });
+  bus.nc.subscribe('health-monitor.incident.*', {
+    callback: (_e, m) => void events.push({ subject: m.subject, incident: m.json<Incident>() }),
+  });
 });
 
 afterAll(async () => {
@@ -100,7 +109,11 @@ afterAll(async () => {
 describe('a lone monitor', () => {
   it('whose own network is cut (checks and control check all fail) reports itself degraded and opens nothing', async () => {
     const m = await startMonitor({ MONITOR_ID: 'cut-off', CHECK_URL_OVERRIDE_FOR_TESTS: JSON.stringify({ '*': blackhole.url }) });
-    await waitFor('degraded failing observations', () => observations.filter((o) => o.monitor_id === 'cut-off' && o.monitor_degraded && o.consecutive_failures >= 3).length >= 1, 8000);
+    await waitFor(
+      'degraded failing observations',
+      () => observations.filter((o) => o.monitor_id === 'cut-off' && o.monitor_degraded && o.consecutive_failures >= 3).length >= 1,
+      8000,
+    );
     expect(m.engine!.incidents.all()).toEqual([]);
     expect(events).toEqual([]);
     await m.stop();
@@ -129,7 +142,11 @@ describe('a lone monitor', () => {
 
     target = await startTarget(targetPort);
     await waitFor('incident resolved', () => events.some((e) => e.subject === 'health-monitor.incident.resolved'), 8000);
-    await waitFor('resolve email and webhooks', () => smtp.subjects(/^\[RESOLVED\] web/).length === 1 && hookEvents.includes('incident.resolved'), 8000);
+    await waitFor(
+      'resolve email and webhooks',
+      () => smtp.subjects(/^\[RESOLVED\] web/).length === 1 && hookEvents.includes('incident.resolved'),
+      8000,
+    );
     expect(smtp.subjects(/^\[DOWN\] web/)).toHaveLength(1);
     expect(hookEvents.filter((e) => e === 'incident.opened')).toHaveLength(1);
 

@@ -37,7 +37,12 @@ function setup() {
   const source = new MemorySource();
   const changes: TargetChange[] = [];
   let now = 1_000_000;
-  const dir = new TargetDirectory(source, (c) => changes.push(...c), { listStalenessMs: 10_000, hintIntervalMs: 1000, readTimeoutMs: 200, now: () => now });
+  const dir = new TargetDirectory(source, (c) => changes.push(...c), {
+    listStalenessMs: 10_000,
+    hintIntervalMs: 1000,
+    readTimeoutMs: 200,
+    now: () => now,
+  });
   return { source, dir, changes, advance: (ms: number) => (now += ms) };
 }
 

@@ -30,7 +30,11 @@ export interface MultiCloudDeps {
 
 function buildFleet(ctx: DropletContext<Config>, providers: ProviderSet): Fleet {
   const c = ctx.config;
-  const settings = { listTimeoutMs: c.PROVIDER_LIST_TIMEOUT_MS, pollIntervalMs: c.ACTION_POLL_INTERVAL_MS, waitTimeoutMs: c.ACTION_WAIT_TIMEOUT_S * 1000 };
+  const settings = {
+    listTimeoutMs: c.PROVIDER_LIST_TIMEOUT_MS,
+    pollIntervalMs: c.ACTION_POLL_INTERVAL_MS,
+    waitTimeoutMs: c.ACTION_WAIT_TIMEOUT_S * 1000,
+  };
   return new Fleet({
     providers,
     catalog: new CatalogCache(c.CATALOG_TTL_S),
@@ -57,7 +61,16 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
     name: DROPLET_NAME,
     version: '0.1.0',
     description: 'One API over DigitalOcean, Hetzner Cloud, Vultr and a local Docker provider',
-    capabilities: ['instances', 'multi-cloud', 'catalog', 'snapshots', 'provider.digitalocean', 'provider.hetzner', 'provider.vultr', 'provider.local'],
+    capabilities: [
+      'instances',
+      'multi-cloud',
+      'catalog',
+      'snapshots',
+      'provider.digitalocean',
+      'provider.hetzner',
+      'provider.vultr',
+      'provider.local',
+    ],
     dependencies: [{ name: 'registry', required: false }],
     configSchema,
     env: deps.env,
@@ -66,7 +79,13 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
     exit: deps.exit,
     logDestination: deps.logDestination,
     healthChecks: config.LOCAL_PROVIDER_ENABLED
-      ? { 'docker-engine': { required: false, intervalMs: 30_000, check: async () => (providers?.has('local') ? (await providers.get('local').ping(), { ok: true }) : { ok: true }) } }
+      ? {
+          'docker-engine': {
+            required: false,
+            intervalMs: 30_000,
+            check: async () => (providers?.has('local') ? (await providers.get('local').ping(), { ok: true }) : { ok: true }),
+          },
+        }
       : {},
     routes(api, ctx) {
       providers = ProviderSet.fromConfig(ctx.config, { logger: ctx.logger, docker: deps.docker });

@@ -25,7 +25,10 @@ export const configSchema = z.object({
   HETZNER_API_URL: z.url().default('https://api.hetzner.cloud/v1'),
   VULTR_API_URL: z.url().default('https://api.vultr.com/v2'),
   LOCAL_PROVIDER_ENABLED: flag(true),
-  DOCKER_HOST: z.string().regex(/^(unix|tcp|http|https):\/\/\S+$/, 'must be unix:///path or tcp://host:port').optional(),
+  DOCKER_HOST: z
+    .string()
+    .regex(/^(unix|tcp|http|https):\/\/\S+$/, 'must be unix:///path or tcp://host:port')
+    .optional(),
   /** Timeout of one provider HTTP call. */
   PROVIDER_TIMEOUT_MS: ms(15_000),
   /** Deadline for one provider's whole listing (all pages) in /multi/list and /instances. */
@@ -33,7 +36,12 @@ export const configSchema = z.object({
   CATALOG_TTL_S: z.coerce.number().int().min(0).max(86_400).default(3600),
   ACTION_POLL_INTERVAL_MS: ms(2000, 10),
   ACTION_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(600),
-  IDEMPOTENCY_TTL_S: z.coerce.number().int().min(60).max(7 * 86_400).default(86_400),
+  IDEMPOTENCY_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(86_400),
   /** Vultr answers 429 above about 30 requests/s; stay under it client-side. */
   VULTR_MAX_RPS: z.coerce.number().int().min(1).max(29).default(25),
 });

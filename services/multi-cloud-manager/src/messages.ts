@@ -16,7 +16,8 @@ const getPayload = z.union([
 
 function parse<S extends z.ZodType>(schema: S, payload: unknown): z.infer<S> {
   const r = schema.safeParse(payload);
-  if (!r.success) throw new InvalidRequest('invalid payload', { fields: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
+  if (!r.success)
+    throw new InvalidRequest('invalid payload', { fields: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
   return r.data;
 }
 

@@ -1,6 +1,15 @@
 // An in-memory CloudProvider for domain tests (the adapters have their own tests against the real thing).
 import { DependencyUnavailable, NotFound } from '@droplet-mesh/udc-kit';
-import { instanceId, MANAGED_TAG, type CloudProvider, type CreateInstanceInput, type Instance, type PowerAction, type ProviderAction, type ProviderName } from '../src/providers/cloud-provider.js';
+import {
+  instanceId,
+  MANAGED_TAG,
+  type CloudProvider,
+  type CreateInstanceInput,
+  type Instance,
+  type PowerAction,
+  type ProviderAction,
+  type ProviderName,
+} from '../src/providers/cloud-provider.js';
 import type { BeginResult, IdempotencyStore, StoredResponse } from '../src/domain/idempotency-store.js';
 
 export class FakeProvider implements CloudProvider {
@@ -14,7 +23,10 @@ export class FakeProvider implements CloudProvider {
   private polls = new Map<string, number>();
   private seq = 0;
 
-  constructor(readonly name: ProviderName, currency = 'USD') {
+  constructor(
+    readonly name: ProviderName,
+    currency = 'USD',
+  ) {
     this.currency = currency;
   }
 
@@ -43,7 +55,11 @@ export class FakeProvider implements CloudProvider {
   }
 
   private async gate(signal?: AbortSignal) {
-    if (this.delayMs) await new Promise((r, j) => { const t = setTimeout(r, this.delayMs); signal?.addEventListener('abort', () => (clearTimeout(t), j(signal.reason))); });
+    if (this.delayMs)
+      await new Promise((r, j) => {
+        const t = setTimeout(r, this.delayMs);
+        signal?.addEventListener('abort', () => (clearTimeout(t), j(signal.reason)));
+      });
     if (this.failWith) throw this.failWith;
   }
 
@@ -61,8 +77,24 @@ export class FakeProvider implements CloudProvider {
     await this.gate();
     this.createCalls++;
     const id = `n${++this.seq}`;
-    const instance = this.add({ provider_id: id, name: input.name, status: 'provisioning', tags: [MANAGED_TAG, ...input.tags], managed: true, ipv4: `192.0.2.${this.seq}` });
-    const action: ProviderAction = { id: `a-${id}`, provider: this.name, type: 'create', status: 'in_progress', raw_status: 'running', resource_id: id, started_at: null, completed_at: null };
+    const instance = this.add({
+      provider_id: id,
+      name: input.name,
+      status: 'provisioning',
+      tags: [MANAGED_TAG, ...input.tags],
+      managed: true,
+      ipv4: `192.0.2.${this.seq}`,
+    });
+    const action: ProviderAction = {
+      id: `a-${id}`,
+      provider: this.name,
+      type: 'create',
+      status: 'in_progress',
+      raw_status: 'running',
+      resource_id: id,
+      started_at: null,
+      completed_at: null,
+    };
     return { instance, action };
   }
   async delete(id: string) {
@@ -73,7 +105,16 @@ export class FakeProvider implements CloudProvider {
   async power(id: string, action: PowerAction): Promise<ProviderAction> {
     const i = await this.get(id);
     this.items.set(id, { ...i, status: action === 'power_off' || action === 'shutdown' ? 'off' : 'running' });
-    return { id: `p-${id}`, provider: this.name, type: action, status: 'completed', raw_status: 'done', resource_id: id, started_at: null, completed_at: null };
+    return {
+      id: `p-${id}`,
+      provider: this.name,
+      type: action,
+      status: 'completed',
+      raw_status: 'done',
+      resource_id: id,
+      started_at: null,
+      completed_at: null,
+    };
   }
   async getAction(a: ProviderAction): Promise<ProviderAction> {
     const n = (this.polls.get(a.id) ?? 0) + 1;
@@ -85,7 +126,19 @@ export class FakeProvider implements CloudProvider {
   }
   async sizes() {
     await this.gate();
-    return [{ provider: this.name, slug: 's1', vcpus: 1, memory_mb: 512, disk_gb: 10, price_hourly: 0.01, price_monthly: 5, currency: this.currency, regions: ['r1'] }];
+    return [
+      {
+        provider: this.name,
+        slug: 's1',
+        vcpus: 1,
+        memory_mb: 512,
+        disk_gb: 10,
+        price_hourly: 0.01,
+        price_monthly: 5,
+        currency: this.currency,
+        regions: ['r1'],
+      },
+    ];
   }
   async images() {
     return [];

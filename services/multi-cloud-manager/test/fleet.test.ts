@@ -15,7 +15,10 @@ function build(providers: FakeProvider[], opts: { listTimeoutMs?: number } = {})
   const events: Array<{ type: string; data: any }> = [];
   const hosts: RegistryRecordInput[] = [];
   const removed: string[] = [];
-  const link = { upsertRecord: async (r: RegistryRecordInput) => (hosts.push(r), r), removeRecord: async (id: string) => void removed.push(id) } as unknown as RegistryLink;
+  const link = {
+    upsertRecord: async (r: RegistryRecordInput) => (hosts.push(r), r),
+    removeRecord: async (id: string) => void removed.push(id),
+  } as unknown as RegistryLink;
   const idempotency = new MemoryIdempotencyStore();
   const settings = { listTimeoutMs: opts.listTimeoutMs ?? 1000, pollIntervalMs: 5, waitTimeoutMs: 2000 };
   const fleet = new Fleet({
@@ -31,7 +34,16 @@ function build(providers: FakeProvider[], opts: { listTimeoutMs?: number } = {})
   return { fleet, events, hosts, removed, idempotency };
 }
 
-const createReq = (provider: 'digitalocean' | 'hetzner', wait = false) => ({ provider, name: 'web-1', region: 'r1', size: 's1', image: 'img', tags: ['web'], labels: {}, wait });
+const createReq = (provider: 'digitalocean' | 'hetzner', wait = false) => ({
+  provider,
+  name: 'web-1',
+  region: 'r1',
+  size: 's1',
+  image: 'img',
+  tags: ['web'],
+  labels: {},
+  wait,
+});
 
 describe('Fleet', () => {
   let dop: FakeProvider;
@@ -63,7 +75,10 @@ describe('Fleet', () => {
     const r = await fleet.listAll();
     expect(Date.now() - started).toBeLessThan(1500);
     expect(r.instances).toHaveLength(2);
-    expect(r.providers.find((p) => p.provider === 'hetzner')).toMatchObject({ status: 'error', error: { message: expect.stringContaining('did not answer within 200 ms') } });
+    expect(r.providers.find((p) => p.provider === 'hetzner')).toMatchObject({
+      status: 'error',
+      error: { message: expect.stringContaining('did not answer within 200 ms') },
+    });
   });
 
   it('filters, searches and summarises', async () => {
@@ -81,19 +96,32 @@ describe('Fleet', () => {
       by_provider: { digitalocean: 2, hetzner: 1 },
       by_status: { running: 2, off: 1 },
       by_region: { nyc3: 2, fsn1: 1 },
-      estimated_monthly_cost: { by_currency: { USD: 10, EUR: 3.79 }, by_provider: { hetzner: { amount: 3.79, currency: 'EUR', priced: 1 } } },
+      estimated_monthly_cost: {
+        by_currency: { USD: 10, EUR: 3.79 },
+        by_provider: { hetzner: { amount: 3.79, currency: 'EUR', priced: 1 } },
+      },
     });
   });
 
   it('refuses to delete or power off an unmanaged instance unless forced; reboot is allowed', async () => {
     const { fleet, events } = build([dop]);
     await expect(fleet.delete('digitalocean', '1', false)).rejects.toMatchObject({ code: 'CONFLICT', httpStatus: 409 });
-    await expect(fleet.act('digitalocean', '1', { type: 'power_off', wait: false, force: false })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(fleet.act('digitalocean', '1', { type: 'shutdown', wait: false, force: false })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(fleet.act('digitalocean', '1', { type: 'reboot', wait: false, force: false })).resolves.toMatchObject({ action: { status: 'completed' } });
+    await expect(fleet.act('digitalocean', '1', { type: 'power_off', wait: false, force: false })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(fleet.act('digitalocean', '1', { type: 'shutdown', wait: false, force: false })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(fleet.act('digitalocean', '1', { type: 'reboot', wait: false, force: false })).resolves.toMatchObject({
+      action: { status: 'completed' },
+    });
     const off = await fleet.act('digitalocean', '1', { type: 'power_off', wait: false, force: true });
     expect(off.instance.status).toBe('off');
-    expect(events.find((e) => e.type === 'instance.state_changed')?.data).toMatchObject({ from: 'running', to: 'off', action: 'power_off' });
+    expect(events.find((e) => e.type === 'instance.state_changed')?.data).toMatchObject({
+      from: 'running',
+      to: 'off',
+      action: 'power_off',
+    });
     await fleet.delete('digitalocean', '1', true);
     expect(events.at(-1)).toMatchObject({ type: 'instance.deleted', data: { forced: true, instance: { id: 'digitalocean:1' } } });
     await expect(fleet.delete('digitalocean', '2', false)).resolves.toMatchObject({ deleted: true });
@@ -101,7 +129,10 @@ describe('Fleet', () => {
 
   it('a not-configured provider is DEPENDENCY_UNAVAILABLE naming its variable', async () => {
     const { fleet } = build([dop]);
-    await expect(fleet.get('vultr', 'x')).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', details: { status: 'not_configured', hint: 'set VULTR_TOKEN' } });
+    await expect(fleet.get('vultr', 'x')).rejects.toMatchObject({
+      code: 'DEPENDENCY_UNAVAILABLE',
+      details: { status: 'not_configured', hint: 'set VULTR_TOKEN' },
+    });
   });
 
   it('create with wait: runs, registers the host and emits created and state_changed', async () => {
@@ -110,7 +141,15 @@ describe('Fleet', () => {
     const r = await fleet.create(createReq('hetzner', true));
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ instance: { status: 'running', managed: true }, registered: true });
-    expect(hosts).toEqual([{ id: 'host-hetzner-n1', name: 'web-1', kind: 'host', url: 'http://192.0.2.1', metadata: { provider: 'hetzner', instance_id: 'n1', region: 'r1', recovery: ['reboot', 'alert'] } }]);
+    expect(hosts).toEqual([
+      {
+        id: 'host-hetzner-n1',
+        name: 'web-1',
+        kind: 'host',
+        url: 'http://192.0.2.1',
+        metadata: { provider: 'hetzner', instance_id: 'n1', region: 'r1', recovery: ['reboot', 'alert'] },
+      },
+    ]);
     expect(events.map((e) => e.type)).toEqual(['instance.created', 'instance.state_changed']);
   });
 
@@ -141,10 +180,15 @@ describe('Fleet', () => {
   it('a failed create releases its Idempotency-Key so a retry runs', async () => {
     const { fleet, idempotency } = build([dop]);
     dop.failWith = unavailable('digitalocean');
-    await expect(fleet.create(createReq('digitalocean'), { key: 'k1', scope: 'op' })).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    await expect(fleet.create(createReq('digitalocean'), { key: 'k1', scope: 'op' })).rejects.toMatchObject({
+      code: 'DEPENDENCY_UNAVAILABLE',
+    });
     expect(idempotency.records.size).toBe(0);
     dop.failWith = undefined;
-    await expect(fleet.create(createReq('digitalocean'), { key: 'k1', scope: 'op' })).resolves.toMatchObject({ status: 202, replayed: false });
+    await expect(fleet.create(createReq('digitalocean'), { key: 'k1', scope: 'op' })).resolves.toMatchObject({
+      status: 202,
+      replayed: false,
+    });
     fleet.stop();
   });
 

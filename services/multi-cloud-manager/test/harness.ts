@@ -23,7 +23,14 @@ export function recordingRegistry(): RecordingRegistry {
     status: () => ({ reachable: true, registered: true }),
     async upsertRecord(r) {
       hosts.set(r.id, r);
-      return { ...r, name: r.name ?? r.id, capabilities: [], steward: 'multi-cloud-manager', status: 'active', registered_at: new Date().toISOString() } as never;
+      return {
+        ...r,
+        name: r.name ?? r.id,
+        capabilities: [],
+        steward: 'multi-cloud-manager',
+        status: 'active',
+        registered_at: new Date().toISOString(),
+      } as never;
     },
     async removeRecord(id) {
       hosts.delete(id);
@@ -53,7 +60,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { docker?: boolean; seedInstances?: number; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { docker?: boolean; seedInstances?: number; env?: Record<string, string> } = {},
+): Promise<Harness> {
   const nats = await startNatsServer();
   const authority = await startTestAuthority();
   const emus = await startAllEmulators({ token: CLOUD_TOKEN, seedInstances: opts.seedInstances ?? 3, actionDurationMs: 150 });

@@ -25,7 +25,11 @@ export function testLogger(stream: Writable = quiet()): Logger {
 export type CloudName = Exclude<ProviderName, 'local'>;
 
 /** A provider adapter over real HTTP to an emulator. */
-export function providerFor(name: CloudName, emu: EmulatorHandle, opts: { token?: string; logger?: Logger; timeoutMs?: number; maxRps?: number } = {}): { provider: CloudProvider; http: ProviderHttpClient } {
+export function providerFor(
+  name: CloudName,
+  emu: EmulatorHandle,
+  opts: { token?: string; logger?: Logger; timeoutMs?: number; maxRps?: number } = {},
+): { provider: CloudProvider; http: ProviderHttpClient } {
   const parseError = { digitalocean: doErrorBody, hetzner: hzErrorBody, vultr: vuErrorBody }[name];
   const http = new ProviderHttpClient({
     provider: name,
@@ -36,7 +40,8 @@ export function providerFor(name: CloudName, emu: EmulatorHandle, opts: { token?
     parseError,
     ...(name === 'vultr' ? { maxRequestsPerSecond: opts.maxRps ?? 25 } : {}),
   });
-  const provider = name === 'digitalocean' ? new DigitalOceanProvider(http) : name === 'hetzner' ? new HetznerProvider(http) : new VultrProvider(http);
+  const provider =
+    name === 'digitalocean' ? new DigitalOceanProvider(http) : name === 'hetzner' ? new HetznerProvider(http) : new VultrProvider(http);
   return { provider, http };
 }
 

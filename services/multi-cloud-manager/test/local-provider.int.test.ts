@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type Docker from 'dockerode';
 import { ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
-import { UdcError } from '@droplet-mesh/udc-kit';
+import type { UdcError } from '@droplet-mesh/udc-kit';
 import { LocalDockerProvider } from '../src/providers/local/local-provider.js';
 
 const prefix = `mcm-test-${process.pid}`;
@@ -20,16 +20,47 @@ describe('local provider against the real Docker Engine', () => {
 
   afterAll(async () => {
     const mine = await docker.listContainers({ all: true, filters: JSON.stringify({ name: [prefix] }) });
-    await Promise.all(mine.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await Promise.all(snapshotTags.map((t) => docker.getImage(t).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      mine.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
+    await Promise.all(
+      snapshotTags.map((t) =>
+        docker
+          .getImage(t)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
   });
 
-  const input = (name: string) => ({ name: `${prefix}-${name}`, region: 'local', size: 'local-small', image, tags: ['web'], labels: { team: 'ops' }, command: ['sleep', '3600'] });
+  const input = (name: string) => ({
+    name: `${prefix}-${name}`,
+    region: 'local',
+    size: 'local-small',
+    image,
+    tags: ['web'],
+    labels: { team: 'ops' },
+    command: ['sleep', '3600'],
+  });
 
   it('creates a labelled, running container with host networking and size limits', async () => {
     const { instance, action } = await provider.create(input('a'));
     expect(action).toBeNull();
-    expect(instance).toMatchObject({ provider: 'local', name: `${prefix}-a`, status: 'running', region: 'local', size: 'local-small', ipv4: '127.0.0.1', managed: true, labels: { team: 'ops' } });
+    expect(instance).toMatchObject({
+      provider: 'local',
+      name: `${prefix}-a`,
+      status: 'running',
+      region: 'local',
+      size: 'local-small',
+      ipv4: '127.0.0.1',
+      managed: true,
+      labels: { team: 'ops' },
+    });
     expect(instance.tags).toEqual(['droplet-mesh', 'web']);
     const info = await docker.getContainer(instance.provider_id).inspect();
     expect(info.Config.Labels).toMatchObject({ 'mesh.managed': 'true', 'mesh.provider': 'local' });
@@ -37,7 +68,11 @@ describe('local provider against the real Docker Engine', () => {
     expect(info.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(info.HostConfig.NanoCpus).toBe(1e9);
     const listed = await provider.list();
-    expect(listed.find((i) => i.provider_id === instance.provider_id)).toMatchObject({ status: 'running', managed: true, tags: ['droplet-mesh', 'web'] });
+    expect(listed.find((i) => i.provider_id === instance.provider_id)).toMatchObject({
+      status: 'running',
+      managed: true,
+      tags: ['droplet-mesh', 'web'],
+    });
   });
 
   it('maps power actions to stop, start and restart', async () => {
@@ -62,7 +97,11 @@ describe('local provider against the real Docker Engine', () => {
   });
 
   it('gives clear 4xx errors for a missing image, a bad size, a duplicate name and an unknown id', async () => {
-    const err = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as UdcError);
+    const err = async (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as UdcError,
+      );
     expect((await err(provider.create({ ...input('d'), image: 'no-such/image:1' })))?.code).toBe('INVALID_REQUEST');
     expect((await err(provider.create({ ...input('d'), size: 'huge' })))?.code).toBe('INVALID_REQUEST');
     await provider.create(input('e'));

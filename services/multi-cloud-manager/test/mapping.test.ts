@@ -29,7 +29,11 @@ const hzServer = {
   name: 'my-server',
   status: 'initializing',
   created: '2016-01-30T23:55:00Z',
-  public_net: { ipv4: { ip: '1.2.3.4', blocked: false, dns_ptr: 'server01.example.com' }, ipv6: { ip: '2001:db8::/64', blocked: false, dns_ptr: [] }, floating_ips: [] },
+  public_net: {
+    ipv4: { ip: '1.2.3.4', blocked: false, dns_ptr: 'server01.example.com' },
+    ipv6: { ip: '2001:db8::/64', blocked: false, dns_ptr: [] },
+    floating_ips: [],
+  },
   private_net: [{ network: 4711, ip: '10.0.0.2', alias_ips: [], mac_address: '86:00:ff:2a:7d:e1' }],
   server_type: {
     id: 1,
@@ -94,7 +98,11 @@ describe('DigitalOcean mapping', () => {
     expect(doInstance({ ...doDroplet, status: raw }).status).toBe(status);
   });
   it('reads the error body', () => {
-    expect(doErrorBody({ id: 'not_found', message: 'The resource you were accessing could not be found.', request_id: 'abc' })).toEqual({ code: 'not_found', message: 'The resource you were accessing could not be found.', request_id: 'abc' });
+    expect(doErrorBody({ id: 'not_found', message: 'The resource you were accessing could not be found.', request_id: 'abc' })).toEqual({
+      code: 'not_found',
+      message: 'The resource you were accessing could not be found.',
+      request_id: 'abc',
+    });
     expect(doErrorBody('garbage')).toEqual({ code: undefined, message: undefined, request_id: undefined });
   });
 });
@@ -102,7 +110,18 @@ describe('DigitalOcean mapping', () => {
 describe('Hetzner mapping', () => {
   it('maps a server, pricing it at its own location', () => {
     const i = hzInstance(hzServer);
-    expect(i).toMatchObject({ id: 'hetzner:42', status: 'provisioning', raw_status: 'initializing', ipv4: '1.2.3.4', ipv6: '2001:db8::1', private_ip: '10.0.0.2', region: 'fsn1', size: 'cx22', price_monthly: 3.93, managed: true });
+    expect(i).toMatchObject({
+      id: 'hetzner:42',
+      status: 'provisioning',
+      raw_status: 'initializing',
+      ipv4: '1.2.3.4',
+      ipv6: '2001:db8::1',
+      private_ip: '10.0.0.2',
+      region: 'fsn1',
+      size: 'cx22',
+      price_monthly: 3.93,
+      managed: true,
+    });
     expect(i.tags.sort()).toEqual(['droplet-mesh', 'web']);
     expect(i.labels).toEqual({ team: 'ops' });
   });
@@ -110,21 +129,58 @@ describe('Hetzner mapping', () => {
     expect(hzLabels(['web'], { team: 'ops' })).toEqual({ team: 'ops', web: 'true', 'droplet-mesh': 'true' });
   });
   it('maps actions, sizes and errors', () => {
-    expect(hzAction({ id: 13, command: 'start_server', status: 'error', progress: 0, started: 'x', finished: 'y', resources: [{ id: 42, type: 'server' }], error: { code: 'action_failed', message: 'Action failed' } } as never, 'power_on')).toMatchObject({
+    expect(
+      hzAction(
+        {
+          id: 13,
+          command: 'start_server',
+          status: 'error',
+          progress: 0,
+          started: 'x',
+          finished: 'y',
+          resources: [{ id: 42, type: 'server' }],
+          error: { code: 'action_failed', message: 'Action failed' },
+        } as never,
+        'power_on',
+      ),
+    ).toMatchObject({
       id: '13',
       type: 'power_on',
       status: 'errored',
       resource_id: '42',
       error: 'action_failed: Action failed',
     });
-    expect(hzSize(hzServer.server_type)).toMatchObject({ slug: 'cx22', vcpus: 2, memory_mb: 4096, price_monthly: 3.79, price_hourly: 0.006, currency: 'EUR', regions: ['nbg1', 'fsn1'] });
-    expect(hzErrorBody({ error: { code: 'locked', message: 'server is locked', details: null } })).toEqual({ code: 'locked', message: 'server is locked' });
+    expect(hzSize(hzServer.server_type)).toMatchObject({
+      slug: 'cx22',
+      vcpus: 2,
+      memory_mb: 4096,
+      price_monthly: 3.79,
+      price_hourly: 0.006,
+      currency: 'EUR',
+      regions: ['nbg1', 'fsn1'],
+    });
+    expect(hzErrorBody({ error: { code: 'locked', message: 'server is locked', details: null } })).toEqual({
+      code: 'locked',
+      message: 'server is locked',
+    });
   });
 });
 
 describe('Vultr mapping', () => {
   it('maps an instance; 0.0.0.0 and empty addresses are null', () => {
-    expect(vuInstance(vuRaw, 5)).toMatchObject({ id: `vultr:${vuRaw.id}`, name: 'web-1', status: 'provisioning', raw_status: 'pending/running/none', ipv4: null, ipv6: null, private_ip: null, price_monthly: 5, managed: true, tags: ['droplet-mesh'], labels: { env: 'prod' } });
+    expect(vuInstance(vuRaw, 5)).toMatchObject({
+      id: `vultr:${vuRaw.id}`,
+      name: 'web-1',
+      status: 'provisioning',
+      raw_status: 'pending/running/none',
+      ipv4: null,
+      ipv6: null,
+      private_ip: null,
+      price_monthly: 5,
+      managed: true,
+      tags: ['droplet-mesh'],
+      labels: { env: 'prod' },
+    });
   });
   it.each([
     [{ status: 'active', power_status: 'running', server_status: 'ok' }, 'running'],
@@ -136,7 +192,10 @@ describe('Vultr mapping', () => {
     expect(vultrStatus({ id: 'x', ...s })).toBe(expected);
   });
   it('derives an hourly price and reads the error body', () => {
-    expect(vuSize({ id: 'vc2-1c-1gb', vcpu_count: 1, ram: 1024, disk: 25, monthly_cost: 5 })).toMatchObject({ price_monthly: 5, price_hourly: 0.0068 });
+    expect(vuSize({ id: 'vc2-1c-1gb', vcpu_count: 1, ram: 1024, disk: 25, monthly_cost: 5 })).toMatchObject({
+      price_monthly: 5,
+      price_hourly: 0.0068,
+    });
     expect(vuErrorBody({ error: 'Invalid API token.', status: 401 })).toEqual({ message: 'Invalid API token.' });
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { freePort } from '@droplet-mesh/udc-kit/testing';
-import { UdcError } from '@droplet-mesh/udc-kit';
+import type { UdcError } from '@droplet-mesh/udc-kit';
 import { ProviderHttpClient } from '../src/providers/http/provider-http-client.js';
 import { doErrorBody } from '../src/providers/digitalocean/digitalocean-mapping.js';
 import { captureLogs, testLogger } from './helpers.js';
@@ -27,7 +27,16 @@ afterAll(async () => {
 });
 
 const client = (extra: Partial<ConstructorParameters<typeof ProviderHttpClient>[0]> = {}) =>
-  new ProviderHttpClient({ provider: 'digitalocean', baseUrl: base, token: TOKEN, timeoutMs: 300, logger: testLogger(logs.stream), parseError: doErrorBody, random: () => 0, ...extra });
+  new ProviderHttpClient({
+    provider: 'digitalocean',
+    baseUrl: base,
+    token: TOKEN,
+    timeoutMs: 300,
+    logger: testLogger(logs.stream),
+    parseError: doErrorBody,
+    random: () => 0,
+    ...extra,
+  });
 
 async function caught(p: Promise<unknown>): Promise<UdcError> {
   return p.then(
@@ -70,7 +79,11 @@ describe('ProviderHttpClient', () => {
     await c.close();
     expect(auth).toBe(`Bearer ${TOKEN}`);
     expect(err.code).toBe('INVALID_REQUEST');
-    expect(err.details).toMatchObject({ provider_code: 'bad_request', request_id: 'req-1', provider_message: 'token [redacted] is not allowed here' });
+    expect(err.details).toMatchObject({
+      provider_code: 'bad_request',
+      request_id: 'req-1',
+      provider_message: 'token [redacted] is not allowed here',
+    });
     expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain(TOKEN);
     expect(logs.text()).not.toContain(TOKEN);
   });

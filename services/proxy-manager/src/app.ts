@@ -49,11 +49,20 @@ export interface ProxyManagerDeps {
 export type ProxyManager = ReturnType<typeof createProxyManager>;
 
 async function prepareDirectories(p: ProxyPaths): Promise<void> {
-  for (const d of [p.prefix, resolve(p.prefix, 'conf'), resolve(p.prefix, 'logs'), resolve(p.prefix, 'temp'), p.sitesAvailable, p.sitesEnabled, resolve(p.webroot, '.well-known', 'acme-challenge')]) {
+  for (const d of [
+    p.prefix,
+    resolve(p.prefix, 'conf'),
+    resolve(p.prefix, 'logs'),
+    resolve(p.prefix, 'temp'),
+    p.sitesAvailable,
+    p.sitesEnabled,
+    resolve(p.webroot, '.well-known', 'acme-challenge'),
+  ]) {
     await mkdir(d, { recursive: true, mode: 0o755 });
   }
   // nginx workers run as nobody: the webroot path must be traversable and readable.
-  for (const d of [p.prefix, p.webroot, resolve(p.webroot, '.well-known'), resolve(p.webroot, '.well-known', 'acme-challenge')]) await chmod(d, 0o755);
+  for (const d of [p.prefix, p.webroot, resolve(p.webroot, '.well-known'), resolve(p.webroot, '.well-known', 'acme-challenge')])
+    await chmod(d, 0o755);
   for (const d of [p.certDir, p.acmeDir]) {
     await mkdir(d, { recursive: true, mode: 0o700 });
     await chmod(d, 0o700);
@@ -103,7 +112,12 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     },
     routes(api, ctx) {
       registerProxyRoutes(api, serviceRef);
-      registerManagerRoutes(api, { get service() { return serviceRef.service; }, ctx });
+      registerManagerRoutes(api, {
+        get service() {
+          return serviceRef.service;
+        },
+        ctx,
+      });
     },
     messageHandlers: routeMessageHandlers(serviceRef),
     onStop: async () => {
@@ -133,7 +147,10 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const certStore = new CertStore(paths.certDir);
   /** Who this replica is, in logs, events and the certificate lease. */
   const replicaId = `${config.DROPLET_ID ?? 'proxy-manager'}@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const sharedCerts = new SharedCertStore(lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 })), { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger });
+  const sharedCerts = new SharedCertStore(
+    lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 })),
+    { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger },
+  );
   const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
 
   const render = async (record: RouteRecord): Promise<Rendered> => {
@@ -150,11 +167,30 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     return { text, servers: resolution.servers, unresolved: resolution.unresolved, https: !!tls };
   };
 
-  const reconciler: Reconciler = new Reconciler({ sites: new SiteFiles(paths.sitesAvailable, paths.sitesEnabled), nginx, store, render, logger, coalesceMs: config.RECONCILE_COALESCE_MS });
+  const reconciler: Reconciler = new Reconciler({
+    sites: new SiteFiles(paths.sitesAvailable, paths.sitesEnabled),
+    nginx,
+    store,
+    render,
+    logger,
+    coalesceMs: config.RECONCILE_COALESCE_MS,
+  });
   const certificates = new Certificates({
     store: certStore,
-    budget: new AcmeBudget(lazyKv(() => deps.bus.kv(config.ACME_BUDGET_BUCKET, { history: 1 })), 'ledger', now),
-    issuer: deps.issuer ?? new AcmeIssuer({ directoryUrl: config.ACME_DIRECTORY_URL, acmeDir: paths.acmeDir, webroot: paths.webroot, caBundle: config.ACME_CA_BUNDLE, logger }),
+    budget: new AcmeBudget(
+      lazyKv(() => deps.bus.kv(config.ACME_BUDGET_BUCKET, { history: 1 })),
+      'ledger',
+      now,
+    ),
+    issuer:
+      deps.issuer ??
+      new AcmeIssuer({
+        directoryUrl: config.ACME_DIRECTORY_URL,
+        acmeDir: paths.acmeDir,
+        webroot: paths.webroot,
+        caBundle: config.ACME_CA_BUNDLE,
+        logger,
+      }),
     renewBeforeDays: config.RENEW_BEFORE_DAYS,
     defaultEmail: config.ACME_EMAIL,
     logger,
@@ -205,8 +241,23 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     /** Directories, nginx.conf, files re-rendered from the store, nginx up, then the API; then follow other replicas. */
     async start(opts: { port?: number; host?: string } = {}) {
       await prepareDirectories(paths);
-      await writeFile(paths.confFile, renderMainConf({ prefix: paths.prefix, pidFile: paths.pidFile, errorLog: paths.errorLog, sitesEnabled: paths.sitesEnabled, webroot: paths.webroot, listen, foreground: config.NGINX_MANAGE }));
-      if (!sharedCerts.encrypted) logger.warn({ action: 'cert.share' }, 'CERT_ENCRYPTION_KEY is not set: issued private keys are shared with the other replicas unencrypted in the NATS bucket');
+      await writeFile(
+        paths.confFile,
+        renderMainConf({
+          prefix: paths.prefix,
+          pidFile: paths.pidFile,
+          errorLog: paths.errorLog,
+          sitesEnabled: paths.sitesEnabled,
+          webroot: paths.webroot,
+          listen,
+          foreground: config.NGINX_MANAGE,
+        }),
+      );
+      if (!sharedCerts.encrypted)
+        logger.warn(
+          { action: 'cert.share' },
+          'CERT_ENCRYPTION_KEY is not set: issued private keys are shared with the other replicas unencrypted in the NATS bucket',
+        );
       // Opened before the listing, so a change written in between is not missed.
       if (store.watch) await replicaSync.open();
       const sync = await reconciler.resync();
@@ -218,9 +269,26 @@ export function createProxyManager(deps: ProxyManagerDeps) {
       const sslDomains = [...new Set([...reconciler.routes.values()].filter((s) => s.record.enable_ssl).map((s) => s.record.domain))];
       await certificates
         .shareLocal(sslDomains)
-        .then((offered) => offered.length > 0 && logger.info({ action: 'cert.share', result: 'success', domains: offered }, 'local certificates offered to the other replicas'))
-        .catch((err) => logger.warn({ action: 'cert.share', result: 'failed', reason: (err as Error).message }, 'could not offer local certificates to the other replicas'));
-      if (config.UPSTREAM_RECHECK_INTERVAL_S > 0) loops.push(every(config.UPSTREAM_RECHECK_INTERVAL_S * 1000, () => recheckUpstreams({ reconciler, probe, lookup }), logger, 'upstream recheck'));
+        .then(
+          (offered) =>
+            offered.length > 0 &&
+            logger.info({ action: 'cert.share', result: 'success', domains: offered }, 'local certificates offered to the other replicas'),
+        )
+        .catch((err) =>
+          logger.warn(
+            { action: 'cert.share', result: 'failed', reason: (err as Error).message },
+            'could not offer local certificates to the other replicas',
+          ),
+        );
+      if (config.UPSTREAM_RECHECK_INTERVAL_S > 0)
+        loops.push(
+          every(
+            config.UPSTREAM_RECHECK_INTERVAL_S * 1000,
+            () => recheckUpstreams({ reconciler, probe, lookup }),
+            logger,
+            'upstream recheck',
+          ),
+        );
       loops.push(every(config.RENEW_CHECK_INTERVAL_S * 1000, () => service.renewCertificates(), logger, 'certificate renewal'));
       return started;
     },

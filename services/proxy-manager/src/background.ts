@@ -25,6 +25,7 @@ export async function recheckUpstreams(d: { reconciler: Reconciler; probe: Healt
     d.reconciler.setHealth(name, health);
     const status = d.reconciler.statuses.get(name);
     const key = (xs: { address: string; port: number; weight: number }[]) => JSON.stringify(xs.map((x) => [x.address, x.port, x.weight]));
-    if (status && status.state !== 'failed' && key(status.servers) !== key(resolution.servers)) await d.reconciler.submit({ kind: 'refresh', name });
+    if (status && status.state !== 'failed' && key(status.servers) !== key(resolution.servers))
+      await d.reconciler.submit({ kind: 'refresh', name });
   }
 }

@@ -12,7 +12,13 @@ export class Batcher<T> {
   private stopped = false;
 
   constructor(
-    private o: { quietMs: number; maxWaitMs: number; handle: (batch: T[]) => Promise<void>; onError: (err: unknown) => void; held?: boolean },
+    private o: {
+      quietMs: number;
+      maxWaitMs: number;
+      handle: (batch: T[]) => Promise<void>;
+      onError: (err: unknown) => void;
+      held?: boolean;
+    },
   ) {
     this.held = o.held ?? false;
   }

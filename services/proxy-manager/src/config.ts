@@ -25,10 +25,19 @@ export const proxyManagerConfigSchema = z
     PROXY_LISTEN_ADDRESS: z.union([z.ipv4(), z.ipv6(), z.literal('*')]).default('127.0.0.1'),
     /** Port clients see for HTTPS (used in the HTTP→HTTPS redirect); defaults to PROXY_HTTPS_PORT. */
     PROXY_PUBLIC_HTTPS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    ROUTES_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('routes'),
-    ACME_BUDGET_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('acme-budget'),
+    ROUTES_BUCKET: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('routes'),
+    ACME_BUDGET_BUCKET: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('acme-budget'),
     /** Issued certificates and keys shared between replicas (and the issuing lease). */
-    CERT_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('certificates'),
+    CERT_BUCKET: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('certificates'),
     /**
      * 32 bytes, base64 or hex: seals private keys (AES-256-GCM) before they go into CERT_BUCKET.
      * Without it keys are shared unsealed (a warning at start). Same value on every replica.
@@ -50,7 +59,10 @@ export const proxyManagerConfigSchema = z
     /** PEM bundle trusted for the ACME directory's TLS (a private CA such as pebble's). */
     ACME_CA_BUNDLE: z.string().min(1).optional(),
     RENEW_BEFORE_DAYS: z.coerce.number().positive().default(30),
-    RENEW_CHECK_INTERVAL_S: z.coerce.number().positive().default(6 * 3600),
+    RENEW_CHECK_INTERVAL_S: z.coerce
+      .number()
+      .positive()
+      .default(6 * 3600),
     UPSTREAM_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
     /** Background re-check of upstream health and DNS (0 disables). */
     UPSTREAM_RECHECK_INTERVAL_S: z.coerce.number().min(0).default(30),
@@ -61,7 +73,10 @@ export const proxyManagerConfigSchema = z
     REPLICA_SYNC_QUIET_MS: z.coerce.number().int().min(0).max(10_000).default(100),
     NGINX_RELOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   })
-  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, { message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true', path: ['API_TOKEN'] });
+  .refine((c) => !c.ALLOW_SIMPLE_TOKEN || !!c.API_TOKEN, {
+    message: 'API_TOKEN is required when ALLOW_SIMPLE_TOKEN=true',
+    path: ['API_TOKEN'],
+  });
 
 export type ProxyManagerConfig = z.infer<typeof proxyManagerConfigSchema>;
 

@@ -25,7 +25,10 @@ export function routeMessageHandlers(deps: { readonly service: ProxyService }): 
         // survive the next deploy instead of silently falling back to the schema default.
         const keepSsl = !('enable_ssl' in body) && (await sslEnabled(deps.service, routeName));
         const spec = parseOrThrow(routeBodySchema, keepSsl ? { ...body, enable_ssl: true } : body, 'payload');
-        const { created, route } = await deps.service.upsert(routeName, spec, { log: log.child({ correlation_id: envelope.trace_id }), correlationId: envelope.trace_id });
+        const { created, route } = await deps.service.upsert(routeName, spec, {
+          log: log.child({ correlation_id: envelope.trace_id }),
+          correlationId: envelope.trace_id,
+        });
         return { created, route };
       },
     },

@@ -4,7 +4,10 @@ import type { NginxController } from './nginx/nginx-controller.js';
 import type { Reconciler } from './reconciler.js';
 
 /** Proxy-manager gauges, read at scrape time from the live objects. */
-export function registerProxyMetrics(metrics: Metrics, d: { certificates: Certificates; nginx: NginxController; reconciler: Reconciler }): void {
+export function registerProxyMetrics(
+  metrics: Metrics,
+  d: { certificates: Certificates; nginx: NginxController; reconciler: Reconciler },
+): void {
   const { client, registry } = metrics;
   new client.Gauge({
     name: 'proxy_manager_certificate_expiry_timestamp_seconds',

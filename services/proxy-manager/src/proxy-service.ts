@@ -60,16 +60,35 @@ export class ProxyService {
       desired_revision: stored.revision,
       status: status ?? null,
       certificate: cert
-        ? { issuer: cert.issuer, subject: cert.subject, not_before: cert.not_before, not_after: cert.not_after, days_left: Math.floor((Date.parse(cert.not_after) - this.now()) / DAY) }
+        ? {
+            issuer: cert.issuer,
+            subject: cert.subject,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            days_left: Math.floor((Date.parse(cert.not_after) - this.now()) / DAY),
+          }
         : null,
       ...(this.sslPending.has(r.name) ? { ssl_pending: true } : {}),
     };
   }
 
-  private fail(op: OperationContext, name: string, domain: string | undefined, action: string, outcome: Extract<Outcome, { ok: false }>): never {
-    op.log.warn({ droplet_name: name, domain, action, result: 'failed', reason: outcome.reason, nginx_output: outcome.nginx_output }, outcome.message);
+  private fail(
+    op: OperationContext,
+    name: string,
+    domain: string | undefined,
+    action: string,
+    outcome: Extract<Outcome, { ok: false }>,
+  ): never {
+    op.log.warn(
+      { droplet_name: name, domain, action, result: 'failed', reason: outcome.reason, nginx_output: outcome.nginx_output },
+      outcome.message,
+    );
     this.d.reconciler.noteFailure(name, outcome.message, outcome.nginx_output);
-    this.d.emit('route.failed', { name, domain, action, reason: outcome.reason, message: outcome.message, correlation_id: op.correlationId }, 'warn');
+    this.d.emit(
+      'route.failed',
+      { name, domain, action, reason: outcome.reason, message: outcome.message, correlation_id: op.correlationId },
+      'warn',
+    );
     const details = { reason: outcome.reason, ...(outcome.nginx_output ? { nginx_output: outcome.nginx_output } : {}) };
     if (outcome.reason === 'nginx_test' || outcome.reason === 'reload') throw new Unprocessable(outcome.message, details);
     if (outcome.reason === 'store') throw new DependencyUnavailable(outcome.message, details);
@@ -84,14 +103,20 @@ export class ProxyService {
     const claimed = this.domainClaims.get(spec.domain);
     if (clash || (claimed && claimed !== name)) {
       op.log.info({ droplet_name: name, domain: spec.domain, action, result: 'conflict' }, 'domain already routed');
-      throw new Conflict(`domain ${spec.domain} is already served by route '${clash?.record.name ?? claimed}'`, { domain: spec.domain, route: clash?.record.name ?? claimed });
+      throw new Conflict(`domain ${spec.domain} is already served by route '${clash?.record.name ?? claimed}'`, {
+        domain: spec.domain,
+        route: clash?.record.name ?? claimed,
+      });
     }
     this.domainClaims.set(spec.domain, name);
     try {
       if (spec.require_healthy) {
         const health = await this.d.probe(spec.upstreams, spec.health_path);
         if (!health.ok) {
-          op.log.warn({ droplet_name: name, domain: spec.domain, action, result: 'unhealthy', health }, 'upstream unhealthy; nothing changed');
+          op.log.warn(
+            { droplet_name: name, domain: spec.domain, action, result: 'unhealthy', health },
+            'upstream unhealthy; nothing changed',
+          );
           this.d.emit('route.failed', { name, domain: spec.domain, action, reason: 'unhealthy', correlation_id: op.correlationId }, 'warn');
           throw new Unprocessable('upstream failed its health check; nothing was changed', { health }, 'DEPENDENCY_UNAVAILABLE');
         }
@@ -101,8 +126,25 @@ export class ProxyService {
       const record: RouteRecord = { name, ...spec, created_at: existing?.record.created_at ?? at, updated_at: at };
       const outcome = await this.d.reconciler.submit({ kind: 'upsert', record });
       if (!outcome.ok) this.fail(op, name, spec.domain, action, outcome);
-      op.log.info({ droplet_name: name, domain: spec.domain, action, result: 'applied', revision: outcome.stored?.revision, reloaded: outcome.changed }, 'route applied');
-      this.d.emit('route.applied', { name, domain: spec.domain, revision: outcome.stored?.revision, upstreams: spec.upstreams, state: outcome.status?.state, correlation_id: op.correlationId });
+      op.log.info(
+        {
+          droplet_name: name,
+          domain: spec.domain,
+          action,
+          result: 'applied',
+          revision: outcome.stored?.revision,
+          reloaded: outcome.changed,
+        },
+        'route applied',
+      );
+      this.d.emit('route.applied', {
+        name,
+        domain: spec.domain,
+        revision: outcome.stored?.revision,
+        upstreams: spec.upstreams,
+        state: outcome.status?.state,
+        correlation_id: op.correlationId,
+      });
       this.d.recordProof('route.applied', { name, domain: spec.domain, revision: outcome.stored?.revision });
       if (spec.enable_ssl) this.ensureSslInBackground(name, spec.domain, op);
       return { created: !existing, route: await this.view(outcome.stored as StoredRoute) };
@@ -133,20 +175,28 @@ export class ProxyService {
   }
 
   /** POST /proxies/{name}/ssl: certificate (reused when still valid), then HTTPS with a redirect. */
-  async enableSsl(name: string, opts: { email?: string; force_renew?: boolean }, op: OperationContext): Promise<{ action: string; route: AppliedRoute }> {
+  async enableSsl(
+    name: string,
+    opts: { email?: string; force_renew?: boolean },
+    op: OperationContext,
+  ): Promise<{ action: string; route: AppliedRoute }> {
     const s = this.d.reconciler.routes.get(name);
     if (!s) throw new NotFound(`no route '${name}'`);
     const domain = s.record.domain;
     let action: string;
     try {
-      action = (await this.d.certificates.ensure(domain, { email: opts.email, force: opts.force_renew, correlationId: op.correlationId })).action;
+      action = (await this.d.certificates.ensure(domain, { email: opts.email, force: opts.force_renew, correlationId: op.correlationId }))
+        .action;
     } catch (err) {
       if (err instanceof BudgetExceeded) {
         const retryIn = Math.max(1, Math.ceil((err.retryAt - this.now()) / 1000));
         op.log.warn({ droplet_name: name, domain, action: 'cert.request', result: 'rate_limited', retry_in_s: retryIn }, err.reason);
-        throw new RateLimited(`certificate request refused to protect the ACME account: ${err.reason}`, retryIn, { retry_at: new Date(err.retryAt).toISOString() });
+        throw new RateLimited(`certificate request refused to protect the ACME account: ${err.reason}`, retryIn, {
+          retry_at: new Date(err.retryAt).toISOString(),
+        });
       }
-      if (err instanceof AcmeFailed) throw new DependencyUnavailable(`the ACME CA did not issue a certificate: ${err.message}`, { domain }, 502);
+      if (err instanceof AcmeFailed)
+        throw new DependencyUnavailable(`the ACME CA did not issue a certificate: ${err.message}`, { domain }, 502);
       throw err;
     }
     const record: RouteRecord = { ...s.record, enable_ssl: true, updated_at: new Date(this.now()).toISOString() };
@@ -173,7 +223,17 @@ export class ProxyService {
       })
       .catch((err) => {
         this.d.reconciler.noteFailure(name, `certificate: ${(err as Error).message}`);
-        this.d.logger.warn({ correlation_id: op.correlationId, droplet_name: name, domain, action: 'cert.request', result: 'failed', reason: (err as Error).message }, 'background certificate request failed');
+        this.d.logger.warn(
+          {
+            correlation_id: op.correlationId,
+            droplet_name: name,
+            domain,
+            action: 'cert.request',
+            result: 'failed',
+            reason: (err as Error).message,
+          },
+          'background certificate request failed',
+        );
       });
   }
 
@@ -181,7 +241,9 @@ export class ProxyService {
   async adoptSharedCertificate(domain: string): Promise<boolean> {
     const installed = await this.d.certificates.installShared(domain);
     if (!installed) return false;
-    const names = [...this.d.reconciler.routes.values()].filter((s) => s.record.enable_ssl && s.record.domain === domain).map((s) => s.record.name);
+    const names = [...this.d.reconciler.routes.values()]
+      .filter((s) => s.record.enable_ssl && s.record.domain === domain)
+      .map((s) => s.record.name);
     const outcomes = await Promise.all(names.map((name) => this.d.reconciler.submit({ kind: 'refresh', name, reload: true })));
     for (const o of outcomes) if (!o.ok) this.d.reconciler.noteFailure(o.name, o.message, o.nginx_output);
     return true;

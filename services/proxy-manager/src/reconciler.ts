@@ -173,7 +173,9 @@ export class Reconciler {
       await this.applyRoundInner(round, answers, desired);
     } catch (err) {
       this.d.logger.error({ err }, 'reconcile round failed');
-      for (const p of round) if (!answers.has(p)) answers.set(p, { ok: false, name: nameOf(p.change), reason: 'render', message: `reconcile failed: ${(err as Error).message}` });
+      for (const p of round)
+        if (!answers.has(p))
+          answers.set(p, { ok: false, name: nameOf(p.change), reason: 'render', message: `reconcile failed: ${(err as Error).message}` });
     }
     for (const [p, d] of desired) {
       const o = answers.get(p);
@@ -226,7 +228,11 @@ export class Reconciler {
     }
   }
 
-  private async applyRoundInner(round: Pending[], answers: Map<Pending, Outcome>, desired: Map<Pending, StoredRoute | null>): Promise<void> {
+  private async applyRoundInner(
+    round: Pending[],
+    answers: Map<Pending, Outcome>,
+    desired: Map<Pending, StoredRoute | null>,
+  ): Promise<void> {
     // Render everything first (DNS lookups and store reads run in parallel), then touch the disk.
     const prepared = await Promise.all(round.map((p) => this.prepare(p, answers, desired)));
     const work = prepared.filter((x): x is Work => !!x);
@@ -244,7 +250,13 @@ export class Reconciler {
       if (!test.ok) {
         if (work.length === 1) {
           await cs.rollback();
-          answers.set(work[0].p, { ok: false, name: work[0].name, reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: test.output });
+          answers.set(work[0].p, {
+            ok: false,
+            name: work[0].name,
+            reason: 'nginx_test',
+            message: 'nginx -t refused the change; nothing was applied',
+            nginx_output: test.output,
+          });
           return;
         }
         accepted = await this.isolate(cs, work, answers);
@@ -275,8 +287,18 @@ export class Reconciler {
       const reload = await this.d.nginx.reload();
       if (!reload.ok) {
         await cs.rollback();
-        await this.restoreStore(accepted.filter((w) => w.p.change.kind !== 'converge').map((w) => w.name), previous);
-        for (const w of accepted) answers.set(w.p, { ok: false, name: w.name, reason: 'reload', message: 'nginx did not take the new configuration; the previous one keeps serving', nginx_output: reload.output });
+        await this.restoreStore(
+          accepted.filter((w) => w.p.change.kind !== 'converge').map((w) => w.name),
+          previous,
+        );
+        for (const w of accepted)
+          answers.set(w.p, {
+            ok: false,
+            name: w.name,
+            reason: 'reload',
+            message: 'nginx did not take the new configuration; the previous one keeps serving',
+            nginx_output: reload.output,
+          });
         return;
       }
     }
@@ -322,7 +344,13 @@ export class Reconciler {
       if (t.ok) ok.push(w);
       else {
         await cs.rollbackRoute(w.name);
-        answers.set(w.p, { ok: false, name: w.name, reason: 'nginx_test', message: 'nginx -t refused the change; nothing was applied', nginx_output: t.output });
+        answers.set(w.p, {
+          ok: false,
+          name: w.name,
+          reason: 'nginx_test',
+          message: 'nginx -t refused the change; nothing was applied',
+          nginx_output: t.output,
+        });
       }
     }
     return ok;
@@ -336,7 +364,11 @@ export class Reconciler {
   private convergeFailed(name: string, desired: StoredRoute | null, o: Extract<Outcome, { ok: false }>): void {
     if (desired) this.routes.set(name, desired);
     const prev = this.statuses.get(name);
-    this.statuses.set(name, { ...(prev ?? { servers: [], unresolved: [], https: false }), state: 'failed', last_error: { message: o.message, nginx_output: o.nginx_output, at: new Date().toISOString() } });
+    this.statuses.set(name, {
+      ...(prev ?? { servers: [], unresolved: [], https: false }),
+      state: 'failed',
+      last_error: { message: o.message, nginx_output: o.nginx_output, at: new Date().toISOString() },
+    });
   }
 
   private async restoreStore(names: string[], previous: Map<string, StoredRoute | undefined>): Promise<void> {
@@ -415,7 +447,13 @@ export class Reconciler {
   }
 
   private fail(name: string, message: string, nginxOutput?: string): void {
-    this.statuses.set(name, { state: 'failed', servers: [], unresolved: [], https: false, last_error: { message, nginx_output: nginxOutput, at: new Date().toISOString() } });
+    this.statuses.set(name, {
+      state: 'failed',
+      servers: [],
+      unresolved: [],
+      https: false,
+      last_error: { message, nginx_output: nginxOutput, at: new Date().toISOString() },
+    });
   }
 
   /** Remember why the last attempt for a route failed (shown by GET /proxies/{name}). */

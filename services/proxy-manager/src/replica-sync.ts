@@ -128,17 +128,32 @@ export class ReplicaSync {
   private report(o: Outcome, log: Logger, domain: string | undefined): void {
     const fields = { droplet_name: o.name, domain, action: 'route.converge' };
     if (!o.ok) {
-      log.warn({ ...fields, result: 'failed', reason: o.reason, nginx_output: o.nginx_output }, `could not apply another replica's change here: ${o.message}`);
-      this.d.emit('route.failed', { name: o.name, domain, action: 'route.converge', reason: o.reason, message: o.message, replica: this.d.replicaId }, 'warn');
+      log.warn(
+        { ...fields, result: 'failed', reason: o.reason, nginx_output: o.nginx_output },
+        `could not apply another replica's change here: ${o.message}`,
+      );
+      this.d.emit(
+        'route.failed',
+        { name: o.name, domain, action: 'route.converge', reason: o.reason, message: o.message, replica: this.d.replicaId },
+        'warn',
+      );
     } else if (o.deleted) log.info({ ...fields, result: 'deleted' }, 'route deleted to follow the store');
-    else if (o.status && o.changed) log.info({ ...fields, result: 'applied', revision: o.stored?.revision }, 'route applied from the store');
+    else if (o.status && o.changed)
+      log.info({ ...fields, result: 'applied', revision: o.stored?.revision }, 'route applied from the store');
     else log.debug({ ...fields, result: 'unchanged' }, 'route already as stored');
   }
 
   private async adoptCertificates(domains: string[]): Promise<void> {
     await Promise.all(
       domains.map((domain) =>
-        this.d.adoptCertificate(domain).catch((err) => this.d.logger.warn({ domain, action: 'cert.fetch', result: 'failed', reason: (err as Error).message }, 'could not install a shared certificate')),
+        this.d
+          .adoptCertificate(domain)
+          .catch((err) =>
+            this.d.logger.warn(
+              { domain, action: 'cert.fetch', result: 'failed', reason: (err as Error).message },
+              'could not install a shared certificate',
+            ),
+          ),
       ),
     );
   }

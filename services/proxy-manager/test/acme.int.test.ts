@@ -15,7 +15,14 @@ beforeAll(async () => {
   const httpPort = await freePort();
   pebble = await startPebble({ httpPort });
   up = await startUpstream('secure');
-  h = await startHarness({ env: { PROXY_HTTP_PORT: String(httpPort), ACME_DIRECTORY_URL: pebble.directoryUrl, ACME_CA_BUNDLE: pebble.apiCaFile, ACME_EMAIL: 'ops@example.com' } });
+  h = await startHarness({
+    env: {
+      PROXY_HTTP_PORT: String(httpPort),
+      ACME_DIRECTORY_URL: pebble.directoryUrl,
+      ACME_CA_BUNDLE: pebble.apiCaFile,
+      ACME_EMAIL: 'ops@example.com',
+    },
+  });
 }, 60_000);
 afterAll(async () => {
   await h?.close();
@@ -24,13 +31,18 @@ afterAll(async () => {
 });
 
 describe('certificates over ACME HTTP-01 against pebble', () => {
-  it('issues, switches the route to HTTPS with a redirect, and the HTTPS answer verifies against pebble\'s root', async () => {
-    const put = await request(h.pm.droplet.app).put('/proxies/secure').set(h.auth()).send({ domain: 'secure.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
+  it("issues, switches the route to HTTPS with a redirect, and the HTTPS answer verifies against pebble's root", async () => {
+    const put = await request(h.pm.droplet.app)
+      .put('/proxies/secure')
+      .set(h.auth())
+      .send({ domain: 'secure.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
     expect(put.status).toBe(201);
     const events: string[] = [];
-    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.cert.>', { callback: (_e, m) => {
-      events.push(m.subject);
-    } });
+    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.cert.>', {
+      callback: (_e, m) => {
+        events.push(m.subject);
+      },
+    });
 
     const res = await request(h.pm.droplet.app).post('/proxies/secure/ssl').set(h.auth()).send({ email: 'admin@example.com' });
     expect(res.status).toBe(200);
@@ -55,7 +67,9 @@ describe('certificates over ACME HTTP-01 against pebble', () => {
     expect(statSync(`${h.dataDir}/certs`).mode & 0o777).toBe(0o700);
 
     const metrics = await request(h.pm.droplet.app).get('/metrics');
-    expect(metrics.text).toMatch(/proxy_manager_certificate_expiry_timestamp_seconds\{domain="secure.test",droplet="proxy-manager"\} \d{10}/);
+    expect(metrics.text).toMatch(
+      /proxy_manager_certificate_expiry_timestamp_seconds\{domain="secure.test",droplet="proxy-manager"\} \d{10}/,
+    );
     await h.pm.droplet.ctx.bus.nc.flush();
     sub.unsubscribe();
     expect(events).toContain('proxy-manager.cert.issued');
@@ -92,12 +106,17 @@ describe('certificates over ACME HTTP-01 against pebble', () => {
     const after = await h.pm.certificates.read('secure.test');
     expect(after!.serial).not.toBe(info!.serial);
     expect((await httpsViaNginx(h.httpsPort, 'secure.test', await pebble.issuanceRoot())).status).toBe(200);
-    const events = await request(h.pm.droplet.app).get('/events?type=cert.').set(h.auth(['read']));
+    const events = await request(h.pm.droplet.app)
+      .get('/events?type=cert.')
+      .set(h.auth(['read']));
     expect(events.body.events.map((e: { subject: string }) => e.subject)).toContain('proxy-manager.cert.renewed');
   });
 
   it('a domain the CA cannot validate fails with an error event and counts against the budget', async () => {
-    await request(h.pm.droplet.app).put('/proxies/nochallenge').set(h.auth()).send({ domain: 'nochallenge.test', require_healthy: false, upstreams: [{ host: '127.0.0.1', port: up.port }] });
+    await request(h.pm.droplet.app)
+      .put('/proxies/nochallenge')
+      .set(h.auth())
+      .send({ domain: 'nochallenge.test', require_healthy: false, upstreams: [{ host: '127.0.0.1', port: up.port }] });
     // Break the challenge path: the webroot is not readable, so pebble's validation fails.
     const { chmodSync } = await import('node:fs');
     chmodSync(`${h.pm.paths.webroot}/.well-known/acme-challenge`, 0o700);
@@ -107,7 +126,9 @@ describe('certificates over ACME HTTP-01 against pebble', () => {
     } finally {
       chmodSync(`${h.pm.paths.webroot}/.well-known/acme-challenge`, 0o755);
     }
-    const events = await request(h.pm.droplet.app).get('/events?type=cert.failed').set(h.auth(['read']));
+    const events = await request(h.pm.droplet.app)
+      .get('/events?type=cert.failed')
+      .set(h.auth(['read']));
     expect(events.body.events.length).toBeGreaterThan(0);
     const ledger = await h.pm.certificates.budgetEvents();
     expect(ledger.filter((e) => e.domain === 'nochallenge.test' && e.kind === 'failed')).toHaveLength(1);

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
 import request from 'supertest';
 import { Bus, type RegistryLink, type RegistryRecord } from '@droplet-mesh/udc-kit';
-import { expectEnvelope, startNatsServer, startTestAuthority, udcConformanceSuite, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  expectEnvelope,
+  startNatsServer,
+  startTestAuthority,
+  udcConformanceSuite,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createProxyManager } from '../src/app.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { quiet, startUpstream, viaNginx, type Upstream } from './support/http.js';
@@ -40,7 +47,12 @@ afterAll(async () => {
   await nats?.stop({ removeStore: true });
 });
 
-udcConformanceSuite('proxy-manager', async () => ({ app: h.pm.droplet.app, routes: h.pm.droplet.api.routes, dropletName: 'proxy-manager', token: (scopes) => authority.mint({ scopes }) }));
+udcConformanceSuite('proxy-manager', async () => ({
+  app: h.pm.droplet.app,
+  routes: h.pm.droplet.api.routes,
+  dropletName: 'proxy-manager',
+  token: (scopes) => authority.mint({ scopes }),
+}));
 
 describe('hostile input through the API', () => {
   const hostile: Array<[string, unknown]> = [
@@ -51,44 +63,84 @@ describe('hostile input through the API', () => {
     ['host with quote', { domain: 'a.test', upstream_host: '"x"', upstream_port: 80 }],
     ['port as text', { domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: '80; deny all' }] }],
     ['unknown field', { domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: 80 }], raw: 'return 200;' }],
-    ['both upstream forms', { domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: 80 }], upstream_host: '127.0.0.1', upstream_port: 80 }],
+    [
+      'both upstream forms',
+      { domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: 80 }], upstream_host: '127.0.0.1', upstream_port: 80 },
+    ],
     ['no upstream', { domain: 'a.test' }],
     ['array body', []],
   ];
   it.each(hostile)('%s: 400 INVALID_REQUEST with the field, nothing written', async (_label, body) => {
     const before = await readdir(h.pm.paths.sitesAvailable);
-    const res = await request(h.pm.droplet.app).put('/proxies/hostile').set(h.auth()).send(body as object);
+    const res = await request(h.pm.droplet.app)
+      .put('/proxies/hostile')
+      .set(h.auth())
+      .send(body as object);
     expectEnvelope(res, 400, 'INVALID_REQUEST');
     expect(Array.isArray(res.body.error.details.fields)).toBe(true);
     expect(await readdir(h.pm.paths.sitesAvailable)).toEqual(before);
   });
 
   it.each(['Bad', 'a;b', 'x'.repeat(64), 'a%0Ab'])('route name %j in the path is a 400', async (name) => {
-    const res = await request(h.pm.droplet.app).put(`/proxies/${name}`).set(h.auth()).send({ domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: 80 }] });
+    const res = await request(h.pm.droplet.app)
+      .put(`/proxies/${name}`)
+      .set(h.auth())
+      .send({ domain: 'a.test', upstreams: [{ host: '127.0.0.1', port: 80 }] });
     expectEnvelope(res, 400, 'INVALID_REQUEST');
   });
 });
 
-describe('UDC message commands (the deployer\'s path)', () => {
+describe("UDC message commands (the deployer's path)", () => {
   const msg = (payload: Record<string, unknown>) =>
-    request(h.pm.droplet.app).post('/message').set(h.auth()).send({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload });
+    request(h.pm.droplet.app)
+      .post('/message')
+      .set(h.auth())
+      .send({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload });
 
   it('route.upsert applies a route and returns it as applied; route.delete removes it', async () => {
     const events: string[] = [];
-    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.route.>', { callback: (_e, m) => {
-      events.push(m.subject);
-    } });
-    const res = await msg({ action: 'route.upsert', name: 'from-deployer', domain: 'deploy.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
+    const sub = h.pm.droplet.ctx.bus.nc.subscribe('proxy-manager.route.>', {
+      callback: (_e, m) => {
+        events.push(m.subject);
+      },
+    });
+    const res = await msg({
+      action: 'route.upsert',
+      name: 'from-deployer',
+      domain: 'deploy.test',
+      upstreams: [{ host: '127.0.0.1', port: up.port }],
+    });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ result: 'success', data: { created: true, route: { name: 'from-deployer', domain: 'deploy.test', status: { state: 'serving' } } } });
+    expect(res.body).toMatchObject({
+      result: 'success',
+      data: { created: true, route: { name: 'from-deployer', domain: 'deploy.test', status: { state: 'serving' } } },
+    });
     expect((await viaNginx(h.httpPort, 'deploy.test')).body).toContain('upstream svc');
 
     // Over NATS too, as another droplet would send it.
     const bus = await Bus.connect({ url: nats.url, name: 'deployer-test' });
     try {
-      const reply = await bus.nc.request('udc.proxy-manager.message', JSON.stringify({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload: { action: 'route.delete', name: 'from-deployer' } }), { timeout: 5000 });
+      const reply = await bus.nc.request(
+        'udc.proxy-manager.message',
+        JSON.stringify({
+          source: 'deployer',
+          target: 'proxy-manager',
+          message_type: 'command',
+          payload: { action: 'route.delete', name: 'from-deployer' },
+        }),
+        { timeout: 5000 },
+      );
       expect(reply.json()).toMatchObject({ result: 'success', data: { deleted: true } });
-      const bad = await bus.nc.request('udc.proxy-manager.message', JSON.stringify({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload: { action: 'route.upsert', name: 'x', domain: 'x.test;', upstreams: [] } }), { timeout: 5000 });
+      const bad = await bus.nc.request(
+        'udc.proxy-manager.message',
+        JSON.stringify({
+          source: 'deployer',
+          target: 'proxy-manager',
+          message_type: 'command',
+          payload: { action: 'route.upsert', name: 'x', domain: 'x.test;', upstreams: [] },
+        }),
+        { timeout: 5000 },
+      );
       expect(bad.json()).toMatchObject({ result: 'error', error: { code: 'INVALID_REQUEST' } });
     } finally {
       await bus.close();
@@ -110,10 +162,53 @@ describe('UDC message commands (the deployer\'s path)', () => {
 describe('POST /proxy-manager/sync-from-registry', () => {
   it('creates routes for registered droplets that advertise a domain, in one reload', async () => {
     registryRecords = [
-      { id: 'shop', name: 'shop', url: `http://127.0.0.1:${up.port}`, domain: 'shop.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
-      { id: 'blog', name: 'blog', url: `http://localhost:${up.port}/`, domain: 'blog.test', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
-      { id: 'worker', name: 'worker', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
-      { id: 'evil', name: 'evil', url: 'http://127.0.0.1:1', domain: 'evil.test;', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '' },
+      {
+        id: 'shop',
+        name: 'shop',
+        url: `http://127.0.0.1:${up.port}`,
+        domain: 'shop.test',
+        kind: 'service',
+        capabilities: [],
+        steward: 'registry',
+        status: 'active',
+        registered_at: '',
+        updated_at: '',
+      },
+      {
+        id: 'blog',
+        name: 'blog',
+        url: `http://localhost:${up.port}/`,
+        domain: 'blog.test',
+        kind: 'service',
+        capabilities: [],
+        steward: 'registry',
+        status: 'active',
+        registered_at: '',
+        updated_at: '',
+      },
+      {
+        id: 'worker',
+        name: 'worker',
+        url: 'http://127.0.0.1:1',
+        kind: 'service',
+        capabilities: [],
+        steward: 'registry',
+        status: 'active',
+        registered_at: '',
+        updated_at: '',
+      },
+      {
+        id: 'evil',
+        name: 'evil',
+        url: 'http://127.0.0.1:1',
+        domain: 'evil.test;',
+        kind: 'service',
+        capabilities: [],
+        steward: 'registry',
+        status: 'active',
+        registered_at: '',
+        updated_at: '',
+      },
     ];
     const reloads = h.pm.nginx.reloads;
     const res = await request(h.pm.droplet.app).post('/proxy-manager/sync-from-registry').set(h.auth());
@@ -146,7 +241,11 @@ describe('observability', () => {
     const m = await request(h.pm.droplet.app).get('/metrics');
     expect(m.text).toContain('proxy_manager_nginx_reloads_total');
     expect(m.text).toMatch(/proxy_manager_routes\{state="serving",droplet="proxy-manager"\} \d+/);
-    const ev = await request(h.pm.droplet.app).get('/events?type=route.').set(h.auth(['read']));
-    expect(ev.body.events.map((e: { subject: string }) => e.subject)).toEqual(expect.arrayContaining(['proxy-manager.route.applied', 'proxy-manager.route.deleted']));
+    const ev = await request(h.pm.droplet.app)
+      .get('/events?type=route.')
+      .set(h.auth(['read']));
+    expect(ev.body.events.map((e: { subject: string }) => e.subject)).toEqual(
+      expect.arrayContaining(['proxy-manager.route.applied', 'proxy-manager.route.deleted']),
+    );
   });
 });

@@ -7,12 +7,31 @@ import { decide, registeredDomain, DEFAULT_LIMITS, type BudgetEvent } from '../s
 import { resolveUpstreams } from '../src/upstreams/resolve.js';
 import type { RouteRecord } from '../src/domain/route-spec.js';
 
-const route: RouteRecord = { name: 'app', domain: 'app.test', upstreams: [{ host: 'a.internal', port: 3000, weight: 2 }], require_healthy: true, enable_ssl: false, health_path: '/health', websocket: false, lb: 'least_conn', created_at: '', updated_at: '' };
+const route: RouteRecord = {
+  name: 'app',
+  domain: 'app.test',
+  upstreams: [{ host: 'a.internal', port: 3000, weight: 2 }],
+  require_healthy: true,
+  enable_ssl: false,
+  health_path: '/health',
+  websocket: false,
+  lb: 'least_conn',
+  created_at: '',
+  updated_at: '',
+};
 const listen = { address: '127.0.0.1', httpPort: 8080, httpsPort: 8443, publicHttpsPort: 8443 };
 
 describe('renderRouteConfig', () => {
   it('renders an upstream block with addresses, weights and the lb method', () => {
-    const text = renderRouteConfig({ route, servers: [{ address: '10.0.0.1', port: 3000, weight: 2 }, { address: 'fd00::1', port: 3000, weight: 2 }], listen, webroot: '/w' });
+    const text = renderRouteConfig({
+      route,
+      servers: [
+        { address: '10.0.0.1', port: 3000, weight: 2 },
+        { address: 'fd00::1', port: 3000, weight: 2 },
+      ],
+      listen,
+      webroot: '/w',
+    });
     expect(text).toContain('upstream mesh_app {\n    least_conn;\n    server 10.0.0.1:3000 weight=2');
     expect(text).toContain('server [fd00::1]:3000 weight=2');
     expect(text).toContain('listen 127.0.0.1:8080;');
@@ -29,12 +48,24 @@ describe('renderRouteConfig', () => {
   });
 
   it('with a certificate: HTTP redirects to HTTPS (keeping the ACME location), HTTPS proxies', () => {
-    const text = renderRouteConfig({ route: { ...route, websocket: true }, servers: [{ address: '10.0.0.1', port: 3000, weight: 1 }], listen, webroot: '/w', tls: { certificate: '/c/fullchain.pem', key: '/c/privkey.pem' } });
+    const text = renderRouteConfig({
+      route: { ...route, websocket: true },
+      servers: [{ address: '10.0.0.1', port: 3000, weight: 1 }],
+      listen,
+      webroot: '/w',
+      tls: { certificate: '/c/fullchain.pem', key: '/c/privkey.pem' },
+    });
     expect(text).toContain('return 301 https://app.test:8443$request_uri;');
     expect(text).toContain('listen 127.0.0.1:8443 ssl;');
     expect(text).toContain('ssl_certificate /c/fullchain.pem;');
     expect(text).toContain('proxy_set_header Upgrade $http_upgrade;');
-    const redirect443 = renderRouteConfig({ route, servers: [], listen: { ...listen, publicHttpsPort: 443 }, webroot: '/w', tls: { certificate: '/c/f', key: '/c/k' } });
+    const redirect443 = renderRouteConfig({
+      route,
+      servers: [],
+      listen: { ...listen, publicHttpsPort: 443 },
+      webroot: '/w',
+      tls: { certificate: '/c/f', key: '/c/k' },
+    });
     expect(redirect443).toContain('return 301 https://app.test$request_uri;');
   });
 
@@ -44,12 +75,22 @@ describe('renderRouteConfig', () => {
   });
 
   it('the main config keeps every path inside the prefix and includes sites-enabled', () => {
-    const text = renderMainConf({ prefix: '/p', pidFile: '/p/logs/nginx.pid', errorLog: '/p/logs/error.log', sitesEnabled: '/p/sites-enabled', webroot: '/p/acme-webroot', listen, foreground: true });
+    const text = renderMainConf({
+      prefix: '/p',
+      pidFile: '/p/logs/nginx.pid',
+      errorLog: '/p/logs/error.log',
+      sitesEnabled: '/p/sites-enabled',
+      webroot: '/p/acme-webroot',
+      listen,
+      foreground: true,
+    });
     for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) expect(text).toContain(`${t}_temp_path /p/temp/`);
     expect(text).toContain('pid /p/logs/nginx.pid;');
     expect(text).toContain('include /p/sites-enabled/*.conf;');
     expect(text).toContain('daemon off;');
-    expect(() => renderMainConf({ prefix: '/p p', pidFile: '/p', errorLog: '/p', sitesEnabled: '/p', webroot: '/p', listen, foreground: true })).toThrow();
+    expect(() =>
+      renderMainConf({ prefix: '/p p', pidFile: '/p', errorLog: '/p', sitesEnabled: '/p', webroot: '/p', listen, foreground: true }),
+    ).toThrow();
   });
 });
 
@@ -59,13 +100,31 @@ describe('resolveUpstreams', () => {
       if (h === 'two.internal') return ['10.0.0.3', '10.0.0.2'];
       throw Object.assign(new Error('nope'), { code: 'ENOTFOUND' });
     };
-    const r = await resolveUpstreams([{ host: 'two.internal', port: 80, weight: 1 }, { host: '10.0.0.1', port: 81, weight: 3 }, { host: 'ghost.invalid', port: 80, weight: 1 }], look);
+    const r = await resolveUpstreams(
+      [
+        { host: 'two.internal', port: 80, weight: 1 },
+        { host: '10.0.0.1', port: 81, weight: 3 },
+        { host: 'ghost.invalid', port: 80, weight: 1 },
+      ],
+      look,
+    );
     expect(r.servers.map((s) => `${s.address}:${s.port}`)).toEqual(['10.0.0.1:81', '10.0.0.2:80', '10.0.0.3:80']);
     expect(r.unresolved).toEqual([{ host: 'ghost.invalid', port: 80, error: 'ENOTFOUND: cannot resolve ghost.invalid' }]);
   });
 });
 
-const rec = (o: Partial<RegistryRecord>): RegistryRecord => ({ id: 'x', name: 'x', url: 'http://127.0.0.1:1', kind: 'service', capabilities: [], steward: 'registry', status: 'active', registered_at: '', updated_at: '', ...o });
+const rec = (o: Partial<RegistryRecord>): RegistryRecord => ({
+  id: 'x',
+  name: 'x',
+  url: 'http://127.0.0.1:1',
+  kind: 'service',
+  capabilities: [],
+  steward: 'registry',
+  status: 'active',
+  registered_at: '',
+  updated_at: '',
+  ...o,
+});
 
 describe('routesFromRegistry', () => {
   it('maps records with a domain to routes at their URL', () => {
@@ -75,8 +134,24 @@ describe('routesFromRegistry', () => {
       rec({ id: 'no-domain', name: 'worker', url: 'http://10.0.0.6:1' }),
     ]);
     expect(plan.routes).toEqual([
-      { name: 'shop', record_id: 'shop', spec: { domain: 'shop.example.com', upstreams: [{ host: '10.0.0.5', port: 3000, weight: 1 }], health_path: '/ready', require_healthy: false, enable_ssl: false, websocket: false, lb: 'round_robin' } },
-      { name: 'api-v2', record_id: 'api', spec: expect.objectContaining({ domain: 'api.example.com', upstreams: [{ host: 'api.internal', port: 443, weight: 1 }] }) },
+      {
+        name: 'shop',
+        record_id: 'shop',
+        spec: {
+          domain: 'shop.example.com',
+          upstreams: [{ host: '10.0.0.5', port: 3000, weight: 1 }],
+          health_path: '/ready',
+          require_healthy: false,
+          enable_ssl: false,
+          websocket: false,
+          lb: 'round_robin',
+        },
+      },
+      {
+        name: 'api-v2',
+        record_id: 'api',
+        spec: expect.objectContaining({ domain: 'api.example.com', upstreams: [{ host: 'api.internal', port: 443, weight: 1 }] }),
+      },
     ]);
     expect(plan.skipped).toEqual([]);
   });
@@ -99,7 +174,11 @@ describe('routesFromRegistry', () => {
 
 describe('ACME budget', () => {
   const now = Date.parse('2026-11-20T12:00:00Z');
-  const ev = (kind: BudgetEvent['kind'], domain: string, minutesAgo: number): BudgetEvent => ({ kind, domain, at: now - minutesAgo * 60_000 });
+  const ev = (kind: BudgetEvent['kind'], domain: string, minutesAgo: number): BudgetEvent => ({
+    kind,
+    domain,
+    at: now - minutesAgo * 60_000,
+  });
 
   it('allows a first order', () => {
     expect(decide([], 'a.example.com', now)).toEqual({ allowed: true });
@@ -128,7 +207,7 @@ describe('ACME budget', () => {
     expect(decide(orders, 'y.example.net', now).allowed).toBe(false);
   });
 
-  it('our ceilings stay under Let\'s Encrypt\'s published limits', () => {
+  it("our ceilings stay under Let's Encrypt's published limits", () => {
     expect(DEFAULT_LIMITS.failedPerDomainPerHour).toBeLessThan(5);
     expect(DEFAULT_LIMITS.certsPerRegisteredDomainPerWeek).toBeLessThan(50);
     expect(DEFAULT_LIMITS.duplicatesPerWeek).toBeLessThan(5);

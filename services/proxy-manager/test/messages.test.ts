@@ -20,11 +20,20 @@ function handlerWith(existing: { enable_ssl: boolean } | undefined) {
   const entry = routeMessageHandlers({ service })['route.upsert'];
   const handle = typeof entry === 'function' ? entry : entry.handle;
   const send = (payload: Record<string, unknown>) =>
-    handle(payload, completeEnvelope({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload }), { log: pino({ level: 'silent' }), transport: 'nats' });
+    handle(payload, completeEnvelope({ source: 'deployer', target: 'proxy-manager', message_type: 'command', payload }), {
+      log: pino({ level: 'silent' }),
+      transport: 'nats',
+    });
   return { send, upserts };
 }
 
-const move = { action: 'route.upsert', name: 'app', domain: 'app.test', upstreams: [{ host: '127.0.0.1', port: 20001 }], require_healthy: false };
+const move = {
+  action: 'route.upsert',
+  name: 'app',
+  domain: 'app.test',
+  upstreams: [{ host: '127.0.0.1', port: 20001 }],
+  require_healthy: false,
+};
 
 describe('route.upsert keeps HTTPS a sender does not mention', () => {
   it('a deploy moving an HTTPS route to new upstreams keeps enable_ssl', async () => {

@@ -12,7 +12,9 @@ import { quiet } from './support/http.js';
 const { logger } = createLogger('proxy-manager-test', 'warn', { destination: quiet });
 
 function fakeReconciler(applied: Record<string, number>) {
-  const routes = new Map<string, StoredRoute>(Object.entries(applied).map(([name, revision]) => [name, { revision, record: { name } } as unknown as StoredRoute]));
+  const routes = new Map<string, StoredRoute>(
+    Object.entries(applied).map(([name, revision]) => [name, { revision, record: { name } } as unknown as StoredRoute]),
+  );
   const submitted: string[][] = [];
   let current: string[] | undefined;
   return {

@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import request from 'supertest';
-import { expectEnvelope, freePort, startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  expectEnvelope,
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import type { CertificateIssuer } from '../src/acme/acme-issuer.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { httpsViaNginx, startUpstream, viaNginx, type Upstream } from './support/http.js';
@@ -57,7 +65,10 @@ afterAll(async () => {
 });
 
 const put = (h: Harness, name: string, body: object) => request(h.pm.droplet.app).put(`/proxies/${name}`).set(h.auth()).send(body);
-const get = (h: Harness, name: string) => request(h.pm.droplet.app).get(`/proxies/${name}`).set(h.auth(['read']));
+const get = (h: Harness, name: string) =>
+  request(h.pm.droplet.app)
+    .get(`/proxies/${name}`)
+    .set(h.auth(['read']));
 const serves = async (h: Harness, host: string, marker: string) => {
   const r = await viaNginx(h.httpPort, host);
   return r.status === 200 && r.body.includes(marker);
@@ -75,7 +86,13 @@ describe('replicas converge on the routes bucket', () => {
     // nginx may serve the new config a moment before B has recorded the round.
     await waitFor('B reports shop', async () => (await get(b, 'shop')).status === 200, 2000, 20);
     const onB = await get(b, 'shop');
-    expect(onB.body).toMatchObject({ name: 'shop', domain: 'shop.test', applied_revision: res.body.applied_revision, desired_revision: res.body.applied_revision, status: { state: 'serving' } });
+    expect(onB.body).toMatchObject({
+      name: 'shop',
+      domain: 'shop.test',
+      applied_revision: res.body.applied_revision,
+      desired_revision: res.body.applied_revision,
+      status: { state: 'serving' },
+    });
     // B only followed: the stored entry is still A's write.
     const kv = await a.pm.droplet.ctx.bus.kv(a.pm.config.ROUTES_BUCKET);
     expect((await kv.get('shop'))?.revision).toBe(res.body.applied_revision);
@@ -83,7 +100,12 @@ describe('replicas converge on the routes bucket', () => {
     const updated = await put(a, 'shop', { domain: 'shop.test', upstreams: [{ host: '127.0.0.1', port: green.port }] });
     expect(updated.status).toBe(200);
     await waitFor('the update through B', () => serves(b, 'shop.test', 'upstream green'), 2000, 20);
-    await waitFor('B reports the update', async () => (await get(b, 'shop')).body.applied_revision === updated.body.applied_revision, 2000, 20);
+    await waitFor(
+      'B reports the update',
+      async () => (await get(b, 'shop')).body.applied_revision === updated.body.applied_revision,
+      2000,
+      20,
+    );
   });
 
   it('a DELETE on A stops the route on B', async () => {
@@ -103,7 +125,9 @@ describe('replicas converge on the routes bucket', () => {
     await b.pm.replicaSync.idle();
     const reloads = b.pm.nginx.reloads;
     const names = Array.from({ length: 50 }, (_, i) => `burst-${i}`);
-    const results = await Promise.all(names.map((n) => put(a, n, { domain: `${n}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: green.port }] })));
+    const results = await Promise.all(
+      names.map((n) => put(a, n, { domain: `${n}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: green.port }] })),
+    );
     expect(results.map((r) => r.status)).toEqual(names.map(() => 201));
     await waitFor('all fifty on B', () => names.every((n) => b.pm.reconciler.statuses.get(n)?.state === 'serving'), 5000, 20);
     await b.pm.replicaSync.idle();
@@ -121,12 +145,31 @@ describe('replicas converge on the routes bucket', () => {
     const t0 = Date.now();
     for (let i = 0; i < 50; i++) {
       const name = `slow-${i}`;
-      await kv.put(name, JSON.stringify({ name, domain: `${name}.test`, upstreams: [{ host: '127.0.0.1', port: blue.port, weight: 1 }], require_healthy: false, enable_ssl: false, health_path: '/health', websocket: false, lb: 'round_robin', created_at: at, updated_at: at }));
+      await kv.put(
+        name,
+        JSON.stringify({
+          name,
+          domain: `${name}.test`,
+          upstreams: [{ host: '127.0.0.1', port: blue.port, weight: 1 }],
+          require_healthy: false,
+          enable_ssl: false,
+          health_path: '/health',
+          websocket: false,
+          lb: 'round_robin',
+          created_at: at,
+          updated_at: at,
+        }),
+      );
       await new Promise((r) => setTimeout(r, 8));
     }
     // Spread over several quiet windows: only the debounce, not one event-loop tick, can merge them.
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
-    await waitFor('all fifty on B', () => Array.from({ length: 50 }, (_, i) => `slow-${i}`).every((n) => b.pm.reconciler.statuses.get(n)?.state === 'serving'), 5000, 20);
+    await waitFor(
+      'all fifty on B',
+      () => Array.from({ length: 50 }, (_, i) => `slow-${i}`).every((n) => b.pm.reconciler.statuses.get(n)?.state === 'serving'),
+      5000,
+      20,
+    );
     await b.pm.replicaSync.idle();
     expect(await serves(b, 'slow-49.test', 'upstream blue')).toBe(true);
     const used = b.pm.nginx.reloads - reloads;
@@ -150,7 +193,9 @@ describe('replicas converge on the routes bucket', () => {
     // B never rewrote the entry to "fix" it.
     const kv = await a.pm.droplet.ctx.bus.kv(a.pm.config.ROUTES_BUCKET);
     expect((await kv.get('picky'))?.revision).toBe(res.body.applied_revision);
-    const health = await request(b.pm.droplet.app).get('/proxy-manager/health').set(b.auth(['read']));
+    const health = await request(b.pm.droplet.app)
+      .get('/proxy-manager/health')
+      .set(b.auth(['read']));
     expect(health.body).toMatchObject({ status: 'degraded', checks: { failed_routes: ['picky'] } });
 
     // A later revision that B can render is applied there as usual.
@@ -171,10 +216,17 @@ describe('certificates are obtained once and shared', () => {
     expect(ssl.body.action).toBe('issued');
 
     const root = await pebble.issuanceRoot();
-    await waitFor('HTTPS through B', async () => (await httpsViaNginx(b.httpsPort, 'secure.test', root)).body.includes('upstream blue'), 3000, 50);
+    await waitFor(
+      'HTTPS through B',
+      async () => (await httpsViaNginx(b.httpsPort, 'secure.test', root)).body.includes('upstream blue'),
+      3000,
+      50,
+    );
     expect((await viaNginx(b.httpPort, 'secure.test')).status).toBe(301);
     expect(issuedByB).toBe(0);
-    expect(readFileSync(`${b.dataDir}/certs/secure.test/fullchain.pem`, 'utf8')).toBe(readFileSync(`${a.dataDir}/certs/secure.test/fullchain.pem`, 'utf8'));
+    expect(readFileSync(`${b.dataDir}/certs/secure.test/fullchain.pem`, 'utf8')).toBe(
+      readFileSync(`${a.dataDir}/certs/secure.test/fullchain.pem`, 'utf8'),
+    );
     expect(statSync(`${b.dataDir}/certs/secure.test/privkey.pem`).mode & 0o777).toBe(0o600);
 
     const certs = await a.pm.droplet.ctx.bus.kv(a.pm.config.CERT_BUCKET);
@@ -190,7 +242,12 @@ describe('certificates are obtained once and shared', () => {
     rmSync(`${b.dataDir}/certs/secure.test`, { recursive: true, force: true });
     await b.restartDroplet();
     const root = await pebble.issuanceRoot();
-    await waitFor('HTTPS through the restarted B', async () => (await httpsViaNginx(b.httpsPort, 'secure.test', root)).status === 200, 5000, 50);
+    await waitFor(
+      'HTTPS through the restarted B',
+      async () => (await httpsViaNginx(b.httpsPort, 'secure.test', root)).status === 200,
+      5000,
+      50,
+    );
     expect(issuedByB).toBe(0);
     // Asked directly for a certificate it lacks, B takes it from the store too.
     rmSync(`${b.dataDir}/certs/secure.test`, { recursive: true, force: true });
@@ -207,6 +264,8 @@ describe('certificates are obtained once and shared', () => {
     // The restart closed the old bus with the old droplet.
     const e = await (await a.pm.droplet.ctx.bus.kv(a.pm.config.CERT_BUCKET)).get('cert.secure.test');
     expect(e?.operation).toBe('PUT');
-    expect(new X509Certificate(JSON.parse(e?.string() ?? '{}').chain_pem).serialNumber).toBe(new X509Certificate(readFileSync(`${a.dataDir}/certs/secure.test/fullchain.pem`)).serialNumber);
+    expect(new X509Certificate(JSON.parse(e?.string() ?? '{}').chain_pem).serialNumber).toBe(
+      new X509Certificate(readFileSync(`${a.dataDir}/certs/secure.test/fullchain.pem`)).serialNumber,
+    );
   });
 });

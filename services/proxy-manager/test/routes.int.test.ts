@@ -14,7 +14,9 @@ let breakRender = new Set<string>();
 
 beforeAll(async () => {
   [blue, green, sick] = await Promise.all([startUpstream('blue'), startUpstream('green'), startUpstream('sick', { healthy: false })]);
-  h = await startHarness({ deps: { transformRender: (name, text) => (breakRender.has(name) ? `${text}\nthis_is_not_a_directive on;\n` : text) } });
+  h = await startHarness({
+    deps: { transformRender: (name, text) => (breakRender.has(name) ? `${text}\nthis_is_not_a_directive on;\n` : text) },
+  });
 });
 afterAll(async () => {
   await h?.close();
@@ -37,15 +39,26 @@ describe('routes through the real nginx', () => {
     expect(updated.body.upstreams).toEqual([{ host: 'localhost', port: green.port, weight: 1 }]);
     expect((await viaNginx(h.httpPort, 'app.test')).body).toContain('upstream green');
 
-    const one = await request(h.pm.droplet.app).get('/proxies/app').set(h.auth(['read']));
+    const one = await request(h.pm.droplet.app)
+      .get('/proxies/app')
+      .set(h.auth(['read']));
     expect(one.status).toBe(200);
-    expect(one.body.status.health).toMatchObject({ ok: true, upstreams: [{ host: 'localhost', port: green.port, ok: true, status_code: 200 }] });
+    expect(one.body.status.health).toMatchObject({
+      ok: true,
+      upstreams: [{ host: 'localhost', port: green.port, ok: true, status_code: 200 }],
+    });
     expect(one.body.applied_revision).toBe(updated.body.applied_revision);
 
     const del = await request(h.pm.droplet.app).delete('/proxies/app').set(h.auth());
     expect(del.status).toBe(200);
     expect((await viaNginx(h.httpPort, 'app.test')).status).toBe(404);
-    expectEnvelope(await request(h.pm.droplet.app).get('/proxies/app').set(h.auth(['read'])), 404, 'NOT_FOUND');
+    expectEnvelope(
+      await request(h.pm.droplet.app)
+        .get('/proxies/app')
+        .set(h.auth(['read'])),
+      404,
+      'NOT_FOUND',
+    );
     expectEnvelope(await request(h.pm.droplet.app).delete('/proxies/app').set(h.auth()), 404, 'NOT_FOUND');
   });
 
@@ -81,12 +94,18 @@ describe('routes through the real nginx', () => {
     expect(h.pm.nginx.reloads).toBe(reloadsBefore);
     expect((await viaNginx(h.httpPort, 'victim.test')).body).toContain('upstream blue');
     expect((await viaNginx(h.httpPort, 'keep.test')).body).toContain('upstream blue');
-    const status = await request(h.pm.droplet.app).get('/proxies/victim').set(h.auth(['read']));
+    const status = await request(h.pm.droplet.app)
+      .get('/proxies/victim')
+      .set(h.auth(['read']));
     expect(status.body.status.last_error.nginx_output).toContain('this_is_not_a_directive');
   });
 
   it('an unresolvable upstream does not break nginx: that route answers 502 and says why, others serve', async () => {
-    const res = await put('ghost', { domain: 'ghost.test', require_healthy: false, upstreams: [{ host: 'no-such-host.invalid', port: 80 }] });
+    const res = await put('ghost', {
+      domain: 'ghost.test',
+      require_healthy: false,
+      upstreams: [{ host: 'no-such-host.invalid', port: 80 }],
+    });
     expect(res.status).toBe(201);
     expect(res.body.status.state).toBe('no_upstream');
     expect(res.body.status.unresolved[0]).toMatchObject({ host: 'no-such-host.invalid', port: 80 });
@@ -110,7 +129,9 @@ describe('routes through the real nginx', () => {
     breakRender.add('burst-13');
     try {
       const names = Array.from({ length: 50 }, (_, i) => `burst-${i}`);
-      const results = await Promise.all(names.map((n) => put(n, { domain: `${n}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: green.port }] })));
+      const results = await Promise.all(
+        names.map((n) => put(n, { domain: `${n}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: green.port }] })),
+      );
       for (const [i, r] of results.entries()) {
         if (i === 13) expectEnvelope(r, 422);
         else {
@@ -127,7 +148,11 @@ describe('routes through the real nginx', () => {
     }
     const tests2 = h.pm.nginx.tests;
     const reloads2 = h.pm.nginx.reloads;
-    const again = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`burst-${i}`, { domain: `burst-${i}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: blue.port }] })));
+    const again = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        put(`burst-${i}`, { domain: `burst-${i}.test`, require_healthy: false, upstreams: [{ host: '127.0.0.1', port: blue.port }] }),
+      ),
+    );
     expect(again.map((r) => r.status)).toEqual(Array.from({ length: 50 }, (_, i) => (i === 13 ? 201 : 200)));
     expect(h.pm.nginx.tests - tests2).toBe(1);
     expect(h.pm.nginx.reloads - reloads2).toBe(1);
@@ -135,7 +160,9 @@ describe('routes through the real nginx', () => {
   });
 
   it('lists routes with pagination', async () => {
-    const page = await request(h.pm.droplet.app).get('/proxies?per_page=10&page=2').set(h.auth(['read']));
+    const page = await request(h.pm.droplet.app)
+      .get('/proxies?per_page=10&page=2')
+      .set(h.auth(['read']));
     expect(page.status).toBe(200);
     expect(page.body.items).toHaveLength(10);
     expect(page.body.pagination).toMatchObject({ page: 2, per_page: 10 });
@@ -143,10 +170,17 @@ describe('routes through the real nginx', () => {
   });
 
   it('GET /proxy-manager/health reports healthy with its checks', async () => {
-    const res = await request(h.pm.droplet.app).get('/proxy-manager/health').set(h.auth(['read']));
+    const res = await request(h.pm.droplet.app)
+      .get('/proxy-manager/health')
+      .set(h.auth(['read']));
     expect(res.status).toBe(200);
     expect(['healthy', 'degraded']).toContain(res.body.status);
-    expect(res.body.checks).toMatchObject({ nginx_binary: { ok: true }, config_dir_writable: { ok: true }, nginx_running: { ok: true }, last_reload: { ok: true } });
+    expect(res.body.checks).toMatchObject({
+      nginx_binary: { ok: true },
+      config_dir_writable: { ok: true },
+      nginx_running: { ok: true },
+      last_reload: { ok: true },
+    });
   });
 
   it('on restart re-renders from KV: a lost file and a hand-edited file are put back, a stray file removed', async () => {
@@ -161,7 +195,9 @@ describe('routes through the real nginx', () => {
     expect((await readdir(h.pm.paths.sitesAvailable)).includes('mesh-stray.conf')).toBe(false);
     await waitFor('keep.test through the restarted nginx', async () => (await viaNginx(h.httpPort, 'keep.test')).status === 200, 5000);
     expect((await viaNginx(h.httpPort, 'burst-1.test')).body).toContain('upstream blue');
-    const list = await request(h.pm.droplet.app).get('/proxies?per_page=200').set(h.auth(['read']));
+    const list = await request(h.pm.droplet.app)
+      .get('/proxies?per_page=200')
+      .set(h.auth(['read']));
     expect(list.body.items.map((r: { name: string }) => r.name)).toEqual(expect.arrayContaining(['keep', 'victim', 'ghost', 'burst-49']));
   });
 });

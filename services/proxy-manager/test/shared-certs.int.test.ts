@@ -27,7 +27,29 @@ const { logger } = createLogger('proxy-manager-test', 'warn', { destination: qui
 function selfSigned(domain: string): Issued {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-selfsigned-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', `/CN=${domain}`, '-addext', `subjectAltName=DNS:${domain}`, '-days', '90'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        `/CN=${domain}`,
+        '-addext',
+        `subjectAltName=DNS:${domain}`,
+        '-days',
+        '90',
+      ],
+      { stdio: 'ignore' },
+    );
     return { keyPem: readFileSync(join(dir, 'key.pem')), chainPem: readFileSync(join(dir, 'cert.pem'), 'utf8') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -53,7 +75,17 @@ function replica(id: string, opts: { key?: Buffer; issuer?: CertificateIssuer; l
   const store = new CertStore(dir);
   const shared = new SharedCertStore(certsKv, { encryptionKey: opts.key, replicaId: id, logger });
   const issuer = opts.issuer ?? countingIssuer();
-  const certificates = new Certificates({ store, budget: new AcmeBudget(budgetKv, 'ledger'), issuer, renewBeforeDays: 30, logger, emit: () => undefined, shared, leaseMs: opts.leaseMs ?? 10_000, leasePollMs: 50 });
+  const certificates = new Certificates({
+    store,
+    budget: new AcmeBudget(budgetKv, 'ledger'),
+    issuer,
+    renewBeforeDays: 30,
+    logger,
+    emit: () => undefined,
+    shared,
+    leaseMs: opts.leaseMs ?? 10_000,
+    leasePollMs: 50,
+  });
   return { store, shared, certificates, issuer };
 }
 

@@ -21,7 +21,8 @@ export interface RegistryDeps {
 /** The registry droplet: records and keys in JetStream KV, liveness from NATS heartbeats. */
 export async function createRegistryDroplet(deps: RegistryDeps) {
   const config = parseConfig(registryConfigSchema, deps.env);
-  const bus = deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'registry', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const bus =
+    deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'registry', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
   const [recordsKv, keysKv] = await Promise.all([bus.kv('registry'), bus.kv('registry-keys')]);
   const now = deps.now ?? Date.now;
   let keyring!: Keyring;
@@ -60,7 +61,11 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
       const callerDeps = {
         adminKey: () => ctx.config.REGISTRY_ADMIN_KEY,
         store,
-        verifier: createTokenVerifier({ issuer: ctx.config.JWT_ISSUER, audience: ctx.config.JWT_AUDIENCE, keyResolver: (kid) => keyring.publicKeyPem(kid) }),
+        verifier: createTokenVerifier({
+          issuer: ctx.config.JWT_ISSUER,
+          audience: ctx.config.JWT_AUDIENCE,
+          keyResolver: (kid) => keyring.publicKeyPem(kid),
+        }),
       };
       registerAuthRoutes(api, { ...callerDeps, keyring, ctx });
       registerDropletRoutes(api, { ...callerDeps, liveness, ctx });

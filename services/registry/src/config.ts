@@ -5,7 +5,12 @@ export const registryConfigSchema = z.object({
   ...baseConfigShape,
   PORT: baseConfigShape.PORT.default(8000),
   REGISTRY_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters'),
-  TOKEN_TTL_S: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(3600),
+  TOKEN_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .default(3600),
   /** Liveness is evaluated this often. */
   LIVENESS_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   STALE_AFTER_MISSED: z.coerce.number().int().min(1).default(3),

@@ -2,7 +2,11 @@ import type { Metrics } from '@droplet-mesh/udc-kit';
 
 /** Heartbeats counted, and how long each took from sender to record (when the sender stamped it). */
 export function heartbeatMetrics(metrics: Metrics) {
-  const total = new metrics.client.Counter({ name: 'registry_heartbeats_total', help: 'Heartbeats recorded from known droplets', registers: [metrics.registry] });
+  const total = new metrics.client.Counter({
+    name: 'registry_heartbeats_total',
+    help: 'Heartbeats recorded from known droplets',
+    registers: [metrics.registry],
+  });
   const lag = new metrics.client.Histogram({
     name: 'registry_heartbeat_lag_seconds',
     help: 'Time from a heartbeat being sent to being recorded',

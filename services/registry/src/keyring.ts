@@ -58,7 +58,13 @@ export class Keyring {
   private privatePem = new Map<string, string>();
   private stopWatch?: () => void;
 
-  constructor(private kv: KV, private adminKey: string, private tokenTtlS: number, private logger: Logger, private now: () => number = Date.now) {}
+  constructor(
+    private kv: KV,
+    private adminKey: string,
+    private tokenTtlS: number,
+    private logger: Logger,
+    private now: () => number = Date.now,
+  ) {}
 
   async init(): Promise<void> {
     const existing = await this.kv.get(KEYRING_KEY);
@@ -113,7 +119,11 @@ export class Keyring {
     this.privateKeyOf(this.ring.current);
   }
 
-  sign(claims: { sub: string; droplet_id: string; scopes: string[] }, issuer: string, audience: string): { token: string; expires_at: string; kid: string } {
+  sign(
+    claims: { sub: string; droplet_id: string; scopes: string[] },
+    issuer: string,
+    audience: string,
+  ): { token: string; expires_at: string; kid: string } {
     const kid = this.ring.current;
     const iat = Math.floor(this.now() / 1000);
     const exp = iat + this.tokenTtlS;
@@ -134,7 +144,12 @@ export class Keyring {
 
   jwks() {
     return {
-      keys: this.liveKeys().map((k) => ({ ...createPublicKey(k.public_pem).export({ format: 'jwk' }), kid: k.kid, use: 'sig', alg: 'RS256' })),
+      keys: this.liveKeys().map((k) => ({
+        ...createPublicKey(k.public_pem).export({ format: 'jwk' }),
+        kid: k.kid,
+        use: 'sig',
+        alg: 'RS256',
+      })),
     };
   }
 

@@ -62,7 +62,8 @@ export class LivenessMonitor {
     if (!r) return false;
     const at = this.now();
     this.lastSeen.set(id, at);
-    if (input.status !== undefined || input.metrics !== undefined) this.lastReport.set(id, { status: input.status, metrics: input.metrics });
+    if (input.status !== undefined || input.metrics !== undefined)
+      this.lastReport.set(id, { status: input.status, metrics: input.metrics });
     this.onHeartbeat(sentAtMs ? at - sentAtMs : undefined);
     if (r.status !== 'active') await this.transition(r, 'active', input);
     return true;

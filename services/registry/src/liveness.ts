@@ -14,7 +14,10 @@ export function nextLivenessState(lastSeenMs: number, intervalS: number, nowMs: 
 }
 
 /** The event a status change emits, by its new state. */
-export function transitionEvent(from: LivenessStatus, to: LivenessStatus): 'droplet.stale' | 'droplet.down' | 'droplet.recovered' | undefined {
+export function transitionEvent(
+  from: LivenessStatus,
+  to: LivenessStatus,
+): 'droplet.stale' | 'droplet.down' | 'droplet.recovered' | undefined {
   if (from === to) return undefined;
   if (to === 'active') return 'droplet.recovered';
   return to === 'stale' ? 'droplet.stale' : 'droplet.down';

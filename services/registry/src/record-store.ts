@@ -11,7 +11,10 @@ const keyOf = (id: string) => `droplets.${id}`;
 export class RecordStore {
   private view = new Map<string, { record: StoredRecord; revision: number }>();
   private stopWatch?: () => void;
-  constructor(private kv: KV, private logger: Logger) {}
+  constructor(
+    private kv: KV,
+    private logger: Logger,
+  ) {}
 
   async init(): Promise<void> {
     const w = await this.kv.watch({ key: 'droplets.>' });

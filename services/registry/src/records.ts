@@ -12,10 +12,16 @@ export const recordInputSchema = z.object({
   name: z.string().min(1).max(100).optional(),
   url: z.url({ protocol: /^https?$/ }).max(2000),
   kind: z.enum(['service', 'host']).default('service'),
-  capabilities: z.array(z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,62}$/, 'must be [a-z0-9._:-]')).max(100).default([]),
+  capabilities: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,62}$/, 'must be [a-z0-9._:-]'))
+    .max(100)
+    .default([]),
   version: z.string().max(64).optional(),
   steward: slug.optional(),
-  health_path: z.string().regex(/^\/[\x21-\x7e]{0,200}$/, 'must start with / and hold no spaces').optional(),
+  health_path: z
+    .string()
+    .regex(/^\/[\x21-\x7e]{0,200}$/, 'must start with / and hold no spaces')
+    .optional(),
   domain: hostname.optional(),
   heartbeat_interval_s: z.number().min(0.1).max(3600).optional(),
   metadata: z
@@ -31,7 +37,11 @@ export interface StoredRecord extends DropletRecord {
   last_reported_status?: string;
 }
 
-export function publicRecord(r: StoredRecord, lastSeenMs?: number, report?: { status?: string; metrics?: Record<string, unknown> }): DropletRecord {
+export function publicRecord(
+  r: StoredRecord,
+  lastSeenMs?: number,
+  report?: { status?: string; metrics?: Record<string, unknown> },
+): DropletRecord {
   const { key_hash: _k, ...rest } = r;
   return {
     ...rest,

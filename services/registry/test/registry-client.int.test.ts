@@ -60,7 +60,12 @@ describe('RegistryClient against the real registry', () => {
   it('refreshes its token before expiry and keeps the cached one while the registry is away', async () => {
     let now = Date.now();
     const reg = await startRegistry(nats.url, { TOKEN_TTL_S: '600' });
-    const client = new RegistryClient({ registryUrl: reg.url, registryKey: ADMIN_KEY, self: { id: 'clock', url: 'http://127.0.0.1:1', kind: 'service' }, now: () => now });
+    const client = new RegistryClient({
+      registryUrl: reg.url,
+      registryKey: ADMIN_KEY,
+      self: { id: 'clock', url: 'http://127.0.0.1:1', kind: 'service' },
+      now: () => now,
+    });
     try {
       await client.register();
       const t1 = await client.token();
@@ -80,7 +85,14 @@ describe('RegistryClient against the real registry', () => {
   it('a udc-kit droplet with REGISTRY_KEY registers itself, reports the registry in /health, and re-registers after the registry loses it', async () => {
     const reg = await startRegistry(nats.url, { LIVENESS_TICK_MS: '50' });
     const ex = createExampleDroplet({
-      env: { PORT: '0', NATS_URL: nats.url, REGISTRY_URL: reg.url, REGISTRY_KEY: ADMIN_KEY, HEARTBEAT_INTERVAL_S: '0.2', DROPLET_ID: 'example-1' },
+      env: {
+        PORT: '0',
+        NATS_URL: nats.url,
+        REGISTRY_URL: reg.url,
+        REGISTRY_KEY: ADMIN_KEY,
+        HEARTBEAT_INTERVAL_S: '0.2',
+        DROPLET_ID: 'example-1',
+      },
       logDestination: quiet(),
     });
     try {

@@ -26,7 +26,8 @@ afterAll(async () => {
 
 udcConformanceSuite('registry', async () => {
   // Tokens with exactly the scopes asked for, signed by the registry's own current key.
-  const sign = (scopes: string[]) => reg.keyring().sign({ sub: 'conformance', droplet_id: 'conformance', scopes }, 'droplet-mesh-registry', 'droplet-mesh').token;
+  const sign = (scopes: string[]) =>
+    reg.keyring().sign({ sub: 'conformance', droplet_id: 'conformance', scopes }, 'droplet-mesh-registry', 'droplet-mesh').token;
   return { app: reg.droplet.app, routes: reg.droplet.api.routes, dropletName: 'registry', token: sign };
 });
 
@@ -42,7 +43,10 @@ describe('registration and tokens', () => {
     const dropletKey: string = first.body.droplet_key;
     expect(dropletKey).toMatch(/^dk_/);
 
-    const again = await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', dropletKey).send({ id: 'alpha', url: 'http://127.0.0.1:9998', kind: 'service' });
+    const again = await request(reg.droplet.app)
+      .post('/droplets')
+      .set('X-Registry-Key', dropletKey)
+      .send({ id: 'alpha', url: 'http://127.0.0.1:9998', kind: 'service' });
     expect(again.status).toBe(200);
     expect(again.body.droplet_key).toBeUndefined();
     expect(again.body.droplet.url).toBe('http://127.0.0.1:9998');
@@ -67,16 +71,37 @@ describe('registration and tokens', () => {
     // Least privilege: a key may ask for fewer scopes, never more.
     const readOnly = await request(reg.droplet.app).post('/auth/token?droplet_id=operator&scopes=read').set('X-Registry-Key', ADMIN_KEY);
     expect((jwt.decode(readOnly.body.token) as jwt.JwtPayload).scopes).toEqual(['read']);
-    expectEnvelope(await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=read,admin').set('X-Registry-Key', dropletKey), 403, 'FORBIDDEN');
-    expectEnvelope(await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=root').set('X-Registry-Key', dropletKey), 400, 'INVALID_REQUEST');
+    expectEnvelope(
+      await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=read,admin').set('X-Registry-Key', dropletKey),
+      403,
+      'FORBIDDEN',
+    );
+    expectEnvelope(
+      await request(reg.droplet.app).post('/auth/token?droplet_id=alpha&scopes=root').set('X-Registry-Key', dropletKey),
+      400,
+      'INVALID_REQUEST',
+    );
   });
 
   it('refuses a wrong key (401), an unknown droplet (404) and an invalid body (400 with fields)', async () => {
-    expectEnvelope(await request(reg.droplet.app).post('/auth/token?droplet_id=alpha').set('X-Registry-Key', 'dk_wrong'), 401, 'UNAUTHORIZED');
-    expectEnvelope(await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', 'nope-nope-nope').send({ id: 'beta', url: 'http://127.0.0.1:1', kind: 'service' }), 401);
+    expectEnvelope(
+      await request(reg.droplet.app).post('/auth/token?droplet_id=alpha').set('X-Registry-Key', 'dk_wrong'),
+      401,
+      'UNAUTHORIZED',
+    );
+    expectEnvelope(
+      await request(reg.droplet.app)
+        .post('/droplets')
+        .set('X-Registry-Key', 'nope-nope-nope')
+        .send({ id: 'beta', url: 'http://127.0.0.1:1', kind: 'service' }),
+      401,
+    );
     const op = await tokenFor('operator');
     expectEnvelope(await request(reg.droplet.app).get('/droplets/nobody').set('Authorization', `Bearer ${op}`), 404, 'NOT_FOUND');
-    const bad = await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', ADMIN_KEY).send({ id: 'Bad Id!', url: 'ftp://x', kind: 'robot' });
+    const bad = await request(reg.droplet.app)
+      .post('/droplets')
+      .set('X-Registry-Key', ADMIN_KEY)
+      .send({ id: 'Bad Id!', url: 'ftp://x', kind: 'robot' });
     expectEnvelope(bad, 400, 'INVALID_REQUEST');
     const paths = bad.body.error.details.fields.map((f: { path: string }) => f.path).sort();
     expect(paths).toEqual(['id', 'kind', 'url']);
@@ -84,7 +109,10 @@ describe('registration and tokens', () => {
 
   it('lists with filters and pagination', async () => {
     for (const id of ['list-a', 'list-b', 'list-c']) {
-      await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', ADMIN_KEY).send({ id, url: 'http://127.0.0.1:1', kind: id === 'list-c' ? 'host' : 'service', capabilities: ['listed'] });
+      await request(reg.droplet.app)
+        .post('/droplets')
+        .set('X-Registry-Key', ADMIN_KEY)
+        .send({ id, url: 'http://127.0.0.1:1', kind: id === 'list-c' ? 'host' : 'service', capabilities: ['listed'] });
     }
     const op = await tokenFor('operator');
     const page1 = await request(reg.droplet.app).get('/droplets?capability=listed&per_page=2').set('Authorization', `Bearer ${op}`);
@@ -99,19 +127,40 @@ describe('registration and tokens', () => {
   it('lets a droplet register and remove records it stewards, and no one else', async () => {
     const mcm = await tokenFor('mcm-test');
     const other = await tokenFor('other-test');
-    const created = await request(reg.droplet.app).post('/droplets').set('Authorization', `Bearer ${mcm}`).send({ id: 'host-local-1', url: 'http://127.0.0.1', kind: 'host', metadata: { provider: 'local' } });
+    const created = await request(reg.droplet.app)
+      .post('/droplets')
+      .set('Authorization', `Bearer ${mcm}`)
+      .send({ id: 'host-local-1', url: 'http://127.0.0.1', kind: 'host', metadata: { provider: 'local' } });
     expect(created.status).toBe(201);
     expect(created.body.droplet.steward).toBe('mcm-test');
     expect(created.body.droplet_key).toBeUndefined();
-    expectEnvelope(await request(reg.droplet.app).post('/droplets').set('Authorization', `Bearer ${other}`).send({ id: 'host-local-1', url: 'http://127.0.0.1:2', kind: 'host' }), 403, 'FORBIDDEN');
-    expectEnvelope(await request(reg.droplet.app).delete('/droplets/host-local-1').set('Authorization', `Bearer ${other}`), 403, 'FORBIDDEN');
+    expectEnvelope(
+      await request(reg.droplet.app)
+        .post('/droplets')
+        .set('Authorization', `Bearer ${other}`)
+        .send({ id: 'host-local-1', url: 'http://127.0.0.1:2', kind: 'host' }),
+      403,
+      'FORBIDDEN',
+    );
+    expectEnvelope(
+      await request(reg.droplet.app).delete('/droplets/host-local-1').set('Authorization', `Bearer ${other}`),
+      403,
+      'FORBIDDEN',
+    );
     expect((await request(reg.droplet.app).delete('/droplets/host-local-1').set('Authorization', `Bearer ${mcm}`)).status).toBe(204);
   });
 
   it('rate-limits token requests per address with 429 and Retry-After', async () => {
     const own = await startRegistry(nats.url, { AUTH_FAILURE_LIMIT_PER_MIN: '3' });
     try {
-      for (let i = 0; i < 3; i++) expect((await request(own.droplet.app).post('/auth/token?droplet_id=x').set('X-Registry-Key', 'guess-' + i)).status).toBe(401);
+      for (let i = 0; i < 3; i++)
+        expect(
+          (
+            await request(own.droplet.app)
+              .post('/auth/token?droplet_id=x')
+              .set('X-Registry-Key', 'guess-' + i)
+          ).status,
+        ).toBe(401);
       const res = await request(own.droplet.app).post('/auth/token?droplet_id=x').set('X-Registry-Key', ADMIN_KEY);
       expectEnvelope(res, 429, 'RATE_LIMITED');
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
@@ -123,22 +172,41 @@ describe('registration and tokens', () => {
 
 describe('heartbeats and liveness', () => {
   it('accepts a heartbeat only from the droplet itself', async () => {
-    await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', ADMIN_KEY).send({ id: 'hb-self', url: 'http://127.0.0.1:1', kind: 'service' });
+    await request(reg.droplet.app)
+      .post('/droplets')
+      .set('X-Registry-Key', ADMIN_KEY)
+      .send({ id: 'hb-self', url: 'http://127.0.0.1:1', kind: 'service' });
     const own = await tokenFor('hb-self');
     const other = await tokenFor('hb-other');
-    const ok = await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${own}`).send({ status: 'active', metrics: { rpm: 3 } });
+    const ok = await request(reg.droplet.app)
+      .post('/droplets/hb-self/heartbeat')
+      .set('Authorization', `Bearer ${own}`)
+      .send({ status: 'active', metrics: { rpm: 3 } });
     expect(ok.status).toBe(200);
     const seen = await request(reg.droplet.app).get('/droplets/hb-self').set('Authorization', `Bearer ${own}`);
     expect(seen.body.droplet.last_report).toEqual({ status: 'active', metrics: { rpm: 3 } });
-    expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${own}`).send({ metrics: { blob: 'x'.repeat(5000) } }), 400);
-    expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${other}`).send({}), 403, 'FORBIDDEN');
+    expectEnvelope(
+      await request(reg.droplet.app)
+        .post('/droplets/hb-self/heartbeat')
+        .set('Authorization', `Bearer ${own}`)
+        .send({ metrics: { blob: 'x'.repeat(5000) } }),
+      400,
+    );
+    expectEnvelope(
+      await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').set('Authorization', `Bearer ${other}`).send({}),
+      403,
+      'FORBIDDEN',
+    );
     expectEnvelope(await request(reg.droplet.app).post('/droplets/hb-self/heartbeat').send({}), 401);
   });
 
   it('goes stale after 3 missed intervals, down after 10, and recovers on a NATS heartbeat, with events', async () => {
     const events = await subscribeEvents(nats.url, 'registry.droplet.>');
     try {
-      await request(reg.droplet.app).post('/droplets').set('X-Registry-Key', ADMIN_KEY).send({ id: 'flaky', url: 'http://127.0.0.1:1', kind: 'service', heartbeat_interval_s: 0.2 });
+      await request(reg.droplet.app)
+        .post('/droplets')
+        .set('X-Registry-Key', ADMIN_KEY)
+        .send({ id: 'flaky', url: 'http://127.0.0.1:1', kind: 'service', heartbeat_interval_s: 0.2 });
       const started = Date.now();
       await waitFor('flaky to be stale', () => reg.store().get('flaky')?.status === 'stale', 5000);
       const staleAt = Date.now() - started;
@@ -153,11 +221,24 @@ describe('heartbeats and liveness', () => {
       await bus.close();
       await waitFor('flaky to recover', () => reg.store().get('flaky')?.status === 'active', 5000);
       expect(reg.liveness().lastReportOf('flaky')).toEqual({ status: 'active', metrics: { queue: 7 } });
-      await waitFor('events', () => events.seen.some((e) => e.subject === 'registry.droplet.recovered' && e.data.droplet.id === 'flaky'), 5000);
+      await waitFor(
+        'events',
+        () => events.seen.some((e) => e.subject === 'registry.droplet.recovered' && e.data.droplet.id === 'flaky'),
+        5000,
+      );
       const mine = events.seen.filter((e) => e.data.droplet?.id === 'flaky').map((e) => e.subject);
-      expect(mine).toEqual(['registry.droplet.registered', 'registry.droplet.stale', 'registry.droplet.down', 'registry.droplet.recovered']);
-      const ev = await request(reg.droplet.app).get('/events?type=droplet.').set('Authorization', `Bearer ${await tokenFor('operator')}`);
-      expect(ev.body.events.map((e: { type: string }) => e.type)).toEqual(expect.arrayContaining(['droplet.stale', 'droplet.down', 'droplet.recovered']));
+      expect(mine).toEqual([
+        'registry.droplet.registered',
+        'registry.droplet.stale',
+        'registry.droplet.down',
+        'registry.droplet.recovered',
+      ]);
+      const ev = await request(reg.droplet.app)
+        .get('/events?type=droplet.')
+        .set('Authorization', `Bearer ${await tokenFor('operator')}`);
+      expect(ev.body.events.map((e: { type: string }) => e.type)).toEqual(
+        expect.arrayContaining(['droplet.stale', 'droplet.down', 'droplet.recovered']),
+      );
     } finally {
       await events.close();
     }
@@ -167,8 +248,14 @@ describe('heartbeats and liveness', () => {
 describe('keys, restarts and replicas', () => {
   it('rotates keys: old tokens still verify, new tokens carry the new kid', async () => {
     const before = await tokenFor('rot');
-    const oldKid = (jwt.decode(before, { complete: true })!.header.kid)!;
-    expectEnvelope(await request(reg.droplet.app).post('/keys/rotate').set('Authorization', `Bearer ${await tokenFor('rot')}`), 403, 'FORBIDDEN');
+    const oldKid = jwt.decode(before, { complete: true })!.header.kid!;
+    expectEnvelope(
+      await request(reg.droplet.app)
+        .post('/keys/rotate')
+        .set('Authorization', `Bearer ${await tokenFor('rot')}`),
+      403,
+      'FORBIDDEN',
+    );
     const rot = await request(reg.droplet.app).post('/keys/rotate').set('X-Registry-Key', ADMIN_KEY);
     expect(rot.status).toBe(200);
     expect(rot.body.previous).toBe(oldKid);
@@ -176,7 +263,8 @@ describe('keys, restarts and replicas', () => {
     expect(jwt.decode(after, { complete: true })!.header.kid).toBe(rot.body.kid);
     const jwks = await request(reg.droplet.app).get('/.well-known/jwks.json');
     expect(jwks.body.keys.map((k: { kid: string }) => k.kid)).toEqual(expect.arrayContaining([oldKid, rot.body.kid]));
-    for (const t of [before, after]) expect((await request(reg.droplet.app).get('/state').set('Authorization', `Bearer ${t}`)).status).toBe(200);
+    for (const t of [before, after])
+      expect((await request(reg.droplet.app).get('/state').set('Authorization', `Bearer ${t}`)).status).toBe(200);
   });
 
   it('a second replica and a restarted registry give the same answers; tokens stay valid', async () => {
@@ -191,8 +279,15 @@ describe('keys, restarts and replicas', () => {
       const jwksB = await request(replica.droplet.app).get('/.well-known/jwks.json');
       expect(jwksB.body).toEqual(jwksA.body);
       // A record written through one replica is visible on the other.
-      await request(replica.droplet.app).post('/droplets').set('X-Registry-Key', ADMIN_KEY).send({ id: 'via-replica', url: 'http://127.0.0.1:3', kind: 'service' });
-      await waitFor('replication', async () => (await request(reg.droplet.app).get('/droplets/via-replica').set('Authorization', `Bearer ${op}`)).status === 200, 5000);
+      await request(replica.droplet.app)
+        .post('/droplets')
+        .set('X-Registry-Key', ADMIN_KEY)
+        .send({ id: 'via-replica', url: 'http://127.0.0.1:3', kind: 'service' });
+      await waitFor(
+        'replication',
+        async () => (await request(reg.droplet.app).get('/droplets/via-replica').set('Authorization', `Bearer ${op}`)).status === 200,
+        5000,
+      );
     } finally {
       await replica.droplet.stop();
     }

@@ -24,5 +24,11 @@ export async function subscribeEvents(natsUrl: string, subject: string) {
   const seen: Array<{ subject: string; data: any; at: number }> = [];
   const sub = bus.nc.subscribe(subject, { callback: (_e, m) => seen.push({ subject: m.subject, data: m.json(), at: Date.now() }) });
   await bus.nc.flush();
-  return { seen, close: async () => { sub.unsubscribe(); await bus.close(); } };
+  return {
+    seen,
+    close: async () => {
+      sub.unsubscribe();
+      await bus.close();
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { openAsBlob } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import type { Context } from '../context.js';
 import { CliError } from '../errors.js';
 import type { HttpClient } from '../http.js';
@@ -58,12 +58,19 @@ const sourceText = (s: Deployment['source']) =>
 /** Follow to the end with a bar (or lines), print the outcome, and set the exit status. */
 async function follow(ctx: Context, deployer: HttpClient, accepted: Accepted, flags: FollowFlags): Promise<void> {
   if (flags.detach) {
-    ctx.out.result(accepted, () => ctx.out.line(`deployment ${accepted.id} ${accepted.status}${accepted.queue_position ? ` (queue position ${accepted.queue_position})` : ''}; follow with \`meshctl deployments show ${accepted.id}\``));
+    ctx.out.result(accepted, () =>
+      ctx.out.line(
+        `deployment ${accepted.id} ${accepted.status}${accepted.queue_position ? ` (queue position ${accepted.queue_position})` : ''}; follow with \`meshctl deployments show ${accepted.id}\``,
+      ),
+    );
     return;
   }
   const quiet: ProgressRenderer = { update: () => undefined, note: () => undefined, stop: () => undefined };
   const renderer = ctx.out.json ? quiet : rendererFor(ctx.out.stderr as NodeJS.WriteStream);
-  if (!ctx.out.json) ctx.out.note(`deployment ${accepted.id} ${accepted.status}${accepted.queue_position ? ` (queue position ${accepted.queue_position})` : ''}`);
+  if (!ctx.out.json)
+    ctx.out.note(
+      `deployment ${accepted.id} ${accepted.status}${accepted.queue_position ? ` (queue position ${accepted.queue_position})` : ''}`,
+    );
   const progress = new DeployProgress(renderer, { verbose: flags.verbose });
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
@@ -122,34 +129,57 @@ export function registerDeployCommands(program: Command, { context }: CommandEnv
       .option('--dir <path>', 'a local directory, uploaded as a .tar.gz (without .git and node_modules)')
       .option('--no-queue', 'refuse instead of queueing behind a running deploy of this service')
       .option('--auto-rollback', 'switch back if the new version fails its post-switch check'),
-  ).action(async (service: string, o: FollowFlags & { project: string; env: string; image?: string; git?: string; gitPath?: string; dir?: string; queue: boolean; autoRollback?: boolean; url?: string }, cmd: Command) => {
-    const ctx = context(cmd);
-    const sources = [o.image, o.git, o.dir].filter((s) => s !== undefined);
-    if (sources.length !== 1) throw new CliError('INVALID_REQUEST', 'give exactly one of --image, --git or --dir');
-    if (o.gitPath && !o.git) throw new CliError('INVALID_REQUEST', '--git-path goes with --git');
-    const deployer = await ctx.droplet(DROPLET, o.url);
-    let accepted: Accepted;
-    if (o.dir) {
-      const archive = await archiveDirectory(o.dir);
-      try {
-        if (!ctx.out.json) ctx.out.note(`uploading ${o.dir} (${(archive.bytes / 1024).toFixed(1)} KiB)`);
-        const form = new FormData();
-        form.set('project', o.project);
-        form.set('service', service);
-        form.set('environment', o.env);
-        form.set('queue', String(o.queue));
-        if (o.autoRollback !== undefined) form.set('auto_rollback', String(o.autoRollback));
-        form.set('source', await openAsBlob(archive.path, { type: 'application/gzip' }), 'source.tar.gz');
-        accepted = (await deployer.send<Accepted>('POST', '/deployments', { form, timeoutMs: Math.max(ctx.timeoutMs, 300_000) })).body;
-      } finally {
-        await archive.cleanup();
+  ).action(
+    async (
+      service: string,
+      o: FollowFlags & {
+        project: string;
+        env: string;
+        image?: string;
+        git?: string;
+        gitPath?: string;
+        dir?: string;
+        queue: boolean;
+        autoRollback?: boolean;
+        url?: string;
+      },
+      cmd: Command,
+    ) => {
+      const ctx = context(cmd);
+      const sources = [o.image, o.git, o.dir].filter((s) => s !== undefined);
+      if (sources.length !== 1) throw new CliError('INVALID_REQUEST', 'give exactly one of --image, --git or --dir');
+      if (o.gitPath && !o.git) throw new CliError('INVALID_REQUEST', '--git-path goes with --git');
+      const deployer = await ctx.droplet(DROPLET, o.url);
+      let accepted: Accepted;
+      if (o.dir) {
+        const archive = await archiveDirectory(o.dir);
+        try {
+          if (!ctx.out.json) ctx.out.note(`uploading ${o.dir} (${(archive.bytes / 1024).toFixed(1)} KiB)`);
+          const form = new FormData();
+          form.set('project', o.project);
+          form.set('service', service);
+          form.set('environment', o.env);
+          form.set('queue', String(o.queue));
+          if (o.autoRollback !== undefined) form.set('auto_rollback', String(o.autoRollback));
+          form.set('source', await openAsBlob(archive.path, { type: 'application/gzip' }), 'source.tar.gz');
+          accepted = (await deployer.send<Accepted>('POST', '/deployments', { form, timeoutMs: Math.max(ctx.timeoutMs, 300_000) })).body;
+        } finally {
+          await archive.cleanup();
+        }
+      } else {
+        const source = o.image ? { image: o.image } : { git: { ...parseGitSource(o.git!), ...(o.gitPath ? { path: o.gitPath } : {}) } };
+        accepted = await deployer.post<Accepted>('/deployments', {
+          project: o.project,
+          service,
+          environment: o.env,
+          source,
+          queue: o.queue,
+          ...(o.autoRollback !== undefined ? { auto_rollback: o.autoRollback } : {}),
+        });
       }
-    } else {
-      const source = o.image ? { image: o.image } : { git: { ...parseGitSource(o.git!), ...(o.gitPath ? { path: o.gitPath } : {}) } };
-      accepted = await deployer.post<Accepted>('/deployments', { project: o.project, service, environment: o.env, source, queue: o.queue, ...(o.autoRollback !== undefined ? { auto_rollback: o.autoRollback } : {}) });
-    }
-    await follow(ctx, deployer, accepted, o);
-  });
+      await follow(ctx, deployer, accepted, o);
+    },
+  );
 
   followOptions(
     program
@@ -159,7 +189,9 @@ export function registerDeployCommands(program: Command, { context }: CommandEnv
   ).action(async (id: string, o: FollowFlags & { queue: boolean; url?: string }, cmd: Command) => {
     const ctx = context(cmd);
     const deployer = await ctx.droplet(DROPLET, o.url);
-    const accepted = await deployer.post<Accepted & { rollback_of: string }>(`/deployments/${encodeURIComponent(id)}/rollback`, { queue: o.queue });
+    const accepted = await deployer.post<Accepted & { rollback_of: string }>(`/deployments/${encodeURIComponent(id)}/rollback`, {
+      queue: o.queue,
+    });
     if (!ctx.out.json) ctx.out.note(`rolling back to ${accepted.rollback_of}`);
     await follow(ctx, deployer, accepted, o);
   });
@@ -177,7 +209,13 @@ export function registerDeployCommands(program: Command, { context }: CommandEnv
     .action(async (o: { project?: string; service?: string; env?: string; status?: string; limit: number; url?: string }, cmd: Command) => {
       const ctx = context(cmd);
       const deployer = await ctx.droplet(DROPLET, o.url);
-      const body = await deployer.get<{ items: Deployment[] }>('/deployments', { project: o.project, service: o.service, environment: o.env, status: o.status, per_page: Math.min(o.limit, 200) });
+      const body = await deployer.get<{ items: Deployment[] }>('/deployments', {
+        project: o.project,
+        service: o.service,
+        environment: o.env,
+        status: o.status,
+        per_page: Math.min(o.limit, 200),
+      });
       const items = body.items.slice(0, o.limit);
       ctx.out.result({ items }, () => ctx.out.table(deploymentColumns, items));
     });
@@ -190,8 +228,12 @@ export function registerDeployCommands(program: Command, { context }: CommandEnv
       const deployer = await ctx.droplet(DROPLET, o.url);
       const d = await deployer.get<Deployment>(`/deployments/${encodeURIComponent(id)}`);
       ctx.out.result(d, () => {
-        ctx.out.line(`deployment ${d.id}: ${d.project}/${d.service}/${d.environment} ${d.status}${d.percent !== undefined ? ` (${d.percent}%)` : ''}`);
-        ctx.out.line(`source: ${sourceText(d.source)}${d.image ? `  image: ${d.image}` : ''}${d.rollback_of ? `  rollback of ${d.rollback_of}` : ''}`);
+        ctx.out.line(
+          `deployment ${d.id}: ${d.project}/${d.service}/${d.environment} ${d.status}${d.percent !== undefined ? ` (${d.percent}%)` : ''}`,
+        );
+        ctx.out.line(
+          `source: ${sourceText(d.source)}${d.image ? `  image: ${d.image}` : ''}${d.rollback_of ? `  rollback of ${d.rollback_of}` : ''}`,
+        );
         if (d.reason) ctx.out.line(`reason: ${d.reason}`);
         if (d.steps?.length) {
           ctx.out.line();
@@ -199,7 +241,11 @@ export function registerDeployCommands(program: Command, { context }: CommandEnv
             [
               { header: 'STEP', value: (s: NonNullable<Deployment['steps']>[number]) => s.name },
               { header: 'STATUS', value: (s) => s.status },
-              { header: 'TOOK', value: (s) => (s.duration_ms !== undefined ? `${(s.duration_ms / 1000).toFixed(1)}s` : null), align: 'right' },
+              {
+                header: 'TOOK',
+                value: (s) => (s.duration_ms !== undefined ? `${(s.duration_ms / 1000).toFixed(1)}s` : null),
+                align: 'right',
+              },
               { header: 'DETAIL', value: (s) => s.detail },
             ],
             d.steps,

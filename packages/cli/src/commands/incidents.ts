@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { age, type Column } from '../table.js';
 import type { CommandEnv } from './command-env.js';
 
@@ -22,7 +22,13 @@ const columns: Column<Incident>[] = [
   { header: 'STATUS', value: (i) => i.status },
   { header: 'OPENED', value: (i) => age(i.opened_at) },
   { header: 'RESOLVED', value: (i) => (i.resolved_at ? age(i.resolved_at) : null) },
-  { header: 'RECOVERY', value: (i) => (i.recovery ? `${i.recovery.policy[i.recovery.step_index] ?? 'done'} (${i.recovery.attempts_total} tries${i.recovery.exhausted ? ', exhausted' : ''})` : null) },
+  {
+    header: 'RECOVERY',
+    value: (i) =>
+      i.recovery
+        ? `${i.recovery.policy[i.recovery.step_index] ?? 'done'} (${i.recovery.attempts_total} tries${i.recovery.exhausted ? ', exhausted' : ''})`
+        : null,
+  },
   { header: 'REASON', value: (i) => i.reason },
 ];
 
@@ -53,7 +59,9 @@ export function registerIncidentCommands(program: Command, { context }: CommandE
       ctx.out.result(i, () => {
         ctx.out.line(`incident ${i.id}: ${i.target_id} ${i.status}`);
         ctx.out.line(`reason: ${i.reason}`);
-        ctx.out.line(`opened: ${i.opened_at}${i.resolved_at ? `  resolved: ${i.resolved_at}` : ''}${i.leader ? `  leader: ${i.leader}` : ''}`);
+        ctx.out.line(
+          `opened: ${i.opened_at}${i.resolved_at ? `  resolved: ${i.resolved_at}` : ''}${i.leader ? `  leader: ${i.leader}` : ''}`,
+        );
         if (i.timeline?.length) {
           ctx.out.line();
           ctx.out.table(

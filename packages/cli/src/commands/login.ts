@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { removeSession, writeSession } from '../config-file.js';
 import { ApiError, CliError } from '../errors.js';
 import { checkUrl } from '../context.js';
@@ -32,7 +32,11 @@ export function registerLoginCommands(program: Command, { context }: CommandEnv)
       const registry = ctx.client('registry', checkUrl(registryUrl, o.registry ? '--registry' : 'REGISTRY_URL'));
       let answer: TokenAnswer;
       try {
-        answer = await registry.post<TokenAnswer>('/auth/token', undefined, { query: { droplet_id: 'operator' }, headers: { 'X-Registry-Key': key }, auth: false });
+        answer = await registry.post<TokenAnswer>('/auth/token', undefined, {
+          query: { droplet_id: 'operator' },
+          headers: { 'X-Registry-Key': key },
+          auth: false,
+        });
       } catch (err) {
         // A refused key must not send the operator in a circle ("run meshctl login").
         if (err instanceof ApiError) throw new ApiError(err.httpStatus, err.code, err.message, err.url, err.details);
@@ -43,7 +47,13 @@ export function registerLoginCommands(program: Command, { context }: CommandEnv)
       }
       const path = ctx.configPath;
       await writeSession(path, { registry_url: registry.opts.baseUrl, token: answer.token, expires_at: answer.expires_at });
-      const summary = { registry_url: registry.opts.baseUrl, droplet_id: 'operator', scopes: answer.scopes ?? [], expires_at: answer.expires_at, config_path: path };
+      const summary = {
+        registry_url: registry.opts.baseUrl,
+        droplet_id: 'operator',
+        scopes: answer.scopes ?? [],
+        expires_at: answer.expires_at,
+        config_path: path,
+      };
       ctx.out.result(summary, () => {
         ctx.out.line(`logged in to ${summary.registry_url} as operator (scopes: ${summary.scopes.join(', ') || '-'})`);
         ctx.out.line(`token expires at ${summary.expires_at}; saved to ${path}`);

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import type { CommandEnv } from './command-env.js';
 import { positiveInt } from './options.js';

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { Column } from '../table.js';
 import type { CommandEnv } from './command-env.js';
 import { collect } from './options.js';
@@ -32,7 +32,8 @@ export function parseUpstream(value: string): Upstream {
   return { host: m[1], port, ...(m[3] ? { weight: Number(m[3]) } : {}) };
 }
 
-const upstreamText = (u: Upstream[]) => u.map((x) => `${x.host.includes(':') ? `[${x.host}]` : x.host}:${x.port}${x.weight && x.weight !== 1 ? `*${x.weight}` : ''}`).join(',');
+const upstreamText = (u: Upstream[]) =>
+  u.map((x) => `${x.host.includes(':') ? `[${x.host}]` : x.host}:${x.port}${x.weight && x.weight !== 1 ? `*${x.weight}` : ''}`).join(',');
 
 const columns: Column<Route>[] = [
   { header: 'NAME', value: (r) => r.name },
@@ -40,7 +41,10 @@ const columns: Column<Route>[] = [
   { header: 'UPSTREAMS', value: (r) => upstreamText(r.upstreams) },
   { header: 'STATE', value: (r) => r.status?.state ?? 'pending' },
   { header: 'HTTPS', value: (r) => (r.status?.https ? 'yes' : r.ssl_pending ? 'pending' : r.enable_ssl ? 'no cert' : 'no') },
-  { header: 'CERT EXPIRES', value: (r) => (r.certificate ? `${r.certificate.not_after.slice(0, 10)} (${r.certificate.days_left}d)` : null) },
+  {
+    header: 'CERT EXPIRES',
+    value: (r) => (r.certificate ? `${r.certificate.not_after.slice(0, 10)} (${r.certificate.days_left}d)` : null),
+  },
 ];
 
 export function registerRouteCommands(program: Command, { context }: CommandEnv): void {
@@ -68,24 +72,41 @@ export function registerRouteCommands(program: Command, { context }: CommandEnv)
     .option('--websocket', 'pass WebSocket upgrades')
     .option('--lb <method>', 'round_robin or least_conn')
     .option('--url <url>', 'proxy-manager URL')
-    .action(async (name: string, o: { domain: string; upstream: Upstream[]; healthPath: string; requireHealthy: boolean; ssl?: boolean; websocket?: boolean; lb?: string; url?: string }, cmd: Command) => {
-      const ctx = context(cmd);
-      const pm = await ctx.droplet(DROPLET, o.url);
-      const body = {
-        domain: o.domain,
-        upstreams: o.upstream.map((u) => ({ host: u.host.replace(/^\[|\]$/g, ''), port: u.port, weight: u.weight ?? 1 })),
-        health_path: o.healthPath,
-        require_healthy: o.requireHealthy,
-        enable_ssl: !!o.ssl,
-        websocket: !!o.websocket,
-        ...(o.lb ? { lb: o.lb } : {}),
-      };
-      const res = await pm.send<Route>('PUT', `/proxies/${encodeURIComponent(name)}`, { body });
-      ctx.out.result(res.body, () => {
-        const r = res.body;
-        ctx.out.line(`${res.status === 201 ? 'created' : 'updated'} route ${r.name}: ${r.domain} -> ${upstreamText(r.upstreams)} (${r.status?.state ?? 'pending'})`);
-      });
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          domain: string;
+          upstream: Upstream[];
+          healthPath: string;
+          requireHealthy: boolean;
+          ssl?: boolean;
+          websocket?: boolean;
+          lb?: string;
+          url?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = context(cmd);
+        const pm = await ctx.droplet(DROPLET, o.url);
+        const body = {
+          domain: o.domain,
+          upstreams: o.upstream.map((u) => ({ host: u.host.replace(/^\[|\]$/g, ''), port: u.port, weight: u.weight ?? 1 })),
+          health_path: o.healthPath,
+          require_healthy: o.requireHealthy,
+          enable_ssl: !!o.ssl,
+          websocket: !!o.websocket,
+          ...(o.lb ? { lb: o.lb } : {}),
+        };
+        const res = await pm.send<Route>('PUT', `/proxies/${encodeURIComponent(name)}`, { body });
+        ctx.out.result(res.body, () => {
+          const r = res.body;
+          ctx.out.line(
+            `${res.status === 201 ? 'created' : 'updated'} route ${r.name}: ${r.domain} -> ${upstreamText(r.upstreams)} (${r.status?.state ?? 'pending'})`,
+          );
+        });
+      },
+    );
 
   routes
     .command('rm <name>')
@@ -114,7 +135,9 @@ export function registerRouteCommands(program: Command, { context }: CommandEnv)
       });
       ctx.out.result(res.body, () => {
         const c = res.body.route.certificate;
-        ctx.out.line(`certificate ${res.body.action} for ${res.body.route.domain}${c ? `: valid until ${c.not_after} (${c.days_left} days)` : ''}`);
+        ctx.out.line(
+          `certificate ${res.body.action} for ${res.body.route.domain}${c ? `: valid until ${c.not_after} (${c.days_left} days)` : ''}`,
+        );
       });
     });
 }

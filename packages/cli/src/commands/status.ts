@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import type { Context } from '../context.js';
 import { age } from '../table.js';
 import type { CommandEnv } from './command-env.js';
@@ -32,7 +32,11 @@ async function liveHealth(ctx: Context, r: DropletRecord): Promise<LiveHealth | 
     const res = await client.fetch('GET', r.health_path ?? '/health', { auth: false, timeoutMs: HEALTH_TIMEOUT_MS });
     const body = (await res.json().catch(() => undefined)) as { status?: unknown; degraded?: unknown } | undefined;
     const word = typeof body?.status === 'string' ? body.status : `http ${res.status}`;
-    return { status: word, http_status: res.status, ...(Array.isArray(body?.degraded) && body.degraded.length ? { degraded: body.degraded as string[] } : {}) };
+    return {
+      status: word,
+      http_status: res.status,
+      ...(Array.isArray(body?.degraded) && body.degraded.length ? { degraded: body.degraded as string[] } : {}),
+    };
   } catch (err) {
     return { status: 'unreachable', error: (err as Error).message };
   }
@@ -55,7 +59,10 @@ export function registerStatusCommand(program: Command, { context }: CommandEnv)
             { header: 'ID', value: (x) => x.record.id },
             { header: 'KIND', value: (x) => x.record.kind },
             { header: 'STATUS', value: (x) => x.record.status },
-            { header: 'HEALTH', value: (x) => (x.health ? x.health.status + (x.health.degraded ? ` (degraded: ${x.health.degraded.join(',')})` : '') : null) },
+            {
+              header: 'HEALTH',
+              value: (x) => (x.health ? x.health.status + (x.health.degraded ? ` (degraded: ${x.health.degraded.join(',')})` : '') : null),
+            },
             { header: 'VERSION', value: (x) => x.record.version },
             { header: 'LAST HEARTBEAT', value: (x) => age(x.record.last_heartbeat_at, now) },
             { header: 'URL', value: (x) => x.record.url },

@@ -24,12 +24,21 @@ export function scratchHome() {
  * Runs the built CLI as a child process (asynchronously: the droplets it talks to run in
  * this process). Only the environment given here reaches it, plus PATH.
  */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, opts: { timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
       [BIN, ...args],
-      { env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv, timeout: opts.timeoutMs ?? 60_000, killSignal: 'SIGKILL', maxBuffer: 10 * 1024 * 1024 },
+      {
+        env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+        timeout: opts.timeoutMs ?? 60_000,
+        killSignal: 'SIGKILL',
+        maxBuffer: 10 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const e = err as (Error & { code?: number | string; killed?: boolean }) | null;
         if (e?.killed) return reject(new Error(`meshctl ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));

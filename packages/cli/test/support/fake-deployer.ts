@@ -54,7 +54,20 @@ export async function startFakeDeployer() {
   let scenario: Scenario = { events: [] };
   const received: ReceivedDeploy[] = [];
   const streams: string[] = [];
-  const records = new Map<string, { id: string; status: string; reason?: string; percent: number; project: string; service: string; environment: string; source: unknown; created_at: string }>();
+  const records = new Map<
+    string,
+    {
+      id: string;
+      status: string;
+      reason?: string;
+      percent: number;
+      project: string;
+      service: string;
+      environment: string;
+      source: unknown;
+      created_at: string;
+    }
+  >();
 
   const streamEvents = async (id: string, res: ServerResponse) => {
     const rec = records.get(id)!;
@@ -108,7 +121,8 @@ export async function startFakeDeployer() {
           source = got.json!.source;
         }
         received.push(got);
-        if (scenario.rejectWith) return send(res, scenario.rejectWith.status, envelope(scenario.rejectWith.code, scenario.rejectWith.message));
+        if (scenario.rejectWith)
+          return send(res, scenario.rejectWith.status, envelope(scenario.rejectWith.code, scenario.rejectWith.message));
         const id = randomUUID();
         records.set(id, { id, status: 'queued', percent: 0, project, service, environment, source, created_at: new Date().toISOString() });
         return send(res, 202, { id, status: 'queued', queue_position: 0, events_url: `/deployments/${id}/events` });

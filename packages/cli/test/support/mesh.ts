@@ -21,7 +21,11 @@ export async function startRegistry(natsUrl: string, extraEnv: Record<string, st
 
 /** Registers a record with the admin key, as a droplet's registry client would. */
 export async function registerRecord(registryUrl: string, record: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${registryUrl}/droplets`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-registry-key': ADMIN_KEY }, body: JSON.stringify(record) });
+  const res = await fetch(`${registryUrl}/droplets`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-registry-key': ADMIN_KEY },
+    body: JSON.stringify(record),
+  });
   if (!res.ok) throw new Error(`registering ${String(record.id)}: HTTP ${res.status} ${await res.text()}`);
 }
 

@@ -12,12 +12,16 @@ import type { ContractViolation, EmulatorHandle, EmulatorOptions, RequestRecord 
 export const defaultToken = 'test-token';
 
 /** Builds the provider's Express app around `makeAdapter`, listens on 127.0.0.1 and returns the handle. */
-export async function startEmulatorServer(makeAdapter: (ctx: AdapterContext) => ProviderAdapter, options: EmulatorOptions = {}): Promise<EmulatorHandle> {
+export async function startEmulatorServer(
+  makeAdapter: (ctx: AdapterContext) => ProviderAdapter,
+  options: EmulatorOptions = {},
+): Promise<EmulatorHandle> {
   const now = options.now ?? Date.now;
   const token = options.token ?? defaultToken;
   let origin = '';
   const adapter = makeAdapter({ now, origin: () => origin, actionDurationMs: options.actionDurationMs ?? 1500 });
-  const contract = options.validateContract === false ? undefined : await loadContract(resolveOpenapiDir(options.openapiDir), adapter.specFile);
+  const contract =
+    options.validateContract === false ? undefined : await loadContract(resolveOpenapiDir(options.openapiDir), adapter.specFile);
 
   const requests: RequestRecord[] = [];
   const contractViolations: ContractViolation[] = [];
@@ -33,7 +37,9 @@ export async function startEmulatorServer(makeAdapter: (ctx: AdapterContext) => 
     const path = req.path; // captured now: routers mounted under the prefix rewrite req.path
     res.locals.requestId = randomUUID();
     res.setHeader('x-request-id', res.locals.requestId as string);
-    res.on('finish', () => requests.push({ method: req.method, path, query: { ...(req.query as Record<string, unknown>) }, status: res.statusCode, at }));
+    res.on('finish', () =>
+      requests.push({ method: req.method, path, query: { ...(req.query as Record<string, unknown>) }, status: res.statusCode, at }),
+    );
     if (latencyMs > 0) setTimeout(next, latencyMs);
     else next();
   });
@@ -104,8 +110,15 @@ function contractCheck(contract: OpenApiContract, adapter: ProviderAdapter, viol
       return next();
     }
     const specPath = adapter.specPathsRelativeToPrefix ? path.slice(adapter.prefix.length) : path;
-    const checked = contract.checkRequest({ method: req.method, path: specPath, headers: req.headers, query: req.query as Record<string, unknown>, body: req.body });
-    if (checked.errors.length) violations.push({ kind: 'request', method: req.method, path, operationId: checked.operationId, errors: checked.errors });
+    const checked = contract.checkRequest({
+      method: req.method,
+      path: specPath,
+      headers: req.headers,
+      query: req.query as Record<string, unknown>,
+      body: req.body,
+    });
+    if (checked.errors.length)
+      violations.push({ kind: 'request', method: req.method, path, operationId: checked.operationId, errors: checked.errors });
     const operation = checked.operationId ? contract.operationFor(req.method, specPath) : undefined;
     if (!operation) return next();
 
@@ -119,7 +132,15 @@ function contractCheck(contract: OpenApiContract, adapter: ProviderAdapter, viol
     res.end = ((...args: unknown[]) => {
       // Checked before the bytes go out, so a test reading contractViolations after its response sees it.
       const result = contract.checkResponse(operation, res.statusCode, sentJson, res.getHeaders() as Record<string, unknown>);
-      if (result.errors.length) violations.push({ kind: 'response', method: req.method, path, operationId: result.operationId, status: res.statusCode, errors: result.errors });
+      if (result.errors.length)
+        violations.push({
+          kind: 'response',
+          method: req.method,
+          path,
+          operationId: result.operationId,
+          status: res.statusCode,
+          errors: result.errors,
+        });
       return end(...args);
     }) as Response['end'];
     next();

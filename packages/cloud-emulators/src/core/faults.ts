@@ -11,7 +11,8 @@ export class FaultInjector {
   add(fault: FaultSpec): void {
     const times = fault.times ?? 1;
     if (!Number.isInteger(times) || times < 1) throw new Error('injectFault: times must be a positive integer');
-    if (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599) throw new Error('injectFault: status must be 4xx or 5xx');
+    if (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599)
+      throw new Error('injectFault: status must be 4xx or 5xx');
     this.faults.push({ ...fault, remaining: times });
   }
 
@@ -21,7 +22,9 @@ export class FaultInjector {
 
   /** The fault that applies to this request, consuming one of its `times`; undefined when none does. */
   take(method: string, path: string): FaultSpec | undefined {
-    const fault = this.faults.find((f) => (!f.method || f.method.toUpperCase() === method.toUpperCase()) && (!f.pathPattern || testPattern(f.pathPattern, path)));
+    const fault = this.faults.find(
+      (f) => (!f.method || f.method.toUpperCase() === method.toUpperCase()) && (!f.pathPattern || testPattern(f.pathPattern, path)),
+    );
     if (!fault) return undefined;
     fault.remaining -= 1;
     if (fault.remaining <= 0) this.faults = this.faults.filter((f) => f !== fault);

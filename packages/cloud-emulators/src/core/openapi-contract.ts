@@ -5,7 +5,9 @@ import addFormatsModule from 'ajv-formats';
 
 // Both are CommonJS; under NodeNext the default import may be the module object.
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModule) as typeof AjvModule.default;
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (ajv: InstanceType<typeof Ajv>) => void;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (
+  ajv: InstanceType<typeof Ajv>,
+) => void;
 
 /** OpenAPI formats Ajv does not know, checked loosely or not at all. */
 const extraFormats: Record<string, RegExp | true | { type: 'number'; validate: (n: number) => boolean }> = {
@@ -15,7 +17,16 @@ const extraFormats: Record<string, RegExp | true | { type: 'number'; validate: (
   double: { type: 'number', validate: () => true },
   decimal: /^-?\d+(\.\d+)?$/,
   byte: /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/,
-  binary: true, password: true, uint32: true, uint64: true, cidr: true, url: true, string: true, rfc5424: true, rfc3164: true, xfs: true,
+  binary: true,
+  password: true,
+  uint32: true,
+  uint64: true,
+  cidr: true,
+  url: true,
+  string: true,
+  rfc5424: true,
+  rfc3164: true,
+  xfs: true,
 };
 
 type Json = Record<string, any>;
@@ -91,7 +102,13 @@ export class OpenApiContract {
       const pointer = `/paths/${escapePointer(route.template)}/${m}`;
       const op = this.doc.paths[route.template][m] as Json;
       const pathParams = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
-      return { operationId: (op.operationId as string) ?? `${m} ${route.template}`, method: m, template: route.template, pointer, pathParams };
+      return {
+        operationId: (op.operationId as string) ?? `${m} ${route.template}`,
+        method: m,
+        template: route.template,
+        pointer,
+        pathParams,
+      };
     }
     return undefined;
   }
@@ -102,7 +119,15 @@ export class OpenApiContract {
     const errors: string[] = [];
     const params = this.parameters(op);
     for (const location of ['path', 'query'] as const) {
-      const validate = this.compile(`${op.pointer}#params-${location}`, () => paramsSchema(params.filter((p) => p.in === location), location === 'query'), this.paramAjv);
+      const validate = this.compile(
+        `${op.pointer}#params-${location}`,
+        () =>
+          paramsSchema(
+            params.filter((p) => p.in === location),
+            location === 'query',
+          ),
+        this.paramAjv,
+      );
       const data = location === 'path' ? { ...op.pathParams } : structuredClone(req.query);
       if (validate && !validate(data)) errors.push(...formatErrors(validate.errors, location));
     }
@@ -114,7 +139,8 @@ export class OpenApiContract {
       if (hasBody && body.content?.['application/json']?.schema) {
         const validate = this.compile(`${pointer}/content/application~1json/schema`, undefined, this.strictAjv);
         if (validate && !validate(req.body)) errors.push(...formatErrors(validate.errors, 'requestBody'));
-      } else if (hasBody && body.content && !body.content['application/json']) errors.push('requestBody is JSON but the operation does not take JSON');
+      } else if (hasBody && body.content && !body.content['application/json'])
+        errors.push('requestBody is JSON but the operation does not take JSON');
     } else if (req.body !== undefined && Object.keys(req.body as object).length > 0) {
       errors.push('requestBody sent to an operation that takes none');
     }
@@ -144,7 +170,11 @@ export class OpenApiContract {
       if (value === undefined) continue;
       const { pointer: headerPointer } = this.deref(header, `${pointer}/headers/${escapePointer(name)}`);
       // Header values are strings on the wire: the coercing instance checks them against the declared type.
-      const validate = this.compile(`${headerPointer}#value`, () => ({ type: 'object', properties: { v: { $ref: `spec#${headerPointer}/schema` } } }), this.paramAjv);
+      const validate = this.compile(
+        `${headerPointer}#value`,
+        () => ({ type: 'object', properties: { v: { $ref: `spec#${headerPointer}/schema` } } }),
+        this.paramAjv,
+      );
       if (validate && !validate({ v: String(value) })) errors.push(...formatErrors(validate.errors, `header ${name}`));
     }
     return { operationId: op.operationId, errors };
@@ -173,7 +203,9 @@ export class OpenApiContract {
       } catch (err) {
         // Reported as a violation on every use, so a schema that cannot be checked never passes silently.
         const message = `schema ${key} cannot be compiled: ${(err as Error).message}`;
-        validate = Object.assign(() => false, { errors: [{ instancePath: '', schemaPath: '', keyword: 'compile', params: {}, message }] }) as unknown as ValidateFunction;
+        validate = Object.assign(() => false, {
+          errors: [{ instancePath: '', schemaPath: '', keyword: 'compile', params: {}, message }],
+        }) as unknown as ValidateFunction;
       }
       this.validators.set(cacheKey, validate);
     }
@@ -224,7 +256,8 @@ function buildRoutes(doc: Json): Route[] {
       })
       .join('');
     const literalLength = template.replace(/\{[^}]+\}/g, '').length;
-    for (const method of methods) if (doc.paths[template][method]) routes.push({ method, template, regex: new RegExp(`^${source}/?$`), names, literalLength });
+    for (const method of methods)
+      if (doc.paths[template][method]) routes.push({ method, template, regex: new RegExp(`^${source}/?$`), names, literalLength });
   }
   // Literal paths win over templated ones (`/droplets/actions` before `/droplets/{id}`).
   return routes.sort((a, b) => a.names.length - b.names.length || b.literalLength - a.literalLength);
@@ -235,7 +268,10 @@ function buildRoutes(doc: Json): Route[] {
  * `allOf`, `$ref`, ...) Ajv refuses it, so rewrite those to `anyOf: [<schema>, {type: null}]`.
  */
 function prepareForAjv(node: unknown): void {
-  if (Array.isArray(node)) return node.forEach(prepareForAjv);
+  if (Array.isArray(node)) {
+    for (const item of node) prepareForAjv(item);
+    return;
+  }
   if (!node || typeof node !== 'object') return;
   const obj = node as Json;
   for (const value of Object.values(obj)) prepareForAjv(value);
@@ -253,7 +289,12 @@ function escapePointer(part: string): string {
 function formatErrors(errors: ErrorObject[] | null | undefined, where: string): string[] {
   return (errors ?? []).map((e) => {
     const params = e.params as Record<string, unknown>;
-    const extra = 'additionalProperty' in params ? ` (${String(params.additionalProperty)})` : 'allowedValues' in params ? ` (${JSON.stringify(params.allowedValues)})` : '';
+    const extra =
+      'additionalProperty' in params
+        ? ` (${String(params.additionalProperty)})`
+        : 'allowedValues' in params
+          ? ` (${JSON.stringify(params.allowedValues)})`
+          : '';
     return `${where}${e.instancePath} ${e.message ?? e.keyword}${extra}`;
   });
 }

@@ -19,7 +19,10 @@ export interface RateLimitPolicy {
 export class DigitalOceanRateLimit implements RateLimitPolicy {
   private times: number[] = [];
 
-  constructor(private readonly perHour = 5000, private readonly perMinute = 250) {}
+  constructor(
+    private readonly perHour = 5000,
+    private readonly perMinute = 250,
+  ) {}
 
   check(now: number): RateDecision {
     const hourAgo = now - 3_600_000;

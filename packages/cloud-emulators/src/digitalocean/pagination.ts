@@ -15,7 +15,8 @@ export function parsePageQuery(query: Record<string, unknown>): PageQuery {
 function intParam(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (typeof value !== 'string' || !Number.isInteger(n) || n < 1) throw new EmulatorError(400, 'bad_request', `${name} must be a positive integer`);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < 1)
+    throw new EmulatorError(400, 'bad_request', `${name} must be a positive integer`);
   return n;
 }
 

@@ -7,7 +7,10 @@ import { paginate, parsePageQuery } from './pagination.js';
 import type { DigitalOceanState } from './state.js';
 import { actionView, dropletSnapshotView, dropletView, imageView, regionView, sizeView, snapshotView } from './views.js';
 
-const dropletName = z.string().max(255).regex(/^[a-zA-Z0-9]?[a-z0-9A-Z.-]*[a-z0-9A-Z]$/, 'must be a valid hostname');
+const dropletName = z
+  .string()
+  .max(255)
+  .regex(/^[a-zA-Z0-9]?[a-z0-9A-Z.-]*[a-z0-9A-Z]$/, 'must be a valid hostname');
 const createBody = z.object({
   name: dropletName,
   region: z.string().optional(),
@@ -25,7 +28,19 @@ export function digitalOceanRoutes(state: DigitalOceanState, ctx: AdapterContext
   const query = (req: Request) => req.query as Record<string, unknown>;
 
   router.get('/account', (_req, res) => {
-    res.json({ account: { droplet_limit: 25, floating_ip_limit: 3, email: 'operator@example.com', name: 'Emulated Operator', uuid: 'b6fc48dbf6d9906cace5f2ea0f3d7f4d5f1ab09f', email_verified: true, status: 'active', status_message: '', team: { uuid: '5df3e3004a17e242b7c20ca6c9fc25b701a47ece', name: 'Emulated Team' } } });
+    res.json({
+      account: {
+        droplet_limit: 25,
+        floating_ip_limit: 3,
+        email: 'operator@example.com',
+        name: 'Emulated Operator',
+        uuid: 'b6fc48dbf6d9906cace5f2ea0f3d7f4d5f1ab09f',
+        email_verified: true,
+        status: 'active',
+        status_message: '',
+        team: { uuid: '5df3e3004a17e242b7c20ca6c9fc25b701a47ece', name: 'Emulated Team' },
+      },
+    });
   });
 
   router.get('/droplets', (req, res) => {
@@ -40,12 +55,16 @@ export function digitalOceanRoutes(state: DigitalOceanState, ctx: AdapterContext
   router.post('/droplets', (req, res) => {
     const body = parseBody(createBody, req.body);
     const { droplet, action } = state.createDroplet(body);
-    res.status(202).json({ droplet: dropletView(droplet), links: { actions: [{ id: action.id, rel: 'create', href: `${ctx.origin()}/v2/actions/${action.id}` }] } });
+    res.status(202).json({
+      droplet: dropletView(droplet),
+      links: { actions: [{ id: action.id, rel: 'create', href: `${ctx.origin()}/v2/actions/${action.id}` }] },
+    });
   });
 
   router.delete('/droplets', (req, res) => {
     const tag = query(req).tag_name;
-    if (typeof tag !== 'string' || !tag) throw new EmulatorError(422, 'unprocessable_entity', 'tag_name is required to delete Droplets by tag.');
+    if (typeof tag !== 'string' || !tag)
+      throw new EmulatorError(422, 'unprocessable_entity', 'tag_name is required to delete Droplets by tag.');
     state.deleteByTag(tag);
     res.status(204).end();
   });
@@ -102,7 +121,12 @@ export function digitalOceanRoutes(state: DigitalOceanState, ctx: AdapterContext
   });
 
   router.get('/regions', (req, res) => {
-    const page = paginate(regions.map((r) => r.slug), parsePageQuery(query(req)), listUrl(req), query(req));
+    const page = paginate(
+      regions.map((r) => r.slug),
+      parsePageQuery(query(req)),
+      listUrl(req),
+      query(req),
+    );
     res.json({ regions: page.slice.map(regionView), links: page.links, meta: page.meta });
   });
 
@@ -144,7 +168,8 @@ export function digitalOceanRoutes(state: DigitalOceanState, ctx: AdapterContext
 
 function idParam(raw: string | string[] | undefined): number {
   const n = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(n) || n < 1) throw new EmulatorError(404, 'not_found', 'The resource you were accessing could not be found.');
+  if (typeof raw !== 'string' || !Number.isInteger(n) || n < 1)
+    throw new EmulatorError(404, 'not_found', 'The resource you were accessing could not be found.');
   return n;
 }
 

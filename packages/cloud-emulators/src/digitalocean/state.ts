@@ -64,13 +64,17 @@ export class DigitalOceanState {
   private readonly ips = new IpPool(64);
   private readonly vpcUuid = randomUUID();
 
-  constructor(private readonly now: () => number, private readonly actionDurationMs: number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly actionDurationMs: number,
+  ) {}
 
   createDroplet(input: DropletCreate): { droplet: Droplet; action: DoAction } {
     const size = sizes.find((s) => s.slug === input.size);
     if (!size) throw new EmulatorError(422, 'unprocessable_entity', `You specified an invalid size for Droplet creation.`);
     const regionSlug = input.region ?? 'nyc3';
-    if (!regions.some((r) => r.slug === regionSlug)) throw new EmulatorError(422, 'unprocessable_entity', 'You specified an invalid region for Droplet creation.');
+    if (!regions.some((r) => r.slug === regionSlug))
+      throw new EmulatorError(422, 'unprocessable_entity', 'You specified an invalid region for Droplet creation.');
     const image = this.findImage(input.image);
     if (!image) throw new EmulatorError(422, 'unprocessable_entity', 'You specified an invalid image for Droplet creation.');
     const droplet: Droplet = {
@@ -164,8 +168,15 @@ export class DigitalOceanState {
 
   snapshotImages(): DoImage[] {
     return [...this.snapshots.values()].map((s) => ({
-      id: s.id, slug: null, name: s.name, distribution: 'Unknown', type: 'snapshot', min_disk_size: s.minDiskSize,
-      size_gigabytes: s.sizeGigabytes, created_at: new Date(s.createdAt).toISOString(), description: '',
+      id: s.id,
+      slug: null,
+      name: s.name,
+      distribution: 'Unknown',
+      type: 'snapshot',
+      min_disk_size: s.minDiskSize,
+      size_gigabytes: s.sizeGigabytes,
+      created_at: new Date(s.createdAt).toISOString(),
+      description: '',
     }));
   }
 
@@ -184,7 +195,16 @@ export class DigitalOceanState {
   }
 
   private startAction(droplet: Droplet, type: string, effect: () => void): DoAction {
-    const action: DoAction = { id: this.nextActionId++, type, resourceId: droplet.id, regionSlug: droplet.regionSlug, startedAt: this.now(), durationMs: this.actionDurationMs, completed: false, effect };
+    const action: DoAction = {
+      id: this.nextActionId++,
+      type,
+      resourceId: droplet.id,
+      regionSlug: droplet.regionSlug,
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
+      completed: false,
+      effect,
+    };
     this.actions.set(action.id, action);
     this.pending.push(action);
     droplet.pendingActionId = action.id;
@@ -194,8 +214,13 @@ export class DigitalOceanState {
   private takeSnapshot(droplet: Droplet, name?: string): void {
     const size = sizes.find((s) => s.slug === droplet.sizeSlug)!;
     const snapshot: DoSnapshot = {
-      id: this.nextSnapshotId++, name: name ?? `${droplet.name}-${new Date(this.now()).toISOString()}`, createdAt: this.now(),
-      regionSlug: droplet.regionSlug, minDiskSize: size.disk, sizeGigabytes: Math.round(size.disk * 0.1 * 100) / 100, dropletId: droplet.id,
+      id: this.nextSnapshotId++,
+      name: name ?? `${droplet.name}-${new Date(this.now()).toISOString()}`,
+      createdAt: this.now(),
+      regionSlug: droplet.regionSlug,
+      minDiskSize: size.disk,
+      sizeGigabytes: Math.round(size.disk * 0.1 * 100) / 100,
+      dropletId: droplet.id,
     };
     this.snapshots.set(snapshot.id, snapshot);
     droplet.snapshotIds.push(snapshot.id);

@@ -49,5 +49,7 @@ function parseRequirement(expr: string): Requirement {
     const key = m[1]!;
     return (l) => key in l;
   }
-  throw new EmulatorError(422, 'invalid_input', `invalid label_selector: '${expr}'`, { fields: [{ name: 'label_selector', messages: ['invalid label selector'] }] });
+  throw new EmulatorError(422, 'invalid_input', `invalid label_selector: '${expr}'`, {
+    fields: [{ name: 'label_selector', messages: ['invalid label selector'] }],
+  });
 }

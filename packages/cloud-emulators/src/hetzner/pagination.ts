@@ -24,8 +24,12 @@ export function paginate<T>(items: T[], query: Record<string, unknown>, url: str
     slice: items.slice((page - 1) * perPage, page * perPage),
     meta: {
       pagination: {
-        page, per_page: perPage, previous_page: page > 1 ? Math.min(page - 1, lastPage) : null, next_page: page < lastPage ? page + 1 : null,
-        last_page: lastPage, total_entries: total,
+        page,
+        per_page: perPage,
+        previous_page: page > 1 ? Math.min(page - 1, lastPage) : null,
+        next_page: page < lastPage ? page + 1 : null,
+        last_page: lastPage,
+        total_entries: total,
       },
     },
     linkHeader: links.join(', '),
@@ -36,7 +40,9 @@ function intParam(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (typeof value !== 'string' || !Number.isInteger(n) || n < 1) {
-    throw new EmulatorError(422, 'invalid_input', `invalid input in field '${name}'`, { fields: [{ name, messages: ['must be a positive integer'] }] });
+    throw new EmulatorError(422, 'invalid_input', `invalid input in field '${name}'`, {
+      fields: [{ name, messages: ['must be a positive integer'] }],
+    });
   }
   return n;
 }

@@ -10,14 +10,22 @@ import { actionView, imageView, locationView, serverTypeView, serverView } from 
 
 const labels = z.record(z.string(), z.string().max(63));
 const createBody = z.object({
-  name: z.string().min(1).max(63).regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/, 'must be a valid hostname'),
+  name: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/, 'must be a valid hostname'),
   server_type: z.string(),
   image: z.string(),
   location: z.string().optional(),
   labels: labels.optional(),
   start_after_create: z.boolean().optional(),
 });
-const createImageBody = z.object({ description: z.string().optional(), type: z.enum(['snapshot', 'backup']).optional(), labels: labels.optional() });
+const createImageBody = z.object({
+  description: z.string().optional(),
+  type: z.enum(['snapshot', 'backup']).optional(),
+  labels: labels.optional(),
+});
 const powerCommands = ['poweron', 'poweroff', 'shutdown', 'reboot', 'reset'] as const;
 
 /** The subset of Hetzner Cloud API v1 that multi-cloud-manager uses, mounted under /v1. */
@@ -49,8 +57,10 @@ export function hetznerRoutes(state: HetznerState, ctx: AdapterContext): Router 
     const body = parseBody(createBody, req.body);
     const created = state.createServer(body);
     res.status(201).json({
-      server: server(created.server), action: actionView(created.action, ctx.now()),
-      next_actions: created.nextActions.map((a) => actionView(a, ctx.now())), root_password: rootPassword(),
+      server: server(created.server),
+      action: actionView(created.action, ctx.now()),
+      next_actions: created.nextActions.map((a) => actionView(a, ctx.now())),
+      root_password: rootPassword(),
     });
   });
 
@@ -74,7 +84,8 @@ export function hetznerRoutes(state: HetznerState, ctx: AdapterContext): Router 
   router.get('/servers/:id/actions/:actionId', (req, res) => {
     const id = idParam(req.params.id, 'server');
     const action = state.getAction(idParam(req.params.actionId, 'action'));
-    if (!action.resources.some((r) => r.type === 'server' && r.id === id)) throw new EmulatorError(404, 'not_found', `action with ID '${action.id}' not found`);
+    if (!action.resources.some((r) => r.type === 'server' && r.id === id))
+      throw new EmulatorError(404, 'not_found', `action with ID '${action.id}' not found`);
     res.json({ action: actionView(action, ctx.now()) });
   });
 
@@ -102,7 +113,13 @@ export function hetznerRoutes(state: HetznerState, ctx: AdapterContext): Router 
 
   router.get('/server_types', (req, res) => {
     const name = q(req).name;
-    sendPage(req, res, 'server_types', serverTypes.filter((t) => typeof name !== 'string' || t.name === name), serverTypeView);
+    sendPage(
+      req,
+      res,
+      'server_types',
+      serverTypes.filter((t) => typeof name !== 'string' || t.name === name),
+      serverTypeView,
+    );
   });
 
   router.get('/server_types/:id', (req, res) => {
@@ -135,7 +152,13 @@ export function hetznerRoutes(state: HetznerState, ctx: AdapterContext): Router 
 
   router.get('/locations', (req, res) => {
     const name = q(req).name;
-    sendPage(req, res, 'locations', locations.filter((l) => typeof name !== 'string' || l.name === name), locationView);
+    sendPage(
+      req,
+      res,
+      'locations',
+      locations.filter((l) => typeof name !== 'string' || l.name === name),
+      locationView,
+    );
   });
 
   router.get('/locations/:id', (req, res) => {
@@ -156,13 +179,14 @@ function asList(value: unknown): string[] {
 function sortBy<T extends { id: number; name: string | null; created: number }>(items: T[], sort: unknown): T[] {
   const [key, dir] = (asList(sort)[0] ?? 'id:asc').split(':') as [string, string | undefined];
   const sign = dir === 'desc' ? -1 : 1;
-  const field = (item: T): number | string => (key === 'name' ? item.name ?? '' : key === 'created' ? item.created : item.id);
+  const field = (item: T): number | string => (key === 'name' ? (item.name ?? '') : key === 'created' ? item.created : item.id);
   return [...items].sort((a, b) => (field(a) < field(b) ? -sign : field(a) > field(b) ? sign : 0));
 }
 
 function idParam(raw: string | string[] | undefined, kind: string): number {
   const n = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(n) || n < 1) throw new EmulatorError(404, 'not_found', `${kind} with ID '${String(raw)}' not found`);
+  if (typeof raw !== 'string' || !Number.isInteger(n) || n < 1)
+    throw new EmulatorError(404, 'not_found', `${kind} with ID '${String(raw)}' not found`);
   return n;
 }
 
@@ -171,7 +195,9 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'body';
-    throw new EmulatorError(422, 'invalid_input', `invalid input in field '${field}'`, { fields: [{ name: field, messages: parsed.error.issues.map((i) => i.message) }] });
+    throw new EmulatorError(422, 'invalid_input', `invalid input in field '${field}'`, {
+      fields: [{ name: field, messages: parsed.error.issues.map((i) => i.message) }],
+    });
   }
   return parsed.data;
 }

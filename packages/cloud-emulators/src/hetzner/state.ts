@@ -4,7 +4,16 @@ import { IpPool } from '../core/ip-pool.js';
 import { finishedAt, isDone, type Timed } from '../core/timed.js';
 import { locations, serverTypes, systemImages, type HetznerLocation, type HetznerServerType } from './catalog.js';
 
-export type ServerStatus = 'running' | 'initializing' | 'starting' | 'stopping' | 'off' | 'deleting' | 'migrating' | 'rebuilding' | 'unknown';
+export type ServerStatus =
+  | 'running'
+  | 'initializing'
+  | 'starting'
+  | 'stopping'
+  | 'off'
+  | 'deleting'
+  | 'migrating'
+  | 'rebuilding'
+  | 'unknown';
 
 export interface HetznerServer {
   id: number;
@@ -73,22 +82,45 @@ export class HetznerState {
   private nextIpId = 70_000_001;
   private readonly ips = new IpPool(65);
 
-  constructor(private readonly now: () => number, private readonly actionDurationMs: number) {
+  constructor(
+    private readonly now: () => number,
+    private readonly actionDurationMs: number,
+  ) {
     for (const img of systemImages) {
       this.images.set(img.id, {
-        id: img.id, type: 'system', status: 'available', name: img.name, description: img.description, imageSize: null, diskSize: 5,
-        created: Date.parse(img.created), createdFrom: null, boundTo: null, osFlavor: img.os_flavor, osVersion: img.os_version, labels: {},
+        id: img.id,
+        type: 'system',
+        status: 'available',
+        name: img.name,
+        description: img.description,
+        imageSize: null,
+        diskSize: 5,
+        created: Date.parse(img.created),
+        createdFrom: null,
+        boundTo: null,
+        osFlavor: img.os_flavor,
+        osVersion: img.os_version,
+        labels: {},
       });
     }
   }
 
   createServer(input: ServerCreate): { server: HetznerServer; action: HetznerAction; nextActions: HetznerAction[] } {
     const serverType = serverTypes.find((t) => t.name === input.server_type || String(t.id) === input.server_type);
-    if (!serverType) throw new EmulatorError(422, 'invalid_input', `invalid input in field 'server_type'`, { fields: [{ name: 'server_type', messages: ['server type not found'] }] });
+    if (!serverType)
+      throw new EmulatorError(422, 'invalid_input', `invalid input in field 'server_type'`, {
+        fields: [{ name: 'server_type', messages: ['server type not found'] }],
+      });
     const image = this.findImage(input.image);
-    if (!image) throw new EmulatorError(422, 'invalid_input', `invalid input in field 'image'`, { fields: [{ name: 'image', messages: ['image not found'] }] });
+    if (!image)
+      throw new EmulatorError(422, 'invalid_input', `invalid input in field 'image'`, {
+        fields: [{ name: 'image', messages: ['image not found'] }],
+      });
     const location = locations.find((l) => l.name === (input.location ?? 'fsn1') || String(l.id) === input.location);
-    if (!location) throw new EmulatorError(422, 'invalid_input', `invalid input in field 'location'`, { fields: [{ name: 'location', messages: ['location not found'] }] });
+    if (!location)
+      throw new EmulatorError(422, 'invalid_input', `invalid input in field 'location'`, {
+        fields: [{ name: 'location', messages: ['location not found'] }],
+      });
     if ([...this.servers.values()].some((s) => s.name === input.name)) {
       throw new EmulatorError(409, 'uniqueness_error', 'server name is already used', { fields: [{ name: 'name' }] });
     }
@@ -101,7 +133,15 @@ export class HetznerState {
 
   seedServer(index: number, labelKeys: string[]): HetznerServer {
     const labels = Object.fromEntries(labelKeys.map((k) => [k, 'true']));
-    return this.addServer(`seed-${String(index + 1).padStart(4, '0')}`, serverTypes[index % serverTypes.length]!, locations[index % locations.length]!, systemImages[index % systemImages.length]!.id, labels, 'running', 86_400_000);
+    return this.addServer(
+      `seed-${String(index + 1).padStart(4, '0')}`,
+      serverTypes[index % serverTypes.length]!,
+      locations[index % locations.length]!,
+      systemImages[index % systemImages.length]!.id,
+      labels,
+      'running',
+      86_400_000,
+    );
   }
 
   getServer(id: number): HetznerServer {
@@ -135,9 +175,19 @@ export class HetznerState {
     const server = this.unlockedServer(id);
     const source = this.images.get(server.imageId);
     const image: HetznerImage = {
-      id: this.nextImageId++, type: 'snapshot', status: 'creating', name: null, description: description ?? `${server.name}-${new Date(this.now()).toISOString()}`,
-      imageSize: null, diskSize: server.serverType.disk, created: this.now(), createdFrom: { id: server.id, name: server.name }, boundTo: null,
-      osFlavor: source?.osFlavor ?? 'unknown', osVersion: source?.osVersion ?? null, labels: labels ?? {},
+      id: this.nextImageId++,
+      type: 'snapshot',
+      status: 'creating',
+      name: null,
+      description: description ?? `${server.name}-${new Date(this.now()).toISOString()}`,
+      imageSize: null,
+      diskSize: server.serverType.disk,
+      created: this.now(),
+      createdFrom: { id: server.id, name: server.name },
+      boundTo: null,
+      osFlavor: source?.osFlavor ?? 'unknown',
+      osVersion: source?.osVersion ?? null,
+      labels: labels ?? {},
     };
     this.images.set(image.id, image);
     const action = this.startAction(server, 'create_image', () => {
@@ -182,17 +232,43 @@ export class HetznerState {
     return server;
   }
 
-  private addServer(name: string, serverType: HetznerServerType, location: HetznerLocation, imageId: number, labels: Record<string, string>, status: ServerStatus, ageMs = 0): HetznerServer {
+  private addServer(
+    name: string,
+    serverType: HetznerServerType,
+    location: HetznerLocation,
+    imageId: number,
+    labels: Record<string, string>,
+    status: ServerStatus,
+    ageMs = 0,
+  ): HetznerServer {
     const server: HetznerServer = {
-      id: this.nextServerId++, name, status, created: this.now() - ageMs, serverType, location, imageId, labels: { ...labels },
-      ips: this.ips.allocate(), ipv4Id: this.nextIpId++, ipv6Id: this.nextIpId++,
+      id: this.nextServerId++,
+      name,
+      status,
+      created: this.now() - ageMs,
+      serverType,
+      location,
+      imageId,
+      labels: { ...labels },
+      ips: this.ips.allocate(),
+      ipv4Id: this.nextIpId++,
+      ipv6Id: this.nextIpId++,
     };
     this.servers.set(server.id, server);
     return server;
   }
 
   private startAction(server: HetznerServer, command: string, effect: () => void): HetznerAction {
-    const action: HetznerAction = { id: this.nextActionId++, command, resources: [{ id: server.id, type: 'server' }], startedAt: this.now(), durationMs: this.actionDurationMs, done: false, effect, locks: true };
+    const action: HetznerAction = {
+      id: this.nextActionId++,
+      command,
+      resources: [{ id: server.id, type: 'server' }],
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
+      done: false,
+      effect,
+      locks: true,
+    };
     this.actions.set(action.id, action);
     this.pending.push(action);
     server.lockingActionId = action.id;
@@ -201,7 +277,16 @@ export class HetznerState {
 
   /** An action that is already finished (e.g. `start_server` after create, which the create action covers). */
   private recordOnly(command: string, serverId: number): HetznerAction {
-    const action: HetznerAction = { id: this.nextActionId++, command, resources: [{ id: serverId, type: 'server' }], startedAt: this.now(), durationMs: this.actionDurationMs, done: false, effect: () => undefined, locks: false };
+    const action: HetznerAction = {
+      id: this.nextActionId++,
+      command,
+      resources: [{ id: serverId, type: 'server' }],
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
+      done: false,
+      effect: () => undefined,
+      locks: false,
+    };
     this.actions.set(action.id, action);
     this.pending.push(action);
     return action;

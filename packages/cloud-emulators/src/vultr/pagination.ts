@@ -12,7 +12,10 @@ export function paginate<T>(items: T[], query: Record<string, unknown>) {
     slice: items.slice(offset, end),
     meta: {
       total: items.length,
-      links: { next: end < items.length ? encodeCursor('next', end) : '', prev: offset > 0 ? encodeCursor('prev', Math.max(0, offset - perPage)) : '' },
+      links: {
+        next: end < items.length ? encodeCursor('next', end) : '',
+        prev: offset > 0 ? encodeCursor('prev', Math.max(0, offset - perPage)) : '',
+      },
     },
   };
 }

@@ -27,7 +27,17 @@ export function vultrRoutes(state: VultrState, ctx: AdapterContext): Router {
   const q = (req: Request) => req.query as Record<string, unknown>;
 
   router.get('/account', (_req, res) => {
-    res.json({ account: { name: 'Emulated Operator', email: 'operator@example.com', acls: ['manage_users', 'subscriptions', 'billing', 'provisioning'], balance: -25.5, pending_charges: 3.2, last_payment_date: '2026-10-01T00:00:00+00:00', last_payment_amount: -25.5 } });
+    res.json({
+      account: {
+        name: 'Emulated Operator',
+        email: 'operator@example.com',
+        acls: ['manage_users', 'subscriptions', 'billing', 'provisioning'],
+        balance: -25.5,
+        pending_charges: 3.2,
+        last_payment_date: '2026-10-01T00:00:00+00:00',
+        last_payment_amount: -25.5,
+      },
+    });
   });
 
   router.get('/instances', (req, res) => {

@@ -50,7 +50,10 @@ export class VultrState {
   readonly snapshots = new Map<string, VultrSnapshot>();
   private readonly ips = new IpPool(66);
 
-  constructor(private readonly now: () => number, private readonly actionDurationMs: number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly actionDurationMs: number,
+  ) {}
 
   createInstance(input: InstanceCreate): { instance: VultrInstance; defaultPassword: string } {
     const plan = plans.find((p) => p.id === input.plan);
@@ -62,17 +65,28 @@ export class VultrState {
       if (!snapshot) throw new EmulatorError(400, 'invalid_input', 'Invalid snapshot_id.');
       osId = snapshot.osId;
     } else {
-      if (input.os_id === undefined) throw new EmulatorError(400, 'invalid_input', 'You must provide one of: os_id, iso_id, snapshot_id, app_id, image_id.');
+      if (input.os_id === undefined)
+        throw new EmulatorError(400, 'invalid_input', 'You must provide one of: os_id, iso_id, snapshot_id, app_id, image_id.');
       if (!operatingSystems.some((o) => o.id === input.os_id)) throw new EmulatorError(400, 'invalid_input', 'Invalid operating system.');
       osId = input.os_id;
     }
     const instance: VultrInstance = {
-      id: randomUUID(), label: input.label ?? '', hostname: input.hostname ?? input.label ?? 'vultr-guest', plan, region: input.region, osId,
-      tags: [...new Set([...(input.tags ?? []), ...(input.tag ? [input.tag] : [])])], createdAt: this.now(),
-      status: 'pending', powerStatus: 'stopped', serverStatus: 'none', ipv6: input.enable_ipv6 ?? false,
+      id: randomUUID(),
+      label: input.label ?? '',
+      hostname: input.hostname ?? input.label ?? 'vultr-guest',
+      plan,
+      region: input.region,
+      osId,
+      tags: [...new Set([...(input.tags ?? []), ...(input.tag ? [input.tag] : [])])],
+      createdAt: this.now(),
+      status: 'pending',
+      powerStatus: 'stopped',
+      serverStatus: 'none',
+      ipv6: input.enable_ipv6 ?? false,
     };
     instance.transition = {
-      startedAt: this.now(), durationMs: this.actionDurationMs,
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
       effect: () => {
         instance.status = 'active';
         instance.powerStatus = 'running';
@@ -86,9 +100,19 @@ export class VultrState {
 
   seedInstance(index: number, tags: string[]): VultrInstance {
     const instance: VultrInstance = {
-      id: randomUUID(), label: `seed-${String(index + 1).padStart(4, '0')}`, hostname: `seed-${index + 1}`, plan: plans[index % plans.length]!,
-      region: vultrRegions[index % vultrRegions.length]!.id, osId: operatingSystems[index % operatingSystems.length]!.id, tags: [...tags],
-      createdAt: this.now() - 86_400_000, status: 'active', powerStatus: 'running', serverStatus: 'ok', ipv6: true, ips: this.ips.allocate(),
+      id: randomUUID(),
+      label: `seed-${String(index + 1).padStart(4, '0')}`,
+      hostname: `seed-${index + 1}`,
+      plan: plans[index % plans.length]!,
+      region: vultrRegions[index % vultrRegions.length]!.id,
+      osId: operatingSystems[index % operatingSystems.length]!.id,
+      tags: [...tags],
+      createdAt: this.now() - 86_400_000,
+      status: 'active',
+      powerStatus: 'running',
+      serverStatus: 'ok',
+      ipv6: true,
+      ips: this.ips.allocate(),
     };
     this.instances.set(instance.id, instance);
     return instance;
@@ -108,11 +132,13 @@ export class VultrState {
   /** start / halt / reboot: the instance reaches the new power state after the action duration. */
   power(id: string, kind: 'start' | 'halt' | 'reboot'): void {
     const instance = this.getInstance(id);
-    if (instance.status === 'pending') throw new EmulatorError(400, 'invalid_input', 'Unable to change power state: server is still installing.');
+    if (instance.status === 'pending')
+      throw new EmulatorError(400, 'invalid_input', 'Unable to change power state: server is still installing.');
     const target = kind === 'halt' ? 'stopped' : 'running';
     if (kind === 'reboot') instance.serverStatus = 'installingbooting';
     instance.transition = {
-      startedAt: this.now(), durationMs: this.actionDurationMs,
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
       effect: () => {
         instance.powerStatus = target;
         instance.serverStatus = 'ok';
@@ -124,8 +150,13 @@ export class VultrState {
     const instance = this.instances.get(instanceId);
     if (!instance) throw new EmulatorError(400, 'invalid_input', 'Invalid instance_id.');
     const snapshot: VultrSnapshot = {
-      id: randomUUID(), description: description ?? '', osId: instance.osId, size: Math.round((instance.plan.disk * 1024 ** 3) / 10),
-      createdAt: this.now(), startedAt: this.now(), durationMs: this.actionDurationMs,
+      id: randomUUID(),
+      description: description ?? '',
+      osId: instance.osId,
+      size: Math.round((instance.plan.disk * 1024 ** 3) / 10),
+      createdAt: this.now(),
+      startedAt: this.now(),
+      durationMs: this.actionDurationMs,
     };
     this.snapshots.set(snapshot.id, snapshot);
     return snapshot;

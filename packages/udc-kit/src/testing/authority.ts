@@ -12,7 +12,16 @@ export interface TestAuthority {
   publicKeyPem: string;
   privateKeyPem: string;
   /** A signed RS256 token; override anything to build bad ones. */
-  mint(opts?: { sub?: string; scopes?: Scope[]; expiresInSeconds?: number; issuer?: string; audience?: string; kid?: string; privateKeyPem?: string; extra?: Record<string, unknown> }): string;
+  mint(opts?: {
+    sub?: string;
+    scopes?: Scope[];
+    expiresInSeconds?: number;
+    issuer?: string;
+    audience?: string;
+    kid?: string;
+    privateKeyPem?: string;
+    extra?: Record<string, unknown>;
+  }): string;
   /** Environment for a droplet that should trust this authority. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -51,14 +60,18 @@ export async function startTestAuthority(opts: { issuer?: string; audience?: str
     privateKeyPem,
     mint(o = {}) {
       const sub = o.sub ?? 'test-operator';
-      return jwt.sign({ droplet_id: sub, scopes: o.scopes ?? ['read', 'write', 'admin'], ...(o.extra ?? {}) }, o.privateKeyPem ?? privateKeyPem, {
-        algorithm: 'RS256',
-        keyid: o.kid ?? kid,
-        subject: sub,
-        issuer: o.issuer ?? issuer,
-        audience: o.audience ?? audience,
-        expiresIn: o.expiresInSeconds ?? 3600,
-      });
+      return jwt.sign(
+        { droplet_id: sub, scopes: o.scopes ?? ['read', 'write', 'admin'], ...(o.extra ?? {}) },
+        o.privateKeyPem ?? privateKeyPem,
+        {
+          algorithm: 'RS256',
+          keyid: o.kid ?? kid,
+          subject: sub,
+          issuer: o.issuer ?? issuer,
+          audience: o.audience ?? audience,
+          expiresIn: o.expiresInSeconds ?? 3600,
+        },
+      );
     },
     env() {
       return { JWKS_URL: jwksUrl, JWT_ISSUER: issuer, JWT_AUDIENCE: audience };

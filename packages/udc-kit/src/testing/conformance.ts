@@ -54,13 +54,23 @@ export function expectEnvelope(res: { status: number; body: unknown; text?: stri
  * A target for a droplet running elsewhere (its own process, in the mesh): the route table
  * is read back from its /openapi.json, which udc-kit builds from the same route specs.
  */
-export async function conformanceTargetFromUrl(url: string, dropletName: string, token: (scopes: Scope[]) => string): Promise<ConformanceTarget> {
-  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { security?: unknown[]; 'x-required-scope'?: Scope }>> };
+export async function conformanceTargetFromUrl(
+  url: string,
+  dropletName: string,
+  token: (scopes: Scope[]) => string,
+): Promise<ConformanceTarget> {
+  const doc = (await (await fetch(`${url}/openapi.json`)).json()) as {
+    paths: Record<string, Record<string, { security?: unknown[]; 'x-required-scope'?: Scope }>>;
+  };
   const routes: RouteRecord[] = [];
   for (const [p, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       const isPublic = Array.isArray(op.security) && op.security.length === 0;
-      routes.push({ method: method as RouteRecord['method'], path: p.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1'), spec: { scope: isPublic ? 'public' : (op['x-required-scope'] ?? 'read') } });
+      routes.push({
+        method: method as RouteRecord['method'],
+        path: p.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1'),
+        spec: { scope: isPublic ? 'public' : (op['x-required-scope'] ?? 'read') },
+      });
     }
   }
   return { app: url, routes, dropletName, token };
@@ -136,27 +146,40 @@ export function udcConformanceSuite(label: string, setup: () => Promise<Conforma
     });
 
     it('GET /state reports real process figures', async () => {
-      const res = await request(t.app).get('/state').set(auth(['read']));
+      const res = await request(t.app)
+        .get('/state')
+        .set(auth(['read']));
       expect(res.status).toBe(200);
-      for (const k of ['cpu_percent', 'memory_mb', 'uptime_seconds', 'requests_total', 'requests_per_minute', 'errors_last_hour']) expect(typeof res.body[k]).toBe('number');
+      for (const k of ['cpu_percent', 'memory_mb', 'uptime_seconds', 'requests_total', 'requests_per_minute', 'errors_last_hour'])
+        expect(typeof res.body[k]).toBe('number');
       expect(res.body.memory_mb).toBeGreaterThan(1);
       expect(res.body.requests_total).toBeGreaterThan(0);
       expect(Number.isNaN(Date.parse(res.body.last_restart))).toBe(false);
     });
 
     it('GET /dependencies, /logs, /events and /proof answer', async () => {
-      const deps = await request(t.app).get('/dependencies').set(auth(['read']));
+      const deps = await request(t.app)
+        .get('/dependencies')
+        .set(auth(['read']));
       expect(deps.status).toBe(200);
       expect(Array.isArray(deps.body.dependencies)).toBe(true);
-      const logs = await request(t.app).get('/logs?limit=5&level=info').set(auth(['read']));
+      const logs = await request(t.app)
+        .get('/logs?limit=5&level=info')
+        .set(auth(['read']));
       expect(logs.status).toBe(200);
       expect(logs.body.logs.length).toBeLessThanOrEqual(5);
-      const badLogs = await request(t.app).get('/logs?limit=nope').set(auth(['read']));
+      const badLogs = await request(t.app)
+        .get('/logs?limit=nope')
+        .set(auth(['read']));
       expectEnvelope(badLogs, 400, 'INVALID_REQUEST');
-      const events = await request(t.app).get('/events?limit=5').set(auth(['read']));
+      const events = await request(t.app)
+        .get('/events?limit=5')
+        .set(auth(['read']));
       expect(events.status).toBe(200);
       expect(Array.isArray(events.body.events)).toBe(true);
-      const proof = await request(t.app).get('/proof').set(auth(['read']));
+      const proof = await request(t.app)
+        .get('/proof')
+        .set(auth(['read']));
       expect(proof.status).toBe(200);
       expect(proof.body.sha256).toMatch(/^[0-9a-f]{64}$/);
     });
@@ -165,7 +188,14 @@ export function udcConformanceSuite(label: string, setup: () => Promise<Conforma
       const ping = await request(t.app)
         .post('/message')
         .set(auth(['read']))
-        .send({ source: 'conformance', target: t.dropletName, message_type: 'query', payload: { action: 'ping' }, timestamp: new Date().toISOString(), trace_id: 'conf-1' });
+        .send({
+          source: 'conformance',
+          target: t.dropletName,
+          message_type: 'query',
+          payload: { action: 'ping' },
+          timestamp: new Date().toISOString(),
+          trace_id: 'conf-1',
+        });
       expect(ping.status).toBe(200);
       expect(ping.body).toMatchObject({ received: true, trace_id: 'conf-1', result: 'success' });
       const unknown = await request(t.app)
@@ -187,7 +217,9 @@ export function udcConformanceSuite(label: string, setup: () => Promise<Conforma
         .post('/message')
         .set(auth())
         .set('Content-Type', 'application/json')
-        .send(JSON.stringify({ source: 'x', target: t.dropletName, message_type: 'query', payload: { blob: 'x'.repeat(12 * 1024 * 1024) } }));
+        .send(
+          JSON.stringify({ source: 'x', target: t.dropletName, message_type: 'query', payload: { blob: 'x'.repeat(12 * 1024 * 1024) } }),
+        );
       expectEnvelope(big, 413);
       const missing = await request(t.app).get('/no/such/route/here');
       expectEnvelope(missing, 404, 'NOT_FOUND');
@@ -205,7 +237,9 @@ export function udcConformanceSuite(label: string, setup: () => Promise<Conforma
     });
 
     it('POST /reload-config with the admin scope re-validates the configuration', async () => {
-      const res = await request(t.app).post('/reload-config').set(auth(['admin']));
+      const res = await request(t.app)
+        .post('/reload-config')
+        .set(auth(['admin']));
       expect(res.status).toBe(200);
       expect(res.body.reloaded).toBe(true);
     });

@@ -45,10 +45,14 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string }
       exited = true;
       stderr += String(e);
     });
-    await waitFor(`nats-server on port ${port}`, async () => {
-      if (exited) throw new Error(`nats-server exited: ${stderr.trim().slice(-500)}`);
-      return portOpen(port);
-    }, 15_000);
+    await waitFor(
+      `nats-server on port ${port}`,
+      async () => {
+        if (exited) throw new Error(`nats-server exited: ${stderr.trim().slice(-500)}`);
+        return portOpen(port);
+      },
+      15_000,
+    );
   };
   await launch();
   const handle: NatsServerHandle = {

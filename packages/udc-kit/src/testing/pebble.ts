@@ -55,12 +55,48 @@ async function stopProcess(proc: ChildProcess): Promise<void> {
 export async function startPebble(opts: { httpPort: number }): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-pebble-'));
   const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=mesh test pebble api CA']);
+  ssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=mesh test pebble api CA',
+  ]);
   ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.csr', '-subj', '/CN=localhost']);
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  ssl(['x509', '-req', '-in', 'cert.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cert.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  ssl([
+    'x509',
+    '-req',
+    '-in',
+    'cert.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'cert.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  ]);
 
-  const [apiPort, mgmtPort, tlsPort, dnsPort, challMgmtPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [apiPort, mgmtPort, tlsPort, dnsPort, challMgmtPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   writeFileSync(
     join(dir, 'pebble.json'),
     JSON.stringify({
@@ -76,21 +112,52 @@ export async function startPebble(opts: { httpPort: number }): Promise<Pebble> {
       },
     }),
   );
-  const dns = spawnLogged('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${challMgmtPort}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''], process.env);
-  const pebble = spawnLogged('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' });
+  const dns = spawnLogged(
+    'pebble-challtestsrv',
+    [
+      '-dns01',
+      `127.0.0.1:${dnsPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-management',
+      `127.0.0.1:${challMgmtPort}`,
+      '-defaultIPv4',
+      '127.0.0.1',
+      '-defaultIPv6',
+      '',
+    ],
+    process.env,
+  );
+  const pebble = spawnLogged('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
+    ...process.env,
+    PEBBLE_VA_NOSLEEP: '1',
+    PEBBLE_WFE_NONCEREJECT: '0',
+  });
   const stop = async () => {
     await Promise.all([stopProcess(pebble.proc), stopProcess(dns.proc)]);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor('pebble-challtestsrv', async () => {
-      if (dns.proc.exitCode !== null) throw new Error(`challtestsrv exited: ${dns.output()}`);
-      return portOpen(challMgmtPort);
-    }, 10_000);
-    await waitFor('pebble', async () => {
-      if (pebble.proc.exitCode !== null) throw new Error(`pebble exited: ${pebble.output()}`);
-      return (await portOpen(apiPort)) && (await portOpen(mgmtPort));
-    }, 10_000);
+    await waitFor(
+      'pebble-challtestsrv',
+      async () => {
+        if (dns.proc.exitCode !== null) throw new Error(`challtestsrv exited: ${dns.output()}`);
+        return portOpen(challMgmtPort);
+      },
+      10_000,
+    );
+    await waitFor(
+      'pebble',
+      async () => {
+        if (pebble.proc.exitCode !== null) throw new Error(`pebble exited: ${pebble.output()}`);
+        return (await portOpen(apiPort)) && (await portOpen(mgmtPort));
+      },
+      10_000,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -12,7 +12,13 @@ export interface DeployerDeps {
   logger: Logger;
   /** This process's identity; a deploy owned by an id nobody answers for was interrupted. */
   ownerId: string;
-  send: (req: { target: string; message_type: 'command' | 'query'; payload: Record<string, unknown>; timeout_ms?: number; retry_count?: number }) => Promise<MessageReply>;
+  send: (req: {
+    target: string;
+    message_type: 'command' | 'query';
+    payload: Record<string, unknown>;
+    timeout_ms?: number;
+    retry_count?: number;
+  }) => Promise<MessageReply>;
   registry: () => RegistryLink | undefined;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
 }

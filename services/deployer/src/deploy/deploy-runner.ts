@@ -22,7 +22,11 @@ export interface DeployPlan {
 }
 
 class StepFailure extends Error {
-  constructor(readonly step: string, message: string, readonly lastLogLines?: string[]) {
+  constructor(
+    readonly step: string,
+    message: string,
+    readonly lastLogLines?: string[],
+  ) {
     super(message);
   }
 }
@@ -30,18 +34,26 @@ class StepFailure extends Error {
 /** Ports held by running releases and by deploys this process has in flight. */
 async function takenPorts(deps: DeployerDeps, serverId: string, inFlight: Iterable<PlacedContainer>): Promise<Set<number>> {
   const taken = new Set<number>();
-  for (const r of await deps.stores.releases.list()) for (const c of r.containers) if (c.server_id === serverId && c.port) taken.add(c.port);
+  for (const r of await deps.stores.releases.list())
+    for (const c of r.containers) if (c.server_id === serverId && c.port) taken.add(c.port);
   for (const c of inFlight) if (c.server_id === serverId && c.port) taken.add(c.port);
   return taken;
 }
 
-const commandOf = (s: Service) => (s.command === undefined ? undefined : typeof s.command === 'string' ? ['/bin/sh', '-c', s.command] : s.command);
+const commandOf = (s: Service) =>
+  s.command === undefined ? undefined : typeof s.command === 'string' ? ['/bin/sh', '-c', s.command] : s.command;
 
 /**
  * One deployment, step by step. Every step has a deadline; a failure before the route
  * switch removes what this deploy started and leaves the previous version serving.
  */
-export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, inFlight: Set<PlacedContainer>, leaseLost?: AbortSignal): Promise<void> {
+export async function runDeployment(
+  deps: DeployerDeps,
+  t: DeploymentTracker,
+  plan: DeployPlan,
+  inFlight: Set<PlacedContainer>,
+  leaseLost?: AbortSignal,
+): Promise<void> {
   const d = t.d;
   const { service, environment } = plan;
   const cfg = deps.config;
@@ -59,7 +71,8 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
       await t.save();
       return out;
     } catch (err) {
-      const msg = err instanceof StepTimeout || err instanceof StepFailure ? err.message : `step '${name}' failed: ${(err as Error).message}`;
+      const msg =
+        err instanceof StepTimeout || err instanceof StepFailure ? err.message : `step '${name}' failed: ${(err as Error).message}`;
       t.endStep(rec, 'failed', percent, msg);
       throw err instanceof StepFailure ? err : new StepFailure(name, msg);
     }
@@ -67,7 +80,9 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
 
   const removeNew = async () => {
     for (const c of d.containers) {
-      await engineOf(c.server_id).engine.remove(c.container_id).catch((err) => deps.logger.warn({ err, container: c.name }, 'could not remove container'));
+      await engineOf(c.server_id)
+        .engine.remove(c.container_id)
+        .catch((err) => deps.logger.warn({ err, container: c.name }, 'could not remove container'));
       inFlight.delete(c);
     }
   };
@@ -111,7 +126,15 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
       });
     }
 
-    const env = { ...environment.env, ...service.env, ...secrets, MESH_PROJECT: d.project, MESH_SERVICE: d.service, MESH_ENVIRONMENT: d.environment, MESH_DEPLOYMENT_ID: d.id };
+    const env = {
+      ...environment.env,
+      ...service.env,
+      ...secrets,
+      MESH_PROJECT: d.project,
+      MESH_SERVICE: d.service,
+      MESH_ENVIRONMENT: d.environment,
+      MESH_DEPLOYMENT_ID: d.id,
+    };
     const healthMs = (service.health_timeout_s ?? cfg.HEALTH_TIMEOUT_S) * 1000;
 
     const startContainers = async (signal: AbortSignal) => {
@@ -129,7 +152,13 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
             });
           }
           const name = containerName(d.target_id, d.id, replica);
-          const id = await h.engine.run({ name, image: tag, env: port ? { ...env, PORT: String(port) } : env, labels, cmd: commandOf(service) });
+          const id = await h.engine.run({
+            name,
+            image: tag,
+            env: port ? { ...env, PORT: String(port) } : env,
+            labels,
+            cmd: commandOf(service),
+          });
           const placed: PlacedContainer = { server_id: p.server.id, container_id: id, name, port, replica, address: p.server.address };
           d.containers.push(placed);
           inFlight.add(placed);
@@ -152,12 +181,19 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
     await step('health', 75, healthMs, async (signal) => {
       try {
         for (const c of d.containers) {
-          await waitHealthy(engineOf(c.server_id).engine, [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }], signal);
+          await waitHealthy(
+            engineOf(c.server_id).engine,
+            [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }],
+            signal,
+          );
         }
         t.log(`healthy: ${service.health_path} answers on ${d.containers.map((c) => c.port).join(', ')}`);
       } catch (err) {
         const lines = await lastLines();
-        const reason = err instanceof StepTimeout ? `health check timed out after ${Math.round(healthMs / 1000)} s (${service.health_path})` : (err as Error).message;
+        const reason =
+          err instanceof StepTimeout
+            ? `health check timed out after ${Math.round(healthMs / 1000)} s (${service.health_path})`
+            : (err as Error).message;
         throw new StepFailure('health', `step 'health' failed: ${reason}`, lines);
       }
     });
@@ -167,10 +203,19 @@ export async function runDeployment(deps: DeployerDeps, t: DeploymentTracker, pl
       await step('switch', 85, 30_000, async () => {
         await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(d.containers), service.health_path);
         d.route_switched = true;
-        t.log(`route ${service.domain} now points at ${upstreamsOf(d.containers).map((u) => `${u.host}:${u.port}`).join(', ')}`);
+        t.log(
+          `route ${service.domain} now points at ${upstreamsOf(d.containers)
+            .map((u) => `${u.host}:${u.port}`)
+            .join(', ')}`,
+        );
       });
       const verified = await step('verify', 88, Math.max(5_000, Math.min(healthMs, 15_000)), async (signal) => {
-        for (const c of d.containers) await waitHealthy(engineOf(c.server_id).engine, [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }], signal);
+        for (const c of d.containers)
+          await waitHealthy(
+            engineOf(c.server_id).engine,
+            [{ containerId: c.container_id, url: `http://${c.address}:${c.port}${service.health_path}` }],
+            signal,
+          );
         return true;
       }).catch(async (err: StepFailure) => {
         if (!d.auto_rollback || !previous) throw err;
@@ -217,7 +262,10 @@ async function containerLogTail(deps: DeployerDeps, t: DeploymentTracker, plan: 
   for (const c of t.d.containers) {
     const p = plan.placement.find((x) => x.server.id === c.server_id);
     if (!p) continue;
-    const got = await deps.engines.get(p.server).engine.logs(c.container_id, 20).catch(() => [] as string[]);
+    const got = await deps.engines
+      .get(p.server)
+      .engine.logs(c.container_id, 20)
+      .catch(() => [] as string[]);
     lines.push(...got.map((l) => `${c.name}: ${t.redact(l)}`));
   }
   return lines.slice(-40);
@@ -253,7 +301,10 @@ async function runWorker(
   } catch (err) {
     t.d.last_log_lines = await lastLines();
     await removeNew();
-    for (const c of old) await engineOf(c.server_id).engine.restart(c.container_id).catch(() => undefined);
+    for (const c of old)
+      await engineOf(c.server_id)
+        .engine.restart(c.container_id)
+        .catch(() => undefined);
     t.log('the previous worker containers were started again');
     throw err;
   }
@@ -278,7 +329,12 @@ async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, previous:
     containers: d.containers,
     updated_at: new Date().toISOString(),
   });
-  deps.emit('deployment.released', { deployment_id: d.id, target_id: d.target_id, image: d.image, previous_deployment_id: previous?.deployment_id });
+  deps.emit('deployment.released', {
+    deployment_id: d.id,
+    target_id: d.target_id,
+    image: d.image,
+    previous_deployment_id: previous?.deployment_id,
+  });
 }
 
 /** Register the web service so the health-monitor checks it (skipped without a registry). */
@@ -306,7 +362,11 @@ export async function removeOthers(deps: DeployerDeps, plan: DeployPlan, keep: P
   const keepIds = new Set(keep.map((c) => c.container_id));
   for (const p of plan.placement) {
     const engine: ContainerEngine = deps.engines.get(p.server).engine;
-    const list = await engine.listManagedContainers({ 'mesh.project': plan.service.project, 'mesh.service': plan.service.name, 'mesh.environment': plan.environment.name });
+    const list = await engine.listManagedContainers({
+      'mesh.project': plan.service.project,
+      'mesh.service': plan.service.name,
+      'mesh.environment': plan.environment.name,
+    });
     for (const c of list) {
       if (keepIds.has(c.id)) continue;
       await engine.stop(c.id, 10);
@@ -318,12 +378,16 @@ export async function removeOthers(deps: DeployerDeps, plan: DeployPlan, keep: P
 /** Keep the last KEEP_IMAGES deploy images of a service; never one a release still uses. */
 async function cleanImages(deps: DeployerDeps, plan: DeployPlan, imageBase: string): Promise<void> {
   const inUse = new Set((await deps.stores.releases.list()).map((r) => r.image));
-  const deployments = (await deps.stores.deployments.list()).filter((x) => x.project === plan.service.project && x.service === plan.service.name && x.image?.startsWith(`${imageBase}:`));
+  const deployments = (await deps.stores.deployments.list()).filter(
+    (x) => x.project === plan.service.project && x.service === plan.service.name && x.image?.startsWith(`${imageBase}:`),
+  );
   const tags = [...new Map(deployments.map((x) => [x.image!, { tag: x.image!, created_at: x.created_at }])).values()];
   const drop = tagsToRemove(tags, deps.config.KEEP_IMAGES, inUse);
   for (const p of plan.placement) {
     const engine = deps.engines.get(p.server).engine;
-    const managed = new Set((await engine.listManagedImages({ 'mesh.project': plan.service.project, 'mesh.service': plan.service.name })).flatMap((i) => i.tags));
+    const managed = new Set(
+      (await engine.listManagedImages({ 'mesh.project': plan.service.project, 'mesh.service': plan.service.name })).flatMap((i) => i.tags),
+    );
     for (const tag of drop) if (managed.has(tag)) await engine.removeImage(tag).catch(() => undefined);
   }
 }

@@ -3,7 +3,14 @@ import { rmSync } from 'node:fs';
 import type { Subscription } from '@nats-io/transport-node';
 import { Conflict, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
 import { waitHealthy, waitRunning } from '../engine/health-wait.js';
-import { FINAL_STATUSES, type Deployment, type DeploymentSource, type PlacedContainer, type Release, type Server } from '../domain/model.js';
+import {
+  FINAL_STATUSES,
+  type Deployment,
+  type DeploymentSource,
+  type PlacedContainer,
+  type Release,
+  type Server,
+} from '../domain/model.js';
 import { redactValues } from '../domain/redact.js';
 import { targetId } from '../domain/naming.js';
 import { withTimeout } from '../domain/step-timeout.js';
@@ -50,7 +57,12 @@ export class Deployer {
   private stopping = new AbortController();
 
   constructor(private deps: DeployerDeps) {
-    this.lanes = new ServiceLanes({ store: deps.stores.lanes, ownerId: deps.ownerId, ttlMs: deps.config.DEPLOY_LEASE_TTL_S * 1000, logger: deps.logger });
+    this.lanes = new ServiceLanes({
+      store: deps.stores.lanes,
+      ownerId: deps.ownerId,
+      ttlMs: deps.config.DEPLOY_LEASE_TTL_S * 1000,
+      logger: deps.logger,
+    });
     this.recovery = new Recovery(deps, this.lanes);
   }
 
@@ -60,14 +72,25 @@ export class Deployer {
     await this.deps.bus.nc.flush();
     await this.ensureLocalServer();
     await this.recoverInterrupted();
-    this.sweepTimer = setInterval(() => void this.recoverInterrupted().catch((err) => this.deps.logger.warn({ err }, 'recovery sweep failed')), this.deps.config.RECOVERY_INTERVAL_S * 1000);
+    this.sweepTimer = setInterval(
+      () => void this.recoverInterrupted().catch((err) => this.deps.logger.warn({ err }, 'recovery sweep failed')),
+      this.deps.config.RECOVERY_INTERVAL_S * 1000,
+    );
     this.sweepTimer.unref();
   }
 
   /** The `local` server record, its address following LOCAL_SERVER_ADDRESS (a replica that lost the race leaves it as is). */
   private async ensureLocalServer(): Promise<void> {
     const address = this.deps.config.LOCAL_SERVER_ADDRESS;
-    if (await this.deps.stores.servers.create([LOCAL_SERVER_ID], { id: LOCAL_SERVER_ID, docker_host: 'local', address, created_at: new Date().toISOString() })) return;
+    if (
+      await this.deps.stores.servers.create([LOCAL_SERVER_ID], {
+        id: LOCAL_SERVER_ID,
+        docker_host: 'local',
+        address,
+        created_at: new Date().toISOString(),
+      })
+    )
+      return;
     const current = await this.deps.stores.servers.getWithRevision(LOCAL_SERVER_ID);
     if (current && current.value.address !== address) {
       await this.deps.stores.servers.update([LOCAL_SERVER_ID], { ...current.value, address }, current.revision);
@@ -125,14 +148,19 @@ export class Deployer {
     const tid = targetId(cmd.project, cmd.service, cmd.environment);
     if (plan.service.domain && tid.length > 63) {
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
-      throw new InvalidRequest(`route name '${tid}' is longer than the 63 characters proxy-manager accepts: use shorter project/service/environment names`);
+      throw new InvalidRequest(
+        `route name '${tid}' is longer than the 63 characters proxy-manager accepts: use shorter project/service/environment names`,
+      );
     }
     const id = randomUUID();
     const { position, queue } = await this.lanes.enqueue(tid, id);
     if (cmd.queue === false && position > 0) {
       await this.lanes.leave(tid, id);
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
-      throw new Conflict(`a deploy of ${cmd.project}/${cmd.service}/${cmd.environment} is already in progress`, { running: queue[0].deployment_id, queued: position - 1 });
+      throw new Conflict(`a deploy of ${cmd.project}/${cmd.service}/${cmd.environment} is already in progress`, {
+        running: queue[0].deployment_id,
+        queued: position - 1,
+      });
     }
     const d: Deployment = {
       id,
@@ -171,14 +199,26 @@ export class Deployer {
     const d = tracker.d;
     let turn: LaneTurn;
     try {
-      turn = await this.lanes.waitTurn(d.target_id, d.id, this.stopping.signal, async () => void (await this.recovery.recoverLane(d.target_id)));
+      turn = await this.lanes.waitTurn(
+        d.target_id,
+        d.id,
+        this.stopping.signal,
+        async () => void (await this.recovery.recoverLane(d.target_id)),
+      );
     } catch (err) {
       if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
       const now = await this.deps.stores.deployments.get(d.id);
       if (now && FINAL_STATUSES.has(now.status)) return; // another replica settled it
-      tracker.setStatus('interrupted', this.stopping.signal.aborted ? 'the deployer stopped before this deploy started' : `could not wait for its turn: ${(err as Error).message}`);
+      tracker.setStatus(
+        'interrupted',
+        this.stopping.signal.aborted
+          ? 'the deployer stopped before this deploy started'
+          : `could not wait for its turn: ${(err as Error).message}`,
+      );
       await tracker.save();
-      await this.lanes.leave(d.target_id, d.id).catch((e) => this.deps.logger.warn({ err: e, deployment_id: d.id }, 'could not leave the lane'));
+      await this.lanes
+        .leave(d.target_id, d.id)
+        .catch((e) => this.deps.logger.warn({ err: e, deployment_id: d.id }, 'could not leave the lane'));
       return;
     }
     try {
@@ -189,9 +229,15 @@ export class Deployer {
       const fresh = await this.plan(cmd.project, cmd.service, cmd.environment).catch(() => plan);
       await runDeployment(this.deps, tracker, { ...fresh, uploadPath: cmd.uploadPath }, this.inFlight, turn.lost);
       this.deps.logger.info({ deployment_id: d.id, status: d.status, target_id: d.target_id }, 'deployment finished');
-      this.deps.emit(`deployment.${d.status}`, { deployment_id: d.id, target_id: d.target_id, image: d.image, reason: d.reason }, d.status === 'succeeded' ? 'info' : 'warn');
+      this.deps.emit(
+        `deployment.${d.status}`,
+        { deployment_id: d.id, target_id: d.target_id, image: d.image, reason: d.reason },
+        d.status === 'succeeded' ? 'info' : 'warn',
+      );
     } finally {
-      await this.lanes.leave(d.target_id, d.id).catch((err) => this.deps.logger.warn({ err, deployment_id: d.id }, 'could not leave the lane'));
+      await this.lanes
+        .leave(d.target_id, d.id)
+        .catch((err) => this.deps.logger.warn({ err, deployment_id: d.id }, 'could not leave the lane'));
       await turn.release().catch((err) => this.deps.logger.warn({ err, deployment_id: d.id }, 'could not release the service lease'));
     }
   }
@@ -200,10 +246,22 @@ export class Deployer {
   async rollback(deploymentId: string, by: string, opts: { queue?: boolean } = {}): Promise<Accepted> {
     const past = await this.deps.stores.deployments.get(deploymentId);
     if (!past) throw new NotFound(`no deployment '${deploymentId}'`);
-    if (!past.image || past.status !== 'succeeded') throw new Conflict(`deployment ${deploymentId} did not produce a running image (status ${past.status})`);
-    const info = await this.deps.engines.get((await this.plan(past.project, past.service, past.environment)).placement[0].server).engine.imageInfo(past.image);
-    if (!info) throw new Conflict(`image ${past.image} is no longer on the server (only the last ${this.deps.config.KEEP_IMAGES} are kept)`);
-    return this.requestDeploy({ project: past.project, service: past.service, environment: past.environment, source: { kind: 'image', image: past.image }, requested_by: by, rollback_of: past.id, queue: opts.queue });
+    if (!past.image || past.status !== 'succeeded')
+      throw new Conflict(`deployment ${deploymentId} did not produce a running image (status ${past.status})`);
+    const info = await this.deps.engines
+      .get((await this.plan(past.project, past.service, past.environment)).placement[0].server)
+      .engine.imageInfo(past.image);
+    if (!info)
+      throw new Conflict(`image ${past.image} is no longer on the server (only the last ${this.deps.config.KEEP_IMAGES} are kept)`);
+    return this.requestDeploy({
+      project: past.project,
+      service: past.service,
+      environment: past.environment,
+      source: { kind: 'image', image: past.image },
+      requested_by: by,
+      rollback_of: past.id,
+      queue: opts.queue,
+    });
   }
 
   /** Run in `to` the exact image the current release of `from` runs. */
@@ -211,7 +269,15 @@ export class Deployer {
     if (from === to) throw new InvalidRequest('promote needs two different environments');
     const release = await this.deps.stores.releases.get(targetId(project, service, from));
     if (!release) throw new NotFound(`nothing is deployed for ${project}/${service} in '${from}'`);
-    return this.requestDeploy({ project, service, environment: to, source: { kind: 'image', image: release.image }, requested_by: by, promoted_from: release.deployment_id, queue: opts.queue });
+    return this.requestDeploy({
+      project,
+      service,
+      environment: to,
+      source: { kind: 'image', image: release.image },
+      requested_by: by,
+      promoted_from: release.deployment_id,
+      queue: opts.queue,
+    });
   }
 
   async release(target: string): Promise<Release> {
@@ -221,7 +287,9 @@ export class Deployer {
   }
 
   /** Restart a service's current containers one by one and answer when they are healthy again. */
-  async restart(target: string): Promise<{ target_id: string; deployment_id: string; containers: Array<{ name: string; port?: number; healthy: boolean }> }> {
+  async restart(
+    target: string,
+  ): Promise<{ target_id: string; deployment_id: string; containers: Array<{ name: string; port?: number; healthy: boolean }> }> {
     const r = await this.release(target);
     const plan = await this.plan(r.project, r.service, r.environment);
     const timeoutMs = (plan.service.health_timeout_s ?? this.deps.config.HEALTH_TIMEOUT_S) * 1000;
@@ -247,13 +315,23 @@ export class Deployer {
     const r = await this.release(target);
     const placement = await this.deps.stores.placements.get(r.project, r.service, r.environment);
     if (placement) {
-      await this.deps.stores.placements.put([r.project, r.service, r.environment], { ...placement, servers: placement.servers.map((s) => ({ ...s, replicas })), updated_at: new Date().toISOString() });
+      await this.deps.stores.placements.put([r.project, r.service, r.environment], {
+        ...placement,
+        servers: placement.servers.map((s) => ({ ...s, replicas })),
+        updated_at: new Date().toISOString(),
+      });
     } else {
       const svc = await this.deps.stores.services.get(r.project, r.service);
       if (!svc) throw new NotFound(`no service '${r.service}'`);
       await this.deps.stores.services.put([r.project, r.service], { ...svc, replicas, updated_at: new Date().toISOString() });
     }
-    return this.requestDeploy({ project: r.project, service: r.service, environment: r.environment, source: { kind: 'image', image: r.image }, requested_by: by });
+    return this.requestDeploy({
+      project: r.project,
+      service: r.service,
+      environment: r.environment,
+      source: { kind: 'image', image: r.image },
+      requested_by: by,
+    });
   }
 
   /** The tail of each current container's log, with secret values masked. */

@@ -31,7 +31,11 @@ function filesOf(dir: string): ProjectFiles {
 }
 
 /** Write a Dockerfile when the project has none; returns the build args it needs. */
-export function prepareBuildContext(dir: string, baseImages: { node: string; python: string }, log: (l: string) => void): Record<string, string> {
+export function prepareBuildContext(
+  dir: string,
+  baseImages: { node: string; python: string },
+  log: (l: string) => void,
+): Record<string, string> {
   const files = filesOf(dir);
   const kind = detectProjectKind(files);
   if (kind === 'dockerfile') return {};
@@ -51,7 +55,8 @@ export function prepareBuildContext(dir: string, baseImages: { node: string; pyt
 /** An archive holding one top-level directory is read from inside it. */
 function projectRoot(dir: string): string {
   const entries = readdirSync(dir);
-  if (entries.length === 1 && statSync(join(dir, entries[0])).isDirectory() && detectProjectKind(filesOf(dir)) === 'unknown') return join(dir, entries[0]);
+  if (entries.length === 1 && statSync(join(dir, entries[0])).isDirectory() && detectProjectKind(filesOf(dir)) === 'unknown')
+    return join(dir, entries[0]);
   return dir;
 }
 
@@ -77,7 +82,13 @@ export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?
       const wrapped =
         info.labels[MANAGED_LABEL] === 'true'
           ? info
-          : (await b.engine.listManagedImages({ 'mesh.project': b.labels['mesh.project'], 'mesh.service': b.labels['mesh.service'], [SOURCE_LABEL]: info.id.replace(/^sha256:/, '') }))[0];
+          : (
+              await b.engine.listManagedImages({
+                'mesh.project': b.labels['mesh.project'],
+                'mesh.service': b.labels['mesh.service'],
+                [SOURCE_LABEL]: info.id.replace(/^sha256:/, ''),
+              })
+            )[0];
       if (wrapped) {
         await b.engine.tag(wrapped.id, b.tag);
       } else {

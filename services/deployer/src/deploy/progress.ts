@@ -16,7 +16,12 @@ export class DeploymentTracker {
   private writing: Promise<void> = Promise.resolve();
   private secretValues: string[] = [];
 
-  constructor(readonly d: Deployment, private stores: Stores, private bus: Bus, private logger: Logger) {}
+  constructor(
+    readonly d: Deployment,
+    private stores: Stores,
+    private bus: Bus,
+    private logger: Logger,
+  ) {}
 
   /** Values that must never appear in a log line or event. */
   hideValues(values: string[]): void {
@@ -29,7 +34,13 @@ export class DeploymentTracker {
 
   private push(e: Omit<ProgressEvent, 'seq' | 'deployment_id' | 'time' | 'percent'>): void {
     const last = this.d.events[this.d.events.length - 1];
-    const event: ProgressEvent = { seq: (last?.seq ?? 0) + 1, deployment_id: this.d.id, time: new Date().toISOString(), percent: this.d.percent, ...e };
+    const event: ProgressEvent = {
+      seq: (last?.seq ?? 0) + 1,
+      deployment_id: this.d.id,
+      time: new Date().toISOString(),
+      percent: this.d.percent,
+      ...e,
+    };
     this.d.events.push(event);
     if (this.d.events.length > MAX_EVENTS) this.d.events.splice(0, this.d.events.length - MAX_EVENTS);
     if (this.bus.isConnected()) this.bus.publishJson(progressSubject(this.d.id), event);

@@ -16,7 +16,10 @@ type Alive = (owner: string) => Promise<boolean>;
  * service lease makes sure only one does, and never while a live deploy runs.
  */
 export class Recovery {
-  constructor(private deps: DeployerDeps, private lanes: ServiceLanes) {}
+  constructor(
+    private deps: DeployerDeps,
+    private lanes: ServiceLanes,
+  ) {}
 
   /** Liveness of deployer replicas, asked once per owner per pass. */
   aliveCheck(): Alive {
@@ -41,7 +44,14 @@ export class Recovery {
     const open = (await this.deps.stores.deployments.list()).filter((d) => !FINAL_STATUSES.has(d.status) && d.owner !== this.deps.ownerId);
     const targets = new Set([...open.map((d) => d.target_id), ...(await this.lanes.targets())]);
     const recovered: string[] = [];
-    for (const t of targets) recovered.push(...(await this.recoverLane(t, alive, open.filter((d) => d.target_id === t))));
+    for (const t of targets)
+      recovered.push(
+        ...(await this.recoverLane(
+          t,
+          alive,
+          open.filter((d) => d.target_id === t),
+        )),
+      );
     return recovered;
   }
 
@@ -120,7 +130,9 @@ export class Recovery {
       for (const s of servers.values()) {
         const engine = this.deps.engines.get(s).engine;
         const keep = new Set(d.containers.map((c) => c.container_id));
-        for (const c of await engine.listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment }).catch(() => [])) {
+        for (const c of await engine
+          .listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment })
+          .catch(() => [])) {
           if (!keep.has(c.id)) await engine.remove(c.id);
         }
       }
@@ -147,7 +159,10 @@ export class Recovery {
         if (engine && st && !st.running) await engine.restart(c.container_id).catch(() => undefined);
       }
     }
-    tracker.setStatus('interrupted', `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; what it started was cleaned up`);
+    tracker.setStatus(
+      'interrupted',
+      `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; what it started was cleaned up`,
+    );
     await tracker.save();
     log.warn({ step: d.step }, 'interrupted deployment cleaned up');
     this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');

@@ -21,7 +21,12 @@ export class LaneTurn {
   private timer: NodeJS.Timeout;
   private renewing: Promise<void> = Promise.resolve();
 
-  constructor(private store: LaneStore, private held: HeldLease, private ttlMs: number, private logger: Logger) {
+  constructor(
+    private store: LaneStore,
+    private held: HeldLease,
+    private ttlMs: number,
+    private logger: Logger,
+  ) {
     this.timer = setInterval(() => (this.renewing = this.renew()), Math.max(250, Math.floor(ttlMs / 3)));
     this.timer.unref();
   }
@@ -43,7 +48,8 @@ export class LaneTurn {
       if (next) this.held = next;
       else this.lose('lost the service lease: another deployer took it over');
     } catch (err) {
-      if (Date.now() >= Date.parse(this.held.value.expires_at)) this.lose(`lost the service lease: could not renew it before it expired (${(err as Error).message})`);
+      if (Date.now() >= Date.parse(this.held.value.expires_at))
+        this.lose(`lost the service lease: could not renew it before it expired (${(err as Error).message})`);
     }
   }
 
@@ -106,7 +112,12 @@ export class ServiceLanes {
     const now = Date.now();
     const held = await this.d.store.acquire(
       target,
-      { deployment_id: deploymentId, owner: this.d.ownerId, acquired_at: new Date(now).toISOString(), expires_at: new Date(now + this.d.ttlMs).toISOString() },
+      {
+        deployment_id: deploymentId,
+        owner: this.d.ownerId,
+        acquired_at: new Date(now).toISOString(),
+        expires_at: new Date(now + this.d.ttlMs).toISOString(),
+      },
       stale,
     );
     return held ? new LaneTurn(this.d.store, held, this.d.ttlMs, this.d.logger) : undefined;

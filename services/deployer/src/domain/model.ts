@@ -1,10 +1,14 @@
 import { z } from 'zod';
 
 /** Names of projects, services, environments: lowercase, DNS-label-like, no dots (they are KV key tokens). */
-export const nameSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/, 'must be 1-32 of [a-z0-9-], starting and ending with a letter or digit');
+export const nameSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/, 'must be 1-32 of [a-z0-9-], starting and ending with a letter or digit');
 export const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name');
 export const envVars = z.record(envVarName, z.string().max(32_768)).refine((r) => Object.keys(r).length <= 200, 'at most 200 variables');
-const domainSchema = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$/i, 'must be a domain name');
+const domainSchema = z
+  .string()
+  .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$/i, 'must be a domain name');
 const healthPath = z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}$/, 'must be a path starting with /');
 const imageRef = z.string().regex(/^[a-z0-9][a-z0-9._/:@-]{0,254}$/i, 'must be an image reference such as repo/name:tag');
 
@@ -19,7 +23,10 @@ const serviceFields = {
   health_timeout_s: z.number().positive().max(3600).optional(),
   /** Overrides the image's command; a string runs through /bin/sh -c. */
   command: z.union([z.string().min(1).max(4096), z.array(z.string().max(4096)).min(1).max(64)]).optional(),
-  image_base: z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,127}$/, 'must be a repository name').optional(),
+  image_base: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._/-]{0,127}$/, 'must be a repository name')
+    .optional(),
   env: envVars.default({}),
   replicas: z.number().int().min(1).max(20).default(1),
   /** Switch the route back when the new version fails its post-switch check. */
@@ -36,17 +43,28 @@ export type Environment = z.infer<typeof environmentInput> & { project: string; 
 
 const dockerHost = z
   .string()
-  .regex(/^(local|unix:\/\/\/\S+|tcp:\/\/[A-Za-z0-9.-]+:\d{1,5}|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$/, 'must be local, unix:///path, tcp://host:port or ssh://user@host[:port]');
+  .regex(
+    /^(local|unix:\/\/\/\S+|tcp:\/\/[A-Za-z0-9.-]+:\d{1,5}|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$/,
+    'must be local, unix:///path, tcp://host:port or ssh://user@host[:port]',
+  );
 export const serverInput = z
   .object({
     id: nameSchema,
     docker_host: dockerHost.optional(),
     /** Address the proxy reaches this server's containers at. */
-    address: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/).optional(),
+    address: z
+      .string()
+      .regex(/^[A-Za-z0-9.:-]{1,253}$/)
+      .optional(),
     /** A multi-cloud-manager instance to take the address from (docker over ssh://root@address). */
     instance_id: z.string().min(1).max(128).optional(),
-    tls: z.object({ ca: z.string().min(1).max(20_000), cert: z.string().min(1).max(20_000), key: z.string().min(1).max(20_000) }).optional(),
-    ssh_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).optional(),
+    tls: z
+      .object({ ca: z.string().min(1).max(20_000), cert: z.string().min(1).max(20_000), key: z.string().min(1).max(20_000) })
+      .optional(),
+    ssh_user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+      .optional(),
   })
   .refine((s) => s.docker_host || s.instance_id, { message: 'give docker_host or instance_id', path: ['docker_host'] });
 export interface Server {
@@ -59,14 +77,27 @@ export interface Server {
   created_at: string;
 }
 
-export const placementInput = z.object({ servers: z.array(z.object({ server_id: nameSchema, replicas: z.number().int().min(1).max(20) })).min(1).max(20) });
+export const placementInput = z.object({
+  servers: z
+    .array(z.object({ server_id: nameSchema, replicas: z.number().int().min(1).max(20) }))
+    .min(1)
+    .max(20),
+});
 export type Placement = z.infer<typeof placementInput> & { project: string; service: string; environment: string; updated_at: string };
 
 export const gitSource = z.object({
   url: z.string().regex(/^(https?:\/\/|ssh:\/\/|git:\/\/|file:\/\/)[^\s]+$|^[\w.-]+@[\w.-]+:[^\s]+$/, 'must be a git URL'),
-  ref: z.string().regex(/^[A-Za-z0-9._/-]{1,200}$/).refine((r) => !r.startsWith('-') && !r.includes('..'), 'must be a branch, tag or commit').default('HEAD'),
+  ref: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+    .refine((r) => !r.startsWith('-') && !r.includes('..'), 'must be a branch, tag or commit')
+    .default('HEAD'),
   /** Sub-directory holding the Dockerfile or project. */
-  path: z.string().regex(/^[A-Za-z0-9._/-]{1,200}$/).refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), 'must stay inside the repository').optional(),
+  path: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+    .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), 'must stay inside the repository')
+    .optional(),
 });
 export const sourceInput = z.union([z.object({ image: imageRef }).strict(), z.object({ git: gitSource }).strict()]);
 export type SourceInput = z.infer<typeof sourceInput>;
@@ -81,10 +112,23 @@ export const deployOptions = {
   queue: z.boolean().default(true),
   auto_rollback: z.boolean().optional(),
 };
-export const deployRequest = z.object({ project: nameSchema, service: nameSchema, environment: nameSchema, source: sourceInput, ...deployOptions });
+export const deployRequest = z.object({
+  project: nameSchema,
+  service: nameSchema,
+  environment: nameSchema,
+  source: sourceInput,
+  ...deployOptions,
+});
 export type DeployRequest = z.infer<typeof deployRequest>;
 
-export const deployConfigInput = z.object({ name: nameSchema, project: nameSchema, service: nameSchema, environment: nameSchema, source: sourceInput, auto_rollback: z.boolean().optional() });
+export const deployConfigInput = z.object({
+  name: nameSchema,
+  project: nameSchema,
+  service: nameSchema,
+  environment: nameSchema,
+  source: sourceInput,
+  auto_rollback: z.boolean().optional(),
+});
 export type DeployConfig = z.infer<typeof deployConfigInput> & { created_at: string; updated_at: string };
 
 export const DEPLOYMENT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'interrupted', 'rolled_back'] as const;

@@ -9,7 +9,11 @@ export interface SealedSecret {
 /** DEPLOYER_MASTER_KEY: exactly 32 bytes, as 64 hex characters or base64. */
 export function parseMasterKey(value: string): Buffer {
   const v = value.trim();
-  const key = /^[0-9a-fA-F]{64}$/.test(v) ? Buffer.from(v, 'hex') : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) ? Buffer.from(v, 'base64') : undefined;
+  const key = /^[0-9a-fA-F]{64}$/.test(v)
+    ? Buffer.from(v, 'hex')
+    : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v)
+      ? Buffer.from(v, 'base64')
+      : undefined;
   if (!key || key.length !== 32) throw new Error('must be 32 bytes, as 64 hex characters or base64');
   return key;
 }

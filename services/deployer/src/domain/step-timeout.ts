@@ -1,5 +1,8 @@
 export class StepTimeout extends Error {
-  constructor(readonly step: string, readonly ms: number) {
+  constructor(
+    readonly step: string,
+    readonly ms: number,
+  ) {
     super(`step '${step}' timed out after ${Math.round(ms / 1000)} s`);
     this.name = 'StepTimeout';
   }

@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import * as tar from 'tar';
 import { MANAGED_LABEL } from '../domain/naming.js';
 
@@ -33,7 +33,13 @@ export interface ContainerEngine {
   ping(): Promise<void>;
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
   pull(ref: string, onLog: LogFn, signal?: AbortSignal): Promise<void>;
-  build(contextDir: string, tag: string, opts: { buildargs?: Record<string, string>; labels: Record<string, string> }, onLog: LogFn, signal?: AbortSignal): Promise<void>;
+  build(
+    contextDir: string,
+    tag: string,
+    opts: { buildargs?: Record<string, string>; labels: Record<string, string> },
+    onLog: LogFn,
+    signal?: AbortSignal,
+  ): Promise<void>;
   tag(ref: string, tag: string): Promise<void>;
   removeImage(ref: string): Promise<void>;
   listManagedImages(labels: Record<string, string>): Promise<ImageInfo[]>;
@@ -110,16 +116,25 @@ export class DockerEngine implements ContainerEngine {
     await followProgress(this.docker, stream, onLog, signal);
   }
 
-  async build(contextDir: string, tag: string, opts: { buildargs?: Record<string, string>; labels: Record<string, string> }, onLog: LogFn, signal?: AbortSignal): Promise<void> {
+  async build(
+    contextDir: string,
+    tag: string,
+    opts: { buildargs?: Record<string, string>; labels: Record<string, string> },
+    onLog: LogFn,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const context = tar.c({ cwd: contextDir, portable: true, filter: (p) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
-    const stream = await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
-      t: tag,
-      buildargs: opts.buildargs ?? {},
-      labels: opts.labels,
-      rm: true,
-      forcerm: true,
-      abortSignal: signal,
-    } as Docker.ImageBuildOptions);
+    const stream = await this.docker.buildImage(
+      context as unknown as NodeJS.ReadableStream,
+      {
+        t: tag,
+        buildargs: opts.buildargs ?? {},
+        labels: opts.labels,
+        rm: true,
+        forcerm: true,
+        abortSignal: signal,
+      } as Docker.ImageBuildOptions,
+    );
     await followProgress(this.docker, stream, onLog, signal);
   }
 
@@ -138,7 +153,13 @@ export class DockerEngine implements ContainerEngine {
 
   async listManagedImages(labels: Record<string, string>): Promise<ImageInfo[]> {
     const list = await this.docker.listImages({ filters: { label: labelFilters(labels) } });
-    return list.map((i) => ({ id: i.Id, digest: i.RepoDigests?.[0] ?? i.Id, tags: i.RepoTags ?? [], labels: i.Labels ?? {}, created: new Date(i.Created * 1000).toISOString() }));
+    return list.map((i) => ({
+      id: i.Id,
+      digest: i.RepoDigests?.[0] ?? i.Id,
+      tags: i.RepoTags ?? [],
+      labels: i.Labels ?? {},
+      created: new Date(i.Created * 1000).toISOString(),
+    }));
   }
 
   async exportImage(ref: string): Promise<NodeJS.ReadableStream> {
@@ -159,7 +180,12 @@ export class DockerEngine implements ContainerEngine {
       Labels: spec.labels,
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
       // Init: an init process forwards SIGTERM, so an app running as PID 1 still stops gracefully.
-      HostConfig: { NetworkMode: 'host', Init: true, RestartPolicy: { Name: 'unless-stopped' }, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } } },
+      HostConfig: {
+        NetworkMode: 'host',
+        Init: true,
+        RestartPolicy: { Name: 'unless-stopped' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      },
     });
     await c.start();
     return c.id;
@@ -178,7 +204,13 @@ export class DockerEngine implements ContainerEngine {
   async inspect(id: string): Promise<ContainerState | undefined> {
     const info = await this.managed(id);
     if (!info) return undefined;
-    return { id: info.Id, name: info.Name.replace(/^\//, ''), running: info.State.Running, exitCode: info.State.Running ? undefined : info.State.ExitCode, labels: info.Config.Labels ?? {} };
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      running: info.State.Running,
+      exitCode: info.State.Running ? undefined : info.State.ExitCode,
+      labels: info.Config.Labels ?? {},
+    };
   }
 
   async stop(id: string, timeoutS = 10): Promise<void> {

@@ -50,10 +50,21 @@ export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: s
   if (!host) return { socketPath: '/var/run/docker.sock' };
   const u = new URL(host);
   if (u.protocol === 'unix:') return { socketPath: u.pathname };
-  if (u.protocol === 'ssh:') return { protocol: 'ssh', host: u.hostname, port: u.port || 22, username: decodeURIComponent(u.username), sshOptions: { agent: process.env.SSH_AUTH_SOCK } };
+  if (u.protocol === 'ssh:')
+    return {
+      protocol: 'ssh',
+      host: u.hostname,
+      port: u.port || 22,
+      username: decodeURIComponent(u.username),
+      sshOptions: { agent: process.env.SSH_AUTH_SOCK },
+    };
   if (u.protocol === 'tcp:') {
     if (!server.tls_sealed) return { protocol: 'http', host: u.hostname, port: u.port };
-    const tls = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as { ca: string; cert: string; key: string };
+    const tls = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as {
+      ca: string;
+      cert: string;
+      key: string;
+    };
     return { protocol: 'https', host: u.hostname, port: u.port, ...tls };
   }
   throw new Error(`unsupported docker_host ${u.protocol}`);
@@ -62,7 +73,11 @@ export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: s
 /** One engine client per server, built on first use. */
 export class EnginePool {
   private engines = new Map<string, EngineHandle>();
-  constructor(private masterKey: Buffer, private defaultHost?: string, private override?: (server: Server) => EngineHandle | undefined) {}
+  constructor(
+    private masterKey: Buffer,
+    private defaultHost?: string,
+    private override?: (server: Server) => EngineHandle | undefined,
+  ) {}
 
   get(server: Server): EngineHandle {
     let h = this.engines.get(server.id);

@@ -8,33 +8,60 @@ const params = z.object({ name: nameSchema });
 
 /** Saved deploy configs: a named {project, service, environment, source} to deploy again in one call. */
 export function registerDeployConfigRoutes(api: Api, deps: RouteDeps): void {
-  api.post('/deploy-configs', { scope: 'write', summary: 'Save a deploy config', body: deployConfigInput, status: 201, tags: ['deploy-configs'] }, async ({ body }) => {
-    const t = now();
-    const c: DeployConfig = { ...body, created_at: t, updated_at: t };
-    if (!(await deps.stores().deployConfigs.create([body.name], c))) throw new Conflict(`deploy config '${body.name}' exists`);
-    return c;
-  });
-  api.get('/deploy-configs', { summary: 'List deploy configs', query: paginationQuery, tags: ['deploy-configs'] }, async ({ query }) => paginate(await deps.stores().deployConfigs.list(), query));
+  api.post(
+    '/deploy-configs',
+    { scope: 'write', summary: 'Save a deploy config', body: deployConfigInput, status: 201, tags: ['deploy-configs'] },
+    async ({ body }) => {
+      const t = now();
+      const c: DeployConfig = { ...body, created_at: t, updated_at: t };
+      if (!(await deps.stores().deployConfigs.create([body.name], c))) throw new Conflict(`deploy config '${body.name}' exists`);
+      return c;
+    },
+  );
+  api.get('/deploy-configs', { summary: 'List deploy configs', query: paginationQuery, tags: ['deploy-configs'] }, async ({ query }) =>
+    paginate(await deps.stores().deployConfigs.list(), query),
+  );
   api.get('/deploy-configs/:name', { summary: 'One deploy config', params, tags: ['deploy-configs'] }, async ({ params: p }) => {
     const c = await deps.stores().deployConfigs.get(p.name);
     if (!c) throw new NotFound(`no deploy config '${p.name}'`);
     return c;
   });
-  api.put('/deploy-configs/:name', { scope: 'write', summary: 'Replace a deploy config', params, body: deployConfigInput.omit({ name: true }), tags: ['deploy-configs'] }, async ({ params: p, body }) => {
-    const old = await deps.stores().deployConfigs.get(p.name);
-    const t = now();
-    const c: DeployConfig = { ...body, name: p.name, created_at: old?.created_at ?? t, updated_at: t };
-    await deps.stores().deployConfigs.put([p.name], c);
-    return c;
-  });
-  api.delete('/deploy-configs/:name', { scope: 'write', summary: 'Delete a deploy config', params, tags: ['deploy-configs'] }, async ({ params: p }) => {
-    if (!(await deps.stores().deployConfigs.get(p.name))) throw new NotFound(`no deploy config '${p.name}'`);
-    await deps.stores().deployConfigs.delete(p.name);
-  });
-  api.post('/deploy-configs/:name/deploy', { scope: 'write', summary: 'Deploy a saved config', params, body: z.object({ queue: z.boolean().default(true) }).default({ queue: true }), status: 202, tags: ['deploy-configs'] }, async ({ params: p, body, principal }) => {
-    const c = await deps.stores().deployConfigs.get(p.name);
-    if (!c) throw new NotFound(`no deploy config '${p.name}'`);
-    const { deployment, position } = await deps.deployer().requestDeploy({ ...c, source: toSource(c.source), queue: body.queue, requested_by: principal?.sub ?? 'unknown' });
-    return { id: deployment.id, status: deployment.status, queue_position: position };
-  });
+  api.put(
+    '/deploy-configs/:name',
+    { scope: 'write', summary: 'Replace a deploy config', params, body: deployConfigInput.omit({ name: true }), tags: ['deploy-configs'] },
+    async ({ params: p, body }) => {
+      const old = await deps.stores().deployConfigs.get(p.name);
+      const t = now();
+      const c: DeployConfig = { ...body, name: p.name, created_at: old?.created_at ?? t, updated_at: t };
+      await deps.stores().deployConfigs.put([p.name], c);
+      return c;
+    },
+  );
+  api.delete(
+    '/deploy-configs/:name',
+    { scope: 'write', summary: 'Delete a deploy config', params, tags: ['deploy-configs'] },
+    async ({ params: p }) => {
+      if (!(await deps.stores().deployConfigs.get(p.name))) throw new NotFound(`no deploy config '${p.name}'`);
+      await deps.stores().deployConfigs.delete(p.name);
+    },
+  );
+  api.post(
+    '/deploy-configs/:name/deploy',
+    {
+      scope: 'write',
+      summary: 'Deploy a saved config',
+      params,
+      body: z.object({ queue: z.boolean().default(true) }).default({ queue: true }),
+      status: 202,
+      tags: ['deploy-configs'],
+    },
+    async ({ params: p, body, principal }) => {
+      const c = await deps.stores().deployConfigs.get(p.name);
+      if (!c) throw new NotFound(`no deploy config '${p.name}'`);
+      const { deployment, position } = await deps
+        .deployer()
+        .requestDeploy({ ...c, source: toSource(c.source), queue: body.queue, requested_by: principal?.sub ?? 'unknown' });
+      return { id: deployment.id, status: deployment.status, queue_position: position };
+    },
+  );
 }

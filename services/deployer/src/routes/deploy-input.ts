@@ -3,7 +3,9 @@ import { parseOrThrow } from '@droplet-mesh/udc-kit';
 import { deployOptions, deployRequest, nameSchema, type DeploymentSource, type SourceInput } from '../domain/model.js';
 
 export function toSource(s: SourceInput): DeploymentSource {
-  return 'image' in s ? { kind: 'image', image: s.image } : { kind: 'git', url: s.git.url, ref: s.git.ref, ...(s.git.path ? { path: s.git.path } : {}) };
+  return 'image' in s
+    ? { kind: 'image', image: s.image }
+    : { kind: 'git', url: s.git.url, ref: s.git.ref, ...(s.git.path ? { path: s.git.path } : {}) };
 }
 
 const formBool = z.enum(['true', 'false']).transform((v) => v === 'true');

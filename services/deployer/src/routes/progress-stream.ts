@@ -10,7 +10,13 @@ export const wantsEventStream = (req: Request) => /text\/event-stream/.test(req.
  * Server-Sent Events for one deployment: the recorded events first (from KV), then live
  * ones from NATS, so any replica can stream any deploy. Ends after the final status.
  */
-export async function streamProgress(deps: RouteDeps, req: Request, res: Response, id: string, preface?: Record<string, unknown>): Promise<void> {
+export async function streamProgress(
+  deps: RouteDeps,
+  req: Request,
+  res: Response,
+  id: string,
+  preface?: Record<string, unknown>,
+): Promise<void> {
   const stores = deps.stores();
   const nc = deps.ctx.bus.nc;
   const first = await stores.deployments.get(id);
@@ -51,7 +57,12 @@ export async function streamProgress(deps: RouteDeps, req: Request, res: Respons
   };
   req.on('close', finish);
 
-  res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
   res.flushHeaders();
   if (preface) res.write(`event: accepted\ndata: ${JSON.stringify(preface)}\n\n`);
   await nc.flush();
@@ -62,7 +73,9 @@ export async function streamProgress(deps: RouteDeps, req: Request, res: Respons
   for (const e of buffered) await deliver(e);
   // Final already, but its status event was trimmed from the record: say it once.
   if (!ended && FINAL_STATUSES.has(record.status)) {
-    res.write(`event: status\ndata: ${JSON.stringify({ deployment_id: id, type: 'status', status: record.status, message: record.reason, percent: record.percent })}\n\n`);
+    res.write(
+      `event: status\ndata: ${JSON.stringify({ deployment_id: id, type: 'status', status: record.status, message: record.reason, percent: record.percent })}\n\n`,
+    );
     finish();
   }
 }

@@ -6,16 +6,36 @@ import type { RouteDeps } from './route-deps.js';
 const params = z.object({ id: z.string().regex(/^app-[a-z0-9-]{5,120}$/, 'must be app-<project>-<service>-<environment>') });
 
 export function registerServiceOpsRoutes(api: Api, deps: RouteDeps): void {
-  api.get('/services/:id', { summary: 'What runs now: deployment, image, containers and ports', params, tags: ['service-ops'] }, async ({ params: p }) => deps.deployer().release(p.id));
+  api.get(
+    '/services/:id',
+    { summary: 'What runs now: deployment, image, containers and ports', params, tags: ['service-ops'] },
+    async ({ params: p }) => deps.deployer().release(p.id),
+  );
   api.get(
     '/services/:id/logs',
-    { summary: 'Tail of the current containers’ logs (secret values masked)', params, query: z.object({ tail: z.coerce.number().int().min(1).max(5000).default(100) }), tags: ['service-ops'] },
+    {
+      summary: 'Tail of the current containers’ logs (secret values masked)',
+      params,
+      query: z.object({ tail: z.coerce.number().int().min(1).max(5000).default(100) }),
+      tags: ['service-ops'],
+    },
     async ({ params: p, query }) => ({ target_id: p.id, containers: await deps.deployer().logs(p.id, query.tail) }),
   );
-  api.post('/services/:id/restart', { scope: 'write', summary: 'Restart the current containers; answers when healthy again', params, tags: ['service-ops'] }, async ({ params: p }) => deps.deployer().restart(p.id));
+  api.post(
+    '/services/:id/restart',
+    { scope: 'write', summary: 'Restart the current containers; answers when healthy again', params, tags: ['service-ops'] },
+    async ({ params: p }) => deps.deployer().restart(p.id),
+  );
   api.post(
     '/services/:id/scale',
-    { scope: 'write', summary: 'Set replicas and roll the current image out at that size', params, body: z.object({ replicas: z.number().int().min(1).max(20) }), status: 202, tags: ['service-ops'] },
+    {
+      scope: 'write',
+      summary: 'Set replicas and roll the current image out at that size',
+      params,
+      body: z.object({ replicas: z.number().int().min(1).max(20) }),
+      status: 202,
+      tags: ['service-ops'],
+    },
     async ({ params: p, body, principal }) => {
       const { deployment, position } = await deps.deployer().scale(p.id, body.replicas, principal?.sub ?? 'unknown');
       return { id: deployment.id, status: deployment.status, queue_position: position, replicas: body.replicas };

@@ -2,7 +2,10 @@ import type { KV } from '@nats-io/kv';
 
 /** Typed records under one key prefix of a JetStream KV bucket (`<prefix>.<k1>.<k2>`). */
 export class KvCollection<T> {
-  constructor(private kv: KV, private prefix: string) {}
+  constructor(
+    private kv: KV,
+    private prefix: string,
+  ) {}
 
   private key(parts: string[]): string {
     return [this.prefix, ...parts].join('.');

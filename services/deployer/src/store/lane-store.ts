@@ -68,7 +68,9 @@ export class LaneStore {
   async acquire(target: string, value: Lease, replacing?: HeldLease): Promise<HeldLease | undefined> {
     try {
       const data = JSON.stringify(value);
-      const revision = replacing ? await this.kv.update(this.leaseKey(target), data, replacing.revision) : await this.kv.create(this.leaseKey(target), data);
+      const revision = replacing
+        ? await this.kv.update(this.leaseKey(target), data, replacing.revision)
+        : await this.kv.create(this.leaseKey(target), data);
       return { target, value, revision };
     } catch (err) {
       if (isSequenceConflict(err)) return undefined;
@@ -80,7 +82,11 @@ export class LaneStore {
   async renew(held: HeldLease, expiresAt: string): Promise<HeldLease | undefined> {
     const value = { ...held.value, expires_at: expiresAt };
     try {
-      return { target: held.target, value, revision: await this.kv.update(this.leaseKey(held.target), JSON.stringify(value), held.revision) };
+      return {
+        target: held.target,
+        value,
+        revision: await this.kv.update(this.leaseKey(held.target), JSON.stringify(value), held.revision),
+      };
     } catch (err) {
       if (isSequenceConflict(err)) return undefined;
       throw err;

@@ -108,7 +108,7 @@ export class CheckScheduler {
     const startedAt = this.now();
     try {
       await this.acquire();
-      let outcome;
+      let outcome: Awaited<ReturnType<HttpProbe['get']>>;
       try {
         outcome = await this.probe.get(this.checkUrl(s.target), this.opts.timeoutMs);
       } finally {

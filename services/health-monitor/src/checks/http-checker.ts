@@ -47,6 +47,7 @@ export class UndiciProbe implements HttpProbe {
 
 function describeNetworkError(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT')
+    return 'timeout';
   return e.code ?? e.cause?.code ?? e.name ?? 'error';
 }

@@ -31,9 +31,15 @@ export function stepApplies(step: RecoveryStep, target: Target | undefined): boo
  * `maxAttemptsPerStep` attempts, a step that cannot apply is skipped, `alert` (or the
  * end of the policy) ends automatic recovery. Returns the state with skips applied.
  */
-export function planRecovery(state: RecoveryState, target: Target | undefined, now: number, params: RecoveryParams): { state: RecoveryState; decision: RecoveryDecision } {
+export function planRecovery(
+  state: RecoveryState,
+  target: Target | undefined,
+  now: number,
+  params: RecoveryParams,
+): { state: RecoveryState; decision: RecoveryDecision } {
   if (state.exhausted) return { state, decision: { kind: 'done' } };
-  if (state.next_attempt_at && now < Date.parse(state.next_attempt_at)) return { state, decision: { kind: 'wait', until: Date.parse(state.next_attempt_at) } };
+  if (state.next_attempt_at && now < Date.parse(state.next_attempt_at))
+    return { state, decision: { kind: 'wait', until: Date.parse(state.next_attempt_at) } };
   let s = state;
   for (;;) {
     const step = s.policy[s.step_index];
@@ -54,7 +60,12 @@ export function backoffDelay(attemptsTotal: number, params: RecoveryParams): num
 /** Record that an action was sent: count it and leave it time to work before the next one. */
 export function recordAttempt(state: RecoveryState, now: number, params: RecoveryParams): RecoveryState {
   const attempts_total = state.attempts_total + 1;
-  return { ...state, attempts_in_step: state.attempts_in_step + 1, attempts_total, next_attempt_at: new Date(now + backoffDelay(attempts_total, params)).toISOString() };
+  return {
+    ...state,
+    attempts_in_step: state.attempts_in_step + 1,
+    attempts_total,
+    next_attempt_at: new Date(now + backoffDelay(attempts_total, params)).toISOString(),
+  };
 }
 
 export function markExhausted(state: RecoveryState): RecoveryState {

@@ -55,7 +55,14 @@ export class Evaluator {
       const target = this.d.target(targetId);
       if (!target) return;
       const url = checkAddress(target);
-      const verdict = decideVerdict({ assigned, url, latest: this.d.board.latestFor(targetId), currentlyDown: !!open, now: this.now(), params: this.d.params });
+      const verdict = decideVerdict({
+        assigned,
+        url,
+        latest: this.d.board.latestFor(targetId),
+        currentlyDown: !!open,
+        now: this.now(),
+        params: this.d.params,
+      });
       if (verdict === 'down') await this.confirmDown(targetId, assigned, url);
       else if (verdict === 'up' && open) await this.resolve(targetId, open.id);
     } catch (err) {
@@ -75,7 +82,10 @@ export class Evaluator {
     const fresh = await this.d.reread(targetId);
     if (fresh.kind === 'moved') {
       // The directory hands the new address to the scheduler, which checks it at once.
-      this.d.log.info({ target_id: targetId, from: url, to: checkAddress(fresh.target) }, 'target moved: re-checking its new address instead of opening an incident');
+      this.d.log.info(
+        { target_id: targetId, from: url, to: checkAddress(fresh.target) },
+        'target moved: re-checking its new address instead of opening an incident',
+      );
       return;
     }
     if (fresh.kind === 'gone') {
@@ -83,7 +93,8 @@ export class Evaluator {
       return;
     }
     // Unverified (registry unreachable): a registry outage must not hide a real one.
-    if (fresh.kind === 'unverified') this.d.log.warn({ target_id: targetId, err: fresh.error }, 'could not re-read the target; judging by its last known address');
+    if (fresh.kind === 'unverified')
+      this.d.log.warn({ target_id: targetId, err: fresh.error }, 'could not re-read the target; judging by its last known address');
     await this.open(fresh.target ?? this.d.target(targetId), assigned, url);
   }
 
@@ -124,7 +135,10 @@ export class Evaluator {
     const resolved = await this.d.store.update(targetId, (i) =>
       i.id !== incidentId || i.status === 'resolved'
         ? undefined
-        : appendTimeline({ ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId }, { at, event: 'resolved', by: this.d.monitorId }),
+        : appendTimeline(
+            { ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId },
+            { at, event: 'resolved', by: this.d.monitorId },
+          ),
     );
     if (!resolved) return;
     this.announceResolved(resolved);
@@ -138,7 +152,10 @@ export class Evaluator {
     const resolved = await this.d.store.update(targetId, (i) =>
       i.status === 'resolved'
         ? undefined
-        : appendTimeline({ ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId }, { at, event: 'resolved', by: this.d.monitorId, detail: { note: 'target left the registry' } }),
+        : appendTimeline(
+            { ...i, status: 'resolved', resolved_at: at, resolved_by: this.d.monitorId },
+            { at, event: 'resolved', by: this.d.monitorId, detail: { note: 'target left the registry' } },
+          ),
     );
     if (resolved) this.announceResolved(resolved, note);
     await this.d.store.archive(targetId);

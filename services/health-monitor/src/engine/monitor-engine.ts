@@ -191,7 +191,8 @@ export class MonitorEngine {
           } catch {
             return;
           }
-          if (typeof id === 'string' && (this.directory.has(id) || this.incidents.openFor(id))) void this.directory.reread(id).then(() => this.resolveDepartedIncidents());
+          if (typeof id === 'string' && (this.directory.has(id) || this.incidents.openFor(id)))
+            void this.directory.reread(id).then(() => this.resolveDepartedIncidents());
         },
       }),
     );

@@ -44,7 +44,13 @@ function pick(meta: Record<string, unknown>, keys: string[]): Record<string, unk
 }
 
 /** The UDC message each recovery step sends. */
-export function recoveryRequest(step: 'restart' | 'reboot', incident: Incident, target: Target | undefined, requestedBy: string, timeoutMs: number): RecoveryRequest {
+export function recoveryRequest(
+  step: 'restart' | 'reboot',
+  incident: Incident,
+  target: Target | undefined,
+  requestedBy: string,
+  timeoutMs: number,
+): RecoveryRequest {
   const meta = target?.metadata ?? {};
   const common = { incident_id: incident.id, requested_by: requestedBy };
   if (step === 'restart') {
@@ -62,11 +68,18 @@ export function recoveryRequest(step: 'restart' | 'reboot', incident: Incident, 
     message_type: 'command',
     retry_count: 0,
     timeout_ms: timeoutMs,
-    payload: { action: 'instance.reboot', provider: meta.provider, instance_id: meta.instance_id, target_id: incident.target_id, ...common },
+    payload: {
+      action: 'instance.reboot',
+      provider: meta.provider,
+      instance_id: meta.instance_id,
+      target_id: incident.target_id,
+      ...common,
+    },
   };
 }
 
-const sameRecovery = (a: RecoveryState, b: RecoveryState) => a.attempts_total === b.attempts_total && a.step_index === b.step_index && a.exhausted === b.exhausted;
+const sameRecovery = (a: RecoveryState, b: RecoveryState) =>
+  a.attempts_total === b.attempts_total && a.step_index === b.step_index && a.exhausted === b.exhausted;
 
 /**
  * For each open incident, whoever holds its lease runs the recovery policy. The lease
@@ -93,7 +106,9 @@ export class RecoveryWorker {
     const live = new Set(open.map((i) => leaseName(i.id)));
     await Promise.all(open.filter((i) => !i.recovery.exhausted && !this.busy.has(i.id)).map((i) => this.work(i)));
     // Leases of incidents that closed under us.
-    for (const i of this.d.store.all()) if (i.status === 'resolved' && !live.has(leaseName(i.id)) && this.d.lease.holds(leaseName(i.id))) await this.d.lease.release(leaseName(i.id));
+    for (const i of this.d.store.all())
+      if (i.status === 'resolved' && !live.has(leaseName(i.id)) && this.d.lease.holds(leaseName(i.id)))
+        await this.d.lease.release(leaseName(i.id));
   }
 
   private async work(seen: Incident): Promise<void> {
@@ -114,7 +129,12 @@ export class RecoveryWorker {
         const at = new Date(this.now()).toISOString();
         incident =
           (await this.d.store.update(incident.target_id, (i) =>
-            i.id !== seen.id || i.status === 'resolved' ? undefined : appendTimeline({ ...i, leader: this.d.monitorId }, { at, event: 'leader.acquired', by: this.d.monitorId, ...(i.leader ? { detail: { previous: i.leader } } : {}) }),
+            i.id !== seen.id || i.status === 'resolved'
+              ? undefined
+              : appendTimeline(
+                  { ...i, leader: this.d.monitorId },
+                  { at, event: 'leader.acquired', by: this.d.monitorId, ...(i.leader ? { detail: { previous: i.leader } } : {}) },
+                ),
           )) ?? incident;
       }
       await this.step(incident);
@@ -143,7 +163,8 @@ export class RecoveryWorker {
     const target = fresh.target ?? this.d.target(incident.target_id);
     // The incident is about the address it was opened for; our own view may have lagged.
     const about = incident.url ?? (fresh.kind === 'moved' && fresh.from ? checkAddress(fresh.from) : undefined);
-    if (fresh.kind !== 'unverified' && target && about && checkAddress(target) !== about) return this.holdForMove(incident, about, target, now);
+    if (fresh.kind !== 'unverified' && target && about && checkAddress(target) !== about)
+      return this.holdForMove(incident, about, target, now);
     const { state, decision } = planRecovery(incident.recovery, target, now, this.d.params);
     if (decision.kind === 'wait') return;
     const me = this.d.monitorId;
@@ -156,11 +177,21 @@ export class RecoveryWorker {
       const updated = await this.d.store.update(incident.target_id, (i) =>
         i.id !== incident.id || !sameRecovery(i.recovery, incident.recovery)
           ? undefined
-          : appendTimeline({ ...i, recovery: markExhausted(state) }, { at, event: 'recovery.exhausted', by: me, detail: { reason: decision.reason } }),
+          : appendTimeline(
+              { ...i, recovery: markExhausted(state) },
+              { at, event: 'recovery.exhausted', by: me, detail: { reason: decision.reason } },
+            ),
       );
       if (updated) {
         this.d.log.warn({ incident_id: incident.id, reason: decision.reason }, 'automatic recovery over; alerting a person');
-        this.d.notifier.notify(incidentNotification('incident.escalated', updated, target, `Automatic recovery stopped: ${decision.reason}. A person needs to look.`));
+        this.d.notifier.notify(
+          incidentNotification(
+            'incident.escalated',
+            updated,
+            target,
+            `Automatic recovery stopped: ${decision.reason}. A person needs to look.`,
+          ),
+        );
       }
       await this.d.lease.release(leaseName(incident.id));
       return;
@@ -184,14 +215,19 @@ export class RecoveryWorker {
       const reply = await this.d.send(req);
       outcome =
         reply.result === 'error'
-          ? { event: `${decision.step}.failed`, detail: { attempt: decision.attempt, error: reply.error?.code, message: reply.error?.message } }
+          ? {
+              event: `${decision.step}.failed`,
+              detail: { attempt: decision.attempt, error: reply.error?.code, message: reply.error?.message },
+            }
           : { event: `${decision.step}.accepted`, detail: { attempt: decision.attempt, result: reply.result } };
     } catch (err) {
       outcome = { event: `${decision.step}.failed`, detail: { attempt: decision.attempt, error: (err as Error).message } };
     }
     this.d.log.info({ incident_id: incident.id, step: decision.step, ...outcome.detail }, outcome.event);
     const doneAt = new Date(this.now()).toISOString();
-    await this.d.store.update(incident.target_id, (i) => (i.id !== incident.id ? undefined : appendTimeline(i, { at: doneAt, event: outcome.event, by: me, detail: outcome.detail })));
+    await this.d.store.update(incident.target_id, (i) =>
+      i.id !== incident.id ? undefined : appendTimeline(i, { at: doneAt, event: outcome.event, by: me, detail: outcome.detail }),
+    );
   }
 
   /**
@@ -211,7 +247,11 @@ export class RecoveryWorker {
             { at, event: 'target.moved', by: this.d.monitorId, detail: { from, to: url, recovery_held_until: until } },
           ),
     );
-    if (updated) this.d.log.info({ incident_id: incident.id, from, to: url, until }, 'target moved: holding recovery while its new address is checked');
+    if (updated)
+      this.d.log.info(
+        { incident_id: incident.id, from, to: url, until },
+        'target moved: holding recovery while its new address is checked',
+      );
   }
 
   stop(): void {

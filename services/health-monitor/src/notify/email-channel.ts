@@ -7,7 +7,11 @@ export class EmailChannel implements NotificationChannel {
   readonly name = 'email';
   private transport: Transporter;
 
-  constructor(smtpUrl: string, private from: string, private to: string[]) {
+  constructor(
+    smtpUrl: string,
+    private from: string,
+    private to: string[],
+  ) {
     const url = new URL(smtpUrl);
     this.transport = nodemailer.createTransport({
       host: url.hostname,

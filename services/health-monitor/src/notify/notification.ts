@@ -10,7 +10,12 @@ export interface Notification {
   data: Record<string, unknown>;
 }
 
-export function incidentNotification(kind: Exclude<NotificationKind, 'digest'>, incident: Incident, target: Target | undefined, note?: string): Notification {
+export function incidentNotification(
+  kind: Exclude<NotificationKind, 'digest'>,
+  incident: Incident,
+  target: Target | undefined,
+  note?: string,
+): Notification {
   const label = kind === 'incident.opened' ? 'DOWN' : kind === 'incident.resolved' ? 'RESOLVED' : 'NEEDS A PERSON';
   const where = target ? ` (${target.url})` : '';
   const lines = [
@@ -51,5 +56,10 @@ export function digestNotification(s: DigestSummary): Notification {
     `Monitors: ${s.monitors.join(', ')}`,
     ...s.open_incidents.map((i) => `  ${i.target_id}: ${i.status} since ${i.opened_at} (${i.id})`),
   ];
-  return { kind: 'digest', subject: allOk ? `[health digest] all OK (${s.targets} targets)` : `[health digest] ${s.open_incidents.length} open incident(s)`, text: lines.join('\n'), data: { kind: 'digest', ...s } };
+  return {
+    kind: 'digest',
+    subject: allOk ? `[health digest] all OK (${s.targets} targets)` : `[health digest] ${s.open_incidents.length} open incident(s)`,
+    text: lines.join('\n'),
+    data: { kind: 'digest', ...s },
+  };
 }

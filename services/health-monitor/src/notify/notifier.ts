@@ -18,7 +18,10 @@ export interface DeliveryResult {
  */
 export class Notifier {
   private pending = new Set<Promise<unknown>>();
-  constructor(private channels: NotificationChannel[], private log: Logger) {}
+  constructor(
+    private channels: NotificationChannel[],
+    private log: Logger,
+  ) {}
 
   notify(n: Notification): void {
     const p = this.deliver(n).finally(() => this.pending.delete(p));

@@ -13,7 +13,10 @@ const retryable = (status: number) => status === 408 || status === 429 || status
 /** JSON POST to each URL; network errors, 408, 429 and 5xx are retried with backoff. */
 export class WebhookChannel implements NotificationChannel {
   readonly name = 'webhook';
-  constructor(private urls: string[], private opts: WebhookOptions) {}
+  constructor(
+    private urls: string[],
+    private opts: WebhookOptions,
+  ) {}
 
   async send(n: Notification): Promise<void> {
     const failures: string[] = [];
@@ -42,7 +45,10 @@ export class WebhookChannel implements NotificationChannel {
         last = `HTTP ${res.status}`;
         if (!retryable(res.status)) return last;
       } catch (err) {
-        last = (err as Error).name === 'TimeoutError' ? 'timeout' : ((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message);
+        last =
+          (err as Error).name === 'TimeoutError'
+            ? 'timeout'
+            : ((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message);
       }
       if (attempt < this.opts.maxAttempts) await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
     }

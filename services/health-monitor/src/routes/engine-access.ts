@@ -11,4 +11,3 @@ export function readyEngine(deps: RouteDeps): MonitorEngine {
   if (!e?.isReady()) throw new DependencyUnavailable('health monitor is starting (NATS KV not ready yet)');
   return e;
 }
-

@@ -5,7 +5,11 @@ import { readyEngine, type RouteDeps } from './engine-access.js';
 export function registerMonitorRoutes(api: Api, deps: RouteDeps): void {
   api.get(
     '/monitors',
-    { summary: 'Live monitors and which of them check each target', query: z.object({ target_id: z.string().min(1).max(256).optional() }), tags: ['monitors'] },
+    {
+      summary: 'Live monitors and which of them check each target',
+      query: z.object({ target_id: z.string().min(1).max(256).optional() }),
+      tags: ['monitors'],
+    },
     ({ query }) => {
       const engine = readyEngine(deps);
       const targets = query.target_id ? engine.targets().filter((t) => t.id === query.target_id) : engine.targets();

@@ -18,7 +18,10 @@ export class IncidentStore {
   private watcher?: { stop(): void };
   private ready?: Promise<void>;
 
-  constructor(private kv: KV, private log: Logger) {}
+  constructor(
+    private kv: KV,
+    private log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     let initialDone!: () => void;

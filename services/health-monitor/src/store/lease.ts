@@ -17,7 +17,12 @@ interface LeaseValue {
 export class KvLease {
   private held = new Map<string, number>();
 
-  constructor(private kv: KV, private holder: string, private ttlMs: number, private now: () => number = Date.now) {}
+  constructor(
+    private kv: KV,
+    private holder: string,
+    private ttlMs: number,
+    private now: () => number = Date.now,
+  ) {}
 
   holds(name: string): boolean {
     return this.held.has(name);
@@ -34,7 +39,8 @@ export class KvLease {
   async acquire(name: string): Promise<boolean> {
     if (this.held.has(name)) return this.renew(name);
     const key = keyPart(name);
-    const value = (): string => JSON.stringify({ holder: this.holder, expires_at: this.now() + this.ttlMs, acquired_at: this.now() } satisfies LeaseValue);
+    const value = (): string =>
+      JSON.stringify({ holder: this.holder, expires_at: this.now() + this.ttlMs, acquired_at: this.now() } satisfies LeaseValue);
     try {
       const e = await this.kv.get(key);
       let revision: number;
@@ -58,7 +64,11 @@ export class KvLease {
     const revision = this.held.get(name);
     if (revision === undefined) return false;
     try {
-      const next = await this.kv.update(keyPart(name), JSON.stringify({ holder: this.holder, expires_at: this.now() + this.ttlMs, acquired_at: this.now() } satisfies LeaseValue), revision);
+      const next = await this.kv.update(
+        keyPart(name),
+        JSON.stringify({ holder: this.holder, expires_at: this.now() + this.ttlMs, acquired_at: this.now() } satisfies LeaseValue),
+        revision,
+      );
       this.held.set(name, next);
       return true;
     } catch (err) {

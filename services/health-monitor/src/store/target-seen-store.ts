@@ -9,7 +9,10 @@ export class TargetSeenStore {
   private asking = new Set<string>();
   private watcher?: { stop(): void };
 
-  constructor(private kv: KV, private log: Logger) {}
+  constructor(
+    private kv: KV,
+    private log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     const iter = await this.kv.watch({ key: '>' });

@@ -54,7 +54,11 @@ export class TargetDirectory {
   private lastHint = new Map<string, number>();
   private now: () => number;
 
-  constructor(private source: TargetSource, private onChange: (changes: TargetChange[]) => void, private opts: DirectoryOptions) {
+  constructor(
+    private source: TargetSource,
+    private onChange: (changes: TargetChange[]) => void,
+    private opts: DirectoryOptions,
+  ) {
     this.now = opts.now ?? Date.now;
   }
 

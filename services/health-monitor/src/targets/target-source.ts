@@ -17,7 +17,10 @@ export interface DefaultPolicies {
 }
 
 export class StaticTargetSource implements TargetSource {
-  constructor(private targets: StaticTarget[], private policies: DefaultPolicies) {}
+  constructor(
+    private targets: StaticTarget[],
+    private policies: DefaultPolicies,
+  ) {}
   async list(): Promise<Target[]> {
     return this.targets.map((t) => ({
       id: t.id,
@@ -66,7 +69,10 @@ export function targetFromRecord(r: RegistryRecord, policies: DefaultPolicies): 
 
 /** Every record the registry knows that has something to check. */
 export class RegistryTargetSource implements TargetSource {
-  constructor(private registry: () => RegistryLink | undefined, private policies: DefaultPolicies) {}
+  constructor(
+    private registry: () => RegistryLink | undefined,
+    private policies: DefaultPolicies,
+  ) {}
   async list(): Promise<Target[]> {
     const link = this.registry();
     if (!link) return [];
@@ -89,7 +95,10 @@ export class RegistryTargetSource implements TargetSource {
  */
 export class CombinedTargetSource implements TargetSource {
   private lastGood = new Map<TargetSource, Target[]>();
-  constructor(private sources: TargetSource[], private onError: (err: unknown) => void = () => undefined) {}
+  constructor(
+    private sources: TargetSource[],
+    private onError: (err: unknown) => void = () => undefined,
+  ) {}
   async list(): Promise<Target[]> {
     const byId = new Map<string, Target>();
     for (const s of this.sources) {

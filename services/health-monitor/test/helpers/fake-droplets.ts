@@ -14,7 +14,12 @@ export interface RecordedCommand {
  * `action` command it receives and carries it out through `act` (given how many
  * commands this target has had so far, this one included).
  */
-export async function startCommandRecorder(opts: { natsUrl: string; name: string; action: string; act: (payload: Record<string, unknown>, seenForTarget: number) => Promise<void> }) {
+export async function startCommandRecorder(opts: {
+  natsUrl: string;
+  name: string;
+  action: string;
+  act: (payload: Record<string, unknown>, seenForTarget: number) => Promise<void>;
+}) {
   const requests: RecordedCommand[] = [];
   const droplet = createDroplet({
     name: opts.name,
@@ -27,7 +32,13 @@ export async function startCommandRecorder(opts: { natsUrl: string; name: string
       [opts.action]: {
         types: ['command'],
         handle: async (payload) => {
-          const req = { target_id: String(payload.target_id), requested_by: String(payload.requested_by), incident_id: String(payload.incident_id), payload, at: Date.now() };
+          const req = {
+            target_id: String(payload.target_id),
+            requested_by: String(payload.requested_by),
+            incident_id: String(payload.incident_id),
+            payload,
+            at: Date.now(),
+          };
           requests.push(req);
           await opts.act(payload, requests.filter((r) => r.target_id === req.target_id).length);
           return { done: opts.action, target_id: req.target_id };
@@ -44,7 +55,11 @@ export async function startCommandRecorder(opts: { natsUrl: string; name: string
  * through `restart(id)`, except for the first `ignoreFirst[id]` requests (a restart that
  * did not help).
  */
-export function startFakeDeployer(opts: { natsUrl: string; restart: (targetId: string) => Promise<void>; ignoreFirst?: Record<string, number> }) {
+export function startFakeDeployer(opts: {
+  natsUrl: string;
+  restart: (targetId: string) => Promise<void>;
+  ignoreFirst?: Record<string, number>;
+}) {
   return startCommandRecorder({
     natsUrl: opts.natsUrl,
     name: 'deployer',

@@ -33,10 +33,15 @@ function track(child: ChildProcess): Proc {
 /** A target droplet process answering /health on `port`. */
 export async function startTarget(port: number): Promise<Proc> {
   const p = track(spawn(process.execPath, [TARGET_SCRIPT, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  await waitFor(`target on port ${port}`, () => {
-    if (p.exited()) throw new Error(`target exited: ${p.output()}`);
-    return p.output().includes('ready');
-  }, 10_000, 20);
+  await waitFor(
+    `target on port ${port}`,
+    () => {
+      if (p.exited()) throw new Error(`target exited: ${p.output()}`);
+      return p.output().includes('ready');
+    },
+    10_000,
+    20,
+  );
   return p;
 }
 

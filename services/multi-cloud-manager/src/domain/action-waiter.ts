@@ -14,7 +14,11 @@ export async function waitForAction(provider: CloudProvider, action: ProviderAct
   let current = action;
   while (current.status === 'in_progress') {
     if (Date.now() >= deadline) {
-      throw new DependencyUnavailable(`${provider.name} action ${action.type} did not finish within ${Math.round(opts.timeoutMs / 1000)} s`, { provider: provider.name, action: current }, 504);
+      throw new DependencyUnavailable(
+        `${provider.name} action ${action.type} did not finish within ${Math.round(opts.timeoutMs / 1000)} s`,
+        { provider: provider.name, action: current },
+        504,
+      );
     }
     await sleep(Math.min(opts.intervalMs, Math.max(0, deadline - Date.now())), opts.signal);
     current = await provider.getAction(current, { signal: opts.signal });

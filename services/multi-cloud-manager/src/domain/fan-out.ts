@@ -9,7 +9,11 @@ export type ProviderOutcome<T> =
  * Run one call on several providers at once, each under its own deadline. A failing or
  * slow provider yields an error entry; the others still answer (partial results).
  */
-export async function fanOut<T>(providers: CloudProvider[], timeoutMs: number, call: (p: CloudProvider, signal: AbortSignal) => Promise<T>): Promise<ProviderOutcome<T>[]> {
+export async function fanOut<T>(
+  providers: CloudProvider[],
+  timeoutMs: number,
+  call: (p: CloudProvider, signal: AbortSignal) => Promise<T>,
+): Promise<ProviderOutcome<T>[]> {
   return Promise.all(
     providers.map(async (p): Promise<ProviderOutcome<T>> => {
       const started = Date.now();
@@ -23,7 +27,12 @@ export async function fanOut<T>(providers: CloudProvider[], timeoutMs: number, c
           : err instanceof UdcError
             ? err
             : new DependencyUnavailable(`${p.name} failed`, { provider: p.name, reason: (err as Error).message });
-        return { provider: p.name, status: 'error', error: { code: e.code, message: e.message, details: e.details }, duration_ms: Date.now() - started };
+        return {
+          provider: p.name,
+          status: 'error',
+          error: { code: e.code, message: e.message, details: e.details },
+          duration_ms: Date.now() - started,
+        };
       }
     }),
   );

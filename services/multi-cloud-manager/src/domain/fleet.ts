@@ -1,5 +1,12 @@
 import { Conflict, Unprocessable, UdcError, type Logger } from '@droplet-mesh/udc-kit';
-import type { CloudProvider, CreateInstanceInput, Instance, PowerAction, ProviderAction, ProviderName } from '../providers/cloud-provider.js';
+import type {
+  CloudProvider,
+  CreateInstanceInput,
+  Instance,
+  PowerAction,
+  ProviderAction,
+  ProviderName,
+} from '../providers/cloud-provider.js';
 import type { ProviderSet } from '../providers/provider-set.js';
 import { waitForAction } from './action-waiter.js';
 import type { CatalogCache, CatalogKind } from './catalog-cache.js';
@@ -46,7 +53,16 @@ export interface CreateResponse extends StoredResponse {
 
 /** What an event or a log line says about an instance: no secrets, no raw provider payload. */
 export function brief(i: Instance) {
-  return { id: i.id, provider: i.provider, provider_id: i.provider_id, name: i.name, status: i.status, ipv4: i.ipv4, region: i.region, managed: i.managed };
+  return {
+    id: i.id,
+    provider: i.provider,
+    provider_id: i.provider_id,
+    name: i.name,
+    status: i.status,
+    ipv4: i.ipv4,
+    region: i.region,
+    managed: i.managed,
+  };
 }
 
 const POWER_OFF: PowerAction[] = ['power_off', 'shutdown'];
@@ -60,7 +76,10 @@ export class Fleet {
   }
 
   /** Reports for the requested providers, with `not_configured` ones listed and never called. */
-  private async across<T>(only: ProviderName | undefined, call: (p: CloudProvider, signal: AbortSignal) => Promise<T>): Promise<{ outcomes: ProviderOutcome<T>[]; reports: ProviderReport[] }> {
+  private async across<T>(
+    only: ProviderName | undefined,
+    call: (p: CloudProvider, signal: AbortSignal) => Promise<T>,
+  ): Promise<{ outcomes: ProviderOutcome<T>[]; reports: ProviderReport[] }> {
     const states = this.d.providers.states().filter((s) => !only || s.provider === only);
     const targets = states.filter((s) => s.status === 'configured').map((s) => this.d.providers.get(s.provider));
     const outcomes = await fanOut(targets, this.d.settings.listTimeoutMs, call);
@@ -77,7 +96,9 @@ export class Fleet {
     if (!p.pricesFromCatalog) return p.list({ signal });
     const [items, sizes] = await Promise.all([p.list({ signal }), this.d.catalog.get(p, 'sizes').catch(() => [])]);
     const price = new Map(sizes.map((s) => [s.slug, s.price_monthly]));
-    return items.map((i) => (i.price_monthly === null && i.size && price.has(i.size) ? { ...i, price_monthly: price.get(i.size) ?? null } : i));
+    return items.map((i) =>
+      i.price_monthly === null && i.size && price.has(i.size) ? { ...i, price_monthly: price.get(i.size) ?? null } : i,
+    );
   }
 
   /** Every instance on every configured provider, in parallel; a failing provider gives an error entry. */
@@ -114,8 +135,10 @@ export class Fleet {
     const fp = fingerprint(req);
     const begun = await this.d.idempotency.begin(key, fp);
     if (begun.kind === 'replay') return { ...begun.response, replayed: true };
-    if (begun.kind === 'in_progress') throw new Conflict('a create with this Idempotency-Key is still in progress; retry shortly', { idempotency_key: idem.key });
-    if (begun.kind === 'mismatch') throw new Unprocessable('this Idempotency-Key was already used with a different request', { idempotency_key: idem.key });
+    if (begun.kind === 'in_progress')
+      throw new Conflict('a create with this Idempotency-Key is still in progress; retry shortly', { idempotency_key: idem.key });
+    if (begun.kind === 'mismatch')
+      throw new Unprocessable('this Idempotency-Key was already used with a different request', { idempotency_key: idem.key });
     let res: StoredResponse;
     try {
       res = await this.createNow(req);
@@ -125,7 +148,9 @@ export class Fleet {
       throw err;
     }
     // The server exists now: failing to record that must not turn into an error a client retries.
-    await this.d.idempotency.complete(key, fp, res).catch((e) => this.d.logger.warn({ err: e }, 'could not record idempotent response; the key stays claimed until it expires'));
+    await this.d.idempotency
+      .complete(key, fp, res)
+      .catch((e) => this.d.logger.warn({ err: e }, 'could not record idempotent response; the key stays claimed until it expires'));
     return { ...res, replayed: false };
   }
 
@@ -145,10 +170,20 @@ export class Fleet {
     }
     try {
       const done = action ? await waitForAction(provider, action, this.waitOpts) : null;
-      if (done?.status === 'errored') return { status: 202, body: { instance, action: done, registered: false, wait_error: { code: 'DEPENDENCY_UNAVAILABLE', message: `${provider.name} reported the create as failed` } } };
+      if (done?.status === 'errored')
+        return {
+          status: 202,
+          body: {
+            instance,
+            action: done,
+            registered: false,
+            wait_error: { code: 'DEPENDENCY_UNAVAILABLE', message: `${provider.name} reported the create as failed` },
+          },
+        };
       const after = await this.untilRunning(provider, instance);
       const registered = after.status === 'running' ? await this.d.hosts.register(after) : false;
-      if (after.status !== instance.status) this.d.emit('instance.state_changed', { instance: brief(after), from: instance.status, to: after.status, action: 'create' });
+      if (after.status !== instance.status)
+        this.d.emit('instance.state_changed', { instance: brief(after), from: instance.status, to: after.status, action: 'create' });
       return { status: after.status === 'running' ? 201 : 202, body: { instance: after, action: done, registered } };
     } catch (err) {
       // The server exists: answer 202 with what we know rather than an error a client would retry.
@@ -169,12 +204,17 @@ export class Fleet {
 
   private async settled(before: Instance, after: Instance, register: boolean): Promise<void> {
     if (register && after.status === 'running') await this.d.hosts.register(after);
-    if (after.status !== before.status) this.d.emit('instance.state_changed', { instance: brief(after), from: before.status, to: after.status });
+    if (after.status !== before.status)
+      this.d.emit('instance.state_changed', { instance: brief(after), from: before.status, to: after.status });
   }
 
   private refuseUnmanaged(i: Instance, what: string, force: boolean): void {
     if (!i.managed && !force) {
-      throw new Conflict(`${i.id} was not created by droplet-mesh (no 'droplet-mesh' tag); pass force=true to ${what} it anyway`, { instance_id: i.id, managed: false, hint: 'force=true' });
+      throw new Conflict(`${i.id} was not created by droplet-mesh (no 'droplet-mesh' tag); pass force=true to ${what} it anyway`, {
+        instance_id: i.id,
+        managed: false,
+        hint: 'force=true',
+      });
     }
   }
 
@@ -197,7 +237,8 @@ export class Fleet {
     if (opts.wait) action = await waitForAction(provider, action, this.waitOpts);
     if (action.status !== 'in_progress') {
       const after = await provider.get(id);
-      if (after.status !== before.status) this.d.emit('instance.state_changed', { instance: brief(after), from: before.status, to: after.status, action: opts.type });
+      if (after.status !== before.status)
+        this.d.emit('instance.state_changed', { instance: brief(after), from: before.status, to: after.status, action: opts.type });
       return { action, instance: after };
     }
     this.d.watcher.follow(provider, before, action, (after) => this.settled(before, after, false));
@@ -260,4 +301,3 @@ function tokenValid(e: ProviderReport['error']): boolean | null {
   if (s === 401 || s === 403) return false;
   return s === undefined ? null : true;
 }
-

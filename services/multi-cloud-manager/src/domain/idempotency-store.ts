@@ -8,11 +8,7 @@ export interface StoredResponse {
   body: unknown;
 }
 
-export type BeginResult =
-  | { kind: 'new' }
-  | { kind: 'replay'; response: StoredResponse }
-  | { kind: 'in_progress' }
-  | { kind: 'mismatch' };
+export type BeginResult = { kind: 'new' } | { kind: 'replay'; response: StoredResponse } | { kind: 'in_progress' } | { kind: 'mismatch' };
 
 /** Remembers creates by Idempotency-Key so a retried request does not create twice. */
 export interface IdempotencyStore {

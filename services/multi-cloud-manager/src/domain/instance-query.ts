@@ -27,12 +27,16 @@ export function searchInstances(items: Instance[], q: string): Instance[] {
   const needle = q.trim().toLowerCase();
   if (!needle) return items;
   return items.filter((i) =>
-    [i.name, i.ipv4, i.ipv6, i.private_ip, i.id, i.provider_id, ...i.tags, ...Object.entries(i.labels).map(([k, v]) => `${k}:${v}`)].some((s) => s?.toLowerCase().includes(needle)),
+    [i.name, i.ipv4, i.ipv6, i.private_ip, i.id, i.provider_id, ...i.tags, ...Object.entries(i.labels).map(([k, v]) => `${k}:${v}`)].some(
+      (s) => s?.toLowerCase().includes(needle),
+    ),
   );
 }
 
 export function sortInstances(items: Instance[]): Instance[] {
-  return [...items].sort((a, b) => a.provider.localeCompare(b.provider) || a.name.localeCompare(b.name) || a.provider_id.localeCompare(b.provider_id));
+  return [...items].sort(
+    (a, b) => a.provider.localeCompare(b.provider) || a.name.localeCompare(b.name) || a.provider_id.localeCompare(b.provider_id),
+  );
 }
 
 export interface FleetSummary {
@@ -50,7 +54,8 @@ export interface FleetSummary {
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
 export function summarise(items: Instance[], currencyOf: (p: ProviderName) => string): FleetSummary {
-  const count = (key: (i: Instance) => string) => items.reduce<Record<string, number>>((acc, i) => ((acc[key(i)] = (acc[key(i)] ?? 0) + 1), acc), {});
+  const count = (key: (i: Instance) => string) =>
+    items.reduce<Record<string, number>>((acc, i) => ((acc[key(i)] = (acc[key(i)] ?? 0) + 1), acc), {});
   const byProvider: FleetSummary['estimated_monthly_cost']['by_provider'] = {};
   const byCurrency: Record<string, number> = {};
   for (const i of items) {

@@ -16,9 +16,18 @@ export interface WatchSettings {
 export class LifecycleWatcher {
   private readonly running = new Set<AbortController>();
 
-  constructor(private readonly settings: WatchSettings, private readonly logger: Logger) {}
+  constructor(
+    private readonly settings: WatchSettings,
+    private readonly logger: Logger,
+  ) {}
 
-  follow(provider: CloudProvider, before: Instance, action: ProviderAction | null, onSettled: (after: Instance) => Promise<void> | void, untilRunning = false): void {
+  follow(
+    provider: CloudProvider,
+    before: Instance,
+    action: ProviderAction | null,
+    onSettled: (after: Instance) => Promise<void> | void,
+    untilRunning = false,
+  ): void {
     const ac = new AbortController();
     this.running.add(ac);
     const opts = { ...this.settings, signal: ac.signal };

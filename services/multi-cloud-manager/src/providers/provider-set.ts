@@ -19,23 +19,52 @@ export interface ProviderState {
   hint?: string;
 }
 
-const TOKEN_VARIABLE: Record<Exclude<ProviderName, 'local'>, string> = { digitalocean: 'DO_TOKEN', hetzner: 'HETZNER_TOKEN', vultr: 'VULTR_TOKEN' };
+const TOKEN_VARIABLE: Record<Exclude<ProviderName, 'local'>, string> = {
+  digitalocean: 'DO_TOKEN',
+  hetzner: 'HETZNER_TOKEN',
+  vultr: 'VULTR_TOKEN',
+};
 
 /** The providers this replica can drive, built once from configuration. */
 export class ProviderSet {
-  private constructor(private readonly providers: Map<ProviderName, CloudProvider>, private readonly clients: ProviderHttpClient[]) {}
+  private constructor(
+    private readonly providers: Map<ProviderName, CloudProvider>,
+    private readonly clients: ProviderHttpClient[],
+  ) {}
 
   static fromConfig(config: Config, deps: { logger: Logger; docker?: Docker }): ProviderSet {
     const providers = new Map<ProviderName, CloudProvider>();
     const clients: ProviderHttpClient[] = [];
-    const client = (provider: ProviderName, baseUrl: string, token: string, parseError: ConstructorParameters<typeof ProviderHttpClient>[0]['parseError'], extra = {}) => {
-      const c = new ProviderHttpClient({ provider, baseUrl, token, timeoutMs: config.PROVIDER_TIMEOUT_MS, logger: deps.logger, parseError, ...extra });
+    const client = (
+      provider: ProviderName,
+      baseUrl: string,
+      token: string,
+      parseError: ConstructorParameters<typeof ProviderHttpClient>[0]['parseError'],
+      extra = {},
+    ) => {
+      const c = new ProviderHttpClient({
+        provider,
+        baseUrl,
+        token,
+        timeoutMs: config.PROVIDER_TIMEOUT_MS,
+        logger: deps.logger,
+        parseError,
+        ...extra,
+      });
       clients.push(c);
       return c;
     };
-    if (config.DO_TOKEN) providers.set('digitalocean', new DigitalOceanProvider(client('digitalocean', config.DO_API_URL, config.DO_TOKEN, doErrorBody)));
-    if (config.HETZNER_TOKEN) providers.set('hetzner', new HetznerProvider(client('hetzner', config.HETZNER_API_URL, config.HETZNER_TOKEN, hzErrorBody)));
-    if (config.VULTR_TOKEN) providers.set('vultr', new VultrProvider(client('vultr', config.VULTR_API_URL, config.VULTR_TOKEN, vuErrorBody, { maxRequestsPerSecond: config.VULTR_MAX_RPS })));
+    if (config.DO_TOKEN)
+      providers.set('digitalocean', new DigitalOceanProvider(client('digitalocean', config.DO_API_URL, config.DO_TOKEN, doErrorBody)));
+    if (config.HETZNER_TOKEN)
+      providers.set('hetzner', new HetznerProvider(client('hetzner', config.HETZNER_API_URL, config.HETZNER_TOKEN, hzErrorBody)));
+    if (config.VULTR_TOKEN)
+      providers.set(
+        'vultr',
+        new VultrProvider(
+          client('vultr', config.VULTR_API_URL, config.VULTR_TOKEN, vuErrorBody, { maxRequestsPerSecond: config.VULTR_MAX_RPS }),
+        ),
+      );
     if (config.LOCAL_PROVIDER_ENABLED) providers.set('local', new LocalDockerProvider(deps.docker ?? dockerFromHost(config.DOCKER_HOST)));
     return new ProviderSet(providers, clients);
   }
@@ -64,7 +93,11 @@ export class ProviderSet {
   }
 
   states(): ProviderState[] {
-    return PROVIDER_NAMES.map((provider) => (this.providers.has(provider) ? { provider, status: 'configured' as const } : { provider, status: 'not_configured' as const, hint: this.hint(provider) }));
+    return PROVIDER_NAMES.map((provider) =>
+      this.providers.has(provider)
+        ? { provider, status: 'configured' as const }
+        : { provider, status: 'not_configured' as const, hint: this.hint(provider) },
+    );
   }
 
   private hint(name: ProviderName): string {

@@ -2,7 +2,16 @@ import type { z } from 'zod';
 import { InvalidRequest, paginate, reply, type Api, type Principal } from '@droplet-mesh/udc-kit';
 import type { Fleet } from '../domain/fleet.js';
 import type { ProviderName } from '../providers/cloud-provider.js';
-import { actionBody, actionQuery, createBody, createFields, forceQuery, idempotencyKey, instanceParams, listQuery } from './schemas.js';
+import {
+  actionBody,
+  actionQuery,
+  createBody,
+  type createFields,
+  forceQuery,
+  idempotencyKey,
+  instanceParams,
+  listQuery,
+} from './schemas.js';
 
 export interface InstanceRouteDeps {
   fleet: Fleet;
@@ -16,11 +25,20 @@ export async function listInstances(fleet: Fleet, q: z.infer<typeof listQuery>) 
   return { ...paginate(r.instances, { page, per_page }), providers: r.providers };
 }
 
-export async function createInstance(fleet: Fleet, provider: ProviderName, body: z.infer<typeof createFields>, header: string | undefined, principal: Principal | undefined) {
+export async function createInstance(
+  fleet: Fleet,
+  provider: ProviderName,
+  body: z.infer<typeof createFields>,
+  header: string | undefined,
+  principal: Principal | undefined,
+) {
   let idem: { key: string; scope: string } | undefined;
   if (header !== undefined) {
     const parsed = idempotencyKey.safeParse(header);
-    if (!parsed.success) throw new InvalidRequest('invalid Idempotency-Key header', { fields: [{ path: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }] });
+    if (!parsed.success)
+      throw new InvalidRequest('invalid Idempotency-Key header', {
+        fields: [{ path: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }],
+      });
     // Keys are per caller: two operators choosing the same key do not collide.
     idem = { key: parsed.data, scope: principal?.sub ?? 'anonymous' };
   }
@@ -28,7 +46,13 @@ export async function createInstance(fleet: Fleet, provider: ProviderName, body:
   return reply(r.status, r.body, r.replayed ? { 'Idempotent-Replayed': 'true' } : {});
 }
 
-export async function instanceAction(fleet: Fleet, provider: ProviderName, id: string, body: z.infer<typeof actionBody>, q: z.infer<typeof actionQuery>) {
+export async function instanceAction(
+  fleet: Fleet,
+  provider: ProviderName,
+  id: string,
+  body: z.infer<typeof actionBody>,
+  q: z.infer<typeof actionQuery>,
+) {
   const wait = body.wait || q.wait;
   const r = await fleet.act(provider, id, { type: body.type, wait, force: body.force || q.force });
   return reply(r.action.status === 'in_progress' ? 202 : 200, r);
@@ -39,20 +63,56 @@ export function deleteInstance(fleet: Fleet, provider: ProviderName, id: string,
 }
 
 export function registerInstanceRoutes(api: Api, { fleet }: InstanceRouteDeps): void {
-  api.get('/instances', { summary: 'Instances on every provider (filters: provider, status, region, tag, name; paginated)', query: listQuery, tags: ['instances'] }, ({ query }) => listInstances(fleet, query));
-
-  api.get('/instances/:provider/:id', { summary: 'One instance', params: instanceParams, tags: ['instances'] }, ({ params }) => fleet.get(params.provider, params.id));
-
-  api.post('/instances', { scope: 'write', summary: 'Create an instance (Idempotency-Key honoured; wait=true waits until it runs)', body: createBody, tags: ['instances'] }, ({ body, req, principal }) => {
-    const { provider, ...fields } = body;
-    return createInstance(fleet, provider, fields, req.header('idempotency-key'), principal);
-  });
-
-  api.delete('/instances/:provider/:id', { scope: 'write', summary: 'Delete an instance (unmanaged ones need force=true)', params: instanceParams, query: forceQuery, tags: ['instances'] }, ({ params, query }) =>
-    deleteInstance(fleet, params.provider, params.id, query.force),
+  api.get(
+    '/instances',
+    {
+      summary: 'Instances on every provider (filters: provider, status, region, tag, name; paginated)',
+      query: listQuery,
+      tags: ['instances'],
+    },
+    ({ query }) => listInstances(fleet, query),
   );
 
-  api.post('/instances/:provider/:id/actions', { scope: 'write', summary: 'power_on, power_off, shutdown or reboot; wait=true waits for the action', params: instanceParams, body: actionBody, query: actionQuery, tags: ['instances'] }, ({ params, body, query }) =>
-    instanceAction(fleet, params.provider, params.id, body, query),
+  api.get('/instances/:provider/:id', { summary: 'One instance', params: instanceParams, tags: ['instances'] }, ({ params }) =>
+    fleet.get(params.provider, params.id),
+  );
+
+  api.post(
+    '/instances',
+    {
+      scope: 'write',
+      summary: 'Create an instance (Idempotency-Key honoured; wait=true waits until it runs)',
+      body: createBody,
+      tags: ['instances'],
+    },
+    ({ body, req, principal }) => {
+      const { provider, ...fields } = body;
+      return createInstance(fleet, provider, fields, req.header('idempotency-key'), principal);
+    },
+  );
+
+  api.delete(
+    '/instances/:provider/:id',
+    {
+      scope: 'write',
+      summary: 'Delete an instance (unmanaged ones need force=true)',
+      params: instanceParams,
+      query: forceQuery,
+      tags: ['instances'],
+    },
+    ({ params, query }) => deleteInstance(fleet, params.provider, params.id, query.force),
+  );
+
+  api.post(
+    '/instances/:provider/:id/actions',
+    {
+      scope: 'write',
+      summary: 'power_on, power_off, shutdown or reboot; wait=true waits for the action',
+      params: instanceParams,
+      body: actionBody,
+      query: actionQuery,
+      tags: ['instances'],
+    },
+    ({ params, body, query }) => instanceAction(fleet, params.provider, params.id, body, query),
   );
 }

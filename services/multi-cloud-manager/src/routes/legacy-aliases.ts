@@ -8,12 +8,33 @@ import { actionBody, actionQuery, createFields, forceQuery, idParams, listQuery 
 
 function registerCommonAliases(api: Api, fleet: Fleet, prefix: string, provider: ProviderName): void {
   const tags = ['legacy'];
-  api.get(`/${prefix}/list`, { summary: `Alias of GET /instances?provider=${provider}`, query: listQuery.omit({ provider: true }), tags }, ({ query }) => listInstances(fleet, { ...query, provider }));
-  api.post(`/${prefix}/register`, { scope: 'write', summary: `Alias of POST /instances with provider=${provider}`, body: createFields, tags }, ({ body, req, principal }) => createInstance(fleet, provider, body, req.header('idempotency-key'), principal));
-  api.post(`/${prefix}/action/:id`, { scope: 'write', summary: `Alias of POST /instances/${provider}/{id}/actions`, params: idParams, body: actionBody, query: actionQuery, tags }, ({ params, body, query }) =>
-    instanceAction(fleet, provider, params.id, body, query),
+  api.get(
+    `/${prefix}/list`,
+    { summary: `Alias of GET /instances?provider=${provider}`, query: listQuery.omit({ provider: true }), tags },
+    ({ query }) => listInstances(fleet, { ...query, provider }),
   );
-  api.delete(`/${prefix}/delete/:id`, { scope: 'write', summary: `Alias of DELETE /instances/${provider}/{id}`, params: idParams, query: forceQuery, tags }, ({ params, query }) => deleteInstance(fleet, provider, params.id, query.force));
+  api.post(
+    `/${prefix}/register`,
+    { scope: 'write', summary: `Alias of POST /instances with provider=${provider}`, body: createFields, tags },
+    ({ body, req, principal }) => createInstance(fleet, provider, body, req.header('idempotency-key'), principal),
+  );
+  api.post(
+    `/${prefix}/action/:id`,
+    {
+      scope: 'write',
+      summary: `Alias of POST /instances/${provider}/{id}/actions`,
+      params: idParams,
+      body: actionBody,
+      query: actionQuery,
+      tags,
+    },
+    ({ params, body, query }) => instanceAction(fleet, provider, params.id, body, query),
+  );
+  api.delete(
+    `/${prefix}/delete/:id`,
+    { scope: 'write', summary: `Alias of DELETE /instances/${provider}/{id}`, params: idParams, query: forceQuery, tags },
+    ({ params, query }) => deleteInstance(fleet, provider, params.id, query.force),
+  );
 }
 
 function registerCatalogAlias(api: Api, fleet: Fleet, path: string, provider: ProviderName, kind: CatalogKind): void {
@@ -32,5 +53,7 @@ export function registerLegacyAliasRoutes(api: Api, { fleet }: { fleet: Fleet })
   registerCatalogAlias(api, fleet, '/vultr/plans', 'vultr', 'sizes');
   registerCatalogAlias(api, fleet, '/vultr/os', 'vultr', 'images');
   registerCatalogAlias(api, fleet, '/vultr/regions', 'vultr', 'regions');
-  api.get('/vultr/instance/:id', { summary: 'Alias of GET /instances/vultr/{id}', params: idParams, tags: ['legacy'] }, ({ params }) => fleet.get('vultr', params.id));
+  api.get('/vultr/instance/:id', { summary: 'Alias of GET /instances/vultr/{id}', params: idParams, tags: ['legacy'] }, ({ params }) =>
+    fleet.get('vultr', params.id),
+  );
 }

@@ -6,18 +6,34 @@ import { providerQuery, searchQuery } from './schemas.js';
 export function registerMultiRoutes(api: Api, { fleet, providers }: { fleet: Fleet; providers: ProviderSet }): void {
   api.get('/providers', { summary: 'Which providers are configured', tags: ['multi'] }, () => ({ providers: providers.states() }));
 
-  api.get('/multi/list', { summary: 'Every provider in parallel, each under its own timeout; partial results with per-provider errors', query: providerQuery, tags: ['multi'] }, async ({ query }) => {
-    const r = await fleet.listAll(query.provider);
-    return { instances: r.instances, total: r.instances.length, providers: r.providers };
-  });
+  api.get(
+    '/multi/list',
+    {
+      summary: 'Every provider in parallel, each under its own timeout; partial results with per-provider errors',
+      query: providerQuery,
+      tags: ['multi'],
+    },
+    async ({ query }) => {
+      const r = await fleet.listAll(query.provider);
+      return { instances: r.instances, total: r.instances.length, providers: r.providers };
+    },
+  );
 
-  api.get('/multi/summary', { summary: 'Counts by provider, status and region, and estimated monthly cost', tags: ['multi'] }, () => fleet.summary());
+  api.get('/multi/summary', { summary: 'Counts by provider, status and region, and estimated monthly cost', tags: ['multi'] }, () =>
+    fleet.summary(),
+  );
 
-  api.get('/multi/search', { summary: 'Search by name, IP, id or tag (q), with provider and status filters', query: searchQuery, tags: ['multi'] }, async ({ query }) => {
-    const { q, ...filter } = query;
-    const r = await fleet.search(q, filter);
-    return { query: q, instances: r.instances, total: r.instances.length, providers: r.providers };
-  });
+  api.get(
+    '/multi/search',
+    { summary: 'Search by name, IP, id or tag (q), with provider and status filters', query: searchQuery, tags: ['multi'] },
+    async ({ query }) => {
+      const { q, ...filter } = query;
+      const r = await fleet.search(q, filter);
+      return { query: q, instances: r.instances, total: r.instances.length, providers: r.providers };
+    },
+  );
 
-  api.get('/multi/health-check', { summary: "Each provider's API reachable and token valid, with latency", tags: ['multi'] }, () => fleet.healthCheck());
+  api.get('/multi/health-check', { summary: "Each provider's API reachable and token valid, with latency", tags: ['multi'] }, () =>
+    fleet.healthCheck(),
+  );
 }

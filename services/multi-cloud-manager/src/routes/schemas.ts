@@ -30,9 +30,20 @@ const hostname = z
   .max(63)
   .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'letters, digits, dots and dashes; starts and ends with a letter or digit');
 // Tags must not contain ':' (DigitalOcean and Vultr carry labels as `key:value` tags).
-const tag = z.string().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, _ and -');
-const labelKey = z.string().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, _ . and -');
-const labelValue = z.string().max(63).regex(/^[A-Za-z0-9_.-]*$/, 'letters, digits, _ . and -');
+const tag = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, _ and -');
+const labelKey = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, _ . and -');
+const labelValue = z
+  .string()
+  .max(63)
+  .regex(/^[A-Za-z0-9_.-]*$/, 'letters, digits, _ . and -');
 
 export const createFields = z.object({
   name: hostname,
@@ -41,7 +52,10 @@ export const createFields = z.object({
   image: z.string().min(1).max(255),
   tags: z.array(tag).max(20).default([]),
   labels: z.record(labelKey, labelValue).default({}),
-  user_data: z.string().max(64 * 1024).optional(),
+  user_data: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   ssh_keys: z.array(z.string().min(1).max(255)).max(20).optional(),
   command: z.array(z.string().max(1000)).max(50).optional(),
   /** Wait for the server to run (and be registered) before answering. */
@@ -59,7 +73,11 @@ export const forceQuery = z.object({ force: queryFlag });
 export const actionQuery = z.object({ force: queryFlag, wait: queryFlag });
 
 export const snapshotBody = z.object({
-  name: z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]*$/, 'letters, digits, spaces, _ . and -'),
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]*$/, 'letters, digits, spaces, _ . and -'),
   wait: z.boolean().default(false),
 });
 
@@ -67,4 +85,8 @@ export const catalogParams = z.object({ kind: z.enum(CATALOG_KINDS) });
 export const providerQuery = z.object({ provider: providerName.optional() });
 
 /** Idempotency-Key header: visible ASCII, at most 255 characters. */
-export const idempotencyKey = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'visible ASCII characters');
+export const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'visible ASCII characters');

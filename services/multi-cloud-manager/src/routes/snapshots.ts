@@ -3,10 +3,18 @@ import type { Fleet } from '../domain/fleet.js';
 import { instanceParams, providerQuery, snapshotBody } from './schemas.js';
 
 export function registerSnapshotRoutes(api: Api, { fleet }: { fleet: Fleet }): void {
-  api.get('/snapshots', { summary: 'Snapshots on every provider (partial results when one fails)', query: providerQuery, tags: ['snapshots'] }, ({ query }) => fleet.snapshots(query.provider));
+  api.get(
+    '/snapshots',
+    { summary: 'Snapshots on every provider (partial results when one fails)', query: providerQuery, tags: ['snapshots'] },
+    ({ query }) => fleet.snapshots(query.provider),
+  );
 
-  api.post('/instances/:provider/:id/snapshots', { scope: 'write', summary: 'Snapshot an instance', params: instanceParams, body: snapshotBody, tags: ['snapshots'] }, async ({ params, body }) => {
-    const r = await fleet.createSnapshot(params.provider, params.id, body);
-    return reply(r.action && r.action.status === 'in_progress' ? 202 : 201, r);
-  });
+  api.post(
+    '/instances/:provider/:id/snapshots',
+    { scope: 'write', summary: 'Snapshot an instance', params: instanceParams, body: snapshotBody, tags: ['snapshots'] },
+    async ({ params, body }) => {
+      const r = await fleet.createSnapshot(params.provider, params.id, body);
+      return reply(r.action && r.action.status === 'in_progress' ? 202 : 201, r);
+    },
+  );
 }

@@ -65,7 +65,10 @@ export class AcmeIssuer implements CertificateIssuer {
 
   async issue(domain: string, email?: string): Promise<Issued> {
     const client = await this.getClient();
-    const [keyPem, csr] = await acme.crypto.createCsr({ commonName: domain, altNames: [domain] }, await acme.crypto.createPrivateEcdsaKey());
+    const [keyPem, csr] = await acme.crypto.createCsr(
+      { commonName: domain, altNames: [domain] },
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
     const challengeDir = join(this.o.webroot, '.well-known', 'acme-challenge');
     const chainPem = await client.auto({
       csr,
@@ -89,4 +92,3 @@ export class AcmeIssuer implements CertificateIssuer {
     return { keyPem, chainPem };
   }
 }
-

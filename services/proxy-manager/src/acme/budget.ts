@@ -37,25 +37,53 @@ export function decide(events: BudgetEvent[], domain: string, now: number, limit
     const inWindow = list.filter((e) => e.at > now - windowMs).sort((a, b) => a.at - b.at);
     if (inWindow.length >= limit) refusals.push({ reason, retry_at: inWindow[inWindow.length - limit].at + windowMs });
   };
-  check(events.filter((e) => e.kind === 'failed' && e.domain === domain), limits.failedPerDomainPerHour, HOUR, `too many failed validations for ${domain} in the last hour`);
-  check(events.filter((e) => e.kind === 'issued' && e.domain === domain), limits.duplicatesPerWeek, WEEK, `too many certificates for exactly ${domain} this week`);
+  check(
+    events.filter((e) => e.kind === 'failed' && e.domain === domain),
+    limits.failedPerDomainPerHour,
+    HOUR,
+    `too many failed validations for ${domain} in the last hour`,
+  );
+  check(
+    events.filter((e) => e.kind === 'issued' && e.domain === domain),
+    limits.duplicatesPerWeek,
+    WEEK,
+    `too many certificates for exactly ${domain} this week`,
+  );
   const reg = registeredDomain(domain);
-  check(events.filter((e) => e.kind === 'issued' && registeredDomain(e.domain) === reg), limits.certsPerRegisteredDomainPerWeek, WEEK, `too many certificates under ${reg} this week`);
-  check(events.filter((e) => e.kind === 'order'), limits.ordersPerAccountPer3Hours, 3 * HOUR, 'too many new orders for the ACME account in the last 3 hours');
+  check(
+    events.filter((e) => e.kind === 'issued' && registeredDomain(e.domain) === reg),
+    limits.certsPerRegisteredDomainPerWeek,
+    WEEK,
+    `too many certificates under ${reg} this week`,
+  );
+  check(
+    events.filter((e) => e.kind === 'order'),
+    limits.ordersPerAccountPer3Hours,
+    3 * HOUR,
+    'too many new orders for the ACME account in the last 3 hours',
+  );
   if (refusals.length === 0) return { allowed: true };
   refusals.sort((a, b) => b.retry_at - a.retry_at);
   return { allowed: false, ...refusals[0] };
 }
 
 export class BudgetExceeded extends Error {
-  constructor(readonly reason: string, readonly retryAt: number) {
+  constructor(
+    readonly reason: string,
+    readonly retryAt: number,
+  ) {
     super(reason);
   }
 }
 
 /** The account's request ledger in a KV key, updated with compare-and-set so replicas share it. */
 export class AcmeBudget {
-  constructor(private kv: KV, private key: string, private now: () => number = Date.now, private limits: BudgetLimits = DEFAULT_LIMITS) {}
+  constructor(
+    private kv: KV,
+    private key: string,
+    private now: () => number = Date.now,
+    private limits: BudgetLimits = DEFAULT_LIMITS,
+  ) {}
 
   private async load(): Promise<{ events: BudgetEvent[]; revision: number }> {
     const e = await this.kv.get(this.key);

@@ -31,7 +31,14 @@ export class CertStore {
       const pem = await readFile(this.paths(domain).certificate, 'utf8');
       await readFile(this.paths(domain).key);
       const c = new X509Certificate(pem);
-      return { domain, issuer: c.issuer, subject: c.subject, not_before: new Date(c.validFrom).toISOString(), not_after: new Date(c.validTo).toISOString(), serial: c.serialNumber };
+      return {
+        domain,
+        issuer: c.issuer,
+        subject: c.subject,
+        not_before: new Date(c.validFrom).toISOString(),
+        not_after: new Date(c.validTo).toISOString(),
+        serial: c.serialNumber,
+      };
     } catch {
       return undefined;
     }

@@ -68,11 +68,14 @@ export class Certificates {
    */
   async installShared(domain: string, correlationId?: string): Promise<CertInfo | undefined> {
     if (!this.d.shared) return undefined;
-    let remote;
+    let remote: Awaited<ReturnType<NonNullable<typeof this.d.shared>['get']>>;
     try {
       remote = await this.d.shared.get(domain);
     } catch (err) {
-      this.d.logger.warn({ correlation_id: correlationId, domain, action: 'cert.fetch', result: 'failed', reason: (err as Error).message }, 'cannot read the shared certificate');
+      this.d.logger.warn(
+        { correlation_id: correlationId, domain, action: 'cert.fetch', result: 'failed', reason: (err as Error).message },
+        'cannot read the shared certificate',
+      );
       return undefined;
     }
     if (!remote || remote.notAfter <= this.now()) return undefined;
@@ -80,7 +83,10 @@ export class Certificates {
     if (local && (local.serial === remote.serial || Date.parse(local.not_after) >= remote.notAfter)) return undefined;
     await this.d.store.save(domain, remote.keyPem, remote.chainPem);
     const info = await this.d.store.read(domain);
-    this.d.logger.info({ correlation_id: correlationId, domain, action: 'cert.fetch', result: 'installed', not_after: info?.not_after }, 'certificate installed from the shared store');
+    this.d.logger.info(
+      { correlation_id: correlationId, domain, action: 'cert.fetch', result: 'installed', not_after: info?.not_after },
+      'certificate installed from the shared store',
+    );
     return info;
   }
 
@@ -120,20 +126,40 @@ export class Certificates {
     }
   }
 
-  private async obtain(domain: string, existing: CertInfo | undefined, opts: { email?: string; correlationId?: string }): Promise<EnsureOutcome> {
+  private async obtain(
+    domain: string,
+    existing: CertInfo | undefined,
+    opts: { email?: string; correlationId?: string },
+  ): Promise<EnsureOutcome> {
     const action = existing ? 'renewed' : 'issued';
-    const log = this.d.logger.child({ correlation_id: opts.correlationId, domain, action: `cert.${action === 'issued' ? 'issue' : 'renew'}` });
+    const log = this.d.logger.child({
+      correlation_id: opts.correlationId,
+      domain,
+      action: `cert.${action === 'issued' ? 'issue' : 'renew'}`,
+    });
     await this.d.budget.reserve(domain); // throws BudgetExceeded before any request to the CA
     try {
       const { keyPem, chainPem } = await this.d.issuer.issue(domain, opts.email ?? this.d.defaultEmail);
       await this.d.store.save(domain, keyPem, chainPem);
       await this.d.budget.record(domain, 'issued');
       // The other replicas install it from here (and are told by their watch).
-      await this.d.shared?.put(domain, keyPem, chainPem).catch((err) => log.warn({ reason: (err as Error).message }, 'certificate obtained but not shared; other replicas will fetch or request their own'));
+      await this.d.shared
+        ?.put(domain, keyPem, chainPem)
+        .catch((err) =>
+          log.warn(
+            { reason: (err as Error).message },
+            'certificate obtained but not shared; other replicas will fetch or request their own',
+          ),
+        );
       const certificate = (await this.d.store.read(domain)) as CertInfo;
       this.backoff.delete(domain);
       log.info({ result: 'success', not_after: certificate.not_after, issuer: certificate.issuer }, 'certificate obtained');
-      this.d.emit(`cert.${action}`, { domain, not_after: certificate.not_after, issuer: certificate.issuer, correlation_id: opts.correlationId });
+      this.d.emit(`cert.${action}`, {
+        domain,
+        not_after: certificate.not_after,
+        issuer: certificate.issuer,
+        correlation_id: opts.correlationId,
+      });
       return { action, certificate };
     } catch (err) {
       await this.d.budget.record(domain, 'failed').catch(() => undefined);
@@ -177,9 +203,13 @@ export class Certificates {
         renewed.push(domain);
       } catch (err) {
         const failures = (b?.failures ?? 0) + 1;
-        const retryIn = err instanceof BudgetExceeded ? Math.max(60_000, err.retryAt - this.now()) : Math.min(DAY, 5 * 60_000 * 2 ** (failures - 1));
+        const retryIn =
+          err instanceof BudgetExceeded ? Math.max(60_000, err.retryAt - this.now()) : Math.min(DAY, 5 * 60_000 * 2 ** (failures - 1));
         this.backoff.set(domain, { failures, next_at: this.now() + retryIn });
-        this.d.logger.warn({ domain, action: 'cert.renew', result: 'failed', retry_in_s: Math.round(retryIn / 1000), reason: (err as Error).message }, 'renewal failed; backing off');
+        this.d.logger.warn(
+          { domain, action: 'cert.renew', result: 'failed', retry_in_s: Math.round(retryIn / 1000), reason: (err as Error).message },
+          'renewal failed; backing off',
+        );
       }
     }
     return renewed;

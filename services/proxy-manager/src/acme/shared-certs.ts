@@ -37,7 +37,10 @@ export interface SharedCertStoreOptions {
  * the domain and the key matches it. `lease.<domain>` makes one replica the issuer at a time.
  */
 export class SharedCertStore {
-  constructor(private kv: KV, private o: SharedCertStoreOptions) {}
+  constructor(
+    private kv: KV,
+    private o: SharedCertStoreOptions,
+  ) {}
 
   get encrypted(): boolean {
     return !!this.o.encryptionKey;
@@ -79,7 +82,12 @@ export class SharedCertStore {
   }
 
   async put(domain: string, keyPem: Buffer | string, chainPem: string): Promise<void> {
-    const value: StoredCertificate = { chain_pem: chainPem, key: this.seal(domain, Buffer.from(keyPem)), issued_by: this.o.replicaId, stored_at: new Date().toISOString() };
+    const value: StoredCertificate = {
+      chain_pem: chainPem,
+      key: this.seal(domain, Buffer.from(keyPem)),
+      issued_by: this.o.replicaId,
+      stored_at: new Date().toISOString(),
+    };
     await this.kv.put(`cert.${domain}`, JSON.stringify(value));
   }
 

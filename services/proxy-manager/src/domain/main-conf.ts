@@ -12,7 +12,8 @@ export interface MainConfInput {
 }
 
 function listenDirective(address: string, port: number, extra: string): string {
-  const host = address === '*' ? '' : address.includes(':') ? `[${safe(address, 'listen address')}]:` : `${safe(address, 'listen address')}:`;
+  const host =
+    address === '*' ? '' : address.includes(':') ? `[${safe(address, 'listen address')}]:` : `${safe(address, 'listen address')}:`;
   return `listen ${host}${safe(port, 'port')} ${extra};`;
 }
 

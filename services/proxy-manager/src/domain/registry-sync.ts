@@ -8,7 +8,11 @@ export interface SyncPlan {
 
 function routeNameFor(r: Pick<RegistryRecord, 'id' | 'name'>): string | undefined {
   const raw = (r.name || r.id || '').toLowerCase();
-  const name = raw.replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const name = raw
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return ROUTE_NAME.test(name) ? name : undefined;
 }
 

@@ -42,7 +42,8 @@ export function upstreamName(routeName: string): string {
 }
 
 function listen(address: string, port: number, ssl = false): string {
-  const host = address === '*' ? '' : address.includes(':') ? `[${safe(address, 'listen address')}]:` : `${safe(address, 'listen address')}:`;
+  const host =
+    address === '*' ? '' : address.includes(':') ? `[${safe(address, 'listen address')}]:` : `${safe(address, 'listen address')}:`;
   return `listen ${host}${safe(port, 'port')}${ssl ? ' ssl' : ''};`;
 }
 
@@ -64,7 +65,12 @@ export function acmeChallengeLocation(webroot: string, indent = '    '): string 
 function proxyLocation(input: RenderInput): string {
   const { route, servers } = input;
   if (servers.length === 0) {
-    return ['    location / {', '        # no upstream address resolved: answer 502 rather than fail the whole config', '        return 502;', '    }'].join('\n');
+    return [
+      '    location / {',
+      '        # no upstream address resolved: answer 502 rather than fail the whole config',
+      '        return 502;',
+      '    }',
+    ].join('\n');
   }
   const lines = [
     '    location / {',
@@ -77,7 +83,11 @@ function proxyLocation(input: RenderInput): string {
     '        proxy_next_upstream error timeout http_502 http_503;',
   ];
   if (route.websocket) {
-    lines.push('        proxy_set_header Upgrade $http_upgrade;', '        proxy_set_header Connection $connection_upgrade;', '        proxy_read_timeout 3600s;');
+    lines.push(
+      '        proxy_set_header Upgrade $http_upgrade;',
+      '        proxy_set_header Connection $connection_upgrade;',
+      '        proxy_read_timeout 3600s;',
+    );
   } else {
     lines.push('        proxy_set_header Connection "";');
   }
@@ -89,7 +99,8 @@ function upstreamBlock(input: RenderInput): string {
   if (input.servers.length === 0) return '';
   const lines = [`upstream ${upstreamName(input.route.name)} {`];
   if (input.route.lb === 'least_conn') lines.push('    least_conn;');
-  for (const s of input.servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
+  for (const s of input.servers)
+    lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
   lines.push('    keepalive 16;', '}', '');
   return lines.join('\n');
 }

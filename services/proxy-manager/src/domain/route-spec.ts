@@ -56,9 +56,7 @@ export const upstreamHostSchema = z
 
 const portSchema = z.number().int().min(1).max(65535);
 
-export const healthPathSchema = z
-  .string()
-  .regex(/^\/[A-Za-z0-9._~/-]{0,200}$/, 'must be an absolute path of [A-Za-z0-9._~/-]');
+export const healthPathSchema = z.string().regex(/^\/[A-Za-z0-9._~/-]{0,200}$/, 'must be an absolute path of [A-Za-z0-9._~/-]');
 
 export const upstreamSchema = z.strictObject({
   host: upstreamHostSchema,
@@ -83,16 +81,24 @@ export const routeBodySchema = z
   })
   .superRefine((b, ctx) => {
     const single = b.upstream_host !== undefined || b.upstream_port !== undefined;
-    if (b.upstreams && single) ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'give either upstreams or upstream_host/upstream_port, not both' });
-    else if (!b.upstreams && !single) ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'upstreams (or upstream_host and upstream_port) is required' });
+    if (b.upstreams && single)
+      ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'give either upstreams or upstream_host/upstream_port, not both' });
+    else if (!b.upstreams && !single)
+      ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'upstreams (or upstream_host and upstream_port) is required' });
     else if (single && (b.upstream_host === undefined || b.upstream_port === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [b.upstream_host === undefined ? 'upstream_host' : 'upstream_port'], message: 'upstream_host and upstream_port go together' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [b.upstream_host === undefined ? 'upstream_host' : 'upstream_port'],
+        message: 'upstream_host and upstream_port go together',
+      });
     }
   })
-  .transform(({ upstream_host, upstream_port, upstreams, ...rest }): RouteSpec => ({
-    ...rest,
-    upstreams: upstreams ?? [{ host: upstream_host as string, port: upstream_port as number, weight: 1 }],
-  }));
+  .transform(
+    ({ upstream_host, upstream_port, upstreams, ...rest }): RouteSpec => ({
+      ...rest,
+      upstreams: upstreams ?? [{ host: upstream_host as string, port: upstream_port as number, weight: 1 }],
+    }),
+  );
 
 export interface Upstream {
   host: string;

@@ -99,7 +99,8 @@ export class NginxController {
     });
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nginx failed to start: ${cleanOutput(stderr) || (await newLogText(this.o.errorLog, from))}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`nginx failed to start: ${cleanOutput(stderr) || (await newLogText(this.o.errorLog, from))}`);
       const text = await newLogText(this.o.errorLog, from);
       if (text.includes('start worker process')) {
         this.restarts = 0;

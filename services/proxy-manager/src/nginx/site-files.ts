@@ -4,7 +4,10 @@ import { join } from 'node:path';
 export const SITE_FILE = /^mesh-([a-z0-9-]{1,63})\.conf$/;
 
 /** What was on disk at one path before we touched it: bytes, a symlink target, or nothing. */
-type Snapshot = { path: string; kind: 'file'; bytes: Buffer } | { path: string; kind: 'link'; target: string } | { path: string; kind: 'absent' };
+type Snapshot =
+  | { path: string; kind: 'file'; bytes: Buffer }
+  | { path: string; kind: 'link'; target: string }
+  | { path: string; kind: 'absent' };
 
 async function snapshot(path: string): Promise<Snapshot> {
   try {
@@ -106,7 +109,10 @@ async function restore(s: Snapshot): Promise<void> {
 }
 
 export class SiteFiles {
-  constructor(readonly availableDir: string, readonly enabledDir: string) {}
+  constructor(
+    readonly availableDir: string,
+    readonly enabledDir: string,
+  ) {}
 
   availablePath(name: string): string {
     return join(this.availableDir, `mesh-${name}.conf`);

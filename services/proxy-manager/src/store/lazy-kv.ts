@@ -6,10 +6,11 @@ import type { KV } from '@nats-io/kv';
  */
 export function lazyKv(open: () => Promise<KV>): KV {
   let p: Promise<KV> | undefined;
-  const get = () => (p ??= open().catch((err) => {
-    p = undefined;
-    throw err;
-  }));
+  const get = () =>
+    (p ??= open().catch((err) => {
+      p = undefined;
+      throw err;
+    }));
   return new Proxy({} as KV, {
     get(_t, prop) {
       return async (...args: unknown[]) => {

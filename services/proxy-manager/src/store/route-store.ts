@@ -28,7 +28,12 @@ export function parseStoredRoute(name: string, raw: unknown): RouteRecord | unde
   const parsed = routeBodySchema.safeParse(spec);
   if (!parsed.success) return undefined;
   const now = new Date().toISOString();
-  return { name, ...parsed.data, created_at: typeof created_at === 'string' ? created_at : now, updated_at: typeof updated_at === 'string' ? updated_at : now };
+  return {
+    name,
+    ...parsed.data,
+    created_at: typeof created_at === 'string' ? created_at : now,
+    updated_at: typeof updated_at === 'string' ? updated_at : now,
+  };
 }
 
 export class KvRouteStore implements RouteStore {

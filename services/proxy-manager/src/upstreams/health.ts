@@ -27,7 +27,14 @@ export function httpHealthProbe(timeoutMs: number): HealthProbe {
           const res = await fetch(`http://${host}:${u.port}${path}`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
           await res.body?.cancel();
           const ok = res.status >= 200 && res.status < 400;
-          return { host: u.host, port: u.port, ok, status_code: res.status, duration_ms: Date.now() - started, ...(ok ? {} : { error: `answered ${res.status}` }) };
+          return {
+            host: u.host,
+            port: u.port,
+            ok,
+            status_code: res.status,
+            duration_ms: Date.now() - started,
+            ...(ok ? {} : { error: `answered ${res.status}` }),
+          };
         } catch (err) {
           const e = err as Error & { cause?: { code?: string; message?: string } };
           const reason = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);

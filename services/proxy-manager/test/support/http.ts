@@ -34,10 +34,11 @@ export async function startUpstream(name: string, opts: { healthy?: boolean } = 
     name,
     hits: 0,
     setHealthy: (ok) => (healthy = ok),
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
   const server: Server = createServer((req, res) => {
     u.hits++;
@@ -77,12 +78,25 @@ export function viaNginx(port: number, host: string, path = '/', timeoutMs = 500
 /** HTTPS through nginx with SNI = servername, verified against `ca`. */
 export function httpsViaNginx(port: number, servername: string, ca: string, path = '/', timeoutMs = 5000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, headers: { host: servername }, ca, agent: false, timeout: timeoutMs, rejectUnauthorized: true }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        servername,
+        headers: { host: servername },
+        ca,
+        agent: false,
+        timeout: timeoutMs,
+        rejectUnauthorized: true,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no HTTPS answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();

@@ -1,5 +1,18 @@
 // DigitalOcean API v2 shapes (the fields we read) and their mapping to the unified model.
-import { emptyToNull, instanceId, MANAGED_TAG, splitTags, type ActionStatus, type Image, type Instance, type InstanceStatus, type ProviderAction, type Region, type Size, type Snapshot } from '../cloud-provider.js';
+import {
+  emptyToNull,
+  instanceId,
+  MANAGED_TAG,
+  splitTags,
+  type ActionStatus,
+  type Image,
+  type Instance,
+  type InstanceStatus,
+  type ProviderAction,
+  type Region,
+  type Size,
+  type Snapshot,
+} from '../cloud-provider.js';
 
 export interface DoNetwork {
   ip_address: string;
@@ -121,7 +134,13 @@ export const doImage = (i: DoImage): Image => ({
   type: i.type ?? 'base',
 });
 
-export const doRegion = (r: DoRegion): Region => ({ provider: 'digitalocean', slug: r.slug, name: r.name, available: r.available, country: null });
+export const doRegion = (r: DoRegion): Region => ({
+  provider: 'digitalocean',
+  slug: r.slug,
+  name: r.name,
+  available: r.available,
+  country: null,
+});
 
 export const doSnapshot = (s: DoSnapshot): Snapshot => ({
   provider: 'digitalocean',

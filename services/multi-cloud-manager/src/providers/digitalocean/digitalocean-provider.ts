@@ -1,8 +1,32 @@
-import { joinTags, MANAGED_TAG, type CallOptions, type CloudProvider, type CreateInstanceInput, type CreateResult, type Instance, type PowerAction, type ProviderAction } from '../cloud-provider.js';
+import {
+  joinTags,
+  MANAGED_TAG,
+  type CallOptions,
+  type CloudProvider,
+  type CreateInstanceInput,
+  type CreateResult,
+  type Instance,
+  type PowerAction,
+  type ProviderAction,
+} from '../cloud-provider.js';
 import { allNumberedPages } from '../http/paging.js';
 import type { ProviderHttpClient } from '../http/provider-http-client.js';
 import { numericId } from '../numeric-id.js';
-import { doAction, doImage, doInstance, doRegion, doSize, doSnapshot, type DoAction, type DoDroplet, type DoImage, type DoPage, type DoRegion, type DoSize, type DoSnapshot } from './digitalocean-mapping.js';
+import {
+  doAction,
+  doImage,
+  doInstance,
+  doRegion,
+  doSize,
+  doSnapshot,
+  type DoAction,
+  type DoDroplet,
+  type DoImage,
+  type DoPage,
+  type DoRegion,
+  type DoSize,
+  type DoSnapshot,
+} from './digitalocean-mapping.js';
 
 const PER_PAGE = 200; // the API's maximum
 
@@ -41,11 +65,23 @@ export class DigitalOceanProvider implements CloudProvider {
       ...(input.user_data ? { user_data: input.user_data } : {}),
       ...(input.ssh_keys?.length ? { ssh_keys: input.ssh_keys } : {}),
     };
-    const r = await this.http.call<{ droplet: DoDroplet; links?: { actions?: Array<{ id: number }> } }>('POST', '/v2/droplets', { body, signal: opts.signal });
+    const r = await this.http.call<{ droplet: DoDroplet; links?: { actions?: Array<{ id: number }> } }>('POST', '/v2/droplets', {
+      body,
+      signal: opts.signal,
+    });
     const instance = doInstance(r.body.droplet);
     const actionId = r.body.links?.actions?.[0]?.id;
     const action: ProviderAction | null = actionId
-      ? { id: String(actionId), provider: this.name, type: 'create', status: 'in_progress', raw_status: 'in-progress', resource_id: instance.provider_id, started_at: null, completed_at: null }
+      ? {
+          id: String(actionId),
+          provider: this.name,
+          type: 'create',
+          status: 'in_progress',
+          raw_status: 'in-progress',
+          resource_id: instance.provider_id,
+          started_at: null,
+          completed_at: null,
+        }
       : null;
     return { instance, action };
   }
@@ -56,7 +92,10 @@ export class DigitalOceanProvider implements CloudProvider {
   }
 
   async power(id: string, action: PowerAction, opts: CallOptions = {}): Promise<ProviderAction> {
-    const r = await this.http.call<{ action: DoAction }>('POST', `/v2/droplets/${numericId(this.name, id)}/actions`, { body: { type: action }, signal: opts.signal });
+    const r = await this.http.call<{ action: DoAction }>('POST', `/v2/droplets/${numericId(this.name, id)}/actions`, {
+      body: { type: action },
+      signal: opts.signal,
+    });
     return doAction(r.body.action);
   }
 
@@ -82,7 +121,10 @@ export class DigitalOceanProvider implements CloudProvider {
   }
 
   async createSnapshot(id: string, name: string, opts: CallOptions = {}) {
-    const r = await this.http.call<{ action: DoAction }>('POST', `/v2/droplets/${numericId(this.name, id)}/actions`, { body: { type: 'snapshot', name }, signal: opts.signal });
+    const r = await this.http.call<{ action: DoAction }>('POST', `/v2/droplets/${numericId(this.name, id)}/actions`, {
+      body: { type: 'snapshot', name },
+      signal: opts.signal,
+    });
     return { snapshot: null, action: doAction(r.body.action) };
   }
 

@@ -1,5 +1,17 @@
 // Hetzner Cloud API v1 shapes (the fields we read) and their mapping to the unified model.
-import { emptyToNull, instanceId, MANAGED_TAG, type ActionStatus, type Image, type Instance, type InstanceStatus, type ProviderAction, type Region, type Size, type Snapshot } from '../cloud-provider.js';
+import {
+  emptyToNull,
+  instanceId,
+  MANAGED_TAG,
+  type ActionStatus,
+  type Image,
+  type Instance,
+  type InstanceStatus,
+  type ProviderAction,
+  type Region,
+  type Size,
+  type Snapshot,
+} from '../cloud-provider.js';
 
 interface Price {
   location: string;
@@ -147,7 +159,13 @@ export const hzImage = (i: HzImage): Image => ({
   type: i.type,
 });
 
-export const hzRegion = (l: HzLocation): Region => ({ provider: 'hetzner', slug: l.name, name: l.city ?? l.description ?? l.name, available: true, country: l.country ?? null });
+export const hzRegion = (l: HzLocation): Region => ({
+  provider: 'hetzner',
+  slug: l.name,
+  name: l.city ?? l.description ?? l.name,
+  available: true,
+  country: l.country ?? null,
+});
 
 export const hzSnapshot = (i: HzImage): Snapshot => ({
   provider: 'hetzner',

@@ -1,8 +1,30 @@
-import type { CallOptions, CloudProvider, CreateInstanceInput, CreateResult, Instance, PowerAction, ProviderAction } from '../cloud-provider.js';
+import type {
+  CallOptions,
+  CloudProvider,
+  CreateInstanceInput,
+  CreateResult,
+  Instance,
+  PowerAction,
+  ProviderAction,
+} from '../cloud-provider.js';
 import { allNumberedPages } from '../http/paging.js';
 import type { ProviderHttpClient } from '../http/provider-http-client.js';
 import { numericId } from '../numeric-id.js';
-import { hzAction, hzImage, hzInstance, hzLabels, hzRegion, hzSize, hzSnapshot, type HzAction, type HzImage, type HzLocation, type HzPage, type HzServer, type HzServerType } from './hetzner-mapping.js';
+import {
+  hzAction,
+  hzImage,
+  hzInstance,
+  hzLabels,
+  hzRegion,
+  hzSize,
+  hzSnapshot,
+  type HzAction,
+  type HzImage,
+  type HzLocation,
+  type HzPage,
+  type HzServer,
+  type HzServerType,
+} from './hetzner-mapping.js';
 
 const PER_PAGE = 50; // the API's maximum
 const POWER_PATH: Record<PowerAction, string> = { power_on: 'poweron', power_off: 'poweroff', shutdown: 'shutdown', reboot: 'reboot' };
@@ -48,12 +70,16 @@ export class HetznerProvider implements CloudProvider {
   }
 
   async delete(id: string, opts: CallOptions = {}): Promise<ProviderAction | null> {
-    const r = await this.http.call<{ action?: HzAction } | undefined>('DELETE', `/servers/${numericId(this.name, id)}`, { signal: opts.signal });
+    const r = await this.http.call<{ action?: HzAction } | undefined>('DELETE', `/servers/${numericId(this.name, id)}`, {
+      signal: opts.signal,
+    });
     return r.body?.action ? hzAction(r.body.action, 'delete') : null;
   }
 
   async power(id: string, action: PowerAction, opts: CallOptions = {}): Promise<ProviderAction> {
-    const r = await this.http.call<{ action: HzAction }>('POST', `/servers/${numericId(this.name, id)}/actions/${POWER_PATH[action]}`, { signal: opts.signal });
+    const r = await this.http.call<{ action: HzAction }>('POST', `/servers/${numericId(this.name, id)}/actions/${POWER_PATH[action]}`, {
+      signal: opts.signal,
+    });
     return hzAction(r.body.action, action);
   }
 
@@ -79,10 +105,14 @@ export class HetznerProvider implements CloudProvider {
   }
 
   async createSnapshot(id: string, name: string, opts: CallOptions = {}) {
-    const r = await this.http.call<{ image: HzImage; action: HzAction }>('POST', `/servers/${numericId(this.name, id)}/actions/create_image`, {
-      body: { type: 'snapshot', description: name, labels: { 'droplet-mesh': 'true' } },
-      signal: opts.signal,
-    });
+    const r = await this.http.call<{ image: HzImage; action: HzAction }>(
+      'POST',
+      `/servers/${numericId(this.name, id)}/actions/create_image`,
+      {
+        body: { type: 'snapshot', description: name, labels: { 'droplet-mesh': 'true' } },
+        signal: opts.signal,
+      },
+    );
     return { snapshot: hzSnapshot(r.body.image), action: hzAction(r.body.action, 'snapshot') };
   }
 

@@ -40,7 +40,12 @@ export async function allNumberedPages<P, T>(opts: {
 }
 
 /** Every page of a cursor listing (Vultr): one after the other, as the cursor requires. */
-export async function allCursorPages<P, T>(opts: { fetchPage: (cursor: string | undefined) => Promise<P>; items: (page: P) => T[]; next: (page: P) => string | undefined; maxPages?: number }): Promise<T[]> {
+export async function allCursorPages<P, T>(opts: {
+  fetchPage: (cursor: string | undefined) => Promise<P>;
+  items: (page: P) => T[];
+  next: (page: P) => string | undefined;
+  maxPages?: number;
+}): Promise<T[]> {
   const out: T[] = [];
   let cursor: string | undefined;
   for (let n = 0; n < (opts.maxPages ?? 10_000); n++) {

@@ -108,7 +108,9 @@ export class ProviderHttpClient {
       } catch (err) {
         if (input.signal?.aborted) throw input.signal.reason;
         const timedOut = timeout.aborted;
-        const reason = timedOut ? `no answer within ${this.opts.timeoutMs} ms` : this.scrub((err as { code?: string }).code ?? (err as Error).message);
+        const reason = timedOut
+          ? `no answer within ${this.opts.timeoutMs} ms`
+          : this.scrub((err as { code?: string }).code ?? (err as Error).message);
         if (retryable && failures < maxRetries) {
           const wait = backoffMs(failures++, 200, 5000, this.opts.random);
           logger.warn({ provider, operation, reason, retry_in_ms: wait }, 'provider call failed; retrying');

@@ -9,7 +9,8 @@ export function mapDockerError(err: unknown, operation: string): UdcError {
   if (e.statusCode === 404) return new NotFound(`local: ${message}`, details);
   if (e.statusCode === 409) return new Conflict(`local: ${message}`, details);
   if (e.statusCode === 400) return new InvalidRequest(`local: ${message}`, details);
-  if (!e.statusCode) return new DependencyUnavailable('the local Docker Engine is unreachable', { ...details, reason: e.code ?? message }, 503);
+  if (!e.statusCode)
+    return new DependencyUnavailable('the local Docker Engine is unreachable', { ...details, reason: e.code ?? message }, 503);
   return new DependencyUnavailable(`the local Docker Engine failed: ${message}`, details, 502);
 }
 

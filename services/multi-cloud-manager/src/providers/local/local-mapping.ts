@@ -11,9 +11,39 @@ export const LABEL_SNAPSHOT_OF = 'mesh.snapshot.of';
 
 /** Sizes are CPU and memory limits; the engine costs nothing per month. */
 export const LOCAL_SIZES: Size[] = [
-  { provider: 'local', slug: 'local-small', vcpus: 1, memory_mb: 256, disk_gb: 0, price_hourly: 0, price_monthly: 0, currency: 'USD', regions: ['local'] },
-  { provider: 'local', slug: 'local-medium', vcpus: 1, memory_mb: 512, disk_gb: 0, price_hourly: 0, price_monthly: 0, currency: 'USD', regions: ['local'] },
-  { provider: 'local', slug: 'local-large', vcpus: 2, memory_mb: 1024, disk_gb: 0, price_hourly: 0, price_monthly: 0, currency: 'USD', regions: ['local'] },
+  {
+    provider: 'local',
+    slug: 'local-small',
+    vcpus: 1,
+    memory_mb: 256,
+    disk_gb: 0,
+    price_hourly: 0,
+    price_monthly: 0,
+    currency: 'USD',
+    regions: ['local'],
+  },
+  {
+    provider: 'local',
+    slug: 'local-medium',
+    vcpus: 1,
+    memory_mb: 512,
+    disk_gb: 0,
+    price_hourly: 0,
+    price_monthly: 0,
+    currency: 'USD',
+    regions: ['local'],
+  },
+  {
+    provider: 'local',
+    slug: 'local-large',
+    vcpus: 2,
+    memory_mb: 1024,
+    disk_gb: 0,
+    price_hourly: 0,
+    price_monthly: 0,
+    currency: 'USD',
+    regions: ['local'],
+  },
 ];
 
 const STATUS: Record<string, InstanceStatus> = {
@@ -50,7 +80,11 @@ interface ContainerView {
 function toInstance(c: ContainerView): Instance {
   const meshLabels = c.labels ?? {};
   const tags = (meshLabels[LABEL_TAGS] ?? '').split(',').filter(Boolean);
-  const labels = Object.fromEntries(Object.entries(meshLabels).filter(([k]) => k.startsWith(LABEL_PREFIX)).map(([k, v]) => [k.slice(LABEL_PREFIX.length), v]));
+  const labels = Object.fromEntries(
+    Object.entries(meshLabels)
+      .filter(([k]) => k.startsWith(LABEL_PREFIX))
+      .map(([k, v]) => [k.slice(LABEL_PREFIX.length), v]),
+  );
   const host = c.networkMode === 'host' || 'host' in c.networks;
   const net = Object.values(c.networks).find((n) => n.IPAddress);
   return {

@@ -1,5 +1,16 @@
 // Vultr API v2 shapes (the fields we read) and their mapping to the unified model.
-import { emptyToNull, instanceId, MANAGED_TAG, splitTags, type Image, type Instance, type InstanceStatus, type Region, type Size, type Snapshot } from '../cloud-provider.js';
+import {
+  emptyToNull,
+  instanceId,
+  MANAGED_TAG,
+  splitTags,
+  type Image,
+  type Instance,
+  type InstanceStatus,
+  type Region,
+  type Size,
+  type Snapshot,
+} from '../cloud-provider.js';
 
 export interface VuInstance {
   id: string;
@@ -102,9 +113,22 @@ export const vuSize = (p: VuPlan): Size => ({
   regions: p.locations ?? [],
 });
 
-export const vuImage = (o: VuOs): Image => ({ provider: 'vultr', id: String(o.id), slug: String(o.id), name: o.name, distribution: o.family ?? null, type: 'os' });
+export const vuImage = (o: VuOs): Image => ({
+  provider: 'vultr',
+  id: String(o.id),
+  slug: String(o.id),
+  name: o.name,
+  distribution: o.family ?? null,
+  type: 'os',
+});
 
-export const vuRegion = (r: VuRegion): Region => ({ provider: 'vultr', slug: r.id, name: r.city ?? r.id, available: true, country: r.country ?? null });
+export const vuRegion = (r: VuRegion): Region => ({
+  provider: 'vultr',
+  slug: r.id,
+  name: r.city ?? r.id,
+  available: true,
+  country: r.country ?? null,
+});
 
 export const vuSnapshot = (s: VuSnapshot): Snapshot => ({
   provider: 'vultr',

@@ -1,8 +1,31 @@
 import { InvalidRequest } from '@droplet-mesh/udc-kit';
-import { joinTags, MANAGED_TAG, type CallOptions, type CloudProvider, type CreateInstanceInput, type CreateResult, type Instance, type PowerAction, type ProviderAction } from '../cloud-provider.js';
+import {
+  joinTags,
+  MANAGED_TAG,
+  type CallOptions,
+  type CloudProvider,
+  type CreateInstanceInput,
+  type CreateResult,
+  type Instance,
+  type PowerAction,
+  type ProviderAction,
+} from '../cloud-provider.js';
 import { allCursorPages } from '../http/paging.js';
 import type { ProviderHttpClient } from '../http/provider-http-client.js';
-import { vuImage, vuInstance, vuRegion, vuSize, vuSnapshot, vultrStatus, type VuInstance, type VuOs, type VuPage, type VuPlan, type VuRegion, type VuSnapshot } from './vultr-mapping.js';
+import {
+  vuImage,
+  vuInstance,
+  vuRegion,
+  vuSize,
+  vuSnapshot,
+  vultrStatus,
+  type VuInstance,
+  type VuOs,
+  type VuPage,
+  type VuPlan,
+  type VuRegion,
+  type VuSnapshot,
+} from './vultr-mapping.js';
 
 const PER_PAGE = 500; // the API's maximum
 const POWER_PATH: Record<PowerAction, string> = { power_on: 'start', power_off: 'halt', shutdown: 'halt', reboot: 'reboot' };
@@ -17,7 +40,8 @@ const DONE_WHEN: Record<string, (v: VuInstance) => boolean> = {
 };
 
 function safeId(id: string): string {
-  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new InvalidRequest(`vultr ids are UUIDs, got '${id.slice(0, 40)}'`, { fields: [{ path: 'id', message: 'must be a Vultr id' }] });
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(id))
+    throw new InvalidRequest(`vultr ids are UUIDs, got '${id.slice(0, 40)}'`, { fields: [{ path: 'id', message: 'must be a Vultr id' }] });
   return id;
 }
 
@@ -52,7 +76,16 @@ export class VultrProvider implements CloudProvider {
   }
 
   private action(id: string, type: string, status: ProviderAction['status'] = 'in_progress'): ProviderAction {
-    return { id: `${id}:${type}`, provider: this.name, type, status, raw_status: status === 'completed' ? 'done' : 'polling', resource_id: id, started_at: new Date().toISOString(), completed_at: null };
+    return {
+      id: `${id}:${type}`,
+      provider: this.name,
+      type,
+      status,
+      raw_status: status === 'completed' ? 'done' : 'polling',
+      resource_id: id,
+      started_at: new Date().toISOString(),
+      completed_at: null,
+    };
   }
 
   async create(input: CreateInstanceInput, opts: CallOptions = {}): Promise<CreateResult> {
@@ -85,14 +118,25 @@ export class VultrProvider implements CloudProvider {
 
   async getAction(action: ProviderAction, opts: CallOptions = {}): Promise<ProviderAction> {
     if (action.type === 'snapshot') {
-      const s = (await this.http.get<{ snapshot: VuSnapshot }>(`/snapshots/${safeId(action.resource_id ?? '')}`, { signal: opts.signal })).snapshot;
+      const s = (await this.http.get<{ snapshot: VuSnapshot }>(`/snapshots/${safeId(action.resource_id ?? '')}`, { signal: opts.signal }))
+        .snapshot;
       const done = s.status === 'complete';
-      return { ...action, status: done ? 'completed' : 'in_progress', raw_status: s.status ?? 'unknown', completed_at: done ? new Date().toISOString() : null };
+      return {
+        ...action,
+        status: done ? 'completed' : 'in_progress',
+        raw_status: s.status ?? 'unknown',
+        completed_at: done ? new Date().toISOString() : null,
+      };
     }
     const instanceId = action.id.slice(0, action.id.lastIndexOf(':'));
     const v = await this.raw(instanceId, opts);
     const done = DONE_WHEN[action.type]?.(v) ?? true;
-    return { ...action, status: done ? 'completed' : 'in_progress', raw_status: `${v.status}/${v.power_status}`, completed_at: done ? new Date().toISOString() : null };
+    return {
+      ...action,
+      status: done ? 'completed' : 'in_progress',
+      raw_status: `${v.status}/${v.power_status}`,
+      completed_at: done ? new Date().toISOString() : null,
+    };
   }
 
   async sizes(opts: CallOptions = {}) {
@@ -112,7 +156,10 @@ export class VultrProvider implements CloudProvider {
   }
 
   async createSnapshot(id: string, name: string, opts: CallOptions = {}) {
-    const r = await this.http.call<{ snapshot: VuSnapshot }>('POST', '/snapshots', { body: { instance_id: safeId(id), description: name }, signal: opts.signal });
+    const r = await this.http.call<{ snapshot: VuSnapshot }>('POST', '/snapshots', {
+      body: { instance_id: safeId(id), description: name },
+      signal: opts.signal,
+    });
     const snapshot = { ...vuSnapshot(r.body.snapshot), resource_id: id };
     const action: ProviderAction = { ...this.action(id, 'snapshot'), id: `${snapshot.id}:snapshot`, resource_id: snapshot.id };
     return { snapshot, action };
