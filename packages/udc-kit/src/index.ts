@@ -11,3 +11,4 @@ export { createLogger, REDACT_PATHS, type Logger, type LogEntry } from './logger
 export { createMetrics, type Metrics } from './metrics.js';
 export { Ring } from './ring.js';
 export { buildOpenApi } from './openapi.js';
+export * from './address-policy.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { createDroplet, parseConfig, type Droplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { AddressPolicy, createDroplet, parseConfig, type Droplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
 import { proxyManagerConfigSchema, resolvePaths, type ProxyManagerConfig, type ProxyPaths } from './config.js';
 import { renderRouteConfig, type ListenSettings } from './domain/render.js';
 import { renderMainConf } from './domain/main-conf.js';
@@ -142,7 +142,13 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     logger,
   });
   const lookup = deps.lookup ?? systemLookup(config.DNS_TIMEOUT_MS);
-  const probe = deps.probe ?? httpHealthProbe(config.UPSTREAM_HEALTH_TIMEOUT_MS);
+  // Upstreams never reach link-local/metadata addresses or the mesh's own loopback ports
+  // (nor this proxy's own), unless UPSTREAM_ALLOW names them.
+  const policy = new AddressPolicy({
+    allow: config.UPSTREAM_ALLOW,
+    extraLoopbackPorts: [config.PORT, config.PROXY_HTTP_PORT, config.PROXY_HTTPS_PORT].filter((p) => p > 0),
+  });
+  const probe = deps.probe ?? httpHealthProbe(config.UPSTREAM_HEALTH_TIMEOUT_MS, policy);
   const now = deps.now ?? Date.now;
   const certStore = new CertStore(paths.certDir);
   /** Who this replica is, in logs, events and the certificate lease. */
@@ -154,7 +160,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
 
   const render = async (record: RouteRecord): Promise<Rendered> => {
-    const resolution = await resolveUpstreams(record.upstreams, lookup);
+    const resolution = await resolveUpstreams(record.upstreams, lookup, policy);
     let tls: { certificate: string; key: string } | undefined;
     if (record.enable_ssl) {
       let info = await certStore.read(record.domain);
@@ -202,6 +208,8 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     reconciler,
     nginx,
     probe,
+    policy,
+    lookup,
     certificates,
     emit: (t, d, l) => ctx.emit(t, d, l),
     recordProof: (a, d) => ctx.recordProof(a, d),
@@ -284,7 +292,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
         loops.push(
           every(
             config.UPSTREAM_RECHECK_INTERVAL_S * 1000,
-            () => recheckUpstreams({ reconciler, probe, lookup }),
+            () => recheckUpstreams({ reconciler, probe, lookup, policy }),
             logger,
             'upstream recheck',
           ),

@@ -1,4 +1,4 @@
-import type { Logger } from '@droplet-mesh/udc-kit';
+import type { AddressPolicy, Logger } from '@droplet-mesh/udc-kit';
 import type { Reconciler } from './reconciler.js';
 import type { HealthProbe } from './upstreams/health.js';
 import { resolveUpstreams, type Lookup } from './upstreams/resolve.js';
@@ -18,10 +18,18 @@ export function every(ms: number, task: () => Promise<unknown>, logger: Logger, 
 }
 
 /** Re-check upstream health (for GET /proxies/{name}) and DNS (re-render when addresses moved). */
-export async function recheckUpstreams(d: { reconciler: Reconciler; probe: HealthProbe; lookup: Lookup }): Promise<void> {
+export async function recheckUpstreams(d: {
+  reconciler: Reconciler;
+  probe: HealthProbe;
+  lookup: Lookup;
+  policy?: AddressPolicy;
+}): Promise<void> {
   for (const [name, stored] of d.reconciler.routes) {
     const r = stored.record;
-    const [health, resolution] = await Promise.all([d.probe(r.upstreams, r.health_path), resolveUpstreams(r.upstreams, d.lookup)]);
+    const [health, resolution] = await Promise.all([
+      d.probe(r.upstreams, r.health_path),
+      resolveUpstreams(r.upstreams, d.lookup, d.policy),
+    ]);
     d.reconciler.setHealth(name, health);
     const status = d.reconciler.statuses.get(name);
     const key = (xs: { address: string; port: number; weight: number }[]) => JSON.stringify(xs.map((x) => [x.address, x.port, x.weight]));

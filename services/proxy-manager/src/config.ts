@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape } from '@droplet-mesh/udc-kit';
+import { addressAllowListSetting, baseConfigShape } from '@droplet-mesh/udc-kit';
 
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
 const bool = (fallback: boolean) =>
@@ -63,6 +63,11 @@ export const proxyManagerConfigSchema = z
       .number()
       .positive()
       .default(6 * 3600),
+    /**
+     * host:port exceptions to the upstream address policy (link-local and cloud metadata
+     * addresses and the mesh's own ports on loopback are refused): e.g. `127.0.0.1:8000,[fe80::1]:80`.
+     */
+    UPSTREAM_ALLOW: addressAllowListSetting,
     UPSTREAM_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
     /** Background re-check of upstream health and DNS (0 disables). */
     UPSTREAM_RECHECK_INTERVAL_S: z.coerce.number().min(0).default(30),

@@ -1,6 +1,16 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { Conflict, DependencyUnavailable, InternalError, NotFound, RateLimited, Unprocessable, type Logger } from '@droplet-mesh/udc-kit';
+import {
+  AddressRefused,
+  Conflict,
+  DependencyUnavailable,
+  InternalError,
+  NotFound,
+  RateLimited,
+  Unprocessable,
+  type AddressPolicy,
+  type Logger,
+} from '@droplet-mesh/udc-kit';
 import type { RouteRecord, RouteSpec } from './domain/route-spec.js';
 import type { Outcome, Reconciler, RouteStatus } from './reconciler.js';
 import type { StoredRoute } from './store/route-store.js';
@@ -19,6 +29,10 @@ export interface ProxyServiceDeps {
   reconciler: Reconciler;
   nginx: NginxController;
   probe: HealthProbe;
+  /** Which upstream addresses are allowed (checked before any probe or write). */
+  policy?: AddressPolicy;
+  /** How upstream names are resolved for the policy (the same lookup rendering uses). */
+  lookup?: (host: string) => Promise<string[]>;
   certificates: Certificates;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   recordProof: (action: string, detail?: unknown) => void;
@@ -96,8 +110,24 @@ export class ProxyService {
     throw new InternalError(outcome.message, { trace_id: op.correlationId });
   }
 
+  /** Every upstream (a name by what it resolves to) must pass the address policy: a 400 otherwise, nothing probed. */
+  private async checkUpstreams(name: string, spec: RouteSpec, op: OperationContext): Promise<void> {
+    const policy = this.d.policy;
+    if (!policy) return;
+    for (const [i, u] of spec.upstreams.entries()) {
+      const v = await policy.check(u.host, u.port, this.d.lookup);
+      if (v.ok) continue;
+      op.log.warn(
+        { droplet_name: name, domain: spec.domain, action: 'route.upsert', result: 'refused', host: u.host, port: u.port, rule: v.reason },
+        'upstream address refused by the address policy',
+      );
+      throw new AddressRefused(u.host, u.port, v.reason ?? 'refused', `upstreams.${i}`);
+    }
+  }
+
   async upsert(name: string, spec: RouteSpec, op: OperationContext): Promise<{ created: boolean; route: AppliedRoute }> {
     const action = 'route.upsert';
+    await this.checkUpstreams(name, spec, op);
     const existing = this.d.reconciler.routes.get(name);
     const clash = [...this.d.reconciler.routes.values()].find((s) => s.record.domain === spec.domain && s.record.name !== name);
     const claimed = this.domainClaims.get(spec.domain);

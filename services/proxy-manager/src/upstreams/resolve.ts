@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import type { AddressPolicy } from '@droplet-mesh/udc-kit';
 import type { ResolvedServer } from '../domain/render.js';
 import type { Upstream } from '../domain/route-spec.js';
 
@@ -41,18 +42,27 @@ export function systemLookup(timeoutMs: number): Lookup {
  * `resolver` + variable approach gives up in open-source nginx 1.22. The recheck loop
  * re-resolves and re-renders when addresses change.
  */
-export async function resolveUpstreams(upstreams: Upstream[], look: Lookup): Promise<Resolution> {
+export async function resolveUpstreams(upstreams: Upstream[], look: Lookup, policy?: AddressPolicy): Promise<Resolution> {
   const servers: ResolvedServer[] = [];
   const unresolved: UnresolvedUpstream[] = [];
+  // Checked again here, on the addresses that go into the file: a route stored before the
+  // policy, or a name re-pointed since it was accepted, never sends traffic to a refused address.
+  const refused = (address: string, u: Upstream) => {
+    const v = policy?.checkAddress(address, u.port, isIP(u.host) ? undefined : u.host);
+    if (!v || v.ok) return false;
+    unresolved.push({ host: u.host, port: u.port, error: `${address} is not allowed: ${v.reason}` });
+    return true;
+  };
   await Promise.all(
     upstreams.map(async (u) => {
       if (isIP(u.host)) {
-        servers.push({ address: u.host, port: u.port, weight: u.weight });
+        if (!refused(u.host, u)) servers.push({ address: u.host, port: u.port, weight: u.weight });
         return;
       }
       try {
         const addrs = await look(u.host);
         if (addrs.length === 0) throw new Error('no addresses');
+        if (addrs.some((a) => refused(a, u))) return;
         for (const a of addrs) servers.push({ address: a, port: u.port, weight: u.weight });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
