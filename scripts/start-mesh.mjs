@@ -25,6 +25,24 @@ function persistentSecret(name) {
   return value;
 }
 
+/**
+ * NATS authorization, always on: one user per droplet with its own permissions (the table in
+ * udc-kit), passwords generated at first start into DATA_DIR/nats/credentials.json (0600).
+ * Rotate by deleting that file and restarting: every password is then new.
+ */
+async function natsAuthorization() {
+  const { meshNatsUsers, renderNatsAuthorization } = await import('@droplet-mesh/udc-kit');
+  const dir = join(DATA_DIR, 'nats');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const credentialsFile = join(dir, 'credentials.json');
+  const passwords = existsSync(credentialsFile) ? JSON.parse(readFileSync(credentialsFile, 'utf8')) : {};
+  const users = meshNatsUsers((name) => (passwords[name] ??= randomBytes(24).toString('hex')));
+  writeFileSync(credentialsFile, `${JSON.stringify(passwords, null, 2)}\n`, { mode: 0o600 });
+  const configFile = join(dir, 'auth.conf');
+  writeFileSync(configFile, renderNatsAuthorization(users), { mode: 0o600 });
+  return { configFile, credentialsFile, passwords };
+}
+
 /** Droplets in start order; a droplet whose build output is missing is skipped. */
 const DROPLETS = [
   { name: 'registry', port: 8000 },
@@ -118,11 +136,23 @@ try {
   const dockerProblem = await ensureDockerEngine(join(DATA_DIR, 'logs'));
   if (dockerProblem) log(`${dockerProblem} (the mesh starts; deploys fail until the engine answers)`);
   let natsUrl = process.env.NATS_URL;
+  let nats; // our own server's credentials; with NATS_URL set, NATS_USER/NATS_PASSWORD are passed through
   if (!natsUrl) {
     if (await portOpen(NATS_PORT))
       throw new Error(`port ${NATS_PORT} (NATS) is taken${portHolder(NATS_PORT)}: stop it, or set NATS_URL to use that server`);
     mkdirSync(join(DATA_DIR, 'nats'), { recursive: true });
-    startChild('nats', 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(NATS_PORT), '-sd', join(DATA_DIR, 'nats')]);
+    nats = await natsAuthorization();
+    startChild('nats', 'nats-server', [
+      '-c',
+      nats.configFile,
+      '-js',
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(NATS_PORT),
+      '-sd',
+      join(DATA_DIR, 'nats'),
+    ]);
     await waitUntil('nats-server', () => portOpen(NATS_PORT), 15_000);
     natsUrl = `nats://127.0.0.1:${NATS_PORT}`;
   }
@@ -142,7 +172,8 @@ try {
     if (!existsSync(main)) continue;
     const port = dropletPort(d);
     const startedAt = Date.now();
-    const { logFile } = startChild(d.name, process.execPath, [main], { ...common, PORT: String(port) });
+    const natsIdentity = nats ? { NATS_USER: d.name, NATS_PASSWORD: nats.passwords[d.name] } : {};
+    const { logFile } = startChild(d.name, process.execPath, [main], { ...common, ...natsIdentity, PORT: String(port) });
     const url = `http://127.0.0.1:${port}`;
     // Up means /health answers; a dependency that is down (say, no Docker Engine) is reported, not fatal.
     let health;
@@ -168,6 +199,7 @@ try {
   }).then((r) => r.json());
   process.stdout.write('\n');
   log(`NATS                 ${natsUrl} (JetStream data in ${join(DATA_DIR, 'nats')})`);
+  if (nats) log(`NATS authorization   one user per droplet; passwords in ${nats.credentialsFile} (mode 0600)`);
   log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);
   if (!adminKeyGiven) log(`REGISTRY_ADMIN_KEY   ${ADMIN_KEY}   (generated; set REGISTRY_ADMIN_KEY to keep one)`);
   log(`operator token (expires ${tok.expires_at}):\n${tok.token}\n`);

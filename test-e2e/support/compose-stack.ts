@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MESH_DROPLETS, natsPasswordVariable } from '@droplet-mesh/udc-kit';
 import { freePort, waitFor } from '@droplet-mesh/udc-kit/testing';
 import type { ComposeImages, Docker } from './compose-images.js';
 import { REPO } from './processes.js';
@@ -68,9 +69,8 @@ export class ComposeStack {
       MESH_IMAGE_REPO: images.repo,
       MESH_IMAGE_TAG: images.tag,
       NATS_IMAGE: images.natsImage,
-      NATS_USER: 'mesh',
-      // Letters and digits, starting with a letter: nats.conf reads it as a bare token.
-      NATS_PASSWORD: `p${randomBytes(16).toString('hex')}`,
+      // One NATS user per droplet. Letters and digits, starting with a letter: nats.conf reads each as a bare token.
+      ...Object.fromEntries(MESH_DROPLETS.map((name) => [natsPasswordVariable(name), `p${randomBytes(16).toString('hex')}`])),
       REGISTRY_ADMIN_KEY: `admin-${randomBytes(16).toString('hex')}`,
       DEPLOYER_MASTER_KEY: randomBytes(32).toString('hex'),
       CERT_ENCRYPTION_KEY: randomBytes(32).toString('hex'),

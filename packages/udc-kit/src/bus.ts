@@ -2,6 +2,7 @@ import { connect, type NatsConnection, headers as natsHeaders, type MsgHdrs } fr
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
+import { inboxPrefixFor } from './nats-auth.js';
 
 export interface BusOptions {
   url: string;
@@ -38,6 +39,8 @@ export class Bus {
           name: opts.name,
           user: opts.user,
           pass: opts.pass,
+          // Replies come back under the droplet's own prefix, which only its NATS user may read.
+          inboxPrefix: inboxPrefixFor(opts.name),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           timeout: 2000,

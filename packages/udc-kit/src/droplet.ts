@@ -11,7 +11,7 @@ import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier 
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
 import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
-import { DependencyUnavailable, Forbidden, InvalidRequest, NotFound, Unauthorized } from './errors.js';
+import { DependencyUnavailable, InvalidRequest, NotFound, Unauthorized } from './errors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { HealthBoard, type DependencyStatus, type HealthCheck } from './health.js';
 import { createLogger, LEVEL_ORDER, type Logger, type LogEntry } from './logger.js';
@@ -181,10 +181,20 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     recordProof(action, detail) {
       proof = { action, detail, at: new Date().toISOString() };
     },
-    send: (req) => sendMessage(ctx.bus, opts.name, sendRequestSchema.parse(req), logger),
+    send: async (req) => sendMessage(ctx.bus, opts.name, sendRequestSchema.parse(req), logger, await ownToken()),
     get registry() {
       return registry;
     },
+  };
+
+  /** This droplet's JWT for the messages it sends; none yet (registry unreachable) means only public actions work. */
+  const ownToken = async (): Promise<string | undefined> => {
+    try {
+      return await registry?.token();
+    } catch (err) {
+      logger.warn({ err }, 'no token for an outgoing message');
+      return undefined;
+    }
   };
 
   const board = new HealthBoard(opts.healthChecks ?? {}, logger);
@@ -216,7 +226,11 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
 
   const dispatcher = new MessageDispatcher(
     opts.name,
-    { ping: () => ({ pong: true, droplet: opts.name, version: opts.version }), ...(opts.messageHandlers ?? {}) },
+    {
+      // Liveness only (what /version tells anyone): no token needed, so dependency checks work before registration.
+      ping: { scope: 'public', handle: () => ({ pong: true, droplet: opts.name, version: opts.version }) },
+      ...(opts.messageHandlers ?? {}),
+    },
     logger,
   );
 
@@ -331,20 +345,26 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     })),
   }));
   api.post('/message', { summary: 'Handle a UDC message envelope', body: messageEnvelopeSchema }, async ({ body, principal, req }) => {
-    if (body.message_type === 'command' && !principal?.scopes.some((s) => s === 'write' || s === 'admin')) {
-      throw new Forbidden("commands need the 'write' scope", { required_scope: 'write' });
-    }
     if (body.target !== opts.name)
       throw new InvalidRequest(`message is for '${body.target}', this is '${opts.name}'`, {
         fields: [{ path: 'target', message: `must be '${opts.name}'` }],
       });
     const envelope = completeEnvelope({ ...body, trace_id: body.trace_id ?? req.correlationId });
+    dispatcher.authorize(envelope, principal);
     return dispatcher.dispatch(envelope, { transport: 'http', principal });
   });
   api.post(
     '/send',
     { scope: 'write', summary: 'Send a message to another droplet over NATS and return its reply', body: sendRequestSchema },
-    async ({ body, correlationId }) => sendMessage(ctx.bus, opts.name, { ...body, trace_id: body.trace_id ?? correlationId }, logger),
+    // The caller's own token travels with the message: the receiver grants exactly the caller's scope.
+    async ({ body, correlationId, req }) =>
+      sendMessage(
+        ctx.bus,
+        opts.name,
+        { ...body, trace_id: body.trace_id ?? correlationId },
+        logger,
+        bearerToken(req.header('authorization')),
+      ),
   );
 
   // ---- UDC v1.0 extended ----
@@ -463,7 +483,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       if (!bus)
         bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
       await opts.onStart?.(ctx);
-      messageSub = serveMessages(bus, opts.name, dispatcher, logger);
+      messageSub = serveMessages(bus, opts.name, dispatcher, logger, verifier);
       const port = startOpts.port ?? config.PORT;
       const host = startOpts.host ?? config.HOST;
       server = await new Promise<Server>((resolve, reject) => {

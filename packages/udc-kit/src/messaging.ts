@@ -1,8 +1,8 @@
 import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Principal } from './auth.js';
+import { bearerToken, hasScope, type Principal, type Scope, type TokenVerifier } from './auth.js';
 import type { Bus } from './bus.js';
-import { DependencyUnavailable, UdcError } from './errors.js';
+import { DependencyUnavailable, Forbidden, UdcError, Unauthorized } from './errors.js';
 import {
   completeEnvelope,
   isQueued,
@@ -24,10 +24,26 @@ export type MessageHandlerFn = (
   envelope: MessageEnvelope,
   ctx: MessageContext,
 ) => unknown | Promise<unknown>;
-export type MessageHandler = MessageHandlerFn | { types: MessageType[]; handle: MessageHandlerFn };
+/**
+ * A handler, or one with limits: the message types it takes and the scope its sender's
+ * token needs (default `write`; `public` needs no token, as `ping` does).
+ */
+export type MessageHandler = MessageHandlerFn | { types?: MessageType[]; scope?: Scope | 'public'; handle: MessageHandlerFn };
 
 export const messageSubject = (droplet: string) => `udc.${droplet}.message`;
 export const TRACE_HEADER = 'trace-id';
+/** The sender's JWT (`Bearer <token>`), verified by the receiver exactly as HTTP does. */
+export const AUTH_HEADER = 'authorization';
+
+function errorReply(trace_id: string, code: UdcError['code'], message: string, details?: unknown): MessageReply {
+  return {
+    received: false,
+    trace_id,
+    processed_at: new Date().toISOString(),
+    result: 'error',
+    error: { code, message, ...(details === undefined ? {} : { details }) },
+  };
+}
 
 /** Dispatches an envelope by `payload.action` (and `message_type`) to the droplet's handlers. */
 export class MessageDispatcher {
@@ -36,6 +52,17 @@ export class MessageDispatcher {
     private handlers: Record<string, MessageHandler>,
     private logger: Logger,
   ) {}
+
+  /** Throws Unauthorized/Forbidden unless `principal` may send this message (each transport calls it first). */
+  authorize(envelope: MessageEnvelope, principal: Principal | undefined): void {
+    const action = typeof envelope.payload.action === 'string' ? envelope.payload.action : undefined;
+    const entry = action ? this.handlers[action] : undefined;
+    const scope = (typeof entry === 'function' ? undefined : entry?.scope) ?? 'write';
+    if (scope === 'public') return;
+    if (!principal) throw new Unauthorized('the message carries no valid token');
+    if (!hasScope(principal, scope))
+      throw new Forbidden(`action '${action ?? ''}' needs the '${scope}' scope`, { required_scope: scope, granted: principal.scopes });
+  }
 
   async dispatch(envelope: MessageEnvelope, ctx: Omit<MessageContext, 'log'>): Promise<MessageReply> {
     const log = this.logger.child({ trace_id: envelope.trace_id, source: envelope.source, message_type: envelope.message_type });
@@ -67,7 +94,7 @@ export class MessageDispatcher {
     } catch (err) {
       const e = err instanceof UdcError ? err : undefined;
       if (!e) log.error({ err, action }, 'message handler failed');
-      else log.warn({ action, code: e.code, msg: e.message }, 'message refused');
+      else log.warn({ action, code: e.code, msg: e.message, sender: ctx.principal?.sub }, 'message refused');
       return {
         ...base,
         processed_at: new Date().toISOString(),
@@ -81,45 +108,66 @@ export class MessageDispatcher {
 }
 
 /** Serve `udc.<name>.message` in a queue group so replicas share the load. */
-export function serveMessages(bus: Bus, name: string, dispatcher: MessageDispatcher, logger: Logger): Subscription {
+export function serveMessages(
+  bus: Bus,
+  name: string,
+  dispatcher: MessageDispatcher,
+  logger: Logger,
+  verifier: TokenVerifier,
+): Subscription {
   return bus.nc.subscribe(messageSubject(name), {
     queue: name,
     callback: (err, msg: Msg) => {
       if (err) return;
-      void handleNatsMessage(msg, dispatcher, logger);
+      void handleNatsMessage(msg, dispatcher, logger, verifier);
     },
   });
 }
 
-async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger: Logger): Promise<void> {
+/** The sender's principal from the message's token; undefined when it carries none. */
+async function senderOf(msg: Msg, verifier: TokenVerifier): Promise<Principal | undefined> {
+  const header = msg.headers?.get(AUTH_HEADER);
+  if (!header) return undefined;
+  const token = bearerToken(header);
+  if (!token) throw new Unauthorized('the authorization header must be `Bearer <token>`');
+  return verifier.verify(token);
+}
+
+async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger: Logger, verifier: TokenVerifier): Promise<void> {
   const headerTrace = msg.headers?.get(TRACE_HEADER) || undefined;
-  let reply: MessageReply;
+  let reply: MessageReply | undefined;
+  let body: unknown;
   try {
-    const parsed = messageEnvelopeSchema.safeParse(msg.json());
-    if (!parsed.success) {
-      reply = {
-        received: false,
-        trace_id: headerTrace ?? newTraceId(),
-        processed_at: new Date().toISOString(),
-        result: 'error',
-        error: {
-          code: 'INVALID_REQUEST',
-          message: 'invalid message envelope',
-          details: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-        },
-      };
-    } else {
-      const env = completeEnvelope({ ...parsed.data, trace_id: parsed.data.trace_id ?? headerTrace });
-      reply = await dispatcher.dispatch(env, { transport: 'nats' });
-    }
+    body = msg.json();
   } catch {
-    reply = {
-      received: false,
-      trace_id: headerTrace ?? newTraceId(),
-      processed_at: new Date().toISOString(),
-      result: 'error',
-      error: { code: 'INVALID_REQUEST', message: 'message is not JSON' },
-    };
+    body = undefined;
+  }
+  const parsed = messageEnvelopeSchema.safeParse(body);
+  if (body === undefined) {
+    reply = errorReply(headerTrace ?? newTraceId(), 'INVALID_REQUEST', 'message is not JSON');
+  } else if (!parsed.success) {
+    reply = errorReply(
+      headerTrace ?? newTraceId(),
+      'INVALID_REQUEST',
+      'invalid message envelope',
+      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
+  } else {
+    const env = completeEnvelope({ ...parsed.data, trace_id: parsed.data.trace_id ?? headerTrace });
+    let principal: Principal | undefined;
+    try {
+      principal = await senderOf(msg, verifier);
+      dispatcher.authorize(env, principal);
+    } catch (err) {
+      const e = err instanceof UdcError ? err : new Unauthorized('invalid token');
+      logger.warn(
+        { trace_id: env.trace_id, source: env.source, sender: principal?.sub, code: e.code, msg: e.message },
+        'message refused: not authorised',
+      );
+      reply = errorReply(env.trace_id, e.code, e.message);
+    }
+    // The dispatcher turns handler errors into replies; it does not throw.
+    reply ??= await dispatcher.dispatch(env, { transport: 'nats', principal });
   }
   if (msg.reply) {
     const h = natsHeaders();
@@ -134,7 +182,14 @@ async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger
  * Request/reply to another droplet over NATS with retries. No responder or a timeout on
  * every attempt gives DEPENDENCY_UNAVAILABLE. Priority travels as a header (advisory).
  */
-export async function sendMessage(bus: Bus, source: string, req: SendRequest, logger: Logger): Promise<MessageReply> {
+export async function sendMessage(
+  bus: Bus,
+  source: string,
+  req: SendRequest,
+  logger: Logger,
+  /** The sender's JWT, which the receiver verifies; without one only public actions (ping) are served. */
+  token?: string,
+): Promise<MessageReply> {
   const envelope = completeEnvelope({
     trace_id: req.trace_id,
     source,
@@ -145,6 +200,7 @@ export async function sendMessage(bus: Bus, source: string, req: SendRequest, lo
   const h = natsHeaders();
   h.set(TRACE_HEADER, envelope.trace_id);
   h.set('priority', req.priority);
+  if (token) h.set(AUTH_HEADER, `Bearer ${token}`);
   const log = logger.child({ trace_id: envelope.trace_id, target: req.target });
   let lastErr = 'unknown';
   for (let attempt = 0; attempt <= req.retry_count; attempt++) {

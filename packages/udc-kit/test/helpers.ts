@@ -16,6 +16,8 @@ import {
   type RegistryLink,
 } from '../src/index.js';
 
+export { tokenOnlyRegistry } from '../src/testing/index.js';
+
 export const testConfigSchema = z.object({
   ...baseConfigShape,
   PORT: baseConfigShape.PORT.default(0),

@@ -1,16 +1,18 @@
 // Droplets talking over a real nats-server: /send → NATS → handler → reply.
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { MessageReply } from '../src/envelope.js';
 import {
   expectEnvelope,
+  natsAuthHeaders,
   startNatsServer,
   startTestAuthority,
   waitFor,
   type NatsServerHandle,
   type TestAuthority,
 } from '../src/testing/index.js';
-import { captureStream, createTestDroplet, type TestDroplet } from './helpers.js';
+import { captureStream, createTestDroplet, type TestDroplet, tokenOnlyRegistry } from './helpers.js';
 
 let nats: NatsServerHandle;
 let authority: TestAuthority;
@@ -23,6 +25,10 @@ const alphaLogs = captureStream();
 const betaLogs = captureStream();
 const betaSeen: string[] = [];
 const droplets: TestDroplet[] = [];
+
+const natsAuth = natsAuthHeaders;
+
+const strangerKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
 const writeAuth = () => ({ Authorization: `Bearer ${authority.mint({ scopes: ['write'] })}`, 'Content-Type': 'application/json' });
 
@@ -54,7 +60,12 @@ beforeAll(async () => {
   authority = await startTestAuthority();
   nc = await connect({ servers: nats.url });
   const env = { NATS_URL: nats.url, ...authority.env() };
-  alpha = createTestDroplet({ env, name: 'alpha', logDestination: alphaLogs.stream });
+  alpha = createTestDroplet({
+    env,
+    name: 'alpha',
+    logDestination: alphaLogs.stream,
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'alpha', scopes: ['read', 'write'] })),
+  });
   beta = createTestDroplet({ env, name: 'beta', logDestination: betaLogs.stream, onEcho: (_p, trace) => betaSeen.push(trace) });
   droplets.push(alpha, beta);
   alphaUrl = (await alpha.start({ port: 0 })).url;
@@ -156,9 +167,65 @@ describe('/send → NATS → /message handler', () => {
     };
     const http = await fetch(`${betaUrl}/message`, { method: 'POST', headers: writeAuth(), body: JSON.stringify(envelope) });
     const viaHttp = (await http.json()) as MessageReply;
-    const viaNats = (await nc.request('udc.beta.message', JSON.stringify(envelope), { timeout: 2000 })).json<MessageReply>();
+    const viaNats = (
+      await nc.request('udc.beta.message', JSON.stringify(envelope), {
+        timeout: 2000,
+        headers: natsAuth(authority.mint({ scopes: ['write'] })),
+      })
+    ).json<MessageReply>();
     expect(viaHttp).toMatchObject({ result: 'success', trace_id: 'same-handler-1', data: { echo: 'both ways', by: 'beta' } });
     expect({ ...viaNats, processed_at: '' }).toEqual({ ...viaHttp, processed_at: '' });
+  });
+
+  describe('a NATS message is served only with a valid token of the scope its action needs', () => {
+    const echo = { source: 'alpha', target: 'beta', message_type: 'command', payload: { action: 'echo', text: 'hi' } };
+    const ask = async (h?: ReturnType<typeof headers>) =>
+      (await nc.request('udc.beta.message', JSON.stringify(echo), { timeout: 2000, ...(h ? { headers: h } : {}) })).json<MessageReply>();
+
+    it.each([
+      ['no token at all', () => undefined, 'UNAUTHORIZED'],
+      ['a token signed by another key', () => natsAuth(authority.mint({ scopes: ['write'], privateKeyPem: strangerKey })), 'UNAUTHORIZED'],
+      ['an expired token', () => natsAuth(authority.mint({ scopes: ['write'], expiresInSeconds: -10 })), 'UNAUTHORIZED'],
+      ['a token for another audience', () => natsAuth(authority.mint({ scopes: ['write'], audience: 'elsewhere' })), 'UNAUTHORIZED'],
+      ['a read-only token for a command', () => natsAuth(authority.mint({ scopes: ['read'] })), 'FORBIDDEN'],
+      [
+        'a header that is not a bearer token',
+        () => {
+          const h = headers();
+          h.set('authorization', 'Basic abc');
+          return h;
+        },
+        'UNAUTHORIZED',
+      ],
+    ])('refuses %s, handles nothing and logs it', async (_label, auth, code) => {
+      const before = betaSeen.length;
+      const reply = await ask(auth());
+      expect(reply).toMatchObject({ received: false, result: 'error', error: { code } });
+      expect(betaSeen.length).toBe(before);
+      expect(betaLogs.lines().some((l) => l.msg === 'message refused: not authorised' && l.code === code)).toBe(true);
+    });
+
+    it('serves a write token, and ping (liveness only) without one', async () => {
+      expect(await ask(natsAuth(authority.mint({ scopes: ['write'] })))).toMatchObject({ result: 'success', data: { echo: 'hi' } });
+      const ping = await nc.request('udc.beta.message', JSON.stringify({ ...echo, payload: { action: 'ping' } }), { timeout: 2000 });
+      expect(ping.json<MessageReply>()).toMatchObject({ result: 'success', data: { pong: true } });
+    });
+
+    it("/send forwards the caller's own token: a read-only caller cannot command through another droplet", async () => {
+      const res = await fetch(`${alphaUrl}/send`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'], sub: 'caller-1' })}`,
+          'Content-Type': 'application/json',
+        },
+        body: JSON.stringify({ target: 'beta', message_type: 'command', payload: { action: 'echo', text: 'as caller' } }),
+      });
+      expect(((await res.json()) as MessageReply).result).toBe('success');
+      const tapped = await tap('udc.beta.message');
+      await send({ target: 'beta', message_type: 'query', payload: { action: 'ping' } });
+      tapped.sub.unsubscribe();
+      expect(tapped.msgs[0]?.headers?.get('authorization')).toMatch(/^Bearer /);
+    });
   });
 
   it('answers a malformed NATS message with result:error instead of dropping it', async () => {

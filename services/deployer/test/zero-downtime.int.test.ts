@@ -4,7 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  tokenOnlyRegistry,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import {
   buildWebImage,
@@ -93,6 +100,8 @@ beforeAll(async () => {
       DATA_DIR: join(tmp, 'data'),
       ...authority.env(),
     },
+    // Its route messages to proxy-manager carry its own token, as a registered deployer's do.
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
     logDestination: quiet(),
   });
   await droplet.start();

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import request from 'supertest';
 import { Bus, type RegistryLink, type RegistryRecord } from '@droplet-mesh/udc-kit';
 import {
+  natsAuthHeaders,
   expectEnvelope,
   startNatsServer,
   startTestAuthority,
@@ -128,7 +129,7 @@ describe("UDC message commands (the deployer's path)", () => {
           message_type: 'command',
           payload: { action: 'route.delete', name: 'from-deployer' },
         }),
-        { timeout: 5000 },
+        { timeout: 5000, headers: natsAuthHeaders(authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })) },
       );
       expect(reply.json()).toMatchObject({ result: 'success', data: { deleted: true } });
       const bad = await bus.nc.request(
@@ -139,7 +140,7 @@ describe("UDC message commands (the deployer's path)", () => {
           message_type: 'command',
           payload: { action: 'route.upsert', name: 'x', domain: 'x.test;', upstreams: [] },
         }),
-        { timeout: 5000 },
+        { timeout: 5000, headers: natsAuthHeaders(authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })) },
       );
       expect(bad.json()).toMatchObject({ result: 'error', error: { code: 'INVALID_REQUEST' } });
     } finally {

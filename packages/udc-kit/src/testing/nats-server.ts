@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,15 +29,26 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** Start a real nats-server with JetStream on 127.0.0.1 and a free port. */
-export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<NatsServerHandle> {
+/**
+ * Start a real nats-server with JetStream on 127.0.0.1 and a free port. `config` is extra
+ * server configuration (e.g. the mesh's `authorization` block from renderNatsAuthorization).
+ */
+export async function startNatsServer(opts: { port?: number; storeDir?: string; config?: string } = {}): Promise<NatsServerHandle> {
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'mesh-nats-'));
+  const configArgs: string[] = [];
+  if (opts.config) {
+    const file = join(storeDir, 'extra.conf');
+    writeFileSync(file, opts.config, { mode: 0o600 });
+    configArgs.push('-c', file);
+  }
   let proc: ChildProcess;
   let stderr = '';
   const launch = async () => {
     stderr = '';
-    proc = spawn(NATS_BIN, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn(NATS_BIN, [...configArgs, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     proc.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
     let exited = false;
     proc.once('exit', () => (exited = true));
