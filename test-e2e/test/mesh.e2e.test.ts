@@ -145,7 +145,8 @@ describe('the mesh end to end (issue 8)', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       registered: true,
-      instance: { provider: 'local', status: 'running', managed: true, ipv4: '127.0.0.1' },
+      // On the mesh's bridge network (not the host's): its address there.
+      instance: { provider: 'local', status: 'running', managed: true, ipv4: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/) },
     });
     const instance = created.body.instance;
     hostId = `host-local-${String(instance.provider_id).slice(0, 12)}`;
@@ -155,7 +156,7 @@ describe('the mesh end to end (issue 8)', () => {
     expect(record.body.droplet).toMatchObject({
       id: hostId,
       kind: 'host',
-      url: 'http://127.0.0.1',
+      url: `http://${instance.ipv4}`,
       status: 'active',
       steward: 'multi-cloud-manager',
       metadata: { provider: 'local', instance_id: instance.provider_id, recovery: ['reboot', 'alert'] },

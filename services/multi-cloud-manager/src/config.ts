@@ -29,6 +29,29 @@ export const configSchema = z.object({
     .string()
     .regex(/^(unix|tcp|http|https):\/\/\S+$/, 'must be unix:///path or tcp://host:port')
     .optional(),
+  /**
+   * The Docker bridge network local instances run on (created, labelled mesh.managed=true,
+   * if missing; a network of that name the mesh did not create is refused).
+   */
+  LOCAL_NETWORK: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a Docker network name')
+    .refine((v) => !['host', 'bridge', 'none', 'default'].includes(v), "must not be one of Docker's own networks")
+    .default('mesh-instances'),
+  /**
+   * Images a `write` caller may create local instances from (comma-separated references),
+   * besides snapshots of the mesh's own instances. Any other local image needs `admin`.
+   */
+  LOCAL_CATALOG_IMAGES: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$/, 'must be image references, comma-separated')).max(100)),
   /** Timeout of one provider HTTP call. */
   PROVIDER_TIMEOUT_MS: ms(15_000),
   /** Deadline for one provider's whole listing (all pages) in /multi/list and /instances. */

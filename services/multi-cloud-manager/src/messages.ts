@@ -1,7 +1,7 @@
 // UDC message handlers: how other droplets (the health-monitor) drive instances over NATS.
 import { z } from 'zod';
 import { InvalidRequest, type MessageHandler } from '@droplet-mesh/udc-kit';
-import type { Fleet } from './domain/fleet.js';
+import { callerOf, type Fleet } from './domain/fleet.js';
 import { providerName } from './routes/schemas.js';
 
 const rebootPayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128), wait: z.boolean().default(false) });
@@ -25,25 +25,26 @@ export function messageHandlers(fleet: () => Fleet): Record<string, MessageHandl
   return {
     'instance.reboot': {
       types: ['command'],
-      handle: async (payload) => {
+      handle: async (payload, _envelope, ctx) => {
         const p = parse(rebootPayload, payload);
-        // Reboot is allowed on unmanaged instances: it is a recovery action, not a power-off.
-        return fleet().act(p.provider, p.instance_id, { type: 'reboot', wait: p.wait, force: false });
+        // Reboot is allowed on unmanaged cloud servers: it is a recovery action, not a power-off.
+        // Local containers the mesh did not create are absent to any sender without `admin`.
+        return fleet().act(p.provider, p.instance_id, { type: 'reboot', wait: p.wait, force: false }, callerOf(ctx.principal));
       },
     },
     'instance.get': {
       types: ['query', 'command'],
-      handle: async (payload) => {
+      handle: async (payload, _envelope, ctx) => {
         const p = parse(getPayload, payload);
         const provider = parse(providerName, p.provider);
-        return { instance: await fleet().get(provider, p.instance_id) };
+        return { instance: await fleet().get(provider, p.instance_id, callerOf(ctx.principal)) };
       },
     },
     'instance.list': {
       types: ['query', 'command'],
-      handle: async (payload) => {
+      handle: async (payload, _envelope, ctx) => {
         const p = parse(listPayload, payload);
-        const r = await fleet().listAll(p.provider);
+        const r = await fleet().listAll(p.provider, callerOf(ctx.principal));
         return { instances: r.instances, total: r.instances.length, providers: r.providers };
       },
     },

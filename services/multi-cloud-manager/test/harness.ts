@@ -55,6 +55,8 @@ export interface Harness {
   registry: RecordingRegistry;
   docker?: Docker;
   image?: string;
+  /** The droplet's HTTP port on 127.0.0.1. */
+  port: number;
   logs: ReturnType<typeof captureLogs>;
   auth(scopes?: Scope[]): { Authorization: string };
   close(): Promise<void>;
@@ -93,7 +95,7 @@ export async function startHarness(
     registry,
     logDestination: logs.stream,
   });
-  await droplet.start();
+  const { port } = await droplet.start();
   return {
     droplet,
     emus,
@@ -102,6 +104,7 @@ export async function startHarness(
     registry,
     docker,
     image,
+    port,
     logs,
     auth: (scopes = ['read', 'write']) => ({ Authorization: `Bearer ${authority.mint({ scopes })}` }),
     async close() {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { Bus } from '@droplet-mesh/udc-kit';
-import { expectEnvelope, waitFor } from '@droplet-mesh/udc-kit/testing';
+import { expectEnvelope, natsAuthHeaders, waitFor } from '@droplet-mesh/udc-kit/testing';
 import { CLOUD_TOKEN, startHarness, type Harness } from './harness.js';
 
 const prefix = `mcm-api-${process.pid}`;
@@ -10,7 +10,7 @@ let bus: Bus;
 const published: Array<{ subject: string; data: any }> = [];
 
 beforeAll(async () => {
-  h = await startHarness({ docker: true });
+  h = await startHarness({ docker: true, env: { LOCAL_CATALOG_IMAGES: 'mesh-test/busybox:latest' } });
   bus = await Bus.connect({ url: h.nats.url, name: 'mcm-test-listener' });
   bus.nc.subscribe('multi-cloud-manager.instance.>', { callback: (_e, m) => published.push({ subject: m.subject, data: m.json() }) });
 }, 120_000);
@@ -181,8 +181,15 @@ describe('instances API', () => {
         wait: true,
       });
     expect(res.status).toBe(201);
-    expect(res.body.instance).toMatchObject({ provider: 'local', status: 'running', ipv4: '127.0.0.1', managed: true });
-    expect(h.registry.hosts.get(`host-local-${res.body.instance.provider_id.slice(0, 12)}`)?.url).toBe('http://127.0.0.1');
+    // On the mesh's bridge network: its address there, which the host reaches.
+    expect(res.body.instance).toMatchObject({
+      provider: 'local',
+      status: 'running',
+      ipv4: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/),
+      managed: true,
+    });
+    expect(res.body.instance.ipv4).not.toBe('127.0.0.1');
+    expect(h.registry.hosts.get(`host-local-${res.body.instance.provider_id.slice(0, 12)}`)?.url).toBe(`http://${res.body.instance.ipv4}`);
     const del = await api().delete(`/instances/local/${res.body.instance.provider_id}`).set(h.auth());
     expect(del.status).toBe(200);
     expect(h.registry.hosts.has(`host-local-${res.body.instance.provider_id.slice(0, 12)}`)).toBe(false);
@@ -266,30 +273,32 @@ describe('instances API', () => {
       .send({ provider: 'vultr', name: 'msg-1', region: 'ewr', size: 'vc2-1c-1gb', image: '2284', wait: true });
     const envelope = (payload: object, message_type = 'command') =>
       JSON.stringify({ source: 'health-monitor', target: 'multi-cloud-manager', message_type, payload });
+    // Every message carries its sender's token, as droplets send them.
+    const opts = () => ({ timeout: 5000, headers: natsAuthHeaders(h.auth(['read', 'write']).Authorization.slice('Bearer '.length)) });
     const reboot = (
       await bus.nc.request(
         'udc.multi-cloud-manager.message',
         envelope({ action: 'instance.reboot', provider: 'vultr', instance_id: created.body.instance.provider_id }),
-        { timeout: 5000 },
+        opts(),
       )
     ).json<any>();
     expect(reboot).toMatchObject({ result: 'success', data: { action: { type: 'reboot' } } });
     const list = (
-      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.list', provider: 'vultr' }, 'query'), {
-        timeout: 5000,
-      })
+      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.list', provider: 'vultr' }, 'query'), opts())
     ).json<any>();
     expect(list.result).toBe('success');
     expect(list.data.instances.some((i: any) => i.provider_id === created.body.instance.provider_id)).toBe(true);
     const bad = (
-      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.reboot', provider: 'mars' }), { timeout: 5000 })
+      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.reboot', provider: 'mars' }), opts())
     ).json<any>();
     expect(bad).toMatchObject({ result: 'error', error: { code: 'INVALID_REQUEST' } });
     // instance.get, by unified id (what the deployer sends) and by provider + id.
     const byId = (
-      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.get', id: created.body.instance.id }, 'query'), {
-        timeout: 5000,
-      })
+      await bus.nc.request(
+        'udc.multi-cloud-manager.message',
+        envelope({ action: 'instance.get', id: created.body.instance.id }, 'query'),
+        opts(),
+      )
     ).json<any>();
     expect(byId).toMatchObject({ result: 'success', data: { instance: { id: created.body.instance.id, provider: 'vultr' } } });
     expect(byId.data.instance.ipv4).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
@@ -297,14 +306,16 @@ describe('instances API', () => {
       await bus.nc.request(
         'udc.multi-cloud-manager.message',
         envelope({ action: 'instance.get', provider: 'vultr', instance_id: created.body.instance.provider_id }, 'query'),
-        { timeout: 5000 },
+        opts(),
       )
     ).json<any>();
     expect(byParts.data.instance.id).toBe(created.body.instance.id);
     const missing = (
-      await bus.nc.request('udc.multi-cloud-manager.message', envelope({ action: 'instance.get', id: 'vultr:no-such-instance' }, 'query'), {
-        timeout: 5000,
-      })
+      await bus.nc.request(
+        'udc.multi-cloud-manager.message',
+        envelope({ action: 'instance.get', id: 'vultr:no-such-instance' }, 'query'),
+        opts(),
+      )
     ).json<any>();
     expect(missing).toMatchObject({ result: 'error', error: { code: 'NOT_FOUND' } });
   });

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type Docker from 'dockerode';
-import { ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
 import type { UdcError } from '@droplet-mesh/udc-kit';
 import { LocalDockerProvider } from '../src/providers/local/local-provider.js';
 
@@ -15,7 +18,7 @@ describe('local provider against the real Docker Engine', () => {
   beforeAll(async () => {
     docker = await ensureDockerEngine();
     image = await ensureBusyboxImage(docker);
-    provider = new LocalDockerProvider(docker);
+    provider = new LocalDockerProvider(docker, { network: 'mesh-instances', catalogImages: [image] });
   }, 120_000);
 
   afterAll(async () => {
@@ -48,8 +51,11 @@ describe('local provider against the real Docker Engine', () => {
     command: ['sleep', '3600'],
   });
 
-  it('creates a labelled, running container with host networking and size limits', async () => {
+  it('creates a labelled, running container on the mesh bridge network, unprivileged, with size limits', async () => {
     const { instance, action } = await provider.create(input('a'));
+    const info = await docker.getContainer(instance.provider_id).inspect();
+    const ip = info.NetworkSettings.Networks['mesh-instances']?.IPAddress;
+    expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(action).toBeNull();
     expect(instance).toMatchObject({
       provider: 'local',
@@ -57,14 +63,15 @@ describe('local provider against the real Docker Engine', () => {
       status: 'running',
       region: 'local',
       size: 'local-small',
-      ipv4: '127.0.0.1',
+      ipv4: ip,
+      private_ip: ip,
       managed: true,
       labels: { team: 'ops' },
     });
     expect(instance.tags).toEqual(['droplet-mesh', 'web']);
-    const info = await docker.getContainer(instance.provider_id).inspect();
     expect(info.Config.Labels).toMatchObject({ 'mesh.managed': 'true', 'mesh.provider': 'local' });
-    expect(info.HostConfig.NetworkMode).toBe('host');
+    expect(info.HostConfig).toMatchObject({ NetworkMode: 'mesh-instances', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges:true'] });
+    expect(info.Config.User).toBe('65534:65534');
     expect(info.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(info.HostConfig.NanoCpus).toBe(1e9);
     const listed = await provider.list();
@@ -94,6 +101,39 @@ describe('local provider against the real Docker Engine', () => {
     snapshotTags.push(r.snapshot!.name);
     const all = await provider.snapshots();
     expect(all.find((s) => s.name === r.snapshot!.name)?.resource_id).toBe(instance.provider_id);
+  });
+
+  it('creates from any local image only when told the caller may (admin); otherwise from the catalog', async () => {
+    const other = 'mesh-test/mcm-provider-other:1';
+    await docker.getImage(image).tag({ repo: 'mesh-test/mcm-provider-alias', tag: '1' });
+    // Another name for a catalog image is the same image.
+    await expect(provider.create({ ...input('g'), image: 'mesh-test/mcm-provider-alias:1' })).resolves.toMatchObject({
+      instance: { managed: true },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'mcm-provider-other-'));
+    try {
+      writeFileSync(join(dir, 'Dockerfile'), `FROM ${image}\nLABEL mesh.test=other\n`);
+      await buildImageFromDir(docker, dir, other);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await expect(provider.create({ ...input('h'), image: other })).rejects.toMatchObject({ code: 'FORBIDDEN', httpStatus: 403 });
+    await expect(provider.create({ ...input('h'), image: other }, { anyImage: true })).resolves.toMatchObject({
+      instance: { managed: true },
+    });
+    expect((await provider.images()).map((i) => i.slug)).not.toContain(other);
+    snapshotTags.push(other, 'mesh-test/mcm-provider-alias:1');
+  });
+
+  it('refuses to join a network of that name the mesh did not create', async () => {
+    const name = `${prefix}-foreign-net`;
+    await docker.createNetwork({ Name: name, Driver: 'bridge' });
+    try {
+      const p = new LocalDockerProvider(docker, { network: name, catalogImages: [image] });
+      await expect(p.create(input('i'))).rejects.toMatchObject({ code: 'CONFLICT' });
+    } finally {
+      await docker.getNetwork(name).remove();
+    }
   });
 
   it('gives clear 4xx errors for a missing image, a bad size, a duplicate name and an unknown id', async () => {

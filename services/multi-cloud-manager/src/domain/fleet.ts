@@ -1,4 +1,4 @@
-import { Conflict, Unprocessable, UdcError, type Logger } from '@droplet-mesh/udc-kit';
+import { Conflict, Unprocessable, UdcError, type Logger, type Principal } from '@droplet-mesh/udc-kit';
 import type {
   CloudProvider,
   CreateInstanceInput,
@@ -7,6 +7,7 @@ import type {
   ProviderAction,
   ProviderName,
 } from '../providers/cloud-provider.js';
+import { noSuchContainer } from '../providers/local/docker-errors.js';
 import type { ProviderSet } from '../providers/provider-set.js';
 import { waitForAction } from './action-waiter.js';
 import type { CatalogCache, CatalogKind } from './catalog-cache.js';
@@ -67,12 +68,32 @@ export function brief(i: Instance) {
 
 const POWER_OFF: PowerAction[] = ['power_off', 'shutdown'];
 
+/** Who asks: on a provider that guards unmanaged instances, only `admin` sees and (with force) touches them. */
+export interface Caller {
+  admin: boolean;
+}
+/** The default everywhere: a caller without `admin` (every droplet's token, any NATS message). */
+export const NON_ADMIN: Caller = Object.freeze({ admin: false });
+export const callerOf = (p: Principal | undefined): Caller => ({ admin: !!p?.scopes.includes('admin') });
+
 /** The unified fleet: every provider behind one set of operations. Knows nothing of HTTP. */
 export class Fleet {
   constructor(private readonly d: FleetDeps) {}
 
   private get waitOpts() {
     return { intervalMs: this.d.settings.pollIntervalMs, timeoutMs: this.d.settings.waitTimeoutMs };
+  }
+
+  /** An instance this caller may know of: on a guarding provider, another's container exists only for `admin`. */
+  private visible(p: CloudProvider, i: Instance, caller: Caller): boolean {
+    return !p.guardsUnmanaged || i.managed || caller.admin;
+  }
+
+  /** The instance, or the provider's own "no such instance" when the caller may not know of it. */
+  private async getVisible(p: CloudProvider, id: string, caller: Caller, operation: string): Promise<Instance> {
+    const i = await p.get(id);
+    if (!this.visible(p, i, caller)) throw noSuchContainer(id, operation);
+    return i;
   }
 
   /** Reports for the requested providers, with `not_configured` ones listed and never called. */
@@ -92,7 +113,8 @@ export class Fleet {
     return { outcomes, reports };
   }
 
-  private async listOne(p: CloudProvider, signal: AbortSignal): Promise<Instance[]> {
+  private async listOne(p: CloudProvider, signal: AbortSignal, caller: Caller): Promise<Instance[]> {
+    if (p.guardsUnmanaged) return (await p.list({ signal })).filter((i) => this.visible(p, i, caller));
     if (!p.pricesFromCatalog) return p.list({ signal });
     const [items, sizes] = await Promise.all([p.list({ signal }), this.d.catalog.get(p, 'sizes').catch(() => [])]);
     const price = new Map(sizes.map((s) => [s.slug, s.price_monthly]));
@@ -102,35 +124,35 @@ export class Fleet {
   }
 
   /** Every instance on every configured provider, in parallel; a failing provider gives an error entry. */
-  async listAll(only?: ProviderName): Promise<{ instances: Instance[]; providers: ProviderReport[] }> {
-    const { outcomes, reports } = await this.across(only, (p, signal) => this.listOne(p, signal));
+  async listAll(only?: ProviderName, caller: Caller = NON_ADMIN): Promise<{ instances: Instance[]; providers: ProviderReport[] }> {
+    const { outcomes, reports } = await this.across(only, (p, signal) => this.listOne(p, signal, caller));
     const instances = sortInstances(outcomes.flatMap((o) => (o.status === 'ok' ? o.value : [])));
     return { instances, providers: reports };
   }
 
-  async list(filter: InstanceFilter) {
-    const all = await this.listAll(filter.provider);
+  async list(filter: InstanceFilter, caller: Caller = NON_ADMIN) {
+    const all = await this.listAll(filter.provider, caller);
     return { instances: filterInstances(all.instances, filter), providers: all.providers };
   }
 
-  async search(q: string, filter: InstanceFilter) {
-    const all = await this.listAll(filter.provider);
+  async search(q: string, filter: InstanceFilter, caller: Caller = NON_ADMIN) {
+    const all = await this.listAll(filter.provider, caller);
     return { instances: searchInstances(filterInstances(all.instances, filter), q), providers: all.providers };
   }
 
-  async summary() {
-    const all = await this.listAll();
+  async summary(caller: Caller = NON_ADMIN) {
+    const all = await this.listAll(undefined, caller);
     const currency = (p: ProviderName) => (this.d.providers.has(p) ? this.d.providers.get(p).currency : 'USD');
     return { ...summarise(all.instances, currency), providers: all.providers };
   }
 
-  async get(provider: ProviderName, id: string): Promise<Instance> {
-    return this.d.providers.get(provider).get(id);
+  async get(provider: ProviderName, id: string, caller: Caller = NON_ADMIN): Promise<Instance> {
+    return this.getVisible(this.d.providers.get(provider), id, caller, 'get');
   }
 
   /** Create, honouring an Idempotency-Key: the same key and request replay the first answer. */
-  async create(req: CreateRequest, idem?: { key: string; scope: string }): Promise<CreateResponse> {
-    if (!idem) return { ...(await this.createNow(req)), replayed: false };
+  async create(req: CreateRequest, idem?: { key: string; scope: string }, caller: Caller = NON_ADMIN): Promise<CreateResponse> {
+    if (!idem) return { ...(await this.createNow(req, caller)), replayed: false };
     const key = idempotencyKvKey(idem.scope, idem.key);
     const fp = fingerprint(req);
     const begun = await this.d.idempotency.begin(key, fp);
@@ -141,7 +163,7 @@ export class Fleet {
       throw new Unprocessable('this Idempotency-Key was already used with a different request', { idempotency_key: idem.key });
     let res: StoredResponse;
     try {
-      res = await this.createNow(req);
+      res = await this.createNow(req, caller);
     } catch (err) {
       // Only the provider's create can fail here (waiting never throws), so nothing was created.
       await this.d.idempotency.abandon(key).catch((e) => this.d.logger.warn({ err: e }, 'could not release idempotency key'));
@@ -154,10 +176,10 @@ export class Fleet {
     return { ...res, replayed: false };
   }
 
-  private async createNow(req: CreateRequest): Promise<StoredResponse> {
+  private async createNow(req: CreateRequest, caller: Caller): Promise<StoredResponse> {
     const provider = this.d.providers.get(req.provider);
     const { provider: _p, wait, ...input } = req;
-    const { instance, action } = await provider.create(input);
+    const { instance, action } = await provider.create(input, { anyImage: caller.admin });
     this.d.logger.info({ instance: brief(instance) }, 'instance created');
     this.d.emit('instance.created', { instance: brief(instance), action });
     if (instance.status === 'running' && (!action || action.status === 'completed')) {
@@ -218,9 +240,9 @@ export class Fleet {
     }
   }
 
-  async delete(providerName: ProviderName, id: string, force: boolean) {
+  async delete(providerName: ProviderName, id: string, force: boolean, caller: Caller = NON_ADMIN) {
     const provider = this.d.providers.get(providerName);
-    const instance = await provider.get(id);
+    const instance = await this.getVisible(provider, id, caller, 'delete');
     this.refuseUnmanaged(instance, 'delete', force);
     const action = await provider.delete(id);
     this.d.logger.info({ instance: brief(instance), forced: !instance.managed }, 'instance deleted');
@@ -229,10 +251,15 @@ export class Fleet {
     return { deleted: true, instance: brief(instance), action };
   }
 
-  async act(providerName: ProviderName, id: string, opts: { type: PowerAction; wait: boolean; force: boolean }) {
+  async act(
+    providerName: ProviderName,
+    id: string,
+    opts: { type: PowerAction; wait: boolean; force: boolean },
+    caller: Caller = NON_ADMIN,
+  ) {
     const provider = this.d.providers.get(providerName);
-    const before = await provider.get(id);
-    if (POWER_OFF.includes(opts.type)) this.refuseUnmanaged(before, opts.type.replace('_', ' '), opts.force);
+    const before = await this.getVisible(provider, id, caller, opts.type);
+    if (POWER_OFF.includes(opts.type) || provider.guardsUnmanaged) this.refuseUnmanaged(before, opts.type.replace('_', ' '), opts.force);
     let action = await provider.power(id, opts.type);
     if (opts.wait) action = await waitForAction(provider, action, this.waitOpts);
     if (action.status !== 'in_progress') {
@@ -250,9 +277,15 @@ export class Fleet {
     return { snapshots: outcomes.flatMap((o) => (o.status === 'ok' ? o.value : [])), providers: reports };
   }
 
-  async createSnapshot(providerName: ProviderName, id: string, opts: { name: string; wait: boolean }) {
+  async createSnapshot(
+    providerName: ProviderName,
+    id: string,
+    opts: { name: string; wait: boolean; force?: boolean },
+    caller: Caller = NON_ADMIN,
+  ) {
     const provider = this.d.providers.get(providerName);
-    await provider.get(id);
+    const instance = await this.getVisible(provider, id, caller, 'snapshot');
+    if (provider.guardsUnmanaged) this.refuseUnmanaged(instance, 'snapshot', !!opts.force);
     const r = await provider.createSnapshot(id, opts.name);
     const action: ProviderAction | null = r.action && opts.wait ? await waitForAction(provider, r.action, this.waitOpts) : r.action;
     this.d.emit('snapshot.created', { provider: providerName, instance_id: id, snapshot: r.snapshot, action });

@@ -62,6 +62,11 @@ export interface CreateInstanceInput {
   command?: string[];
 }
 
+export interface CreateOptions extends CallOptions {
+  /** The caller may create from any image the provider has, not only its catalog (local: the `admin` scope). */
+  anyImage?: boolean;
+}
+
 export interface CreateResult {
   instance: Instance;
   action: ProviderAction | null;
@@ -121,9 +126,15 @@ export interface CloudProvider {
   readonly currency: string;
   /** Its instances carry no price: take it from the size catalog (Vultr). */
   readonly pricesFromCatalog?: boolean;
+  /**
+   * Instances it did not create are not the mesh's to show or touch (the local engine runs
+   * the droplets and deployed apps): callers without `admin` see them as absent, and
+   * `admin` needs `force` for any action on them.
+   */
+  readonly guardsUnmanaged?: boolean;
   list(opts?: CallOptions): Promise<Instance[]>;
   get(id: string, opts?: CallOptions): Promise<Instance>;
-  create(input: CreateInstanceInput, opts?: CallOptions): Promise<CreateResult>;
+  create(input: CreateInstanceInput, opts?: CreateOptions): Promise<CreateResult>;
   /** Returns the provider's action when deletion is asynchronous, null when it is done. */
   delete(id: string, opts?: CallOptions): Promise<ProviderAction | null>;
   power(id: string, action: PowerAction, opts?: CallOptions): Promise<ProviderAction>;

@@ -65,7 +65,14 @@ export class ProviderSet {
           client('vultr', config.VULTR_API_URL, config.VULTR_TOKEN, vuErrorBody, { maxRequestsPerSecond: config.VULTR_MAX_RPS }),
         ),
       );
-    if (config.LOCAL_PROVIDER_ENABLED) providers.set('local', new LocalDockerProvider(deps.docker ?? dockerFromHost(config.DOCKER_HOST)));
+    if (config.LOCAL_PROVIDER_ENABLED)
+      providers.set(
+        'local',
+        new LocalDockerProvider(deps.docker ?? dockerFromHost(config.DOCKER_HOST), {
+          network: config.LOCAL_NETWORK,
+          catalogImages: config.LOCAL_CATALOG_IMAGES,
+        }),
+      );
     return new ProviderSet(providers, clients);
   }
 

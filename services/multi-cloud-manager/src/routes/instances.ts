@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { InvalidRequest, paginate, reply, type Api, type Principal } from '@droplet-mesh/udc-kit';
-import type { Fleet } from '../domain/fleet.js';
+import { callerOf, type Fleet } from '../domain/fleet.js';
 import type { ProviderName } from '../providers/cloud-provider.js';
 import {
   actionBody,
@@ -19,9 +19,9 @@ export interface InstanceRouteDeps {
 
 // The operations behind the unified routes; the legacy aliases call the same ones.
 
-export async function listInstances(fleet: Fleet, q: z.infer<typeof listQuery>) {
+export async function listInstances(fleet: Fleet, q: z.infer<typeof listQuery>, principal: Principal | undefined) {
   const { page, per_page, ...filter } = q;
-  const r = await fleet.list(filter);
+  const r = await fleet.list(filter, callerOf(principal));
   return { ...paginate(r.instances, { page, per_page }), providers: r.providers };
 }
 
@@ -42,7 +42,7 @@ export async function createInstance(
     // Keys are per caller: two operators choosing the same key do not collide.
     idem = { key: parsed.data, scope: principal?.sub ?? 'anonymous' };
   }
-  const r = await fleet.create({ ...body, provider }, idem);
+  const r = await fleet.create({ ...body, provider }, idem, callerOf(principal));
   return reply(r.status, r.body, r.replayed ? { 'Idempotent-Replayed': 'true' } : {});
 }
 
@@ -52,14 +52,15 @@ export async function instanceAction(
   id: string,
   body: z.infer<typeof actionBody>,
   q: z.infer<typeof actionQuery>,
+  principal: Principal | undefined,
 ) {
   const wait = body.wait || q.wait;
-  const r = await fleet.act(provider, id, { type: body.type, wait, force: body.force || q.force });
+  const r = await fleet.act(provider, id, { type: body.type, wait, force: body.force || q.force }, callerOf(principal));
   return reply(r.action.status === 'in_progress' ? 202 : 200, r);
 }
 
-export function deleteInstance(fleet: Fleet, provider: ProviderName, id: string, force: boolean) {
-  return fleet.delete(provider, id, force);
+export function deleteInstance(fleet: Fleet, provider: ProviderName, id: string, force: boolean, principal: Principal | undefined) {
+  return fleet.delete(provider, id, force, callerOf(principal));
 }
 
 export function registerInstanceRoutes(api: Api, { fleet }: InstanceRouteDeps): void {
@@ -70,11 +71,11 @@ export function registerInstanceRoutes(api: Api, { fleet }: InstanceRouteDeps): 
       query: listQuery,
       tags: ['instances'],
     },
-    ({ query }) => listInstances(fleet, query),
+    ({ query, principal }) => listInstances(fleet, query, principal),
   );
 
-  api.get('/instances/:provider/:id', { summary: 'One instance', params: instanceParams, tags: ['instances'] }, ({ params }) =>
-    fleet.get(params.provider, params.id),
+  api.get('/instances/:provider/:id', { summary: 'One instance', params: instanceParams, tags: ['instances'] }, ({ params, principal }) =>
+    fleet.get(params.provider, params.id, callerOf(principal)),
   );
 
   api.post(
@@ -100,7 +101,7 @@ export function registerInstanceRoutes(api: Api, { fleet }: InstanceRouteDeps): 
       query: forceQuery,
       tags: ['instances'],
     },
-    ({ params, query }) => deleteInstance(fleet, params.provider, params.id, query.force),
+    ({ params, query, principal }) => deleteInstance(fleet, params.provider, params.id, query.force, principal),
   );
 
   api.post(
@@ -113,6 +114,6 @@ export function registerInstanceRoutes(api: Api, { fleet }: InstanceRouteDeps): 
       query: actionQuery,
       tags: ['instances'],
     },
-    ({ params, body, query }) => instanceAction(fleet, params.provider, params.id, body, query),
+    ({ params, body, query, principal }) => instanceAction(fleet, params.provider, params.id, body, query, principal),
   );
 }

@@ -11,7 +11,7 @@ function registerCommonAliases(api: Api, fleet: Fleet, prefix: string, provider:
   api.get(
     `/${prefix}/list`,
     { summary: `Alias of GET /instances?provider=${provider}`, query: listQuery.omit({ provider: true }), tags },
-    ({ query }) => listInstances(fleet, { ...query, provider }),
+    ({ query, principal }) => listInstances(fleet, { ...query, provider }, principal),
   );
   api.post(
     `/${prefix}/register`,
@@ -28,12 +28,12 @@ function registerCommonAliases(api: Api, fleet: Fleet, prefix: string, provider:
       query: actionQuery,
       tags,
     },
-    ({ params, body, query }) => instanceAction(fleet, provider, params.id, body, query),
+    ({ params, body, query, principal }) => instanceAction(fleet, provider, params.id, body, query, principal),
   );
   api.delete(
     `/${prefix}/delete/:id`,
     { scope: 'write', summary: `Alias of DELETE /instances/${provider}/{id}`, params: idParams, query: forceQuery, tags },
-    ({ params, query }) => deleteInstance(fleet, provider, params.id, query.force),
+    ({ params, query, principal }) => deleteInstance(fleet, provider, params.id, query.force, principal),
   );
 }
 

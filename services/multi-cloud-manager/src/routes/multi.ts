@@ -1,5 +1,5 @@
 import type { Api } from '@droplet-mesh/udc-kit';
-import type { Fleet } from '../domain/fleet.js';
+import { callerOf, type Fleet } from '../domain/fleet.js';
 import type { ProviderSet } from '../providers/provider-set.js';
 import { providerQuery, searchQuery } from './schemas.js';
 
@@ -13,22 +13,24 @@ export function registerMultiRoutes(api: Api, { fleet, providers }: { fleet: Fle
       query: providerQuery,
       tags: ['multi'],
     },
-    async ({ query }) => {
-      const r = await fleet.listAll(query.provider);
+    async ({ query, principal }) => {
+      const r = await fleet.listAll(query.provider, callerOf(principal));
       return { instances: r.instances, total: r.instances.length, providers: r.providers };
     },
   );
 
-  api.get('/multi/summary', { summary: 'Counts by provider, status and region, and estimated monthly cost', tags: ['multi'] }, () =>
-    fleet.summary(),
+  api.get(
+    '/multi/summary',
+    { summary: 'Counts by provider, status and region, and estimated monthly cost', tags: ['multi'] },
+    ({ principal }) => fleet.summary(callerOf(principal)),
   );
 
   api.get(
     '/multi/search',
     { summary: 'Search by name, IP, id or tag (q), with provider and status filters', query: searchQuery, tags: ['multi'] },
-    async ({ query }) => {
+    async ({ query, principal }) => {
       const { q, ...filter } = query;
-      const r = await fleet.search(q, filter);
+      const r = await fleet.search(q, filter, callerOf(principal));
       return { query: q, instances: r.instances, total: r.instances.length, providers: r.providers };
     },
   );

@@ -79,6 +79,8 @@ export const snapshotBody = z.object({
     .max(100)
     .regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]*$/, 'letters, digits, spaces, _ . and -'),
   wait: z.boolean().default(false),
+  /** Snapshot a local container the mesh did not create (admin only). */
+  force: z.boolean().default(false),
 });
 
 export const catalogParams = z.object({ kind: z.enum(CATALOG_KINDS) });

@@ -18,3 +18,8 @@ export function mapDockerError(err: unknown, operation: string): UdcError {
 export function isNotModified(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 304;
 }
+
+/** Exactly what the engine answers for a container that does not exist: how a hidden one looks. */
+export function noSuchContainer(id: string, operation: string): UdcError {
+  return mapDockerError({ statusCode: 404, json: { message: `No such container: ${id}` } }, operation);
+}

@@ -8,6 +8,8 @@ export const LABEL_SIZE = 'mesh.size';
 export const LABEL_TAGS = 'mesh.tags';
 export const LABEL_PREFIX = 'mesh.label.';
 export const LABEL_SNAPSHOT_OF = 'mesh.snapshot.of';
+/** `true` on a snapshot of a mesh instance: it is in the catalog a `write` caller creates from. */
+export const LABEL_SNAPSHOT_CATALOG = 'mesh.snapshot.catalog';
 
 /** Sizes are CPU and memory limits; the engine costs nothing per month. */
 export const LOCAL_SIZES: Size[] = [
@@ -55,6 +57,11 @@ const STATUS: Record<string, InstanceStatus> = {
   removing: 'deleting',
   dead: 'error',
 };
+
+/** A container the local provider created: the rest of the engine (droplets, deployed apps) is not its to touch. */
+export function isLocalInstance(labels: Record<string, string> | undefined | null): boolean {
+  return labels?.[LABEL_MANAGED] === 'true' && labels?.[LABEL_PROVIDER] === 'local';
+}
 
 export function containerLabels(tags: string[], labels: Record<string, string>, size: string): Record<string, string> {
   return {
@@ -105,7 +112,7 @@ function toInstance(c: ContainerView): Instance {
     labels,
     created_at: c.created_at,
     price_monthly: 0,
-    managed: meshLabels[LABEL_MANAGED] === 'true',
+    managed: isLocalInstance(meshLabels),
   };
 }
 

@@ -1,9 +1,10 @@
 import type Docker from 'dockerode';
-import { InvalidRequest } from '@droplet-mesh/udc-kit';
+import { Conflict, Forbidden, InvalidRequest } from '@droplet-mesh/udc-kit';
 import type {
   CallOptions,
   CloudProvider,
   CreateInstanceInput,
+  CreateOptions,
   CreateResult,
   Image,
   Instance,
@@ -13,8 +14,26 @@ import type {
   Snapshot,
   SnapshotResult,
 } from '../cloud-provider.js';
+import { confinement, ensureMeshNetwork } from './container-hardening.js';
 import { isNotModified, mapDockerError } from './docker-errors.js';
-import { containerLabels, fromContainerInfo, fromContainerInspect, LABEL_SNAPSHOT_OF, LOCAL_SIZES } from './local-mapping.js';
+import {
+  containerLabels,
+  fromContainerInfo,
+  fromContainerInspect,
+  isLocalInstance,
+  LABEL_SNAPSHOT_CATALOG,
+  LABEL_SNAPSHOT_OF,
+  LOCAL_SIZES,
+} from './local-mapping.js';
+
+export interface LocalProviderOptions {
+  /** The mesh's bridge network instances run on. */
+  network: string;
+  /** Image references a caller without `admin` may create from (besides snapshots of mesh instances). */
+  catalogImages: string[];
+}
+
+export const DEFAULT_LOCAL_OPTIONS: LocalProviderOptions = { network: 'mesh-instances', catalogImages: [] };
 
 function containerId(id: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id))
@@ -24,15 +43,33 @@ function containerId(id: string): string {
   return id;
 }
 
+/** `KEY=VALUE` lines as a map (a line without `=` is a key with no value). */
+function envMap(env: string[] | null | undefined): Map<string, string> {
+  return new Map((env ?? []).map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])));
+}
+
+/** A Dockerfile string literal. */
+const quoted = (v: string) => `"${v.replace(/[\\"$]/g, (c) => `\\${c}`).replace(/\n/g, '\\n')}"`;
+
 /**
  * Instances as containers on the local Docker Engine: works with no cloud token and is
  * what a fresh `npm start` shows. Power maps to start/stop/restart; sizes to CPU and
- * memory limits; images are the engine's local images; the region is `local`.
+ * memory limits; the region is `local`. The engine also runs the mesh's droplets and
+ * deployed apps, so only containers this provider created count as managed (the Fleet
+ * hides the rest from callers without `admin`), instances run unprivileged on the
+ * mesh's own bridge network, and the image catalog is what the operator listed.
  */
 export class LocalDockerProvider implements CloudProvider {
   readonly name = 'local' as const;
   readonly currency = 'USD';
-  constructor(private readonly docker: Docker) {}
+  readonly guardsUnmanaged = true;
+  private readonly opts: LocalProviderOptions;
+  constructor(
+    private readonly docker: Docker,
+    opts: Partial<LocalProviderOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_LOCAL_OPTIONS, ...opts };
+  }
 
   private async guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -50,7 +87,7 @@ export class LocalDockerProvider implements CloudProvider {
     return this.guard('get', async () => fromContainerInspect(await this.docker.getContainer(containerId(id)).inspect()));
   }
 
-  async create(input: CreateInstanceInput): Promise<CreateResult> {
+  async create(input: CreateInstanceInput, opts: CreateOptions = {}): Promise<CreateResult> {
     const size = LOCAL_SIZES.find((s) => s.slug === input.size);
     if (!size)
       throw new InvalidRequest(`local has no size '${input.size}'`, {
@@ -63,8 +100,9 @@ export class LocalDockerProvider implements CloudProvider {
         fields: [{ path: 'name', message: 'not a valid container name' }],
       });
     return this.guard('create', async () => {
+      let image: Docker.ImageInspectInfo;
       try {
-        await this.docker.getImage(input.image).inspect();
+        image = await this.docker.getImage(input.image).inspect();
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 404)
           throw new InvalidRequest(`image '${input.image}' is not on the local engine`, {
@@ -72,13 +110,22 @@ export class LocalDockerProvider implements CloudProvider {
           });
         throw err;
       }
+      if (!opts.anyImage && !(await this.catalog()).some((i) => i.id === image.Id))
+        throw new Forbidden(
+          `image '${input.image}' is not in the local catalog (GET /catalog/images?provider=local); any other local image needs the 'admin' scope`,
+          { required_scope: 'admin', image: input.image, fields: [{ path: 'image', message: 'not in the local catalog' }] },
+        );
+      await ensureMeshNetwork(this.docker, this.opts.network, 'local-instances');
+      const confined = confinement(this.opts.network, image);
       const container = await this.docker.createContainer({
         name: input.name,
-        Image: input.image,
+        // The resolved image: the one checked above, even if the tag moves meanwhile.
+        Image: image.Id,
         ...(input.command?.length ? { Cmd: input.command } : {}),
+        ...(confined.user ? { User: confined.user } : {}),
         Labels: containerLabels(input.tags, input.labels, size.slug),
         HostConfig: {
-          NetworkMode: 'host',
+          ...confined.host,
           NanoCpus: size.vcpus * 1e9,
           Memory: size.memory_mb * 1024 * 1024,
           RestartPolicy: { Name: 'unless-stopped' },
@@ -130,21 +177,38 @@ export class LocalDockerProvider implements CloudProvider {
     return LOCAL_SIZES;
   }
 
+  /**
+   * The catalog: the configured images that are on the engine, and snapshots of the
+   * mesh's own instances. Not every local image: the engine also holds the droplets' and
+   * apps' images, and snapshots of other containers.
+   */
   images(): Promise<Image[]> {
-    return this.guard('images', async () =>
-      (await this.docker.listImages()).flatMap((i) =>
+    return this.guard('images', () => this.catalog());
+  }
+
+  private async catalog(): Promise<Image[]> {
+    const configured = await Promise.all(
+      this.opts.catalogImages.map(async (ref): Promise<Image | undefined> => {
+        try {
+          const i = await this.docker.getImage(ref).inspect();
+          return { provider: 'local', id: i.Id, slug: ref, name: ref, distribution: null, type: 'image' };
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+          throw err;
+        }
+      }),
+    );
+    const snapshots = await this.docker.listImages({
+      filters: JSON.stringify({ label: [LABEL_SNAPSHOT_OF, `${LABEL_SNAPSHOT_CATALOG}=true`] }),
+    } as Docker.ListImagesOptions);
+    return [
+      ...configured.filter((i): i is Image => !!i),
+      ...snapshots.flatMap((i) =>
         (i.RepoTags ?? [])
           .filter((t) => t !== '<none>:<none>')
-          .map((t) => ({
-            provider: 'local' as const,
-            id: i.Id,
-            slug: t,
-            name: t,
-            distribution: null,
-            type: i.Labels?.[LABEL_SNAPSHOT_OF] ? 'snapshot' : 'image',
-          })),
+          .map((t) => ({ provider: 'local' as const, id: i.Id, slug: t, name: t, distribution: null, type: 'snapshot' })),
       ),
-    );
+    ];
   }
 
   async regions(): Promise<Region[]> {
@@ -175,8 +239,27 @@ export class LocalDockerProvider implements CloudProvider {
     const tag = String(Date.now());
     return this.guard('snapshot', async () => {
       const c = this.docker.getContainer(containerId(id));
-      const { Id } = await c.inspect();
-      await c.commit({ repo, tag, changes: `LABEL ${LABEL_SNAPSHOT_OF}=${Id}` });
+      const source = await c.inspect();
+      const { Id } = source;
+      // A snapshot keeps the image's environment, not what the container was started with
+      // (keys and passwords of whoever ran it). Only a mesh instance's snapshot joins the catalog.
+      const imageEnv = envMap(
+        await this.docker
+          .getImage(source.Image)
+          .inspect()
+          .then(
+            (i) => i.Config?.Env,
+            () => [],
+          ),
+      );
+      const env = [...envMap(source.Config.Env)].filter(([k, v]) => imageEnv.get(k) !== v);
+      const odd = env.find(([k]) => !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(k));
+      if (odd) throw new Conflict(`cannot snapshot ${id}: its environment has a variable the snapshot could not leave out`);
+      const changes = [
+        `LABEL ${LABEL_SNAPSHOT_OF}=${Id} ${LABEL_SNAPSHOT_CATALOG}=${isLocalInstance(source.Config.Labels)}`,
+        ...env.map(([k]) => `ENV ${k}=${quoted(imageEnv.get(k) ?? '')}`),
+      ];
+      await c.commit({ repo, tag, changes });
       const info = await this.docker.getImage(`${repo}:${tag}`).inspect();
       return {
         snapshot: {
