@@ -1,0 +1,135 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import AxeBuilder from '@axe-core/playwright';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { ADMIN_KEY, closeAll, startConsole, startNatsServer, startProxyManager, startRegistry, type Closer } from './support/mesh.js';
+
+// Debian's chromium package (no browser download is possible here), driven by playwright-core.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SCREENSHOT = fileURLToPath(new URL('../../../docs/console-overview.png', import.meta.url));
+
+let nats: NatsServerHandle;
+let registry: Awaited<ReturnType<typeof startRegistry>>;
+let consoleApp: Awaited<ReturnType<typeof startConsole>>;
+let browser: Browser;
+let page: Page;
+const closers: Closer[] = [];
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  registry = await startRegistry(nats.url);
+  closers.push(registry);
+  closers.push(await startProxyManager(nats.url, registry.url));
+  consoleApp = await startConsole(nats.url, registry.url);
+  closers.push(consoleApp);
+  expect(consoleApp.web().available).toBe(true); // `pnpm build` ran first (turbo: test depends on build)
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  closers.push({ close: () => browser.close() });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.setDefaultNavigationTimeout(15_000);
+}, 90_000);
+
+afterAll(async () => {
+  await closeAll(closers, nats);
+});
+
+async function expectNoSeriousA11yViolations(label: string) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect({
+    page: label,
+    violations: serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
+  }).toEqual({
+    page: label,
+    violations: [],
+  });
+}
+
+describe('the console in a real browser', () => {
+  let oldCookie = '';
+
+  it('signs in from the keyboard with the admin key and shows the droplets as active', async () => {
+    await page.goto(consoleApp.url);
+    await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+    await expectNoSeriousA11yViolations('sign-in');
+    await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
+    await page.getByRole('textbox', { name: 'Admin key' }).press('Enter');
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    for (const id of ['registry', 'proxy-manager']) {
+      const row = page.locator(`tr[data-droplet="${id}"]`);
+      await row.waitFor();
+      await expect(row.locator('.badge').first().textContent()).resolves.toBe('active');
+    }
+    // Droplets that are not running show their error, not a spinner.
+    await page.getByText("no droplet 'deployer' is registered").waitFor();
+    await expect(page.locator('.error .code').first().textContent()).resolves.toBe('NOT_FOUND');
+    // Nothing secret where scripts can read it.
+    const stored = await page.evaluate(() => ({
+      local: localStorage.length,
+      session: sessionStorage.length,
+      cookie: document.cookie,
+      url: location.href,
+    }));
+    expect(stored).toEqual({ local: 0, session: 0, cookie: '', url: `${consoleApp.url}/` });
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === 'mesh_console')!;
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    oldCookie = `${session.name}=${session.value}`;
+    await page.locator('.live.on').waitFor();
+    await expectNoSeriousA11yViolations('overview');
+    if (process.env.CONSOLE_SCREENSHOTS === '1') {
+      mkdirSync(dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    }
+  });
+
+  it('adds a route with a hostile domain and sees the field error, then a good one', async () => {
+    await page.getByRole('link', { name: 'Routes' }).click();
+    await page.getByRole('heading', { name: 'Routes', level: 1 }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('shop');
+    await page.getByLabel('Domain').fill('evil.example;} server { listen 80');
+    await page.getByLabel('Upstream host').fill('127.0.0.1');
+    await page.getByLabel('Upstream port').fill(new URL(consoleApp.url).port);
+    await page.getByRole('button', { name: 'Save route' }).click();
+    const domainError = page.locator('#route-domain-err');
+    await expect(domainError.filter({ hasText: 'must be a valid hostname' }).waitFor()).resolves.toBeUndefined();
+    await expect(page.getByLabel('Domain').getAttribute('aria-invalid')).resolves.toBe('true');
+    await expect(page.locator('.error .code').first().textContent()).resolves.toBe('INVALID_REQUEST');
+    await expectNoSeriousA11yViolations('routes with a field error');
+
+    await page.getByLabel('Domain').fill('shop.example.test');
+    await page.getByRole('button', { name: 'Save route' }).click();
+    await page.getByText('Route shop saved.').waitFor();
+    await page.locator('tr[data-route="shop"]').waitFor();
+    await expect(page.locator('#route-domain-err').textContent()).resolves.toBe('');
+  });
+
+  it('signs out, and the API refuses the old cookie', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+    await page.getByText('Signed out.').waitFor();
+    const res = await fetch(`${consoleApp.url}/api/registry/droplets`, {
+      headers: { cookie: oldCookie },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+    const live = await fetch(`${consoleApp.url}/live`, { headers: { cookie: oldCookie }, signal: AbortSignal.timeout(10_000) });
+    expect(live.status).toBe(401);
+  });
+});

@@ -1,0 +1,171 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Writable } from 'node:stream';
+import { z } from 'zod';
+import { createExampleDroplet } from '@droplet-mesh/example/dist/example-droplet.js';
+import { createProxyManager } from '@droplet-mesh/proxy-manager';
+import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
+import { baseConfigShape, Bus, createDroplet } from '@droplet-mesh/udc-kit';
+import { freePort, startNatsServer, waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { createConsoleDroplet } from '../../src/app.js';
+
+export const ADMIN_KEY = 'console-test-admin-key-0123456789';
+export const quiet = () => new Writable({ write: (_c, _e, cb) => cb() });
+export const WEB_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
+
+export interface Closer {
+  close(): Promise<void>;
+}
+
+/** A real registry droplet in this process, on a real nats-server. */
+export async function startRegistry(natsUrl: string) {
+  const made = await createRegistryDroplet({
+    env: { PORT: '0', NATS_URL: natsUrl, REGISTRY_ADMIN_KEY: ADMIN_KEY, HEARTBEAT_INTERVAL_S: '30', LOG_LEVEL: 'info' },
+    logDestination: quiet(),
+  });
+  const { url } = await made.droplet.start();
+  return { ...made, url, close: () => made.droplet.stop() };
+}
+
+/** Environment for a droplet that registers itself with the registry and trusts its tokens. */
+export const meshEnv = (natsUrl: string, registryUrl: string) => ({
+  PORT: '0',
+  NATS_URL: natsUrl,
+  LOG_LEVEL: 'info',
+  REGISTRY_URL: registryUrl,
+  REGISTRY_KEY: ADMIN_KEY,
+  JWKS_URL: `${registryUrl}/.well-known/jwks.json`,
+});
+
+export async function waitRegistered(registryUrl: string, id: string): Promise<void> {
+  const token = await operatorToken(registryUrl);
+  await waitFor(
+    `'${id}' registered`,
+    async () => (await fetch(`${registryUrl}/droplets/${id}`, { headers: { authorization: `Bearer ${token}` } })).status === 200,
+    15_000,
+    100,
+  );
+}
+
+export async function operatorToken(registryUrl: string): Promise<string> {
+  const res = await fetch(`${registryUrl}/auth/token?droplet_id=operator`, { method: 'POST', headers: { 'x-registry-key': ADMIN_KEY } });
+  if (!res.ok) throw new Error(`operator token: HTTP ${res.status}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Registers a record with the admin key (a droplet that is down, an app another droplet stewards). */
+export async function registerRecord(registryUrl: string, record: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${registryUrl}/droplets`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-registry-key': ADMIN_KEY },
+    body: JSON.stringify(record),
+  });
+  if (!res.ok) throw new Error(`registering ${String(record.id)}: HTTP ${res.status} ${await res.text()}`);
+}
+
+/** The example droplet (POST /echo validates its body), registered under `id`. */
+export async function startExample(natsUrl: string, registryUrl: string, id = 'example') {
+  const d = createExampleDroplet({ env: { ...meshEnv(natsUrl, registryUrl), DROPLET_ID: id }, name: id, logDestination: quiet() });
+  const { url } = await d.start();
+  await waitRegistered(registryUrl, id);
+  return { droplet: d, url, close: () => d.stop() };
+}
+
+/**
+ * A small real droplet with an event stream: GET /ticks?n=3&every_ms=100 sends n events
+ * then ends; GET /forever keeps a stream open until the client leaves.
+ */
+export async function startTicker(natsUrl: string, registryUrl: string) {
+  const d = createDroplet({
+    name: 'ticker',
+    version: '0.0.1',
+    capabilities: ['ticks'],
+    configSchema: z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(0) }),
+    env: meshEnv(natsUrl, registryUrl),
+    logDestination: quiet(),
+    routes(api) {
+      api.get(
+        '/ticks',
+        {
+          query: z.object({ n: z.coerce.number().int().min(1).max(100).default(3), every_ms: z.coerce.number().int().min(1).default(100) }),
+        },
+        async ({ query, res, principal }) => {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+          for (let i = 1; i <= query.n; i++) {
+            res.write(`event: tick\ndata: ${JSON.stringify({ i, sub: principal?.sub })}\n\n`);
+            await new Promise((r) => setTimeout(r, query.every_ms));
+          }
+          res.end();
+        },
+      );
+      api.get('/forever', {}, ({ req, res }) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('event: hello\ndata: {}\n\n');
+        return new Promise<void>((resolve) => req.on('close', () => resolve()));
+      });
+      api.post('/things', { scope: 'write', status: 201 }, ({ req }) => ({ got: req.body, idem: req.header('idempotency-key') ?? null }));
+      api.get('/whoami', {}, ({ principal, req }) => ({ sub: principal?.sub, cookie: req.header('cookie') ?? null }));
+    },
+  });
+  const { url } = await d.start();
+  await waitRegistered(registryUrl, 'ticker');
+  return { droplet: d, url, close: () => d.stop() };
+}
+
+/** A real proxy-manager (own nginx on high loopback ports) that trusts the registry and registers itself. */
+export async function startProxyManager(natsUrl: string, registryUrl: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'console-proxy-'));
+  chmodSync(dataDir, 0o755); // nginx workers (nobody) read the webroot inside it
+  const env = {
+    ...meshEnv(natsUrl, registryUrl),
+    DATA_DIR: dataDir,
+    PROXY_HTTP_PORT: String(await freePort()),
+    PROXY_HTTPS_PORT: String(await freePort()),
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+    UPSTREAM_HEALTH_TIMEOUT_MS: '1000',
+    RECONCILE_COALESCE_MS: '20',
+  };
+  const bus = await Bus.connect({ url: natsUrl, name: 'proxy-manager-console-test' });
+  const pm = createProxyManager({ env, bus, logDestination: quiet() });
+  const { url } = await pm.start({ port: 0 });
+  await waitRegistered(registryUrl, 'proxy-manager');
+  return {
+    pm,
+    url,
+    async close() {
+      await pm.stop().catch(() => undefined);
+      await bus.close().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startConsole(natsUrl: string, registryUrl: string, extra: { env?: Record<string, string>; now?: () => number } = {}) {
+  const made = createConsoleDroplet({
+    env: {
+      PORT: '0',
+      NATS_URL: natsUrl,
+      LOG_LEVEL: 'info',
+      REGISTRY_URL: registryUrl,
+      JWKS_URL: `${registryUrl}/.well-known/jwks.json`,
+      CONSOLE_WEB_DIR: WEB_DIR,
+      CONSOLE_DISCOVERY_CACHE_MS: '0',
+      ...extra.env,
+    },
+    registry: false,
+    now: extra.now,
+    logDestination: quiet(),
+  });
+  const { url } = await made.droplet.start();
+  return { ...made, url, close: () => made.droplet.stop() };
+}
+
+/** Closes in reverse order, never throwing (a failed start must not hide the first error). */
+export async function closeAll(items: Array<Closer | undefined>, nats?: NatsServerHandle): Promise<void> {
+  for (const c of [...items].reverse()) await c?.close().catch(() => undefined);
+  await nats?.stop({ removeStore: true }).catch(() => undefined);
+}
+
+export { startNatsServer };

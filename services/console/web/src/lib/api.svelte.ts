@@ -1,0 +1,123 @@
+// The browser side of the backend-for-frontend: every call goes to this console only.
+// The session lives in an HttpOnly cookie the page cannot read; the CSRF token is kept
+// in memory (never in localStorage) and sent with every change.
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+  get fields(): FieldError[] {
+    const f = (this.details as { fields?: FieldError[] } | undefined)?.fields;
+    return Array.isArray(f) ? f : [];
+  }
+  /** The message of the first error at `path` (e.g. `domain`, `source.image`). */
+  field(...paths: string[]): string | undefined {
+    return this.fields.find((f) => paths.includes(f.path))?.message;
+  }
+}
+
+export interface SessionInfo {
+  subject: string;
+  scopes: string[];
+  expires_at: string;
+  csrf_token: string;
+}
+
+export const auth = $state<{ checked: boolean; session: SessionInfo | null; notice: string }>({
+  checked: false,
+  session: null,
+  notice: '',
+});
+
+let csrf = '';
+
+function adopt(s: SessionInfo | null, notice = ''): void {
+  csrf = s?.csrf_token ?? '';
+  auth.session = s;
+  auth.notice = notice;
+  auth.checked = true;
+}
+
+async function raw(method: string, path: string, body?: unknown): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = csrf;
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
+  }
+  if (res.status === 204) return undefined;
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const e = (json as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+    const err = new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? (text.slice(0, 200) || res.statusText), e?.details);
+    // The console's own session ended (expired, or signed out elsewhere): back to sign-in.
+    if (res.status === 401 && (e?.details as { console_session?: string } | undefined)?.console_session && auth.session) {
+      adopt(null, 'Your session has ended. Sign in again.');
+    }
+    throw err;
+  }
+  return json;
+}
+
+export const api = {
+  get: <T>(path: string) => raw('GET', path) as Promise<T>,
+  post: <T>(path: string, body: unknown = {}) => raw('POST', path, body) as Promise<T>,
+  put: <T>(path: string, body: unknown) => raw('PUT', path, body) as Promise<T>,
+  del: <T>(path: string) => raw('DELETE', path) as Promise<T>,
+};
+
+/** `/api/<droplet><path>` with query parameters (empty ones left out). */
+export function dropletPath(droplet: string, path: string, query: Record<string, string | number | undefined> = {}): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') qs.set(k, String(v));
+  const q = qs.toString();
+  return `/api/${droplet}${path}${q ? `?${q}` : ''}`;
+}
+
+export async function checkSession(): Promise<void> {
+  try {
+    adopt((await raw('GET', '/session')) as SessionInfo);
+  } catch (err) {
+    adopt(null, err instanceof ApiError && err.status !== 401 ? `${err.code}: ${err.message}` : '');
+  }
+}
+
+export async function signIn(credentials: { admin_key: string } | { token: string }): Promise<void> {
+  adopt((await raw('POST', '/session', credentials)) as SessionInfo);
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await raw('DELETE', '/session');
+  } finally {
+    adopt(null, 'Signed out.');
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  pagination: { page: number; per_page: number; total: number; next_page: number | null };
+}
+
+export function asError(err: unknown): ApiError {
+  return err instanceof ApiError ? err : new ApiError(0, 'INTERNAL_ERROR', (err as Error)?.message ?? String(err));
+}

@@ -1,0 +1,60 @@
+// One EventSource to the console's /live stream: every droplet's events, pushed over SSE.
+// Pages subscribe to what concerns them and reload then; nothing polls on a timer.
+
+export interface LiveEvent {
+  droplet: string;
+  type: string;
+  data: unknown;
+  time: string;
+}
+
+type Listener = (e: LiveEvent) => void;
+
+export const liveState = $state<{ connected: boolean; last: LiveEvent[] }>({ connected: false, last: [] });
+
+const listeners = new Set<Listener>();
+let source: EventSource | undefined;
+
+export function startLive(): void {
+  if (source) return;
+  source = new EventSource('/live');
+  source.addEventListener('ready', () => {
+    liveState.connected = true;
+  });
+  source.onmessage = (m) => {
+    let e: LiveEvent;
+    try {
+      e = JSON.parse(m.data) as LiveEvent;
+    } catch {
+      return;
+    }
+    liveState.last = [e, ...liveState.last].slice(0, 50);
+    for (const l of listeners) l(e);
+  };
+  source.onerror = () => {
+    liveState.connected = false;
+  };
+}
+
+export function stopLive(): void {
+  source?.close();
+  source = undefined;
+  liveState.connected = false;
+}
+
+/** Calls `fn` (at most every 250 ms) when an event matching `match` arrives; returns the unsubscribe. */
+export function onLive(match: (e: LiveEvent) => boolean, fn: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const l: Listener = (e) => {
+    if (!match(e) || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      fn();
+    }, 250);
+  };
+  listeners.add(l);
+  return () => {
+    listeners.delete(l);
+    if (timer) clearTimeout(timer);
+  };
+}

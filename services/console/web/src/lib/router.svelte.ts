@@ -1,0 +1,19 @@
+export const PAGES = [
+  { id: 'overview', title: 'Overview' },
+  { id: 'deploys', title: 'Deploys' },
+  { id: 'routes', title: 'Routes' },
+  { id: 'instances', title: 'Instances' },
+  { id: 'incidents', title: 'Incidents' },
+] as const;
+export type PageId = (typeof PAGES)[number]['id'];
+
+const read = (): PageId => {
+  const id = location.hash.replace(/^#\/?/, '');
+  return (PAGES.find((p) => p.id === id)?.id ?? 'overview') as PageId;
+};
+
+export const route = $state<{ page: PageId }>({ page: read() });
+
+addEventListener('hashchange', () => {
+  route.page = read();
+});
