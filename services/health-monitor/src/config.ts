@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { baseConfigShape } from '@droplet-mesh/udc-kit';
+import { addressAllowListSetting, baseConfigShape } from '@droplet-mesh/udc-kit';
 import { RECOVERY_STEPS } from './domain/types.js';
 
 /** A JSON-valued environment variable, validated by `schema` after parsing. */
@@ -87,6 +87,18 @@ export const configSchema = z
     RECOVERY_TIMEOUT_MS: ms(10_000, 50),
     STATIC_TARGETS: jsonEnv(z.array(staticTargetSchema).max(100_000), '[]'),
     TARGET_REFRESH_MS: ms(10_000, 100),
+    /**
+     * host:port exceptions to the check address policy: registry records pointing at
+     * link-local/cloud metadata addresses, or at the mesh's own loopback ports (unless the
+     * record is a droplet registered as itself), are not checked. E.g. `10.0.0.5:8000,[fe80::1]:80`.
+     */
+    CHECK_ALLOW: addressAllowListSetting,
+    /** Resolved incidents older than this are deleted (uptime over 7 d needs at least 7). */
+    INCIDENT_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
+    /** At most this many resolved incidents are kept (the oldest go first). */
+    INCIDENT_MAX_RESOLVED: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    /** How often resolved incidents are pruned (also at start and after an incident resolves). */
+    INCIDENT_PRUNE_INTERVAL_MS: ms(3_600_000, 100),
     /** Extra URLs proving this monitor's own network works (peers' /health are always used). */
     CONTROL_CHECK_URLS: jsonEnv(z.array(httpUrl).max(20), '[]'),
     SMTP_URL: z

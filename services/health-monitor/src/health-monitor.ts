@@ -1,11 +1,17 @@
-import type { Bus, Env, RegistryLink } from '@droplet-mesh/udc-kit';
+import { resolveAll, type Bus, type Env, type RegistryLink, type ResolveAll } from '@droplet-mesh/udc-kit';
 import { createHealthMonitorDroplet } from './app.js';
-import type { HttpProbe } from './checks/http-checker.js';
+import { checkPolicies, UndiciProbe, type HttpProbe } from './checks/http-checker.js';
 import { MonitorEngine } from './engine/monitor-engine.js';
 import { EmailChannel } from './notify/email-channel.js';
 import { Notifier, type NotificationChannel } from './notify/notifier.js';
 import { WebhookChannel } from './notify/webhook-channel.js';
-import { CombinedTargetSource, RegistryTargetSource, StaticTargetSource, type TargetSource } from './targets/target-source.js';
+import {
+  CombinedTargetSource,
+  RegistryTargetSource,
+  StaticTargetSource,
+  TargetAddressFilter,
+  type TargetSource,
+} from './targets/target-source.js';
 
 export interface HealthMonitorDeps {
   env: Env;
@@ -16,6 +22,8 @@ export interface HealthMonitorDeps {
   /** Default: email (SMTP_URL + ALERT_EMAIL_TO) and webhooks (ALERT_WEBHOOK_URLS). */
   channels?: NotificationChannel[];
   probe?: HttpProbe;
+  /** Name resolution for the address policy of registry targets (default getaddrinfo). */
+  resolve?: ResolveAll;
   exit?: (code: number) => void;
   logDestination?: NodeJS.WritableStream;
   now?: () => number;
@@ -58,10 +66,23 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     return out;
   }
   const policies = { service: config.RECOVERY_POLICY, host: config.HOST_RECOVERY_POLICY };
+  // Registry records are checked only where the address policy allows (CHECK_ALLOW for
+  // exceptions), once when listed and again by the probe when it connects.
+  const addressRules = {
+    allow: config.CHECK_ALLOW,
+    extraLoopbackPorts: config.PORT > 0 ? [config.PORT] : [],
+    resolve: deps.resolve ?? resolveAll(Math.max(1000, config.CHECK_TIMEOUT_MS)),
+  };
+  const addressFilter = new TargetAddressFilter({
+    policies: checkPolicies(addressRules),
+    resolve: addressRules.resolve,
+    onRefused: (id, _url, reason) =>
+      ctx.logger.warn({ target_id: id, reason }, 'registry record not checked: its address is refused by the address policy'),
+  });
   const targetSource =
     deps.targetSource ??
     new CombinedTargetSource(
-      [new StaticTargetSource(config.STATIC_TARGETS, policies), new RegistryTargetSource(() => ctx.registry, policies)],
+      [new StaticTargetSource(config.STATIC_TARGETS, policies), new RegistryTargetSource(() => ctx.registry, policies, addressFilter)],
       (err) => ctx.logger.warn({ err }, 'could not list registry targets; keeping the last list'),
     );
 
@@ -81,7 +102,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
         notifier: new Notifier(channels, ctx.logger),
         emit: (type, data, level) => ctx.emit(type, data, level),
         send: (req) => ctx.send(req),
-        probe: deps.probe,
+        probe: deps.probe ?? new UndiciProbe(addressRules),
         now: deps.now,
       });
       await engine.start();

@@ -82,6 +82,12 @@ export class CheckScheduler {
     return o[t.id] ?? o['*'] ?? checkAddress(t);
   }
 
+  /** The target's own address obeys its policy; a test override is operator configuration. */
+  private guardOf(t: Target): Target['guard'] {
+    const o = this.opts.urlOverride;
+    return (o[t.id] ?? o['*']) ? undefined : t.guard;
+  }
+
   private schedule(s: TargetState, delayMs: number): void {
     if (this.stopped) return;
     s.timer = setTimeout(() => void this.run(s), delayMs);
@@ -110,7 +116,7 @@ export class CheckScheduler {
       await this.acquire();
       let outcome: Awaited<ReturnType<HttpProbe['get']>>;
       try {
-        outcome = await this.probe.get(this.checkUrl(s.target), this.opts.timeoutMs);
+        outcome = await this.probe.get(this.checkUrl(s.target), this.opts.timeoutMs, this.guardOf(s.target));
       } finally {
         this.release();
       }

@@ -1,4 +1,6 @@
-import { Agent, request } from 'undici';
+import { isIP } from 'node:net';
+import { Agent, buildConnector, request } from 'undici';
+import { AddressPolicy, addressRefusedError, resolveAll, type AllowEntry, type ResolveAll } from '@droplet-mesh/udc-kit';
 
 export interface CheckOutcome {
   ok: boolean;
@@ -7,26 +9,92 @@ export interface CheckOutcome {
   error?: string;
 }
 
+/**
+ * Which address policy a check obeys. `app`: a record another droplet registered (an app,
+ * a host): link-local/metadata addresses and the mesh's own loopback ports are refused.
+ * `droplet`: a mesh droplet registered as itself, whose address is one of those ports:
+ * only link-local/metadata addresses are refused. None: operator configuration (static
+ * targets, control checks), not guarded.
+ */
+export type CheckGuard = 'app' | 'droplet';
+
 /** How a check reaches a URL; a port so tests and benchmarks can count or fake it. */
 export interface HttpProbe {
-  get(url: string, timeoutMs: number): Promise<CheckOutcome>;
+  get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome>;
   close(): Promise<void>;
+}
+
+export interface ProbeOptions {
+  /** CHECK_ALLOW: host:port exceptions to the policy. */
+  allow?: readonly AllowEntry[];
+  /** Ports refused on loopback besides the mesh's (this monitor's own PORT). */
+  extraLoopbackPorts?: readonly number[];
+  /** Name resolution for guarded checks (default getaddrinfo). */
+  resolve?: ResolveAll;
+}
+
+export function checkPolicies(o: ProbeOptions = {}): Record<CheckGuard, AddressPolicy> {
+  return {
+    app: new AddressPolicy({ allow: o.allow, extraLoopbackPorts: o.extraLoopbackPorts }),
+    droplet: new AddressPolicy({ allow: o.allow, loopbackPorts: [] }),
+  };
+}
+
+/**
+ * An undici connector that resolves the name itself, refuses it when any address fails
+ * the policy, and connects to the address it checked: a name cannot be re-pointed between
+ * the check and the connection.
+ */
+function guardedConnector(policy: AddressPolicy, resolve: ResolveAll): buildConnector.connector {
+  const base = buildConnector({});
+  return (opts, callback) => {
+    const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
+    const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const refuse = (reason: string | undefined) => callback(addressRefusedError(host, port, reason ?? 'refused'), null);
+    if (isIP(host)) {
+      const v = policy.checkAddress(host, port);
+      return v.ok ? base(opts, callback) : refuse(v.reason);
+    }
+    resolve(host).then(
+      (addrs) => {
+        for (const a of addrs) {
+          const v = policy.checkAddress(a, port, host);
+          if (!v.ok) return refuse(`${host} resolves to ${a}, ${v.reason}`);
+        }
+        if (addrs.length === 0) return callback(Object.assign(new Error(`${host} has no address`), { code: 'ENOTFOUND' }), null);
+        base({ ...opts, hostname: addrs[0], servername: opts.servername || host }, callback);
+      },
+      (err: Error) => callback(err, null),
+    );
+  };
 }
 
 /**
  * HTTP GET with a hard timeout over a keep-alive pool. A 2xx or 3xx is healthy; any
- * other status, a refused connection or a timeout is a failed check.
+ * other status, a refused connection or a timeout is a failed check. A guarded check to
+ * an address its policy refuses fails with `ADDRESS_REFUSED`, without connecting.
  */
 export class UndiciProbe implements HttpProbe {
-  private agent = new Agent({ keepAliveTimeout: 30_000, connections: 4, pipelining: 1 });
+  private agents: Record<CheckGuard | 'none', Agent>;
 
-  async get(url: string, timeoutMs: number): Promise<CheckOutcome> {
+  constructor(opts: ProbeOptions = {}) {
+    const pool = { keepAliveTimeout: 30_000, connections: 4, pipelining: 1 };
+    const policies = checkPolicies(opts);
+    const resolve = opts.resolve ?? resolveAll();
+    this.agents = {
+      none: new Agent(pool),
+      app: new Agent({ ...pool, connect: guardedConnector(policies.app, resolve) }),
+      droplet: new Agent({ ...pool, connect: guardedConnector(policies.droplet, resolve) }),
+    };
+  }
+
+  async get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
     const started = performance.now();
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
     try {
       const res = await request(url, {
         method: 'GET',
-        dispatcher: this.agent,
+        dispatcher: this.agents[guard ?? 'none'],
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
@@ -41,7 +109,7 @@ export class UndiciProbe implements HttpProbe {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await Promise.all(Object.values(this.agents).map((a) => a.close()));
   }
 }
 

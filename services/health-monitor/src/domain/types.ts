@@ -17,6 +17,11 @@ export interface Target {
   heartbeat?: 'active' | 'stale' | 'down';
   /** The registry record's `updated_at` (registry clock): which of two reads is newer. */
   updated_at?: string;
+  /**
+   * The address policy its checks obey (registry targets only): `droplet` for a mesh
+   * droplet registered as itself (steward = id), `app` for anything another droplet registered.
+   */
+  guard?: 'app' | 'droplet';
 }
 
 const addresses = new WeakMap<object, string>();

@@ -97,9 +97,14 @@ export class MonitorEngine {
       bus.kv(BUCKETS.leases, { history: 1, ttlMs: GC_TTL_MS }),
       bus.kv(BUCKETS.targets, { history: 1 }),
     ]);
-    this.incidents = new IncidentStore(incidentsKv, log);
+    this.incidents = new IncidentStore(incidentsKv, log, {
+      retentionMs: c.INCIDENT_RETENTION_DAYS * 24 * 3600_000,
+      maxResolved: c.INCIDENT_MAX_RESOLVED,
+      now: this.now,
+    });
     this.seen = new TargetSeenStore(targetsKv, log);
     await Promise.all([this.incidents.start(), this.seen.start()]);
+    await this.incidents.prune().catch((err) => log.warn({ err }, 'could not prune resolved incidents'));
 
     const self: MemberRecord = { id: this.monitorId, url: this.d.selfUrl, started_at: new Date(this.now()).toISOString() };
     this.membership = new Membership(membersKv, self, { heartbeatMs: c.MEMBER_HEARTBEAT_MS, ttlMs: c.MEMBER_TTL_MS }, log, this.now);
@@ -205,6 +210,7 @@ export class MonitorEngine {
     this.every(c.CHECK_INTERVAL_MS, async () => {
       for (const id of this.scheduler.assigned()) await this.evaluator.evaluate(id);
     });
+    this.every(c.INCIDENT_PRUNE_INTERVAL_MS, async () => void (await this.incidents.prune()));
     this.recovery.start();
     this.digest = new DigestScheduler(leasesKv, c.DIGEST_INTERVAL_MIN * 60_000, () => this.digestSummary(), this.d.notifier, log, this.now);
     this.digest.start();

@@ -1,27 +1,46 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Incident } from '../domain/types.js';
-import { keyPart } from './keys.js';
+import { fromKeyPart, keyPart } from './keys.js';
 
 const openKey = (targetId: string) => `open.${keyPart(targetId)}`;
 const closedKey = (incidentId: string) => `closed.${keyPart(incidentId)}`;
+
+/** How long resolved incidents are kept, and how many at most. */
+export interface IncidentRetention {
+  retentionMs: number;
+  maxResolved: number;
+  now?: () => number;
+}
+
+const DEFAULT_RETENTION: IncidentRetention = { retentionMs: 30 * 24 * 3600_000, maxResolved: 1000 };
+
+/** When an archived incident ended (for retention): resolved_at, else opened_at. */
+const endedAt = (i: Incident) => Date.parse(i.resolved_at ?? i.opened_at) || 0;
 
 /**
  * Incidents in JetStream KV. At most one open incident per target lives under
  * `open.<target>`: creating that key is how monitors agree that exactly one incident
  * opens, and every later change is a compare-and-set on its revision. A resolved
- * incident moves to `closed.<id>`. A watch keeps a local copy for reads.
+ * incident moves to `closed.<id>`. A watch keeps a local copy for reads. Resolved
+ * incidents are bounded: older than the retention, or beyond the maximum (oldest first),
+ * they are purged from KV (every monitor may prune; purging is idempotent).
  */
 export class IncidentStore {
   private open = new Map<string, { incident: Incident; revision: number }>();
   private closed = new Map<string, Incident>();
   private watcher?: { stop(): void };
   private ready?: Promise<void>;
+  private pruning?: Promise<number>;
+  private retention: IncidentRetention;
 
   constructor(
     private kv: KV,
     private log: Logger,
-  ) {}
+    retention: IncidentRetention = DEFAULT_RETENTION,
+  ) {
+    this.retention = retention;
+  }
 
   async start(): Promise<void> {
     let initialDone!: () => void;
@@ -44,6 +63,7 @@ export class IncidentStore {
     const [kind] = key.split('.', 1);
     if (op !== 'PUT') {
       if (kind === 'open') for (const [t, v] of this.open) if (openKey(t) === key) this.open.delete(t);
+      if (kind === 'closed') this.closed.delete(fromKeyPart(key.slice('closed.'.length)));
       return;
     }
     let inc: Incident;
@@ -150,6 +170,29 @@ export class IncidentStore {
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
     }
+    if (this.closed.size > this.retention.maxResolved) await this.prune();
+  }
+
+  /**
+   * Purge resolved incidents past the retention, then the oldest beyond the maximum.
+   * Returns how many went. Runs at start, after archives past the bound, and periodically.
+   */
+  prune(): Promise<number> {
+    this.pruning ??= this.pruneNow().finally(() => (this.pruning = undefined));
+    return this.pruning;
+  }
+
+  private async pruneNow(): Promise<number> {
+    const now = (this.retention.now ?? Date.now)();
+    const newestFirst = [...this.closed.values()].sort((a, b) => endedAt(b) - endedAt(a));
+    const drop = newestFirst.filter((i, n) => n >= this.retention.maxResolved || now - endedAt(i) > this.retention.retentionMs);
+    for (const i of drop) {
+      // Purge, not delete: the key's history goes too.
+      await this.kv.purge(closedKey(i.id));
+      this.closed.delete(i.id);
+    }
+    if (drop.length > 0) this.log.info({ pruned: drop.length, kept: this.closed.size }, 'resolved incidents pruned');
+    return drop.length;
   }
 
   stop(): void {

@@ -169,6 +169,7 @@ function sameTarget(a: Target, b: Target): boolean {
     a.url === b.url &&
     a.health_path === b.health_path &&
     a.kind === b.kind &&
+    a.guard === b.guard &&
     a.heartbeat === b.heartbeat &&
     a.updated_at === b.updated_at &&
     a.recovery.join() === b.recovery.join() &&
