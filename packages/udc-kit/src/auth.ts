@@ -2,6 +2,16 @@ import { timingSafeEqual, createHash, createPublicKey, type KeyObject } from 'no
 import jwt, { type JwtHeader, type JwtPayload } from 'jsonwebtoken';
 import jwksRsa from 'jwks-rsa';
 import { Forbidden, Unauthorized } from './errors.js';
+import type { RevocationCheck } from './revocation.js';
+
+export {
+  REVOCATION_BUCKET,
+  RevocationList,
+  RevocationWatcher,
+  revocationKey,
+  type Revocation,
+  type RevocationCheck,
+} from './revocation.js';
 
 export const SCOPES = ['read', 'write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -26,27 +36,71 @@ export interface AuthOptions {
   keyResolver?: KeyResolver;
   allowSimpleToken?: boolean;
   apiToken?: string;
+  /** Revoked tokens (a RevocationWatcher on the registry's bucket): checked on every verification, cached ones included. */
+  revocations?: RevocationCheck;
+  /** With jwksUri: after a burst of 5, unknown kids refetch the JWKS at most this often (default 1000 ms). */
+  jwksMinRefetchMs?: number;
 }
 
 export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
 }
 
-/** jwks-rsa client: keys cached, an unknown `kid` triggers a refetch limited to 10 a minute. */
-export function jwksKeyResolver(jwksUri: string): KeyResolver {
-  const client = jwksRsa({ jwksUri, cache: true, cacheMaxAge: 10 * 60_000, rateLimit: true, jwksRequestsPerMinute: 10, timeout: 5000 });
-  // Parsing a PEM costs ~200 µs: parse each key once (a handful of keys, so no eviction).
-  const parsed = new Map<string, KeyObject>();
+/**
+ * Keys from a JWKS, parsed once and looked up by kid. The whole set is fetched again when
+ * it is over 10 minutes old, or for an unknown kid — a few at once (`burst`), then at
+ * most one per `minRefetchMs`, however many unknown kids arrive. A flood of made-up kids
+ * costs a map lookup each, and cannot use up a budget that a real new key (after a
+ * rotation) then lacks for long: it is found within `minRefetchMs`.
+ */
+export function jwksKeyResolver(jwksUri: string, opts: { minRefetchMs?: number; burst?: number; maxAgeMs?: number } = {}): KeyResolver {
+  const minRefetchMs = opts.minRefetchMs ?? 1000;
+  const burst = opts.burst ?? 5;
+  const maxAgeMs = opts.maxAgeMs ?? 10 * 60_000;
+  const client = jwksRsa({ jwksUri, cache: false, rateLimit: false, timeout: 5000 });
+  let keys = new Map<string, KeyObject>();
+  let fetchedAt = Number.NEGATIVE_INFINITY;
+  // A token bucket of refetches: `burst` deep, one more every minRefetchMs.
+  let allowance = burst;
+  let refilledAt = Date.now();
+  let inflight: Promise<void> | undefined;
+  const refresh = (): Promise<void> => {
+    if (inflight) return inflight;
+    const now = Date.now();
+    if (minRefetchMs > 0) {
+      const earned = Math.floor((now - refilledAt) / minRefetchMs);
+      if (earned > 0) {
+        allowance = Math.min(burst, allowance + earned);
+        refilledAt += earned * minRefetchMs;
+      }
+    } else allowance = burst;
+    if (allowance < 1) return Promise.resolve();
+    allowance--;
+    inflight = (async () => {
+      try {
+        const list = await client.getSigningKeys();
+        const next = new Map<string, KeyObject>();
+        for (const k of list) if (k.kid) next.set(k.kid, keys.get(k.kid) ?? createPublicKey(k.getPublicKey()));
+        keys = next;
+        fetchedAt = Date.now();
+      } catch {
+        // Keep the keys we have; the next refetch may succeed.
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
   return async (kid) => {
     if (!kid) throw new Unauthorized('token has no kid');
-    try {
-      const pem = (await client.getSigningKey(kid)).getPublicKey();
-      let key = parsed.get(pem);
-      if (!key) parsed.set(pem, (key = createPublicKey(pem)));
-      return key;
-    } catch {
-      throw new Unauthorized('token signed by an unknown key');
+    if (Date.now() - fetchedAt > maxAgeMs) await refresh();
+    let key = keys.get(kid);
+    if (!key) {
+      await refresh();
+      key = keys.get(kid);
     }
+    if (!key) throw new Unauthorized('token signed by an unknown key');
+    return key;
   };
 }
 
@@ -58,20 +112,30 @@ function constantTimeEqual(a: string, b: string): boolean {
 }
 
 export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
-  const resolve = opts.keyResolver ?? (opts.jwksUri ? jwksKeyResolver(opts.jwksUri) : undefined);
+  const resolve = opts.keyResolver ?? (opts.jwksUri ? jwksKeyResolver(opts.jwksUri, { minRefetchMs: opts.jwksMinRefetchMs }) : undefined);
+  type Claims = { jti?: string; droplet_id: string; sub: string; iat?: number };
+  // Revocation is checked on every call, cache hits included: a revoked token is refused
+  // as soon as the list knows of it, whatever the cache holds.
+  const refuseRevoked = (claims: Claims) => {
+    const reason = opts.revocations?.revokedReason(claims);
+    if (reason) throw new Unauthorized(reason);
+  };
   // Callers reuse a token for many requests; a full check costs ~100 µs of RSA and parsing.
   // Only fully verified tokens are kept, never past their exp, at most 60 s and 1000 of them.
-  const verified = new Map<string, { principal: Principal; until: number }>();
-  const remember = (token: string, principal: Principal) => {
+  const verified = new Map<string, { principal: Principal; claims: Claims; until: number }>();
+  const remember = (token: string, principal: Principal, claims: Claims) => {
     if (verified.size >= 1000) verified.delete(verified.keys().next().value as string);
-    verified.set(token, { principal, until: Math.min((principal.exp ?? 0) * 1000, Date.now() + 60_000) });
+    verified.set(token, { principal, claims, until: Math.min((principal.exp ?? 0) * 1000, Date.now() + 60_000) });
     return principal;
   };
   return {
     async verify(token: string): Promise<Principal> {
       const hit = verified.get(token);
       if (hit) {
-        if (hit.until > Date.now()) return hit.principal;
+        if (hit.until > Date.now()) {
+          refuseRevoked(hit.claims);
+          return hit.principal;
+        }
         verified.delete(token);
       }
       if (opts.allowSimpleToken && opts.apiToken && constantTimeEqual(token, opts.apiToken)) {
@@ -97,7 +161,15 @@ export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
         : [];
       const sub = String(payload.sub ?? payload.droplet_id ?? '');
       if (!sub) throw new Unauthorized('token has no subject');
-      return remember(token, { sub, droplet_id: String(payload.droplet_id ?? sub), scopes, via: 'jwt', exp: payload.exp });
+      const droplet_id = String(payload.droplet_id ?? sub);
+      const claims: Claims = {
+        sub,
+        droplet_id,
+        jti: typeof payload.jti === 'string' ? payload.jti : undefined,
+        iat: typeof payload.iat === 'number' ? payload.iat : undefined,
+      };
+      refuseRevoked(claims);
+      return remember(token, { sub, droplet_id, scopes, via: 'jwt', exp: payload.exp }, claims);
     },
   };
 }

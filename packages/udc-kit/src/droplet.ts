@@ -8,6 +8,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import { RegistryClient, type DropletRecord, type RecordInput } from '@droplet-mesh/registry-client';
 import { Api } from './api.js';
 import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
+import { RevocationWatcher } from './revocation.js';
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
 import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
@@ -92,6 +93,8 @@ export interface DropletOptions<C extends BaseConfig> {
   registry?: RegistryLink | false;
   /** The registry verifies tokens with its own keys instead of fetching its JWKS. */
   keyResolver?: KeyResolver;
+  /** Revoked tokens: by default a watcher on the registry's revocation bucket, started and stopped with the droplet. */
+  revocations?: RevocationWatcher | false;
   logDestination?: NodeJS.WritableStream;
   /** Called by /shutdown and /emergency-stop; tests replace process.exit. */
   exit?: (code: number) => void;
@@ -144,6 +147,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   let proof = { action: 'created', detail: undefined as unknown, at: new Date().toISOString() };
   let registry: RegistryLink | undefined;
 
+  const revocations = opts.revocations === false ? undefined : (opts.revocations ?? new RevocationWatcher());
   const verifier: TokenVerifier = createTokenVerifier({
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
@@ -151,6 +155,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     keyResolver: opts.keyResolver,
     allowSimpleToken: config.ALLOW_SIMPLE_TOKEN,
     apiToken: config.API_TOKEN,
+    revocations,
   });
 
   const ctx: DropletContext<C> = {
@@ -482,6 +487,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     async start(startOpts = {}) {
       if (!bus)
         bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
+      // Known revocations load before the first request is served.
+      await revocations?.start(bus, logger);
       await opts.onStart?.(ctx);
       messageSub = serveMessages(bus, opts.name, dispatcher, logger, verifier);
       const port = startOpts.port ?? config.PORT;
@@ -551,6 +558,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       await registry?.stop({ deregister: stopOpts.deregister ?? true }).catch(() => undefined);
       messageSub?.unsubscribe();
       await opts.onStop?.();
+      revocations?.stop();
       if (ownsBus) await bus?.close();
       phase = 'stopped';
     },
