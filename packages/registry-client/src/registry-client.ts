@@ -40,6 +40,7 @@ export class RegistryClient {
   private beats = 0;
   private tokenCache?: { token: string; expiresAt: number };
   private tokenPending?: Promise<string>;
+  private lastForcedRefresh = Number.NEGATIVE_INFINITY;
   private listCache = new Map<string, { at: number; items: DropletRecord[] }>();
   /** Set when registration gave this droplet its own key (first registration with the admin key). */
   dropletKey?: string;
@@ -89,9 +90,18 @@ export class RegistryClient {
   }
 
   async register(): Promise<DropletRecord> {
-    const res = await callRegistry<{ droplet: DropletRecord; droplet_key?: string }>(this.opts.registryUrl, 'POST', '/droplets', {
-      headers: { 'x-registry-key': this.dropletKey ?? this.opts.registryKey },
-      body: { heartbeat_interval_s: this.opts.heartbeatIntervalS, ...this.opts.self },
+    const send = () =>
+      callRegistry<{ droplet: DropletRecord; droplet_key?: string }>(this.opts.registryUrl, 'POST', '/droplets', {
+        headers: { 'x-registry-key': this.dropletKey ?? this.opts.registryKey },
+        body: { heartbeat_interval_s: this.opts.heartbeatIntervalS, ...this.opts.self },
+      });
+    const res = await send().catch((err) => {
+      // Our droplet key ended (an admin removed our record): register with the configured key.
+      if (err instanceof RegistryError && err.status === 401 && this.dropletKey) {
+        this.dropletKey = undefined;
+        return send();
+      }
+      throw err;
     });
     if (res.droplet_key) this.dropletKey = res.droplet_key;
     this.registered = true;
@@ -125,10 +135,12 @@ export class RegistryClient {
         throw new RegistryError(`registry no longer knows '${this.id}'`, 404, 'NOT_FOUND');
       }
     } else {
-      await callRegistry(this.opts.registryUrl, 'POST', `/droplets/${encodeURIComponent(this.id)}/heartbeat`, {
-        headers: { authorization: `Bearer ${await this.token()}` },
-        body: payload,
-      });
+      await this.withToken((authorization) =>
+        callRegistry(this.opts.registryUrl, 'POST', `/droplets/${encodeURIComponent(this.id)}/heartbeat`, {
+          headers: { authorization },
+          body: payload,
+        }),
+      );
     }
     this.lastHeartbeatAt = payload.at;
     this.markSuccess();
@@ -168,6 +180,22 @@ export class RegistryClient {
     return this.tokenPending;
   }
 
+  /**
+   * A call with our token; when the registry refuses the token (401: revoked, or its key
+   * is gone), once more with a new one — at most one forced refresh per 10 s.
+   */
+  private async withToken<T>(call: (authorization: string) => Promise<T>): Promise<T> {
+    const token = await this.token();
+    try {
+      return await call(`Bearer ${token}`);
+    } catch (err) {
+      if (!(err instanceof RegistryError && err.status === 401) || this.now() - this.lastForcedRefresh < 10_000) throw err;
+      this.lastForcedRefresh = this.now();
+      if (this.tokenCache?.token === token) this.tokenCache = undefined;
+      return call(`Bearer ${await this.token()}`);
+    }
+  }
+
   private requestToken(): Promise<TokenResponse> {
     return callRegistry<TokenResponse>(this.opts.registryUrl, 'POST', `/auth/token?droplet_id=${encodeURIComponent(this.id)}`, {
       headers: { 'x-registry-key': this.dropletKey ?? this.opts.registryKey },
@@ -175,26 +203,27 @@ export class RegistryClient {
   }
 
   async upsertRecord(record: RecordInput): Promise<DropletRecord> {
-    const r = await callRegistry<{ droplet: DropletRecord }>(this.opts.registryUrl, 'POST', '/droplets', {
-      headers: { authorization: `Bearer ${await this.token()}` },
-      body: record,
-    });
+    const r = await this.withToken((authorization) =>
+      callRegistry<{ droplet: DropletRecord }>(this.opts.registryUrl, 'POST', '/droplets', { headers: { authorization }, body: record }),
+    );
     this.listCache.clear();
     return r.droplet;
   }
 
   async removeRecord(id: string): Promise<void> {
-    await callRegistry(this.opts.registryUrl, 'DELETE', `/droplets/${encodeURIComponent(id)}`, {
-      headers: { authorization: `Bearer ${await this.token()}` },
-    });
+    await this.withToken((authorization) =>
+      callRegistry(this.opts.registryUrl, 'DELETE', `/droplets/${encodeURIComponent(id)}`, { headers: { authorization } }),
+    );
     this.listCache.clear();
   }
 
   async get(id: string): Promise<DropletRecord | undefined> {
     try {
-      const r = await callRegistry<{ droplet: DropletRecord }>(this.opts.registryUrl, 'GET', `/droplets/${encodeURIComponent(id)}`, {
-        headers: { authorization: `Bearer ${await this.token()}` },
-      });
+      const r = await this.withToken((authorization) =>
+        callRegistry<{ droplet: DropletRecord }>(this.opts.registryUrl, 'GET', `/droplets/${encodeURIComponent(id)}`, {
+          headers: { authorization },
+        }),
+      );
       return r.droplet;
     } catch (err) {
       if (err instanceof RegistryError && err.status === 404) return undefined;
@@ -213,9 +242,9 @@ export class RegistryClient {
     while (page) {
       qs.set('page', String(page));
       qs.set('per_page', '200');
-      const r: Page<DropletRecord> = await callRegistry(this.opts.registryUrl, 'GET', `/droplets?${qs}`, {
-        headers: { authorization: `Bearer ${await this.token()}` },
-      });
+      const r: Page<DropletRecord> = await this.withToken((authorization) =>
+        callRegistry(this.opts.registryUrl, 'GET', `/droplets?${qs}`, { headers: { authorization } }),
+      );
       items.push(...r.items);
       page = r.pagination.next_page;
     }

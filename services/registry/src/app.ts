@@ -1,4 +1,5 @@
-import { Bus, createDroplet, createTokenVerifier, parseConfig, type Env } from '@droplet-mesh/udc-kit';
+import { Bus, createDroplet, createTokenVerifier, parseConfig, RevocationWatcher, type Env } from '@droplet-mesh/udc-kit';
+import { AuthFailureLimiter } from './auth-limiter.js';
 import { registryConfigSchema } from './config.js';
 import { Keyring } from './keyring.js';
 import { LivenessMonitor } from './liveness-monitor.js';
@@ -7,6 +8,7 @@ import { registerAuthRoutes } from './routes/auth.js';
 import { registerDropletRoutes } from './routes/droplets.js';
 import { subscribeHeartbeats } from './heartbeat-subscriber.js';
 import { heartbeatMetrics } from './heartbeat-metrics.js';
+import { openRevocationBucket, Revoker } from './revoker.js';
 
 export const REGISTRY_VERSION = '0.1.0';
 
@@ -23,8 +25,14 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
   const config = parseConfig(registryConfigSchema, deps.env);
   const bus =
     deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'registry', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
-  const [recordsKv, keysKv] = await Promise.all([bus.kv('registry'), bus.kv('registry-keys')]);
+  const [recordsKv, keysKv, revocationsKv] = await Promise.all([
+    bus.kv('registry'),
+    bus.kv('registry-keys'),
+    openRevocationBucket(bus, config.TOKEN_TTL_S),
+  ]);
   const now = deps.now ?? Date.now;
+  // One list for both verifiers here (the droplet's and the routes'); the droplet starts and stops its watch.
+  const revocations = new RevocationWatcher();
   let keyring!: Keyring;
   let store!: RecordStore;
   let liveness!: LivenessMonitor;
@@ -42,8 +50,16 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
     logDestination: deps.logDestination,
     registry: false,
     keyResolver: (kid) => keyring.publicKeyPem(kid),
+    revocations,
     routes(api, ctx) {
-      keyring = new Keyring(keysKv, ctx.config.REGISTRY_ADMIN_KEY, ctx.config.TOKEN_TTL_S, ctx.logger, now);
+      keyring = new Keyring(
+        keysKv,
+        ctx.config.REGISTRY_ADMIN_KEY,
+        ctx.config.TOKEN_TTL_S,
+        ctx.logger,
+        now,
+        ctx.config.KEY_RELOAD_MIN_INTERVAL_MS,
+      );
       store = new RecordStore(recordsKv, ctx.logger);
       liveness = new LivenessMonitor(
         store,
@@ -65,9 +81,12 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
           issuer: ctx.config.JWT_ISSUER,
           audience: ctx.config.JWT_AUDIENCE,
           keyResolver: (kid) => keyring.publicKeyPem(kid),
+          revocations,
         }),
+        limiter: new AuthFailureLimiter(ctx.config.AUTH_FAILURE_LIMIT_PER_MIN),
       };
-      registerAuthRoutes(api, { ...callerDeps, keyring, ctx });
+      const revoker = new Revoker(revocationsKv, revocations, ctx.config.TOKEN_TTL_S, now);
+      registerAuthRoutes(api, { ...callerDeps, keyring, revoker, ctx });
       registerDropletRoutes(api, { ...callerDeps, liveness, ctx });
     },
     async onStart(ctx) {
@@ -111,5 +130,5 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
       keyring?.stop();
     },
   });
-  return { droplet, config, liveness: () => liveness, store: () => store, keyring: () => keyring };
+  return { droplet, config, liveness: () => liveness, store: () => store, keyring: () => keyring, revocations };
 }

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
-import { bearerToken, hasScope, Unauthorized, type Principal, type TokenVerifier } from '@droplet-mesh/udc-kit';
+import { bearerToken, Forbidden, hasScope, Unauthorized, type Principal, type Scope, type TokenVerifier } from '@droplet-mesh/udc-kit';
+import type { AuthFailureLimiter } from './auth-limiter.js';
 import { keyMatchesHash, sameSecret } from './credentials.js';
 import type { RecordStore } from './record-store.js';
 
@@ -10,14 +11,19 @@ export interface CallerDeps {
   adminKey: () => string;
   store: RecordStore;
   verifier: TokenVerifier;
+  /** Counts wrong keys on every route that accepts one. */
+  limiter: AuthFailureLimiter;
 }
 
-/** `forId`: the record a droplet key is checked against. */
+/** `forId`: the record a droplet key is checked against (its claim's key while the record is absent). */
 export async function identifyCaller(req: Request, deps: CallerDeps, forId?: string): Promise<Caller> {
   const key = req.header('x-registry-key');
   if (key !== undefined) {
+    await deps.limiter.assertAllowed(req);
     if (sameSecret(key, deps.adminKey())) return { kind: 'admin' };
-    if (forId && keyMatchesHash(key, deps.store.get(forId)?.key_hash)) return { kind: 'droplet-key', id: forId };
+    if (forId && keyMatchesHash(key, deps.store.keyHashOf(forId))) return { kind: 'droplet-key', id: forId };
+    await deps.limiter.recordFailure(req);
+    req.log.warn({ droplet_id: forId, path: req.path, result: 'refused' }, 'wrong registry key');
     throw new Unauthorized('wrong registry key');
   }
   const token = bearerToken(req.header('authorization'));
@@ -27,6 +33,12 @@ export async function identifyCaller(req: Request, deps: CallerDeps, forId?: str
 
 export function isAdmin(c: Caller): boolean {
   return c.kind === 'admin' || (c.kind === 'jwt' && hasScope(c.principal, 'admin'));
+}
+
+/** Keys act with every scope they may; a JWT with the scopes it carries (admin implies write implies read). */
+export function assertCallerScope(c: Caller, scope: Scope, doing: string): void {
+  if (c.kind === 'jwt' && !hasScope(c.principal, scope))
+    throw new Forbidden(`${doing} needs the '${scope}' scope`, { required_scope: scope, granted: c.principal.scopes });
 }
 
 /** The droplet id acting, for stewardship checks. */

@@ -18,5 +18,11 @@ export const registryConfigSchema = z.object({
   /** Token requests per client address per minute, and failed ones. */
   AUTH_RATE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(60),
   AUTH_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().min(1).default(10),
+  /** Records the registry holds; a new id beyond it is refused (409), updates are not. */
+  REGISTRY_MAX_RECORDS: z.coerce.number().int().min(1).default(10_000),
+  /** Records one droplet may steward (hosts, apps) with its token; admins are not limited by it. */
+  REGISTRY_MAX_RECORDS_PER_STEWARD: z.coerce.number().int().min(1).default(1000),
+  /** A token with an unknown kid re-reads the key bucket at most this often. */
+  KEY_RELOAD_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
 });
 export type RegistryConfig = z.infer<typeof registryConfigSchema>;

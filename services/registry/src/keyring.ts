@@ -57,6 +57,9 @@ export class Keyring {
   private revision = 0;
   private privatePem = new Map<string, string>();
   private stopWatch?: () => void;
+  /** When an unknown kid last made us re-read the bucket, and that read if it is under way. */
+  private lastKidReload = Number.NEGATIVE_INFINITY;
+  private kidReload?: Promise<void>;
 
   constructor(
     private kv: KV,
@@ -64,6 +67,8 @@ export class Keyring {
     private tokenTtlS: number,
     private logger: Logger,
     private now: () => number = Date.now,
+    /** An unknown kid re-reads the key bucket at most this often (the watch keeps the ring current anyway). */
+    private kidReloadMinIntervalMs = 1000,
   ) {}
 
   async init(): Promise<void> {
@@ -123,8 +128,10 @@ export class Keyring {
     claims: { sub: string; droplet_id: string; scopes: string[] },
     issuer: string,
     audience: string,
-  ): { token: string; expires_at: string; kid: string } {
+  ): { token: string; expires_at: string; kid: string; jti: string } {
     const kid = this.ring.current;
+    // A token id, so that one token can be revoked (POST /auth/revoke).
+    const jti = randomUUID();
     const iat = Math.floor(this.now() / 1000);
     const exp = iat + this.tokenTtlS;
     const token = jwt.sign({ droplet_id: claims.droplet_id, scopes: claims.scopes, iat, exp }, this.privateKeyOf(kid), {
@@ -133,8 +140,9 @@ export class Keyring {
       subject: claims.sub,
       issuer,
       audience,
+      jwtid: jti,
     });
-    return { token, expires_at: new Date(exp * 1000).toISOString(), kid };
+    return { token, expires_at: new Date(exp * 1000).toISOString(), kid, jti };
   }
 
   /** Keys still able to verify a live token: the current one and those retired less than a token lifetime ago. */
@@ -156,7 +164,15 @@ export class Keyring {
   async publicKeyPem(kid: string | undefined): Promise<string> {
     let k = this.liveKeys().find((x) => x.kid === kid);
     if (!k) {
-      await this.reload();
+      // Maybe another replica rotated a moment ago and the watch has not told us yet. Made-up
+      // kids must not cost a KV read each: one read at a time, at most once per interval.
+      if (!this.kidReload && Date.now() - this.lastKidReload >= this.kidReloadMinIntervalMs) {
+        this.lastKidReload = Date.now();
+        this.kidReload = this.reload()
+          .catch((err) => this.logger.warn({ err }, 'could not re-read the keyring'))
+          .finally(() => (this.kidReload = undefined));
+      }
+      await this.kidReload;
       k = this.liveKeys().find((x) => x.kid === kid);
     }
     if (!k) throw new Unauthorized('token signed by an unknown key');

@@ -82,6 +82,54 @@ describe('RegistryClient against the real registry', () => {
     }
   }, 30_000);
 
+  it('after an admin removes its record (ending its droplet key), it registers again with its configured key', async () => {
+    const reg = await startRegistry(nats.url, { LIVENESS_TICK_MS: '50' });
+    const client = new RegistryClient({
+      registryUrl: reg.url,
+      registryKey: ADMIN_KEY,
+      self: { id: 'removed-by-admin', url: 'http://127.0.0.1:1', kind: 'service' },
+      heartbeatIntervalS: 0.2,
+      publish: (s, d) => bus.publishJson(s, d),
+    });
+    try {
+      client.start();
+      await waitFor('registration', () => client.status().registered && client.dropletKey !== undefined, 10_000);
+      await client.token(); // cached: the 404 that follows comes with a token that still works
+      const del = await fetch(`${reg.url}/droplets/removed-by-admin`, { method: 'DELETE', headers: { 'x-registry-key': ADMIN_KEY } });
+      expect(del.status).toBe(204);
+      await waitFor('registered again', () => reg.store().get('removed-by-admin') !== undefined, 10_000);
+      expect(reg.store().get('removed-by-admin')?.steward).toBe('removed-by-admin');
+    } finally {
+      await client.stop({ deregister: false });
+      await reg.droplet.stop();
+    }
+  }, 30_000);
+
+  it('when the registry refuses its token (revoked), it gets a new one and carries on', async () => {
+    const reg = await startRegistry(nats.url);
+    const client = new RegistryClient({
+      registryUrl: reg.url,
+      registryKey: ADMIN_KEY,
+      self: { id: 'revoked-client', url: 'http://127.0.0.1:1', kind: 'service' },
+    });
+    try {
+      await client.register();
+      const t1 = await client.token();
+      const jti = JSON.parse(Buffer.from(t1.split('.')[1], 'base64url').toString()).jti;
+      const rev = await fetch(`${reg.url}/auth/revoke`, {
+        method: 'POST',
+        headers: { 'x-registry-key': ADMIN_KEY, 'content-type': 'application/json' },
+        body: JSON.stringify({ jti }),
+      });
+      expect(rev.status).toBe(200);
+      expect((await client.get('revoked-client'))?.id).toBe('revoked-client');
+      expect(await client.token()).not.toBe(t1);
+    } finally {
+      await client.stop({ deregister: false });
+      await reg.droplet.stop();
+    }
+  }, 30_000);
+
   it('a udc-kit droplet with REGISTRY_KEY registers itself, reports the registry in /health, and re-registers after the registry loses it', async () => {
     const reg = await startRegistry(nats.url, { LIVENESS_TICK_MS: '50' });
     const ex = createExampleDroplet({

@@ -1,27 +1,41 @@
 import { z } from 'zod';
+import jwt from 'jsonwebtoken';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { Forbidden, RateLimited, Unauthorized, type Api, type DropletContext } from '@droplet-mesh/udc-kit';
+import { Forbidden, InvalidRequest, RateLimited, Unauthorized, type Api, type DropletContext } from '@droplet-mesh/udc-kit';
 import { identifyCaller, isAdmin, type CallerDeps } from '../caller.js';
 import type { Keyring } from '../keyring.js';
 import type { RegistryConfig } from '../config.js';
+import type { Revoker } from '../revoker.js';
 
 export interface AuthRouteDeps extends CallerDeps {
   keyring: Keyring;
+  revoker: Revoker;
   ctx: DropletContext<RegistryConfig>;
 }
+
+const dropletId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id');
+const jtiSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a token id (jti)');
+const revokeBody = z
+  .object({
+    /** One token, by its id. */
+    jti: jtiSchema.optional(),
+    /** One token, given whole (its jti is read from it). */
+    token: z.string().max(8192).optional(),
+    /** Every token issued to this droplet up to now. */
+    droplet_id: dropletId.optional(),
+  })
+  .strict()
+  .refine((b) => [b.jti, b.token, b.droplet_id].filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of jti, token, droplet_id',
+    path: ['(root)'],
+  });
 
 const DROPLET_SCOPES = ['read', 'write'];
 const OPERATOR_SCOPES = ['read', 'write', 'admin'];
 
 export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
-  const { keyring, ctx } = deps;
+  const { keyring, revoker, ctx } = deps;
   const requests = new RateLimiterMemory({ points: ctx.config.AUTH_RATE_LIMIT_PER_MIN, duration: 60 });
-  const failures = new RateLimiterMemory({ points: ctx.config.AUTH_FAILURE_LIMIT_PER_MIN, duration: 60 });
-
-  const limited = (res: unknown): never => {
-    const ms = res instanceof RateLimiterRes ? res.msBeforeNext : 60_000;
-    throw new RateLimited('too many token requests from this address; retry later', ms / 1000);
-  };
 
   api.post(
     '/auth/token',
@@ -29,7 +43,7 @@ export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
       scope: 'public',
       summary: 'Mint an RS256 token (X-Registry-Key: the droplet key, or the admin key for any id)',
       query: z.object({
-        droplet_id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id'),
+        droplet_id: dropletId,
         /** Ask for fewer scopes than the key allows (least privilege), e.g. `scopes=read`. */
         scopes: z
           .string()
@@ -40,18 +54,14 @@ export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
     },
     async ({ query, req }) => {
       const ip = req.ip ?? 'unknown';
-      const blocked = await failures.get(ip);
-      if (blocked && blocked.remainingPoints <= 0) limited(blocked);
-      await requests.consume(ip).catch(limited);
+      await deps.limiter.assertAllowed(req);
+      await requests.consume(ip).catch((res: unknown) => {
+        const ms = res instanceof RateLimiterRes ? res.msBeforeNext : 60_000;
+        throw new RateLimited('too many token requests from this address; retry later', ms / 1000);
+      });
       if (req.header('x-registry-key') === undefined) throw new Unauthorized('X-Registry-Key is required');
-      let caller: Awaited<ReturnType<typeof identifyCaller>>;
-      try {
-        caller = await identifyCaller(req, deps, query.droplet_id);
-      } catch (err) {
-        await failures.consume(ip).catch(() => undefined);
-        req.log.warn({ droplet_id: query.droplet_id, action: 'token', result: 'refused' }, 'token refused');
-        throw err;
-      }
+      // A wrong key counts as a failure for this address (in identifyCaller).
+      const caller = await identifyCaller(req, deps, query.droplet_id);
       const allowed = isAdmin(caller) && query.droplet_id === 'operator' ? OPERATOR_SCOPES : DROPLET_SCOPES;
       const beyond = query.scopes?.filter((s) => !allowed.includes(s)) ?? [];
       if (beyond.length) throw new Forbidden(`this key cannot grant ${beyond.join(', ')}`, { allowed });
@@ -61,8 +71,39 @@ export function registerAuthRoutes(api: Api, deps: AuthRouteDeps): void {
         ctx.config.JWT_ISSUER,
         ctx.config.JWT_AUDIENCE,
       );
-      req.log.info({ droplet_id: query.droplet_id, kid: t.kid, action: 'token', result: 'issued' }, 'token issued');
-      return { token: t.token, token_type: 'Bearer', expires_at: t.expires_at, scopes };
+      req.log.info({ droplet_id: query.droplet_id, kid: t.kid, jti: t.jti, action: 'token', result: 'issued' }, 'token issued');
+      return { token: t.token, token_type: 'Bearer', expires_at: t.expires_at, scopes, jti: t.jti };
+    },
+  );
+
+  api.post(
+    '/auth/revoke',
+    {
+      scope: 'public',
+      summary:
+        'Revoke one token (jti, or the token itself) or every token issued to a droplet so far (admin); every droplet refuses it within 2 s',
+      body: revokeBody,
+    },
+    async ({ body, req }) => {
+      const caller = await identifyCaller(req, deps);
+      if (!isAdmin(caller)) throw new Forbidden('revoking tokens needs the admin key or an admin token');
+      let jti = body.jti;
+      if (body.token !== undefined) {
+        const claims = jwt.decode(body.token);
+        if (!claims || typeof claims === 'string')
+          throw new InvalidRequest('token is not a JWT', { fields: [{ path: 'token', message: 'must be a JWT' }] });
+        const parsed = jtiSchema.safeParse(claims.jti);
+        if (!parsed.success)
+          throw new InvalidRequest('this token has no usable jti; revoke its droplet instead', {
+            fields: [{ path: 'token', message: 'has no jti' }],
+          });
+        jti = parsed.data;
+      }
+      const revoked = jti !== undefined ? await revoker.revokeToken(jti) : await revoker.revokeDroplet(body.droplet_id!);
+      req.log.info({ ...revoked, action: 'revoke', result: 'revoked' }, 'tokens revoked');
+      ctx.emit('tokens.revoked', { revoked });
+      ctx.recordProof('tokens.revoked', revoked);
+      return { revoked };
     },
   );
 

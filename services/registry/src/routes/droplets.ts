@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Conflict, Forbidden, NotFound, paginate, paginationQuery, reply, type Api, type DropletContext } from '@droplet-mesh/udc-kit';
-import { actingId, identifyCaller, isAdmin, type CallerDeps } from '../caller.js';
+import { actingId, assertCallerScope, identifyCaller, isAdmin, type Caller, type CallerDeps } from '../caller.js';
 import { hashKey, newDropletKey } from '../credentials.js';
 import type { LivenessMonitor } from '../liveness-monitor.js';
 import { matchesFilter, publicRecord, recordInputSchema, type StoredRecord } from '../records.js';
@@ -26,9 +26,30 @@ const heartbeatBody = z
   })
   .default({});
 
+const deleteQuery = z.object({
+  /** Admin only: also forget that the id registered as itself (anyone may then register it). */
+  forget: z.enum(['true', 'false']).optional(),
+});
+
+/**
+ * Who stewards a record after this registration. Registering as itself (the admin key
+ * without a steward named, the droplet's own key or its own token) makes a droplet its
+ * own steward. An id that once registered as itself is never stewarded by another
+ * droplet's token: that is refused.
+ */
+function stewardFor(caller: Caller, id: string, asked: string | undefined, claimed: boolean): string {
+  if (caller.kind === 'admin') return asked ?? id;
+  if (caller.kind === 'droplet-key') return id;
+  const acting = actingId(caller)!;
+  if (isAdmin(caller)) return asked ?? (claimed ? id : acting);
+  if (claimed && acting !== id) throw new Forbidden(`'${id}' registers itself; only it or an admin may register it`);
+  return acting;
+}
+
 export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
   const { store, liveness, ctx } = deps;
   const view = (r: StoredRecord) => publicRecord(r, liveness.lastSeenOf(r.id), liveness.lastReportOf(r.id));
+  const { REGISTRY_MAX_RECORDS: maxRecords, REGISTRY_MAX_RECORDS_PER_STEWARD: maxPerSteward } = ctx.config;
 
   api.post(
     '/droplets',
@@ -41,16 +62,31 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       const caller = await identifyCaller(req, deps, body.id);
       const existing = store.get(body.id);
       const acting = actingId(caller);
-      if (caller.kind === 'jwt' && !caller.principal.scopes.some((s) => s === 'write' || s === 'admin'))
-        throw new Forbidden("registering needs the 'write' scope");
+      assertCallerScope(caller, 'write', 'registering');
       // A JWT caller stewards what it registers; it may not take over another's record.
-      const steward =
-        caller.kind === 'admin' ? (body.steward ?? existing?.steward ?? body.id) : caller.kind === 'droplet-key' ? body.id : acting!;
+      const steward = stewardFor(caller, body.id, body.steward, store.isClaimed(body.id));
       if (existing && !isAdmin(caller) && existing.steward !== acting && existing.id !== acting) {
         throw new Forbidden(`record '${body.id}' is stewarded by '${existing.steward}'`);
       }
+      if (!existing) {
+        // Bounded growth: the registry as a whole, and what one droplet's token may add.
+        if (store.size >= maxRecords)
+          throw new Conflict(`the registry holds its maximum of ${maxRecords} records; remove some first`, {
+            limit: maxRecords,
+            setting: 'REGISTRY_MAX_RECORDS',
+          });
+        if (caller.kind === 'jwt' && !isAdmin(caller) && steward !== body.id) {
+          const held = store.all().filter((r) => r.steward === steward && r.id !== steward).length;
+          if (held >= maxPerSteward)
+            throw new Conflict(`'${steward}' already stewards ${held} records, the most one droplet may`, {
+              limit: maxPerSteward,
+              setting: 'REGISTRY_MAX_RECORDS_PER_STEWARD',
+            });
+        }
+      }
       const now = new Date().toISOString();
       let dropletKey: string | undefined;
+      const claim = store.claimOf(body.id);
       const record: StoredRecord = {
         ...body,
         name: body.name ?? body.id,
@@ -59,7 +95,8 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
         registered_at: existing?.registered_at ?? now,
         updated_at: now,
         last_heartbeat_at: existing?.last_heartbeat_at ?? now,
-        key_hash: existing?.key_hash,
+        // The key it holds stays valid across a deregistration (kept in its claim).
+        key_hash: existing?.key_hash ?? claim?.key_hash,
       };
       if (!record.key_hash && steward === record.id) {
         dropletKey = newDropletKey();
@@ -70,6 +107,8 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       } catch {
         throw new Conflict(`record '${body.id}' changed concurrently; retry`);
       }
+      if (steward === record.id && (!claim || claim.key_hash !== record.key_hash))
+        await store.putClaim({ id: record.id, key_hash: record.key_hash, claimed_at: claim?.claimed_at ?? now });
       await liveness.heartbeat(record.id);
       if (!existing) ctx.emit('droplet.registered', { droplet: view(record) });
       req.log.info({ droplet_id: record.id, steward, action: existing ? 'updated' : 'registered' }, 'droplet record saved');
@@ -108,15 +147,39 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
 
   api.delete(
     '/droplets/:id',
-    { scope: 'public', summary: 'Deregister (admin key, own key, or the steward)', params: idParams },
-    async ({ params, req }) => {
+    {
+      scope: 'public',
+      summary: 'Deregister (admin key, own key, or the steward; tokens need write). ?forget=true (admin): release the id too',
+      params: idParams,
+      query: deleteQuery,
+    },
+    async ({ params, query, req }) => {
       const caller = await identifyCaller(req, deps, params.id);
+      assertCallerScope(caller, 'write', 'removing a record');
+      const forget = query.forget === 'true';
+      if (forget && !isAdmin(caller)) throw new Forbidden('only an admin may forget an id');
       const r = store.get(params.id);
-      if (!r) throw new NotFound(`no droplet '${params.id}'`);
+      const claimed = store.isClaimed(params.id);
+      if (!r) {
+        if (forget && store.claimOf(params.id)) {
+          await store.deleteClaim(params.id);
+          req.log.info({ droplet_id: params.id, action: 'forgotten' }, 'droplet id released');
+          return undefined;
+        }
+        throw new NotFound(`no droplet '${params.id}'`);
+      }
       const acting = actingId(caller);
-      if (!isAdmin(caller) && acting !== r.id && acting !== r.steward)
-        throw new Forbidden(`only '${r.steward}' or an admin may remove '${r.id}'`);
+      // A steward's token may not remove a record whose id registers itself (only it, or an admin).
+      const mayAsSteward = acting === r.steward && (!claimed || acting === r.id);
+      if (!isAdmin(caller) && acting !== r.id && !mayAsSteward) throw new Forbidden(`only '${r.steward}' or an admin may remove '${r.id}'`);
       await store.delete(r.id);
+      if (forget) await store.deleteClaim(r.id);
+      else if (claimed) {
+        // The id stays its own; an admin's removal also ends the droplet key (it falls back to its configured key).
+        const claim = store.claimOf(r.id);
+        const keyHash = isAdmin(caller) ? undefined : (r.key_hash ?? claim?.key_hash);
+        await store.putClaim({ id: r.id, ...(keyHash ? { key_hash: keyHash } : {}), claimed_at: claim?.claimed_at ?? r.registered_at });
+      }
       liveness.forget(r.id);
       ctx.emit('droplet.deregistered', { droplet: view(r) });
       req.log.info({ droplet_id: r.id, action: 'deregistered' }, 'droplet removed');
@@ -126,7 +189,7 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
 
   api.post(
     '/droplets/:id/heartbeat',
-    { summary: "A droplet's heartbeat (its own JWT)", params: idParams, body: heartbeatBody },
+    { scope: 'write', summary: "A droplet's heartbeat (its own JWT, with write)", params: idParams, body: heartbeatBody },
     async ({ params, body, principal }) => {
       if (!principal || (principal.droplet_id !== params.id && !principal.scopes.includes('admin'))) {
         throw new Forbidden('a droplet may heartbeat only as itself');
