@@ -1,29 +1,32 @@
 // `npm start`: install what is needed, start NATS (JetStream under DATA_DIR) and every
-// droplet that exists, print their URLs and an operator token, stop cleanly on Ctrl-C.
-import { spawn, spawnSync } from 'node:child_process';
+// droplet that exists under a supervisor that restarts what dies, print their URLs and an
+// operator token, stop cleanly on Ctrl-C or SIGTERM.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ensureDockerEngine, ensureWorld, log, ROOT, runScript } from './ensure-world.mjs';
+import { claimDataDir, portHolder, Supervisor } from './supervisor.mjs';
 
-await runScript(async () => ensureWorld('start'));
+// MESH_SKIP_SETUP=1: the world is installed and built already (the chaos tests start many meshes).
+if (process.env.MESH_SKIP_SETUP !== '1') await runScript(async () => ensureWorld('start'));
 
 const DATA_DIR = resolve(ROOT, process.env.DATA_DIR ?? '.mesh');
 const NATS_PORT = Number(process.env.NATS_PORT ?? 4222);
-const adminKeyGiven = !!process.env.REGISTRY_ADMIN_KEY;
-const ADMIN_KEY = process.env.REGISTRY_ADMIN_KEY ?? randomBytes(24).toString('base64url');
-mkdirSync(join(DATA_DIR, 'logs'), { recursive: true });
+mkdirSync(join(DATA_DIR, 'logs'), { recursive: true, mode: 0o700 });
 
 /** A secret from the environment, or one generated once and kept under DATA_DIR (mode 0600). */
-function persistentSecret(name) {
-  if (process.env[name]) return process.env[name];
+function persistentSecret(name, make = () => randomBytes(32).toString('base64')) {
+  if (process.env[name]) return { value: process.env[name] };
   const file = join(DATA_DIR, `${name.toLowerCase()}.secret`);
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const value = randomBytes(32).toString('base64');
+  if (existsSync(file)) return { value: readFileSync(file, 'utf8').trim(), file };
+  const value = make();
   writeFileSync(file, value, { mode: 0o600 });
-  return value;
+  return { value, file, generated: true };
 }
+// Kept, not made anew at each start: the registry's signing key is sealed with it.
+const adminKey = persistentSecret('REGISTRY_ADMIN_KEY', () => randomBytes(24).toString('base64url'));
+const ADMIN_KEY = adminKey.value;
 
 /**
  * NATS authorization, always on: one user per droplet with its own permissions (the table in
@@ -52,20 +55,15 @@ const DROPLETS = [
   { name: 'health-monitor', port: 8300 },
 ];
 
-const children = [];
 let stopping = false;
-
-/** Who listens on a TCP port, as `ss` tells it (empty when unknown). */
-function portHolder(port) {
-  const res = spawnSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
-  const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(res.stdout ?? '');
-  return m ? ` by ${m[1]} (pid ${m[2]})` : '';
-}
 
 function portOpen(port) {
   return new Promise((r) => {
     const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => (s.destroy(), r(true)));
+    s.once('connect', () => {
+      s.destroy();
+      r(true);
+    });
     s.once('error', () => r(false));
   });
 }
@@ -84,48 +82,44 @@ async function waitUntil(what, probe, timeoutMs) {
   throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
 }
 
-function startChild(name, cmd, args, env = {}) {
-  const logFile = join(DATA_DIR, 'logs', `${name}.log`);
-  const out = createWriteStream(logFile, { flags: 'a' });
-  // Own process group: Ctrl-C reaches only this script, which stops the droplets in
-  // reverse order (each deregisters while the registry is still up), then NATS.
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
-  child.on('exit', (code, signal) => {
-    if (!stopping) {
-      log(`${name} exited (${signal ?? code}); see ${logFile}`);
-      void stopAll(1);
-    }
-  });
-  children.push({ name, child });
-  return { child, logFile };
-}
+const supervisor = new Supervisor({
+  dataDir: DATA_DIR,
+  log,
+  maxRestarts: Number(process.env.MESH_MAX_RESTARTS ?? 5),
+  windowMs: Number(process.env.MESH_RESTART_WINDOW_S ?? 60) * 1000,
+  onGiveUp: (_name, reason) => {
+    log(reason);
+    void stopAll(1);
+  },
+});
 
 async function stopAll(code = 0) {
   if (stopping) return;
   stopping = true;
   log('stopping…');
-  for (const { name, child } of [...children].reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    await new Promise((r) => {
-      const t = setTimeout(() => (child.kill('SIGKILL'), r()), 10_000);
-      child.once('exit', () => (clearTimeout(t), r()));
-      child.kill('SIGTERM');
-    });
-    log(`stopped ${name}`);
-  }
+  await supervisor.stopAll();
   process.exit(code);
 }
-process.on('exit', () => {
-  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+process.on('exit', () => supervisor.killAll());
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
+process.on('SIGHUP', () => void stopAll(0));
 
 const dropletPort = (d) => Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
 
 try {
+  const claimProblem = claimDataDir(DATA_DIR, log);
+  if (claimProblem) {
+    log(`error: ${claimProblem}`);
+    process.exit(1);
+  }
+  const proxyPorts = [
+    ['PROXY_HTTP_PORT', 8080],
+    ['PROXY_HTTPS_PORT', 8443],
+  ].map(([name, port]) => ({ name, port: Number(process.env[name] ?? port) }));
+  for (const p of proxyPorts)
+    if (await portOpen(p.port))
+      throw new Error(`port ${p.port} (proxy-manager's nginx) is taken${portHolder(p.port)}: stop it, or set ${p.name}`);
   for (const d of DROPLETS) {
     const port = dropletPort(d);
     if (await portOpen(port))
@@ -140,19 +134,11 @@ try {
   if (!natsUrl) {
     if (await portOpen(NATS_PORT))
       throw new Error(`port ${NATS_PORT} (NATS) is taken${portHolder(NATS_PORT)}: stop it, or set NATS_URL to use that server`);
-    mkdirSync(join(DATA_DIR, 'nats'), { recursive: true });
     nats = await natsAuthorization();
-    startChild('nats', 'nats-server', [
-      '-c',
-      nats.configFile,
-      '-js',
-      '-a',
-      '127.0.0.1',
-      '-p',
-      String(NATS_PORT),
-      '-sd',
-      join(DATA_DIR, 'nats'),
-    ]);
+    supervisor.add('nats', {
+      cmd: 'nats-server',
+      args: ['-c', nats.configFile, '-js', '-a', '127.0.0.1', '-p', String(NATS_PORT), '-sd', join(DATA_DIR, 'nats')],
+    });
     await waitUntil('nats-server', () => portOpen(NATS_PORT), 15_000);
     natsUrl = `nats://127.0.0.1:${NATS_PORT}`;
   }
@@ -163,8 +149,8 @@ try {
     REGISTRY_ADMIN_KEY: ADMIN_KEY,
     // Each droplet uses the admin key to register itself; the registry hands it its own key.
     REGISTRY_KEY: ADMIN_KEY,
-    DEPLOYER_MASTER_KEY: persistentSecret('DEPLOYER_MASTER_KEY'),
-    CERT_ENCRYPTION_KEY: persistentSecret('CERT_ENCRYPTION_KEY'),
+    DEPLOYER_MASTER_KEY: persistentSecret('DEPLOYER_MASTER_KEY').value,
+    CERT_ENCRYPTION_KEY: persistentSecret('CERT_ENCRYPTION_KEY').value,
   };
   const started = [];
   for (const d of DROPLETS) {
@@ -173,7 +159,8 @@ try {
     const port = dropletPort(d);
     const startedAt = Date.now();
     const natsIdentity = nats ? { NATS_USER: d.name, NATS_PASSWORD: nats.passwords[d.name] } : {};
-    const { logFile } = startChild(d.name, process.execPath, [main], { ...common, ...natsIdentity, PORT: String(port) });
+    supervisor.add(d.name, { cmd: process.execPath, args: [main], env: { ...common, ...natsIdentity, PORT: String(port) } });
+    const logFile = supervisor.logFile(d.name);
     const url = `http://127.0.0.1:${port}`;
     // Up means /health answers; a dependency that is down (say, no Docker Engine) is reported, not fatal.
     let health;
@@ -193,18 +180,20 @@ try {
     for (const dep of health.dependencies.filter((x) => x.status === 'down'))
       log(`  ${d.name}: ${dep.name} is down: ${typeof dep.detail === 'string' ? dep.detail : JSON.stringify(dep.detail)}`);
   }
-  const tok = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, {
+  const tokenRes = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, {
     method: 'POST',
     headers: { 'x-registry-key': ADMIN_KEY },
-  }).then((r) => r.json());
+  });
+  const tok = await tokenRes.json();
+  if (!tokenRes.ok) throw new Error(`the registry refused the operator token: ${tok.error?.message ?? tokenRes.status}`);
   process.stdout.write('\n');
   log(`NATS                 ${natsUrl} (JetStream data in ${join(DATA_DIR, 'nats')})`);
   if (nats) log(`NATS authorization   one user per droplet; passwords in ${nats.credentialsFile} (mode 0600)`);
   log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);
-  if (!adminKeyGiven) log(`REGISTRY_ADMIN_KEY   ${ADMIN_KEY}   (generated; set REGISTRY_ADMIN_KEY to keep one)`);
+  if (adminKey.file) log(`REGISTRY_ADMIN_KEY   in ${adminKey.file} (mode 0600${adminKey.generated ? ', generated now' : ''})`);
   log(`operator token (expires ${tok.expires_at}):\n${tok.token}\n`);
   log(`try: curl -H "Authorization: Bearer $TOKEN" ${started[0].url}/droplets`);
-  log('Ctrl-C stops everything.');
+  log('a part that dies is restarted; Ctrl-C stops everything.');
 } catch (err) {
   log(`start failed: ${err.message}`);
   await stopAll(1);

@@ -1,7 +1,26 @@
+import { errors as natsErrors } from '@nats-io/transport-node';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
-import { errorEnvelope, fieldErrors, UdcError } from './errors.js';
+import { DependencyUnavailable, errorEnvelope, fieldErrors, UdcError } from './errors.js';
+
+// What a NATS call throws while the server is away or restarting: the request is fine, the
+// dependency is not, so the caller gets 503 and may retry.
+const NATS_UNAVAILABLE = [
+  natsErrors.ClosedConnectionError,
+  natsErrors.DrainingConnectionError,
+  natsErrors.ConnectionError,
+  natsErrors.TimeoutError,
+  natsErrors.NoRespondersError,
+  natsErrors.RequestError,
+];
+
+/** A NATS outage, as a typed error; anything else unchanged. */
+export function asDependencyError(err: unknown): unknown {
+  if (NATS_UNAVAILABLE.some((E) => err instanceof E))
+    return new DependencyUnavailable('NATS is not available; try again shortly', { dependency: 'nats', reason: (err as Error).message });
+  return err;
+}
 
 interface BodyParserError {
   type?: string;
@@ -11,8 +30,9 @@ interface BodyParserError {
 
 /** The one error middleware: every failure leaves as the UDC envelope, never with a stack. */
 export function errorMiddleware(logger: Logger) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  return (thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     const log = req.log ?? logger;
+    const err = asDependencyError(thrown);
     if (res.headersSent) {
       log.error({ err }, 'error after response started');
       res.destroy();

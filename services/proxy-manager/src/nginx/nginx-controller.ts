@@ -1,7 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { constants, openSync, readSync, closeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import type { Logger } from '@droplet-mesh/udc-kit';
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 export interface NginxOptions {
   bin: string;
@@ -86,7 +88,10 @@ export class NginxController {
     this.stopping = false;
     await this.stopStrayMaster();
     const from = await logSize(this.o.errorLog);
-    const child = spawn(this.o.bin, this.args([]), { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Through util-linux's setpriv when there is one: the kernel then stops nginx when this
+    // process dies in any way (kill -9 included), so no master outlives it holding the ports.
+    const [file, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', this.o.bin, ...this.args([])]] : [this.o.bin, this.args([])];
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
