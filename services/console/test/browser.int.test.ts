@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import AxeBuilder from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
-import { ADMIN_KEY, closeAll, startConsole, startNatsServer, startProxyManager, startRegistry, type Closer } from './support/mesh.js';
+import {
+  ADMIN_KEY,
+  closeAll,
+  registerRecord,
+  startConsole,
+  startNatsServer,
+  startProxyManager,
+  startRegistry,
+  type Closer,
+} from './support/mesh.js';
 
 // Debian's chromium package (no browser download is possible here), driven by playwright-core.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -27,6 +36,7 @@ let consoleApp: Awaited<ReturnType<typeof startConsole>>;
 let browser: Browser;
 let page: Page;
 const closers: Closer[] = [];
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -40,11 +50,17 @@ beforeAll(async () => {
   closers.push({ close: () => browser.close() });
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of [45][0-9][0-9]/.test(m.text())) pageErrors.push(m.text());
+  });
   page.setDefaultTimeout(15_000);
   page.setDefaultNavigationTimeout(15_000);
 }, 90_000);
 
 afterAll(async () => {
+  // Script errors in the page fail the run too (expected 4xx/5xx answers are not errors).
+  expect(pageErrors).toEqual([]);
   await closeAll(closers, nats);
 });
 
@@ -75,7 +91,8 @@ describe('the console in a real browser', () => {
       await row.waitFor();
       await expect(row.locator('.badge').first().textContent()).resolves.toBe('active');
     }
-    // Droplets that are not running show their error, not a spinner.
+    // Droplets that are not running show as such, and their sections say why, never a spinner.
+    await expect(page.locator('tr[data-droplet="deployer"] .badge').textContent()).resolves.toBe('not registered');
     await page.getByText("no droplet 'deployer' is registered").waitFor();
     await expect(page.locator('.error .code').first().textContent()).resolves.toBe('NOT_FOUND');
     // Nothing secret where scripts can read it.
@@ -91,6 +108,9 @@ describe('the console in a real browser', () => {
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     oldCookie = `${session.name}=${session.value}`;
     await page.locator('.live.on').waitFor();
+    // Live: a droplet registering now appears without a reload (registry event → NATS → /live → page).
+    await registerRecord(registry.url, { id: 'late-droplet', url: 'http://127.0.0.1:9', kind: 'service', version: '9.9.9' });
+    await page.locator('tr[data-droplet="late-droplet"]').waitFor();
     await expectNoSeriousA11yViolations('overview');
     if (process.env.CONSOLE_SCREENSHOTS === '1') {
       mkdirSync(dirname(SCREENSHOT), { recursive: true });
