@@ -4,7 +4,9 @@ import { join } from 'node:path';
 
 /**
  * A small Node web app as an uploadable .tar.gz (one top-level directory, package.json with
- * a start script, no dependencies): `/` answers `version`, `/health` answers ok.
+ * a start script, no dependencies): `/` answers `version`, `/health` answers ok. It listens on
+ * every interface of its container: apps run on the mesh's bridge network, reached through
+ * their port published on the host's loopback.
  */
 export function appTarball(workDir: string, version: string): { file: string; bytes: Buffer } {
   const root = join(workDir, `app-${version}`);
@@ -24,7 +26,7 @@ const server = http.createServer((req, res) => {
   res.end(VERSION);
 });
 server.keepAliveTimeout = 2000;
-server.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('app ' + VERSION + ' listening on ' + process.env.PORT));
+server.listen(Number(process.env.PORT), () => console.log('app ' + VERSION + ' listening on ' + process.env.PORT));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
 `,
   );

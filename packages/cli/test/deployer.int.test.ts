@@ -28,9 +28,7 @@ function writeSite(dir: string, text: string, healthy = true): string {
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'index.html'), text);
   writeFileSync(join(dir, 'www', 'health'), 'ok');
-  const cmd = healthy
-    ? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'
-    : '["/bin/sh", "-c", "echo not serving; sleep 3600"]';
+  const cmd = healthy ? '["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]' : '["/bin/sh", "-c", "echo not serving; sleep 3600"]';
   writeFileSync(join(dir, 'Dockerfile'), `FROM ${busybox}\nCOPY www /www\nCMD ${cmd}\n`);
   return dir;
 }

@@ -101,7 +101,10 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     },
   });
 
-  const engines = new EnginePool(config.DEPLOYER_MASTER_KEY, config.DOCKER_HOST);
+  const engines = new EnginePool(config.DEPLOYER_MASTER_KEY, config.DOCKER_HOST, undefined, {
+    network: config.APP_NETWORK,
+    bindAddress: config.APP_BIND_ADDRESS,
+  });
   const ctx = droplet.ctx;
   const created = new Deployer({
     config,

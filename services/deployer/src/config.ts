@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { baseConfigShape } from '@droplet-mesh/udc-kit';
 import { parseMasterKey } from './domain/secrets-crypto.js';
@@ -30,6 +31,26 @@ export const deployerConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be a hostname or an IP address')
     .default('127.0.0.1'),
+  /**
+   * The Docker bridge network apps run on (created, labelled mesh.managed=true, if missing;
+   * a network of that name the mesh did not create is refused). Never the host's network.
+   */
+  APP_NETWORK: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a Docker network name')
+    .refine((v) => !['host', 'bridge', 'none', 'default'].includes(v), "must not be one of Docker's own networks")
+    .default('mesh-apps'),
+  /**
+   * The host address apps' ports are published on, for every server. Unset: the address the
+   * mesh reaches each server at (127.0.0.1 for the local one; LOCAL_SERVER_ADDRESS resolved in
+   * compose; a remote server's address). Set it for a server whose reachable address is not on
+   * its interfaces (NAT), e.g. a private IP, or 0.0.0.0 to publish on every interface.
+   */
+  APP_BIND_ADDRESS: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined))
+    .refine((v) => v === undefined || isIP(v) !== 0, 'must be an IP address'),
   DEPLOY_PORT_RANGE: portRange.default([20000, 29999]),
   KEEP_IMAGES: z.coerce.number().int().min(1).max(100).default(5),
   /** Base image of generated Dockerfiles (build arg BASE_IMAGE). */

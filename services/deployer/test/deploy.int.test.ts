@@ -8,6 +8,7 @@ import * as tar from 'tar';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import {
+  HTTPD,
   capture,
   cleanDocker,
   httpText,
@@ -209,7 +210,7 @@ console.log('booting with secret ' + process.env.API_SECRET);
 http.createServer((req, res) => {
   if (req.url === '/healthz') return res.end('ok');
   res.end(JSON.stringify({ app: 'node-app', greeting: process.env.GREETING, secret_len: (process.env.API_SECRET || '').length }));
-}).listen(Number(process.env.PORT), '127.0.0.1');\n`,
+}).listen(Number(process.env.PORT));\n`,
     );
     const archive = join(tmp, 'app.tar.gz');
     await tar.c({ gzip: true, file: archive, cwd: tmp }, ['node-app']);
@@ -243,10 +244,7 @@ http.createServer((req, res) => {
     mkdirSync(join(repo, 'www'), { recursive: true });
     writeFileSync(join(repo, 'www/index.html'), 'from-git');
     writeFileSync(join(repo, 'www/health'), 'ok');
-    writeFileSync(
-      join(repo, 'Dockerfile'),
-      `FROM ${images.busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]\n`,
-    );
+    writeFileSync(join(repo, 'Dockerfile'), `FROM ${images.busybox}\nCOPY www /www\nCMD ${JSON.stringify(['/bin/sh', '-c', HTTPD])}\n`);
     const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { stdio: 'pipe' });
     execFileSync('git', ['init', '-q', '-b', 'main', repo]);
     git('add', '.');

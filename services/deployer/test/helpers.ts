@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,8 +37,15 @@ export interface TestImages {
 }
 
 /**
+ * How a test app serves: busybox httpd on $PORT on every interface of its container (apps run
+ * on the mesh's bridge network, reached through their published port, not on the host's loopback).
+ */
+export const HTTPD = 'exec httpd -f -p 0.0.0.0:$PORT -h /www';
+
+/**
  * A small web app image FROM the local busybox: httpd on $PORT serving `files` from /www
- * (files under cgi-bin/ are executable and answer as CGI scripts). Built once per tag.
+ * (files under cgi-bin/ are executable and answer as CGI scripts), with a writable /tmp as
+ * real base images have (apps run as a non-root user). Built once per tag and content.
  */
 export async function buildWebImage(
   docker: Docker,
@@ -47,27 +54,28 @@ export async function buildWebImage(
   files: Record<string, string>,
   cmd?: string,
 ): Promise<string> {
-  if (
-    await docker
-      .getImage(tag)
-      .inspect()
-      .then(
-        () => true,
-        () => false,
-      )
-  )
-    return tag;
+  const dockerfile = `FROM ${busybox}\nCOPY www /www\nRUN ["/bin/busybox", "chmod", "1777", "/tmp"]\nCMD ${cmd ?? JSON.stringify(['/bin/sh', '-c', HTTPD])}\n`;
+  const busyboxId = (await docker.getImage(busybox).inspect()).Id;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([busyboxId, dockerfile, files]))
+    .digest('hex')
+    .slice(0, 16);
+  const built = await docker
+    .getImage(tag)
+    .inspect()
+    .then(
+      (i) => i.Config?.Labels?.['mesh.test-build'],
+      () => undefined,
+    );
+  if (built === digest) return tag;
   const dir = mkdtempSync(join(tmpdir(), 'deployer-img-'));
   try {
     for (const [path, text] of Object.entries(files)) {
       mkdirSync(dirname(join(dir, 'www', path)), { recursive: true });
       writeFileSync(join(dir, 'www', path), text, { mode: path.startsWith('cgi-bin/') ? 0o755 : 0o644 });
     }
-    writeFileSync(
-      join(dir, 'Dockerfile'),
-      `FROM ${busybox}\nCOPY www /www\nCMD ${cmd ?? '["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]'}\n`,
-    );
-    return await buildImageFromDir(docker, dir, tag);
+    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+    return await buildImageFromDir(docker, dir, tag, {}, { 'mesh.test-build': digest });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,6 +13,7 @@ import {
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import {
+  HTTPD,
   cleanDocker,
   httpText,
   masterKey,
@@ -97,9 +98,7 @@ describe('a deployer killed mid-deploy', () => {
     expect((await httpText(`http://127.0.0.1:${port}/`)).trim()).toBe('version-1');
 
     // The next version takes a while to become healthy: kill -9 while the deployer waits for it.
-    expect(
-      (await call('PATCH', `/projects/${project}/services/web`, { command: 'sleep 30; exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status,
-    ).toBe(200);
+    expect((await call('PATCH', `/projects/${project}/services/web`, { command: `sleep 30; ${HTTPD}` })).status).toBe(200);
     const second = await call('POST', '/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v2 } });
     expect(second.status).toBe(202);
     await waitFor('the health step', async () => (await call('GET', `/deployments/${second.body.id}`)).body.step === 'health', 30_000, 50);
@@ -137,9 +136,7 @@ describe('a deployer killed mid-deploy', () => {
     expect(queued.status).toBe(202);
     expect(queued.body.queue_position).toBe(1);
     // It will run with the service's config as it is when its turn comes: healthy at once.
-    expect((await call('PATCH', `/projects/${project}/services/web`, { command: 'exec httpd -f -p 127.0.0.1:$PORT -h /www' })).status).toBe(
-      200,
-    );
+    expect((await call('PATCH', `/projects/${project}/services/web`, { command: HTTPD })).status).toBe(200);
     proc!.child.kill('SIGKILL');
     await new Promise((r) => proc!.child.once('exit', r));
 

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import {
+  HTTPD,
   cleanDocker,
   httpText,
   masterKey,
@@ -51,7 +52,7 @@ beforeAll(async () => {
   expect((await post('/projects', { name: project })).status).toBe(201);
   expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
   // Each deploy takes a couple of seconds to turn healthy: long enough to queue behind.
-  const command = 'sleep 2; exec httpd -f -p 127.0.0.1:$PORT -h /www';
+  const command = `sleep 2; ${HTTPD}`;
   expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health', command })).status).toBe(201);
 }, 120_000);
 

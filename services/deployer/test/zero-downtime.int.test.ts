@@ -14,6 +14,7 @@ import {
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import {
+  HTTPD,
   buildWebImage,
   cleanDocker,
   masterKey,
@@ -177,7 +178,7 @@ if [ "$n" -le ${okChecks} ]; then printf 'Content-Type: text/plain\\r\\n\\r\\nok
 echo "health check $n: unhealthy" >&2
 printf 'HTTP/1.1 503 Service Unavailable\\r\\nContent-Type: text/plain\\r\\n\\r\\nunhealthy\\n'
 `;
-const cgiCmd = '["/bin/sh", "-c", "mkdir -p /tmp && exec httpd -f -p 127.0.0.1:$PORT -h /www"]';
+const cgiCmd = JSON.stringify(['/bin/sh', '-c', HTTPD]);
 
 describe('auto_rollback through a real proxy-manager and nginx', () => {
   const arDomain = `ar-${project}.mesh.test`;

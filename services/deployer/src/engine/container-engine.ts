@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import * as tar from 'tar';
 import { MANAGED_LABEL } from '../domain/naming.js';
+import { ensureMeshNetwork, runAs } from './confinement.js';
 
 export interface ImageInfo {
   id: string;
@@ -16,6 +17,26 @@ export interface ContainerSpec {
   env: Record<string, string>;
   labels: Record<string, string>;
   cmd?: string[];
+  /**
+   * The TCP port the app listens on inside its container, published at the same number on
+   * the server's bind address only (default: `env.PORT`). None: nothing is published.
+   */
+  port?: number;
+}
+
+/** Where apps on one engine run: the mesh's bridge network, and the host address their ports are published on. */
+export interface AppNetwork {
+  network: string;
+  /** Resolved at each run (a host name may move). */
+  bindAddress: () => Promise<string>;
+}
+
+export const DEFAULT_APP_NETWORK = 'mesh-apps';
+
+function portOf(spec: ContainerSpec): number | undefined {
+  if (spec.port !== undefined) return spec.port;
+  const p = Number(spec.env.PORT);
+  return Number.isInteger(p) && p > 0 && p < 65536 ? p : undefined;
 }
 
 export interface ContainerState {
@@ -96,7 +117,10 @@ function toImageInfo(i: Docker.ImageInspectInfo): ImageInfo {
 }
 
 export class DockerEngine implements ContainerEngine {
-  constructor(readonly docker: Docker) {}
+  constructor(
+    readonly docker: Docker,
+    readonly net: AppNetwork = { network: DEFAULT_APP_NETWORK, bindAddress: async () => '127.0.0.1' },
+  ) {}
 
   async ping(): Promise<void> {
     await this.docker.ping();
@@ -171,23 +195,47 @@ export class DockerEngine implements ContainerEngine {
     await followProgress(this.docker, out, () => undefined);
   }
 
+  /**
+   * An app container, confined: on the mesh's bridge network (it reaches neither the host's
+   * loopback, where NATS and the droplets listen, nor other hosts' services through it),
+   * its port published only on the bind address, every capability dropped (an image that
+   * says `USER root` keeps a web server's four), no-new-privileges, and user 65534 unless
+   * the image names its own.
+   */
   async run(spec: ContainerSpec): Promise<string> {
     if (spec.labels[MANAGED_LABEL] !== 'true') throw new Error('refusing to create a container without mesh.managed=true');
+    const image = await this.docker.getImage(spec.image).inspect();
+    await ensureMeshNetwork(this.docker, this.net.network, 'apps');
+    const port = portOf(spec);
+    const published = port ? { HostIp: await this.net.bindAddress(), HostPort: String(port) } : undefined;
+    const { user, capAdd } = runAs(image);
     const c = await this.docker.createContainer({
       name: spec.name,
       Image: spec.image,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+      ...(user ? { User: user } : {}),
+      ...(port ? { ExposedPorts: { [`${port}/tcp`]: {} } } : {}),
       // Init: an init process forwards SIGTERM, so an app running as PID 1 still stops gracefully.
       HostConfig: {
-        NetworkMode: 'host',
+        NetworkMode: this.net.network,
+        ...(published ? { PortBindings: { [`${port}/tcp`]: [published] } } : {}),
+        CapDrop: ['ALL'],
+        CapAdd: capAdd,
+        SecurityOpt: ['no-new-privileges:true'],
         Init: true,
         RestartPolicy: { Name: 'unless-stopped' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
       },
     });
-    await c.start();
+    try {
+      await c.start();
+    } catch (err) {
+      // Not started (the port was taken meanwhile, ...): leave no container behind that nobody records.
+      await c.remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
     return c.id;
   }
 

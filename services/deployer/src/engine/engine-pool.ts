@@ -1,8 +1,9 @@
-import { connect, createServer } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { connect, createServer, isIP } from 'node:net';
 import Docker from 'dockerode';
 import type { Server } from '../domain/model.js';
 import { openSecret } from '../domain/secrets-crypto.js';
-import { DockerEngine, type ContainerEngine } from './container-engine.js';
+import { DEFAULT_APP_NETWORK, DockerEngine, type ContainerEngine } from './container-engine.js';
 
 export interface EngineHandle {
   engine: ContainerEngine;
@@ -44,6 +45,33 @@ export function hostPortFree(port: number, host: string): Promise<boolean> {
   return localPortFree(port).then((free) => free && nothingListens(port, host));
 }
 
+/**
+ * The host address an app's port is published on: APP_BIND_ADDRESS when set, else the
+ * address the mesh reaches the server at (proxy-manager and the health wait connect
+ * there): 127.0.0.1 for the local server unless LOCAL_SERVER_ADDRESS says otherwise (in
+ * compose host.docker.internal, the host's address on the Docker bridge), a remote
+ * server's own address. Never every interface unless the operator says 0.0.0.0.
+ */
+export async function appBindAddress(setting: string | undefined, serverAddress: string): Promise<string> {
+  if (setting) return setting;
+  if (serverAddress === 'localhost') return '127.0.0.1';
+  if (isIP(serverAddress)) return serverAddress;
+  try {
+    return (await lookup(serverAddress)).address;
+  } catch (err) {
+    throw new Error(
+      `cannot publish app ports: the server address '${serverAddress}' does not resolve (${(err as Error).message}); set APP_BIND_ADDRESS`,
+    );
+  }
+}
+
+export interface AppNetworkSettings {
+  /** The mesh's bridge network for apps (APP_NETWORK). */
+  network: string;
+  /** APP_BIND_ADDRESS: one address for every server's published ports (default: each server's address). */
+  bindAddress?: string;
+}
+
 /** dockerode options from a server's docker_host: local socket, unix://, tcp:// (TLS when material is given), ssh://. */
 export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: string): Docker.DockerOptions {
   const host = server.docker_host === 'local' ? defaultHost : server.docker_host;
@@ -77,6 +105,7 @@ export class EnginePool {
     private masterKey: Buffer,
     private defaultHost?: string,
     private override?: (server: Server) => EngineHandle | undefined,
+    private apps: AppNetworkSettings = { network: DEFAULT_APP_NETWORK },
   ) {}
 
   get(server: Server): EngineHandle {
@@ -96,6 +125,7 @@ export class EnginePool {
     const opts = dockerOptions(server, this.masterKey, this.defaultHost);
     const onThisHost = !!opts.socketPath || opts.host === '127.0.0.1' || opts.host === 'localhost';
     const host = server.address === 'localhost' ? '127.0.0.1' : server.address;
-    return { engine: new DockerEngine(new Docker(opts)), isPortFree: onThisHost ? (p) => hostPortFree(p, host) : undefined };
+    const net = { network: this.apps.network, bindAddress: () => appBindAddress(this.apps.bindAddress, host) };
+    return { engine: new DockerEngine(new Docker(opts), net), isPortFree: onThisHost ? (p) => hostPortFree(p, host) : undefined };
   }
 }
