@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import type { ContainerEngine } from '../engine/container-engine.js';
 import type { EngineHandle } from '../engine/engine-pool.js';
 import { waitHealthy, waitRunning } from '../engine/health-wait.js';
+import { authSecrets, openGitAuth } from '../domain/git-credentials.js';
 import { tagsToRemove } from '../domain/image-retention.js';
 import type { Environment, PlacedContainer, Release, Server, Service } from '../domain/model.js';
 import { containerName, deployTag, imageBaseOf, meshLabels } from '../domain/naming.js';
@@ -89,7 +90,8 @@ export async function runDeployment(
 
   try {
     const secrets = await openSecrets(deps.stores, cfg.DEPLOYER_MASTER_KEY, d.project, d.environment);
-    t.hideValues(Object.values(secrets));
+    const gitAuth = d.source.kind === 'git' ? openGitAuth(cfg.DEPLOYER_MASTER_KEY, d.source) : undefined;
+    t.hideValues([...Object.values(secrets), ...authSecrets(gitAuth)]);
     const labels = meshLabels(d);
     const imageBase = imageBaseOf(d.project, d.service, service.image_base);
     const tag = deployTag(imageBase, d.id);
@@ -100,6 +102,7 @@ export async function runDeployment(
       const info = await produceImage({
         engine: engineOf(first.server.id).engine,
         source: d.source,
+        gitAuth,
         uploadPath: plan.uploadPath,
         tag,
         labels,

@@ -11,6 +11,7 @@ import {
   type Release,
   type Server,
 } from '../domain/model.js';
+import { sealGitSource } from '../domain/git-credentials.js';
 import { redactValues } from '../domain/redact.js';
 import { targetId } from '../domain/naming.js';
 import { withTimeout } from '../domain/step-timeout.js';
@@ -162,6 +163,9 @@ export class Deployer {
         queued: position - 1,
       });
     }
+    // Git credentials (URL userinfo, a deploy key) are sealed before anything is stored.
+    const source: DeploymentSource =
+      cmd.source.kind === 'git' ? { kind: 'git', ...sealGitSource(this.deps.config.DEPLOYER_MASTER_KEY, cmd.source) } : cmd.source;
     const d: Deployment = {
       id,
       target_id: tid,
@@ -169,7 +173,7 @@ export class Deployer {
       service: cmd.service,
       environment: cmd.environment,
       service_type: plan.service.type,
-      source: cmd.source,
+      source,
       status: 'queued',
       percent: 0,
       steps: [],

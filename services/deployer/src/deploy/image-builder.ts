@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerEngine, ImageInfo } from '../engine/container-engine.js';
 import { detectProjectKind, nodeDockerfile, pythonDockerfile, type ProjectFiles } from '../domain/dockerfile-gen.js';
+import { redactGitUrl, type GitAuth } from '../domain/git-credentials.js';
 import type { DeploymentSource } from '../domain/model.js';
 import { MANAGED_LABEL } from '../domain/naming.js';
 
@@ -13,6 +14,8 @@ import { extractTarball } from '../source/tarball.js';
 export interface BuildInput {
   engine: ContainerEngine;
   source: DeploymentSource;
+  /** Opened git credentials, for a private repository. */
+  gitAuth?: GitAuth;
   /** The uploaded archive, for `upload` sources. */
   uploadPath?: string;
   tag: string;
@@ -98,9 +101,9 @@ export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?
     } else {
       let dir = join(work, 'src');
       if (b.source.kind === 'git') {
-        b.log(`cloning ${b.source.url.replace(/\/\/[^/@\s]+@/, '//[redacted]@')} at ${b.source.ref}`);
+        b.log(`cloning ${redactGitUrl(b.source.url, b.source.credentials?.kind)} at ${b.source.ref}`);
         try {
-          commit = await cloneRepository(b.source.url, b.source.ref, dir, b.signal);
+          commit = await cloneRepository(b.source.url, b.source.ref, dir, b.signal, b.gitAuth);
         } catch (err) {
           throw new Error(`git clone failed: ${gitErrorMessage(err)}`);
         }

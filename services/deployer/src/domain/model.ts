@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSshUrl, urlCredentialProblem, type GitCredentials } from './git-credentials.js';
 
 /** Names of projects, services, environments: lowercase, DNS-label-like, no dots (they are KV key tokens). */
 export const nameSchema = z
@@ -85,26 +86,62 @@ export const placementInput = z.object({
 });
 export type Placement = z.infer<typeof placementInput> & { project: string; service: string; environment: string; updated_at: string };
 
-export const gitSource = z.object({
-  url: z.string().regex(/^(https?:\/\/|ssh:\/\/|git:\/\/|file:\/\/)[^\s]+$|^[\w.-]+@[\w.-]+:[^\s]+$/, 'must be a git URL'),
-  ref: z
-    .string()
-    .regex(/^[A-Za-z0-9._/-]{1,200}$/)
-    .refine((r) => !r.startsWith('-') && !r.includes('..'), 'must be a branch, tag or commit')
-    .default('HEAD'),
-  /** Sub-directory holding the Dockerfile or project. */
-  path: z
-    .string()
-    .regex(/^[A-Za-z0-9._/-]{1,200}$/)
-    .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), 'must stay inside the repository')
-    .optional(),
-});
+export const gitSource = z
+  .object({
+    /** http(s) URLs may carry user:token (sealed at once, never stored or shown); ssh URLs take a deploy_key. */
+    url: z.string().regex(/^(https?:\/\/|ssh:\/\/|git:\/\/|file:\/\/)[^\s]+$|^[\w.-]+@[\w.-]+:[^\s]+$/, 'must be a git URL'),
+    ref: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+      .refine((r) => !r.startsWith('-') && !r.includes('..'), 'must be a branch, tag or commit')
+      .default('HEAD'),
+    /** Sub-directory holding the Dockerfile or project. */
+    path: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+      .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), 'must stay inside the repository')
+      .optional(),
+    /** A private key (PEM or OpenSSH) for an ssh URL: sealed at once, on disk (0600) only during the clone. */
+    deploy_key: z
+      .string()
+      .max(16_384)
+      .regex(
+        /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n[A-Za-z0-9+/=:\r\n -]+-----END [A-Z0-9 ]*PRIVATE KEY-----\s*$/,
+        'must be a private key in PEM or OpenSSH format',
+      )
+      .optional(),
+    /** known_hosts lines for the ssh host; without them the host key is accepted on first use (per clone). */
+    known_hosts: z
+      .string()
+      .max(65_536)
+      .regex(/^[A-Za-z0-9+/=@*?.,:[\]|# \r\n_-]+$/, 'must be known_hosts lines')
+      .optional(),
+  })
+  .superRefine((g, ctx) => {
+    const problem = urlCredentialProblem(g.url);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
+    if ((g.deploy_key || g.known_hosts) && !isSshUrl(g.url))
+      ctx.addIssue({ code: 'custom', path: ['deploy_key'], message: 'a deploy key (and known_hosts) goes with an ssh URL' });
+  });
 export const sourceInput = z.union([z.object({ image: imageRef }).strict(), z.object({ git: gitSource }).strict()]);
 export type SourceInput = z.infer<typeof sourceInput>;
 
+/** A saved source: a git URL clean of credentials, which are sealed beside it. */
+export type StoredSourceInput = { image: string } | { git: { url: string; ref: string; path?: string; credentials?: GitCredentials } };
+
 export type DeploymentSource =
   | { kind: 'image'; image: string }
-  | { kind: 'git'; url: string; ref: string; path?: string }
+  | {
+      kind: 'git';
+      /** Clean of credentials once the deploy is accepted (they are in `credentials`, sealed). */
+      url: string;
+      ref: string;
+      path?: string;
+      credentials?: GitCredentials;
+      /** Plain text only between the request and its acceptance, never stored. */
+      deploy_key?: string;
+      known_hosts?: string;
+    }
   | { kind: 'upload'; filename: string; bytes: number; sha256: string };
 
 export const deployOptions = {
@@ -129,7 +166,11 @@ export const deployConfigInput = z.object({
   source: sourceInput,
   auto_rollback: z.boolean().optional(),
 });
-export type DeployConfig = z.infer<typeof deployConfigInput> & { created_at: string; updated_at: string };
+export type DeployConfig = Omit<z.infer<typeof deployConfigInput>, 'source'> & {
+  source: StoredSourceInput;
+  created_at: string;
+  updated_at: string;
+};
 
 export const DEPLOYMENT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'interrupted', 'rolled_back'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];

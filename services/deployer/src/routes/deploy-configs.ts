@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Conflict, NotFound, paginate, paginationQuery, type Api } from '@droplet-mesh/udc-kit';
 import { deployConfigInput, nameSchema, type DeployConfig } from '../domain/model.js';
-import { toSource } from './deploy-input.js';
+import { deployConfigView, storedSource, toSource } from './deploy-input.js';
 import { now, type RouteDeps } from './route-deps.js';
 
 const params = z.object({ name: nameSchema });
@@ -13,18 +13,19 @@ export function registerDeployConfigRoutes(api: Api, deps: RouteDeps): void {
     { scope: 'write', summary: 'Save a deploy config', body: deployConfigInput, status: 201, tags: ['deploy-configs'] },
     async ({ body }) => {
       const t = now();
-      const c: DeployConfig = { ...body, created_at: t, updated_at: t };
+      const source = storedSource(deps.ctx.config.DEPLOYER_MASTER_KEY, body.source);
+      const c: DeployConfig = { ...body, source, created_at: t, updated_at: t };
       if (!(await deps.stores().deployConfigs.create([body.name], c))) throw new Conflict(`deploy config '${body.name}' exists`);
-      return c;
+      return deployConfigView(c);
     },
   );
   api.get('/deploy-configs', { summary: 'List deploy configs', query: paginationQuery, tags: ['deploy-configs'] }, async ({ query }) =>
-    paginate(await deps.stores().deployConfigs.list(), query),
+    paginate((await deps.stores().deployConfigs.list()).map(deployConfigView), query),
   );
   api.get('/deploy-configs/:name', { summary: 'One deploy config', params, tags: ['deploy-configs'] }, async ({ params: p }) => {
     const c = await deps.stores().deployConfigs.get(p.name);
     if (!c) throw new NotFound(`no deploy config '${p.name}'`);
-    return c;
+    return deployConfigView(c);
   });
   api.put(
     '/deploy-configs/:name',
@@ -32,9 +33,10 @@ export function registerDeployConfigRoutes(api: Api, deps: RouteDeps): void {
     async ({ params: p, body }) => {
       const old = await deps.stores().deployConfigs.get(p.name);
       const t = now();
-      const c: DeployConfig = { ...body, name: p.name, created_at: old?.created_at ?? t, updated_at: t };
+      const source = storedSource(deps.ctx.config.DEPLOYER_MASTER_KEY, body.source);
+      const c: DeployConfig = { ...body, source, name: p.name, created_at: old?.created_at ?? t, updated_at: t };
       await deps.stores().deployConfigs.put([p.name], c);
-      return c;
+      return deployConfigView(c);
     },
   );
   api.delete(

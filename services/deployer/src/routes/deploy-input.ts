@@ -1,11 +1,49 @@
 import { z } from 'zod';
 import { parseOrThrow } from '@droplet-mesh/udc-kit';
-import { deployOptions, deployRequest, nameSchema, type DeploymentSource, type SourceInput } from '../domain/model.js';
+import { gitSourceView, sealGitSource, type PlainGitInput } from '../domain/git-credentials.js';
+import {
+  deployOptions,
+  deployRequest,
+  nameSchema,
+  type DeployConfig,
+  type DeploymentSource,
+  type SourceInput,
+  type StoredSourceInput,
+} from '../domain/model.js';
 
-export function toSource(s: SourceInput): DeploymentSource {
-  return 'image' in s
-    ? { kind: 'image', image: s.image }
-    : { kind: 'git', url: s.git.url, ref: s.git.ref, ...(s.git.path ? { path: s.git.path } : {}) };
+/**
+ * A request's or a saved config's source as a deployment source. Plain credentials (URL
+ * userinfo, deploy_key) pass through to the deployer, which seals them before anything
+ * is stored; sealed ones (a saved config) stay sealed.
+ */
+export function toSource(s: SourceInput | StoredSourceInput): DeploymentSource {
+  if ('image' in s) return { kind: 'image', image: s.image };
+  const g: PlainGitInput = s.git;
+  return {
+    kind: 'git',
+    url: g.url,
+    ref: g.ref,
+    ...(g.path ? { path: g.path } : {}),
+    ...(g.deploy_key ? { deploy_key: g.deploy_key } : {}),
+    ...(g.known_hosts ? { known_hosts: g.known_hosts } : {}),
+    ...(g.credentials ? { credentials: g.credentials } : {}),
+  };
+}
+
+/** A source as it may be saved (a deploy config): credentials sealed, the URL clean. */
+export function storedSource(key: Buffer, s: SourceInput): StoredSourceInput {
+  return 'image' in s ? { image: s.image } : { git: sealGitSource(key, s.git) };
+}
+
+/** A deployment's source as the API shows it: git credentials redacted, nothing sealed. */
+export function sourceView(s: DeploymentSource) {
+  if (s.kind !== 'git') return s;
+  return { kind: s.kind, ...gitSourceView(s) };
+}
+
+/** A deploy config as the API shows it. */
+export function deployConfigView(c: DeployConfig) {
+  return { ...c, source: 'image' in c.source ? c.source : { git: gitSourceView(c.source.git) } };
 }
 
 const formBool = z.enum(['true', 'false']).transform((v) => v === 'true');

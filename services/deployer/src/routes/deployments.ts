@@ -4,7 +4,7 @@ import { InvalidRequest, NotFound, paginate, paginationQuery, parseOrThrow, repl
 import { DEPLOYMENT_STATUSES, nameSchema, type Deployment } from '../domain/model.js';
 import type { DeployCommand } from '../deploy/deployer.js';
 import { readMultipartDeploy } from '../source/upload.js';
-import { multipartFields, parseJsonDeploy, toSource } from './deploy-input.js';
+import { multipartFields, parseJsonDeploy, sourceView, toSource } from './deploy-input.js';
 import { streamProgress, wantsEventStream } from './progress-stream.js';
 import type { RouteDeps } from './route-deps.js';
 
@@ -16,10 +16,10 @@ const historyQuery = paginationQuery.extend({
   status: z.enum(DEPLOYMENT_STATUSES).optional(),
 });
 
-/** A deployment as the API shows it: no event log (that is /events), a queue position while queued. */
+/** A deployment as the API shows it: no event log (that is /events), git credentials redacted, a queue position while queued. */
 export function deploymentView(d: Deployment, position?: number) {
   const { events: _events, owner: _owner, ...rest } = d;
-  return { ...rest, ...(position !== undefined ? { queue_position: position } : {}) };
+  return { ...rest, source: sourceView(d.source), ...(position !== undefined ? { queue_position: position } : {}) };
 }
 
 export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
@@ -132,7 +132,13 @@ export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
     },
     async ({ params: p, body, principal }) => {
       const { deployment, position } = await deps.deployer().rollback(p.id, principal?.sub ?? 'unknown', { queue: body.queue });
-      return { id: deployment.id, status: deployment.status, queue_position: position, rollback_of: p.id, image: deployment.source };
+      return {
+        id: deployment.id,
+        status: deployment.status,
+        queue_position: position,
+        rollback_of: p.id,
+        image: sourceView(deployment.source),
+      };
     },
   );
 }
