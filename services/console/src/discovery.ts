@@ -1,5 +1,8 @@
 import { DependencyUnavailable, NotFound, UdcError, type ErrorCode } from '@droplet-mesh/udc-kit';
 
+/** The mesh's droplets (README): when one is not registered, it is down rather than unknown. */
+export const MESH_DROPLETS = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor'];
+
 /** What the console needs of a registry record. */
 export interface DropletRecordView {
   id: string;
@@ -45,7 +48,15 @@ export class Discovery {
     if (id === 'registry') return this.opts.registryUrl().replace(/\/+$/, '');
     const items = await this.list(token);
     const r = items.find((x) => x.id === id);
-    if (r?.kind !== 'service' || r.steward !== r.id) throw new NotFound(`no droplet '${id}' is registered`, { droplet: id });
+    if (r?.kind !== 'service' || r.steward !== r.id) {
+      // One of the mesh's own droplets missing from the registry is down (never started, or gone and removed).
+      if (MESH_DROPLETS.includes(id))
+        throw new DependencyUnavailable(`droplet '${id}' is not registered: it is not running, or was removed from the registry`, {
+          droplet: id,
+          registered: false,
+        });
+      throw new NotFound(`no droplet '${id}' is registered`, { droplet: id });
+    }
     return r.url.replace(/\/+$/, '');
   }
 

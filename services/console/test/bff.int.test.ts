@@ -233,6 +233,10 @@ describe('forwarding /api/<droplet>/<path>', () => {
     expect((await envelope(unknown)).code).toBe('NOT_FOUND');
     const app = await call('/api/shop-web/whoami', { headers: authed(s) });
     expect(app.status).toBe(404);
+    // One of the mesh's own droplets that is not registered is down, not unknown.
+    const deployer = await call('/api/deployer/deployments', { headers: authed(s) });
+    expect(deployer.status).toBe(503);
+    expect(await envelope(deployer)).toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', details: { droplet: 'deployer', registered: false } });
     for (const p of ['/api/example/%2e%2e/x', '/api/example/a/%2E%2e/b', '/api/Example/health', '/api/example/%00']) {
       const res = await call(p, { headers: authed(s) });
       expect([400, 404]).toContain(res.status);

@@ -10,6 +10,8 @@ import {
   closeAll,
   registerRecord,
   startConsole,
+  startFlakyApp,
+  startHealthMonitor,
   startNatsServer,
   startProxyManager,
   startRegistry,
@@ -33,6 +35,7 @@ const SCREENSHOT = fileURLToPath(new URL('../../../docs/console-overview.png', i
 let nats: NatsServerHandle;
 let registry: Awaited<ReturnType<typeof startRegistry>>;
 let consoleApp: Awaited<ReturnType<typeof startConsole>>;
+let app: Awaited<ReturnType<typeof startFlakyApp>>;
 let browser: Browser;
 let page: Page;
 const closers: Closer[] = [];
@@ -43,6 +46,9 @@ beforeAll(async () => {
   registry = await startRegistry(nats.url);
   closers.push(registry);
   closers.push(await startProxyManager(nats.url, registry.url));
+  app = await startFlakyApp();
+  closers.push(app);
+  closers.push(await startHealthMonitor(nats.url, registry.url, [{ id: 'shop-web', url: app.url }]));
   consoleApp = await startConsole(nats.url, registry.url);
   closers.push(consoleApp);
   expect(consoleApp.web().available).toBe(true); // `pnpm build` ran first (turbo: test depends on build)
@@ -86,15 +92,15 @@ describe('the console in a real browser', () => {
     await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
     await page.getByRole('textbox', { name: 'Admin key' }).press('Enter');
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
-    for (const id of ['registry', 'proxy-manager']) {
+    for (const id of ['registry', 'proxy-manager', 'health-monitor']) {
       const row = page.locator(`tr[data-droplet="${id}"]`);
       await row.waitFor();
       await expect(row.locator('.badge').first().textContent()).resolves.toBe('active');
     }
     // Droplets that are not running show as such, and their sections say why, never a spinner.
     await expect(page.locator('tr[data-droplet="deployer"] .badge').textContent()).resolves.toBe('not registered');
-    await page.getByText("no droplet 'deployer' is registered").waitFor();
-    await expect(page.locator('.error .code').first().textContent()).resolves.toBe('NOT_FOUND');
+    await page.getByText("droplet 'deployer' is not registered").waitFor();
+    await expect(page.locator('.error .code').first().textContent()).resolves.toBe('DEPENDENCY_UNAVAILABLE');
     // Nothing secret where scripts can read it.
     const stored = await page.evaluate(() => ({
       local: localStorage.length,
@@ -108,14 +114,17 @@ describe('the console in a real browser', () => {
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     oldCookie = `${session.name}=${session.value}`;
     await page.locator('.live.on').waitFor();
-    // Live: a droplet registering now appears without a reload (registry event → NATS → /live → page).
-    await registerRecord(registry.url, { id: 'late-droplet', url: 'http://127.0.0.1:9', kind: 'service', version: '9.9.9' });
-    await page.locator('tr[data-droplet="late-droplet"]').waitFor();
-    await expectNoSeriousA11yViolations('overview');
+    for (const id of ['registry', 'proxy-manager', 'health-monitor']) {
+      await page.locator(`tr[data-droplet="${id}"] td:nth-child(3) .badge`, { hasText: 'active' }).waitFor();
+    }
     if (process.env.CONSOLE_SCREENSHOTS === '1') {
       mkdirSync(dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
     }
+    // Live: a droplet registering now appears without a reload (registry event → NATS → /live → page).
+    await registerRecord(registry.url, { id: 'late-droplet', url: 'http://127.0.0.1:9', kind: 'service', version: '9.9.9' });
+    await page.locator('tr[data-droplet="late-droplet"]').waitFor();
+    await expectNoSeriousA11yViolations('overview');
   });
 
   it('adds a route with a hostile domain and sees the field error, then a good one', async () => {
@@ -138,6 +147,21 @@ describe('the console in a real browser', () => {
     await page.locator('tr[data-route="shop"]').waitFor();
     await expect(page.locator('#route-domain-err').textContent()).resolves.toBe('');
   });
+
+  it('shows an incident open and resolve live when an app goes down and comes back', async () => {
+    await page.getByRole('link', { name: 'Incidents' }).click();
+    await page.getByRole('heading', { name: 'Incidents', level: 1 }).waitFor();
+    await page.getByLabel('Status').selectOption('');
+    const row = page.locator('tr[data-incident-target="shop-web"]');
+    expect(await row.count()).toBe(0);
+    app.setHealthy(false);
+    await row.locator('.badge', { hasText: /^open|recovering$/ }).waitFor({ timeout: 30_000 });
+    await expectNoSeriousA11yViolations('incidents');
+    app.setHealthy(true);
+    await row.locator('.badge', { hasText: 'resolved' }).waitFor({ timeout: 30_000 });
+    await row.getByRole('button', { name: 'Timeline' }).press('Enter');
+    await page.locator('.timeline li').first().waitFor();
+  }, 90_000);
 
   it('signs out, and the API refuses the old cookie', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
+import { createServer } from 'node:http';
 import { createExampleDroplet } from '@droplet-mesh/example/dist/example-droplet.js';
+import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
 import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
 import { baseConfigShape, Bus, createDroplet } from '@droplet-mesh/udc-kit';
@@ -140,6 +142,51 @@ export async function startProxyManager(natsUrl: string, registryUrl: string) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An app's /health that the test turns bad and good again. */
+export async function startFlakyApp() {
+  let healthy = true;
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    res.statusCode = req.url === '/health' && !healthy ? 503 : 200;
+    res.end(healthy ? 'ok' : 'down');
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    setHealthy(v: boolean) {
+      healthy = v;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A real health-monitor (one monitor, fast checks) watching `targets` and the registry's records. */
+export async function startHealthMonitor(natsUrl: string, registryUrl: string, targets: Array<{ id: string; url: string }>) {
+  const hm = createHealthMonitor({
+    env: {
+      ...meshEnv(natsUrl, registryUrl),
+      MONITORS_PER_TARGET: '1',
+      CHECK_INTERVAL_MS: '300',
+      CHECK_TIMEOUT_MS: '500',
+      RECHECK_DELAY_MS: '100',
+      FAILS_TO_SUSPECT: '2',
+      OKS_TO_RECOVER: '2',
+      RECOVERY_POLICY: 'alert',
+      STATIC_TARGETS: JSON.stringify(targets),
+      CONTROL_CHECK_URLS: JSON.stringify([`${registryUrl}/health`]),
+      DIGEST_INTERVAL_MIN: '0',
+    },
+    logDestination: quiet(),
+  });
+  await hm.start();
+  await waitRegistered(registryUrl, 'health-monitor');
+  return { hm, close: () => hm.stop() };
 }
 
 export async function startConsole(natsUrl: string, registryUrl: string, extra: { env?: Record<string, string>; now?: () => number } = {}) {

@@ -93,6 +93,27 @@ export function dropletPath(droplet: string, path: string, query: Record<string,
   return `/api/${droplet}${path}${q ? `?${q}` : ''}`;
 }
 
+export interface HealthBody {
+  status: string;
+  degraded?: string[];
+}
+
+/** A droplet's /health through the console: its body says active or error (200 or 503); a droplet the console cannot reach is an ApiError. */
+export async function dropletHealth(droplet: string): Promise<HealthBody> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/${droplet}/health`, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
+  }
+  const body = (await res.json().catch(() => undefined)) as
+    | (HealthBody & { error?: { code: string; message: string; details?: unknown } })
+    | undefined;
+  // A health report has a status and no `error`; an error envelope (the console's or the droplet's) has both.
+  if (body && typeof body.status === 'string' && !body.error) return body;
+  throw new ApiError(res.status, body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? res.statusText, body?.error?.details);
+}
+
 export async function checkSession(): Promise<void> {
   try {
     adopt((await raw('GET', '/session')) as SessionInfo);
