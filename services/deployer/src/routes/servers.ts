@@ -1,9 +1,83 @@
+import Docker from 'dockerode';
 import { z } from 'zod';
-import { Conflict, DependencyUnavailable, InvalidRequest, NotFound, paginate, paginationQuery, type Api } from '@droplet-mesh/udc-kit';
+import {
+  AddressPolicy,
+  AddressRefused,
+  assertScope,
+  Conflict,
+  DependencyUnavailable,
+  InvalidRequest,
+  NotFound,
+  paginate,
+  paginationQuery,
+  Unprocessable,
+  type Api,
+  type Principal,
+} from '@droplet-mesh/udc-kit';
 import { nameSchema, serverInput, type Server } from '../domain/model.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
+import { dockerOptions } from '../engine/engine-pool.js';
 import { now, type RouteDeps } from './route-deps.js';
+
+/** Docker engines are never at link-local/metadata addresses nor on the mesh's own loopback ports. */
+const policy = new AddressPolicy();
+const PING_TIMEOUT_MS = 5000;
+
+async function checkAddress(host: string, port: number, where: string): Promise<void> {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const v = await policy.check(bare, port);
+  if (!v.ok) throw new AddressRefused(bare, port, v.reason ?? 'refused', where);
+}
+
+/**
+ * Who may add which engine: tcp:// (a remote engine API) needs TLS and the admin scope,
+ * unix:// (a socket on this host) the admin scope; every remote host, and the address the
+ * proxy reaches containers at, must pass the address policy.
+ */
+async function checkServer(principal: Principal | undefined, dockerHost: string, address: string, hasTls: boolean): Promise<void> {
+  if (dockerHost.startsWith('tcp:') || dockerHost.startsWith('unix:')) assertScope(principal, 'admin');
+  if (dockerHost.startsWith('tcp:') && !hasTls)
+    throw new InvalidRequest('a tcp:// Docker host needs TLS material (tls: {ca, cert, key})', {
+      fields: [{ path: 'tls', message: 'required for tcp://' }],
+    });
+  if (dockerHost.startsWith('tcp:') || dockerHost.startsWith('ssh:')) {
+    const u = new URL(dockerHost);
+    await checkAddress(u.hostname, Number(u.port) || (u.protocol === 'ssh:' ? 22 : 2376), 'docker_host');
+  }
+  await checkAddress(address, 0, 'address');
+}
+
+/** What went wrong reaching an engine, in our words only: never the remote's answer. */
+function engineFailure(err: unknown): string {
+  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
+  if (typeof e.statusCode === 'number') return `it answered HTTP ${e.statusCode}, not as a Docker Engine`;
+  if (typeof e.code === 'string' && /^[A-Z0-9_]{2,64}$/.test(e.code)) return `the connection failed (${e.code})`;
+  if (typeof e.message === 'string' && /timeout|timed out/i.test(e.message)) return `no answer within ${PING_TIMEOUT_MS} ms`;
+  return 'the connection failed';
+}
+
+/** A tcp:// engine is tried once (GET /_ping over TLS) before it is saved. */
+async function pingEngine(server: Server, masterKey: Buffer): Promise<void> {
+  const docker = new Docker({ ...dockerOptions(server, masterKey), timeout: PING_TIMEOUT_MS });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      docker.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS + 1000);
+      }),
+    ]);
+  } catch (err) {
+    throw new Unprocessable(
+      `the Docker Engine at ${server.docker_host} could not be used: ${engineFailure(err)}`,
+      { docker_host: server.docker_host },
+      'DEPENDENCY_UNAVAILABLE',
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 const params = z.object({ id: nameSchema });
 const publicView = ({ tls_sealed, ...s }: Server) => ({ ...s, tls: !!tls_sealed });
@@ -30,12 +104,13 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     '/servers',
     {
       scope: 'write',
-      summary: 'Add a Docker engine: local, unix://, tcp:// (TLS), ssh://, or a multi-cloud-manager instance',
+      summary:
+        'Add a Docker engine: local, ssh://, a multi-cloud-manager instance, or (admin) unix:// or tcp:// with TLS, tried before it is saved',
       body: serverInput,
       status: 201,
       tags: ['servers'],
     },
-    async ({ body }) => {
+    async ({ body, principal }) => {
       let address = body.address;
       let dockerHost = body.docker_host;
       if (body.instance_id) {
@@ -44,6 +119,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         dockerHost ??= `ssh://${body.ssh_user ?? 'root'}@${ip}`;
       }
       if (!address) address = dockerHost === 'local' || dockerHost!.startsWith('unix:') ? '127.0.0.1' : new URL(dockerHost!).hostname;
+      await checkServer(principal, dockerHost!, address, !!body.tls);
       const server: Server = {
         id: body.id,
         docker_host: dockerHost!,
@@ -54,6 +130,8 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
           : {}),
         created_at: now(),
       };
+      if (await deps.stores().servers.get(body.id)) throw new Conflict(`server '${body.id}' exists`);
+      if (server.docker_host.startsWith('tcp:')) await pingEngine(server, deps.ctx.config.DEPLOYER_MASTER_KEY);
       if (!(await deps.stores().servers.create([body.id], server))) throw new Conflict(`server '${body.id}' exists`);
       return publicView(server);
     },
