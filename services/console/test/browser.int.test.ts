@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import AxeBuilder from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
   ADMIN_KEY,
   closeAll,
@@ -12,6 +12,7 @@ import {
   startConsole,
   startFlakyApp,
   startHealthMonitor,
+  startMultiCloud,
   startNatsServer,
   startProxyManager,
   startRegistry,
@@ -48,6 +49,7 @@ beforeAll(async () => {
   closers.push(await startProxyManager(nats.url, registry.url));
   app = await startFlakyApp();
   closers.push(app);
+  closers.push(await startMultiCloud(nats.url, registry.url, 2));
   closers.push(await startHealthMonitor(nats.url, registry.url, [{ id: 'shop-web', url: app.url }]));
   consoleApp = await startConsole(nats.url, registry.url);
   closers.push(consoleApp);
@@ -92,10 +94,14 @@ describe('the console in a real browser', () => {
     await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
     await page.getByRole('textbox', { name: 'Admin key' }).press('Enter');
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
-    for (const id of ['registry', 'proxy-manager', 'health-monitor']) {
+    for (const id of ['registry', 'proxy-manager', 'health-monitor', 'multi-cloud-manager']) {
       const row = page.locator(`tr[data-droplet="${id}"]`);
       await row.waitFor();
       await expect(row.locator('.badge').first().textContent()).resolves.toBe('active');
+    }
+    // Instances per provider with their monthly cost (2 seeded on each emulated provider).
+    for (const provider of ['digitalocean', 'hetzner', 'vultr']) {
+      await page.locator('section[aria-labelledby="fleet-h"] tr', { hasText: provider }).filter({ hasText: '2' }).waitFor();
     }
     // Droplets that are not running show as such, and their sections say why, never a spinner.
     await expect(page.locator('tr[data-droplet="deployer"] .badge').textContent()).resolves.toBe('not registered');
@@ -114,7 +120,7 @@ describe('the console in a real browser', () => {
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     oldCookie = `${session.name}=${session.value}`;
     await page.locator('.live.on').waitFor();
-    for (const id of ['registry', 'proxy-manager', 'health-monitor']) {
+    for (const id of ['registry', 'proxy-manager', 'health-monitor', 'multi-cloud-manager']) {
       await page.locator(`tr[data-droplet="${id}"] td:nth-child(3) .badge`, { hasText: 'active' }).waitFor();
     }
     if (process.env.CONSOLE_SCREENSHOTS === '1') {
@@ -162,6 +168,37 @@ describe('the console in a real browser', () => {
     await row.getByRole('button', { name: 'Timeline' }).press('Enter');
     await page.locator('.timeline li').first().waitFor();
   }, 90_000);
+
+  it('lists instances of every provider, sends a power action and deletes one only after its name is typed', async () => {
+    await page.getByRole('link', { name: 'Instances' }).click();
+    await page.getByRole('heading', { name: 'Instances', level: 1 }).waitFor();
+    const rows = page.locator('tr[data-instance]');
+    await rows.nth(5).waitFor();
+    expect(await rows.count()).toBe(6);
+    const id = (await rows.first().getAttribute('data-instance'))!;
+    const name = (await rows.first().getAttribute('data-name'))!;
+    const provider = (await rows.first().getAttribute('data-provider'))!;
+    await page.getByRole('button', { name: `Reboot ${name} (${provider})`, exact: true }).click();
+    await page.getByText(`reboot sent to ${name}.`).waitFor();
+    await page.getByRole('button', { name: `Delete ${name} (${provider})`, exact: true }).click();
+    const confirm = page.getByRole('button', { name: 'Delete instance' });
+    await expect(confirm.isDisabled()).resolves.toBe(true);
+    await page.getByLabel(`Type ${name} to confirm`).fill(`${name}x`);
+    await expect(confirm.isDisabled()).resolves.toBe(true);
+    await page.getByLabel(`Type ${name} to confirm`).fill(name);
+    await expectNoSeriousA11yViolations('instances with the delete confirmation');
+    await confirm.click();
+    await page.getByText(`${name} is being deleted.`).waitFor();
+    // Gone from the list, or shown as deleting while the provider finishes.
+    await waitFor(
+      'the deleted instance to leave the list',
+      async () =>
+        (await page.locator(`tr[data-instance="${id}"]`).count()) === 0 ||
+        (await page.locator(`tr[data-instance="${id}"] .badge`).textContent()) === 'deleting',
+      15_000,
+      100,
+    );
+  }, 60_000);
 
   it('signs out, and the API refuses the old cookie', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();

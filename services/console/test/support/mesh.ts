@@ -6,7 +6,9 @@ import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { createServer } from 'node:http';
 import { createExampleDroplet } from '@droplet-mesh/example/dist/example-droplet.js';
+import { startAllEmulators } from '@droplet-mesh/cloud-emulators';
 import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
+import { createMultiCloudDroplet } from '@droplet-mesh/multi-cloud-manager/dist/app.js';
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
 import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
 import { baseConfigShape, Bus, createDroplet } from '@droplet-mesh/udc-kit';
@@ -187,6 +189,38 @@ export async function startHealthMonitor(natsUrl: string, registryUrl: string, t
   await hm.start();
   await waitRegistered(registryUrl, 'health-monitor');
   return { hm, close: () => hm.stop() };
+}
+
+/** A real multi-cloud-manager over the DigitalOcean, Hetzner and Vultr emulators (no local Docker provider). */
+export async function startMultiCloud(natsUrl: string, registryUrl: string, seedInstances = 2) {
+  const token = 'console-test-cloud-token-0123456789';
+  const emus = await startAllEmulators({ token, seedInstances, actionDurationMs: 100 });
+  const mcm = createMultiCloudDroplet({
+    env: {
+      ...meshEnv(natsUrl, registryUrl),
+      DO_TOKEN: token,
+      HETZNER_TOKEN: token,
+      VULTR_TOKEN: token,
+      DO_API_URL: emus.digitalocean.apiUrl,
+      HETZNER_API_URL: emus.hetzner.apiUrl,
+      VULTR_API_URL: emus.vultr.apiUrl,
+      LOCAL_PROVIDER_ENABLED: 'false',
+      ACTION_POLL_INTERVAL_MS: '50',
+      ACTION_WAIT_TIMEOUT_S: '10',
+      PROVIDER_LIST_TIMEOUT_MS: '5000',
+      PROVIDER_TIMEOUT_MS: '3000',
+    },
+    logDestination: quiet(),
+  });
+  await mcm.start();
+  await waitRegistered(registryUrl, 'multi-cloud-manager');
+  return {
+    mcm,
+    async close() {
+      await mcm.stop().catch(() => undefined);
+      await emus.close();
+    },
+  };
 }
 
 export async function startConsole(natsUrl: string, registryUrl: string, extra: { env?: Record<string, string>; now?: () => number } = {}) {
