@@ -1,5 +1,5 @@
 import type { Bus, Logger } from '@droplet-mesh/udc-kit';
-import type { Deployment, DeploymentStatus, ProgressEvent, StepRecord } from '../domain/model.js';
+import { FINAL_STATUSES, type Deployment, type DeploymentStatus, type ProgressEvent, type StepRecord } from '../domain/model.js';
 import { redactValues } from '../domain/redact.js';
 import type { Stores } from '../store/stores.js';
 
@@ -15,6 +15,9 @@ export class DeploymentTracker {
   private flushTimer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private secretValues: string[] = [];
+  /** Whether this tracker has written the deployment's open-index entry (or removed it once final). */
+  private indexed = false;
+  private unindexed = false;
 
   constructor(
     readonly d: Deployment,
@@ -85,15 +88,35 @@ export class DeploymentTracker {
     this.flushTimer.unref();
   }
 
-  /** Writes are chained so an older snapshot never lands after a newer one. */
+  /**
+   * Writes are chained so an older snapshot never lands after a newer one. An unfinished
+   * deployment is in the open index before its record says so; a final one leaves the
+   * index after its record says so (a crash in between leaves an entry recovery discards).
+   */
   save(): Promise<void> {
     if (this.flushTimer) {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
     }
     const snapshot = JSON.parse(JSON.stringify(this.d)) as Deployment;
+    const final = FINAL_STATUSES.has(snapshot.status);
     this.writing = this.writing
-      .then(() => this.stores.deployments.put([this.d.id], snapshot))
+      .then(async () => {
+        if (!final && !this.indexed) {
+          await this.stores.openDeployments.put([snapshot.id], {
+            id: snapshot.id,
+            target_id: snapshot.target_id,
+            owner: snapshot.owner,
+            created_at: snapshot.created_at,
+          });
+          this.indexed = true;
+        }
+        await this.stores.deployments.put([snapshot.id], snapshot);
+        if (final && !this.unindexed) {
+          await this.stores.openDeployments.purge(snapshot.id);
+          this.unindexed = true;
+        }
+      })
       .catch((err) => this.logger.error({ err, deployment_id: this.d.id }, 'could not record deployment'));
     return this.writing;
   }

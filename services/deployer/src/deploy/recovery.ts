@@ -6,6 +6,10 @@ import { routeUpsert, upstreamsOf } from './route-switch.js';
 import type { ServiceLanes } from './service-lanes.js';
 
 export const ownerSubject = (owner: string) => `deployer.owner.${owner}`;
+/** The open-deployment index was built from the history (once per bucket). */
+const OPEN_INDEX_MIGRATION = 'open-deployment-index';
+/** An index entry whose record never appeared (its deployer died between the two writes) is dropped after this. */
+const ORPHAN_ENTRY_MS = 60_000;
 
 type Alive = (owner: string) => Promise<boolean>;
 
@@ -16,10 +20,48 @@ type Alive = (owner: string) => Promise<boolean>;
  * service lease makes sure only one does, and never while a live deploy runs.
  */
 export class Recovery {
+  private indexReady = false;
+
   constructor(
     private deps: DeployerDeps,
     private lanes: ServiceLanes,
   ) {}
+
+  /**
+   * Deployments recorded before the open index existed: the history is read once, its
+   * unfinished ones indexed, and a marker says it was done (any replica may do it; idempotent).
+   */
+  private async ensureOpenIndex(): Promise<void> {
+    if (this.indexReady) return;
+    const { stores } = this.deps;
+    if (!(await stores.migrations.get(OPEN_INDEX_MIGRATION))) {
+      for (const d of await stores.deployments.list()) {
+        if (FINAL_STATUSES.has(d.status)) continue;
+        await stores.openDeployments.put([d.id], { id: d.id, target_id: d.target_id, owner: d.owner, created_at: d.created_at });
+      }
+      await stores.migrations.put([OPEN_INDEX_MIGRATION], { done_at: new Date().toISOString(), by: this.deps.ownerId });
+      this.deps.logger.info('deployment history indexed: recovery now reads only unfinished deployments');
+    }
+    this.indexReady = true;
+  }
+
+  /** Other replicas' unfinished deployments, from the open index (never the whole history). */
+  private async openDeployments(): Promise<Deployment[]> {
+    await this.ensureOpenIndex();
+    const { stores } = this.deps;
+    const out: Deployment[] = [];
+    for (const entry of await stores.openDeployments.list()) {
+      if (entry.owner === this.deps.ownerId) continue;
+      const d = await stores.deployments.get(entry.id);
+      if (d && !FINAL_STATUSES.has(d.status)) {
+        out.push(d);
+        continue;
+      }
+      // Over, or never recorded: the entry outlived its deployment.
+      if (d || Date.now() - Date.parse(entry.created_at) > ORPHAN_ENTRY_MS) await stores.openDeployments.purge(entry.id);
+    }
+    return out;
+  }
 
   /** Liveness of deployer replicas, asked once per owner per pass. */
   aliveCheck(): Alive {
@@ -41,7 +83,7 @@ export class Recovery {
   /** Every lane and every open deployment: recover what a dead replica left. */
   async sweep(): Promise<string[]> {
     const alive = this.aliveCheck();
-    const open = (await this.deps.stores.deployments.list()).filter((d) => !FINAL_STATUSES.has(d.status) && d.owner !== this.deps.ownerId);
+    const open = (await this.openDeployments()).filter((d) => d.owner !== this.deps.ownerId);
     const targets = new Set([...open.map((d) => d.target_id), ...(await this.lanes.targets())]);
     const recovered: string[] = [];
     for (const t of targets)

@@ -53,6 +53,11 @@ export class KvCollection<T> {
     await this.kv.delete(this.key(parts));
   }
 
+  /** Delete with the key's history (what a short-lived index entry needs). */
+  async purge(...parts: string[]): Promise<void> {
+    await this.kv.purge(this.key(parts));
+  }
+
   /** Every record whose key starts with the given parts. */
   async list(...parts: string[]): Promise<T[]> {
     const keys: string[] = [];

@@ -12,6 +12,20 @@ export interface SecretRecord {
   updated_at: string;
 }
 
+/** The index of deployments not yet final: what recovery reads instead of the whole history. */
+export interface OpenDeploymentEntry {
+  id: string;
+  target_id: string;
+  owner: string;
+  created_at: string;
+}
+
+/** Markers of one-time bucket migrations. */
+export interface MigrationMarker {
+  done_at: string;
+  by: string;
+}
+
 /** Every record the deployer keeps, in one JetStream KV bucket, one key prefix per kind. */
 export function createStores(kv: KV) {
   return {
@@ -23,6 +37,9 @@ export function createStores(kv: KV) {
     secrets: new KvCollection<SecretRecord>(kv, 'secret'),
     deployConfigs: new KvCollection<DeployConfig>(kv, 'deployconfig'),
     deployments: new KvCollection<Deployment>(kv, 'deployment'),
+    /** `open-deployment.<id>` while a deployment is queued or running (written before it, purged after it ends). */
+    openDeployments: new KvCollection<OpenDeploymentEntry>(kv, 'open-deployment'),
+    migrations: new KvCollection<MigrationMarker>(kv, 'migration'),
     releases: new KvCollection<Release>(kv, 'release'),
     /** Per-service deploy queues and leases, shared by every replica. */
     lanes: new LaneStore(kv),
