@@ -40,10 +40,32 @@ async function natsAuthorization() {
   const credentialsFile = join(dir, 'credentials.json');
   const passwords = existsSync(credentialsFile) ? JSON.parse(readFileSync(credentialsFile, 'utf8')) : {};
   const users = meshNatsUsers((name) => (passwords[name] ??= randomBytes(24).toString('hex')));
+  passwords['cluster-route'] ??= randomBytes(24).toString('hex');
   writeFileSync(credentialsFile, `${JSON.stringify(passwords, null, 2)}\n`, { mode: 0o600 });
   const configFile = join(dir, 'auth.conf');
   writeFileSync(configFile, renderNatsAuthorization(users), { mode: 0o600 });
   return { configFile, credentialsFile, passwords };
+}
+
+/**
+ * NATS_CLUSTER=3: a JetStream cluster of three nats-servers on this machine (client ports
+ * NATS_PORT, +1, +2; route ports NATS_CLUSTER_PORT, +1, +2), each with the same authorization.
+ */
+const NATS_CLUSTER = Number(process.env.NATS_CLUSTER ?? 1);
+async function natsCluster(auth) {
+  const { renderClusterNodeConfig, renderNatsAuthorization, meshNatsUsers } = await import('@droplet-mesh/udc-kit');
+  const clusterPort = Number(process.env.NATS_CLUSTER_PORT ?? 6222);
+  const nodes = Array.from({ length: NATS_CLUSTER }, (_, i) => ({
+    name: `nats-n${i + 1}`,
+    port: NATS_PORT + i,
+    clusterPort: clusterPort + i,
+  }));
+  const authorization = renderNatsAuthorization(meshNatsUsers((name) => auth.passwords[name]));
+  return nodes.map((node) => {
+    const file = join(DATA_DIR, 'nats', `${node.name}.conf`);
+    writeFileSync(file, renderClusterNodeConfig(node, nodes, auth.passwords['cluster-route'], authorization), { mode: 0o600 });
+    return { ...node, args: ['-c', file] };
+  });
 }
 
 /** Droplets in start order; a droplet whose build output is missing is skipped. */
@@ -53,6 +75,8 @@ const DROPLETS = [
   { name: 'proxy-manager', port: 8100 },
   { name: 'deployer', port: 8200 },
   { name: 'health-monitor', port: 8300 },
+  { name: 'console', port: 8400 },
+  { name: 'orchestrator', port: 8500 },
 ];
 
 let stopping = false;
@@ -131,19 +155,23 @@ try {
   if (dockerProblem) log(`${dockerProblem} (the mesh starts; deploys fail until the engine answers)`);
   let natsUrl = process.env.NATS_URL;
   let nats; // our own server's credentials; with NATS_URL set, NATS_USER/NATS_PASSWORD are passed through
+  let natsReplicas = process.env.NATS_REPLICAS;
   if (!natsUrl) {
-    if (await portOpen(NATS_PORT))
-      throw new Error(`port ${NATS_PORT} (NATS) is taken${portHolder(NATS_PORT)}: stop it, or set NATS_URL to use that server`);
     nats = await natsAuthorization();
-    supervisor.add('nats', {
-      cmd: 'nats-server',
-      args: ['-c', nats.configFile, '-js', '-a', '127.0.0.1', '-p', String(NATS_PORT), '-sd', join(DATA_DIR, 'nats')],
-    });
-    await waitUntil('nats-server', () => portOpen(NATS_PORT), 15_000);
-    natsUrl = `nats://127.0.0.1:${NATS_PORT}`;
+    const servers = NATS_CLUSTER > 1 ? await natsCluster(nats) : [{ name: 'nats', port: NATS_PORT, args: ['-c', nats.configFile] }];
+    for (const n of servers) {
+      if (await portOpen(n.port))
+        throw new Error(`port ${n.port} (NATS) is taken${portHolder(n.port)}: stop it, set NATS_PORT, or set NATS_URL to use that server`);
+      const storeDir = join(DATA_DIR, n.name);
+      supervisor.add(n.name, { cmd: 'nats-server', args: [...n.args, '-js', '-a', '127.0.0.1', '-p', String(n.port), '-sd', storeDir] });
+    }
+    for (const n of servers) await waitUntil(n.name, () => portOpen(n.port), 15_000);
+    natsUrl = servers.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
+    natsReplicas ??= String(Math.min(3, servers.length));
   }
   const common = {
     NATS_URL: natsUrl,
+    ...(natsReplicas ? { NATS_REPLICAS: natsReplicas } : {}),
     DATA_DIR,
     REGISTRY_URL: process.env.REGISTRY_URL ?? 'http://127.0.0.1:8000',
     REGISTRY_ADMIN_KEY: ADMIN_KEY,
@@ -187,7 +215,7 @@ try {
   const tok = await tokenRes.json();
   if (!tokenRes.ok) throw new Error(`the registry refused the operator token: ${tok.error?.message ?? tokenRes.status}`);
   process.stdout.write('\n');
-  log(`NATS                 ${natsUrl} (JetStream data in ${join(DATA_DIR, 'nats')})`);
+  log(`NATS                 ${natsUrl} (JetStream data under ${DATA_DIR}${natsReplicas ? `, ${natsReplicas} replicas per bucket` : ''})`);
   if (nats) log(`NATS authorization   one user per droplet; passwords in ${nats.credentialsFile} (mode 0600)`);
   log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);
   if (adminKey.file) log(`REGISTRY_ADMIN_KEY   in ${adminKey.file} (mode 0600${adminKey.generated ? ', generated now' : ''})`);

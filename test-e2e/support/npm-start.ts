@@ -1,11 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@droplet-mesh/udc-kit/testing';
 import { REPO } from './processes.js';
 
-export const MESH_DROPLETS = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor'] as const;
+/** Every droplet npm start runs (those built: the console and orchestrator may be absent). */
+export const MESH_DROPLETS = [
+  'registry',
+  'multi-cloud-manager',
+  'proxy-manager',
+  'deployer',
+  'health-monitor',
+  'console',
+  'orchestrator',
+].filter((name) => existsSync(join(REPO, 'services', name, 'dist', 'main.js')));
 const portVariable = (name: string) => `${name.toUpperCase().replace(/-/g, '_')}_PORT`;
 
 /** `npm start` (scripts/start-mesh.mjs) as a user runs it, on free ports and its own DATA_DIR. */

@@ -12,6 +12,8 @@ export interface BusOptions {
   logger?: Logger;
   /** How long start-up waits for the first connection before failing. */
   connectTimeoutMs?: number;
+  /** Replicas of the KV buckets this bus creates (NATS_REPLICAS); default 1. */
+  replicas?: number;
 }
 
 /**
@@ -24,6 +26,7 @@ export class Bus {
   private constructor(
     readonly nc: NatsConnection,
     private logger?: Logger,
+    private replicas = 1,
   ) {
     this.connected = true;
     void this.watchStatus();
@@ -35,7 +38,8 @@ export class Bus {
     while (Date.now() < deadline) {
       try {
         const nc = await connect({
-          servers: opts.url,
+          // A cluster's servers, comma-separated: the client fails over between them.
+          servers: opts.url.split(',').map((u) => u.trim()),
           name: opts.name,
           user: opts.user,
           pass: opts.pass,
@@ -45,13 +49,29 @@ export class Bus {
           reconnectTimeWait: 250,
           timeout: 2000,
         });
-        return new Bus(nc, opts.logger);
+        return new Bus(nc, opts.logger, opts.replicas);
       } catch (err) {
         lastErr = err;
         await new Promise((r) => setTimeout(r, 250));
       }
     }
     throw new Error(`cannot connect to NATS at ${opts.url}: ${(lastErr as Error)?.message ?? 'timeout'}`);
+  }
+
+  /** Connect as the droplet `name` with the NATS settings every droplet reads (NATS_URL, NATS_USER, NATS_PASSWORD, NATS_REPLICAS). */
+  static fromConfig(
+    config: { NATS_URL: string; NATS_USER?: string; NATS_PASSWORD?: string; NATS_REPLICAS?: number },
+    name: string,
+    logger?: Logger,
+  ): Promise<Bus> {
+    return Bus.connect({
+      url: config.NATS_URL,
+      name,
+      user: config.NATS_USER,
+      pass: config.NATS_PASSWORD,
+      replicas: config.NATS_REPLICAS,
+      logger,
+    });
   }
 
   private async watchStatus(): Promise<void> {
@@ -78,15 +98,34 @@ export class Bus {
     return jetstreamManager(this.nc);
   }
 
-  /** A KV bucket, created on first use (history keeps a few revisions for debugging). */
+  /**
+   * A KV bucket, created on first use (history keeps a few revisions for debugging) with
+   * the bus's replicas; an existing bucket with fewer replicas is grown to them.
+   */
   kv(bucket: string, opts: { history?: number; ttlMs?: number } = {}): Promise<KV> {
     let p = this.kvs.get(bucket);
     if (!p) {
-      p = new Kvm(this.nc).create(bucket, { history: opts.history ?? 5, ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}) });
+      p = this.growReplicas(bucket).then(() =>
+        new Kvm(this.nc).create(bucket, {
+          history: opts.history ?? 5,
+          replicas: this.replicas,
+          ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}),
+        }),
+      );
       p.catch(() => this.kvs.delete(bucket));
       this.kvs.set(bucket, p);
     }
     return p;
+  }
+
+  /** JetStream scales a stream's replicas up in place; a bucket made before NATS_REPLICAS grew is updated, not refused. */
+  private async growReplicas(bucket: string): Promise<void> {
+    if (this.replicas <= 1) return;
+    const jsm = await jetstreamManager(this.nc);
+    const info = await jsm.streams.info(`KV_${bucket}`).catch(() => undefined);
+    if (!info || info.config.num_replicas >= this.replicas) return;
+    await jsm.streams.update(`KV_${bucket}`, { ...info.config, num_replicas: this.replicas });
+    this.logger?.info({ bucket, from: info.config.num_replicas, to: this.replicas }, 'KV bucket replicas grown');
   }
 
   publishJson(subject: string, data: unknown, hdrs?: Record<string, string>): void {

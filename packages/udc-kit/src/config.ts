@@ -17,10 +17,13 @@ export function optionalSetting<S extends z.ZodType>(schema: S) {
 export const baseConfigShape = {
   PORT: z.coerce.number().int().min(0).max(65535),
   HOST: z.string().default('127.0.0.1'),
+  /** One server, or a comma-separated list of a cluster's servers to fail over between. */
   NATS_URL: z
     .string()
-    .regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats:// URL')
+    .regex(/^(nats|tls|ws|wss):\/\/[^\s,]+(,(nats|tls|ws|wss):\/\/[^\s,]+)*$/, 'must be a nats:// URL, or several separated by commas')
     .default('nats://127.0.0.1:4222'),
+  /** Replicas of every KV bucket the droplet creates: 1 on one machine, 3 on a three-node cluster. */
+  NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   NATS_USER: optionalSetting(z.string()),
   NATS_PASSWORD: optionalSetting(z.string()),
   REGISTRY_URL: z.url().default('http://127.0.0.1:8000'),

@@ -485,8 +485,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     api,
     health,
     async start(startOpts = {}) {
-      if (!bus)
-        bus = await Bus.connect({ url: config.NATS_URL, name: opts.name, user: config.NATS_USER, pass: config.NATS_PASSWORD, logger });
+      if (!bus) bus = await Bus.fromConfig(config, opts.name, logger);
       // Known revocations load before the first request is served.
       await revocations?.start(bus, logger);
       await opts.onStart?.(ctx);

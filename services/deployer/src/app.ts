@@ -36,8 +36,7 @@ export interface DeployerDropletDeps {
 export async function createDeployerDroplet(deps: DeployerDropletDeps) {
   const config = parseConfig(deployerConfigSchema, deps.env);
   const ownsBus = !deps.bus;
-  const bus =
-    deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'deployer', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const bus = deps.bus ?? (await Bus.fromConfig(config, 'deployer'));
   const stores: Stores = createStores(await bus.kv(config.KV_BUCKET, { history: 3 }));
   mkdirSync(join(config.DATA_DIR, 'uploads'), { recursive: true });
   let deployer: Deployer | undefined;

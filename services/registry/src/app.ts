@@ -23,8 +23,7 @@ export interface RegistryDeps {
 /** The registry droplet: records and keys in JetStream KV, liveness from NATS heartbeats. */
 export async function createRegistryDroplet(deps: RegistryDeps) {
   const config = parseConfig(registryConfigSchema, deps.env);
-  const bus =
-    deps.bus ?? (await Bus.connect({ url: config.NATS_URL, name: 'registry', user: config.NATS_USER, pass: config.NATS_PASSWORD }));
+  const bus = deps.bus ?? (await Bus.fromConfig(config, 'registry'));
   const [recordsKv, keysKv, revocationsKv] = await Promise.all([
     bus.kv('registry'),
     bus.kv('registry-keys'),

@@ -1,5 +1,5 @@
 export { freePort, waitFor } from './ports.js';
-export { startNatsServer, type NatsServerHandle } from './nats-server.js';
+export { startNatsCluster, startNatsServer, type NatsServerHandle } from './nats-server.js';
 export { startTestAuthority, type TestAuthority } from './authority.js';
 export { udcConformanceSuite, conformanceTargetFromUrl, expectEnvelope, UDC_ENDPOINTS, type ConformanceTarget } from './conformance.js';
 export { startPebble, type Pebble } from './pebble.js';

@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ClusterNode, renderClusterNodeConfig } from '../nats-cluster.js';
 import { freePort, waitFor } from './ports.js';
 
 export interface NatsServerHandle {
@@ -93,4 +95,28 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string; 
     },
   };
   return handle;
+}
+
+/** A JetStream cluster of `size` real nats-servers on loopback, routed to each other. */
+export async function startNatsCluster(opts: { size?: number; authorization?: string } = {}): Promise<{
+  url: string;
+  nodes: NatsServerHandle[];
+  names: string[];
+  stop(): Promise<void>;
+}> {
+  const size = opts.size ?? 3;
+  const nodes: ClusterNode[] = [];
+  for (let i = 1; i <= size; i++) nodes.push({ name: `n${i}`, port: await freePort(), clusterPort: await freePort() });
+  const routePassword = randomBytes(12).toString('hex');
+  const handles = await Promise.all(
+    nodes.map((n) => startNatsServer({ port: n.port, config: renderClusterNodeConfig(n, nodes, routePassword, opts.authorization) })),
+  );
+  return {
+    url: handles.map((h) => h.url).join(','),
+    nodes: handles,
+    names: nodes.map((n) => n.name),
+    async stop() {
+      await Promise.all(handles.map((h) => h.stop({ removeStore: true })));
+    },
+  };
 }
