@@ -7,6 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
   ADMIN_KEY,
+  CHROMIUM,
+  CHROMIUM_ARGS,
   closeAll,
   registerRecord,
   startConsole,
@@ -19,18 +21,6 @@ import {
   type Closer,
 } from './support/mesh.js';
 
-// Debian's chromium package (no browser download is possible here), driven by playwright-core.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = fileURLToPath(new URL('../../../docs/console-overview.png', import.meta.url));
 
 let nats: NatsServerHandle;

@@ -15,6 +15,19 @@ import { baseConfigShape, Bus, createDroplet } from '@droplet-mesh/udc-kit';
 import { freePort, startNatsServer, waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import { createConsoleDroplet } from '../../src/app.js';
 
+// Debian's chromium package (no browser download is possible here), driven by playwright-core.
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 export const ADMIN_KEY = 'console-test-admin-key-0123456789';
 export const quiet = () => new Writable({ write: (_c, _e, cb) => cb() });
 export const WEB_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));

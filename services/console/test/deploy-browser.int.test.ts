@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createDeployerDroplet } from '@droplet-mesh/deployer/dist/app.js';
+import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import type { NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import {
+  ADMIN_KEY,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  closeAll,
+  meshEnv,
+  operatorToken,
+  quiet,
+  startConsole,
+  startNatsServer,
+  startRegistry,
+  waitRegistered,
+  type Closer,
+} from './support/mesh.js';
+
+// The deploy page against a real deployer on the real Docker Engine: deploy an image and
+// watch its steps arrive live over SSE (deployer → console → browser), then roll back.
+const project = `con${randomBytes(3).toString('hex')}`;
+const tmp = mkdtempSync(join(tmpdir(), 'console-deploy-'));
+let nats: NatsServerHandle;
+let registry: Awaited<ReturnType<typeof startRegistry>>;
+let consoleApp: Awaited<ReturnType<typeof startConsole>>;
+let docker: Awaited<ReturnType<typeof ensureDockerEngine>>;
+let browser: Browser;
+let page: Page;
+const closers: Closer[] = [];
+const pageErrors: string[] = [];
+const images = { v1: 'mesh-test/console-app:v1', v2: 'mesh-test/console-app:v2' };
+
+async function buildApp(busybox: string, tag: string, text: string) {
+  const dir = join(tmp, tag.replace(/[^a-z0-9]/g, '-'));
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  writeFileSync(join(dir, 'www', 'index.html'), text);
+  writeFileSync(join(dir, 'www', 'health'), 'ok');
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    `FROM ${busybox}\nCOPY www /www\nRUN ["/bin/busybox", "chmod", "1777", "/tmp"]\nCMD ["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]\n`,
+  );
+  await buildImageFromDir(docker, dir, tag);
+}
+
+beforeAll(async () => {
+  docker = await ensureDockerEngine();
+  const busybox = await ensureBusyboxImage(docker);
+  await buildApp(busybox, images.v1, 'version-1');
+  await buildApp(busybox, images.v2, 'version-2');
+  nats = await startNatsServer();
+  registry = await startRegistry(nats.url);
+  closers.push(registry);
+  const lo = 30000 + Math.floor(Math.random() * 150) * 200;
+  const deployer = await createDeployerDroplet({
+    env: {
+      ...meshEnv(nats.url, registry.url),
+      DEPLOYER_MASTER_KEY: randomBytes(32).toString('base64'),
+      DEPLOY_PORT_RANGE: `${lo}-${lo + 199}`,
+      DRAIN_S: '0',
+      DATA_DIR: join(tmp, 'data'),
+      KEEP_IMAGES: '3',
+    },
+    logDestination: quiet(),
+  });
+  const { url: deployerUrl } = await deployer.start();
+  closers.push({
+    close: async () => {
+      await deployer.deployer.idle();
+      await deployer.stop();
+    },
+  });
+  await waitRegistered(registry.url, 'deployer');
+  // The project, its environment and service, made through the deployer's API.
+  const auth = { authorization: `Bearer ${await operatorToken(registry.url)}`, 'content-type': 'application/json' };
+  for (const [path, body] of [
+    ['/projects', { name: project }],
+    [`/projects/${project}/environments`, { name: 'prod' }],
+    [`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' }],
+  ] as const) {
+    const res = await fetch(`${deployerUrl}${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+    expect(res.status).toBe(201);
+  }
+  consoleApp = await startConsole(nats.url, registry.url);
+  closers.push(consoleApp);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  closers.push({ close: () => browser.close() });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.setDefaultTimeout(20_000);
+}, 240_000);
+
+afterAll(async () => {
+  expect(pageErrors).toEqual([]);
+  await closeAll(closers, nats);
+  if (docker) {
+    for (const c of await docker.listContainers({ all: true, filters: { label: ['mesh.managed=true', `mesh.project=${project}`] } }))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    for (const i of await docker.listImages({ filters: { reference: [`mesh-apps/${project}-*`] } }))
+      for (const t of i.RepoTags ?? [])
+        await docker
+          .getImage(t)
+          .remove()
+          .catch(() => undefined);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+describe('deploys from the browser', () => {
+  it('signs in and refuses a hostile image reference at the field', async () => {
+    await page.goto(consoleApp.url);
+    await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Deploys' }).click();
+    await page.getByRole('heading', { name: 'Deploys', level: 1 }).waitFor();
+    await page.getByRole('textbox', { name: 'Project' }).first().fill(project);
+    await page.getByRole('textbox', { name: 'Service' }).first().fill('web');
+    await page.getByRole('textbox', { name: 'Environment' }).first().fill('prod');
+    await page.getByRole('textbox', { name: 'Image' }).fill('evil; rm -rf /');
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await expect(page.locator('#d-image-err').filter({ hasText: /\S/ }).waitFor()).resolves.toBeUndefined();
+    await expect(page.getByRole('textbox', { name: 'Image' }).getAttribute('aria-invalid')).resolves.toBe('true');
+  }, 60_000);
+
+  it('deploys an image and shows its steps live until it succeeds', async () => {
+    await page.getByRole('textbox', { name: 'Image' }).fill(images.v1);
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    const box = page.locator('.progress-box');
+    await box.waitFor();
+    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    await expect(box.locator('progress').getAttribute('value')).resolves.toBe('100');
+    const steps = await box.locator('.steps li').allTextContents();
+    expect(steps.join(' ')).toMatch(/image/);
+    expect(steps.join(' ')).toMatch(/health/);
+    await page.getByRole('textbox', { name: 'Image' }).fill(images.v2);
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    await page.locator('section[aria-labelledby="history-h"] tbody tr').nth(1).waitFor();
+  }, 200_000);
+
+  it('rolls back after a confirmation, with live progress', async () => {
+    const history = page.locator('section[aria-labelledby="history-h"] tbody tr');
+    const older = history.filter({ hasText: images.v1 }).first();
+    await older.getByRole('button', { name: 'Roll back to this…' }).click();
+    await older.getByRole('button', { name: 'Roll back', exact: true }).click();
+    const box = page.locator('.progress-box');
+    await box.locator('h3', { hasText: 'rollback of' }).waitFor();
+    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+  }, 120_000);
+});
