@@ -41,6 +41,17 @@ async function takenPorts(deps: DeployerDeps, serverId: string, inFlight: Iterab
   return taken;
 }
 
+/**
+ * Test-only: with DEPLOYER_TEST_PAUSE_AFTER_ROUTE_SWITCH=1 the process stops right after
+ * proxy-manager applied a route, before anything else is recorded, and says so on stdout
+ * (a kill -9 test kills it there). Never set outside tests.
+ */
+async function testPauseAfterRouteSwitch(): Promise<void> {
+  if (process.env.DEPLOYER_TEST_PAUSE_AFTER_ROUTE_SWITCH !== '1') return;
+  process.stdout.write('TEST HOOK: paused after the route switch\n');
+  await new Promise<never>(() => undefined);
+}
+
 const commandOf = (s: Service) =>
   s.command === undefined ? undefined : typeof s.command === 'string' ? ['/bin/sh', '-c', s.command] : s.command;
 
@@ -204,7 +215,12 @@ export async function runDeployment(
     // 3. The route: only after the new version is healthy.
     if (service.domain) {
       await step('switch', 85, 30_000, async () => {
+        // The intent first: a deployer killed from here on leaves a record saying the
+        // route may already point at these containers, so recovery never removes them blindly.
+        d.route_switch_requested_at = new Date().toISOString();
+        await t.save();
         await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(d.containers), service.health_path);
+        await testPauseAfterRouteSwitch();
         d.route_switched = true;
         t.log(
           `route ${service.domain} now points at ${upstreamsOf(d.containers)
@@ -251,7 +267,24 @@ export async function runDeployment(
   } catch (err) {
     const f = err instanceof StepFailure ? err : new StepFailure(d.step ?? 'deploy', (err as Error).message);
     d.last_log_lines = f.lastLogLines ?? d.last_log_lines ?? (await containerLogTail(deps, t, plan));
-    if (!d.route_switched) await removeNew();
+    // A route request that failed may still have been applied: the route goes back to the
+    // previous release before the new containers go; if it cannot, they stay (the next deploy removes them).
+    let keepNew = d.route_switched;
+    if (!d.route_switched && d.route_switch_requested_at && service.domain) {
+      if (!previous) keepNew = false;
+      else
+        keepNew = await routeUpsert(deps, d.target_id, service.domain, upstreamsOf(previous.containers), service.health_path).then(
+          () => {
+            t.log('route returned to the previous release');
+            return false;
+          },
+          (e: Error) => {
+            t.log(`the previous release could not take the route back (${e.message}): the new containers are kept`);
+            return true;
+          },
+        );
+    }
+    if (!keepNew) await removeNew();
     for (const c of d.containers) inFlight.delete(c);
     if (plan.uploadPath) rmSync(plan.uploadPath, { force: true });
     t.setStatus('failed', f.message);
@@ -319,7 +352,7 @@ async function runWorker(
   await t.save();
 }
 
-async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, previous: Release | undefined): Promise<void> {
+export async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, previous: Release | undefined): Promise<void> {
   const d = t.d;
   await deps.stores.releases.put([d.target_id], {
     target_id: d.target_id,
@@ -341,7 +374,7 @@ async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, previous:
 }
 
 /** Register the web service so the health-monitor checks it (skipped without a registry). */
-async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
+export async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
   const registry = deps.registry();
   const c = t.d.containers[0];
   if (!registry || !c?.port) return;

@@ -1,6 +1,7 @@
-import { FINAL_STATUSES, type Deployment, type Server } from '../domain/model.js';
+import { FINAL_STATUSES, type Deployment, type PlacedContainer, type Release, type Server, type Service } from '../domain/model.js';
 import type { HeldLease } from '../store/lane-store.js';
 import type { DeployerDeps } from './deploy-context.js';
+import { commitRelease, registerService } from './deploy-runner.js';
 import { DeploymentTracker } from './progress.js';
 import { routeUpsert, upstreamsOf } from './route-switch.js';
 import type { ServiceLanes } from './service-lanes.js';
@@ -156,8 +157,52 @@ export class Recovery {
     this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
   }
 
+  /** Remove every managed container of the deployment's service that is not in `keep`, on every server. */
+  private async removeAllBut(d: Deployment, servers: Map<string, Server>, keep: Set<string>): Promise<void> {
+    for (const s of servers.values()) {
+      const engine = this.deps.engines.get(s).engine;
+      for (const c of await engine
+        .listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment })
+        .catch(() => [])) {
+        if (!keep.has(c.id)) await engine.remove(c.id);
+      }
+    }
+  }
+
+  /**
+   * The route may point at `d`'s containers (its deployer asked for the switch, then
+   * died): leave one working version serving. The previous release takes the route back
+   * when proxy-manager finds it healthy; else the new version keeps it when healthy;
+   * else nothing is touched. (Every route request is health-checked by proxy-manager.)
+   */
+  private async settleRoute(d: Deployment, svc: Service & { domain: string }, release: Release | undefined, t: DeploymentTracker) {
+    const upsert = (containers: PlacedContainer[]) =>
+      routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(containers), svc.health_path).then(
+        () => true,
+        (err: Error) => {
+          t.log(`route request refused: ${err.message}`);
+          return false;
+        },
+      );
+    if (release && (await upsert(release.containers))) {
+      t.log('route returned to the previous release');
+      return 'previous' as const;
+    }
+    if (d.containers.length > 0 && (await upsert(d.containers))) {
+      t.log(release ? 'the previous release could not take the route back: the new version keeps it' : 'the new version keeps the route');
+      return 'new' as const;
+    }
+    return 'none' as const;
+  }
+
+  private async finish(d: Deployment, t: DeploymentTracker, reason: string): Promise<void> {
+    t.setStatus('interrupted', `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; ${reason}`);
+    await t.save();
+    this.deps.logger.warn({ deployment_id: d.id, step: d.step }, 'interrupted deployment cleaned up');
+    this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
+  }
+
   private async cleanUp(d: Deployment): Promise<void> {
-    const log = this.deps.logger.child({ deployment_id: d.id });
     const tracker = new DeploymentTracker(d, this.deps.stores, this.deps.bus, this.deps.logger);
     const release = await this.deps.stores.releases.get(d.target_id);
     const servers = new Map<string, Server>();
@@ -169,44 +214,50 @@ export class Recovery {
     if (release?.deployment_id === d.id) {
       // It died after the release was written: the new version serves; finish removing the old.
       tracker.log('interrupted after the switch: the new version is serving, old containers removed');
-      for (const s of servers.values()) {
-        const engine = this.deps.engines.get(s).engine;
-        const keep = new Set(d.containers.map((c) => c.container_id));
-        for (const c of await engine
-          .listManagedContainers({ 'mesh.project': d.project, 'mesh.service': d.service, 'mesh.environment': d.environment })
-          .catch(() => [])) {
-          if (!keep.has(c.id)) await engine.remove(c.id);
-        }
+      await this.removeAllBut(d, servers, new Set(d.containers.map((c) => c.container_id)));
+      return this.finish(d, tracker, 'the new version serves; the old containers were removed');
+    }
+    const svc = await this.deps.stores.services.get(d.project, d.service);
+    if ((d.route_switched || d.route_switch_requested_at) && svc?.domain) {
+      const serving = await this.settleRoute(d, { ...svc, domain: svc.domain }, release, tracker);
+      if (serving === 'new') {
+        // Roll forward: the route stays on the new containers, so they become the release.
+        d.route_switched = true;
+        await commitRelease(this.deps, tracker, release);
+        await registerService(this.deps, tracker, svc);
+        await this.removeAllBut(d, servers, new Set(d.containers.map((c) => c.container_id)));
+        return this.finish(
+          d,
+          tracker,
+          release
+            ? 'the route already pointed at the new version and the previous one could not take it back: the new version was kept serving'
+            : 'the route already pointed at the new version (there was no previous one): it was kept serving',
+        );
       }
-    } else {
-      if (d.route_switched && release) {
-        const svc = await this.deps.stores.services.get(d.project, d.service);
-        if (svc?.domain) {
-          await routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(release.containers), svc.health_path);
-          tracker.log('route returned to the previous release');
-        }
+      if (serving === 'none') {
+        // Neither version is healthy enough for proxy-manager: removing either could only make it worse.
+        return this.finish(
+          d,
+          tracker,
+          'neither version passed the health check for the route: the route and the containers were left as they were (the next deploy replaces them)',
+        );
       }
-      // What this deploy started, found by label (its record may lag the engine).
-      for (const s of servers.values()) {
-        const engine = this.deps.engines.get(s).engine;
-        for (const c of await engine.listManagedContainers({ 'mesh.deployment': d.id }).catch(() => [])) {
-          if (release?.containers.some((r) => r.container_id === c.id)) continue;
-          await engine.remove(c.id);
-        }
-      }
-      // A worker deploy stops the old containers first: start them again.
-      for (const c of release?.containers ?? []) {
-        const engine = engineFor(c.server_id);
-        const st = await engine?.inspect(c.container_id);
-        if (engine && st && !st.running) await engine.restart(c.container_id).catch(() => undefined);
+      d.route_switched = false;
+    }
+    // What this deploy started, found by label (its record may lag the engine).
+    for (const s of servers.values()) {
+      const engine = this.deps.engines.get(s).engine;
+      for (const c of await engine.listManagedContainers({ 'mesh.deployment': d.id }).catch(() => [])) {
+        if (release?.containers.some((r) => r.container_id === c.id)) continue;
+        await engine.remove(c.id);
       }
     }
-    tracker.setStatus(
-      'interrupted',
-      `the deployer running it (${d.owner.slice(0, 8)}) stopped during step '${d.step ?? 'queued'}'; what it started was cleaned up`,
-    );
-    await tracker.save();
-    log.warn({ step: d.step }, 'interrupted deployment cleaned up');
-    this.deps.emit('deployment.interrupted', { deployment_id: d.id, target_id: d.target_id, step: d.step }, 'warn');
+    // A worker deploy stops the old containers first: start them again.
+    for (const c of release?.containers ?? []) {
+      const engine = engineFor(c.server_id);
+      const st = await engine?.inspect(c.container_id);
+      if (engine && st && !st.running) await engine.restart(c.container_id).catch(() => undefined);
+    }
+    return this.finish(d, tracker, 'what it started was cleaned up');
   }
 }

@@ -223,7 +223,13 @@ export interface Deployment {
   digest?: string;
   slot?: 'blue' | 'green';
   containers: PlacedContainer[];
+  /** proxy-manager confirmed the route points at this deployment's containers. */
   route_switched: boolean;
+  /**
+   * Set (and saved) before the route request goes out: from then on the route may point at
+   * this deployment's containers, whatever `route_switched` says, until it is settled.
+   */
+  route_switch_requested_at?: string;
   previous_deployment_id?: string;
   rollback_of?: string;
   promoted_from?: string;
