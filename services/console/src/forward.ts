@@ -111,6 +111,10 @@ export async function forward(
     // Droplet-relative locations become console paths; absolute ones (other hosts) are dropped.
     if (location?.startsWith('/') && !location.startsWith('//')) res.setHeader('Location', `/api/${target.droplet}${location}`);
     if (!res.hasHeader('cache-control')) res.setHeader('Cache-Control', 'no-store');
+    // A droplet's answer is data for the web app, never a page of this origin: whatever it
+    // holds (a droplet's /docs HTML, a reflected string) cannot run script here.
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     if (stream) {
       res.setHeader('X-Accel-Buffering', 'no');
       res.flushHeaders();

@@ -151,6 +151,24 @@ describe('sign-in', () => {
     expect((await envelope(res)).code).toBe('FORBIDDEN');
   });
 
+  it('limits failed sign-ins per address with 429 RATE_LIMITED', async () => {
+    const strict = await startConsole(nats.url, registry.url, { env: { CONSOLE_SIGNIN_FAILURES_PER_MIN: '2' } });
+    closers.push(strict);
+    const attempt = () =>
+      fetch(`${strict.url}/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: 'not.a.token' }),
+        signal: AbortSignal.timeout(10_000),
+      });
+    expect((await attempt()).status).toBe(401);
+    expect((await attempt()).status).toBe(401);
+    const limited = await attempt();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect((await envelope(limited)).code).toBe('RATE_LIMITED');
+  });
+
   it('GET /session without a cookie is 401 UNAUTHORIZED', async () => {
     const res = await call('/session');
     expect(res.status).toBe(401);
@@ -169,6 +187,10 @@ describe('forwarding /api/<droplet>/<path>', () => {
   it('finds the droplet through the registry and calls it with the session token, never the cookie', async () => {
     const res = await call('/api/ticker/whoami', { headers: authed(s) });
     expect(res.status).toBe(200);
+    // Forwarded answers can never run as a page of the console's origin.
+    expect(res.headers.get('content-security-policy')).toContain('sandbox');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(await res.json()).toEqual({ sub: 'operator', cookie: null });
     const reg = await call('/api/registry/droplets?kind=service&per_page=50', { headers: authed(s) });
     expect(reg.status).toBe(200);
@@ -279,6 +301,28 @@ describe('forwarding /api/<droplet>/<path>', () => {
       new Promise((r) => setTimeout(() => r('still open'), 10_000)),
     ]);
     expect(end).toBe('ended');
+  });
+});
+
+describe('the web app', () => {
+  it('is served with a strict Content-Security-Policy, gzip, and a first load under 150 KB of gzipped JavaScript', async () => {
+    const res = await call('/', { headers: { 'accept-encoding': 'gzip' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const html = await res.text();
+    const script = /<script type="module" crossorigin src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const js = await fetch(`${consoleApp.url}${script}`, { headers: { 'accept-encoding': 'gzip' }, signal: AbortSignal.timeout(10_000) });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-encoding')).toBe('gzip');
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    expect(consoleApp.web().scriptBytesGzipped()).toBeLessThan(150 * 1024);
+    expect((await call('/assets/nope.js')).status).toBe(404);
+    expect((await call('/assets/..%2f..%2fpackage.json')).status).toBe(404);
   });
 });
 
