@@ -121,7 +121,7 @@ describe('the console in a real browser', () => {
     await registerRecord(registry.url, { id: 'late-droplet', url: 'http://127.0.0.1:9', kind: 'service', version: '9.9.9' });
     await page.locator('tr[data-droplet="late-droplet"]').waitFor();
     await expectNoSeriousA11yViolations('overview');
-  });
+  }, 60_000);
 
   it('adds a route with a hostile domain and sees the field error, then a good one', async () => {
     await page.getByRole('link', { name: 'Routes' }).click();
@@ -142,7 +142,15 @@ describe('the console in a real browser', () => {
     await page.getByText('Route shop saved.').waitFor();
     await page.locator('tr[data-route="shop"]').waitFor();
     await expect(page.locator('#route-domain-err').textContent()).resolves.toBe('');
-  });
+    // Edit puts the route back in the form; the focus moves there.
+    await page.getByRole('button', { name: 'Edit route shop' }).press('Enter');
+    await expect(page.getByLabel('Domain').inputValue()).resolves.toBe('shop.example.test');
+    await expect(page.evaluate(() => document.activeElement?.id)).resolves.toBe('route-name');
+    // The events page has the live tail, the proxy-manager's route.applied among them.
+    await page.getByRole('link', { name: 'Events' }).click();
+    await page.locator('tr[data-event-type="route.applied"]').first().waitFor();
+    await expectNoSeriousA11yViolations('events');
+  }, 60_000);
 
   it('shows an incident open and resolve live when an app goes down and comes back', async () => {
     await page.getByRole('link', { name: 'Incidents' }).click();
@@ -182,9 +190,11 @@ describe('the console in a real browser', () => {
     // Gone from the list, or shown as deleting while the provider finishes.
     await waitFor(
       'the deleted instance to leave the list',
-      async () =>
-        (await page.locator(`tr[data-instance="${id}"]`).count()) === 0 ||
-        (await page.locator(`tr[data-instance="${id}"] .badge`).textContent()) === 'deleting',
+      async () => {
+        // One look at the rows (no auto-waiting): gone, or shown as deleting.
+        const badges = await page.locator(`tr[data-instance="${id}"] td .badge`).evaluateAll((els) => els.map((e) => e.textContent));
+        return badges.length === 0 || badges.includes('deleting');
+      },
       15_000,
       100,
     );
@@ -194,6 +204,10 @@ describe('the console in a real browser', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
     await page.getByText('Signed out.').waitFor();
+    await expect(page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }))).resolves.toEqual({
+      local: 0,
+      session: 0,
+    });
     const res = await fetch(`${consoleApp.url}/api/registry/droplets`, {
       headers: { cookie: oldCookie },
       signal: AbortSignal.timeout(10_000),
@@ -202,5 +216,5 @@ describe('the console in a real browser', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
     const live = await fetch(`${consoleApp.url}/live`, { headers: { cookie: oldCookie }, signal: AbortSignal.timeout(10_000) });
     expect(live.status).toBe(401);
-  });
+  }, 30_000);
 });

@@ -28,7 +28,7 @@ export function startLive(): void {
     } catch {
       return;
     }
-    liveState.last = [e, ...liveState.last].slice(0, 50);
+    liveState.last = [e, ...liveState.last].slice(0, 500);
     for (const l of listeners) l(e);
   };
   source.onerror = () => {

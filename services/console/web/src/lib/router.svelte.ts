@@ -4,6 +4,7 @@ export const PAGES = [
   { id: 'routes', title: 'Routes' },
   { id: 'instances', title: 'Instances' },
   { id: 'incidents', title: 'Incidents' },
+  { id: 'events', title: 'Events' },
 ] as const;
 export type PageId = (typeof PAGES)[number]['id'];
 
