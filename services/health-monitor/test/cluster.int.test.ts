@@ -46,6 +46,8 @@ function env(id: string, port: number, extra: Record<string, string> = {}): Reco
     PORT: String(port),
     NATS_URL: nats.url,
     ...authority.env(),
+    // Its restart messages carry a token, as a registered monitor's do.
+    TEST_MONITOR_TOKEN: authority.mint({ sub: 'health-monitor', scopes: ['read', 'write'] }),
     CHECK_INTERVAL_MS: '1000',
     CHECK_TIMEOUT_MS: '500',
     RECHECK_DELAY_MS: '200',
@@ -121,6 +123,7 @@ beforeAll(async () => {
   }
   deployer = await startFakeDeployer({
     natsUrl: nats.url,
+    env: authority.env(),
     ignoreFirst: { t2: 1 },
     restart: async (id) => {
       const t = targets.get(id)!;

@@ -75,9 +75,15 @@ beforeAll(async () => {
   }));
   await registry.start({ port: registryPort, host: '127.0.0.1' });
 
-  deployer = await startFakeDeployer({ natsUrl: nats.url, restart: async (id) => onRestart.get(id)?.() });
+  // They verify the monitors' tokens (every NATS message carries one) with the registry's keys.
+  deployer = await startFakeDeployer({
+    natsUrl: nats.url,
+    env: { REGISTRY_URL: registryUrl },
+    restart: async (id) => onRestart.get(id)?.(),
+  });
   multiCloud = await startCommandRecorder({
     natsUrl: nats.url,
+    env: { REGISTRY_URL: registryUrl },
     name: 'multi-cloud-manager',
     action: 'instance.reboot',
     act: async () => {

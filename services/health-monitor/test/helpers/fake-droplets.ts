@@ -19,6 +19,8 @@ export async function startCommandRecorder(opts: {
   name: string;
   action: string;
   act: (payload: Record<string, unknown>, seenForTarget: number) => Promise<void>;
+  /** More settings, e.g. how it verifies the senders' tokens (JWKS_URL, or REGISTRY_URL for the registry's keys). */
+  env?: Record<string, string>;
 }) {
   const requests: RecordedCommand[] = [];
   const droplet = createDroplet({
@@ -26,7 +28,7 @@ export async function startCommandRecorder(opts: {
     version: '0.0.0-test',
     capabilities: [opts.action],
     configSchema: z.object({ ...baseConfigShape, PORT: baseConfigShape.PORT.default(0) }),
-    env: { PORT: '0', NATS_URL: opts.natsUrl, LOG_LEVEL: 'warn' },
+    env: { PORT: '0', NATS_URL: opts.natsUrl, LOG_LEVEL: 'warn', ...opts.env },
     logDestination: quiet(),
     messageHandlers: {
       [opts.action]: {
@@ -59,9 +61,11 @@ export function startFakeDeployer(opts: {
   natsUrl: string;
   restart: (targetId: string) => Promise<void>;
   ignoreFirst?: Record<string, number>;
+  env?: Record<string, string>;
 }) {
   return startCommandRecorder({
     natsUrl: opts.natsUrl,
+    env: opts.env,
     name: 'deployer',
     action: 'restart',
     act: async (payload, seen) => {

@@ -45,10 +45,16 @@ export async function startTarget(port: number): Promise<Proc> {
   return p;
 }
 
-/** A health-monitor replica: `node dist/main.js` with the given environment. */
+const MONITOR_WITH_TOKEN = fileURLToPath(new URL('../fixtures/monitor-process.mjs', import.meta.url));
+
+/**
+ * A health-monitor replica: `node dist/main.js` with the given environment; with
+ * TEST_MONITOR_TOKEN, the same droplet whose messages (restart, reboot) carry that token,
+ * as a registered monitor's do.
+ */
 export function spawnMonitor(env: Record<string, string>): Proc {
   return track(
-    spawn(process.execPath, ['dist/main.js'], {
+    spawn(process.execPath, [env.TEST_MONITOR_TOKEN ? MONITOR_WITH_TOKEN : 'dist/main.js'], {
       cwd: SERVICE_DIR,
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
