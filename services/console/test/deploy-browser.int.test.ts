@@ -81,6 +81,7 @@ beforeAll(async () => {
   for (const [path, body] of [
     ['/projects', { name: project }],
     [`/projects/${project}/environments`, { name: 'prod' }],
+    [`/projects/${project}/environments`, { name: 'uat' }],
     [`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' }],
   ] as const) {
     const res = await fetch(`${deployerUrl}${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
@@ -115,6 +116,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('deploys from the browser', () => {
+  const box = () => page.locator('.progress-box');
   it('signs in and refuses a hostile image reference at the field', async () => {
     await page.goto(consoleApp.url);
     await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
@@ -155,4 +157,32 @@ describe('deploys from the browser', () => {
     await box.locator('h3', { hasText: 'rollback of' }).waitFor();
     await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
   }, 120_000);
+
+  it('manages the running service: logs, scale, restart and promotion, each after a confirmation', async () => {
+    const latest = page.locator('section[aria-labelledby="history-h"] tbody tr').first();
+    await latest.getByRole('button', { name: `Manage ${project}/web/prod` }).click();
+    const panel = page.locator('section[aria-labelledby="svc-h"]');
+    await panel.getByText(/^Runs mesh-apps\//).waitFor();
+    await panel.getByRole('button', { name: 'Logs' }).click();
+    await panel.locator('pre.log').first().waitFor();
+
+    await panel.getByRole('button', { name: 'Scale…' }).click();
+    await panel.getByLabel('Replicas').fill('2');
+    await panel.getByRole('button', { name: 'Scale', exact: true }).click();
+    await box().locator('h3', { hasText: 'scale of' }).locator('.badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    await panel.getByText('2 containers').waitFor();
+
+    await panel.getByRole('button', { name: 'Restart…' }).click();
+    await panel.getByRole('button', { name: 'Restart', exact: true }).click();
+    await panel.getByText(`${project}/web/prod restarted.`).waitFor({ timeout: 60_000 });
+
+    await panel.getByRole('button', { name: 'Promote…' }).click();
+    await panel.getByLabel(/Promote the image of prod to environment/).fill('uat');
+    await panel.getByRole('button', { name: 'Promote', exact: true }).click();
+    await box().locator('h3', { hasText: 'promotion of' }).locator('.badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    await page
+      .locator('section[aria-labelledby="history-h"] tbody tr', { hasText: `${project}/web/uat` })
+      .first()
+      .waitFor();
+  }, 240_000);
 });
