@@ -1,4 +1,12 @@
-export type { ContractViolation, EmulatorHandle, EmulatorOptions, FaultSpec, ProviderName, RequestRecord } from './core/types.js';
+export type {
+  ContractViolation,
+  EmulatorHandle,
+  EmulatorOptions,
+  FaultSpec,
+  PagingFaultSpec,
+  ProviderName,
+  RequestRecord,
+} from './core/types.js';
 export { defaultToken } from './core/emulator-server.js';
 export { resolveOpenapiDir } from './core/spec-dir.js';
 export { OpenApiContract, loadContract } from './core/openapi-contract.js';

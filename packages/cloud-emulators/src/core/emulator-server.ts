@@ -57,6 +57,17 @@ export async function startEmulatorServer(
       throw adapter.errorFor(fault.status);
     }
     if (!tokenMatches(req.headers.authorization, token)) throw adapter.errorFor(401);
+    const paging = req.method === 'GET' ? faults.pagingFor(req.path) : undefined;
+    if (paging) {
+      // Rewrites list pages only (a body with paging meta), after the route has built them.
+      const json = res.json.bind(res);
+      const listUrl = `${origin}${req.path}`;
+      res.json = (body: unknown) => {
+        if (res.statusCode < 300 && isListPage(body))
+          adapter.misPage(body, paging, req.query as Record<string, unknown>, listUrl, (k, v) => res.setHeader(k, v));
+        return json(body);
+      };
+    }
     next();
   });
   app.use(adapter.prefix, adapter.router);
@@ -92,6 +103,7 @@ export async function startEmulatorServer(
       latencyMs = checkLatency(ms);
     },
     injectFault: (fault) => faults.add(fault),
+    injectPagingFault: (fault) => faults.addPaging(fault),
     clearFaults: () => faults.clear(),
     resetRecords: () => {
       requests.length = 0;
@@ -145,6 +157,10 @@ function contractCheck(contract: OpenApiContract, adapter: ProviderAdapter, viol
     }) as Response['end'];
     next();
   };
+}
+
+function isListPage(body: unknown): body is Record<string, unknown> {
+  return typeof body === 'object' && body !== null && 'meta' in body;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {

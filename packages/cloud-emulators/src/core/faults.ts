@@ -1,4 +1,4 @@
-import type { FaultSpec } from './types.js';
+import type { FaultSpec, PagingFaultSpec } from './types.js';
 
 interface ActiveFault extends FaultSpec {
   remaining: number;
@@ -7,6 +7,7 @@ interface ActiveFault extends FaultSpec {
 /** Injected failures: the next `times` matching requests get `status` instead of an answer. */
 export class FaultInjector {
   private faults: ActiveFault[] = [];
+  private paging: PagingFaultSpec[] = [];
 
   add(fault: FaultSpec): void {
     const times = fault.times ?? 1;
@@ -16,8 +17,26 @@ export class FaultInjector {
     this.faults.push({ ...fault, remaining: times });
   }
 
+  addPaging(fault: PagingFaultSpec): void {
+    if (!['repeat-next', 'endless', 'none'].includes(fault.mode))
+      throw new Error('injectPagingFault: mode must be repeat-next, endless or none');
+    if (fault.total !== undefined && fault.total !== null && !(Number.isInteger(fault.total) && fault.total >= 0))
+      throw new Error('injectPagingFault: total must be a non-negative integer or null');
+    this.paging.push({ ...fault });
+  }
+
   clear(): void {
     this.faults = [];
+    this.paging = [];
+  }
+
+  /** The paging fault for a list request on this path (the latest injected that matches). */
+  pagingFor(path: string): PagingFaultSpec | undefined {
+    for (let i = this.paging.length - 1; i >= 0; i--) {
+      const f = this.paging[i]!;
+      if (!f.pathPattern || testPattern(f.pathPattern, path)) return f;
+    }
+    return undefined;
   }
 
   /** The fault that applies to this request, consuming one of its `times`; undefined when none does. */

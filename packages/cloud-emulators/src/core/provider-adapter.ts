@@ -1,7 +1,7 @@
 import type { Router } from 'express';
 import type { EmulatorError } from './errors.js';
 import type { RateLimitPolicy } from './rate-limit.js';
-import type { ProviderName } from './types.js';
+import type { PagingFaultSpec, ProviderName } from './types.js';
 
 /** What the generic server needs from a provider: its routes, error shape, rate limit and spec. */
 export interface ProviderAdapter {
@@ -20,6 +20,17 @@ export interface ProviderAdapter {
   errorFor(status: number): EmulatorError;
   /** Extra headers for an injected 429 (retry-after, exhausted rate-limit headers). */
   injected429Headers(now: number): Record<string, string>;
+  /**
+   * Rewrites a list response's paging (body and headers) as `fault` says. `query` is the
+   * request's query, `url` the absolute list URL without query. Called only for list responses.
+   */
+  misPage(
+    body: Record<string, unknown>,
+    fault: PagingFaultSpec,
+    query: Record<string, unknown>,
+    url: string,
+    setHeader: (k: string, v: string) => void,
+  ): void;
   /** Apply every timed transition that has finished by `now`. Called before each request. */
   settle(now: number): void;
 }

@@ -33,6 +33,31 @@ export interface FaultSpec {
   method?: string;
 }
 
+/**
+ * A listing whose paging misbehaves, as real APIs now and then do. Applies to every list
+ * response whose path matches, until `clearFaults()`.
+ */
+export interface PagingFaultSpec {
+  /**
+   * - `repeat-next`: every page after the first hands back, as its next cursor (Vultr) or next
+   *   page link (DigitalOcean `links.pages.next`, Hetzner `next_page` and `Link`), the one it was
+   *   asked with: a server stuck on one page. The first page's next is the usual one, or, when the
+   *   listing fits on one page, the first page again.
+   * - `endless`: every page says another follows, also past the last item (empty pages), with a
+   *   fresh cursor or page number each time; Hetzner's `last_page` is null.
+   * - `none`: paging as usual; only `total` changes.
+   */
+  mode: 'repeat-next' | 'endless' | 'none';
+  /**
+   * Report this many items in total (`meta.total`, Hetzner `total_entries` and `last_page`)
+   * instead of the real count; `null` leaves the total out (not what the OpenAPI files allow
+   * for DigitalOcean and Vultr: such responses land in `contractViolations`).
+   */
+  total?: number | null;
+  /** Only list requests whose path (with version prefix) matches. Default: every listing. */
+  pathPattern?: RegExp;
+}
+
 export interface EmulatorOptions {
   /** Port on 127.0.0.1; 0 (default) lets the OS pick a free one. */
   port?: number;
@@ -75,6 +100,9 @@ export interface EmulatorHandle {
   readonly contractViolations: ContractViolation[];
   setLatency(ms: number): void;
   injectFault(fault: FaultSpec): void;
+  /** Misbehaving paging on list responses (see `PagingFaultSpec`) until `clearFaults()`. */
+  injectPagingFault(fault: PagingFaultSpec): void;
+  /** Clears injected faults, paging faults included. */
   clearFaults(): void;
   /** Empties `requests` and `contractViolations`. */
   resetRecords(): void;

@@ -3,6 +3,7 @@ import { startEmulatorServer } from '../core/emulator-server.js';
 import type { AdapterContext, ProviderAdapter } from '../core/provider-adapter.js';
 import { DigitalOceanRateLimit } from '../core/rate-limit.js';
 import type { EmulatorHandle, EmulatorOptions } from '../core/types.js';
+import { misPage } from './pagination.js';
 import { digitalOceanRoutes } from './routes.js';
 import { DigitalOceanState } from './state.js';
 
@@ -41,6 +42,7 @@ export function createDigitalOceanAdapter(options: DigitalOceanEmulatorOptions, 
       return new EmulatorError(status, code, message);
     },
     injected429Headers: () => ({ 'retry-after': '1', 'ratelimit-remaining': '0' }),
+    misPage,
     settle: (now) => state.settle(now),
   };
 }

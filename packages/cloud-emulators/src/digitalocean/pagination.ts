@@ -1,4 +1,5 @@
 import { EmulatorError } from '../core/errors.js';
+import type { PagingFaultSpec } from '../core/types.js';
 
 export interface PageQuery {
   page: number;
@@ -45,4 +46,27 @@ export function paginate<T>(items: T[], q: PageQuery, url: string, query: Record
     links: { pages },
     meta: { total },
   };
+}
+
+/** A paging fault on a page `paginate` built (see `PagingFaultSpec`); `url` is the list URL without query. */
+export function misPage(body: Record<string, unknown>, fault: PagingFaultSpec, query: Record<string, unknown>, url: string): void {
+  const q = parsePageQuery(query);
+  const links = (body.links ?? {}) as { pages?: Record<string, string> };
+  const pages = links.pages ?? {};
+  const pageUrl = (page: number) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (k !== 'page' && k !== 'per_page' && typeof v === 'string') params.set(k, v);
+    params.set('page', String(page));
+    params.set('per_page', String(q.perPage));
+    return `${url}?${params.toString()}`;
+  };
+  if (fault.mode === 'repeat-next') pages.next = q.page > 1 ? pageUrl(q.page) : (pages.next ?? pageUrl(1));
+  if (fault.mode === 'endless') {
+    pages.next = pageUrl(q.page + 1);
+    delete pages.last;
+  }
+  body.links = { ...links, pages };
+  const meta = body.meta as { total?: number };
+  if (fault.total === null) delete meta.total;
+  else if (fault.total !== undefined) meta.total = fault.total;
 }

@@ -3,6 +3,7 @@ import { startEmulatorServer } from '../core/emulator-server.js';
 import type { AdapterContext, ProviderAdapter } from '../core/provider-adapter.js';
 import { HetznerRateLimit } from '../core/rate-limit.js';
 import type { EmulatorHandle, EmulatorOptions } from '../core/types.js';
+import { misPage } from './pagination.js';
 import { hetznerRoutes } from './routes.js';
 import { HetznerState } from './state.js';
 
@@ -44,6 +45,7 @@ export function createHetznerAdapter(options: HetznerEmulatorOptions, ctx: Adapt
       return new EmulatorError(status, code, status === 429 ? `limit of ${perHour} requests per hour reached` : message);
     },
     injected429Headers: (now) => ({ 'RateLimit-Remaining': '0', 'RateLimit-Reset': String(Math.ceil(now / 1000) + 1) }),
+    misPage,
     settle: (now) => state.settle(now),
   };
 }

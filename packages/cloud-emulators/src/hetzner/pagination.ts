@@ -1,4 +1,5 @@
 import { EmulatorError } from '../core/errors.js';
+import type { PagingFaultSpec } from '../core/types.js';
 
 /** Hetzner's `page` (from 1) and `per_page` (default 25, at most 50), with `meta.pagination` and a `Link` header. */
 export function paginate<T>(items: T[], query: Record<string, unknown>, url: string) {
@@ -45,4 +46,45 @@ function intParam(value: unknown, fallback: number, name: string): number {
     });
   }
   return n;
+}
+
+/** A paging fault on a page `paginate` built (see `PagingFaultSpec`); `url` is the list URL without query. */
+export function misPage(
+  body: Record<string, unknown>,
+  fault: PagingFaultSpec,
+  query: Record<string, unknown>,
+  url: string,
+  setHeader: (k: string, v: string) => void,
+): void {
+  const p = (body.meta as { pagination: Record<string, number | null> }).pagination;
+  const page = p.page as number;
+  const perPage = p.per_page as number;
+  if (fault.total === null) {
+    p.total_entries = null;
+    p.last_page = null;
+  } else if (fault.total !== undefined) {
+    p.total_entries = fault.total;
+    p.last_page = Math.max(1, Math.ceil(fault.total / perPage));
+    p.next_page = page < p.last_page ? page + 1 : null;
+  }
+  if (fault.mode === 'repeat-next') p.next_page = page > 1 ? page : (p.next_page ?? 1);
+  if (fault.mode === 'endless') {
+    p.next_page = page + 1;
+    p.last_page = null;
+  }
+  const pageUrl = (n: number) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (k === 'page' || k === 'per_page') continue;
+      for (const one of Array.isArray(v) ? v : [v]) if (typeof one === 'string') params.append(k, one);
+    }
+    params.set('page', String(n));
+    params.set('per_page', String(perPage));
+    return `${url}?${params.toString()}`;
+  };
+  const links: string[] = [];
+  if (p.previous_page) links.push(`<${pageUrl(p.previous_page)}>; rel="prev"`);
+  if (p.next_page) links.push(`<${pageUrl(p.next_page)}>; rel="next"`);
+  if (p.last_page) links.push(`<${pageUrl(p.last_page)}>; rel="last"`);
+  setHeader('Link', links.join(', '));
 }

@@ -3,6 +3,7 @@ import { startEmulatorServer } from '../core/emulator-server.js';
 import type { AdapterContext, ProviderAdapter } from '../core/provider-adapter.js';
 import { VultrRateLimit } from '../core/rate-limit.js';
 import type { EmulatorHandle, EmulatorOptions } from '../core/types.js';
+import { misPage } from './pagination.js';
 import { vultrRoutes } from './routes.js';
 import { VultrState } from './state.js';
 
@@ -37,6 +38,7 @@ export function createVultrAdapter(options: VultrEmulatorOptions, ctx: AdapterCo
     renderError: (err) => ({ body: { error: err.message, status: err.status } }),
     errorFor: (status) => new EmulatorError(status, String(status), messages[status] ?? 'Internal server error.'),
     injected429Headers: () => ({}),
+    misPage,
     settle: (now) => state.settle(now),
   };
 }

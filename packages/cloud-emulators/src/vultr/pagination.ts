@@ -1,4 +1,5 @@
 import { EmulatorError } from '../core/errors.js';
+import type { PagingFaultSpec } from '../core/types.js';
 
 /**
  * Vultr's cursor pagination: `per_page` (default 100, at most 500) and an opaque `cursor`;
@@ -35,4 +36,17 @@ function decodeCursor(cursor: string): number {
   const m = /^(next|prev)__(\d+)$/.exec(Buffer.from(cursor, 'base64').toString('utf8'));
   if (!m) throw new EmulatorError(400, 'invalid_input', 'Invalid cursor.');
   return Number(m[2]);
+}
+
+/** A paging fault on a page `paginate` built (see `PagingFaultSpec`). */
+export function misPage(body: Record<string, unknown>, fault: PagingFaultSpec, query: Record<string, unknown>): void {
+  const meta = body.meta as { total?: number; links: { next: string; prev: string } };
+  const asked = typeof query.cursor === 'string' ? query.cursor : '';
+  if (fault.mode === 'repeat-next') meta.links.next = asked || meta.links.next || encodeCursor('next', 0);
+  if (fault.mode === 'endless' && !meta.links.next) {
+    const offset = asked ? decodeCursor(asked) : 0;
+    meta.links.next = encodeCursor('next', offset + perPageParam(query.per_page));
+  }
+  if (fault.total === null) delete meta.total;
+  else if (fault.total !== undefined) meta.total = fault.total;
 }
