@@ -56,6 +56,12 @@ export const configSchema = z.object({
   PROVIDER_TIMEOUT_MS: ms(15_000),
   /** Deadline for one provider's whole listing (all pages) in /multi/list and /instances. */
   PROVIDER_LIST_TIMEOUT_MS: ms(30_000),
+  /**
+   * Most pages one provider listing reads. A listing that needs more (or reports a total that
+   * would) stops with DEPENDENCY_UNAVAILABLE instead of paging on; so does one whose cursor or
+   * page link repeats.
+   */
+  PROVIDER_MAX_PAGES: z.coerce.number().int().min(1).max(100_000).default(1000),
   CATALOG_TTL_S: z.coerce.number().int().min(0).max(86_400).default(3600),
   ACTION_POLL_INTERVAL_MS: ms(2000, 10),
   ACTION_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(600),
@@ -65,7 +71,11 @@ export const configSchema = z.object({
     .min(60)
     .max(7 * 86_400)
     .default(86_400),
-  /** Vultr answers 429 above about 30 requests/s; stay under it client-side. */
+  /**
+   * Vultr answers 429 above about 30 requests/s; stay under it client-side, with one limit per
+   * account shared by every concurrent call of this process (DigitalOcean and Hetzner pace by
+   * their rate-limit headers instead).
+   */
   VULTR_MAX_RPS: z.coerce.number().int().min(1).max(29).default(25),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -28,7 +28,7 @@ export type CloudName = Exclude<ProviderName, 'local'>;
 export function providerFor(
   name: CloudName,
   emu: EmulatorHandle,
-  opts: { token?: string; logger?: Logger; timeoutMs?: number; maxRps?: number } = {},
+  opts: { token?: string; logger?: Logger; timeoutMs?: number; maxRps?: number; maxPages?: number } = {},
 ): { provider: CloudProvider; http: ProviderHttpClient } {
   const parseError = { digitalocean: doErrorBody, hetzner: hzErrorBody, vultr: vuErrorBody }[name];
   const http = new ProviderHttpClient({
@@ -38,7 +38,8 @@ export function providerFor(
     timeoutMs: opts.timeoutMs ?? 5000,
     logger: opts.logger ?? testLogger(),
     parseError,
-    ...(name === 'vultr' ? { maxRequestsPerSecond: opts.maxRps ?? 25 } : {}),
+    ...(opts.maxPages ? { maxPages: opts.maxPages } : {}),
+    ...(name === 'vultr' ? { maxRequestsPerSecond: opts.maxRps ?? 25 } : { paceByHeaders: true }),
   });
   const provider =
     name === 'digitalocean' ? new DigitalOceanProvider(http) : name === 'hetzner' ? new HetznerProvider(http) : new VultrProvider(http);

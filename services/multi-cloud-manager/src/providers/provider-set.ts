@@ -47,6 +47,7 @@ export class ProviderSet {
         baseUrl,
         token,
         timeoutMs: config.PROVIDER_TIMEOUT_MS,
+        maxPages: config.PROVIDER_MAX_PAGES,
         logger: deps.logger,
         parseError,
         ...extra,
@@ -55,9 +56,15 @@ export class ProviderSet {
       return c;
     };
     if (config.DO_TOKEN)
-      providers.set('digitalocean', new DigitalOceanProvider(client('digitalocean', config.DO_API_URL, config.DO_TOKEN, doErrorBody)));
+      providers.set(
+        'digitalocean',
+        new DigitalOceanProvider(client('digitalocean', config.DO_API_URL, config.DO_TOKEN, doErrorBody, { paceByHeaders: true })),
+      );
     if (config.HETZNER_TOKEN)
-      providers.set('hetzner', new HetznerProvider(client('hetzner', config.HETZNER_API_URL, config.HETZNER_TOKEN, hzErrorBody)));
+      providers.set(
+        'hetzner',
+        new HetznerProvider(client('hetzner', config.HETZNER_API_URL, config.HETZNER_TOKEN, hzErrorBody, { paceByHeaders: true })),
+      );
     if (config.VULTR_TOKEN)
       providers.set(
         'vultr',

@@ -30,6 +30,17 @@ import {
 
 const PER_PAGE = 200; // the API's maximum
 
+/** The page number a `links.pages` URL names (undefined when there is no such link). */
+function pageOf(link: string | undefined): number | undefined {
+  if (!link) return undefined;
+  try {
+    const n = Number(new URL(link).searchParams.get('page'));
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** DigitalOcean API v2 (https://api.digitalocean.com, paths under /v2). */
 export class DigitalOceanProvider implements CloudProvider {
   readonly name = 'digitalocean' as const;
@@ -37,11 +48,12 @@ export class DigitalOceanProvider implements CloudProvider {
   constructor(private readonly http: ProviderHttpClient) {}
 
   private listAll<T>(path: string, key: string, opts: CallOptions, query: Record<string, string> = {}): Promise<T[]> {
-    return allNumberedPages<DoPage & Record<string, unknown>, T>({
+    return allNumberedPages<DoPage & Record<string, unknown>, T>(this.http.listing(path), {
       fetchPage: (page) => this.http.get(path, { query: { ...query, page, per_page: PER_PAGE }, signal: opts.signal }),
       items: (p) => (p[key] as T[] | undefined) ?? [],
-      lastPage: (p) => (typeof p.meta?.total === 'number' ? Math.max(1, Math.ceil(p.meta.total / PER_PAGE)) : undefined),
-      hasNext: (p) => !!p.links?.pages?.next,
+      perPage: PER_PAGE,
+      total: (p) => (typeof p.meta?.total === 'number' ? p.meta.total : undefined),
+      nextPage: (p) => pageOf(p.links?.pages?.next),
       idOf: (i) => (i as { id?: number; slug?: string }).id ?? (i as { slug: string }).slug,
     });
   }

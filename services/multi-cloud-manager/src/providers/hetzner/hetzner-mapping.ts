@@ -67,7 +67,7 @@ export interface HzLocation {
   city?: string;
 }
 export interface HzPage {
-  meta?: { pagination?: { page: number; next_page: number | null; last_page: number | null } };
+  meta?: { pagination?: { page: number; next_page: number | null; last_page: number | null; total_entries?: number | null } };
 }
 
 const STATUS: Record<string, InstanceStatus> = {

@@ -36,11 +36,13 @@ export class HetznerProvider implements CloudProvider {
   constructor(private readonly http: ProviderHttpClient) {}
 
   private listAll<T>(path: string, key: string, opts: CallOptions, query: Record<string, string> = {}): Promise<T[]> {
-    return allNumberedPages<HzPage & Record<string, unknown>, T>({
+    return allNumberedPages<HzPage & Record<string, unknown>, T>(this.http.listing(path), {
       fetchPage: (page) => this.http.get(path, { query: { ...query, page, per_page: PER_PAGE }, signal: opts.signal }),
       items: (p) => (p[key] as T[] | undefined) ?? [],
+      perPage: PER_PAGE,
+      total: (p) => p.meta?.pagination?.total_entries ?? undefined,
       lastPage: (p) => p.meta?.pagination?.last_page ?? undefined,
-      hasNext: (p) => !!p.meta?.pagination?.next_page,
+      nextPage: (p) => p.meta?.pagination?.next_page ?? undefined,
       idOf: (i) => (i as { id: number }).id,
     });
   }

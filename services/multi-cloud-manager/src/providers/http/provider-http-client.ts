@@ -1,7 +1,8 @@
 import { Agent, request } from 'undici';
-import pThrottle from 'p-throttle';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { ProviderName } from '../cloud-provider.js';
+import { accountLimiter, type AccountLimiter } from './account-limiter.js';
+import { DEFAULT_MAX_PAGES, type ListingContext } from './paging.js';
 import { mapProviderError, unreachable, type ProviderErrorBody } from './provider-errors.js';
 import { backoffMs, isIdempotent, rateLimitWaitMs, sleep } from './retry-policy.js';
 
@@ -23,8 +24,15 @@ export interface ProviderHttpClientOptions {
   maxRateLimitRetries?: number;
   /** A 429 asking for a longer wait than this is returned to the caller as RATE_LIMITED. */
   maxRateLimitWaitMs?: number;
-  /** Client-side request rate limit (Vultr). */
+  /**
+   * Client-side request rate limit (Vultr), shared with every other client of the same
+   * account (provider, API origin, token) in this process.
+   */
   maxRequestsPerSecond?: number;
+  /** Pace by the provider's rate-limit headers, shared per account like the rate (DigitalOcean, Hetzner). */
+  paceByHeaders?: boolean;
+  /** Most pages one listing reads before it stops with an error (default 1000). */
+  maxPages?: number;
   random?: () => number;
 }
 
@@ -47,17 +55,32 @@ export interface CallInput {
  */
 export class ProviderHttpClient {
   private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
-  private readonly gate?: () => Promise<void>;
+  private readonly limiter: AccountLimiter;
+  private readonly releaseLimiter: () => void;
   private readonly base: string;
   /** Requests sent (attempts), for the health view and the benchmark. */
   requestCount = 0;
 
   constructor(private readonly opts: ProviderHttpClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
-    if (opts.maxRequestsPerSecond) {
-      // strict: a sliding window, so no 1 s span ever sees more than the limit.
-      this.gate = pThrottle({ limit: opts.maxRequestsPerSecond, interval: 1000, strict: true })(async () => undefined);
-    }
+    const { limiter, release } = accountLimiter(opts.baseUrl, opts.token, {
+      provider: opts.provider,
+      maxRequestsPerSecond: opts.maxRequestsPerSecond,
+      paceByHeaders: opts.paceByHeaders,
+      maxWaitMs: opts.maxRateLimitWaitMs ?? 20_000,
+    });
+    this.limiter = limiter;
+    this.releaseLimiter = release;
+  }
+
+  /** Bounds and logger for one listing of `path`. */
+  listing(path: string): ListingContext {
+    return {
+      provider: this.opts.provider,
+      operation: `GET ${path}`,
+      maxPages: this.opts.maxPages ?? DEFAULT_MAX_PAGES,
+      logger: this.opts.logger,
+    };
   }
 
   get provider(): ProviderName {
@@ -82,11 +105,12 @@ export class ProviderHttpClient {
     let limited = 0;
     for (;;) {
       if (input.signal?.aborted) throw input.signal.reason;
-      await this.gate?.();
+      await this.limiter.acquire(input.signal);
       const started = Date.now();
       const timeout = AbortSignal.timeout(this.opts.timeoutMs);
       const signal = input.signal ? AbortSignal.any([input.signal, timeout]) : timeout;
       let status: number;
+      let answered = false;
       let headers: Headers;
       let text: string;
       this.requestCount++;
@@ -104,8 +128,12 @@ export class ProviderHttpClient {
         });
         status = res.statusCode;
         headers = res.headers;
+        answered = true;
+        this.limiter.done(status, headers);
         text = await res.body.text();
       } catch (err) {
+        // Once per send: only when the answer did not arrive.
+        if (!answered) this.limiter.done();
         if (input.signal?.aborted) throw input.signal.reason;
         const timedOut = timeout.aborted;
         const reason = timedOut
@@ -171,6 +199,7 @@ export class ProviderHttpClient {
   }
 
   async close(): Promise<void> {
+    this.releaseLimiter();
     await this.agent.close();
   }
 }

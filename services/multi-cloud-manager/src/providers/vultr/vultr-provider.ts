@@ -56,10 +56,13 @@ export class VultrProvider implements CloudProvider {
   constructor(private readonly http: ProviderHttpClient) {}
 
   private listAll<T>(path: string, key: string, opts: CallOptions): Promise<T[]> {
-    return allCursorPages<VuPage & Record<string, unknown>, T>({
+    return allCursorPages<VuPage & Record<string, unknown>, T>(this.http.listing(path), {
       fetchPage: (cursor) => this.http.get(path, { query: { per_page: PER_PAGE, cursor }, signal: opts.signal }),
       items: (p) => (p[key] as T[] | undefined) ?? [],
       next: (p) => p.meta?.links?.next || undefined,
+      perPage: PER_PAGE,
+      total: (p) => (typeof p.meta?.total === 'number' ? p.meta.total : undefined),
+      idOf: (i) => (i as { id: string | number }).id,
     });
   }
 
