@@ -1,0 +1,1 @@
+export { default } from '@droplet-mesh/jest-preset';

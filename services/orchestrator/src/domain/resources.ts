@@ -1,0 +1,109 @@
+import { deployerServiceName, targetId, type StackFile } from './stack-schema.js';
+
+/** Every kind of resource a stack describes, in the order they are created. */
+export const KINDS = ['server', 'project', 'environment', 'service', 'release', 'https', 'route'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export type Attrs = Record<string, unknown>;
+
+/** One desired resource: a stable id (its place in the file) and the attributes that matter. */
+export interface Resource {
+  id: string;
+  kind: Kind;
+  attrs: Attrs;
+}
+
+/** What exists now for one id (read from the droplets that own it). */
+export interface LiveResource {
+  kind: Kind;
+  attrs: Attrs;
+  /** Where it lives, for servers: the instance at its provider, and what it costs. */
+  ref?: { provider: string; provider_id: string; price_monthly?: number | null };
+}
+export type LiveState = Record<string, LiveResource>;
+
+/** What this stack created (and so may delete), with the attributes it last applied. */
+export interface ManagedEntry {
+  kind: Kind;
+  created: boolean;
+  attrs: Attrs;
+  ref?: LiveResource['ref'];
+}
+export type Managed = Record<string, ManagedEntry>;
+
+export const ids = {
+  server: (name: string, index: number) => `server/${name}/${index}`,
+  project: (p: string) => `project/${p}`,
+  environment: (p: string, e: string) => `environment/${p}/${e}`,
+  service: (p: string, e: string, s: string) => `service/${p}/${e}/${s}`,
+  release: (p: string, e: string, s: string) => `release/${p}/${e}/${s}`,
+  https: (p: string, e: string, s: string) => `https/${p}/${e}/${s}`,
+  route: (name: string) => `route/${name}`,
+};
+
+export const kindOf = (id: string): Kind => id.split('/')[0] as Kind;
+
+/** A provider instance's name: one per server copy, unique per stack. */
+export const instanceName = (stack: string, server: string, index: number) => `${stack}-${server}-${index}`;
+/** Labels on every instance a stack creates: how the orchestrator finds them again, and only them. */
+export const STACK_LABEL = 'mesh-stack';
+export const SERVER_LABEL = 'mesh-server';
+export const INDEX_LABEL = 'mesh-index';
+
+/** The stack file as a flat list of resources with ids (creation order by kind). */
+export function desiredResources(stack: string, file: StackFile): Resource[] {
+  const out: Resource[] = [];
+  for (const [name, s] of Object.entries(file.servers))
+    for (let i = 0; i < s.count; i++)
+      out.push({
+        id: ids.server(name, i),
+        kind: 'server',
+        attrs: {
+          name: instanceName(stack, name, i),
+          provider: s.provider,
+          region: s.region,
+          size: s.size,
+          image: s.image,
+          tags: [...s.tags].sort(),
+        },
+      });
+  for (const [p, project] of Object.entries(file.projects)) {
+    out.push({ id: ids.project(p), kind: 'project', attrs: { name: p, description: project.description ?? null } });
+    for (const [e, env] of Object.entries(project.environments)) {
+      out.push({ id: ids.environment(p, e), kind: 'environment', attrs: { project: p, name: e, env: env.env } });
+      for (const [s, svc] of Object.entries(env.services)) {
+        const where = { project: p, environment: e, service: s, deployer_service: deployerServiceName(s, e), target: targetId(p, s, e) };
+        out.push({
+          id: ids.service(p, e, s),
+          kind: 'service',
+          attrs: {
+            ...where,
+            type: svc.type,
+            domain: svc.domain ?? null,
+            health_path: svc.health_path,
+            env: svc.env,
+            replicas: svc.replicas,
+            secrets: [...new Set([...env.secrets, ...svc.secrets])].sort(),
+          },
+        });
+        out.push({ id: ids.release(p, e, s), kind: 'release', attrs: { ...where, image: svc.image } });
+        if (svc.https && svc.domain) out.push({ id: ids.https(p, e, s), kind: 'https', attrs: { ...where, domain: svc.domain } });
+      }
+    }
+  }
+  for (const [name, r] of Object.entries(file.routes))
+    out.push({
+      id: ids.route(name),
+      kind: 'route',
+      attrs: {
+        name,
+        domain: r.domain,
+        upstreams: r.upstreams.map((u) => ({ host: u.host, port: u.port })),
+        health_path: r.health_path,
+        https: r.https,
+        require_healthy: r.require_healthy,
+        websocket: r.websocket,
+      },
+    });
+  return out;
+}

@@ -1,0 +1,264 @@
+import { INDEX_LABEL, SERVER_LABEL, STACK_LABEL, type Attrs } from '../domain/resources.js';
+import type { StepState, UndoEntry } from '../store.js';
+import { CallFailed, type MeshClient } from './mesh-client.js';
+
+export interface ExecDeps {
+  mesh: MeshClient;
+  stack: string;
+  applyId: string;
+  /** Persist the step's state now (a deploy id before waiting for it). */
+  save: () => Promise<void>;
+  signal: AbortSignal;
+  deployTimeoutMs: number;
+  serverTimeoutMs: number;
+  pollMs: number;
+}
+
+const enc = encodeURIComponent;
+const FINAL = new Set(['succeeded', 'failed', 'interrupted', 'rolled_back']);
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Wait for a deployer deployment to end; resolves with its final record. */
+async function waitDeployment(d: ExecDeps, id: string): Promise<{ status: string; reason?: string; last_log_lines?: string[] }> {
+  const deadline = Date.now() + d.deployTimeoutMs;
+  for (;;) {
+    const r = await d.mesh.get('deployer', `/deployments/${enc(id)}`);
+    if (FINAL.has(r.body.status)) return r.body;
+    if (Date.now() > deadline)
+      throw new Error(`deployment ${id} did not finish within ${Math.round(d.deployTimeoutMs / 1000)} s (still ${r.body.status})`);
+    await sleep(d.pollMs, d.signal);
+  }
+}
+
+function serviceBody(a: Attrs) {
+  return {
+    type: a.type,
+    ...(a.domain ? { domain: a.domain } : {}),
+    health_path: a.health_path,
+    env: a.env,
+    replicas: a.replicas,
+  };
+}
+
+function routeBody(a: Attrs) {
+  return {
+    domain: a.domain,
+    upstreams: a.upstreams,
+    health_path: a.health_path,
+    enable_ssl: a.https,
+    require_healthy: a.require_healthy ?? true,
+    websocket: a.websocket ?? false,
+  };
+}
+
+async function deploy(d: ExecDeps, step: StepState, a: Attrs, source: { image: string }): Promise<string> {
+  if (!step.deployment_id) {
+    const r = await d.mesh.call('deployer', 'POST', '/deployments', {
+      body: { project: a.project, service: a.deployer_service, environment: a.environment, source },
+    });
+    step.deployment_id = r.body.id as string;
+    await d.save();
+  }
+  const done = await waitDeployment(d, step.deployment_id);
+  if (done.status !== 'succeeded') {
+    const tail = done.last_log_lines?.slice(-3).join(' | ');
+    throw new Error(
+      `deployment ${step.deployment_id} ${done.status}: ${done.reason ?? 'no reason given'}${tail ? ` (last log: ${tail})` : ''}`,
+    );
+  }
+  return `deployed ${source.image} (deployment ${step.deployment_id})`;
+}
+
+async function createServer(d: ExecDeps, step: StepState, a: Attrs, key: string): Promise<{ provider: string; provider_id: string }> {
+  const [, server, index] = step.id.split('/');
+  const r = await d.mesh.call('multi-cloud-manager', 'POST', '/instances', {
+    headers: { 'idempotency-key': key },
+    body: {
+      provider: a.provider,
+      name: a.name,
+      region: a.region,
+      size: a.size,
+      image: a.image,
+      tags: a.tags,
+      labels: { [STACK_LABEL]: d.stack, [SERVER_LABEL]: server, [INDEX_LABEL]: index },
+      wait: true,
+    },
+    timeoutMs: d.serverTimeoutMs,
+  });
+  if (r.body.wait_error) throw new Error(`the instance was created but did not come up: ${r.body.wait_error.message}`);
+  return { provider: r.body.instance.provider, provider_id: r.body.instance.provider_id };
+}
+
+/** Run one step against the droplet that owns its resource. Idempotent: a resumed apply may run it again. */
+export async function executeStep(d: ExecDeps, step: StepState): Promise<string> {
+  const a = (step.after ?? step.before ?? {}) as Attrs;
+  const p = enc(String(a.project ?? a.name));
+  const ok409 = { accept: [409] };
+  const gone404 = { accept: [404] };
+  switch (`${step.kind}:${step.action}`) {
+    case 'server:create': {
+      step.created_ref = await createServer(d, step, a, `${d.applyId}.${step.id}`);
+      return `created ${step.created_ref.provider} instance ${step.created_ref.provider_id}`;
+    }
+    case 'server:replace': {
+      step.created_ref = await createServer(d, step, a, `${d.applyId}.${step.id}.replacement`);
+      await d.save();
+      if (step.ref)
+        await d.mesh.call('multi-cloud-manager', 'DELETE', `/instances/${enc(step.ref.provider)}/${enc(step.ref.provider_id)}`, gone404);
+      return `created ${step.created_ref.provider} instance ${step.created_ref.provider_id}, deleted ${step.ref?.provider_id ?? 'nothing'}`;
+    }
+    case 'server:delete': {
+      if (!step.ref) return 'no instance to delete';
+      await d.mesh.call('multi-cloud-manager', 'DELETE', `/instances/${enc(step.ref.provider)}/${enc(step.ref.provider_id)}`, gone404);
+      return `deleted ${step.ref.provider} instance ${step.ref.provider_id}`;
+    }
+    case 'project:create':
+      await d.mesh.call('deployer', 'POST', '/projects', {
+        body: { name: a.name, ...(a.description ? { description: a.description } : {}) },
+        ...ok409,
+      });
+      return `project ${String(a.name)}`;
+    case 'project:update':
+      await d.mesh.call('deployer', 'PATCH', `/projects/${p}`, { body: { description: a.description ?? '' } });
+      return `project ${String(a.name)} updated`;
+    case 'project:delete':
+      await d.mesh.call('deployer', 'DELETE', `/projects/${enc(String(a.name))}`, gone404);
+      return `project ${String(a.name)} deleted`;
+    case 'environment:create':
+      await d.mesh.call('deployer', 'POST', `/projects/${p}/environments`, { body: { name: a.name, env: a.env }, ...ok409 });
+      return `environment ${String(a.project)}/${String(a.name)}`;
+    case 'environment:update':
+      await d.mesh.call('deployer', 'PATCH', `/projects/${p}/environments/${enc(String(a.name))}`, { body: { env: a.env } });
+      return `environment ${String(a.project)}/${String(a.name)} updated`;
+    case 'environment:delete':
+      await d.mesh.call('deployer', 'DELETE', `/projects/${p}/environments/${enc(String(a.name))}`, gone404);
+      return `environment ${String(a.project)}/${String(a.name)} deleted`;
+    case 'service:create':
+      await d.mesh.call('deployer', 'POST', `/projects/${p}/services`, { body: { name: a.deployer_service, ...serviceBody(a) }, ...ok409 });
+      return `service ${String(a.project)}/${String(a.deployer_service)}`;
+    case 'service:update':
+      await d.mesh.call('deployer', 'PATCH', `/projects/${p}/services/${enc(String(a.deployer_service))}`, { body: serviceBody(a) });
+      return `service ${String(a.project)}/${String(a.deployer_service)} updated`;
+    case 'service:delete':
+      await d.mesh.call('deployer', 'DELETE', `/projects/${p}/services/${enc(String(a.deployer_service))}`, gone404);
+      return `service ${String(a.project)}/${String(a.deployer_service)} deleted`;
+    case 'release:deploy':
+      return deploy(d, step, a, { image: String(a.image) });
+    case 'https:create': {
+      const r = await d.mesh.call('proxy-manager', 'POST', `/proxies/${enc(String(a.target))}/ssl`, { body: {}, timeoutMs: 180_000 });
+      return `HTTPS for ${String(a.domain)}${r.body?.certificate?.not_after ? ` (certificate until ${r.body.certificate.not_after})` : ''}`;
+    }
+    case 'https:delete': {
+      const r = await d.mesh.get('proxy-manager', `/proxies/${enc(String(a.target))}`, gone404);
+      if (r.status === 404) return 'no route: nothing to switch off';
+      const b = r.body;
+      await d.mesh.call('proxy-manager', 'PUT', `/proxies/${enc(String(a.target))}`, {
+        body: {
+          domain: b.domain,
+          upstreams: b.upstreams,
+          health_path: b.health_path,
+          websocket: b.websocket,
+          lb: b.lb,
+          enable_ssl: false,
+          require_healthy: false,
+        },
+      });
+      return `HTTPS off for ${String(b.domain)}`;
+    }
+    case 'route:create':
+    case 'route:update':
+      await d.mesh.call('proxy-manager', 'PUT', `/proxies/${enc(String(a.name))}`, { body: routeBody(a) });
+      return `route ${String(a.name)} → ${String(a.domain)}`;
+    case 'route:delete':
+      await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(a.name))}`, gone404);
+      return `route ${String(a.name)} deleted`;
+    default:
+      throw new Error(`no way to ${step.action} a ${step.kind}`);
+  }
+}
+
+/** Undo one step this apply completed, where an API allows it; says what it could not undo. */
+export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry> {
+  const entry = (result: UndoEntry['result'], detail: string): UndoEntry => ({
+    n: step.n,
+    id: step.id,
+    action: step.action,
+    result,
+    detail,
+  });
+  const before = (step.before ?? {}) as Attrs;
+  const after = (step.after ?? {}) as Attrs;
+  const p = enc(String(after.project ?? after.name));
+  const gone404 = { accept: [404] };
+  try {
+    switch (`${step.kind}:${step.action}`) {
+      case 'server:create':
+        if (!step.created_ref) return entry('not_undone', 'the created instance is unknown');
+        await d.mesh.call(
+          'multi-cloud-manager',
+          'DELETE',
+          `/instances/${enc(step.created_ref.provider)}/${enc(step.created_ref.provider_id)}`,
+          gone404,
+        );
+        return entry('undone', `deleted instance ${step.created_ref.provider_id}`);
+      case 'project:create':
+        await d.mesh.call('deployer', 'DELETE', `/projects/${enc(String(after.name))}`, gone404);
+        return entry('undone', `deleted project ${String(after.name)}`);
+      case 'environment:create':
+        await d.mesh.call('deployer', 'DELETE', `/projects/${p}/environments/${enc(String(after.name))}`, gone404);
+        return entry('undone', `deleted environment ${String(after.project)}/${String(after.name)}`);
+      case 'service:create':
+        await d.mesh.call('deployer', 'DELETE', `/projects/${p}/services/${enc(String(after.deployer_service))}`, gone404);
+        return entry('undone', `deleted service ${String(after.project)}/${String(after.deployer_service)}`);
+      case 'project:update':
+        await d.mesh.call('deployer', 'PATCH', `/projects/${p}`, { body: { description: before.description ?? '' } });
+        return entry('undone', 'description restored');
+      case 'environment:update':
+        await d.mesh.call('deployer', 'PATCH', `/projects/${p}/environments/${enc(String(after.name))}`, { body: { env: before.env } });
+        return entry('undone', 'env restored');
+      case 'service:update':
+        await d.mesh.call('deployer', 'PATCH', `/projects/${p}/services/${enc(String(after.deployer_service))}`, {
+          body: serviceBody(before),
+        });
+        return entry('undone', 'service settings restored (they apply from its next deploy)');
+      case 'release:deploy': {
+        if (!before.deployment_id)
+          return entry('not_undone', 'it was the first deploy and the deployer has no API to stop a deployed service');
+        const r = await d.mesh.call('deployer', 'POST', `/deployments/${enc(String(before.deployment_id))}/rollback`, { body: {} });
+        const done = await waitDeployment(d, r.body.id);
+        if (done.status !== 'succeeded')
+          return entry('undo_failed', `rollback deployment ${r.body.id} ${done.status}: ${done.reason ?? ''}`);
+        return entry('undone', `rolled back to ${String(before.image)} (deployment ${r.body.id})`);
+      }
+      case 'route:create':
+        await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(after.name))}`, gone404);
+        return entry('undone', `deleted route ${String(after.name)}`);
+      case 'route:update':
+        await d.mesh.call('proxy-manager', 'PUT', `/proxies/${enc(String(after.name))}`, {
+          body: { ...routeBody(before), require_healthy: false },
+        });
+        return entry('undone', `route ${String(after.name)} restored`);
+      case 'https:create':
+        return entry('not_undone', 'the certificate was issued and HTTPS stays on');
+      case 'server:replace':
+        return entry('not_undone', 'the old instance was deleted; the new one stays');
+      default:
+        return entry('not_undone', `a ${step.action} is not undone`);
+    }
+  } catch (err) {
+    return entry('undo_failed', err instanceof CallFailed ? err.message : (err as Error).message);
+  }
+}

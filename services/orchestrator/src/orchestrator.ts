@@ -1,0 +1,426 @@
+import { randomUUID } from 'node:crypto';
+import { Conflict, InvalidRequest, NotFound, UdcError, type Logger } from '@droplet-mesh/udc-kit';
+import { liveRevision, plan as makePlan, stable } from './domain/planner.js';
+import { desiredResources, kindOf, type Managed } from './domain/resources.js';
+import { parseStackSource, StackFileError } from './domain/stack-parse.js';
+import type { StackFile } from './domain/stack-schema.js';
+import { executeStep, undoStep, type ExecDeps } from './live/execute.js';
+import { CallFailed, type MeshClient } from './live/mesh-client.js';
+import { observe } from './live/observe.js';
+import type { ApplyRecord, ApplyStatus, PlanRecord, StackRecord, StepState, Store } from './store.js';
+
+export interface OrchestratorOptions {
+  store: Store;
+  mesh: MeshClient;
+  logger: Logger;
+  emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
+  /** An apply whose lease is older than this is taken over (its orchestrator died). */
+  leaseStaleMs: number;
+  deployTimeoutMs: number;
+  serverTimeoutMs: number;
+  pollMs: number;
+  /** How long a step waits for a droplet that does not answer. */
+  retryMs: number;
+}
+
+/** The file problems as the 400 every route answers with: each one with its path in the file. */
+export function fileError(err: StackFileError): InvalidRequest {
+  return new InvalidRequest(err.message, { location: 'stack file', fields: err.fields });
+}
+
+const now = () => new Date().toISOString();
+
+/** Stacks: plan against live state, apply step by step with progress in KV, resume, drift, destroy, promote. */
+export class Orchestrator {
+  readonly owner = randomUUID();
+  private readonly stopping = new AbortController();
+  private readonly running = new Map<string, Promise<ApplyRecord>>();
+  private resumeTimer?: NodeJS.Timeout;
+
+  constructor(private readonly o: OrchestratorOptions) {}
+
+  parse(input: unknown): StackFile {
+    try {
+      return parseStackSource(input);
+    } catch (err) {
+      if (err instanceof StackFileError) throw fileError(err);
+      throw err;
+    }
+  }
+
+  async stack(name: string): Promise<StackRecord> {
+    const s = await this.o.store.getStack(name);
+    if (!s) throw new NotFound(`no stack '${name}'`);
+    return s;
+  }
+
+  listStacks() {
+    return this.o.store.listStacks();
+  }
+  getPlan(id: string) {
+    return this.o.store.getPlan(id);
+  }
+  getApply(id: string) {
+    return this.o.store.getApply(id);
+  }
+
+  private async stackOrNew(name: string): Promise<StackRecord> {
+    const s = await this.o.store.getStack(name);
+    if (s) return s;
+    const t = now();
+    return { name, revision: 0, status: 'planned', desired: null, source: null, managed: {}, created_at: t, updated_at: t };
+  }
+
+  /** Plan `file` for stack `name`: steps, cost, warnings; stored with the live revision it saw. */
+  async plan(name: string, file: StackFile, source: string, kind: PlanRecord['kind'] = 'apply'): Promise<PlanRecord> {
+    const s = await this.stackOrNew(name);
+    if (s.revision === 0 && !(await this.o.store.getStack(name))) await this.o.store.putStack(s);
+    const desired = desiredResources(name, file);
+    const obs = await observe(this.o.mesh, name, desired, s.managed);
+    const result = makePlan(desired, obs.live, s.managed, obs.prices);
+    const record: PlanRecord = {
+      id: randomUUID(),
+      stack: name,
+      kind,
+      created_at: now(),
+      stack_revision: s.revision,
+      live_revision: liveRevision(obs.live, s.revision),
+      live: obs.live,
+      file,
+      source,
+      warnings: obs.warnings,
+      status: 'pending',
+      ...result,
+    };
+    await this.o.store.putPlan(record);
+    return record;
+  }
+
+  /** What differs between the stack's last applied file and what runs. */
+  async drift(name: string) {
+    const s = await this.stack(name);
+    if (!s.desired) throw new Conflict(`stack '${name}' has never been applied: nothing to compare`);
+    const desired = desiredResources(name, s.desired);
+    const obs = await observe(this.o.mesh, name, desired, s.managed);
+    const r = makePlan(desired, obs.live, s.managed, obs.prices);
+    const differences = r.steps.map((st) => ({
+      id: st.id,
+      kind: st.kind,
+      problem:
+        st.action === 'create'
+          ? 'missing'
+          : st.action === 'delete'
+            ? 'not in the file'
+            : st.action === 'deploy'
+              ? 'release differs'
+              : 'changed',
+      changes: st.changes,
+      reasons: st.reasons,
+      live: st.before,
+      desired: st.after,
+    }));
+    if (differences.length > 0) this.o.emit('stack.drifted', { stack: name, differences: differences.map((d) => d.id) }, 'warn');
+    return { stack: name, in_sync: differences.length === 0, checked_at: now(), differences, warnings: obs.warnings };
+  }
+
+  /** Start applying a plan: refused when it is not the stack's latest view of live state. */
+  async apply(name: string, planId: string, onFailure: 'rollback' | 'stop'): Promise<ApplyRecord> {
+    const p = await this.o.store.getPlan(planId);
+    if (!p || p.stack !== name) throw new NotFound(`no plan '${planId}' for stack '${name}'`);
+    if (p.status !== 'pending') throw new Conflict(`plan ${planId} was already applied (${p.status}): make a new plan`);
+    const applyId = randomUUID();
+    if (!(await this.o.store.acquireLease(name, { apply_id: applyId, owner: this.owner, at: Date.now() }, this.o.leaseStaleMs))) {
+      const l = await this.o.store.readLease(name);
+      throw new Conflict(`stack '${name}' is being applied (apply ${l?.apply_id ?? 'unknown'}): one apply per stack at a time`, {
+        apply_id: l?.apply_id,
+      });
+    }
+    try {
+      const s = await this.stackOrNew(name);
+      const desired = desiredResources(name, p.file);
+      const obs = await observe(this.o.mesh, name, desired, s.managed);
+      const rev = liveRevision(obs.live, s.revision);
+      if (rev !== p.live_revision || s.revision !== p.stack_revision) {
+        const changed = [...new Set([...Object.keys(obs.live), ...Object.keys(p.live)])]
+          .filter((id) => stable(obs.live[id]) !== stable(p.live[id]))
+          .sort();
+        throw new Conflict('the live state changed since this plan was made: make a new plan', {
+          plan_id: planId,
+          changed,
+          stack_revision: { plan: p.stack_revision, now: s.revision },
+        });
+      }
+      const a: ApplyRecord = {
+        id: applyId,
+        stack: name,
+        plan_id: planId,
+        kind: p.kind,
+        on_failure: onFailure,
+        status: 'running',
+        owner: this.owner,
+        steps: p.steps.map((st) => ({ ...st, status: 'pending' })),
+        undo: [],
+        not_done: [],
+        resumed: 0,
+        created_at: now(),
+      };
+      await this.o.store.putApply(a);
+      p.status = 'applying';
+      await this.o.store.putPlan(p);
+      s.revision++;
+      s.status = 'applying';
+      s.last_apply = { id: a.id, plan_id: planId, status: 'running', started_at: a.created_at, destroy: p.kind === 'destroy' };
+      await this.o.store.putStack(s);
+      this.o.emit('apply.started', { stack: name, apply_id: a.id, plan_id: planId, steps: a.steps.length });
+      this.launch(a, p);
+      return a;
+    } catch (err) {
+      await this.o.store.releaseLease(name, applyId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The apply's promise (this process's), to wait on. */
+  finished(applyId: string): Promise<ApplyRecord> | undefined {
+    return this.running.get(applyId);
+  }
+
+  private launch(a: ApplyRecord, p: PlanRecord): void {
+    const done = this.run(a, p).finally(() => this.running.delete(a.id));
+    done.catch((err) => this.o.logger.error({ err, apply_id: a.id }, 'apply stopped unexpectedly'));
+    this.running.set(a.id, done);
+  }
+
+  /** Run the apply from its first unfinished step; every state change is written to KV first. */
+  private async run(a: ApplyRecord, p: PlanRecord): Promise<ApplyRecord> {
+    const { store } = this.o;
+    const signal = this.stopping.signal;
+    const lease = { apply_id: a.id, owner: this.owner, at: Date.now() };
+    const beat = setInterval(() => void store.renewLease(a.stack, lease).catch(() => undefined), Math.max(200, this.o.leaseStaleMs / 4));
+    beat.unref();
+    let current: StepState | undefined;
+    const save = async () => {
+      await store.putApply(a);
+    };
+    const exec = (): ExecDeps => ({
+      mesh: this.o.mesh,
+      stack: a.stack,
+      applyId: a.id,
+      save,
+      signal,
+      deployTimeoutMs: this.o.deployTimeoutMs,
+      serverTimeoutMs: this.o.serverTimeoutMs,
+      pollMs: this.o.pollMs,
+    });
+    try {
+      for (const step of a.steps) {
+        if (step.status === 'succeeded' || step.status === 'skipped') continue;
+        if (signal.aborted) return a; // stopping: the state in KV lets the next orchestrator continue
+        current = step;
+        if (step.unsupported) {
+          step.status = 'skipped';
+          step.detail = step.unsupported;
+          a.not_done.push({ n: step.n, id: step.id, reason: step.unsupported });
+          await save();
+          continue;
+        }
+        step.status = 'running';
+        step.started_at ??= now();
+        await save();
+        try {
+          step.detail = await this.withRetry(step, () => executeStep(exec(), step), signal);
+        } catch (err) {
+          if (signal.aborted) return a;
+          step.status = 'failed';
+          step.finished_at = now();
+          const message = err instanceof CallFailed || err instanceof Error ? err.message : String(err);
+          step.error = { message, ...(err instanceof CallFailed ? { code: err.upstreamCode, status: err.status } : {}) };
+          a.failed_step = { n: step.n, id: step.id, error: message };
+          await save();
+          this.o.logger.warn({ apply_id: a.id, step: step.id, err: message }, 'apply step failed');
+          if (a.on_failure === 'rollback') await this.undo(a, exec());
+          return await this.finish(
+            a,
+            p,
+            a.on_failure === 'rollback' && a.undo.every((u) => u.result === 'undone') ? 'rolled_back' : 'failed',
+          );
+        }
+        step.status = 'succeeded';
+        step.finished_at = now();
+        await save();
+        await this.record(a.stack, step);
+      }
+      return await this.finish(a, p, a.not_done.length > 0 ? 'partial' : 'succeeded');
+    } finally {
+      clearInterval(beat);
+      void current;
+    }
+  }
+
+  /**
+   * A droplet that does not answer (restarting, not registered yet, no token yet) is waited
+   * for, up to retryMs; an answer that refuses the step fails it at once.
+   */
+  private async withRetry<T>(step: StepState, fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    const deadline = Date.now() + this.o.retryMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const transient =
+          err instanceof CallFailed
+            ? err.status >= 502 || (err.status === 409 && step.kind === 'server' && /in progress/.test(err.message))
+            : err instanceof UdcError && err.code === 'DEPENDENCY_UNAVAILABLE';
+        if (!transient || Date.now() > deadline || signal.aborted) throw err;
+        this.o.logger.info({ step: step.id, attempt, err: (err as Error).message }, 'a droplet did not answer; retrying the step');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /** Keep the stack's inventory in step with what each finished step did. */
+  private async record(stack: string, step: StepState, undone = false): Promise<void> {
+    const s = await this.stack(stack);
+    const m: Managed = s.managed;
+    if (undone) {
+      if (step.action === 'create' || (step.action === 'deploy' && !step.before)) delete m[step.id];
+      else if (m[step.id] && step.before) m[step.id] = { ...m[step.id], attrs: step.before };
+    } else if (step.action === 'delete') delete m[step.id];
+    else {
+      const ref = step.created_ref ?? step.ref;
+      m[step.id] = {
+        kind: kindOf(step.id),
+        created:
+          step.action === 'create' ||
+          step.action === 'replace' ||
+          (step.action === 'deploy' && !step.before) ||
+          (m[step.id]?.created ?? false),
+        attrs: step.after ?? {},
+        ...(ref ? { ref } : {}),
+      };
+    }
+    await this.o.store.putStack(s);
+  }
+
+  private async undo(a: ApplyRecord, d: ExecDeps): Promise<void> {
+    const done = a.steps.filter((s) => s.status === 'succeeded').reverse();
+    for (const step of done) {
+      const u = await undoStep(d, step);
+      a.undo.push(u);
+      await this.o.store.putApply(a);
+      if (u.result === 'undone') await this.record(a.stack, step, true);
+    }
+  }
+
+  private async finish(a: ApplyRecord, p: PlanRecord, status: ApplyStatus): Promise<ApplyRecord> {
+    a.status = status;
+    a.finished_at = now();
+    await this.o.store.putApply(a);
+    p.status = 'applied';
+    await this.o.store.putPlan(p);
+    const s = await this.stack(a.stack);
+    s.revision++;
+    if (status === 'succeeded' || status === 'partial') {
+      s.desired = p.file;
+      s.source = p.source;
+    }
+    s.status =
+      p.kind === 'destroy' && status === 'succeeded'
+        ? 'destroyed'
+        : status === 'succeeded'
+          ? 'applied'
+          : status === 'partial'
+            ? 'partial'
+            : status === 'rolled_back'
+              ? 'rolled_back'
+              : 'failed';
+    s.last_apply = { id: a.id, plan_id: p.id, status, started_at: a.created_at, finished_at: a.finished_at, destroy: p.kind === 'destroy' };
+    await this.o.store.putStack(s);
+    await this.o.store.releaseLease(a.stack, a.id);
+    this.o.emit(
+      `apply.${status}`,
+      { stack: a.stack, apply_id: a.id, failed_step: a.failed_step, not_done: a.not_done },
+      status === 'succeeded' ? 'info' : 'warn',
+    );
+    this.o.logger.info({ apply_id: a.id, stack: a.stack, status }, 'apply finished');
+    return a;
+  }
+
+  /** Continue applies whose orchestrator died (their lease went stale); called at start and then periodically. */
+  async resumeInterrupted(): Promise<string[]> {
+    const resumed: string[] = [];
+    for (const a of await this.o.store.listApplies()) {
+      if (a.status !== 'running' || this.running.has(a.id)) continue;
+      const lease = await this.o.store.readLease(a.stack);
+      if (lease && lease.apply_id === a.id && lease.owner !== this.owner && Date.now() - lease.at < this.o.leaseStaleMs) continue;
+      if (lease && lease.apply_id !== a.id && Date.now() - lease.at < this.o.leaseStaleMs) continue;
+      if (!(await this.o.store.acquireLease(a.stack, { apply_id: a.id, owner: this.owner, at: Date.now() }, this.o.leaseStaleMs))) continue;
+      const p = await this.o.store.getPlan(a.plan_id);
+      if (!p) continue;
+      a.owner = this.owner;
+      a.resumed++;
+      await this.o.store.putApply(a);
+      this.o.logger.warn({ apply_id: a.id, stack: a.stack }, 'resuming an interrupted apply');
+      this.o.emit('apply.resumed', { stack: a.stack, apply_id: a.id }, 'warn');
+      this.launch(a, p);
+      resumed.push(a.id);
+    }
+    return resumed;
+  }
+
+  startResuming(intervalMs: number): void {
+    const tick = () => void this.resumeInterrupted().catch((err) => this.o.logger.warn({ err }, 'could not look for interrupted applies'));
+    tick();
+    this.resumeTimer = setInterval(tick, intervalMs);
+    this.resumeTimer.unref();
+  }
+
+  /** Stop like a crash would: running applies stay `running` in KV for the next orchestrator. */
+  async stop(): Promise<void> {
+    if (this.resumeTimer) clearInterval(this.resumeTimer);
+    this.stopping.abort(new Error('the orchestrator is stopping'));
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Deploy to `to` the images that run in `from`, for every service both environments have. */
+  async promote(name: string, from: string, to: string, project?: string) {
+    if (from === to)
+      throw new InvalidRequest('promote needs two different environments', { fields: [{ path: 'to', message: 'equals from' }] });
+    const s = await this.stack(name);
+    if (!s.desired) throw new Conflict(`stack '${name}' has never been applied`);
+    const file: StackFile = structuredClone(s.desired);
+    const desired = desiredResources(name, file);
+    const obs = await observe(this.o.mesh, name, desired, s.managed);
+    const images: Array<{ project: string; service: string; image: string; was: string }> = [];
+    for (const [p, proj] of Object.entries(file.projects)) {
+      if (project && p !== project) continue;
+      const src = proj.environments[from];
+      const dst = proj.environments[to];
+      if (!src || !dst) continue;
+      for (const [svc, def] of Object.entries(dst.services)) {
+        if (!src.services[svc]) continue;
+        const running = obs.live[`release/${p}/${from}/${svc}`];
+        if (!running) throw new Conflict(`${p}/${svc} does not run in '${from}': nothing to promote`);
+        const image = String(running.attrs.image);
+        if (image.startsWith('('))
+          throw new Conflict(`${p}/${svc} in '${from}' runs a ${image.slice(1, -1)}, not an image the file can name`);
+        images.push({ project: p, service: svc, image, was: def.image });
+        def.image = image;
+      }
+    }
+    if (images.length === 0)
+      throw new InvalidRequest(`no service exists in both '${from}' and '${to}'${project ? ` of project '${project}'` : ''}`, {
+        fields: [{ path: 'to', message: 'no common services' }],
+      });
+    const p = await this.plan(name, file, JSON.stringify(file), 'promote');
+    const other = p.steps.filter((st) => !(st.kind === 'release' && st.id.split('/')[2] === to));
+    if (other.length > 0)
+      throw new Conflict('the stack has changes besides the promotion (drift or an unapplied file): apply or plan them first', {
+        steps: other.map((st) => ({ id: st.id, action: st.action })),
+      });
+    return { plan: p, images };
+  }
+}
+
+export const isDestroyable = (s: StackRecord) => Object.keys(s.managed).length > 0 || s.desired !== null;
+export { StackFileError };

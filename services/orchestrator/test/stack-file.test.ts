@@ -1,0 +1,136 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { parseStackSource, StackFileError } from '../src/domain/stack-parse.js';
+import { stackJsonSchema } from '../src/domain/stack-schema.js';
+
+const YAML = `
+version: 1
+servers:
+  edge:
+    provider: hetzner
+    region: fsn1
+    size: cx22
+    image: ubuntu-24.04
+    count: 2
+    tags: [edge]
+projects:
+  shop:
+    description: The shop
+    environments:
+      prod:
+        env: { LOG_LEVEL: info }
+        secrets: [DATABASE_URL]
+        services:
+          web:
+            image: shop/web:1.2
+            domain: shop.example.com
+            https: true
+            replicas: 2
+          jobs:
+            type: worker
+            image: shop/jobs:1.2
+      uat:
+        services:
+          web:
+            image: shop/web:1.3
+            domain: uat.shop.example.com
+routes:
+  docs:
+    domain: docs.example.com
+    upstreams: [{ host: 10.0.0.5, port: 8080 }]
+`;
+
+function problems(input: unknown) {
+  try {
+    parseStackSource(input);
+  } catch (err) {
+    if (err instanceof StackFileError) return err.fields;
+    throw err;
+  }
+  throw new Error('expected the file to be refused');
+}
+
+describe('stack file', () => {
+  it('parses YAML with defaults filled in', () => {
+    const f = parseStackSource(YAML);
+    expect(f.servers.edge).toEqual({ provider: 'hetzner', region: 'fsn1', size: 'cx22', image: 'ubuntu-24.04', count: 2, tags: ['edge'] });
+    const web = f.projects.shop.environments.prod.services.web;
+    expect(web).toMatchObject({ type: 'web', replicas: 2, health_path: '/health', https: true, env: {}, secrets: [] });
+    expect(f.projects.shop.environments.prod.services.jobs.type).toBe('worker');
+    expect(f.routes.docs.require_healthy).toBe(true);
+  });
+
+  it('parses the same file as JSON text and as a JSON value', () => {
+    const f = parseStackSource(YAML);
+    expect(parseStackSource(JSON.stringify(f))).toEqual(f);
+    expect(parseStackSource(JSON.parse(JSON.stringify(f)))).toEqual(f);
+  });
+
+  it('refuses unknown keys and wrong types with the path in the file', () => {
+    expect(problems({ projects: { shop: { environments: { prod: { services: { web: { image: 'x', replica: 2 } } } } } } })).toEqual([
+      expect.objectContaining({ path: 'projects.shop.environments.prod.services.web', code: 'unrecognized_keys' }),
+    ]);
+    expect(problems({ servers: { a: { provider: 'aws', region: 'r', size: 's', image: 'i', count: 'two' } } })).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ path: 'servers.a.provider' }),
+        expect.objectContaining({ path: 'servers.a.count' }),
+      ]),
+    );
+    expect(problems({ projects: { Shop: {} } })[0].path).toBe('projects.Shop');
+  });
+
+  it('refuses secret values: a secrets map, a secret-looking env var, a private key', () => {
+    const map = problems({ projects: { p: { environments: { prod: { secrets: { DB_PASSWORD: 'hunter2' } } } } } });
+    expect(map).toEqual([expect.objectContaining({ path: 'projects.p.environments.prod.secrets', code: 'secret_value' })]);
+    expect(map[0].message).toMatch(/names only/);
+    const env = problems({
+      projects: { p: { environments: { prod: { services: { web: { image: 'x', env: { STRIPE_API_KEY: 'sk_live_1' } } } } } } },
+    });
+    expect(env).toEqual([
+      expect.objectContaining({ path: 'projects.p.environments.prod.services.web.env.STRIPE_API_KEY', code: 'secret_value' }),
+    ]);
+    const pem = problems({ projects: { p: { description: '-----BEGIN RSA PRIVATE KEY-----\nabc' } } });
+    expect(pem[0].path).toBe('projects.p.description');
+  });
+
+  it('refuses cross-field mistakes: a domain used twice, a worker with a domain, https without a domain, names too long', () => {
+    const f = {
+      projects: {
+        p: {
+          environments: {
+            prod: {
+              services: {
+                a: { image: 'x', domain: 'a.example.com' },
+                w: { type: 'worker', image: 'x', domain: 'w.example.com' },
+                h: { image: 'x', https: true },
+                'a-very-long-service-name-here': { image: 'x' },
+              },
+            },
+          },
+        },
+      },
+      routes: { r: { domain: 'a.example.com', upstreams: [{ host: '127.0.0.1', port: 1 }] } },
+    };
+    const paths = problems(f).map((p) => p.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'routes.r.domain',
+        'projects.p.environments.prod.services.w.domain',
+        'projects.p.environments.prod.services.h.https',
+        'projects.p.environments.prod.services.a-very-long-service-name-here',
+      ]),
+    );
+  });
+
+  it('refuses YAML that does not parse, with the line', () => {
+    const p = problems('servers:\n  a: [unclosed\n');
+    expect(p[0].message).toMatch(/line \d+/);
+    expect(problems('- a list')[0].message).toMatch(/object/);
+  });
+
+  it('the committed stack.schema.json is the schema zod publishes', () => {
+    const committed = JSON.parse(readFileSync(new URL('../stack.schema.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(stackJsonSchema());
+    expect(committed.additionalProperties).toBe(false);
+  });
+});

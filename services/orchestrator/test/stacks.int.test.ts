@@ -1,0 +1,345 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { waitFor } from '@droplet-mesh/udc-kit/testing';
+import { api, cleanDocker, startMesh, startUpstream, testImages, type Images, type Mesh } from './support/mesh.js';
+
+// One mesh for the whole file: the steps build on each other like an operator's session.
+const project = `o${randomBytes(3).toString('hex')}`;
+const stack = 'shop';
+const webDomain = `${project}.mesh.test`;
+const uatDomain = `uat-${project}.mesh.test`;
+const docsDomain = `docs-${project}.mesh.test`;
+let mesh: Mesh;
+let images: Images;
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let o: ReturnType<typeof api>;
+
+function file(opts: { image?: string; uatImage?: string; replicas?: number; hetzner?: number; route?: boolean } = {}) {
+  return `
+version: 1
+servers:
+  edge:
+    provider: hetzner
+    region: fsn1
+    size: cx22
+    image: ubuntu-24.04
+    count: ${opts.hetzner ?? 1}
+  db:
+    provider: digitalocean
+    region: fra1
+    size: s-1vcpu-1gb
+    image: ubuntu-24-04-x64
+projects:
+  ${project}:
+    description: stack test
+    environments:
+      prod:
+        env: { LOG_LEVEL: info }
+        services:
+          web:
+            image: ${opts.image ?? images.v1}
+            domain: ${webDomain}
+            replicas: ${opts.replicas ?? 1}
+          jobs:
+            type: worker
+            image: ${images.v1}
+      uat:
+        services:
+          web:
+            image: ${opts.uatImage ?? images.v1}
+            domain: ${uatDomain}
+${
+  opts.route === false
+    ? ''
+    : `routes:
+  docs-${project}:
+    domain: ${docsDomain}
+    upstreams: [{ host: 127.0.0.1, port: ${upstream.port} }]
+`
+}`;
+}
+
+/** Instances of the stack at the emulators, through multi-cloud-manager's API. */
+async function stackInstances(): Promise<Array<{ provider: string; provider_id: string; name: string; labels: Record<string, string> }>> {
+  const res = await droplet('multi-cloud-manager', '/instances?per_page=200');
+  const body = (await res.json()) as {
+    items: Array<{ provider: string; provider_id: string; name: string; status: string; labels: Record<string, string> }>;
+  };
+  // A deleted instance is `deleting` at the provider for a moment: it is gone for the stack.
+  return body.items.filter((i) => i.labels?.['mesh-stack'] === stack && i.status !== 'deleting');
+}
+
+async function droplet(name: string, path: string, init: RequestInit = {}) {
+  const rec = (await (
+    await fetch(`${mesh.registryUrl}/droplets/${name}`, { headers: { authorization: `Bearer ${mesh.token}` } })
+  ).json()) as {
+    droplet: { url: string };
+  };
+  return fetch(`${rec.droplet.url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${mesh.token}`, 'content-type': 'application/json', ...init.headers },
+  });
+}
+
+beforeAll(async () => {
+  images = await testImages();
+  upstream = await startUpstream('docs here');
+  mesh = await startMesh();
+  o = api(mesh);
+}, 180_000);
+
+afterAll(async () => {
+  await mesh?.close();
+  await upstream?.close();
+  if (images) await cleanDocker(images.docker, project);
+}, 120_000);
+
+describe('the stack API refuses bad input with 4xx and the path in the file', () => {
+  it('serves the JSON Schema, equal to the committed file, without a token', async () => {
+    const res = await fetch(`${mesh.orchestratorUrl}/stacks/schema.json`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(JSON.parse(readFileSync(new URL('../stack.schema.json', import.meta.url), 'utf8')));
+  });
+
+  it('bad YAML, unknown keys, wrong types, secret values: 400 INVALID_REQUEST with fields', async () => {
+    const yaml = await o.plan(stack, 'projects:\n  p: [unclosed\n');
+    expect(yaml.status).toBe(400);
+    expect(yaml.body.error.code).toBe('INVALID_REQUEST');
+    expect(yaml.body.error.details.fields[0].message).toMatch(/line \d+, column \d+/);
+
+    const unknown = await o.plan(stack, { projects: { p: { environments: { prod: { services: { web: { image: 'x', replica: 2 } } } } } } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.details.fields).toEqual([expect.objectContaining({ path: 'projects.p.environments.prod.services.web' })]);
+
+    const types = await o.plan(stack, 'servers:\n  a: { provider: hetzner, region: fsn1, size: cx22, image: u, count: many }\n');
+    expect(types.status).toBe(400);
+    expect(types.body.error.details.fields).toEqual([expect.objectContaining({ path: 'servers.a.count' })]);
+
+    const secret = await o.plan(stack, { projects: { p: { environments: { prod: { secrets: { DB_PASSWORD: 'hunter2' } } } } } });
+    expect(secret.status).toBe(400);
+    expect(secret.body.error.message).toMatch(/secret values/);
+    expect(secret.body.error.details.fields[0].path).toBe('projects.p.environments.prod.secrets');
+    expect(JSON.stringify(secret.body)).not.toContain('hunter2');
+
+    expect((await o.plan(stack, '')).status).toBe(400);
+    expect((await o.call('POST', '/stacks/Bad_Name/plan', {})).status).toBe(400);
+  });
+
+  it('apply: an unknown plan is 404, a malformed body 400; GET of an unknown stack 404', async () => {
+    expect((await o.apply(stack, '00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    const bad = await o.call('POST', `/stacks/${stack}/apply`, { plan_id: 'nope', extra: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.fields.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(['plan_id']));
+    expect((await o.call('GET', '/stacks/nothing-here')).status).toBe(404);
+  });
+
+  it('without a token: 401', async () => {
+    const res = await fetch(`${mesh.orchestratorUrl}/stacks`);
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('plan and apply against the real droplets', () => {
+  it('plans a new stack: every step in dependency order, with the monthly cost of the servers', async () => {
+    const p = await o.plan(stack, file());
+    expect(p.status).toBe(201);
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+      'create server/edge/0',
+      'create server/db/0',
+      `create project/${project}`,
+      `create environment/${project}/prod`,
+      `create environment/${project}/uat`,
+      `create service/${project}/prod/web`,
+      `create service/${project}/prod/jobs`,
+      `create service/${project}/uat/web`,
+      `deploy release/${project}/prod/web`,
+      `deploy release/${project}/prod/jobs`,
+      `deploy release/${project}/uat/web`,
+      `create route/docs-${project}`,
+    ]);
+    expect(p.body.cost.monthly_delta).toEqual({ USD: 6, EUR: expect.any(Number) });
+    expect(p.body.cost.unknown_prices).toEqual([]);
+  });
+
+  it('applies it: instances at two providers, services deployed and served through nginx, the route live', async () => {
+    const p = await o.plan(stack, file());
+    const a = await o.apply(stack, p.body.id);
+    expect(a.status).toBe(200);
+    if (a.body.status !== 'succeeded') throw new Error(JSON.stringify(a.body, null, 2));
+    expect(a.body.steps.every((s: { status: string }) => s.status === 'succeeded')).toBe(true);
+
+    const inst = await stackInstances();
+    expect(inst.map((i) => `${i.provider} ${i.name}`).sort()).toEqual(['digitalocean shop-db-0', 'hetzner shop-edge-0']);
+    expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-1' });
+    expect(await mesh.viaProxy(uatDomain)).toEqual({ status: 200, body: 'version-1' });
+    expect(await mesh.viaProxy(docsDomain)).toEqual({ status: 200, body: 'docs here' });
+
+    const s = await o.call('GET', `/stacks/${stack}`);
+    expect(s.body).toMatchObject({ name: stack, status: 'applied', last_apply: { id: a.body.id, status: 'succeeded' } });
+    expect(s.body.desired.projects[project].environments.prod.services.web.domain).toBe(webDomain);
+    const list = await o.call('GET', '/stacks');
+    expect(list.body.items.map((x: { name: string }) => x.name)).toContain(stack);
+  }, 240_000);
+
+  it('planning the same file again is a no-op, and drift says in sync', async () => {
+    const p = await o.plan(stack, file());
+    expect(p.body.steps).toEqual([]);
+    const d = await o.call('GET', `/stacks/${stack}/drift`);
+    expect(d.body).toMatchObject({ in_sync: true, differences: [] });
+  }, 60_000);
+
+  it('a new image and replicas: the plan lists exactly those steps; apply serves the new version', async () => {
+    const p = await o.plan(stack, file({ image: images.v2, replicas: 2 }));
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+      `update service/${project}/prod/web`,
+      `deploy release/${project}/prod/web`,
+    ]);
+    expect(p.body.steps[0].changes).toEqual([{ field: 'replicas', before: 1, after: 2 }]);
+    expect(p.body.steps[1].changes).toEqual([{ field: 'image', before: images.v1, after: images.v2 }]);
+    const a = await o.apply(stack, p.body.id);
+    expect(a.body.status).toBe('succeeded');
+    expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-2' });
+    const rel = await (await droplet('deployer', `/services/app-${project}-web-prod-prod`)).json();
+    expect((rel as { containers: unknown[] }).containers).toHaveLength(2);
+  }, 180_000);
+
+  it('a plan is refused (409) once live state changed behind its back, and drift shows the change', async () => {
+    const p = await o.plan(stack, file({ image: images.v2, replicas: 2 }));
+    expect(p.body.steps).toEqual([]);
+    expect((await droplet('proxy-manager', `/proxies/docs-${project}`, { method: 'DELETE' })).status).toBe(200);
+    const a = await o.apply(stack, p.body.id);
+    expect(a.status).toBe(409);
+    expect(a.body.error.code).toBe('CONFLICT');
+    expect(a.body.error.details.changed).toEqual([`route/docs-${project}`]);
+    const d = await o.call('GET', `/stacks/${stack}/drift`);
+    expect(d.body.in_sync).toBe(false);
+    expect(d.body.differences).toEqual([expect.objectContaining({ id: `route/docs-${project}`, problem: 'missing' })]);
+    // Repair: a fresh plan puts the route back.
+    const fix = await o.plan(stack, file({ image: images.v2, replicas: 2 }));
+    expect(fix.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([`create route/docs-${project}`]);
+    expect((await o.apply(stack, fix.body.id)).body.status).toBe('succeeded');
+    expect(await mesh.viaProxy(docsDomain)).toEqual({ status: 200, body: 'docs here' });
+  }, 120_000);
+
+  it('a failed step stops the apply, says which and why, undoes what it did; the old version keeps serving', async () => {
+    const p = await o.plan(stack, file({ image: images.broken, replicas: 2, hetzner: 2 }));
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+      'create server/edge/1',
+      `deploy release/${project}/prod/web`,
+    ]);
+    const a = await o.apply(stack, p.body.id);
+    expect(a.body.status).toBe('rolled_back');
+    expect(a.body.failed_step).toMatchObject({ n: 2, id: `release/${project}/prod/web` });
+    expect(a.body.failed_step.error).toMatch(/failed/);
+    expect(a.body.undo).toEqual([expect.objectContaining({ id: 'server/edge/1', result: 'undone' })]);
+    expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-2' });
+    expect((await stackInstances()).map((i) => i.name).sort()).toEqual(['shop-db-0', 'shop-edge-0']);
+    const s = await o.call('GET', `/stacks/${stack}`);
+    expect(s.body.status).toBe('rolled_back');
+    expect(s.body.desired.projects[project].environments.prod.services.web.image).toBe(images.v2);
+  }, 180_000);
+
+  it('promote: prod runs exactly the image uat runs', async () => {
+    // uat gets v1 → v2 first, then prod (v2) is promoted from uat after uat moves to v1 again.
+    const up = await o.plan(stack, file({ image: images.v2, replicas: 2, uatImage: images.v1 }));
+    expect(up.body.steps).toEqual([]);
+    const pr = await o.call('POST', `/stacks/${stack}/promote?wait=true`, { from: 'uat', to: 'prod' });
+    expect(pr.status).toBe(200);
+    expect(pr.body.images).toEqual([{ project, service: 'web', image: images.v1, was: images.v2 }]);
+    expect(pr.body.apply.status).toBe('succeeded');
+    expect(pr.body.plan.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+      `deploy release/${project}/prod/web`,
+    ]);
+    expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-1' });
+    const s = await o.call('GET', `/stacks/${stack}`);
+    expect(s.body.desired.projects[project].environments.prod.services.web.image).toBe(images.v1);
+    expect((await o.call('POST', `/stacks/${stack}/promote`, { from: 'uat', to: 'uat' })).status).toBe(400);
+  }, 180_000);
+
+  it('an apply interrupted by a crash continues when the orchestrator starts again, with no duplicate instance', async () => {
+    const p = await o.plan(stack, file({ image: images.v2, replicas: 2, hetzner: 3 }));
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+      'create server/edge/1',
+      'create server/edge/2',
+      `deploy release/${project}/prod/web`,
+    ]);
+    const started = await o.call('POST', `/stacks/${stack}/apply`, { plan_id: p.body.id });
+    expect(started.status).toBe(202);
+    const applyId = started.body.id as string;
+    // Crash in the middle: once the deploy step runs (both servers done), stop without finishing.
+    await waitFor(
+      'the deploy step to start',
+      async () => (await o.call('GET', `/stacks/${stack}/applies/${applyId}`)).body.steps[2].status === 'running',
+      60_000,
+      50,
+    );
+    await mesh.stopOrchestrator();
+    await mesh.startOrchestrator();
+    let final: { status: string; resumed: number; steps: Array<{ status: string }> } | undefined;
+    await waitFor(
+      'the resumed apply to finish',
+      async () => {
+        final = (await o.call('GET', `/stacks/${stack}/applies/${applyId}`)).body;
+        return final?.status !== 'running';
+      },
+      120_000,
+      200,
+    );
+    expect(final).toMatchObject({ status: 'succeeded', resumed: 1 });
+    const inst = await stackInstances();
+    expect(inst.map((i) => i.name).sort()).toEqual(['shop-db-0', 'shop-edge-0', 'shop-edge-1', 'shop-edge-2']);
+    expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-2' });
+  }, 240_000);
+
+  it('one apply per stack at a time', async () => {
+    const p1 = await o.plan(stack, file({ image: images.v1, replicas: 2, hetzner: 3 }));
+    const first = await o.call('POST', `/stacks/${stack}/apply`, { plan_id: p1.body.id });
+    expect(first.status).toBe(202);
+    const second = await o.call('POST', `/stacks/${stack}/apply`, { plan_id: p1.body.id });
+    expect(second.status).toBe(409);
+    await waitFor(
+      'the first apply to finish',
+      async () => (await o.call('GET', `/stacks/${stack}/applies/${first.body.id}`)).body.status !== 'running',
+      120_000,
+      200,
+    );
+    expect((await o.call('GET', `/stacks/${stack}/applies/${first.body.id}`)).body.status).toBe('succeeded');
+  }, 180_000);
+
+  it('destroy: needs ?confirm, deletes what the stack created and reports what it cannot remove', async () => {
+    const unconfirmed = await o.call('DELETE', `/stacks/${stack}`);
+    expect(unconfirmed.status).toBe(400);
+    expect(unconfirmed.body.error.details.fields).toEqual([expect.objectContaining({ path: 'confirm' })]);
+    const steps = unconfirmed.body.error.details.plan.steps as Array<{
+      action: string;
+      id: string;
+      destructive: boolean;
+      unsupported?: string;
+    }>;
+    expect(steps.every((s) => s.action === 'delete' && s.destructive)).toBe(true);
+    expect(steps[0].id).toBe(`route/docs-${project}`);
+    expect(steps.filter((s) => s.unsupported).map((s) => s.id)).toEqual(
+      expect.arrayContaining([
+        `release/${project}/prod/web`,
+        `service/${project}/prod/web`,
+        `environment/${project}/prod`,
+        `project/${project}`,
+      ]),
+    );
+    expect(unconfirmed.body.error.details.plan.cost.monthly_delta.USD).toBe(-6);
+
+    const done = await o.call('DELETE', `/stacks/${stack}?confirm=${stack}&wait=true`);
+    expect(done.status).toBe(200);
+    expect(done.body.status).toBe('partial');
+    expect(done.body.not_done.map((x: { id: string }) => x.id)).toContain(`release/${project}/prod/web`);
+    expect(await stackInstances()).toEqual([]);
+    expect((await droplet('proxy-manager', `/proxies/docs-${project}`)).status).toBe(404);
+    // Instances the stack did not create are still there (the emulators' seeded ones).
+    const all = await (await droplet('multi-cloud-manager', '/instances?per_page=200')).json();
+    expect((all as { items: unknown[] }).items.length).toBeGreaterThan(0);
+    const after = (await o.call('GET', `/stacks/${stack}`)).body;
+    expect(after.status).toBe('partial');
+    expect(after.resources.map((r: { id: string }) => r.id)).not.toContain('server/db/0');
+  }, 180_000);
+});
