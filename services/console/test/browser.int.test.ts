@@ -198,6 +198,18 @@ describe('the console in a real browser', () => {
       15_000,
       100,
     );
+
+    // Create from the provider's catalog; the API's validation error shows at the name.
+    await page.locator('#c-provider').selectOption('digitalocean');
+    await page.locator('#c-size option').first().waitFor({ state: 'attached' });
+    await page.getByRole('textbox', { name: 'Name', exact: true }).first().fill('bad name!');
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    await page.locator('#c-name-err').filter({ hasText: /\S/ }).waitFor();
+    await page.getByRole('textbox', { name: 'Name', exact: true }).first().fill('web-console-1');
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    await page.getByText('web-console-1 created on digitalocean.').waitFor();
+    await page.locator('tr[data-name="web-console-1"][data-provider="digitalocean"]').waitFor();
+    await expectNoSeriousA11yViolations('instances after a create');
   }, 60_000);
 
   it('signs out, and the API refuses the old cookie', async () => {

@@ -48,8 +48,8 @@ function adopt(s: SessionInfo | null, notice = ''): void {
   auth.checked = true;
 }
 
-async function raw(method: string, path: string, body?: unknown): Promise<unknown> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+async function raw(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = csrf;
   let res: Response;
@@ -80,7 +80,7 @@ async function raw(method: string, path: string, body?: unknown): Promise<unknow
 
 export const api = {
   get: <T>(path: string) => raw('GET', path) as Promise<T>,
-  post: <T>(path: string, body: unknown = {}) => raw('POST', path, body) as Promise<T>,
+  post: <T>(path: string, body: unknown = {}, headers: Record<string, string> = {}) => raw('POST', path, body, headers) as Promise<T>,
   put: <T>(path: string, body: unknown) => raw('PUT', path, body) as Promise<T>,
   del: <T>(path: string) => raw('DELETE', path) as Promise<T>,
 };
