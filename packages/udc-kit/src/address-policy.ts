@@ -4,6 +4,7 @@
 // explicit allow-list (e.g. UPSTREAM_ALLOW=host:port,...) lets an operator make exceptions.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { z } from 'zod';
 import { InvalidRequest } from './errors.js';
 
@@ -96,15 +97,33 @@ function v4Octets(ip: string): number[] {
   return ip.split('.').map(Number);
 }
 
-/** Loopback, or an address that reaches this host all the same (0.0.0.0/8, ::). */
+let interfaces: { at: number; addresses: Set<string> } | undefined;
+
+/** This machine's own interface addresses (canonical), re-read at most every 30 s. */
+function ownAddresses(): Set<string> {
+  if (!interfaces || Date.now() - interfaces.at > 30_000) {
+    const addresses = new Set<string>();
+    for (const list of Object.values(networkInterfaces()))
+      for (const i of list ?? []) addresses.add(canonicalAddress(i.address.split('%')[0]));
+    interfaces = { at: Date.now(), addresses };
+  }
+  return interfaces.addresses;
+}
+
+/**
+ * This host: loopback, an address that reaches it all the same (0.0.0.0/8, ::), or one of
+ * its own interface addresses (a service listening on every interface answers there too).
+ */
 export function isLocalHostAddress(ip: string): boolean {
   const a = canonicalAddress(ip);
   if (isIP(a) === 4) {
     const [o0] = v4Octets(a);
-    return o0 === 127 || o0 === 0;
+    if (o0 === 127 || o0 === 0) return true;
+  } else {
+    const g = v6Groups(a);
+    if (g?.slice(0, 7).every((x) => x === 0) && (g[7] === 0 || g[7] === 1)) return true;
   }
-  const g = v6Groups(a);
-  return !!g && g.slice(0, 7).every((x) => x === 0) && (g[7] === 0 || g[7] === 1);
+  return ownAddresses().has(a);
 }
 
 /** Link-local and cloud metadata addresses: 169.254.0.0/16, fe80::/10, 100.100.100.200, fd00:ec2::254. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { AddressPolicy, MESH_SERVICE_PORTS, parseAllowList } from '@droplet-mesh/udc-kit';
@@ -42,6 +43,15 @@ describe('the address policy (udc-kit)', () => {
     ['1.1.1.1', 443],
   ])('allows %s port %d', (ip, port) => {
     expect(policy.checkAddress(ip, port).ok).toBe(true);
+  });
+
+  it("this machine's own interface addresses count as this host", () => {
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && !i.internal && i.family === 'IPv4');
+    if (!own) return; // a machine with loopback only: nothing more to show
+    expect(policy.checkAddress(own.address, 8000).ok).toBe(false);
+    expect(policy.checkAddress(own.address, 30000).ok).toBe(true);
   });
 
   it('names every mesh port, NATS included', () => {
