@@ -70,11 +70,16 @@ export async function createOrchestratorDroplet(deps: OrchestratorDeps) {
         pollMs: ctx.config.POLL_INTERVAL_MS,
         retryMs: ctx.config.STEP_RETRY_S * 1000,
       });
-      registerStackRoutes(api, { orchestrator: getOrchestrator, applyWaitMaxMs: ctx.config.APPLY_WAIT_MAX_S * 1000 });
+      registerStackRoutes(api, {
+        orchestrator: getOrchestrator,
+        applyWaitMaxMs: ctx.config.APPLY_WAIT_MAX_S * 1000,
+        pollMs: Math.max(100, ctx.config.POLL_INTERVAL_MS),
+      });
     },
     onListening() {
       // After listening: the registry link (and so a token) starts with the HTTP server.
       getOrchestrator().startResuming(config.RESUME_INTERVAL_S * 1000);
+      getOrchestrator().startDriftChecks(config.DRIFT_INTERVAL_S * 1000);
     },
     async onStop() {
       await orchestrator?.stop();

@@ -22,6 +22,8 @@ export const orchestratorConfigSchema = z.object({
   RESUME_INTERVAL_S: z.coerce.number().min(0.2).max(3600).default(5),
   /** A step waits this long for a droplet that does not answer (restarting, not registered) before it fails. */
   STEP_RETRY_S: z.coerce.number().min(0).max(3600).default(60),
+  /** Every applied stack is compared with live state this often (0: only on GET /stacks/{name}/drift). */
+  DRIFT_INTERVAL_S: z.coerce.number().min(0).max(86_400).default(300),
   POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** ?wait=true on apply waits at most this long, then answers with the apply's current state. */
   APPLY_WAIT_MAX_S: z.coerce.number().int().min(1).max(3600).default(600),

@@ -7,7 +7,7 @@ import type { StackFile } from './domain/stack-schema.js';
 import { executeStep, undoStep, type ExecDeps } from './live/execute.js';
 import { CallFailed, type MeshClient } from './live/mesh-client.js';
 import { observe } from './live/observe.js';
-import type { ApplyRecord, ApplyStatus, PlanRecord, StackRecord, StepState, Store } from './store.js';
+import type { ApplyRecord, ApplyStatus, DriftRecord, PlanRecord, StackRecord, StepState, Store } from './store.js';
 
 export interface OrchestratorOptions {
   store: Store;
@@ -36,6 +36,7 @@ export class Orchestrator {
   private readonly stopping = new AbortController();
   private readonly running = new Map<string, Promise<ApplyRecord>>();
   private resumeTimer?: NodeJS.Timeout;
+  private driftTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: OrchestratorOptions) {}
 
@@ -73,11 +74,12 @@ export class Orchestrator {
 
   /** Plan `file` for stack `name`: steps, cost, warnings; stored with the live revision it saw. */
   async plan(name: string, file: StackFile, source: string, kind: PlanRecord['kind'] = 'apply'): Promise<PlanRecord> {
-    const s = await this.stackOrNew(name);
-    if (s.revision === 0 && !(await this.o.store.getStack(name))) await this.o.store.putStack(s);
+    const existing = await this.o.store.getStack(name);
+    const s = existing ?? (await this.stackOrNew(name));
     const desired = desiredResources(name, file);
     const obs = await observe(this.o.mesh, name, desired, s.managed);
     const result = makePlan(desired, obs.live, s.managed, obs.prices);
+    if (!existing) await this.o.store.putStack(s);
     const record: PlanRecord = {
       id: randomUUID(),
       stack: name,
@@ -198,7 +200,6 @@ export class Orchestrator {
     const lease = { apply_id: a.id, owner: this.owner, at: Date.now() };
     const beat = setInterval(() => void store.renewLease(a.stack, lease).catch(() => undefined), Math.max(200, this.o.leaseStaleMs / 4));
     beat.unref();
-    let current: StepState | undefined;
     const save = async () => {
       await store.putApply(a);
     };
@@ -216,7 +217,6 @@ export class Orchestrator {
       for (const step of a.steps) {
         if (step.status === 'succeeded' || step.status === 'skipped') continue;
         if (signal.aborted) return a; // stopping: the state in KV lets the next orchestrator continue
-        current = step;
         if (step.unsupported) {
           step.status = 'skipped';
           step.detail = step.unsupported;
@@ -253,7 +253,6 @@ export class Orchestrator {
       return await this.finish(a, p, a.not_done.length > 0 ? 'partial' : 'succeeded');
     } finally {
       clearInterval(beat);
-      void current;
     }
   }
 
@@ -375,9 +374,48 @@ export class Orchestrator {
     this.resumeTimer.unref();
   }
 
+  /** Compare every applied stack with live state now (stacks being applied are skipped); drift emits `stack.drifted`. */
+  async checkDrift(): Promise<DriftRecord[]> {
+    const out: DriftRecord[] = [];
+    for (const s of await this.o.store.listStacks()) {
+      if (!s.desired || s.status === 'applying' || s.status === 'destroyed') continue;
+      const lease = await this.o.store.readLease(s.name);
+      if (lease && Date.now() - lease.at < this.o.leaseStaleMs) continue;
+      let rec: DriftRecord;
+      try {
+        const d = await this.drift(s.name);
+        rec = {
+          stack: s.name,
+          checked_at: d.checked_at,
+          in_sync: d.in_sync,
+          differences: d.differences.map((x) => ({ id: x.id, problem: x.problem })),
+        };
+      } catch (err) {
+        rec = { stack: s.name, checked_at: now(), in_sync: false, differences: [], error: (err as Error).message };
+      }
+      await this.o.store.putDrift(rec);
+      out.push(rec);
+    }
+    return out;
+  }
+
+  startDriftChecks(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    this.driftTimer = setInterval(
+      () => void this.checkDrift().catch((err) => this.o.logger.warn({ err }, 'drift check failed')),
+      intervalMs,
+    );
+    this.driftTimer.unref();
+  }
+
+  lastDrift(stack: string) {
+    return this.o.store.getDrift(stack);
+  }
+
   /** Stop like a crash would: running applies stay `running` in KV for the next orchestrator. */
   async stop(): Promise<void> {
     if (this.resumeTimer) clearInterval(this.resumeTimer);
+    if (this.driftTimer) clearInterval(this.driftTimer);
     this.stopping.abort(new Error('the orchestrator is stopping'));
     await Promise.allSettled([...this.running.values()]);
   }

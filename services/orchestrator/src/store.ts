@@ -77,6 +77,15 @@ export interface ApplyRecord {
   finished_at?: string;
 }
 
+/** The last periodic drift check of a stack. */
+export interface DriftRecord {
+  stack: string;
+  checked_at: string;
+  in_sync: boolean;
+  differences: Array<{ id: string; problem: string }>;
+  error?: string;
+}
+
 export interface Lease {
   apply_id: string;
   owner: string;
@@ -127,6 +136,13 @@ export class Store {
     return out;
   }
 
+  async getDrift(stack: string): Promise<DriftRecord | undefined> {
+    return dec<DriftRecord>(await this.kv.get(`drift.${stack}`));
+  }
+  async putDrift(d: DriftRecord): Promise<void> {
+    await this.kv.put(`drift.${d.stack}`, JSON.stringify(d));
+  }
+
   /** Take the stack's apply lease: false when another live apply holds it. */
   async acquireLease(stack: string, lease: Lease, staleMs: number): Promise<boolean> {
     const key = `lease.${stack}`;
@@ -135,7 +151,7 @@ export class Store {
       return true;
     } catch {
       const e = await this.kv.get(key);
-      if (!e || e.operation !== 'PUT') {
+      if (e?.operation !== 'PUT') {
         try {
           await this.kv.put(key, JSON.stringify(lease), { previousSeq: e?.revision ?? 0 });
           return true;

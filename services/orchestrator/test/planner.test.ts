@@ -115,7 +115,10 @@ describe('planner', () => {
 
   it('removing a route deletes it first (freeing its domain); a removed deployed service cannot be undeployed and says so', () => {
     const d0 = desired();
-    const next = structuredClone(FILE) as any;
+    const next: {
+      routes: Partial<typeof FILE.routes>;
+      projects: { shop: { environments: { prod: { services: Partial<typeof FILE.projects.shop.environments.prod.services> } } } };
+    } = structuredClone(FILE);
     delete next.routes.docs;
     delete next.projects.shop.environments.prod.services.jobs;
     const p = plan(desired(next), liveOf(d0), managedOf(d0), PRICES);

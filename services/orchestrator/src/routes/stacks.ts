@@ -13,6 +13,7 @@ const EMPTY_FILE = { version: 1 as const, servers: {}, projects: {}, routes: {} 
 export interface StackRouteDeps {
   orchestrator: () => Orchestrator;
   applyWaitMaxMs: number;
+  pollMs: number;
 }
 
 /** The request's stack file: YAML or JSON text (any non-JSON content type), a JSON object, or JSON {file: "<text>"}. */
@@ -89,8 +90,8 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
 
   api.get(
     '/stacks/:name',
-    { summary: 'One stack: desired file, resources, last apply, status', params: nameParams, tags: ['stacks'] },
-    async ({ params }) => stackView(await orch().stack(params.name)),
+    { summary: 'One stack: desired file, resources, last apply, last drift check, status', params: nameParams, tags: ['stacks'] },
+    async ({ params }) => ({ ...stackView(await orch().stack(params.name)), last_drift: (await orch().lastDrift(params.name)) ?? null }),
   );
 
   api.post(
@@ -153,6 +154,52 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
       const a = await orch().getApply(params.id);
       if (!a || a.stack !== params.name) throw new NotFound(`no apply '${params.id}' for stack '${params.name}'`);
       return a;
+    },
+  );
+
+  api.get(
+    '/stacks/:name/applies/:id/events',
+    {
+      summary: "An apply's progress as Server-Sent Events: one `step` event per step change, then `status` with the final record",
+      params: nameParams.extend({ id: z.uuid() }),
+      tags: ['stacks'],
+    },
+    async ({ params, req, res }) => {
+      let a = await orch().getApply(params.id);
+      if (!a || a.stack !== params.name) throw new NotFound(`no apply '${params.id}' for stack '${params.name}'`);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      let closed = false;
+      req.on('close', () => {
+        closed = true;
+      });
+      const sent = new Map<number, string>();
+      const deadline = Date.now() + deps.applyWaitMaxMs;
+      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      for (;;) {
+        for (const st of a.steps) {
+          const key = `${st.status}:${st.deployment_id ?? ''}:${st.detail ?? ''}`;
+          if (sent.get(st.n) === key) continue;
+          sent.set(st.n, key);
+          if (st.status !== 'pending')
+            send('step', {
+              n: st.n,
+              id: st.id,
+              action: st.action,
+              status: st.status,
+              detail: st.detail,
+              error: st.error,
+              total: a.steps.length,
+            });
+        }
+        if (a.status !== 'running') {
+          send('status', { status: a.status, failed_step: a.failed_step, undo: a.undo, not_done: a.not_done });
+          break;
+        }
+        if (closed || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, deps.pollMs));
+        a = (await orch().getApply(params.id)) ?? a;
+      }
+      res.end();
     },
   );
 

@@ -242,6 +242,7 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
       RESUME_INTERVAL_S: '0.5',
       DEPLOY_TIMEOUT_S: '90',
       STEP_RETRY_S: '10',
+      DRIFT_INTERVAL_S: '1',
       ...opts.orchestratorEnv,
     };
     let orchestrator = await createOrchestratorDroplet({ env: orchEnv, logDestination: quiet() });
