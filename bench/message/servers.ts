@@ -1,6 +1,9 @@
 // Child process of bench/message/run.ts: a nats-server, droplets "alpha" (the sender) and
-// "beta" (the handler), and a raw NATS responder for the baseline. Prints one JSON line.
+// "beta" (the handler), a raw NATS responder, and the fair baseline: a bare Express route that
+// makes a raw NATS request to that responder. Prints one JSON line.
 import { writeSync } from 'node:fs';
+import type { Server } from 'node:http';
+import express from 'express';
 import { stopWhenParentLeaves } from '../support/server-child.js';
 import { connect } from '@nats-io/transport-node';
 import { z } from 'zod';
@@ -36,12 +39,33 @@ raw.subscribe('bench.raw', {
 });
 await raw.flush();
 
+// The fair baseline: the same physical path as /send (HTTP in, JSON body parsed, a NATS request
+// on the process's own connection, the reply back as JSON) without udc-kit.
+const relayNc = await connect({ servers: nats.url, name: 'express-relay' });
+const relay = express();
+relay.use(express.json());
+relay.post('/relay', async (req, res) => {
+  try {
+    const reply = await relayNc.request('bench.raw', JSON.stringify(req.body), { timeout: 5000 });
+    res.json({ result: 'success', data: reply.json() });
+  } catch (err) {
+    res.status(503).json({ error: (err as Error).message });
+  }
+});
+const relayServer: Server = await new Promise((resolve) => {
+  const s = relay.listen(0, '127.0.0.1', () => resolve(s));
+});
+const relayUrl = `http://127.0.0.1:${(relayServer.address() as { port: number }).port}/relay`;
+
 writeSync(
   3,
-  `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`,
+  `${JSON.stringify({ natsUrl: nats.url, sendUrl: `${url}/send`, relayUrl, token: authority.mint({ scopes: ['write'] }), pid: process.pid })}\n`,
 );
 
 stopWhenParentLeaves(async () => {
+  relayServer.closeAllConnections();
+  relayServer.close();
+  await relayNc.close();
   await raw.close();
   await alpha.stop();
   await beta.stop();

@@ -1,0 +1,139 @@
+// bench/footprint: each droplet started cold (a new `node services/<name>/dist/main.js`) N
+// times against a real nats-server: time from spawn to the first /health 200, and RSS once
+// idle; next to a bare Express app started the same way. See README.md.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { freePort, startNatsServer } from '@droplet-mesh/udc-kit/testing';
+import { fmt, median } from '../udc/stats.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 3000);
+const START_DEADLINE_MS = 30_000;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DROPLETS = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor', 'console'];
+
+interface Target {
+  name: string;
+  main: string;
+  env: Record<string, string>;
+}
+
+const nats = await startNatsServer();
+const dataRoot = mkdtempSync(join(tmpdir(), 'bench-footprint-'));
+const common = {
+  NATS_URL: nats.url,
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+  // No REGISTRY_KEY: the droplets do not register (they need the registry for tokens only then).
+  REGISTRY_ADMIN_KEY: randomBytes(24).toString('base64url'),
+  DEPLOYER_MASTER_KEY: randomBytes(32).toString('base64'),
+  CERT_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: process.env.HOME ?? tmpdir(),
+};
+
+const targets: Target[] = [{ name: 'bare Express', main: fileURLToPath(new URL('./bare-express.mjs', import.meta.url)), env: {} }];
+for (const name of DROPLETS) {
+  const main = join(ROOT, 'services', name, 'dist', 'main.js');
+  if (!existsSync(main)) {
+    console.log(`  (${name}: no ${main}; build it to include it)`);
+    continue;
+  }
+  targets.push({ name, main, env: {} });
+}
+
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One cold start: ms from spawn to the first /health 200, and RSS (MB) after IDLE_MS of idling. */
+async function coldStart(t: Target, run: number): Promise<{ startMs: number; rss: number; status: string }> {
+  const port = await freePort();
+  const dataDir = join(dataRoot, `${t.name.replace(/\W+/g, '-')}-${run}`);
+  const env = {
+    ...common,
+    ...t.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    // proxy-manager's nginx on free ports, under the run's own directory.
+    PROXY_HTTP_PORT: String(await freePort()),
+    PROXY_HTTPS_PORT: String(await freePort()),
+  };
+  const t0 = process.hrtime.bigint();
+  const child = spawn(process.execPath, [t.main], { env, stdio: ['ignore', 'ignore', 'pipe'], cwd: dataRoot });
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-2000)));
+  const deadline = Date.now() + START_DEADLINE_MS;
+  let startMs = NaN;
+  let status = 'no answer';
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`${t.name} exited with ${child.exitCode}: ${stderr.trim()}`);
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
+        const body = (await res.json().catch(() => ({}))) as { status?: string };
+        status = `${res.status} ${body.status ?? ''}`.trim();
+        if (res.status === 200) {
+          startMs = Number(process.hrtime.bigint() - t0) / 1e6;
+          break;
+        }
+      } catch {
+        // not listening yet
+      }
+      await sleep(10);
+    }
+    await sleep(IDLE_MS);
+    const rss = child.pid ? rssMb(child.pid) : NaN;
+    return { startMs, rss, status };
+  } finally {
+    await stop(child);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+console.log(`bench/footprint: ${RUNS} cold starts per target against nats-server ${nats.url}; RSS read ${IDLE_MS} ms after /health 200`);
+const rows: { name: string; startMs: number; rss: number; note: string }[] = [];
+for (const t of targets) {
+  const starts: number[] = [];
+  const rss: number[] = [];
+  const notes = new Set<string>();
+  for (let run = 1; run <= RUNS; run++) {
+    try {
+      const r = await coldStart(t, run);
+      if (Number.isNaN(r.startMs)) notes.add(`/health never 200 in ${START_DEADLINE_MS / 1000} s (last: ${r.status})`);
+      else starts.push(r.startMs);
+      rss.push(r.rss);
+      console.log(`  ${t.name.padEnd(20)} run ${run}: /health 200 after ${fmt(r.startMs, 0)} ms, idle RSS ${fmt(r.rss, 1)} MB`);
+    } catch (err) {
+      notes.add((err as Error).message.slice(0, 300));
+      console.log(`  ${t.name.padEnd(20)} run ${run}: ${(err as Error).message.slice(0, 300)}`);
+    }
+  }
+  rows.push({ name: t.name, startMs: median(starts), rss: median(rss), note: [...notes].join('; ') });
+}
+
+const base = rows[0]!;
+console.log(`\nmedian of ${RUNS}          start→/health 200   × bare   idle RSS MB   × bare   aim: ≤ 1000 ms, ≤ 60 MB`);
+for (const r of rows) {
+  console.log(
+    `${r.name.padEnd(22)} ${fmt(r.startMs, 0).padStart(14)} ms ${fmt(r.startMs / base.startMs, 1).padStart(8)} ${fmt(r.rss, 1).padStart(13)} ${fmt(r.rss / base.rss, 1).padStart(8)}${r.note ? `   ${r.note}` : ''}`,
+  );
+}
+await nats.stop({ removeStore: true });
+rmSync(dataRoot, { recursive: true, force: true });
