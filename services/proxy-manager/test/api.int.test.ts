@@ -237,6 +237,77 @@ describe('POST /proxy-manager/sync-from-registry', () => {
   });
 });
 
+describe('the Proxy Manager seed routes', () => {
+  it('POST /proxies with the seed fields answers 201 with the route, which serves through nginx', async () => {
+    const res = await request(h.pm.droplet.app).post('/proxies').set(h.auth()).send({
+      droplet_name: 'seed-shop',
+      domain: 'seed-shop.test',
+      upstream_host: '127.0.0.1',
+      upstream_port: up.port,
+      enable_ssl: false,
+      require_healthy: false,
+      health_path: '/health',
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ name: 'seed-shop', domain: 'seed-shop.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
+    expect((await viaNginx(h.httpPort, 'seed-shop.test')).body).toContain('upstream svc');
+    expect((await request(h.pm.droplet.app).get('/proxies/seed-shop').set(h.auth())).status).toBe(200);
+    const again = await request(h.pm.droplet.app)
+      .post('/proxies')
+      .set(h.auth())
+      .send({
+        droplet_name: 'seed-shop',
+        domain: 'seed-shop.test',
+        upstream_host: '127.0.0.1',
+        upstream_port: up.port,
+        require_healthy: false,
+      });
+    expect(again.status).toBe(200);
+  });
+
+  it.each([
+    ['no droplet_name', { domain: 'a.test', upstream_host: '127.0.0.1', upstream_port: 80 }],
+    ['bad droplet_name', { droplet_name: 'A;b', domain: 'a.test', upstream_host: '127.0.0.1', upstream_port: 80 }],
+    ['no upstream_port', { droplet_name: 'x', domain: 'a.test', upstream_host: '127.0.0.1' }],
+    ['hostile domain', { droplet_name: 'x', domain: 'a.test; return 200', upstream_host: '127.0.0.1', upstream_port: 80 }],
+    ['unknown field', { droplet_name: 'x', domain: 'a.test', upstream_host: '127.0.0.1', upstream_port: 80, raw: 'x' }],
+  ])('POST /proxies with %s: 400 INVALID_REQUEST', async (_label, body) => {
+    const res = await request(h.pm.droplet.app).post('/proxies').set(h.auth()).send(body);
+    expectEnvelope(res, 400, 'INVALID_REQUEST');
+  });
+
+  it('GET /proxy-manager/sync-from-registry syncs like POST (write scope)', async () => {
+    registryRecords = [
+      {
+        id: 'seedsync',
+        name: 'seedsync',
+        url: `http://127.0.0.1:${up.port}`,
+        domain: 'seedsync.test',
+        kind: 'service',
+        capabilities: [],
+        steward: 'registry',
+        status: 'active',
+        registered_at: '',
+        updated_at: '',
+      },
+    ];
+    const readOnly = await request(h.pm.droplet.app)
+      .get('/proxy-manager/sync-from-registry')
+      .set(h.auth(['read']));
+    expectEnvelope(readOnly, 403, 'FORBIDDEN');
+    const res = await request(h.pm.droplet.app).get('/proxy-manager/sync-from-registry').set(h.auth());
+    expect(res.status).toBe(200);
+    expect(res.body.routes).toEqual([{ name: 'seedsync', record_id: 'seedsync', result: 'created' }]);
+    expect((await viaNginx(h.httpPort, 'seedsync.test')).body).toContain('upstream svc');
+  });
+
+  it('the OpenAPI names the unified twin of each alias', async () => {
+    const spec = (await request(h.pm.droplet.app).get('/openapi.json')).body;
+    expect(spec.paths['/proxies'].post.summary).toMatch(/Alias of PUT \/proxies\/\{droplet_name\}/);
+    expect(spec.paths['/proxy-manager/sync-from-registry'].get.summary).toMatch(/Alias of POST \/proxy-manager\/sync-from-registry/);
+  });
+});
+
 describe('observability', () => {
   it('exposes route and nginx gauges on /metrics and proxy-manager events on /events', async () => {
     const m = await request(h.pm.droplet.app).get('/metrics');

@@ -1,9 +1,35 @@
 import { z } from 'zod';
 import { paginate, paginationQuery, reply, type Api } from '@droplet-mesh/udc-kit';
-import { routeBodySchema, routeNameSchema } from '../domain/route-spec.js';
+import {
+  healthPathSchema,
+  hostnameSchema,
+  LB_METHODS,
+  routeBodySchema,
+  routeNameSchema,
+  upstreamHostSchema,
+  type RouteSpec,
+} from '../domain/route-spec.js';
 import type { ProxyService } from '../proxy-service.js';
 
 const nameParams = z.object({ name: routeNameSchema });
+
+/** The Proxy Manager seed's `POST /proxies` body: the route's name in the body, one upstream. */
+export const seedProxyBody = z
+  .strictObject({
+    droplet_name: routeNameSchema,
+    domain: hostnameSchema,
+    upstream_host: upstreamHostSchema,
+    upstream_port: z.number().int().min(1).max(65535),
+    enable_ssl: z.boolean().default(false),
+    require_healthy: z.boolean().default(true),
+    health_path: healthPathSchema.default('/health'),
+    websocket: z.boolean().default(false),
+    lb: z.enum(LB_METHODS).default('round_robin'),
+  })
+  .transform(({ droplet_name, upstream_host, upstream_port, ...rest }): { name: string; spec: RouteSpec } => ({
+    name: droplet_name,
+    spec: { ...rest, upstreams: [{ host: upstream_host, port: upstream_port, weight: 1 }] },
+  }));
 
 // `deps.service` is read per request: the droplet (and its logger) exists before the service.
 export function registerProxyRoutes(api: Api, deps: { readonly service: ProxyService }): void {
@@ -12,6 +38,22 @@ export function registerProxyRoutes(api: Api, deps: { readonly service: ProxySer
     { scope: 'write', summary: 'Create or update a route (201 on create, 200 on update)', params: nameParams, body: routeBodySchema },
     async ({ params, body, log, correlationId }) => {
       const { created, route } = await deps.service.upsert(params.name, body, { log, correlationId });
+      return reply(created ? 201 : 200, route);
+    },
+  );
+
+  api.post(
+    '/proxies',
+    {
+      scope: 'write',
+      summary:
+        "Alias of PUT /proxies/{droplet_name} (the seed's body: droplet_name, domain, upstream_host, upstream_port, enable_ssl, require_healthy, health_path): 201 with the route, 200 when it replaced one",
+      body: seedProxyBody,
+      status: 201,
+      tags: ['legacy'],
+    },
+    async ({ body, log, correlationId }) => {
+      const { created, route } = await deps.service.upsert(body.name, body.spec, { log, correlationId });
       return reply(created ? 201 : 200, route);
     },
   );
