@@ -9,6 +9,7 @@ import { createMessageHandlers } from './messages.js';
 import { registerDeployConfigRoutes } from './routes/deploy-configs.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { registerEnvironmentRoutes } from './routes/environments.js';
+import { registerInfraAliasRoutes } from './routes/infra-aliases.js';
 import { registerProjectRoutes } from './routes/projects.js';
 import type { RouteDeps } from './routes/route-deps.js';
 import { registerSecretRoutes } from './routes/secrets.js';
@@ -70,6 +71,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       registerDeployConfigRoutes(api, rd);
       registerDeploymentRoutes(api, rd);
       registerServiceOpsRoutes(api, rd);
+      registerInfraAliasRoutes(api, rd);
     },
     messageHandlers: createMessageHandlers(getDeployer, () => stores),
     healthChecks: {

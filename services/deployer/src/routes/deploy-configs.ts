@@ -1,26 +1,32 @@
 import { z } from 'zod';
-import { Conflict, NotFound, paginate, paginationQuery, type Api } from '@droplet-mesh/udc-kit';
+import { Conflict, NotFound, paginate, paginationQuery, type Api, type PaginationQuery } from '@droplet-mesh/udc-kit';
 import { deployConfigInput, nameSchema, type DeployConfig } from '../domain/model.js';
 import { deployConfigView, storedSource, toSource } from './deploy-input.js';
 import { now, type RouteDeps } from './route-deps.js';
 
 const params = z.object({ name: nameSchema });
 
+export async function createDeployConfig(deps: RouteDeps, body: z.infer<typeof deployConfigInput>) {
+  const t = now();
+  const source = storedSource(deps.ctx.config.DEPLOYER_MASTER_KEY, body.source);
+  const c: DeployConfig = { ...body, source, created_at: t, updated_at: t };
+  if (!(await deps.stores().deployConfigs.create([body.name], c))) throw new Conflict(`deploy config '${body.name}' exists`);
+  return deployConfigView(c);
+}
+
+export async function listDeployConfigs(deps: RouteDeps, query: PaginationQuery) {
+  return paginate((await deps.stores().deployConfigs.list()).map(deployConfigView), query);
+}
+
 /** Saved deploy configs: a named {project, service, environment, source} to deploy again in one call. */
 export function registerDeployConfigRoutes(api: Api, deps: RouteDeps): void {
   api.post(
     '/deploy-configs',
     { scope: 'write', summary: 'Save a deploy config', body: deployConfigInput, status: 201, tags: ['deploy-configs'] },
-    async ({ body }) => {
-      const t = now();
-      const source = storedSource(deps.ctx.config.DEPLOYER_MASTER_KEY, body.source);
-      const c: DeployConfig = { ...body, source, created_at: t, updated_at: t };
-      if (!(await deps.stores().deployConfigs.create([body.name], c))) throw new Conflict(`deploy config '${body.name}' exists`);
-      return deployConfigView(c);
-    },
+    ({ body }) => createDeployConfig(deps, body),
   );
-  api.get('/deploy-configs', { summary: 'List deploy configs', query: paginationQuery, tags: ['deploy-configs'] }, async ({ query }) =>
-    paginate((await deps.stores().deployConfigs.list()).map(deployConfigView), query),
+  api.get('/deploy-configs', { summary: 'List deploy configs', query: paginationQuery, tags: ['deploy-configs'] }, ({ query }) =>
+    listDeployConfigs(deps, query),
   );
   api.get('/deploy-configs/:name', { summary: 'One deploy config', params, tags: ['deploy-configs'] }, async ({ params: p }) => {
     const c = await deps.stores().deployConfigs.get(p.name);

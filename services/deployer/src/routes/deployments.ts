@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Request } from 'express';
 import { z } from 'zod';
 import { InvalidRequest, NotFound, paginate, paginationQuery, parseOrThrow, reply, type Api } from '@droplet-mesh/udc-kit';
 import { DEPLOYMENT_STATUSES, nameSchema, type Deployment } from '../domain/model.js';
@@ -9,7 +10,7 @@ import { streamProgress, wantsEventStream } from './progress-stream.js';
 import type { RouteDeps } from './route-deps.js';
 
 const idParams = z.object({ id: z.uuid() });
-const historyQuery = paginationQuery.extend({
+export const historyQuery = paginationQuery.extend({
   project: nameSchema.optional(),
   service: nameSchema.optional(),
   environment: nameSchema.optional(),
@@ -20,6 +21,58 @@ const historyQuery = paginationQuery.extend({
 export function deploymentView(d: Deployment, position?: number) {
   const { events: _events, owner: _owner, ...rest } = d;
   return { ...rest, source: sourceView(d.source), ...(position !== undefined ? { queue_position: position } : {}) };
+}
+
+export type HistoryQuery = z.infer<typeof historyQuery>;
+
+/** Deployment history, newest first, filtered and paged. */
+export async function listDeployments(deps: RouteDeps, query: HistoryQuery) {
+  const all = (await deps.stores().deployments.list())
+    .filter(
+      (d) =>
+        (!query.project || d.project === query.project) &&
+        (!query.service || d.service === query.service) &&
+        (!query.environment || d.environment === query.environment) &&
+        (!query.status || d.status === query.status),
+    )
+    .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const page = paginate(all, query);
+  return { ...page, items: await Promise.all(page.items.map(async (d) => deploymentView(d, await deps.deployer().queuePosition(d)))) };
+}
+
+/** The deploy a POST /deployments request asks for: JSON (a source or a saved config's name) or multipart with a tarball. */
+export async function deployCommandOf(deps: RouteDeps, req: Request, by: string): Promise<DeployCommand> {
+  let cmd: DeployCommand;
+  if (req.is('multipart/form-data')) {
+    const limit = deps.ctx.config.UPLOAD_LIMIT_MB * 1024 * 1024;
+    const { fields, archive } = await readMultipartDeploy(req, join(deps.ctx.config.DATA_DIR, 'uploads'), limit);
+    const f = parseOrThrow(multipartFields, fields, 'body');
+    cmd = {
+      ...f,
+      source: { kind: 'upload', filename: archive.filename, bytes: archive.bytes, sha256: archive.sha256 },
+      uploadPath: archive.path,
+      requested_by: by,
+    };
+  } else {
+    if (req.body === undefined) throw new InvalidRequest('send application/json or multipart/form-data');
+    const body = parseJsonDeploy(req.body);
+    if ('config' in body) {
+      const c = await deps.stores().deployConfigs.get(body.config);
+      if (!c) throw new NotFound(`no deploy config '${body.config}'`);
+      cmd = {
+        project: c.project,
+        service: c.service,
+        environment: c.environment,
+        source: toSource(c.source),
+        auto_rollback: c.auto_rollback,
+        queue: body.queue,
+        requested_by: by,
+      };
+    } else {
+      cmd = { ...body, source: toSource(body.source), requested_by: by };
+    }
+  }
+  return cmd;
 }
 
 export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
@@ -33,38 +86,7 @@ export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
       tags: ['deployments'],
     },
     async ({ req, res, principal }) => {
-      const by = principal?.sub ?? 'unknown';
-      let cmd: DeployCommand;
-      if (req.is('multipart/form-data')) {
-        const limit = deps.ctx.config.UPLOAD_LIMIT_MB * 1024 * 1024;
-        const { fields, archive } = await readMultipartDeploy(req, join(deps.ctx.config.DATA_DIR, 'uploads'), limit);
-        const f = parseOrThrow(multipartFields, fields, 'body');
-        cmd = {
-          ...f,
-          source: { kind: 'upload', filename: archive.filename, bytes: archive.bytes, sha256: archive.sha256 },
-          uploadPath: archive.path,
-          requested_by: by,
-        };
-      } else {
-        if (req.body === undefined) throw new InvalidRequest('send application/json or multipart/form-data');
-        const body = parseJsonDeploy(req.body);
-        if ('config' in body) {
-          const c = await deps.stores().deployConfigs.get(body.config);
-          if (!c) throw new NotFound(`no deploy config '${body.config}'`);
-          cmd = {
-            project: c.project,
-            service: c.service,
-            environment: c.environment,
-            source: toSource(c.source),
-            auto_rollback: c.auto_rollback,
-            queue: body.queue,
-            requested_by: by,
-          };
-        } else {
-          cmd = { ...body, source: toSource(body.source), requested_by: by };
-        }
-      }
-      const { deployment, position } = await deps.deployer().requestDeploy(cmd);
+      const { deployment, position } = await deps.deployer().requestDeploy(await deployCommandOf(deps, req, principal?.sub ?? 'unknown'));
       const accepted = {
         id: deployment.id,
         status: deployment.status,
@@ -83,19 +105,7 @@ export function registerDeploymentRoutes(api: Api, deps: RouteDeps): void {
       query: historyQuery,
       tags: ['deployments'],
     },
-    async ({ query }) => {
-      const all = (await deps.stores().deployments.list())
-        .filter(
-          (d) =>
-            (!query.project || d.project === query.project) &&
-            (!query.service || d.service === query.service) &&
-            (!query.environment || d.environment === query.environment) &&
-            (!query.status || d.status === query.status),
-        )
-        .sort((a, b) => b.created_at.localeCompare(a.created_at));
-      const page = paginate(all, query);
-      return { ...page, items: await Promise.all(page.items.map(async (d) => deploymentView(d, await deps.deployer().queuePosition(d)))) };
-    },
+    ({ query }) => listDeployments(deps, query),
   );
 
   api.get(

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { cleanDocker, httpText, masterKey, parseSse, portRange, quiet, testImages, uniqueProject, type TestImages } from './helpers.js';
+
+// The Deploy API seed's routes, answered by the unified handlers, against the real Docker Engine.
+const project = uniqueProject('ia');
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let droplet: DeployerDroplet;
+let images: TestImages;
+let auth: Record<string, string>;
+const tmp = mkdtempSync(join(tmpdir(), 'deployer-infra-'));
+
+const sse = (req: request.Test) =>
+  req
+    .timeout(120_000)
+    .buffer(true)
+    .parse((res, cb) => {
+      let d = '';
+      res.on('data', (c: Buffer) => (d += String(c)));
+      res.on('end', () => cb(null, d));
+    });
+
+beforeAll(async () => {
+  images = await testImages();
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  droplet = await createDeployerDroplet({
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'warn',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DRAIN_S: '0',
+      DATA_DIR: join(tmp, 'data'),
+      ...authority.env(),
+    },
+    logDestination: quiet(),
+  });
+  await droplet.start();
+  auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+  const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
+  expect((await post('/projects', { name: project })).status).toBe(201);
+  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
+  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+}, 180_000);
+
+afterAll(async () => {
+  await droplet?.deployer.idle();
+  await droplet?.stop();
+  await authority?.close();
+  await nats?.stop({ removeStore: true });
+  if (images) await cleanDocker(images.docker, project);
+  rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+async function servingText(): Promise<string> {
+  const r = await request(droplet.app).get(`/services/app-${project}-web-prod`).set(auth);
+  expect(r.status).toBe(200);
+  return httpText(`http://127.0.0.1:${r.body.containers[0].port}/`);
+}
+
+describe('the Deploy API seed routes on the deployer', () => {
+  const deployed: string[] = [];
+
+  it('POST /infra/deploy streams the deploy as Server-Sent Events to its final status', async () => {
+    const res = await sse(
+      request(droplet.app)
+        .post('/infra/deploy')
+        .set(auth)
+        .send({ project, service: 'web', environment: 'prod', source: { image: images.v1 } }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/event-stream/);
+    const events = parseSse(res.body as string);
+    expect(events[0].event).toBe('accepted');
+    const last = events[events.length - 1];
+    expect(last.event).toBe('status');
+    expect(last.data.status).toBe('succeeded');
+    deployed.push(events[0].data.id as string);
+    expect(await servingText()).toBe('version-1');
+  }, 150_000);
+
+  it('POST /api/v1/infra/deploy is the same route under the dashboard prefix', async () => {
+    const res = await sse(
+      request(droplet.app)
+        .post('/api/v1/infra/deploy')
+        .set(auth)
+        .send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } }),
+    );
+    const events = parseSse(res.body as string);
+    expect(events[events.length - 1].data.status).toBe('succeeded');
+    deployed.push(events[0].data.id as string);
+    expect(await servingText()).toBe('version-2');
+  }, 150_000);
+
+  it('GET /infra/deployments/history and /api/v1/infra/deployments/history list the deploys newest first', async () => {
+    for (const p of ['/infra/deployments/history', '/api/v1/infra/deployments/history']) {
+      const r = await request(droplet.app).get(`${p}?project=${project}`).set(auth);
+      expect(r.status).toBe(200);
+      expect(r.body.items.map((d: { id: string }) => d.id)).toEqual([...deployed].reverse());
+    }
+  });
+
+  it('GET /infra/snapshots lists the successful deploys one can roll back to', async () => {
+    const r = await request(droplet.app).get(`/infra/snapshots?project=${project}`).set(auth);
+    expect(r.status).toBe(200);
+    expect(r.body.items.every((d: { status: string }) => d.status === 'succeeded')).toBe(true);
+    expect(r.body.items).toHaveLength(2);
+  });
+
+  it('POST /infra/deployments/rollback by service goes back to the previous good deploy, as SSE', async () => {
+    const res = await sse(
+      request(droplet.app).post('/infra/deployments/rollback').set(auth).send({ project, service: 'web', environment: 'prod' }),
+    );
+    expect(res.status).toBe(200);
+    const events = parseSse(res.body as string);
+    expect(events[0].event).toBe('accepted');
+    expect(events[0].data.rollback_of).toBe(deployed[0]);
+    expect(events[events.length - 1].data.status).toBe('succeeded');
+    expect(await servingText()).toBe('version-1');
+  }, 150_000);
+
+  it('a rollback without a target is a 400 in the UDC envelope; an unknown deployment a 404', async () => {
+    const bad = await request(droplet.app).post('/api/v1/infra/deployments/rollback').set(auth).send({ project });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('INVALID_REQUEST');
+    const missing = await request(droplet.app)
+      .post('/infra/deployments/rollback')
+      .set(auth)
+      .send({ deployment_id: '00000000-0000-4000-8000-000000000000' });
+    expect(missing.status).toBe(404);
+  });
+
+  it('GET /infra/servers lists the servers; POST /infra/servers/provision says it is not implemented (501)', async () => {
+    const list = await request(droplet.app).get('/api/v1/infra/servers').set(auth);
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((s: { id: string }) => s.id)).toContain('local');
+    const prov = await request(droplet.app).post('/infra/servers/provision').set(auth).send({ name: 'x' });
+    expect(prov.status).toBe(501);
+    expect(prov.body.status).toBe('error');
+    expect(prov.body.error.message).toMatch(/not implemented.*POST \/servers/);
+  });
+
+  it('GET|POST /infra/deploy-configs save and list deploy configs like /deploy-configs', async () => {
+    const created = await request(droplet.app)
+      .post('/api/v1/infra/deploy-configs')
+      .set(auth)
+      .send({ name: `${project}-cfg`, project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+    expect(created.status).toBe(201);
+    const bad = await request(droplet.app).post('/infra/deploy-configs').set(auth).send({ name: 'Not A Name!' });
+    expect(bad.status).toBe(400);
+    const listed = await request(droplet.app).get('/infra/deploy-configs').set(auth);
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.map((c: { name: string }) => c.name)).toContain(`${project}-cfg`);
+    const unified = await request(droplet.app).get(`/deploy-configs/${project}-cfg`).set(auth);
+    expect(unified.status).toBe(200);
+  });
+
+  it('the OpenAPI documents every alias, naming its unified twin', async () => {
+    const spec = (await request(droplet.app).get('/openapi.json')).body;
+    for (const prefix of ['/infra', '/api/v1/infra']) {
+      expect(spec.paths[`${prefix}/deploy`].post.summary).toMatch(/Alias of POST \/deployments/);
+      expect(spec.paths[`${prefix}/deployments/history`].get.summary).toMatch(/Alias of GET \/deployments/);
+      expect(spec.paths[`${prefix}/deployments/rollback`].post.summary).toMatch(/Alias of POST \/deployments\/\{id\}\/rollback/);
+      expect(spec.paths[`${prefix}/servers`].get.summary).toMatch(/Alias of GET \/servers/);
+      expect(spec.paths[`${prefix}/servers/provision`].post.summary).toMatch(/POST \/servers/);
+      expect(spec.paths[`${prefix}/snapshots`].get.summary).toMatch(/Alias of GET \/deployments\?status=succeeded/);
+      expect(spec.paths[`${prefix}/deploy-configs`].get.summary).toMatch(/Alias of GET \/deploy-configs/);
+      expect(spec.paths[`${prefix}/deploy-configs`].post.summary).toMatch(/Alias of POST \/deploy-configs/);
+    }
+  });
+});
