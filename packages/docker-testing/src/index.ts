@@ -1,2 +1,10 @@
 export { ensureDockerEngine } from './docker-engine.js';
 export { buildImageFromDir, ensureBusyboxImage, ensureNodeBaseImage } from './local-images.js';
+export {
+  copyImages,
+  type EngineTls,
+  namespacedEngineUnavailable,
+  type NamespacedEngine,
+  type NamespacedEngineOptions,
+  startNamespacedEngine,
+} from './netns-engine.js';
