@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, InvalidRequest, NotFound, UdcError, type Logger } from '@droplet-mesh/udc-kit';
 import { liveRevision, plan as makePlan, stable } from './domain/planner.js';
-import { desiredResources, kindOf, type Managed } from './domain/resources.js';
+import { desiredResources, kindOf, type Managed, stackNameProblems } from './domain/resources.js';
 import { parseStackSource, StackFileError } from './domain/stack-parse.js';
 import type { StackFile } from './domain/stack-schema.js';
 import { executeStep, undoStep, type ExecDeps } from './live/execute.js';
@@ -40,13 +40,18 @@ export class Orchestrator {
 
   constructor(private readonly o: OrchestratorOptions) {}
 
-  parse(input: unknown): StackFile {
+  /** The file for stack `name`, or a 400 with every problem and its path in the file. */
+  parse(name: string, input: unknown): StackFile {
+    let file: StackFile;
     try {
-      return parseStackSource(input);
+      file = parseStackSource(input);
     } catch (err) {
       if (err instanceof StackFileError) throw fileError(err);
       throw err;
     }
+    const problems = stackNameProblems(name, file);
+    if (problems.length > 0) throw fileError(new StackFileError('the stack file is invalid', problems));
+    return file;
   }
 
   async stack(name: string): Promise<StackRecord> {
@@ -78,6 +83,19 @@ export class Orchestrator {
     const s = existing ?? (await this.stackOrNew(name));
     const desired = desiredResources(name, file);
     const obs = await observe(this.o.mesh, name, desired, s.managed);
+    const unknownSizes = Object.entries(file.servers).filter(
+      ([, sv]) => obs.catalogs.includes(sv.provider) && !obs.prices[`${sv.provider}/${sv.size}`],
+    );
+    if (unknownSizes.length > 0)
+      throw fileError(
+        new StackFileError(
+          'the stack file names sizes the providers do not offer',
+          unknownSizes.map(([n, sv]) => ({
+            path: `servers.${n}.size`,
+            message: `${sv.provider} has no size '${sv.size}' (GET /catalog/sizes on multi-cloud-manager)`,
+          })),
+        ),
+      );
     const result = makePlan(desired, obs.live, s.managed, obs.prices);
     if (!existing) await this.o.store.putStack(s);
     const record: PlanRecord = {
@@ -139,6 +157,11 @@ export class Orchestrator {
     }
     try {
       const s = await this.stackOrNew(name);
+      if (s.last_apply?.status === 'running')
+        throw new Conflict(
+          `apply ${s.last_apply.id} of stack '${name}' has not finished: its orchestrator stopped and it resumes once its lease is ${this.o.leaseStaleMs / 1000} s old`,
+          { apply_id: s.last_apply.id },
+        );
       const desired = desiredResources(name, p.file);
       const obs = await observe(this.o.mesh, name, desired, s.managed);
       const rev = liveRevision(obs.live, s.revision);

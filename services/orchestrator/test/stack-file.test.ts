@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parseStackSource, StackFileError } from '../src/domain/stack-parse.js';
+import { stackNameProblems } from '../src/domain/resources.js';
 import { stackJsonSchema } from '../src/domain/stack-schema.js';
 
 const YAML = `
@@ -126,6 +127,16 @@ describe('stack file', () => {
     const p = problems('servers:\n  a: [unclosed\n');
     expect(p[0].message).toMatch(/line \d+/);
     expect(problems('- a list')[0].message).toMatch(/object/);
+  });
+
+  it('instance names must stay hostnames: the stack name counts', () => {
+    const f = parseStackSource({
+      servers: { 'a-rather-long-server-name-here': { provider: 'hetzner', region: 'r', size: 's', image: 'i', count: 12 } },
+    });
+    expect(stackNameProblems('short', f)).toEqual([]);
+    expect(stackNameProblems('a-rather-long-stack-name-as-well', f)).toEqual([
+      expect.objectContaining({ path: 'servers.a-rather-long-server-name-here' }),
+    ]);
   });
 
   it('the committed stack.schema.json is the schema zod publishes', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { Bus } from '@droplet-mesh/udc-kit';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
 import { api, cleanDocker, startMesh, startUpstream, testImages, type Images, type Mesh } from './support/mesh.js';
 
@@ -14,6 +15,15 @@ let mesh: Mesh;
 let images: Images;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let o: ReturnType<typeof api>;
+
+/** The parts of the KV records the crash test rewinds. */
+interface Rewindable {
+  status: string;
+  finished_at?: string;
+  steps: Array<{ status: string }>;
+  managed: Record<string, unknown>;
+  last_apply: { status: string };
+}
 
 function file(opts: { image?: string; uatImage?: string; replicas?: number; hetzner?: number; route?: boolean } = {}) {
   return `
@@ -324,6 +334,68 @@ describe('plan and apply against the real droplets', () => {
     ]);
     expect((await o.call('GET', `/stacks/${stack}/applies/${first.body.id}`)).body.status).toBe('succeeded');
   }, 180_000);
+
+  it('a server step interrupted after the provider created the instance replays its Idempotency-Key: no duplicate', async () => {
+    const p = await o.plan(stack, file({ image: images.v1, replicas: 2, hetzner: 4 }));
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual(['create server/edge/3']);
+    const a = await o.apply(stack, p.body.id);
+    expect(a.body.status).toBe('succeeded');
+    expect((await stackInstances()).map((i) => i.name).sort()).toEqual([
+      'shop-db-0',
+      'shop-edge-0',
+      'shop-edge-1',
+      'shop-edge-2',
+      'shop-edge-3',
+    ]);
+    // Rewind the records to the moment after the provider's create, before the step was recorded as done,
+    // as an orchestrator killed there leaves them (its lease no longer renewed).
+    const bus = await Bus.connect({ url: mesh.nats.url, name: 'orchestrator-test-rewind' });
+    try {
+      const kv = await bus.kv('orchestrator');
+      const rec = (await kv.get(`apply.${a.body.id}`))!.json<Rewindable>();
+      rec.status = 'running';
+      rec.steps[0].status = 'running';
+      delete rec.finished_at;
+      await kv.put(`apply.${a.body.id}`, JSON.stringify(rec));
+      const st = (await kv.get(`stack.${stack}`))!.json<Rewindable>();
+      delete st.managed['server/edge/3'];
+      st.last_apply.status = 'running';
+      st.status = 'applying';
+      await kv.put(`stack.${stack}`, JSON.stringify(st));
+      await kv.put(`lease.${stack}`, JSON.stringify({ apply_id: a.body.id, owner: 'a-dead-orchestrator', at: Date.now() - 60_000 }));
+    } finally {
+      await bus.close();
+    }
+    // A plan now is refused at apply: the interrupted apply comes first.
+    let final: { status: string; resumed: number } | undefined;
+    await waitFor(
+      'the running orchestrator to resume the apply',
+      async () => {
+        final = (await o.call('GET', `/stacks/${stack}/applies/${a.body.id}`)).body;
+        return final?.status !== 'running';
+      },
+      60_000,
+      200,
+    );
+    expect(final).toMatchObject({ status: 'succeeded', resumed: 1 });
+    expect((await stackInstances()).map((i) => i.name).sort()).toEqual([
+      'shop-db-0',
+      'shop-edge-0',
+      'shop-edge-1',
+      'shop-edge-2',
+      'shop-edge-3',
+    ]);
+    const s = await o.call('GET', `/stacks/${stack}`);
+    expect(s.body.resources.map((r: { id: string }) => r.id)).toContain('server/edge/3');
+    expect(s.body.status).toBe('applied');
+  }, 120_000);
+
+  it("a size the provider does not offer is the file's mistake (400 with its path), found at plan time", async () => {
+    const bad = file({ image: images.v1, replicas: 2, hetzner: 4 }).replace('size: cx22', 'size: cx999');
+    const p = await o.plan(stack, bad);
+    expect(p.status).toBe(400);
+    expect(p.body.error.details.fields).toEqual([expect.objectContaining({ path: 'servers.edge.size' })]);
+  }, 60_000);
 
   it('destroy: needs ?confirm, deletes what the stack created and reports what it cannot remove', async () => {
     const unconfirmed = await o.call('DELETE', `/stacks/${stack}`);

@@ -50,6 +50,20 @@ export const STACK_LABEL = 'mesh-stack';
 export const SERVER_LABEL = 'mesh-server';
 export const INDEX_LABEL = 'mesh-index';
 
+/** Problems that depend on the stack's name: an instance name must be a hostname of at most 63 characters. */
+export function stackNameProblems(stack: string, file: StackFile): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  for (const [name, s] of Object.entries(file.servers)) {
+    const longest = instanceName(stack, name, Math.max(0, s.count - 1));
+    if (longest.length > 63)
+      out.push({
+        path: `servers.${name}`,
+        message: `its instance names ('${longest}') would be longer than 63 characters: use a shorter stack or server name`,
+      });
+  }
+  return out;
+}
+
 /** The stack file as a flat list of resources with ids (creation order by kind). */
 export function desiredResources(stack: string, file: StackFile): Resource[] {
   const out: Resource[] = [];

@@ -259,6 +259,8 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
         return entry('not_undone', `a ${step.action} is not undone`);
     }
   } catch (err) {
-    return entry('undo_failed', err instanceof CallFailed ? err.message : (err as Error).message);
+    if (err instanceof CallFailed && err.status === 409 && step.action === 'create')
+      return entry('not_undone', `the ${err.droplet} keeps it: ${err.message}`);
+    return entry('undo_failed', (err as Error).message);
   }
 }

@@ -19,6 +19,8 @@ export interface Observation {
   prices: PriceBook;
   /** Secret names the file needs that are not set in the deployer. */
   warnings: string[];
+  /** Providers whose size catalog was read (an unknown size there is the file's mistake). */
+  catalogs: string[];
 }
 
 interface Instance {
@@ -81,6 +83,7 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
   const serverTargets = [...targets.values()].filter((t) => t.kind === 'server');
   const providers = new Set(serverTargets.map((t) => String(t.attrs.provider)));
   const prices: PriceBook = {};
+  const catalogs: string[] = [];
   if (serverTargets.length > 0) {
     for (const i of await stackInstances(mesh, stack, providers)) {
       const server = i.labels[SERVER_LABEL];
@@ -111,6 +114,7 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
       const { body } = await mesh.get('multi-cloud-manager', `/catalog/sizes?provider=${enc(p)}`, { timeoutMs: 60_000 });
       for (const s of body.items ?? [])
         prices[`${p}/${s.slug}`] = { price_monthly: s.price_monthly ?? null, currency: s.currency ?? 'USD' };
+      if ((body.items ?? []).length > 0) catalogs.push(p);
     });
   }
 
@@ -215,5 +219,5 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
       }
     },
   );
-  return { live, prices, warnings: [...new Set(warnings)].sort() };
+  return { live, prices, catalogs, warnings: [...new Set(warnings)].sort() };
 }

@@ -99,7 +99,7 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
     { scope: 'read', summary: 'Check a stack file (YAML or JSON) without reading live state', params: nameParams, tags: ['stacks'] },
     async ({ params, req }) => {
       const { input } = await readFile(req);
-      const file = orch().parse(input);
+      const file = orch().parse(params.name, input);
       return { valid: true, resources: desiredResources(params.name, file).map((r) => r.id) };
     },
   );
@@ -115,7 +115,7 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
     },
     async ({ params, req }) => {
       const { input, source } = await readFile(req);
-      const file = orch().parse(input);
+      const file = orch().parse(params.name, input);
       return planView(await orch().plan(params.name, file, source));
     },
   );
