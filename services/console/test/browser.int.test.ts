@@ -2,7 +2,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import AxeBuilder from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
@@ -11,6 +10,7 @@ import {
   CHROMIUM_ARGS,
   closeAll,
   registerRecord,
+  seriousA11yViolations,
   startConsole,
   startFlakyApp,
   startHealthMonitor,
@@ -63,15 +63,7 @@ afterAll(async () => {
 });
 
 async function expectNoSeriousA11yViolations(label: string) {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect({
-    page: label,
-    violations: serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
-  }).toEqual({
-    page: label,
-    violations: [],
-  });
+  expect({ page: label, violations: await seriousA11yViolations(page) }).toEqual({ page: label, violations: [] });
 }
 
 describe('the console in a real browser', () => {

@@ -15,6 +15,7 @@ import {
   meshEnv,
   operatorToken,
   quiet,
+  seriousA11yViolations,
   startConsole,
   startNatsServer,
   startRegistry,
@@ -115,14 +116,33 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
 
+/** The deployment the page follows now (its progress box), or '' when none. */
+async function followedId(): Promise<string> {
+  const box = page.locator('.progress-box');
+  return (await box.count()) ? ((await box.getAttribute('data-deployment')) ?? '') : '';
+}
+
+/**
+ * After an action that starts a deployment: waits until the page follows a deployment other
+ * than `previous`, then until that one ends; returns its status, title and log.
+ */
+async function finished(previous: string): Promise<{ status: string; title: string; log: string }> {
+  const box = page.locator(`.progress-box[data-deployment]:not([data-deployment="${previous}"])`);
+  await box.waitFor({ timeout: 30_000 });
+  const badge = box.locator('h3 .badge', { hasText: /^(succeeded|failed|interrupted|rolled_back)$/ });
+  await badge.waitFor({ timeout: 90_000 });
+  const log = (await box.locator('pre.log').count()) ? await box.locator('pre.log').textContent() : '';
+  return { status: (await badge.textContent()) ?? '', title: (await box.locator('h3').textContent()) ?? '', log: log ?? '' };
+}
+
 describe('deploys from the browser', () => {
-  const box = () => page.locator('.progress-box');
   it('signs in and refuses a hostile image reference at the field', async () => {
     await page.goto(consoleApp.url);
     await page.getByRole('textbox', { name: 'Admin key' }).fill(ADMIN_KEY);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('link', { name: 'Deploys' }).click();
     await page.getByRole('heading', { name: 'Deploys', level: 1 }).waitFor();
+    expect(await seriousA11yViolations(page)).toEqual([]);
     await page.getByRole('textbox', { name: 'Project' }).first().fill(project);
     await page.getByRole('textbox', { name: 'Service' }).first().fill('web');
     await page.getByRole('textbox', { name: 'Environment' }).first().fill('prod');
@@ -135,27 +155,26 @@ describe('deploys from the browser', () => {
   it('deploys an image and shows its steps live until it succeeds', async () => {
     await page.getByRole('textbox', { name: 'Image' }).fill(images.v1);
     await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    expect(await finished('')).toMatchObject({ status: 'succeeded' });
     const box = page.locator('.progress-box');
-    await box.waitFor();
-    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
     await expect(box.locator('progress').getAttribute('value')).resolves.toBe('100');
     const steps = await box.locator('.steps li').allTextContents();
     expect(steps.join(' ')).toMatch(/image/);
     expect(steps.join(' ')).toMatch(/health/);
+    const first = await followedId();
     await page.getByRole('textbox', { name: 'Image' }).fill(images.v2);
     await page.getByRole('button', { name: 'Deploy', exact: true }).click();
-    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    expect(await finished(first)).toMatchObject({ status: 'succeeded' });
     await page.locator('section[aria-labelledby="history-h"] tbody tr').nth(1).waitFor();
   }, 200_000);
 
   it('rolls back after a confirmation, with live progress', async () => {
     const history = page.locator('section[aria-labelledby="history-h"] tbody tr');
     const older = history.filter({ hasText: images.v1 }).first();
+    const before = await followedId();
     await older.getByRole('button', { name: 'Roll back to this…' }).click();
     await older.getByRole('button', { name: 'Roll back', exact: true }).click();
-    const box = page.locator('.progress-box');
-    await box.locator('h3', { hasText: 'rollback of' }).waitFor();
-    await box.locator('h3 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    expect(await finished(before)).toMatchObject({ status: 'succeeded', title: expect.stringContaining('rollback of') });
   }, 120_000);
 
   it('manages the running service: logs, scale, restart and promotion, each after a confirmation', async () => {
@@ -166,23 +185,53 @@ describe('deploys from the browser', () => {
     await panel.getByRole('button', { name: 'Logs' }).click();
     await panel.locator('pre.log').first().waitFor();
 
+    let before = await followedId();
     await panel.getByRole('button', { name: 'Scale…' }).click();
     await panel.getByLabel('Replicas').fill('2');
     await panel.getByRole('button', { name: 'Scale', exact: true }).click();
-    await box().locator('h3', { hasText: 'scale of' }).locator('.badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    expect(await finished(before)).toMatchObject({ status: 'succeeded', title: expect.stringContaining('scale of') });
     await panel.getByText('2 containers').waitFor();
 
     await panel.getByRole('button', { name: 'Restart…' }).click();
     await panel.getByRole('button', { name: 'Restart', exact: true }).click();
     await panel.getByText(`${project}/web/prod restarted.`).waitFor({ timeout: 60_000 });
 
+    before = await followedId();
     await panel.getByRole('button', { name: 'Promote…' }).click();
     await panel.getByLabel(/Promote the image of prod to environment/).fill('uat');
     await panel.getByRole('button', { name: 'Promote', exact: true }).click();
-    await box().locator('h3', { hasText: 'promotion of' }).locator('.badge', { hasText: 'succeeded' }).waitFor({ timeout: 90_000 });
+    expect(await finished(before)).toMatchObject({ status: 'succeeded', title: expect.stringContaining('promotion of') });
     await page
       .locator('section[aria-labelledby="history-h"] tbody tr', { hasText: `${project}/web/uat` })
       .first()
       .waitFor();
   }, 240_000);
+
+  it('shows projects with their environments and services, and sets secrets without ever showing a value', async () => {
+    await page.getByRole('link', { name: 'Projects' }).click();
+    await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+    await page.getByRole('button', { name: project, exact: true }).click();
+    await page.getByRole('heading', { name: `Project ${project}` }).waitFor();
+    await page.getByText('Services: web · Environments: prod, uat').waitFor();
+    const value = 'sup3r-s3cret-from-the-browser';
+    await page.getByLabel('Secret name').fill('bad name');
+    await page.getByLabel('Value').fill(value);
+    await page.getByRole('button', { name: 'Set secret' }).click();
+    await page.locator('#sec-name-err').filter({ hasText: /\S/ }).waitFor();
+    await page.getByLabel('Secret name').fill('API_SECRET');
+    await page.getByLabel('Value').fill(value);
+    await page.getByRole('button', { name: 'Set secret' }).click();
+    await page.getByText('Secret API_SECRET set in prod.').waitFor();
+    await page.locator('li[data-secret="prod/API_SECRET"]').waitFor();
+    expect(await page.content()).not.toContain(value);
+    await page.getByRole('button', { name: 'Delete secret API_SECRET from prod' }).click();
+    await page.getByRole('button', { name: 'Delete API_SECRET', exact: true }).click();
+    await page.getByText('Secret API_SECRET deleted from prod.').waitFor();
+    expect(await page.locator('li[data-secret="prod/API_SECRET"]').count()).toBe(0);
+    // A project name the deployer refuses is shown at the field.
+    await page.locator('#p-name').fill('Not A Name');
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.locator('#p-name-err').filter({ hasText: /\S/ }).waitFor();
+    expect(await seriousA11yViolations(page)).toEqual([]);
+  }, 60_000);
 });

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { createServer } from 'node:http';
+import AxeBuilder from '@axe-core/playwright';
+import type { Page } from 'playwright-core';
 import { createExampleDroplet } from '@droplet-mesh/example/dist/example-droplet.js';
 import { startAllEmulators } from '@droplet-mesh/cloud-emulators';
 import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
@@ -27,6 +29,14 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/** axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now. */
+export async function seriousA11yViolations(page: Page): Promise<string[]> {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
 
 export const ADMIN_KEY = 'console-test-admin-key-0123456789';
 export const quiet = () => new Writable({ write: (_c, _e, cb) => cb() });

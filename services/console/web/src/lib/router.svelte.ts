@@ -1,6 +1,7 @@
 export const PAGES = [
   { id: 'overview', title: 'Overview' },
   { id: 'deploys', title: 'Deploys' },
+  { id: 'projects', title: 'Projects' },
   { id: 'routes', title: 'Routes' },
   { id: 'instances', title: 'Instances' },
   { id: 'incidents', title: 'Incidents' },
