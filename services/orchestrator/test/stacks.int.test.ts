@@ -25,7 +25,7 @@ interface Rewindable {
   last_apply: { status: string };
 }
 
-function file(opts: { image?: string; uatImage?: string; replicas?: number; hetzner?: number; route?: boolean } = {}) {
+function file(opts: { image?: string; uatImage?: string; replicas?: number; hetzner?: number; route?: boolean; uatHttps?: boolean } = {}) {
   return `
 version: 1
 servers:
@@ -59,6 +59,7 @@ projects:
           web:
             image: ${opts.uatImage ?? images.v1}
             domain: ${uatDomain}
+            https: ${opts.uatHttps ?? false}
 ${
   opts.route === false
     ? ''
@@ -396,6 +397,21 @@ describe('plan and apply against the real droplets', () => {
     expect(p.status).toBe(400);
     expect(p.body.error.details.fields).toEqual([expect.objectContaining({ path: 'servers.edge.size' })]);
   }, 60_000);
+
+  it('https: a certificate from the ACME CA (pebble) and HTTP redirected to HTTPS', async () => {
+    const p = await o.plan(stack, file({ image: images.v1, replicas: 2, hetzner: 4, uatHttps: true }));
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([`create https/${project}/uat/web`]);
+    const a = await o.apply(stack, p.body.id);
+    if (a.body.status !== 'succeeded') throw new Error(JSON.stringify(a.body.steps, null, 2));
+    const route = (await (await droplet('proxy-manager', `/proxies/app-${project}-web-uat-uat`)).json()) as {
+      enable_ssl: boolean;
+      certificate?: { issuer: string };
+    };
+    expect(route.enable_ssl).toBe(true);
+    expect(route.certificate?.issuer).toMatch(/Pebble/i);
+    expect((await mesh.viaProxy(uatDomain)).status).toBe(301);
+    expect((await o.plan(stack, file({ image: images.v1, replicas: 2, hetzner: 4, uatHttps: true }))).body.steps).toEqual([]);
+  }, 120_000);
 
   it('destroy: needs ?confirm, deletes what the stack created and reports what it cannot remove', async () => {
     const unconfirmed = await o.call('DELETE', `/stacks/${stack}`);

@@ -15,7 +15,7 @@ import { createMultiCloudDroplet } from '@droplet-mesh/multi-cloud-manager/dist/
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
 import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
 import { Bus } from '@droplet-mesh/udc-kit';
-import { freePort, startNatsServer, waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { freePort, startNatsServer, startPebble, waitFor, type NatsServerHandle, type Pebble } from '@droplet-mesh/udc-kit/testing';
 import { createOrchestratorDroplet, type OrchestratorDroplet } from '../../src/app.js';
 
 export const ADMIN_KEY = 'orchestrator-test-admin-key-0123456789';
@@ -139,6 +139,8 @@ export interface Mesh {
   nats: NatsServerHandle;
   registryUrl: string;
   proxyHttpPort: number;
+  /** Let's Encrypt's test CA, answering HTTP-01 through the proxy's nginx. */
+  pebble: Pebble;
   emus: AllEmulators;
   token: string;
   orchestratorUrl: string;
@@ -166,6 +168,8 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
     closers.push({ close: () => reg.droplet.stop() });
 
     const proxyHttpPort = await freePort();
+    const pebble = await startPebble({ httpPort: proxyHttpPort });
+    closers.push({ close: () => pebble.stop() });
     const pmDir = join(tmp, 'proxy');
     mkdirSync(pmDir, { mode: 0o755 });
     const pmBus = await Bus.connect({ url: nats.url, name: 'proxy-manager-orch-test' });
@@ -178,6 +182,9 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
         UPSTREAM_RECHECK_INTERVAL_S: '0',
         UPSTREAM_HEALTH_TIMEOUT_MS: '1000',
         RECONCILE_COALESCE_MS: '20',
+        ACME_DIRECTORY_URL: pebble.directoryUrl,
+        ACME_CA_BUNDLE: pebble.apiCaFile,
+        ACME_EMAIL: 'ops@example.com',
       },
       bus: pmBus,
       logDestination: quiet(),
@@ -269,6 +276,7 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
       nats,
       registryUrl,
       proxyHttpPort,
+      pebble,
       emus,
       token: await operatorToken(registryUrl),
       orchestratorUrl: `http://127.0.0.1:${orchPort}`,
