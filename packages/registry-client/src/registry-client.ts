@@ -1,3 +1,4 @@
+import { heartbeatSubject } from './droplet-id.js';
 import { callRegistry, RegistryError } from './http.js';
 import type { DropletRecord, Page, RecordInput, TokenResponse } from './types.js';
 
@@ -14,7 +15,7 @@ export interface RegistryClientOptions {
   /** The record this droplet registers for itself. */
   self: RecordInput;
   heartbeatIntervalS?: number;
-  /** Heartbeats go over NATS when given (`registry.heartbeat.<id>`), else over HTTP. */
+  /** Heartbeats go over NATS when given (`registry.heartbeat.<id>`, dots in the id as `_`), else over HTTP. */
   publish?: (subject: string, data: unknown) => void;
   /** Extra heartbeat payload (status, metrics). */
   heartbeatPayload?: () => Record<string, unknown>;
@@ -128,7 +129,7 @@ export class RegistryClient {
   async heartbeat(): Promise<void> {
     const payload = { id: this.id, at: new Date(this.now()).toISOString(), ...(this.opts.heartbeatPayload?.() ?? {}) };
     if (this.opts.publish) {
-      this.opts.publish(`registry.heartbeat.${this.id}`, payload);
+      this.opts.publish(heartbeatSubject(this.id), payload);
       // NATS heartbeats get no answer: every few beats, check over HTTP that the registry
       // still knows us (it may have been reset, or an operator removed us).
       if (this.beats++ % 5 === 0 && !(await this.get(this.id))) {

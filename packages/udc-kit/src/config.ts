@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dropletIdSchema, hostnameSchema } from './droplet-id.js';
 
 /** Environment every droplet reads. Services extend it with `baseConfigSchema.extend({...})`. */
 const bool = z
@@ -31,7 +32,12 @@ export const baseConfigShape = {
   REGISTRY_KEY: optionalSetting(z.string()),
   /** Where the droplet says it can be reached; defaults to http://HOST:PORT. */
   PUBLIC_URL: optionalSetting(z.url()),
-  DROPLET_ID: optionalSetting(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be [a-z0-9-], 1-63 chars')),
+  /** The id this droplet registers as (default its name); dotted ids like `drop4.fullpotential.ai` too. `DROPLET_NAME` (the seeds' name) is read as this. */
+  DROPLET_ID: optionalSetting(dropletIdSchema),
+  /** The domain this droplet's registry record advertises (proxy-manager's sync-from-registry routes it to PUBLIC_URL). */
+  DROPLET_DOMAIN: optionalSetting(hostnameSchema.transform((v) => v.toLowerCase())),
+  /** The droplet id that stewards this droplet's registry record (the seeds' STEWARD). */
+  STEWARD: optionalSetting(dropletIdSchema),
   JWKS_URL: optionalSetting(z.url()),
   JWT_ISSUER: z.string().min(1).default('droplet-mesh-registry'),
   JWT_AUDIENCE: z.string().min(1).default('droplet-mesh'),
@@ -60,9 +66,27 @@ export class ConfigError extends Error {
   }
 }
 
+/** The seeds' names for settings: read as the setting they stand for when that one is unset. */
+export const ENV_ALIASES: Readonly<Record<string, string>> = { DROPLET_NAME: 'DROPLET_ID' };
+
+/** The environment with every alias folded into its setting; an alias that contradicts its setting is an error naming both. */
+export function applyEnvAliases(env: Env): Env {
+  const out: Env = { ...env };
+  const issues: { variable: string; problem: string }[] = [];
+  for (const [alias, setting] of Object.entries(ENV_ALIASES)) {
+    const a = env[alias];
+    if (a === undefined || a === '') continue;
+    const s = env[setting];
+    if (s === undefined || s === '') out[setting] = a;
+    else if (s !== a) issues.push({ variable: alias, problem: `is an alias of ${setting}, which says '${s}': set one of them` });
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return out;
+}
+
 /** Parse an environment with a zod schema; on failure one line names each bad variable. */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
-  const res = schema.safeParse(env);
+  const res = schema.safeParse(applyEnvAliases(env));
   if (res.success) return res.data;
   throw new ConfigError(res.error.issues.map((i) => ({ variable: i.path.map(String).join('.') || '(environment)', problem: i.message })));
 }

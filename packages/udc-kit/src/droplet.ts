@@ -512,6 +512,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
             capabilities: opts.capabilities,
             version: opts.version,
             health_path: '/health',
+            ...(config.DROPLET_DOMAIN ? { domain: config.DROPLET_DOMAIN } : {}),
+            ...(config.STEWARD ? { steward: config.STEWARD } : {}),
           },
           heartbeatIntervalS: config.HEARTBEAT_INTERVAL_S,
           publish: (subject, data) => bus?.isConnected() && bus.publishJson(subject, data),

@@ -4,7 +4,9 @@ import { z } from 'zod';
 export const MESSAGE_TYPES = ['status', 'event', 'command', 'query'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
-const dropletName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet name: [a-z0-9-], 1-63 chars');
+// A droplet name is one NATS subject token (`udc.<name>.message`): no dots, ever. Dotted
+// registry ids (drop4.fullpotential.ai) are records, not message targets.
+const dropletName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet name: [a-z0-9-], 1-63 chars (no dots)');
 const traceId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 of [A-Za-z0-9._:-]');
 
 export const messageEnvelopeSchema = z.object({

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './config.js';
+export * from './droplet-id.js';
 export * from './auth.js';
 export * from './envelope.js';
 export * from './api.js';

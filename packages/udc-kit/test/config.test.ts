@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, jest, test } from '@jest/globals';
 import { z } from 'zod';
 import { baseConfigSchema, baseConfigShape, ConfigError, configOrExit, parseConfig } from '../src/config.js';
+import { dropletIdFromToken, dropletIdToken, heartbeatSubject } from '../src/droplet-id.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -117,5 +118,36 @@ describe('configOrExit', () => {
 
   it('returns the config when it is valid', () => {
     expect(configOrExit(baseConfigSchema, { PORT: '9' }).PORT).toBe(9);
+  });
+});
+
+describe('the seeds’ settings and dotted droplet ids', () => {
+  it('reads DROPLET_NAME as DROPLET_ID, dotted ids included', () => {
+    expect(parseConfig(baseConfigSchema, { PORT: '1', DROPLET_NAME: 'drop4.fullpotential.ai' }).DROPLET_ID).toBe('drop4.fullpotential.ai');
+    expect(parseConfig(baseConfigSchema, { PORT: '1', DROPLET_ID: 'web-1', DROPLET_NAME: 'web-1' }).DROPLET_ID).toBe('web-1');
+    expect(configError(() => parseConfig(baseConfigSchema, { PORT: '1', DROPLET_ID: 'a', DROPLET_NAME: 'b' })).issues[0].variable).toBe(
+      'DROPLET_NAME',
+    );
+  });
+
+  it('takes DROPLET_DOMAIN (lower-cased) and STEWARD, and names them when invalid', () => {
+    const c = parseConfig(baseConfigSchema, { PORT: '1', DROPLET_DOMAIN: 'Drop4.Example.com', STEWARD: 'ops.example.com' });
+    expect(c).toMatchObject({ DROPLET_DOMAIN: 'drop4.example.com', STEWARD: 'ops.example.com' });
+    expect(configError(() => parseConfig(baseConfigSchema, { PORT: '1', DROPLET_DOMAIN: 'a b' })).issues[0].variable).toBe(
+      'DROPLET_DOMAIN',
+    );
+    expect(configError(() => parseConfig(baseConfigSchema, { PORT: '1', STEWARD: 'a..b' })).issues[0].variable).toBe('STEWARD');
+  });
+
+  it.each(['a..b', '.a', 'a.', 'A', 'a_b', 'a.*', 'a.>', `${'x'.repeat(64)}`])('refuses DROPLET_ID %j', (id) => {
+    expect(configError(() => parseConfig(baseConfigSchema, { PORT: '1', DROPLET_ID: id })).issues[0].variable).toBe('DROPLET_ID');
+  });
+
+  it('encodes a dotted id as one NATS subject token, one-to-one', () => {
+    expect(heartbeatSubject('drop4.fullpotential.ai')).toBe('registry.heartbeat.drop4_fullpotential_ai');
+    expect(heartbeatSubject('registry')).toBe('registry.heartbeat.registry');
+    expect(dropletIdFromToken('drop4_fullpotential_ai')).toBe('drop4.fullpotential.ai');
+    expect(dropletIdFromToken('a__b')).toBeUndefined();
+    expect(() => dropletIdToken('a b')).toThrow();
   });
 });

@@ -1,4 +1,4 @@
-import type { Bus, Logger } from '@droplet-mesh/udc-kit';
+import { dropletIdFromToken, type Bus, type Logger } from '@droplet-mesh/udc-kit';
 import type { LivenessMonitor } from './liveness-monitor.js';
 
 /**
@@ -9,7 +9,9 @@ export function subscribeHeartbeats(bus: Bus, liveness: LivenessMonitor, logger:
   const sub = bus.nc.subscribe('registry.heartbeat.*', {
     callback: (err, msg) => {
       if (err) return;
-      const id = msg.subject.slice('registry.heartbeat.'.length);
+      // Ids travel as one subject token, their dots as `_` (heartbeatSubject).
+      const id = dropletIdFromToken(msg.subject.slice('registry.heartbeat.'.length));
+      if (!id) return;
       let body: { status?: string; metrics?: Record<string, unknown>; sent_at_ms?: number } = {};
       try {
         body = msg.data.length ? msg.json() : {};

@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import type { DropletRecord } from '@droplet-mesh/registry-client';
+import { dropletIdSchema } from '@droplet-mesh/udc-kit';
 
-const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 of [a-z0-9-], starting with a letter or digit');
 const hostname = z
   .string()
   .max(253)
   .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'must be a hostname');
 
 export const recordInputSchema = z.object({
-  id: slug,
+  id: dropletIdSchema,
   name: z.string().min(1).max(100).optional(),
   url: z.url({ protocol: /^https?$/ }).max(2000),
   kind: z.enum(['service', 'host']).default('service'),
@@ -17,7 +17,7 @@ export const recordInputSchema = z.object({
     .max(100)
     .default([]),
   version: z.string().max(64).optional(),
-  steward: slug.optional(),
+  steward: dropletIdSchema.optional(),
   health_path: z
     .string()
     .regex(/^\/[\x21-\x7e]{0,200}$/, 'must start with / and hold no spaces')

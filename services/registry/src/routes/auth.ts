@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import jwt from 'jsonwebtoken';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { Forbidden, InvalidRequest, RateLimited, Unauthorized, type Api, type DropletContext } from '@droplet-mesh/udc-kit';
+import {
+  dropletIdSchema,
+  Forbidden,
+  InvalidRequest,
+  RateLimited,
+  Unauthorized,
+  type Api,
+  type DropletContext,
+} from '@droplet-mesh/udc-kit';
 import { identifyCaller, isAdmin, type CallerDeps } from '../caller.js';
 import type { Keyring } from '../keyring.js';
 import type { RegistryConfig } from '../config.js';
@@ -13,7 +21,7 @@ export interface AuthRouteDeps extends CallerDeps {
   ctx: DropletContext<RegistryConfig>;
 }
 
-const dropletId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id');
+const dropletId = dropletIdSchema;
 const jtiSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a token id (jti)');
 const revokeBody = z
   .object({

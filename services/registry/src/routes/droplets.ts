@@ -1,5 +1,16 @@
 import { z } from 'zod';
-import { Conflict, Forbidden, NotFound, paginate, paginationQuery, reply, type Api, type DropletContext } from '@droplet-mesh/udc-kit';
+import {
+  Conflict,
+  dropletIdSchema,
+  Forbidden,
+  heartbeatSubject,
+  NotFound,
+  paginate,
+  paginationQuery,
+  reply,
+  type Api,
+  type DropletContext,
+} from '@droplet-mesh/udc-kit';
 import { actingId, assertCallerScope, identifyCaller, isAdmin, type Caller, type CallerDeps } from '../caller.js';
 import { hashKey, newDropletKey } from '../credentials.js';
 import type { LivenessMonitor } from '../liveness-monitor.js';
@@ -13,7 +24,7 @@ export interface DropletRouteDeps extends CallerDeps {
   ctx: DropletContext<RegistryConfig>;
 }
 
-const idParams = z.object({ id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a droplet id') });
+const idParams = z.object({ id: dropletIdSchema });
 const heartbeatBody = z
   .object({
     status: z.string().max(32).optional(),
@@ -196,7 +207,7 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       }
       if (!(await liveness.heartbeat(params.id, body))) throw new NotFound(`no droplet '${params.id}'`);
       // Other replicas learn of it the same way as of NATS heartbeats.
-      ctx.bus.publishJson(`registry.heartbeat.${params.id}`, { ...body, id: params.id, at: new Date().toISOString() });
+      ctx.bus.publishJson(heartbeatSubject(params.id), { ...body, id: params.id, at: new Date().toISOString() });
       return { received: true, droplet: view(store.get(params.id)!) };
     },
   );
