@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
@@ -228,6 +229,24 @@ describe('forwarding /api/<droplet>/<path>', () => {
     const ok = await call('/api/ticker/things', { method: 'POST', headers: changing(s, { 'idempotency-key': 'k-1' }), body: '{"a":1}' });
     expect(ok.status).toBe(201);
     expect(await ok.json()).toEqual({ got: { a: 1 }, idem: 'k-1' });
+  });
+
+  it('streams a multipart upload through untouched', async () => {
+    const form = new FormData();
+    const archive = Buffer.alloc(3 * 1024 * 1024, 7);
+    form.append('project', 'shop');
+    form.append('source', new Blob([archive]), 'app.tar.gz');
+    const req = new Request(`${consoleApp.url}/api/ticker/upload`, { method: 'POST', body: form });
+    const body = Buffer.from(await req.arrayBuffer());
+    const type = req.headers.get('content-type')!;
+    const res = await call('/api/ticker/upload', {
+      method: 'POST',
+      headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, 'content-type': type },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const got = (await res.json()) as { bytes: number; sha256: string; type: string };
+    expect(got).toEqual({ bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), type });
   });
 
   it('passes a droplet validation error through in its UDC envelope, field paths included', async () => {

@@ -31,6 +31,8 @@ let nats: NatsServerHandle;
 let registry: Awaited<ReturnType<typeof startRegistry>>;
 let consoleApp: Awaited<ReturnType<typeof startConsole>>;
 let docker: Awaited<ReturnType<typeof ensureDockerEngine>>;
+let busyboxImage = '';
+let deployerBase = '';
 let browser: Browser;
 let page: Page;
 const closers: Closer[] = [];
@@ -52,6 +54,7 @@ async function buildApp(busybox: string, tag: string, text: string) {
 beforeAll(async () => {
   docker = await ensureDockerEngine();
   const busybox = await ensureBusyboxImage(docker);
+  busyboxImage = busybox;
   await buildApp(busybox, images.v1, 'version-1');
   await buildApp(busybox, images.v2, 'version-2');
   nats = await startNatsServer();
@@ -70,6 +73,7 @@ beforeAll(async () => {
     logDestination: quiet(),
   });
   const { url: deployerUrl } = await deployer.start();
+  deployerBase = deployerUrl;
   closers.push({
     close: async () => {
       await deployer.deployer.idle();
@@ -234,4 +238,35 @@ describe('deploys from the browser', () => {
     await page.locator('#p-name-err').filter({ hasText: /\S/ }).waitFor();
     expect(await seriousA11yViolations(page)).toEqual([]);
   }, 60_000);
+
+  it('deploys a directory picked in the browser, packed there as a .tar.gz and streamed through the console', async () => {
+    const site = join(tmp, 'site');
+    mkdirSync(join(site, 'www'), { recursive: true });
+    writeFileSync(join(site, 'www', 'index.html'), 'version-upload');
+    writeFileSync(join(site, 'www', 'health'), 'ok');
+    mkdirSync(join(site, 'node_modules', 'left-out'), { recursive: true });
+    writeFileSync(join(site, 'node_modules', 'left-out', 'big.bin'), Buffer.alloc(1024 * 1024));
+    writeFileSync(
+      join(site, 'Dockerfile'),
+      `FROM ${busyboxImage}\nCOPY www /www\nRUN ["/bin/busybox", "chmod", "1777", "/tmp"]\nCMD ["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]\n`,
+    );
+    await page.getByRole('link', { name: 'Deploys' }).click();
+    await page.getByRole('heading', { name: 'Deploys', level: 1 }).waitFor();
+    await page.getByRole('textbox', { name: 'Project' }).first().fill(project);
+    await page.getByRole('textbox', { name: 'Service' }).first().fill('web');
+    await page.getByRole('textbox', { name: 'Environment' }).first().fill('uat');
+    await page.getByRole('radio', { name: 'directory' }).check();
+    await page.locator('#d-dir').setInputFiles(site);
+    const before = await followedId();
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.getByText(/3 files, \d+ KB compressed/).waitFor();
+    expect(await finished(before)).toMatchObject({ status: 'succeeded' });
+    // The app built from the uploaded directory answers.
+    const token = await operatorToken(registry.url);
+    const release = (await (
+      await fetch(`${deployerBase}/services/app-${project}-web-uat`, { headers: { authorization: `Bearer ${token}` } })
+    ).json()) as { containers: Array<{ port: number }> };
+    const answer = await fetch(`http://127.0.0.1:${release.containers[0].port}/`, { signal: AbortSignal.timeout(10_000) });
+    expect(await answer.text()).toBe('version-upload');
+  }, 180_000);
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import AxeBuilder from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
@@ -134,6 +135,16 @@ export async function startTicker(natsUrl: string, registryUrl: string) {
       });
       api.post('/things', { scope: 'write', status: 201 }, ({ req }) => ({ got: req.body, idem: req.header('idempotency-key') ?? null }));
       api.get('/whoami', {}, ({ principal, req }) => ({ sub: principal?.sub, cookie: req.header('cookie') ?? null }));
+      // Reads a non-JSON body (a multipart upload) as it arrives.
+      api.post('/upload', { scope: 'write' }, async ({ req }) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        for await (const chunk of req as AsyncIterable<Buffer>) {
+          hash.update(chunk);
+          bytes += chunk.length;
+        }
+        return { bytes, sha256: hash.digest('hex'), type: req.header('content-type') ?? null };
+      });
     },
   });
   const { url } = await d.start();

@@ -78,7 +78,35 @@ async function raw(method: string, path: string, body?: unknown, extra: Record<s
   return json;
 }
 
+/** A multipart POST (an upload): the browser sets the content type and its boundary. */
+async function upload(path: string, form: FormData): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'x-csrf-token': csrf },
+      body: form,
+      credentials: 'same-origin',
+    });
+  } catch {
+    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const e = (json as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+    throw new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? (text.slice(0, 200) || res.statusText), e?.details);
+  }
+  return json;
+}
+
 export const api = {
+  upload: <T>(path: string, form: FormData) => upload(path, form) as Promise<T>,
   get: <T>(path: string) => raw('GET', path) as Promise<T>,
   post: <T>(path: string, body: unknown = {}, headers: Record<string, string> = {}) => raw('POST', path, body, headers) as Promise<T>,
   put: <T>(path: string, body: unknown) => raw('PUT', path, body) as Promise<T>,
