@@ -345,6 +345,9 @@ export class Orchestrator {
     if (status === 'succeeded' || status === 'partial') {
       s.desired = p.file;
       s.source = p.source;
+      // Resources the stack used but did not create leave its inventory once the file no longer names them.
+      const wanted = new Set(desiredResources(a.stack, p.file).map((r) => r.id));
+      for (const [id, m] of Object.entries(s.managed)) if (!m.created && !wanted.has(id)) delete s.managed[id];
     }
     s.status =
       p.kind === 'destroy' && status === 'succeeded'

@@ -173,6 +173,16 @@ describe('plan and apply against the real droplets', () => {
     expect(p.body.cost.unknown_prices).toEqual([]);
   });
 
+  it('validates a file without touching anything, and keeps each plan', async () => {
+    const v = await o.call('POST', `/stacks/${stack}/validate`, file(), 'application/yaml');
+    expect(v.status).toBe(200);
+    expect(v.body.resources).toContain(`release/${project}/uat/web`);
+    const p = await o.plan(stack, file());
+    const again = await o.call('GET', `/stacks/${stack}/plans/${p.body.id}`);
+    expect(again.body).toMatchObject({ id: p.body.id, status: 'pending', steps: p.body.steps });
+    expect((await o.call('GET', `/stacks/other/plans/${p.body.id}`)).status).toBe(404);
+  });
+
   it('applies it: instances at two providers, services deployed and served through nginx, the route live', async () => {
     const p = await o.plan(stack, file());
     const a = await o.apply(stack, p.body.id);
