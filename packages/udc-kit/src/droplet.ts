@@ -21,6 +21,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { Ring } from './ring.js';
 import { RuntimeStats } from './stats.js';
+import { redocRouter } from './redoc.js';
 
 export const UDC_VERSION = '1.0';
 
@@ -472,6 +473,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
 
   app.use(router);
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerOptions: { url: '/openapi.json' } }));
+  app.use('/redoc', redocRouter(opts.name));
   app.use(() => {
     throw new NotFound('no such route');
   });

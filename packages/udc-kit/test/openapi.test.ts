@@ -88,3 +88,27 @@ describe('/docs', () => {
     expect(init.text).toContain('/openapi.json');
   });
 });
+
+describe('/redoc', () => {
+  it('serves a ReDoc page loading /openapi.json, with the bundle from the redoc package (no CDN)', async () => {
+    const page = await request(droplet.app).get('/redoc');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/html/);
+    expect(page.text).toContain('<redoc spec-url="openapi.json">');
+    expect(page.text).toContain('<script src="redoc/redoc.standalone.js">');
+    expect(page.text).not.toMatch(/https?:\/\//);
+    const bundle = await request(droplet.app).get('/redoc/redoc.standalone.js');
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers['content-type']).toMatch(/javascript/);
+    expect(Number(bundle.headers['content-length'] ?? bundle.text.length)).toBeGreaterThan(100_000);
+  });
+
+  it('sends /redoc/ to /redoc, where the relative links resolve; anything else under it is a UDC 404', async () => {
+    const slash = await request(droplet.app).get('/redoc/');
+    expect(slash.status).toBe(301);
+    expect(slash.headers.location).toBe('../redoc');
+    const other = await request(droplet.app).get('/redoc/nothing.js');
+    expect(other.status).toBe(404);
+    expect(other.body.status).toBe('error');
+  });
+});

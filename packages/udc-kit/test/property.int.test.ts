@@ -316,6 +316,7 @@ describe('random requests at every route', () => {
         .map((r) => ({ method: r.method, path: r.path })),
       { method: 'get', path: '/docs/' },
       { method: 'get', path: '/docs/swagger-ui.css' },
+      { method: 'get', path: '/redoc' },
       { method: 'get', path: '/no/such/:route' },
     ];
     expect(paths.length).toBeGreaterThanOrEqual(25);
