@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { freePort, startPebble, waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
   ADMIN_KEY,
   CHROMIUM,
@@ -36,7 +36,16 @@ beforeAll(async () => {
   nats = await startNatsServer();
   registry = await startRegistry(nats.url);
   closers.push(registry);
-  closers.push(await startProxyManager(nats.url, registry.url));
+  // Certificates come from Debian's pebble (a test ACME CA) over HTTP-01 to the proxy's nginx.
+  const httpPort = await freePort();
+  const pebble = await startPebble({ httpPort });
+  closers.push({ close: () => pebble.stop() });
+  closers.push(
+    await startProxyManager(nats.url, registry.url, {
+      httpPort,
+      env: { ACME_DIRECTORY_URL: pebble.directoryUrl, ACME_CA_BUNDLE: pebble.apiCaFile, ACME_EMAIL: 'ops@example.com' },
+    }),
+  );
   app = await startFlakyApp();
   closers.push(app);
   closers.push(await startMultiCloud(nats.url, registry.url, 2));
@@ -134,6 +143,10 @@ describe('the console in a real browser', () => {
     await page.getByText('Route shop saved.').waitFor();
     await page.locator('tr[data-route="shop"]').waitFor();
     await expect(page.locator('#route-domain-err').textContent()).resolves.toBe('');
+    // A certificate from the ACME CA; the route shows its expiry.
+    await page.getByRole('button', { name: 'Issue a certificate for shop' }).click();
+    await page.getByText('Certificate for shop.example.test issued.').waitFor({ timeout: 60_000 });
+    await page.locator('tr[data-route="shop"] td', { hasText: /^until .+ \(\d+ d\)$/ }).waitFor();
     // Edit puts the route back in the form; the focus moves there.
     await page.getByRole('button', { name: 'Edit route shop' }).press('Enter');
     await expect(page.getByLabel('Domain').inputValue()).resolves.toBe('shop.example.test');

@@ -153,17 +153,22 @@ export async function startTicker(natsUrl: string, registryUrl: string) {
 }
 
 /** A real proxy-manager (own nginx on high loopback ports) that trusts the registry and registers itself. */
-export async function startProxyManager(natsUrl: string, registryUrl: string) {
+export async function startProxyManager(
+  natsUrl: string,
+  registryUrl: string,
+  extra: { httpPort?: number; env?: Record<string, string> } = {},
+) {
   const dataDir = mkdtempSync(join(tmpdir(), 'console-proxy-'));
   chmodSync(dataDir, 0o755); // nginx workers (nobody) read the webroot inside it
   const env = {
     ...meshEnv(natsUrl, registryUrl),
     DATA_DIR: dataDir,
-    PROXY_HTTP_PORT: String(await freePort()),
+    PROXY_HTTP_PORT: String(extra.httpPort ?? (await freePort())),
     PROXY_HTTPS_PORT: String(await freePort()),
     UPSTREAM_RECHECK_INTERVAL_S: '0',
     UPSTREAM_HEALTH_TIMEOUT_MS: '1000',
     RECONCILE_COALESCE_MS: '20',
+    ...extra.env,
   };
   const bus = await Bus.connect({ url: natsUrl, name: 'proxy-manager-console-test' });
   const pm = createProxyManager({ env, bus, logDestination: quiet() });
