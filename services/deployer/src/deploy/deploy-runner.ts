@@ -326,14 +326,16 @@ async function runWorker(
   });
   try {
     await step('start', 70, 120_000, startContainers);
-    await step('running', 90, 60_000, (signal) =>
-      waitRunning(
-        engineOf(t.d.containers[0]?.server_id ?? '').engine,
-        t.d.containers.map((c) => c.container_id),
-        2_000,
-        signal,
-      ),
-    );
+    await step('running', 90, 60_000, async (signal) => {
+      // Each server's containers on their own engine.
+      for (const sid of new Set(t.d.containers.map((c) => c.server_id)))
+        await waitRunning(
+          engineOf(sid).engine,
+          t.d.containers.filter((c) => c.server_id === sid).map((c) => c.container_id),
+          2_000,
+          signal,
+        );
+    });
   } catch (err) {
     t.d.last_log_lines = await lastLines();
     await removeNew();

@@ -14,6 +14,7 @@ import {
 import { sealGitSource } from '../domain/git-credentials.js';
 import { redactValues } from '../domain/redact.js';
 import { targetId } from '../domain/naming.js';
+import { environmentServers, spreadReplicas } from '../domain/placement.js';
 import { withTimeout } from '../domain/step-timeout.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { runDeployment, type DeployPlan } from './deploy-runner.js';
@@ -128,7 +129,17 @@ export class Deployer {
     const environment = await stores.environments.get(project, environmentName);
     if (!environment) throw new NotFound(`no environment '${environmentName}' in project '${project}'`);
     const placement = await stores.placements.get(project, serviceName, environmentName);
-    const wanted = placement?.servers ?? [{ server_id: LOCAL_SERVER_ID, replicas: service.replicas }];
+    // No explicit placement: spread over the servers assigned to the environment, else the local server.
+    const pool = placement ? [] : environmentServers(await stores.servers.list(), project, environmentName);
+    const wanted =
+      placement?.servers ??
+      (pool.length > 0
+        ? spreadReplicas(
+            service.replicas,
+            pool.map((s) => s.id),
+            targetId(project, serviceName, environmentName),
+          )
+        : [{ server_id: LOCAL_SERVER_ID, replicas: service.replicas }]);
     const servers: Array<{ server: Server; replicas: number }> = [];
     for (const w of wanted) {
       const server = await stores.servers.get(w.server_id);

@@ -87,13 +87,16 @@ export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: s
       sshOptions: { agent: process.env.SSH_AUTH_SOCK },
     };
   if (u.protocol === 'tcp:') {
-    if (!server.tls_sealed) return { protocol: 'http', host: u.hostname, port: u.port };
-    const tls = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as {
+    // Never plain HTTP: an engine API without TLS gives root on that machine to whoever reaches it.
+    if (!server.tls_sealed)
+      throw new Error(`server '${server.id}' (${host}) has no TLS material: a tcp:// engine is used only over mutual TLS`);
+    const { ca, cert, key } = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as {
       ca: string;
       cert: string;
       key: string;
     };
-    return { protocol: 'https', host: u.hostname, port: u.port, ...tls };
+    // Only `ca` is trusted (not the system store) and the engine's certificate must name u.hostname.
+    return { protocol: 'https', host: u.hostname, port: u.port || 2376, ca, cert, key };
   }
   throw new Error(`unsupported docker_host ${u.protocol}`);
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import Docker from 'dockerode';
 import { z } from 'zod';
 import {
@@ -14,7 +15,9 @@ import {
   type Api,
   type Principal,
 } from '@droplet-mesh/udc-kit';
+import { loadOrCreateMeshCa, issueCertificate, fingerprint, type MeshCa } from '../domain/mesh-ca.js';
 import { nameSchema, serverInput, type Server } from '../domain/model.js';
+import { environmentRefs } from '../domain/placement.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
 import { dockerOptions } from '../engine/engine-pool.js';
@@ -38,9 +41,10 @@ async function checkAddress(host: string, port: number, where: string): Promise<
 async function checkServer(principal: Principal | undefined, dockerHost: string, address: string, hasTls: boolean): Promise<void> {
   if (dockerHost.startsWith('tcp:') || dockerHost.startsWith('unix:')) assertScope(principal, 'admin');
   if (dockerHost.startsWith('tcp:') && !hasTls)
-    throw new InvalidRequest('a tcp:// Docker host needs TLS material (tls: {ca, cert, key})', {
-      fields: [{ path: 'tls', message: 'required for tcp://' }],
-    });
+    throw new InvalidRequest(
+      "a tcp:// Docker host is reached only over mutual TLS: give tls: 'mesh' (an engine certified by the mesh CA) or tls: {ca, cert, key}",
+      { fields: [{ path: 'tls', message: 'required for tcp://' }] },
+    );
   if (dockerHost.startsWith('tcp:') || dockerHost.startsWith('ssh:')) {
     const u = new URL(dockerHost);
     await checkAddress(u.hostname, Number(u.port) || (u.protocol === 'ssh:' ? 22 : 2376), 'docker_host');
@@ -82,6 +86,48 @@ async function pingEngine(server: Server, masterKey: Buffer): Promise<void> {
 const params = z.object({ id: nameSchema });
 const publicView = ({ tls_sealed, ...s }: Server) => ({ ...s, tls: !!tls_sealed });
 
+const tlsMaterial = z.object({
+  ca: z.string().min(1).max(20_000),
+  cert: z.string().min(1).max(20_000),
+  key: z.string().min(1).max(20_000),
+});
+/**
+ * POST /servers: `tls: 'mesh'` makes the deployer reach the engine with a client certificate
+ * of the mesh CA and trust only engines whose certificate that CA signed (for this address);
+ * `environments` names the environments (`<env>` in any project, or `<project>/<env>`) whose
+ * services are spread over this server when they have no explicit placement.
+ */
+const serverBody = z
+  .object({ ...serverInput.shape, tls: z.union([z.literal('mesh'), tlsMaterial]).optional(), environments: environmentRefs.optional() })
+  .refine((s) => s.docker_host || s.instance_id, { message: 'give docker_host or instance_id', path: ['docker_host'] });
+
+const engineCertificateBody = z.object({
+  /** The server id the certificate is for (its common name). */
+  server_id: nameSchema,
+  /** IPs or DNS names the engine is reached at (its subjectAltNames). */
+  addresses: z
+    .array(z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be an IP address or a DNS name'))
+    .min(1)
+    .max(8),
+  days: z.number().int().min(1).max(825).default(397),
+});
+
+/** The mesh CA, loaded (or created) once per process from the deployer's KV bucket. */
+function meshCaLoader(deps: RouteDeps): () => Promise<MeshCa> {
+  let p: Promise<MeshCa> | undefined;
+  return () => {
+    if (!p) {
+      p = deps.ctx.bus
+        .kv(deps.ctx.config.KV_BUCKET, { history: 3 })
+        .then((kv) => loadOrCreateMeshCa(kv, deps.ctx.config.DEPLOYER_MASTER_KEY));
+      p.catch(() => {
+        p = undefined;
+      });
+    }
+    return p;
+  };
+}
+
 /** The address of a multi-cloud-manager instance, asked over UDC. */
 async function instanceAddress(deps: RouteDeps, instanceId: string): Promise<string> {
   const reply = await deps.ctx.send({
@@ -100,13 +146,43 @@ async function instanceAddress(deps: RouteDeps, instanceId: string): Promise<str
 }
 
 export function registerServerRoutes(api: Api, deps: RouteDeps): void {
+  const meshCa = meshCaLoader(deps);
+  api.get(
+    '/mesh-ca',
+    { summary: 'The mesh CA certificate every engine and the deployer trust (the key stays sealed)', tags: ['servers'] },
+    async () => {
+      const ca = await meshCa();
+      return { certificate: ca.certPem, fingerprint_sha256: fingerprint(ca.certPem) };
+    },
+  );
+  api.post(
+    '/mesh-ca/engine-certificates',
+    {
+      scope: 'admin',
+      summary:
+        "Issue a Docker Engine's server certificate (its --tlscert/--tlskey, with --tlscacert the mesh CA): the key is returned once and never stored",
+      body: engineCertificateBody,
+      status: 201,
+      tags: ['servers'],
+    },
+    async ({ body }) => {
+      for (const a of body.addresses) if (isIP(a)) await checkAddress(a, 0, 'addresses');
+      const issued = await issueCertificate(await meshCa(), {
+        kind: 'server',
+        commonName: body.server_id,
+        addresses: body.addresses,
+        days: body.days,
+      });
+      return { server_id: body.server_id, ...issued };
+    },
+  );
   api.post(
     '/servers',
     {
       scope: 'write',
       summary:
         'Add a Docker engine: local, ssh://, a multi-cloud-manager instance, or (admin) unix:// or tcp:// with TLS, tried before it is saved',
-      body: serverInput,
+      body: serverBody,
       status: 201,
       tags: ['servers'],
     },
@@ -120,14 +196,21 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       }
       if (!address) address = dockerHost === 'local' || dockerHost!.startsWith('unix:') ? '127.0.0.1' : new URL(dockerHost!).hostname;
       await checkServer(principal, dockerHost!, address, !!body.tls);
-      const server: Server = {
+      // tls 'mesh': a client certificate of the mesh CA for this server, sealed with the CA as the only trust anchor.
+      const tls =
+        body.tls === 'mesh'
+          ? await meshCa().then(async (ca) => {
+              const client = await issueCertificate(ca, { kind: 'client', commonName: `deployer-${body.id}`.slice(0, 64) });
+              return { ca: ca.certPem, cert: client.cert, key: client.key, mesh: true };
+            })
+          : body.tls;
+      const server: Server & { environments?: string[] } = {
         id: body.id,
         docker_host: dockerHost!,
         address,
         ...(body.instance_id ? { instance_id: body.instance_id } : {}),
-        ...(body.tls
-          ? { tls_sealed: sealSecret(deps.ctx.config.DEPLOYER_MASTER_KEY, JSON.stringify(body.tls), `server/${body.id}/tls`) }
-          : {}),
+        ...(tls ? { tls_sealed: sealSecret(deps.ctx.config.DEPLOYER_MASTER_KEY, JSON.stringify(tls), `server/${body.id}/tls`) } : {}),
+        ...(body.environments ? { environments: body.environments } : {}),
         created_at: now(),
       };
       if (await deps.stores().servers.get(body.id)) throw new Conflict(`server '${body.id}' exists`);

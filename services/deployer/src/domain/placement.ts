@@ -1,0 +1,40 @@
+// Where a service's replicas run when it has no explicit placement: spread over the servers
+// assigned to its environment, at most one replica per server while there are enough
+// servers, evenly beyond that. The starting server rotates with the target, so many
+// single-replica services do not all land on the first server.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+
+/** `<environment>` (that environment in every project) or `<project>/<environment>`. */
+export const environmentRefs = z
+  .array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}(\/[a-z0-9][a-z0-9-]{0,62})?$/, 'must be <environment> or <project>/<environment>'))
+  .max(50);
+
+export interface PlaceableServer {
+  id: string;
+  environments?: string[];
+}
+
+/** The servers assigned to project/environment, sorted by id. */
+export function environmentServers<S extends PlaceableServer>(servers: S[], project: string, environment: string): S[] {
+  return servers
+    .filter((s) => s.environments?.some((e) => e === environment || e === `${project}/${environment}`))
+    .sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/**
+ * `replicas` spread over `serverIds` (in that order, starting at a point picked by `key`):
+ * every server gets floor(replicas/n) and the first replicas%n one more. Servers with none are left out.
+ */
+export function spreadReplicas(replicas: number, serverIds: string[], key: string): Array<{ server_id: string; replicas: number }> {
+  const n = serverIds.length;
+  if (n === 0) throw new Error('no servers to place on');
+  const start = createHash('sha256').update(key).digest().readUInt32BE(0) % n;
+  const out: Array<{ server_id: string; replicas: number }> = [];
+  for (let i = 0; i < n; i++) {
+    const id = serverIds[(start + i) % n];
+    const count = Math.floor(replicas / n) + (i < replicas % n ? 1 : 0);
+    if (count > 0) out.push({ server_id: id, replicas: count });
+  }
+  return out;
+}
