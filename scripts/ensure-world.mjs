@@ -32,6 +32,8 @@ const APT = {
     'docker-compose': 'docker-compose',
     openssl: 'openssl',
     flock: 'util-linux',
+    // Namespaced Docker engines (several "servers" on one machine) in the deployer's tests.
+    ip: 'iproute2',
     // The console's browser tests drive Debian's chromium through playwright-core (no browser download).
     chromium: 'chromium',
   },
