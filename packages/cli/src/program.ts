@@ -9,6 +9,7 @@ import { registerLoginCommands } from './commands/login.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerRouteCommands } from './commands/routes.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerUndeployCommand } from './commands/undeploy.js';
 
 export const VERSION = '0.1.0';
 
@@ -25,6 +26,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerInstanceCommands(program, env);
   registerRouteCommands(program, env);
   registerDeployCommands(program, env);
+  registerUndeployCommand(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
   // Subcommands inherit exitOverride only when added after it; make sure of it.

@@ -164,4 +164,26 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
     const missing = await runCli(['deployments', 'show', '00000000-0000-4000-8000-000000000000'], env());
     expect(missing.stderr).toBe("error: NOT_FOUND: no deployment '00000000-0000-4000-8000-000000000000'\n");
   });
+
+  it('undeploys: containers and the registry record go, the history stays; then the service can be deleted', async () => {
+    const target = `app-${project}-web-prod`;
+    const recordOf = () => fetch(`${reg.url}/droplets/${target}`, { headers: { authorization: `Bearer ${token}` } });
+    await waitFor('the app in the registry', async () => (await recordOf()).ok, 15_000);
+    const r = await runCli(['undeploy', 'web', '--project', project, '--env', 'prod', '--json'], env(), { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    const body = JSON.parse(r.stdout);
+    expect(body.undeployed).toHaveLength(1);
+    expect(body.undeployed[0]).toMatchObject({ target_id: target, route: 'none', registry: 'removed', history_kept: true });
+    expect(body.undeployed[0].containers_removed.length).toBeGreaterThan(0);
+    expect(await docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })).toEqual([]);
+    expect((await recordOf()).status).toBe(404);
+    const ls = JSON.parse((await runCli(['deployments', '--project', project, '--json'], env())).stdout);
+    expect(ls.items).toHaveLength(4);
+
+    const again = await runCli(['undeploy', 'web', '--project', project], env());
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`error: NOT_FOUND: nothing is deployed for ${project}/web\n`);
+    expectNoStack(again.stdout + again.stderr);
+    await api('DELETE', `/projects/${project}/services/web`);
+  }, 90_000);
 });

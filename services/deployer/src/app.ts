@@ -16,6 +16,7 @@ import { registerSecretRoutes } from './routes/secrets.js';
 import { registerServerRoutes } from './routes/servers.js';
 import { registerServiceOpsRoutes } from './routes/service-ops.js';
 import { registerServiceRoutes } from './routes/services.js';
+import { registerUndeployRoutes } from './routes/undeploy.js';
 import { createStores, type Stores } from './store/stores.js';
 
 export const DEPLOYER_VERSION = '0.1.0';
@@ -62,7 +63,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     exit: deps.exit,
     logDestination: deps.logDestination,
     routes(api, ctx) {
-      const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer };
+      const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer, engines: () => engines };
       registerProjectRoutes(api, rd);
       registerServiceRoutes(api, rd);
       registerEnvironmentRoutes(api, rd);
@@ -72,6 +73,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       registerDeploymentRoutes(api, rd);
       registerServiceOpsRoutes(api, rd);
       registerInfraAliasRoutes(api, rd);
+      registerUndeployRoutes(api, rd);
     },
     messageHandlers: createMessageHandlers(getDeployer, () => stores),
     healthChecks: {

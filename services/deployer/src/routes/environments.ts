@@ -60,7 +60,10 @@ export function registerEnvironmentRoutes(api: Api, deps: RouteDeps): void {
       if (!(await st.environments.get(p.project, p.environment))) throw new NotFound(`no environment '${p.environment}' in '${p.project}'`);
       const live = (await st.releases.list()).filter((r) => r.project === p.project && r.environment === p.environment);
       if (live.length > 0)
-        throw new Conflict(`environment '${p.environment}' has deployed services`, { targets: live.map((r) => r.target_id) });
+        throw new Conflict(
+          `environment '${p.environment}' has deployed services: undeploy them first (DELETE /projects/${p.project}/services/{service}/deployment?environment=${p.environment})`,
+          { targets: live.map((r) => r.target_id) },
+        );
       for (const s of await st.secrets.list(p.project, p.environment)) await st.secrets.delete(p.project, p.environment, s.name);
       await st.environments.delete(p.project, p.environment);
     },

@@ -71,7 +71,15 @@ export function registerServiceRoutes(api: Api, deps: RouteDeps): void {
       const st = deps.stores();
       if (!(await st.services.get(p.project, p.service))) throw new NotFound(`no service '${p.service}' in '${p.project}'`);
       const live = (await st.releases.list()).filter((r) => r.project === p.project && r.service === p.service);
-      if (live.length > 0) throw new Conflict(`service '${p.service}' is deployed`, { targets: live.map((r) => r.target_id) });
+      if (live.length > 0)
+        throw new Conflict(
+          `service '${p.service}' is deployed: undeploy it first (DELETE /projects/${p.project}/services/${p.service}/deployment)`,
+          {
+            targets: live.map((r) => r.target_id),
+          },
+        );
+      // Its placements go with it (a service created again under the name starts clean).
+      for (const pl of await st.placements.list(p.project, p.service)) await st.placements.delete(p.project, p.service, pl.environment);
       await st.services.delete(p.project, p.service);
     },
   );

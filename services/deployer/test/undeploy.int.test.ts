@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import type { RegistryLink, RegistryRecord, RegistryRecordInput } from '@droplet-mesh/udc-kit';
+import {
+  expectEnvelope,
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  tokenOnlyRegistry,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
+import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+
+// Undeploy against the real Docker Engine, NATS and a real proxy-manager with nginx.
+const project = uniqueProject('ud');
+const domain = `${project}.mesh.test`;
+const target = `app-${project}-web-prod`;
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let images: TestImages;
+let proxy: Proc | undefined;
+let droplet: DeployerDroplet;
+let pmUrl: string;
+let proxyHttpPort: number;
+let auth: Record<string, string>;
+const tmp = mkdtempSync(join(tmpdir(), 'deployer-undeploy-'));
+
+/** The registry as the deployer sees it: the records it registered for its apps, kept here. */
+const records = new Map<string, RegistryRecordInput>();
+function recordingRegistry(token: () => string): RegistryLink {
+  return {
+    ...tokenOnlyRegistry(token),
+    upsertRecord: async (r) => {
+      records.set(r.id, r);
+      return { ...r, status: 'active' } as unknown as RegistryRecord;
+    },
+    removeRecord: async (id) => void records.delete(id),
+    get: async (id) => (records.has(id) ? ({ ...records.get(id), status: 'active' } as unknown as RegistryRecord) : undefined),
+  };
+}
+
+function viaNginx(): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += String(c)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+const api = () => ({
+  get: (p: string) => request(droplet.app).get(p).set(auth),
+  post: (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b),
+  del: (p: string) => request(droplet.app).delete(p).set(auth),
+});
+
+async function deploy(image: string) {
+  const res = await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image } });
+  expect(res.status).toBe(202);
+  const d = await waitDeployment(droplet.app, auth, res.body.id, 90_000);
+  if (d.status !== 'succeeded') throw new Error(`deploy ${d.status}: ${d.reason}\n${proxy?.output().slice(-2000)}`);
+  return d;
+}
+
+async function containersOfProject(): Promise<string[]> {
+  const list = await images.docker.listContainers({ all: true, filters: { label: ['mesh.managed=true', `mesh.project=${project}`] } });
+  return list.map((c) => c.Names[0]);
+}
+
+beforeAll(async () => {
+  images = await testImages();
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  const pmPort = await freePort();
+  pmUrl = `http://127.0.0.1:${pmPort}`;
+  proxyHttpPort = await freePort();
+  proxy = runNode(PROXY_MANAGER_MAIN, {
+    PORT: String(pmPort),
+    NATS_URL: nats.url,
+    DATA_DIR: join(tmp, 'proxy'),
+    PROXY_HTTP_PORT: String(proxyHttpPort),
+    PROXY_HTTPS_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+    ...authority.env(),
+  });
+  await waitHealthy(pmUrl, proxy, 30_000);
+  droplet = await createDeployerDroplet({
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'warn',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DRAIN_S: '0',
+      DATA_DIR: join(tmp, 'data'),
+      ...authority.env(),
+    },
+    registry: recordingRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+    logDestination: quiet(),
+  });
+  await droplet.start();
+  auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+  expect((await api().post('/projects', { name: project })).status).toBe(201);
+  expect((await api().post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
+  expect((await api().post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' })).status).toBe(
+    201,
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await droplet?.deployer.idle();
+  await droplet?.stop();
+  await proxy?.stop();
+  await authority?.close();
+  await nats?.stop({ removeStore: true });
+  if (images) await cleanDocker(images.docker, project);
+  rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+describe('undeploy through a real proxy-manager and nginx', () => {
+  const history: string[] = [];
+
+  it('a deployed service, environment and project cannot be deleted (409)', async () => {
+    history.push((await deploy(images.v1)).id, (await deploy(images.v2)).id);
+    expect(await viaNginx()).toEqual({ status: 200, body: 'version-2' });
+    expect(records.has(target)).toBe(true);
+    expectEnvelope(await api().del(`/projects/${project}/services/web`), 409, 'CONFLICT');
+    expectEnvelope(await api().del(`/projects/${project}/environments/prod`), 409, 'CONFLICT');
+    expectEnvelope(await api().del(`/projects/${project}`), 409, 'CONFLICT');
+  }, 240_000);
+
+  it('is refused with 409 while a deploy of the service is queued or running, and touches nothing', async () => {
+    const res = await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v2 } });
+    expect(res.status).toBe(202);
+    const refused = await api().del(`/projects/${project}/services/web/deployment?environment=prod`);
+    expectEnvelope(refused, 409, 'CONFLICT');
+    const d = await waitDeployment(droplet.app, auth, res.body.id, 90_000);
+    expect(d.status).toBe('succeeded');
+    history.push(d.id);
+    expect(await viaNginx()).toEqual({ status: 200, body: 'version-2' });
+  }, 120_000);
+
+  it('bad input is a 4xx in the UDC envelope', async () => {
+    expectEnvelope(await api().del(`/projects/${project}/services/web/deployment?environment=NOT%20OK`), 400, 'INVALID_REQUEST');
+    expectEnvelope(await api().del(`/projects/${project}/services/nope/deployment`), 404, 'NOT_FOUND');
+    expectEnvelope(await api().del(`/projects/${project}/services/web/deployment?environment=uat`), 404, 'NOT_FOUND');
+    const readOnly = { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` };
+    expectEnvelope(await request(droplet.app).delete(`/projects/${project}/services/web/deployment`).set(readOnly), 403, 'FORBIDDEN');
+  });
+
+  it('removes the route, the containers, the registry record and the release; keeps the history', async () => {
+    expect((await containersOfProject()).length).toBeGreaterThan(0);
+    const res = await api().del(`/projects/${project}/services/web/deployment?environment=prod`);
+    expect(res.status).toBe(200);
+    expect(res.body.undeployed).toHaveLength(1);
+    expect(res.body.undeployed[0]).toMatchObject({
+      target_id: target,
+      environment: 'prod',
+      deployment_id: history[history.length - 1],
+      route: 'deleted',
+      registry: 'removed',
+      history_kept: true,
+    });
+    expect(res.body.undeployed[0].containers_removed.length).toBeGreaterThan(0);
+
+    expect(await containersOfProject()).toEqual([]);
+    const route = await fetch(`${pmUrl}/proxies/${target}`, {
+      headers: { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(route.status).toBe(404);
+    expect((await viaNginx()).body).not.toBe('version-2');
+    expect(records.has(target)).toBe(false);
+    expectEnvelope(await api().get(`/services/${target}`), 404, 'NOT_FOUND');
+
+    const kept = await api().get(`/deployments?project=${project}`);
+    expect(kept.body.items.map((d: { id: string }) => d.id).sort()).toEqual([...history].sort());
+    expect((await api().get(`/deployments/${history[0]}`)).status).toBe(200);
+
+    // A second undeploy finds nothing to do.
+    expectEnvelope(await api().del(`/projects/${project}/services/web/deployment`), 404, 'NOT_FOUND');
+  }, 120_000);
+
+  it('then the service, the environment and the project can be deleted', async () => {
+    expect((await api().del(`/projects/${project}/services/web`)).status).toBe(204);
+    expect((await api().del(`/projects/${project}/environments/prod`)).status).toBe(204);
+    expect((await api().del(`/projects/${project}`)).status).toBe(204);
+    expectEnvelope(await api().get(`/projects/${project}`), 404, 'NOT_FOUND');
+    // The history outlives the project.
+    expect((await api().get(`/deployments?project=${project}`)).body.items).toHaveLength(history.length);
+  });
+});
