@@ -416,21 +416,47 @@ export class Orchestrator {
           in_sync: d.in_sync,
           differences: d.differences.map((x) => ({ id: x.id, problem: x.problem })),
         };
+        if (!d.in_sync && s.desired.reconcile && s.status === 'applied') rec.reconcile = await this.reconcile(s);
       } catch (err) {
         rec = { stack: s.name, checked_at: now(), in_sync: false, differences: [], error: (err as Error).message };
       }
+      const prev = await this.o.store.getDrift(s.name);
+      const last = rec.reconcile ? { ...rec.reconcile, at: rec.checked_at } : prev?.last_reconcile;
+      if (last) rec.last_reconcile = last;
       await this.o.store.putDrift(rec);
       out.push(rec);
     }
     return out;
   }
 
+  /**
+   * `reconcile: true` in the file: drift is repaired by planning the applied file again and
+   * applying it, unless that needs destructive or unsupported steps (those wait for an operator).
+   */
+  private async reconcile(s: StackRecord): Promise<NonNullable<DriftRecord['reconcile']>> {
+    const p = await this.plan(s.name, s.desired as StackFile, s.source ?? '', 'reconcile');
+    const held = p.steps.filter((st) => st.destructive || st.unsupported);
+    if (held.length > 0) {
+      this.o.emit('stack.reconcile_held', { stack: s.name, plan_id: p.id, steps: held.map((st) => st.id) }, 'warn');
+      return { plan_id: p.id, held: held.map((st) => st.id) };
+    }
+    const a = await this.apply(s.name, p.id, 'rollback');
+    this.o.emit('stack.reconciling', { stack: s.name, plan_id: p.id, apply_id: a.id }, 'warn');
+    return { plan_id: p.id, apply_id: a.id };
+  }
+
   startDriftChecks(intervalMs: number): void {
     if (intervalMs <= 0) return;
-    this.driftTimer = setInterval(
-      () => void this.checkDrift().catch((err) => this.o.logger.warn({ err }, 'drift check failed')),
-      intervalMs,
-    );
+    let busy = false;
+    this.driftTimer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void this.checkDrift()
+        .catch((err) => this.o.logger.warn({ err }, 'drift check failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, intervalMs);
     this.driftTimer.unref();
   }
 

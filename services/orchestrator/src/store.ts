@@ -25,7 +25,7 @@ export interface StackRecord {
 export interface PlanRecord extends PlanResult {
   id: string;
   stack: string;
-  kind: 'apply' | 'destroy' | 'promote';
+  kind: 'apply' | 'destroy' | 'promote' | 'reconcile';
   created_at: string;
   stack_revision: number;
   live_revision: string;
@@ -83,6 +83,10 @@ export interface DriftRecord {
   checked_at: string;
   in_sync: boolean;
   differences: Array<{ id: string; problem: string }>;
+  /** With `reconcile: true`: the repair started, or the steps held for an operator. */
+  reconcile?: { plan_id: string; apply_id?: string; held?: string[] };
+  /** The latest repair, kept by later checks. */
+  last_reconcile?: { plan_id: string; apply_id?: string; held?: string[]; at: string };
   error?: string;
 }
 

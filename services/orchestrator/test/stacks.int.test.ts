@@ -218,8 +218,19 @@ describe('plan and apply against the real droplets', () => {
     ]);
     expect(p.body.steps[0].changes).toEqual([{ field: 'replicas', before: 1, after: 2 }]);
     expect(p.body.steps[1].changes).toEqual([{ field: 'image', before: images.v1, after: images.v2 }]);
-    const a = await o.apply(stack, p.body.id);
+    // Steady requests through nginx while it applies: none may fail.
+    const seen: Array<{ status: number; body: string }> = [];
+    let loading = true;
+    const load = Array.from({ length: 3 }, async () => {
+      while (loading) seen.push(await mesh.viaProxy(webDomain));
+    });
+    const a = await o.apply(stack, p.body.id).finally(() => {
+      loading = false;
+    });
+    await Promise.all(load);
     expect(a.body.status).toBe('succeeded');
+    expect(seen.length).toBeGreaterThan(10);
+    expect(seen.filter((r) => r.status !== 200 || !['version-1', 'version-2'].includes(r.body))).toEqual([]);
     expect(await mesh.viaProxy(webDomain)).toEqual({ status: 200, body: 'version-2' });
     const rel = await (await droplet('deployer', `/services/app-${project}-web-prod-prod`)).json();
     expect((rel as { containers: unknown[] }).containers).toHaveLength(2);
@@ -400,6 +411,33 @@ describe('plan and apply against the real droplets', () => {
     expect(s.body.resources.map((r: { id: string }) => r.id)).toContain('server/edge/3');
     expect(s.body.status).toBe('applied');
   }, 120_000);
+
+  it('reconcile: true repairs drift found by the periodic check', async () => {
+    const docs = `
+reconcile: true
+routes:
+  self-${project}:
+    domain: self-${docsDomain}
+    upstreams: [{ host: 127.0.0.1, port: ${upstream.port} }]
+`;
+    const p = await o.plan('selfheal', docs);
+    expect((await o.apply('selfheal', p.body.id)).body.status).toBe('succeeded');
+    expect(await mesh.viaProxy(`self-${docsDomain}`)).toEqual({ status: 200, body: 'docs here' });
+    expect((await droplet('proxy-manager', `/proxies/self-${project}`, { method: 'DELETE' })).status).toBe(200);
+    await waitFor('the route to be put back', async () => (await mesh.viaProxy(`self-${docsDomain}`)).status === 200, 30_000, 200);
+    const s = await o.call('GET', '/stacks/selfheal');
+    const repair = s.body.last_drift.last_reconcile.apply_id as string;
+    await waitFor(
+      'the repair to finish',
+      async () => (await o.call('GET', `/stacks/selfheal/applies/${repair}`)).body.status !== 'running',
+      30_000,
+      200,
+    );
+    expect((await o.call('GET', `/stacks/selfheal/applies/${repair}`)).body.status).toBe('succeeded');
+    const gone = await o.call('DELETE', '/stacks/selfheal?confirm=selfheal&wait=true');
+    expect(gone.body.status).toBe('succeeded');
+    expect((await o.call('GET', '/stacks/selfheal')).body.status).toBe('destroyed');
+  }, 90_000);
 
   it("a size the provider does not offer is the file's mistake (400 with its path), found at plan time", async () => {
     const bad = file({ image: images.v1, replicas: 2, hetzner: 4 }).replace('size: cx22', 'size: cx999');

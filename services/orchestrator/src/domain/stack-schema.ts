@@ -90,6 +90,8 @@ const ROUTE_MAX = 63;
 export const stackFile = z
   .strictObject({
     version: z.literal(1).default(1),
+    /** Repair drift found by the periodic check by applying this file again (never destructive steps). */
+    reconcile: z.boolean().default(false),
     servers: z.record(nameSchema, serverSchema).default({}),
     projects: z.record(nameSchema, projectSchema).default({}),
     /** Routes that are not a deployed service: a domain to fixed upstreams. */

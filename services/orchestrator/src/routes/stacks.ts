@@ -8,7 +8,7 @@ import type { ApplyRecord, PlanRecord, StackRecord } from '../store.js';
 
 const nameParams = z.object({ name: nameSchema });
 const TEXT_LIMIT = 512 * 1024;
-const EMPTY_FILE = { version: 1 as const, servers: {}, projects: {}, routes: {} };
+const EMPTY_FILE = { version: 1 as const, reconcile: false, servers: {}, projects: {}, routes: {} };
 
 export interface StackRouteDeps {
   orchestrator: () => Orchestrator;
