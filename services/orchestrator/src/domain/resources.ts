@@ -112,7 +112,7 @@ export function desiredResources(stack: string, file: StackFile): Resource[] {
       attrs: {
         name,
         domain: r.domain,
-        upstreams: r.upstreams.map((u) => ({ host: u.host, port: u.port })),
+        upstreams: r.upstreams.map((u) => ({ host: u.host.toLowerCase(), port: u.port })),
         health_path: r.health_path,
         https: r.https,
         require_healthy: r.require_healthy,

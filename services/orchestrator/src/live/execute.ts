@@ -65,14 +65,31 @@ function routeBody(a: Attrs) {
 }
 
 async function deploy(d: ExecDeps, step: StepState, a: Attrs, source: { image: string }): Promise<string> {
-  if (!step.deployment_id) {
-    const r = await d.mesh.call('deployer', 'POST', '/deployments', {
-      body: { project: a.project, service: a.deployer_service, environment: a.environment, source },
-    });
-    step.deployment_id = r.body.id as string;
-    await d.save();
+  // A deploy its deployer abandoned (killed mid-deploy: `interrupted`) is started again, once.
+  for (let attempt = 1; ; attempt++) {
+    if (!step.deployment_id) {
+      const r = await d.mesh.call('deployer', 'POST', '/deployments', {
+        body: { project: a.project, service: a.deployer_service, environment: a.environment, source },
+      });
+      step.deployment_id = r.body.id as string;
+      await d.save();
+    }
+    const done = await waitDeployment(d, step.deployment_id);
+    if (done.status === 'interrupted' && attempt < 2) {
+      step.detail = `deployment ${step.deployment_id} was interrupted (${done.reason ?? 'its deployer stopped'}); deploying again`;
+      step.deployment_id = undefined;
+      await d.save();
+      continue;
+    }
+    return finished(step, done, source);
   }
-  const done = await waitDeployment(d, step.deployment_id);
+}
+
+function finished(
+  step: StepState,
+  done: { status: string; reason?: string; last_log_lines?: string[] },
+  source: { image: string },
+): string {
   if (done.status !== 'succeeded') {
     const tail = done.last_log_lines?.slice(-3).join(' | ');
     throw new Error(
