@@ -85,6 +85,18 @@ export interface Incident {
   leader?: string;
   recovery: RecoveryState;
   timeline: TimelineEntry[];
+  /** A person has it: no more notifications about it but its resolution. */
+  acknowledged_at?: string;
+  acknowledged_by?: string;
+}
+
+/** No notifications about a target until `until` (planned work, a known outage). */
+export interface Silence {
+  target_id: string;
+  until: string;
+  reason?: string;
+  by: string;
+  created_at: string;
 }
 
 export const MAX_TIMELINE = 200;

@@ -17,6 +17,7 @@ import type { TargetSource } from '../targets/target-source.js';
 import { DigestScheduler } from './digest.js';
 import { Evaluator } from './evaluator.js';
 import { ObservationBoard } from './observation-board.js';
+import { IncidentActions } from './incident-actions.js';
 import { RecoveryWorker, type RecoveryRequest } from './recovery-worker.js';
 
 export const OBSERVATION_SUBJECT = 'health-monitor.observation';
@@ -51,6 +52,8 @@ export class MonitorEngine {
   readonly monitorId: string;
   readonly board = new ObservationBoard();
   incidents!: IncidentStore;
+  /** Acknowledge, silence, recover by hand (the routes' way in). */
+  actions!: IncidentActions;
   private seen!: TargetSeenStore;
   private membership!: Membership;
   private scheduler!: CheckScheduler;
@@ -148,6 +151,17 @@ export class MonitorEngine {
       log,
       now: this.now,
     });
+    this.actions = new IncidentActions({
+      monitorId: this.monitorId,
+      store: this.incidents,
+      target: (id) => this.directory.get(id),
+      send: this.d.send,
+      emit: this.d.emit,
+      requestTimeoutMs: c.RECOVERY_TIMEOUT_MS,
+      log,
+      now: this.now,
+    });
+    this.d.notifier.setHold((n) => this.actions.hold(n));
     this.recovery = new RecoveryWorker({
       monitorId: this.monitorId,
       store: this.incidents,

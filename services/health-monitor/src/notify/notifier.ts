@@ -18,12 +18,23 @@ export interface DeliveryResult {
  */
 export class Notifier {
   private pending = new Set<Promise<unknown>>();
+  /** Why a notification is held back (an acknowledged incident, a silenced target), or undefined to send it. */
+  private hold: (n: Notification) => string | undefined = () => undefined;
   constructor(
     private channels: NotificationChannel[],
     private log: Logger,
   ) {}
 
+  setHold(hold: (n: Notification) => string | undefined): void {
+    this.hold = hold;
+  }
+
   notify(n: Notification): void {
+    const why = this.hold(n);
+    if (why) {
+      this.log.info({ kind: n.kind, subject: n.subject, held: why }, 'notification held back');
+      return;
+    }
     const p = this.deliver(n).finally(() => this.pending.delete(p));
     this.pending.add(p);
   }

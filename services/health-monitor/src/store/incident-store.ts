@@ -1,10 +1,11 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import type { Incident } from '../domain/types.js';
+import type { Incident, Silence } from '../domain/types.js';
 import { fromKeyPart, keyPart } from './keys.js';
 
 const openKey = (targetId: string) => `open.${keyPart(targetId)}`;
 const closedKey = (incidentId: string) => `closed.${keyPart(incidentId)}`;
+const silenceKey = (targetId: string) => `silence.${keyPart(targetId)}`;
 
 /** How long resolved incidents are kept, and how many at most. */
 export interface IncidentRetention {
@@ -29,6 +30,7 @@ const endedAt = (i: Incident) => Date.parse(i.resolved_at ?? i.opened_at) || 0;
 export class IncidentStore {
   private open = new Map<string, { incident: Incident; revision: number }>();
   private closed = new Map<string, Incident>();
+  private silenced = new Map<string, Silence>();
   private watcher?: { stop(): void };
   private ready?: Promise<void>;
   private pruning?: Promise<number>;
@@ -61,6 +63,17 @@ export class IncidentStore {
 
   private apply(key: string, op: string, raw: string, revision: number): void {
     const [kind] = key.split('.', 1);
+    if (kind === 'silence') {
+      const target = fromKeyPart(key.slice('silence.'.length));
+      if (op !== 'PUT') this.silenced.delete(target);
+      else
+        try {
+          this.silenced.set(target, JSON.parse(raw) as Silence);
+        } catch {
+          this.log.warn({ key }, 'ignoring a malformed silence');
+        }
+      return;
+    }
     if (op !== 'PUT') {
       if (kind === 'open') for (const [t, v] of this.open) if (openKey(t) === key) this.open.delete(t);
       if (kind === 'closed') this.closed.delete(fromKeyPart(key.slice('closed.'.length)));
@@ -81,6 +94,30 @@ export class IncidentStore {
       const cur = this.open.get(inc.target_id);
       if (cur?.incident.id === inc.id) this.open.delete(inc.target_id);
     }
+  }
+
+  /** The silence of a target in force at `now`, if any. */
+  silenceFor(targetId: string, now: number): Silence | undefined {
+    const s = this.silenced.get(targetId);
+    return s && Date.parse(s.until) > now ? s : undefined;
+  }
+
+  /** Silences in force at `now`, soonest to end first. */
+  silences(now: number): Silence[] {
+    return [...this.silenced.values()].filter((s) => Date.parse(s.until) > now).sort((a, b) => a.until.localeCompare(b.until));
+  }
+
+  async putSilence(s: Silence): Promise<void> {
+    await this.kv.put(silenceKey(s.target_id), JSON.stringify(s));
+    this.silenced.set(s.target_id, s);
+  }
+
+  /** Lift a target's silence; false when it had none in force. */
+  async deleteSilence(targetId: string, now: number): Promise<boolean> {
+    const had = !!this.silenceFor(targetId, now);
+    if (this.silenced.has(targetId)) await this.kv.purge(silenceKey(targetId));
+    this.silenced.delete(targetId);
+    return had;
   }
 
   /** Cached: the open incident of a target, if any. */
