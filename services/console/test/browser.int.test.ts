@@ -217,7 +217,10 @@ describe('the console in a real browser', () => {
     await expectNoSeriousA11yViolations('instances after a create');
   }, 60_000);
 
-  it('signs out, and the API refuses the old cookie', async () => {
+  it('signs out, and the API refuses the old cookie; another tab of the session notices by itself', async () => {
+    const other = await page.context().newPage();
+    await other.goto(consoleApp.url);
+    await other.locator('.live.on').waitFor({ timeout: 15_000 });
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
     await page.getByText('Signed out.').waitFor();
@@ -233,5 +236,9 @@ describe('the console in a real browser', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
     const live = await fetch(`${consoleApp.url}/live`, { headers: { cookie: oldCookie }, signal: AbortSignal.timeout(10_000) });
     expect(live.status).toBe(401);
-  }, 30_000);
+    // The other tab's live stream ended with the session: it went back to sign-in without a click.
+    await other.getByRole('heading', { name: 'Sign in to the console' }).waitFor({ timeout: 15_000 });
+    await other.getByText('Your session has ended. Sign in again.').waitFor();
+    await other.close();
+  }, 60_000);
 });

@@ -143,10 +143,11 @@ export async function dropletHealth(droplet: string): Promise<HealthBody> {
 }
 
 export async function checkSession(): Promise<void> {
+  const ended = auth.session ? 'Your session has ended. Sign in again.' : '';
   try {
     adopt((await raw('GET', '/session')) as SessionInfo);
   } catch (err) {
-    adopt(null, err instanceof ApiError && err.status !== 401 ? `${err.code}: ${err.message}` : '');
+    adopt(null, err instanceof ApiError && err.status !== 401 ? `${err.code}: ${err.message}` : ended);
   }
 }
 

@@ -31,9 +31,22 @@ export function startLive(): void {
     liveState.last = [e, ...liveState.last].slice(0, 500);
     for (const l of listeners) l(e);
   };
+  const mine = source;
   source.onerror = () => {
     liveState.connected = false;
+    // Closed for good (the console refused it: the session ended, or the console restarted):
+    // ask once whether the session still holds; signed in, the app opens a new stream.
+    if (mine.readyState === EventSource.CLOSED && source === mine) {
+      source = undefined;
+      setTimeout(() => void onClosed?.(), 1000);
+    }
   };
+}
+
+let onClosed: (() => Promise<void>) | undefined;
+/** What to do when the stream closes for good (App: check the session, which restarts the stream). */
+export function whenLiveCloses(fn: () => Promise<void>): void {
+  onClosed = fn;
 }
 
 export function stopLive(): void {
