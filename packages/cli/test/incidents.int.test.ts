@@ -123,4 +123,53 @@ describe('meshctl incidents against a real health-monitor', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("error: NOT_FOUND: no incident 'nope'\n");
   });
+
+  it('ack, silence, silences, unsilence and recover an incident by hand, --json everywhere', async () => {
+    healthy = false;
+    let open: { id: string } | undefined;
+    await waitFor(
+      'a new active incident',
+      async () => !!(open = (await incidents(['--status', 'active', '--target', 'shop-web']))[0]),
+      20_000,
+      300,
+    );
+    const ack = await runCli(['incidents', 'ack', open!.id, '--note', 'on it', '--json'], env());
+    expect(ack.code).toBe(0);
+    expect(JSON.parse(ack.stdout)).toMatchObject({ id: open!.id, acknowledged_by: 'operator' });
+    const ackText = await runCli(['incidents', 'ack', open!.id], env());
+    expect(ackText.stdout).toMatch(new RegExp(`^incident ${open!.id} \\(shop-web\\) acknowledged by operator at \\S+\n$`));
+    expect((await runCli(['incidents'], env())).stdout).toMatch(/shop-web {2}(open|recovering) \(ack\)/);
+
+    const silenced = await runCli(['incidents', 'silence', open!.id, '--for', '10m', '--reason', 'planned', '--json'], env());
+    expect(silenced.code).toBe(0);
+    const s = JSON.parse(silenced.stdout);
+    expect(s).toMatchObject({ target_id: 'shop-web', by: 'operator', reason: 'planned' });
+    expect(Date.parse(s.until) - Date.now()).toBeGreaterThan(590_000);
+    const other = await runCli(['incidents', 'silence', 'db-1', '--target', '--for', '1h'], env());
+    expect(other.stdout).toMatch(/^db-1 silenced until \S+\n$/);
+    const list = JSON.parse((await runCli(['incidents', 'silences', '--json'], env())).stdout);
+    expect(list.items.map((x: { target_id: string }) => x.target_id).sort()).toEqual(['db-1', 'shop-web']);
+    expect((await runCli(['incidents', 'silences'], env())).stdout).toMatch(/^TARGET\s+UNTIL\s+BY\s+REASON\n/);
+
+    // Its policy is alert-only: no step applies.
+    const rec = await runCli(['incidents', 'recover', open!.id], env());
+    expect(rec.code).toBe(1);
+    expect(rec.stderr).toMatch(/^error: CONFLICT: no recovery step applies to 'shop-web'/);
+
+    const un = await runCli(['incidents', 'unsilence', 'db-1', '--json'], env());
+    expect(JSON.parse(un.stdout)).toEqual({ target_id: 'db-1', silenced: false });
+    expect((await runCli(['incidents', 'unsilence', 'db-1'], env())).stderr).toBe("error: NOT_FOUND: target 'db-1' is not silenced\n");
+    const bad = await runCli(['incidents', 'silence', open!.id, '--for', 'forever'], env());
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/duration like 90s/);
+
+    healthy = true;
+    await waitFor(
+      'the incident to resolve',
+      async () => (await incidents(['--status', 'resolved'])).some((i) => i.id === open!.id),
+      20_000,
+      300,
+    );
+    expect((await runCli(['incidents', 'ack', open!.id], env())).stderr).toMatch(/^error: CONFLICT: incident '.+' is resolved\n/);
+  }, 60_000);
 });
