@@ -141,9 +141,17 @@ describe('a Docker Engine in its own network namespace', () => {
     expect(body).toContain('from-netns');
   }, 120_000);
 
-  it('stop() leaves no namespace, process, mount or directory behind', async () => {
+  it('kill() loses the engine at once, like a dead server; stop() still cleans up after it', async () => {
     const e = engine!;
     engine = undefined;
+    e.kill();
+    expect(await ping(e, { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') })).toMatch(/^error /);
+    expect(
+      await fetch(`http://${e.address}:20080/`, { signal: AbortSignal.timeout(2000) }).then(
+        () => 'answered',
+        () => 'no answer',
+      ),
+    ).toBe('no answer');
     await e.stop();
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(e.netns);
     expect(existsSync(e.dir)).toBe(false);
