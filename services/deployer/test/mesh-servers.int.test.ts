@@ -63,10 +63,11 @@ function viaProxy(): Promise<{ status: number; body: string }> {
 }
 
 /** A namespaced engine whose server certificate the deployer's mesh CA issued for its address. */
-async function meshEngine(id: string): Promise<NamespacedEngine> {
+async function meshEngine(id: string, withAddress: boolean): Promise<NamespacedEngine> {
   const e = await startNamespacedEngine({
     tls: async (address) => {
-      const res = await post('/mesh-ca/engine-certificates', { server_id: id, addresses: [address] }, admin);
+      // With its address as a SAN, or only its identity name (as for a machine not created yet).
+      const res = await post('/mesh-ca/engine-certificates', { server_id: id, addresses: withAddress ? [address] : [] }, admin);
       if (res.status !== 201) throw new Error(`engine certificate: ${res.status} ${JSON.stringify(res.body)}`);
       return { ca: res.body.ca, cert: res.body.cert, key: res.body.key };
     },
@@ -123,7 +124,7 @@ beforeAll(async () => {
   expect(
     (await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 })).status,
   ).toBe(201);
-  for (const id of ['ns1', 'ns2', 'ns3']) await meshEngine(`${project}-${id}`);
+  for (const id of ['ns1', 'ns2', 'ns3']) await meshEngine(`${project}-${id}`, id === 'ns1');
 }, 300_000);
 
 afterAll(async () => {
@@ -201,10 +202,11 @@ d('real servers over mutual TLS with the mesh CA', () => {
       /could not be used: the connection failed \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)\)/,
     );
     expect((await request(droplet.app).get(`/servers/${project}-rogue`).set(writer)).status).toBe(404);
-    // A certificate of the mesh CA, but issued for another address: refused (it is bound to the engine's address).
+    // A certificate of the mesh CA naming the engine's address, but issued to another server id: refused
+    // (the deployer checks the engine is the server it registers, not only that it sits at that address).
     const misnamed = await startNamespacedEngine({
-      tls: async () => {
-        const res = await post('/mesh-ca/engine-certificates', { server_id: 'elsewhere', addresses: ['10.9.9.9'] }, admin);
+      tls: async (address) => {
+        const res = await post('/mesh-ca/engine-certificates', { server_id: `${project}-other`, addresses: [address] }, admin);
         return { ca: res.body.ca, cert: res.body.cert, key: res.body.key };
       },
     });
@@ -297,4 +299,26 @@ d('real servers over mutual TLS with the mesh CA', () => {
       expect(list).toHaveLength(1);
     }
   }, 300_000);
+
+  it('a server that leaves the environment loses its replica at the next deploy, and the route follows', async () => {
+    const leaving = `${project}-ns3`;
+    const patched = await request(droplet.app).patch(`/servers/${leaving}`).set(writer).send({ environments: [] });
+    expect(patched.status).toBe(200);
+    expect(patched.body.environments).toEqual([]);
+    const dep = await deploy('web', images.v1);
+    expect(dep.status).toBe('succeeded');
+    const containers = dep.containers as Array<{ server_id: string; address: string; port: number }>;
+    // Three replicas over the two servers left: two on one, one on the other.
+    expect(containers).toHaveLength(3);
+    expect(new Set(containers.map((c) => c.server_id))).toEqual(new Set([`${project}-ns1`, `${project}-ns2`]));
+    const left = await engines[2].docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`, 'mesh.service=web'] } });
+    expect(left).toHaveLength(0);
+    const route = await request(`http://127.0.0.1:${pmPort}`)
+      .get(`/proxies/app-${project}-web-prod`)
+      .set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` });
+    const upstreams = (route.body.upstreams as Array<{ host: string; port: number }>).map((u) => `${u.host}:${u.port}`).sort();
+    expect(upstreams).toEqual(containers.map((c) => `${c.address}:${c.port}`).sort());
+    expect(upstreams.some((u) => u.startsWith(`${engines[2].address}:`))).toBe(false);
+    for (let i = 0; i < 4; i++) expect(await viaProxy()).toEqual({ status: 200, body: 'version-1' });
+  }, 240_000);
 });

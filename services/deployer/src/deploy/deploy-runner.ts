@@ -69,8 +69,19 @@ export async function runDeployment(
   const d = t.d;
   const { service, environment } = plan;
   const cfg = deps.config;
-  const engineOf = (serverId: string): EngineHandle => deps.engines.get(plan.placement.find((p) => p.server.id === serverId)!.server);
   const previous = await deps.stores.releases.get(d.target_id);
+  // The plan's servers, and those the previous release ran on (a worker's old containers may be on a server no longer placed on).
+  const known = new Map(plan.placement.map((p) => [p.server.id, p.server]));
+  for (const c of previous?.containers ?? [])
+    if (!known.has(c.server_id)) {
+      const s = await deps.stores.servers.get(c.server_id);
+      if (s) known.set(s.id, s);
+    }
+  const engineOf = (serverId: string): EngineHandle => {
+    const server = known.get(serverId);
+    if (!server) throw new Error(`server '${serverId}' no longer exists`);
+    return deps.engines.get(server);
+  };
   d.previous_deployment_id = previous?.deployment_id;
   const stepMs = cfg.STEP_TIMEOUT_S * 1000;
 
@@ -259,6 +270,7 @@ export async function runDeployment(
       const drainMs = (service.drain_s ?? cfg.DRAIN_S) * 1000;
       if (previous && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
       await removeOthers(deps, plan, d.containers);
+      await removeOffPlan(deps, t, plan, previous);
     });
     for (const c of d.containers) inFlight.delete(c);
     await step('cleanup', 99, 60_000, () => cleanImages(deps, plan, imageBase));
@@ -409,6 +421,28 @@ export async function removeOthers(deps: DeployerDeps, plan: DeployPlan, keep: P
       if (keepIds.has(c.id)) continue;
       await engine.stop(c.id, 10);
       await engine.remove(c.id);
+    }
+  }
+}
+
+/**
+ * The previous release's containers on servers this deploy no longer places on (a server
+ * left the environment or the placement changed): stopped and removed, so nothing is left
+ * running unrouted. A server that cannot be reached is logged, not fatal: the new release stands.
+ */
+async function removeOffPlan(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, previous: Release | undefined): Promise<void> {
+  const placed = new Set(plan.placement.map((p) => p.server.id));
+  for (const c of previous?.containers ?? []) {
+    if (placed.has(c.server_id)) continue;
+    try {
+      const server = await deps.stores.servers.get(c.server_id);
+      if (!server) continue;
+      const engine = deps.engines.get(server).engine;
+      await engine.stop(c.container_id, 10);
+      await engine.remove(c.container_id);
+      t.log(`removed ${c.name} from server ${c.server_id} (no longer placed there)`);
+    } catch (err) {
+      t.log(`could not remove ${c.name} from server ${c.server_id}: ${(err as Error).message}`);
     }
   }
 }

@@ -18,6 +18,14 @@ const DAY_MS = 86_400_000;
 const CA_KEY_CONTEXT = 'mesh-ca/key';
 export const MESH_CA_KV_KEY = 'meshca.current';
 
+/**
+ * The name every engine certificate carries for its server id (a DNS subjectAltName under the
+ * private-use `.internal`): the deployer checks an engine presents the certificate of the server
+ * it means to reach, whatever address it answers at, so a certificate can be issued before a
+ * new machine has an address, and one server's key does not open another's connection.
+ */
+export const engineIdentity = (serverId: string) => `${serverId}.engine.droplet-mesh.internal`;
+
 export interface MeshCa {
   /** PEM of the CA certificate (what every engine and client trusts). */
   certPem: string;

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { connect, createServer, isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import Docker from 'dockerode';
 import type { Server } from '../domain/model.js';
 import { openSecret } from '../domain/secrets-crypto.js';
@@ -90,13 +91,24 @@ export function dockerOptions(server: Server, masterKey: Buffer, defaultHost?: s
     // Never plain HTTP: an engine API without TLS gives root on that machine to whoever reaches it.
     if (!server.tls_sealed)
       throw new Error(`server '${server.id}' (${host}) has no TLS material: a tcp:// engine is used only over mutual TLS`);
-    const { ca, cert, key } = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as {
+    const { ca, cert, key, server_name } = JSON.parse(openSecret(masterKey, server.tls_sealed, `server/${server.id}/tls`)) as {
       ca: string;
       cert: string;
       key: string;
+      /** Mesh servers: the identity name the engine's certificate must carry (engineIdentity(id)). */
+      server_name?: string;
     };
-    // Only `ca` is trusted (not the system store) and the engine's certificate must name u.hostname.
-    return { protocol: 'https', host: u.hostname, port: u.port || 2376, ca, cert, key };
+    // Only `ca` is trusted (not the system store). The engine's certificate must name this
+    // server's identity (mesh servers) or else the host it is reached at.
+    return {
+      protocol: 'https',
+      host: u.hostname,
+      port: u.port || 2376,
+      ca,
+      cert,
+      key,
+      ...(server_name ? { checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(server_name, peer) } : {}),
+    } as Docker.DockerOptions;
   }
   throw new Error(`unsupported docker_host ${u.protocol}`);
 }

@@ -15,7 +15,7 @@ import {
   type Api,
   type Principal,
 } from '@droplet-mesh/udc-kit';
-import { loadOrCreateMeshCa, issueCertificate, fingerprint, type MeshCa } from '../domain/mesh-ca.js';
+import { engineIdentity, fingerprint, issueCertificate, loadOrCreateMeshCa, type MeshCa } from '../domain/mesh-ca.js';
 import { nameSchema, serverInput, type Server } from '../domain/model.js';
 import { environmentRefs } from '../domain/placement.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
@@ -104,11 +104,11 @@ const serverBody = z
 const engineCertificateBody = z.object({
   /** The server id the certificate is for (its common name). */
   server_id: nameSchema,
-  /** IPs or DNS names the engine is reached at (its subjectAltNames). */
+  /** IPs or DNS names the engine is reached at (subjectAltNames beside its identity name; none for a machine not created yet). */
   addresses: z
     .array(z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be an IP address or a DNS name'))
-    .min(1)
-    .max(8),
+    .max(8)
+    .default([]),
   days: z.number().int().min(1).max(825).default(397),
 });
 
@@ -170,7 +170,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       const issued = await issueCertificate(await meshCa(), {
         kind: 'server',
         commonName: body.server_id,
-        addresses: body.addresses,
+        addresses: [engineIdentity(body.server_id), ...body.addresses],
         days: body.days,
       });
       return { server_id: body.server_id, ...issued };
@@ -201,7 +201,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         body.tls === 'mesh'
           ? await meshCa().then(async (ca) => {
               const client = await issueCertificate(ca, { kind: 'client', commonName: `deployer-${body.id}`.slice(0, 64) });
-              return { ca: ca.certPem, cert: client.cert, key: client.key, mesh: true };
+              return { ca: ca.certPem, cert: client.cert, key: client.key, mesh: true, server_name: engineIdentity(body.id) };
             })
           : body.tls;
       const server: Server & { environments?: string[] } = {
@@ -227,6 +227,27 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     if (!s) throw new NotFound(`no server '${p.id}'`);
     return publicView(s);
   });
+  api.patch(
+    '/servers/:id',
+    {
+      scope: 'write',
+      summary:
+        'Change which environments a server serves (`<env>` or `<project>/<env>`): their next deploys spread over it, or leave it (their containers there are removed by that deploy)',
+      params,
+      body: z.object({ environments: environmentRefs }),
+      tags: ['servers'],
+    },
+    async ({ params: p, body }) => {
+      const st = deps.stores();
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const cur = await st.servers.getWithRevision(p.id);
+        if (!cur) throw new NotFound(`no server '${p.id}'`);
+        const next: Server & { environments?: string[] } = { ...cur.value, environments: body.environments };
+        if (await st.servers.update([p.id], next, cur.revision)) return publicView(next);
+      }
+      throw new Conflict(`server '${p.id}' changed meanwhile; try again`);
+    },
+  );
   api.delete(
     '/servers/:id',
     { scope: 'write', summary: 'Remove a server that runs nothing', params, tags: ['servers'] },
