@@ -3,9 +3,11 @@
 // the orchestrator, every droplet registered with the registry and trusting its tokens.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
@@ -86,6 +88,8 @@ export interface Images {
   v1: string;
   v2: string;
   broken: string;
+  /** version-3, healthy only after 4 s: a deploy that is still running when a test kills something. */
+  slow: string;
 }
 
 export async function testImages(): Promise<Images> {
@@ -101,6 +105,13 @@ export async function testImages(): Promise<Images> {
       'mesh-test/orch-app:broken',
       'never',
       '["/bin/sh", "-c", "echo failing for good; sleep 3600"]',
+    ),
+    slow: await buildWebImage(
+      docker,
+      busybox,
+      'mesh-test/orch-app:slow',
+      'version-3',
+      '["/bin/sh", "-c", "sleep 4; exec httpd -f -p 0.0.0.0:$PORT -h /www"]',
     ),
   };
 }
@@ -135,6 +146,57 @@ export async function startUpstream(text: string): Promise<{ port: number; close
   };
 }
 
+const DEPLOYER_MAIN = fileURLToPath(new URL('../../node_modules/@droplet-mesh/deployer/dist/main.js', import.meta.url));
+
+/** The deployer as its own process, so that a test can kill -9 it. */
+function deployerProcess(env: Record<string, string>) {
+  let child: ChildProcess | undefined;
+  let out = '';
+  const url = `http://127.0.0.1:${env.PORT}`;
+  const alive = () => !!child && child.exitCode === null && child.signalCode === null;
+  return {
+    output: () => out,
+    async start() {
+      child = spawn(process.execPath, [DEPLOYER_MAIN], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout?.on('data', (d) => (out = (out + String(d)).slice(-20_000)));
+      child.stderr?.on('data', (d) => (out = (out + String(d)).slice(-20_000)));
+      await waitFor(
+        'the deployer process to answer /health',
+        async () => {
+          if (!alive()) throw new Error(`the deployer exited: ${out.slice(-1500)}`);
+          return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).status === 200;
+        },
+        30_000,
+        100,
+      );
+    },
+    /** kill -9: no drain, no deregistration. */
+    async kill() {
+      if (!alive()) return;
+      const c = child!;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGKILL');
+      });
+    },
+    async stop() {
+      if (!alive()) return;
+      const c = child!;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+        c.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        c.kill('SIGTERM');
+      });
+    },
+  };
+}
+
 export interface Mesh {
   nats: NatsServerHandle;
   registryUrl: string;
@@ -149,12 +211,15 @@ export interface Mesh {
   restartOrchestrator(): Promise<void>;
   stopOrchestrator(): Promise<void>;
   startOrchestrator(): Promise<void>;
+  /** With `deployerProcess`: kill -9 the deployer, and start it again on the same port and data. */
+  killDeployer(): Promise<void>;
+  startDeployer(): Promise<void>;
   /** GET through nginx for a domain. */
   viaProxy(domain: string): Promise<{ status: number; body: string }>;
   close(): Promise<void>;
 }
 
-export async function startMesh(opts: { orchestratorEnv?: Record<string, string> } = {}): Promise<Mesh> {
+export async function startMesh(opts: { orchestratorEnv?: Record<string, string>; deployerProcess?: boolean } = {}): Promise<Mesh> {
   const closers: Closer[] = [];
   const nats = await startNatsServer();
   const tmp = mkdtempSync(join(tmpdir(), 'orch-mesh-'));
@@ -198,24 +263,32 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
     });
 
     const lo = 31000 + Math.floor(Math.random() * 100) * 200;
-    const dep = await createDeployerDroplet({
-      env: {
-        ...meshEnv(nats.url, registryUrl),
-        DEPLOYER_MASTER_KEY: randomBytes(32).toString('base64'),
-        DEPLOY_PORT_RANGE: `${lo}-${lo + 199}`,
-        DRAIN_S: '0',
-        HEALTH_TIMEOUT_S: '6',
-        DATA_DIR: join(tmp, 'deployer'),
-      },
-      logDestination: quiet(),
-    });
-    await dep.start();
-    closers.push({
-      async close() {
-        await dep.deployer.idle();
-        await dep.stop();
-      },
-    });
+    const depEnv = {
+      ...meshEnv(nats.url, registryUrl),
+      DEPLOYER_MASTER_KEY: randomBytes(32).toString('base64'),
+      DEPLOY_PORT_RANGE: `${lo}-${lo + 199}`,
+      DRAIN_S: '0',
+      HEALTH_TIMEOUT_S: '6',
+      DEPLOY_LEASE_TTL_S: '2',
+      RECOVERY_INTERVAL_S: '1',
+      DATA_DIR: join(tmp, 'deployer'),
+    };
+    let depProc: ReturnType<typeof deployerProcess> | undefined;
+    if (opts.deployerProcess) {
+      depProc = deployerProcess({ ...depEnv, PORT: String(await freePort()) });
+      await depProc.start();
+      const p = depProc;
+      closers.push({ close: () => p.stop() });
+    } else {
+      const dep = await createDeployerDroplet({ env: depEnv, logDestination: quiet() });
+      await dep.start();
+      closers.push({
+        async close() {
+          await dep.deployer.idle();
+          await dep.stop();
+        },
+      });
+    }
 
     const emus = await startAllEmulators({ token: CLOUD_TOKEN, seedInstances: 1, actionDurationMs: 100 });
     closers.push({ close: () => emus.close() });
@@ -285,6 +358,14 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
       },
       startOrchestrator,
       stopOrchestrator,
+      async killDeployer() {
+        if (!depProc) throw new Error('startMesh({ deployerProcess: true }) runs the deployer as a process');
+        await depProc.kill();
+      },
+      async startDeployer() {
+        if (!depProc) throw new Error('startMesh({ deployerProcess: true }) runs the deployer as a process');
+        await depProc.start();
+      },
       async restartOrchestrator() {
         await stopOrchestrator();
         await startOrchestrator();
