@@ -20,7 +20,10 @@ export class LiveHub {
   attach(bus: Bus): void {
     this.sub = bus.nc.subscribe('udc.*.events.>', {
       callback: (err, msg) => {
-        if (err) return;
+        if (err) {
+          this.opts.logger.warn({ err }, 'event subscription failed');
+          return;
+        }
         const parts = msg.subject.split('.');
         let data: unknown;
         try {

@@ -231,9 +231,9 @@ export async function startHealthMonitor(natsUrl: string, registryUrl: string, t
 }
 
 /** A real multi-cloud-manager over the DigitalOcean, Hetzner and Vultr emulators (no local Docker provider). */
-export async function startMultiCloud(natsUrl: string, registryUrl: string, seedInstances = 2) {
+export async function startMultiCloud(natsUrl: string, registryUrl: string, seedInstances = 2, validateContract = true) {
   const token = 'console-test-cloud-token-0123456789';
-  const emus = await startAllEmulators({ token, seedInstances, actionDurationMs: 100 });
+  const emus = await startAllEmulators({ token, seedInstances, actionDurationMs: 100, validateContract });
   const mcm = createMultiCloudDroplet({
     env: {
       ...meshEnv(natsUrl, registryUrl),
