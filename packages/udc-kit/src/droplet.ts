@@ -518,7 +518,12 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
             ...(config.STEWARD ? { steward: config.STEWARD } : {}),
           },
           heartbeatIntervalS: config.HEARTBEAT_INTERVAL_S,
-          publish: (subject, data) => bus?.isConnected() && bus.publishJson(subject, data),
+          // NATS permissions let a droplet publish heartbeats only as its name (registry.heartbeat.<name>):
+          // registered under another id (DROPLET_ID / DROPLET_NAME, dotted or not) it heartbeats over HTTP.
+          publish:
+            (config.DROPLET_ID ?? opts.name) === opts.name
+              ? (subject, data) => bus?.isConnected() && bus.publishJson(subject, data)
+              : undefined,
           heartbeatPayload: () => ({
             status: health().status,
             metrics: { requests_per_minute: stats.requestsPerMinute(), cpu_percent: stats.cpuPercent },
