@@ -144,9 +144,18 @@ export class Orchestrator {
   }
 
   /** Start applying a plan: refused when it is not the stack's latest view of live state. */
-  async apply(name: string, planId: string, onFailure: 'rollback' | 'stop'): Promise<ApplyRecord> {
+  async apply(
+    name: string,
+    planId: string,
+    onFailure: 'rollback' | 'stop',
+    opts: { confirmedDestroy?: boolean } = {},
+  ): Promise<ApplyRecord> {
     const p = await this.o.store.getPlan(planId);
     if (!p || p.stack !== name) throw new NotFound(`no plan '${planId}' for stack '${name}'`);
+    if (p.kind === 'destroy' && !opts.confirmedDestroy)
+      throw new InvalidRequest(`a destroy plan is applied only by DELETE /stacks/${name}?confirm=${name}`, {
+        fields: [{ path: 'plan_id', message: 'is a destroy plan' }],
+      });
     if (p.status !== 'pending') throw new Conflict(`plan ${planId} was already applied (${p.status}): make a new plan`);
     const applyId = randomUUID();
     if (!(await this.o.store.acquireLease(name, { apply_id: applyId, owner: this.owner, at: Date.now() }, this.o.leaseStaleMs))) {

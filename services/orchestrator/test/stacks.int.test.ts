@@ -482,6 +482,10 @@ routes:
       ]),
     );
     expect(unconfirmed.body.error.details.plan.cost.monthly_delta.USD).toBe(-6);
+    // Its plan cannot be applied around the confirmation.
+    const around = await o.apply(stack, unconfirmed.body.error.details.plan.id);
+    expect(around.status).toBe(400);
+    expect(around.body.error.message).toMatch(/confirm=/);
 
     const done = await o.call('DELETE', `/stacks/${stack}?confirm=${stack}&wait=true`);
     expect(done.status).toBe(200);

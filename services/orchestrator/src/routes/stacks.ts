@@ -227,7 +227,7 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
           fields: [{ path: 'confirm', message: `must be '${params.name}'` }],
           plan: planView(p),
         });
-      return settle(await orch().apply(params.name, p.id, query.on_failure), query.wait === 'true');
+      return settle(await orch().apply(params.name, p.id, query.on_failure, { confirmedDestroy: true }), query.wait === 'true');
     },
   );
 
