@@ -1,11 +1,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
-import { DependencyUnavailable, InvalidRequest } from '@droplet-mesh/udc-kit';
+import { DependencyUnavailable, DROPLET_ID_PATTERN, InvalidRequest } from '@droplet-mesh/udc-kit';
 import { reason } from './discovery.js';
 import type { Session } from './sessions.js';
-
-const DROPLET_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** Request headers a droplet may need; nothing else (no cookies) leaves the console. */
 const PASS_REQUEST = ['accept', 'content-type', 'idempotency-key', 'last-event-id'];
@@ -21,7 +19,7 @@ export interface ForwardTarget {
 /** Splits `/api/<droplet>/<path>?<query>` without decoding, refusing dot segments and other tricks. */
 export function parseForwardUrl(originalUrl: string): ForwardTarget {
   const m = /^\/api\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/.exec(originalUrl);
-  if (!m || !DROPLET_ID.test(m[1]))
+  if (!m || !DROPLET_ID_PATTERN.test(m[1]))
     throw new InvalidRequest('expected /api/<droplet>/<path>', { fields: [{ path: 'droplet', message: 'must be a droplet id' }] });
   const path = m[2] ?? '/';
   for (const raw of path.split('/').slice(1)) {

@@ -164,12 +164,16 @@ describe('the console in a real browser', () => {
     const row = page.locator('tr[data-incident-target="shop-web"]');
     expect(await row.count()).toBe(0);
     app.setHealthy(false);
-    await row.locator('.badge', { hasText: /^open|recovering$/ }).waitFor({ timeout: 30_000 });
+    await row.locator('.badge', { hasText: /^(open|recovering)$/ }).waitFor({ timeout: 30_000 });
     await expectNoSeriousA11yViolations('incidents');
+    // Acknowledged by hand, from the keyboard.
+    await page.getByRole('button', { name: 'Acknowledge the incident on shop-web' }).press('Enter');
+    await page.getByText('Incident on shop-web acknowledged.').waitFor();
+    await row.getByText('acknowledged by operator').waitFor();
     app.setHealthy(true);
     await row.locator('.badge', { hasText: 'resolved' }).waitFor({ timeout: 30_000 });
-    await row.getByRole('button', { name: 'Timeline' }).press('Enter');
-    await page.locator('.timeline li').first().waitFor();
+    await row.getByRole('button', { name: 'Timeline of the incident on shop-web' }).press('Enter');
+    await page.locator('.timeline li', { hasText: 'acknowledged' }).first().waitFor();
   }, 90_000);
 
   it('lists instances of every provider, sends a power action and deletes one only after its name is typed', async () => {
