@@ -321,4 +321,18 @@ d('real servers over mutual TLS with the mesh CA', () => {
     expect(upstreams.some((u) => u.startsWith(`${engines[2].address}:`))).toBe(false);
     for (let i = 0; i < 4; i++) expect(await viaProxy()).toEqual({ status: 200, body: 'version-1' });
   }, 240_000);
+
+  it("answers whether a server's engine is reachable over mutual TLS: 200 while it runs, 503 once it is lost", async () => {
+    const up = await request(droplet.app).get(`/servers/${project}-ns1/engine`).set(writer);
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({ server_id: `${project}-ns1`, ok: true });
+    expect(up.body.docker_version).toMatch(/^\d+\.\d+/);
+    engines[2].kill();
+    const started = Date.now();
+    const down = await request(droplet.app).get(`/servers/${project}-ns3/engine`).set(writer);
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ server_id: `${project}-ns3`, ok: false });
+    expect(down.body.error).toMatch(/connection failed|no answer/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 60_000);
 });

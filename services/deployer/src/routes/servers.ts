@@ -11,6 +11,7 @@ import {
   NotFound,
   paginate,
   paginationQuery,
+  reply,
   Unprocessable,
   type Api,
   type Principal,
@@ -54,6 +55,8 @@ async function checkServer(principal: Principal | undefined, dockerHost: string,
 
 /** What went wrong reaching an engine, in our words only: never the remote's answer. */
 function engineFailure(err: unknown): string {
+  if (err instanceof Error && /only over mutual TLS/.test(err.message))
+    return 'it has no TLS material, and a tcp:// engine is used only over mutual TLS';
   const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
   if (typeof e.statusCode === 'number') return `it answered HTTP ${e.statusCode}, not as a Docker Engine`;
   if (typeof e.code === 'string' && /^[A-Z0-9_]{2,64}$/.test(e.code)) return `the connection failed (${e.code})`;
@@ -227,6 +230,38 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     if (!s) throw new NotFound(`no server '${p.id}'`);
     return publicView(s);
   });
+  api.get(
+    '/servers/:id/engine',
+    {
+      summary:
+        "Is this server's Docker Engine reachable (GET /_ping, then its version, over the server's transport: mutual TLS for tcp://)? 200 when it answers, 503 otherwise",
+      params,
+      tags: ['servers'],
+    },
+    async ({ params: p }) => {
+      const server = await deps.stores().servers.get(p.id);
+      if (!server) throw new NotFound(`no server '${p.id}'`);
+      const started = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const docker = new Docker({
+          ...dockerOptions(server, deps.ctx.config.DEPLOYER_MASTER_KEY, deps.ctx.config.DOCKER_HOST),
+          timeout: PING_TIMEOUT_MS,
+        });
+        const version = await Promise.race([
+          docker.ping().then(() => docker.version()),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS + 1000);
+          }),
+        ]);
+        return { server_id: server.id, ok: true, latency_ms: Date.now() - started, docker_version: version.Version };
+      } catch (err) {
+        return reply(503, { server_id: server.id, ok: false, latency_ms: Date.now() - started, error: engineFailure(err) });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  );
   api.patch(
     '/servers/:id',
     {
