@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, InvalidRequest, NotFound, UdcError, type Logger } from '@droplet-mesh/udc-kit';
-import { liveRevision, plan as makePlan, stable } from './domain/planner.js';
+import { liveRevision, plan as makePlan, sourceText, stable } from './domain/planner.js';
 import { desiredResources, kindOf, type Managed, stackNameProblems } from './domain/resources.js';
 import { parseStackSource, StackFileError } from './domain/stack-parse.js';
 import type { StackFile } from './domain/stack-schema.js';
@@ -500,11 +500,14 @@ export class Orchestrator {
         if (!src.services[svc]) continue;
         const running = obs.live[`release/${p}/${from}/${svc}`];
         if (!running) throw new Conflict(`${p}/${svc} does not run in '${from}': nothing to promote`);
-        const image = String(running.attrs.image);
-        if (image.startsWith('('))
-          throw new Conflict(`${p}/${svc} in '${from}' runs a ${image.slice(1, -1)}, not an image the file can name`);
-        images.push({ project: p, service: svc, image, was: def.image });
+        if (typeof running.attrs.image !== 'string')
+          throw new Conflict(
+            `${p}/${svc} in '${from}' was built from ${running.attrs.git ? 'git' : 'an upload'}: promote copies images only (set the same git ref in '${to}' instead)`,
+          );
+        const image = running.attrs.image;
+        images.push({ project: p, service: svc, image, was: def.image ?? sourceText({ git: def.git }) });
         def.image = image;
+        delete def.git;
       }
     }
     if (images.length === 0)

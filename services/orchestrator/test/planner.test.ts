@@ -85,7 +85,7 @@ describe('planner', () => {
     expect(p.steps.map((s) => `${s.action} ${s.id}`)).toEqual(['update service/shop/prod/web', 'deploy release/shop/prod/web']);
     expect(p.steps[0].changes).toEqual([{ field: 'replicas', before: 2, after: 3 }]);
     expect(p.steps[1].changes).toEqual([{ field: 'image', before: 'shop/web:1', after: 'shop/web:2' }]);
-    expect(p.steps[1].reasons).toEqual(['image shop/web:1 → shop/web:2', 'the service changed (a deploy applies it)']);
+    expect(p.steps[1].reasons).toEqual(['source shop/web:1 → shop/web:2', 'the service changed (a deploy applies it)']);
   });
 
   it('an environment change redeploys every service in it', () => {

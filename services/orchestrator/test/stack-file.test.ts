@@ -123,6 +123,23 @@ describe('stack file', () => {
     );
   });
 
+  it('a service runs an image or builds from git, never both or neither; no credentials in a git URL', () => {
+    const svc = (s: object) => ({ projects: { p: { environments: { prod: { services: { web: s } } } } } });
+    const at = 'projects.p.environments.prod.services.web';
+    expect(
+      parseStackSource(svc({ git: { url: 'https://example.com/repo.git', ref: 'v1' } })).projects.p.environments.prod.services.web.git,
+    ).toEqual({
+      url: 'https://example.com/repo.git',
+      ref: 'v1',
+    });
+    expect(problems(svc({}))).toEqual([expect.objectContaining({ path: `${at}.image`, message: 'give exactly one of image and git' })]);
+    expect(problems(svc({ image: 'x', git: { url: 'https://example.com/r.git' } }))[0].path).toBe(`${at}.image`);
+    expect(problems(svc({ git: { url: 'https://user:tok@example.com/r.git' } }))).toEqual([
+      expect.objectContaining({ path: `${at}.git.url` }),
+    ]);
+    expect(problems(svc({ git: { url: 'https://example.com/r.git', ref: '--upload-pack=x' } }))[0].path).toBe(`${at}.git.ref`);
+  });
+
   it('refuses YAML that does not parse, with the line', () => {
     const p = problems('servers:\n  a: [unclosed\n');
     expect(p[0].message).toMatch(/line \d+/);

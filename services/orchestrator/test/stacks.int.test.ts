@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Bus } from '@droplet-mesh/udc-kit';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
@@ -411,6 +414,56 @@ describe('plan and apply against the real droplets', () => {
     expect(s.body.resources.map((r: { id: string }) => r.id)).toContain('server/edge/3');
     expect(s.body.status).toBe('applied');
   }, 120_000);
+
+  it('a service built from a git repository (file://): deployed, then a no-op plan, then a new commit redeploys', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'orch-git-'));
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, ...args], { stdio: 'pipe' })
+        .toString()
+        .trim();
+    const commit = (text: string) => {
+      mkdirSync(join(repo, 'www'), { recursive: true });
+      writeFileSync(join(repo, 'www/index.html'), text);
+      writeFileSync(join(repo, 'www/health'), 'ok');
+      writeFileSync(
+        join(repo, 'Dockerfile'),
+        `FROM ${images.busybox}\nCOPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p 0.0.0.0:$PORT -h /www"]\n`,
+      );
+      git('add', '.');
+      git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-q', '-m', text);
+      return git('rev-parse', 'HEAD');
+    };
+    try {
+      execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+      const first = commit('from-git-1');
+      const gproject = `${project}g`;
+      const gdomain = `git-${project}.mesh.test`;
+      const stackFile = (ref: string) => ({
+        projects: {
+          [gproject]: { environments: { prod: { services: { site: { git: { url: `file://${repo}`, ref }, domain: gdomain } } } } },
+        },
+      });
+      const p = await o.plan('gitstack', stackFile(first));
+      expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toContain(
+        `deploy release/${gproject}/prod/site`,
+      );
+      const a = await o.apply('gitstack', p.body.id);
+      if (a.body.status !== 'succeeded') throw new Error(JSON.stringify(a.body.steps, null, 2));
+      expect(await mesh.viaProxy(gdomain)).toEqual({ status: 200, body: 'from-git-1' });
+      expect((await o.plan('gitstack', stackFile(first))).body.steps).toEqual([]);
+      const second = commit('from-git-2');
+      const p2 = await o.plan('gitstack', stackFile(second));
+      expect(p2.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+        `deploy release/${gproject}/prod/site`,
+      ]);
+      expect(p2.body.steps[0].changes[0].field).toBe('git');
+      expect((await o.apply('gitstack', p2.body.id)).body.status).toBe('succeeded');
+      expect(await mesh.viaProxy(gdomain)).toEqual({ status: 200, body: 'from-git-2' });
+      await cleanDocker(images.docker, gproject);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('reconcile: true repairs drift found by the periodic check', async () => {
     const docs = `

@@ -52,7 +52,7 @@ const COMPARED: Record<Kind, readonly string[]> = {
   project: ['description'],
   environment: ['env'],
   service: ['type', 'domain', 'health_path', 'env', 'replicas'],
-  release: ['image'],
+  release: ['image', 'git'],
   https: [],
   route: ['domain', 'upstreams', 'health_path', 'https', 'websocket'],
 };
@@ -162,7 +162,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     const reasons: string[] = [];
     const changes = l ? diff('release', l.attrs, r.attrs) : [];
     if (!l) reasons.push('not deployed yet');
-    else if (changes.length > 0) reasons.push(`image ${String(l.attrs.image)} → ${String(r.attrs.image)}`);
+    else if (changes.length > 0) reasons.push(`source ${sourceText(l.attrs)} → ${sourceText(r.attrs)}`);
     const svcId = `service/${r.attrs.project}/${r.attrs.environment}/${r.attrs.service}`;
     if (l && changedServices.has(svcId)) reasons.push('the service changed (a deploy applies it)');
     if (l && changedEnvs.has(`${r.attrs.project}/${r.attrs.environment}`)) reasons.push('the environment changed (a deploy applies it)');
@@ -240,6 +240,13 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     if (s.unsupported) summary.unsupported++;
   }
   return { steps: ordered, cost: { monthly_delta: monthly, unknown_prices: [...unknownPrices].sort() }, summary };
+}
+
+/** An image, or git url@ref[:path]. */
+export function sourceText(a: Attrs): string {
+  const g = a.git as { url: string; ref: string; path?: string | null } | null | undefined;
+  if (g) return `${g.url}@${g.ref}${g.path ? `:${g.path}` : ''}`;
+  return typeof a.image === 'string' ? a.image : '(an uploaded archive)';
 }
 
 const phase = (s: Omit<Step, 'n'>) => (s.action === 'delete' ? DELETE_PHASE[s.kind] : CREATE_PHASE[s.kind]);

@@ -100,7 +100,15 @@ export function desiredResources(stack: string, file: StackFile): Resource[] {
             secrets: [...new Set([...env.secrets, ...svc.secrets])].sort(),
           },
         });
-        out.push({ id: ids.release(p, e, s), kind: 'release', attrs: { ...where, image: svc.image } });
+        out.push({
+          id: ids.release(p, e, s),
+          kind: 'release',
+          attrs: {
+            ...where,
+            image: svc.image ?? null,
+            git: svc.git ? { url: svc.git.url, ref: svc.git.ref, path: svc.git.path ?? null } : null,
+          },
+        });
         if (svc.https && svc.domain) out.push({ id: ids.https(p, e, s), kind: 'https', attrs: { ...where, domain: svc.domain } });
       }
     }

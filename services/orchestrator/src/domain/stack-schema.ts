@@ -39,10 +39,34 @@ export const serverSchema = z.strictObject({
   tags: z.array(tag).max(10).default([]),
 });
 
+/** A public git repository (or file://) with a Dockerfile, or a Node/Python project the deployer writes one for. */
+export const gitSource = z.strictObject({
+  url: z
+    .string()
+    .max(2000)
+    .regex(
+      /^(https?:\/\/|git:\/\/|file:\/\/)[^\s@]+$/,
+      'must be an http(s)://, git:// or file:// URL without credentials (private repositories: deploy them with the deployer)',
+    ),
+  /** A tag or commit pins what runs; a branch is read at each deploy. */
+  ref: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,200}$/, 'must be a branch, tag or commit')
+    .refine((r) => !r.startsWith('-') && !r.includes('..'), 'must be a branch, tag or commit')
+    .default('HEAD'),
+  path: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+    .refine((p) => !p.split('/').includes('..') && !p.startsWith('/'), 'must stay inside the repository')
+    .optional(),
+});
+
 export const serviceSchema = z.strictObject({
   type: z.enum(['web', 'worker']).default('web'),
-  /** The image to run (the deployer pulls it, or finds it on the server). */
-  image: imageRef,
+  /** The image to run (the deployer pulls it, or finds it on the server). Give `image` or `git`. */
+  image: imageRef.optional(),
+  /** Build from a git repository instead of running an image. */
+  git: gitSource.optional(),
   /** Public domain routed through proxy-manager (web only). */
   domain: domainSchema.optional(),
   /** Obtain a certificate for the domain over ACME and serve HTTPS. */
@@ -115,6 +139,8 @@ export const stackFile = z
               path: at,
               message: `service and environment names together ('${deployerName}') must be at most 32 characters`,
             });
+          if ((svc.image === undefined) === (svc.git === undefined))
+            ctx.addIssue({ code: 'custom', path: [...at, 'image'], message: 'give exactly one of image and git' });
           if (svc.type === 'worker' && svc.domain)
             ctx.addIssue({ code: 'custom', path: [...at, 'domain'], message: 'a worker has no domain' });
           if (svc.https && !svc.domain) ctx.addIssue({ code: 'custom', path: [...at, 'https'], message: 'https needs a domain' });

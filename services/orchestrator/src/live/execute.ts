@@ -1,3 +1,4 @@
+import { sourceText } from '../domain/planner.js';
 import { INDEX_LABEL, SERVER_LABEL, STACK_LABEL, type Attrs } from '../domain/resources.js';
 import type { StepState, UndoEntry } from '../store.js';
 import { CallFailed, type MeshClient } from './mesh-client.js';
@@ -64,7 +65,9 @@ function routeBody(a: Attrs) {
   };
 }
 
-async function deploy(d: ExecDeps, step: StepState, a: Attrs, source: { image: string }): Promise<string> {
+type DeploySource = { image: string } | { git: { url: string; ref: string; path?: string } };
+
+async function deploy(d: ExecDeps, step: StepState, a: Attrs, source: DeploySource): Promise<string> {
   // A deploy its deployer abandoned (killed mid-deploy: `interrupted`) is started again, once.
   for (let attempt = 1; ; attempt++) {
     if (!step.deployment_id) {
@@ -85,18 +88,14 @@ async function deploy(d: ExecDeps, step: StepState, a: Attrs, source: { image: s
   }
 }
 
-function finished(
-  step: StepState,
-  done: { status: string; reason?: string; last_log_lines?: string[] },
-  source: { image: string },
-): string {
+function finished(step: StepState, done: { status: string; reason?: string; last_log_lines?: string[] }, source: DeploySource): string {
   if (done.status !== 'succeeded') {
     const tail = done.last_log_lines?.slice(-3).join(' | ');
     throw new Error(
       `deployment ${step.deployment_id} ${done.status}: ${done.reason ?? 'no reason given'}${tail ? ` (last log: ${tail})` : ''}`,
     );
   }
-  return `deployed ${source.image} (deployment ${step.deployment_id})`;
+  return `deployed ${'image' in source ? source.image : `${source.git.url}@${source.git.ref}`} (deployment ${step.deployment_id})`;
 }
 
 async function createServer(d: ExecDeps, step: StepState, a: Attrs, key: string): Promise<{ provider: string; provider_id: string }> {
@@ -172,8 +171,10 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
     case 'service:delete':
       await d.mesh.call('deployer', 'DELETE', `/projects/${p}/services/${enc(String(a.deployer_service))}`, gone404);
       return `service ${String(a.project)}/${String(a.deployer_service)} deleted`;
-    case 'release:deploy':
-      return deploy(d, step, a, { image: String(a.image) });
+    case 'release:deploy': {
+      const g = a.git as { url: string; ref: string; path?: string | null } | null;
+      return deploy(d, step, a, g ? { git: { url: g.url, ref: g.ref, ...(g.path ? { path: g.path } : {}) } } : { image: String(a.image) });
+    }
     case 'https:create': {
       const r = await d.mesh.call('proxy-manager', 'POST', `/proxies/${enc(String(a.target))}/ssl`, { body: {}, timeoutMs: 180_000 });
       return `HTTPS for ${String(a.domain)}${r.body?.certificate?.not_after ? ` (certificate until ${r.body.certificate.not_after})` : ''}`;
@@ -258,7 +259,7 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
         const done = await waitDeployment(d, r.body.id);
         if (done.status !== 'succeeded')
           return entry('undo_failed', `rollback deployment ${r.body.id} ${done.status}: ${done.reason ?? ''}`);
-        return entry('undone', `rolled back to ${String(before.image)} (deployment ${r.body.id})`);
+        return entry('undone', `rolled back to ${sourceText(before)} (deployment ${r.body.id})`);
       }
       case 'route:create':
         await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(after.name))}`, gone404);

@@ -180,12 +180,15 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
           if (r.status !== 200) return;
           const d = await mesh.get('deployer', `/deployments/${enc(r.body.deployment_id)}`, accept);
           const source = d.status === 200 ? d.body.source : undefined;
-          const image = source?.kind === 'image' ? source.image : source?.kind ? `(${source.kind} deploy)` : r.body.image;
+          const image = source?.kind === 'image' ? source.image : source?.kind ? null : r.body.image;
+          const git = source?.kind === 'git' ? { url: source.url, ref: source.ref, path: source.path ?? null } : null;
           live[id] = {
             kind: 'release',
             attrs: {
               ...where,
               image,
+              git,
+              ...(source?.kind === 'upload' ? { upload: true } : {}),
               running_image: r.body.image,
               deployment_id: r.body.deployment_id,
               replicas: r.body.containers?.length ?? 0,

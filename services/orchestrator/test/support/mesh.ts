@@ -85,6 +85,7 @@ export async function buildWebImage(docker: Docker, busybox: string, tag: string
 
 export interface Images {
   docker: Docker;
+  busybox: string;
   v1: string;
   v2: string;
   broken: string;
@@ -97,6 +98,7 @@ export async function testImages(): Promise<Images> {
   const busybox = await ensureBusyboxImage(docker);
   return {
     docker,
+    busybox,
     v1: await buildWebImage(docker, busybox, 'mesh-test/orch-app:v1', 'version-1'),
     v2: await buildWebImage(docker, busybox, 'mesh-test/orch-app:v2', 'version-2'),
     broken: await buildWebImage(
