@@ -8,7 +8,7 @@ import type { Session } from './sessions.js';
 /** Request headers a droplet may need; nothing else (no cookies) leaves the console. */
 const PASS_REQUEST = ['accept', 'content-type', 'idempotency-key', 'last-event-id'];
 /** Response headers passed back to the browser. */
-const PASS_RESPONSE = ['content-type', 'retry-after', 'idempotent-replayed', 'content-disposition', 'cache-control', 'x-correlation-id'];
+const PASS_RESPONSE = ['content-type', 'retry-after', 'idempotent-replayed', 'content-disposition', 'x-correlation-id'];
 
 export interface ForwardTarget {
   droplet: string;
@@ -108,7 +108,8 @@ export async function forward(
     const location = up.headers.get('location');
     // Droplet-relative locations become console paths; absolute ones (other hosts) are dropped.
     if (location?.startsWith('/') && !location.startsWith('//')) res.setHeader('Location', `/api/${target.droplet}${location}`);
-    if (!res.hasHeader('cache-control')) res.setHeader('Cache-Control', 'no-store');
+    // Answers were made for this session's token: no cache may keep them.
+    res.setHeader('Cache-Control', 'no-store');
     // A droplet's answer is data for the web app, never a page of this origin: whatever it
     // holds (a droplet's /docs HTML, a reflected string) cannot run script here.
     res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
