@@ -93,7 +93,12 @@ export function parseStackSource(input: unknown): StackFile {
           code: e.code,
         })),
       );
-    raw = doc.toJS({ maxAliasCount: 100 });
+    try {
+      raw = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // An alias bomb (or another document yaml refuses to build).
+      throw new StackFileError('the stack file cannot be read', [{ path: '(root)', message: (err as Error).message.split('\n')[0] }]);
+    }
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new StackFileError('the stack file must be a mapping (an object)', [{ path: '(root)', message: 'expected an object' }]);
