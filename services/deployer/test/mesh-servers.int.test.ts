@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { X509Certificate } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
@@ -335,4 +336,52 @@ d('real servers over mutual TLS with the mesh CA', () => {
     expect(down.body.error).toMatch(/connection failed|no answer/);
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 60_000);
+
+  it('provisions a server: an identity certificate and a one-time token, registered once the machine reports its engine ready', async () => {
+    const id = `${project}-new`;
+    expect((await post('/servers/provision', { id })).status).toBe(403);
+    const prov = await post('/servers/provision', { id, environments: [`${project}/prod`] }, admin);
+    expect(prov.status).toBe(201);
+    expect(prov.body).toMatchObject({ server_id: id, engine_port: 2376, callback_path: `/servers/provision/${id}/ready` });
+    // Issued before the machine has an address: the certificate names the server's identity only.
+    expect(new X509Certificate(prov.body.cert).subjectAltName).toBe(`DNS:${id}.engine.droplet-mesh.internal`);
+    const e = await startNamespacedEngine({ tls: { ca: prov.body.ca, cert: prov.body.cert, key: prov.body.key } });
+    extras.push(e);
+    const ready = (token: string, body: object) =>
+      request(droplet.app)
+        .post(prov.body.callback_path)
+        .set({ Authorization: `Bearer ${token}` })
+        .send(body);
+    expect((await ready('x'.repeat(43), { address: e.address })).status).toBe(401);
+    // Pointing at another server's engine fails the identity check, and does not spend the token.
+    const wrong = await ready(prov.body.callback_token, { address: engines[0].address });
+    expect(wrong.status).toBe(422);
+    expect(wrong.body.error.message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect((await request(droplet.app).get(`/servers/provision/${id}`).set(writer)).body.status).toBe('waiting');
+    const ok = await ready(prov.body.callback_token, { address: e.address, server_id: id, docker_version: '20.10.24' });
+    expect(ok.status).toBe(201);
+    expect(ok.body).toMatchObject({
+      id,
+      docker_host: `tcp://${e.address}:2376`,
+      address: e.address,
+      tls: true,
+      environments: [`${project}/prod`],
+    });
+    // The token was for one use.
+    expect((await ready(prov.body.callback_token, { address: e.address })).status).toBe(409);
+    const status = await request(droplet.app).get(`/servers/provision/${id}`).set(writer);
+    expect(status.body).toMatchObject({ id, status: 'ready', address: e.address, docker_version: '20.10.24' });
+    expect(JSON.stringify(status.body)).not.toMatch(/token/);
+    expect((await request(droplet.app).get(`/servers/${id}/engine`).set(writer)).status).toBe(200);
+    // A token past its time is refused.
+    const late = await post('/servers/provision', { id: `${project}-late`, expires_in_s: 1 }, admin);
+    await new Promise((r) => setTimeout(r, 1500));
+    const tooLate = await request(droplet.app)
+      .post(late.body.callback_path)
+      .set({ Authorization: `Bearer ${late.body.callback_token}` })
+      .send({ address: e.address });
+    expect(tooLate.status).toBe(409);
+    expect(tooLate.body.error.message).toMatch(/expired/);
+    expect((await request(droplet.app).get(`/servers/provision/${project}-late`).set(writer)).body.status).toBe('expired');
+  }, 120_000);
 });

@@ -12,6 +12,7 @@ import {
   paginate,
   paginationQuery,
   reply,
+  Unauthorized,
   Unprocessable,
   type Api,
   type Principal,
@@ -19,6 +20,8 @@ import {
 import { engineIdentity, fingerprint, issueCertificate, loadOrCreateMeshCa, type MeshCa } from '../domain/mesh-ca.js';
 import { nameSchema, serverInput, type Server } from '../domain/model.js';
 import { environmentRefs } from '../domain/placement.js';
+import { isExpired, newProvisionToken, PROVISION_PREFIX, pendingView, tokenMatches, type PendingServer } from '../domain/provisioning.js';
+import { KvCollection } from '../store/kv-collection.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
 import { dockerOptions } from '../engine/engine-pool.js';
@@ -115,6 +118,29 @@ const engineCertificateBody = z.object({
   days: z.number().int().min(1).max(825).default(397),
 });
 
+const provisionBody = z.object({
+  id: nameSchema,
+  environments: environmentRefs.optional(),
+  engine_port: z.number().int().min(1).max(65535).default(2376),
+  /** How long the one-time token is good for. */
+  expires_in_s: z.number().int().min(1).max(86_400).default(1800),
+});
+
+/** What the machine reports (the report script of multi-cloud-manager's user_data sends the last four). */
+const readyBody = z.object({
+  /** Where the engine is reached; default: the address this report came from. */
+  address: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]{1,253}$/)
+    .optional(),
+  server_id: nameSchema.optional(),
+  engine_port: z.number().int().min(1).max(65535).optional(),
+  docker_version: z.string().max(64).optional(),
+  certificate_sha256: z.string().max(200).optional(),
+});
+
+const bearer = (h: string | undefined) => (h && /^Bearer [A-Za-z0-9_-]{1,256}$/.test(h) ? h.slice(7) : undefined);
+
 /** The mesh CA, loaded (or created) once per process from the deployer's KV bucket. */
 function meshCaLoader(deps: RouteDeps): () => Promise<MeshCa> {
   let p: Promise<MeshCa> | undefined;
@@ -150,6 +176,16 @@ async function instanceAddress(deps: RouteDeps, instanceId: string): Promise<str
 
 export function registerServerRoutes(api: Api, deps: RouteDeps): void {
   const meshCa = meshCaLoader(deps);
+  const pendings = async () =>
+    new KvCollection<PendingServer>(await deps.ctx.bus.kv(deps.ctx.config.KV_BUCKET, { history: 3 }), PROVISION_PREFIX);
+
+  /** A client certificate of the mesh CA for server `id`, sealed with the CA and the identity its engine must present. */
+  const meshClientTls = async (id: string) => {
+    const ca = await meshCa();
+    const client = await issueCertificate(ca, { kind: 'client', commonName: `deployer-${id}`.slice(0, 64) });
+    return { ca: ca.certPem, cert: client.cert, key: client.key, mesh: true, server_name: engineIdentity(id) };
+  };
+
   api.get(
     '/mesh-ca',
     { summary: 'The mesh CA certificate every engine and the deployer trust (the key stays sealed)', tags: ['servers'] },
@@ -200,13 +236,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       if (!address) address = dockerHost === 'local' || dockerHost!.startsWith('unix:') ? '127.0.0.1' : new URL(dockerHost!).hostname;
       await checkServer(principal, dockerHost!, address, !!body.tls);
       // tls 'mesh': a client certificate of the mesh CA for this server, sealed with the CA as the only trust anchor.
-      const tls =
-        body.tls === 'mesh'
-          ? await meshCa().then(async (ca) => {
-              const client = await issueCertificate(ca, { kind: 'client', commonName: `deployer-${body.id}`.slice(0, 64) });
-              return { ca: ca.certPem, cert: client.cert, key: client.key, mesh: true, server_name: engineIdentity(body.id) };
-            })
-          : body.tls;
+      const tls = body.tls === 'mesh' ? await meshClientTls(body.id) : body.tls;
       const server: Server & { environments?: string[] } = {
         id: body.id,
         docker_host: dockerHost!,
@@ -230,6 +260,104 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     if (!s) throw new NotFound(`no server '${p.id}'`);
     return publicView(s);
   });
+  api.post(
+    '/servers/provision',
+    {
+      scope: 'admin',
+      summary:
+        "Start provisioning a server: its engine certificate (by identity, no address needed) and a one-time token for the machine's ready report; goes into multi-cloud-manager's user_data",
+      body: provisionBody,
+      status: 201,
+      tags: ['servers'],
+    },
+    async ({ body }) => {
+      const st = deps.stores();
+      if (await st.servers.get(body.id)) throw new Conflict(`server '${body.id}' exists`);
+      const store = await pendings();
+      const cur = await store.getWithRevision(body.id);
+      if (cur && cur.value.status === 'waiting' && !isExpired(cur.value))
+        throw new Conflict(`server '${body.id}' is already being provisioned (until ${cur.value.expires_at})`);
+      const issued = await issueCertificate(await meshCa(), { kind: 'server', commonName: body.id, addresses: [engineIdentity(body.id)] });
+      const { token, sha256 } = newProvisionToken();
+      const t = Date.now();
+      const pending: PendingServer = {
+        id: body.id,
+        token_sha256: sha256,
+        engine_port: body.engine_port,
+        ...(body.environments ? { environments: body.environments } : {}),
+        status: 'waiting',
+        expires_at: new Date(t + body.expires_in_s * 1000).toISOString(),
+        created_at: new Date(t).toISOString(),
+        updated_at: new Date(t).toISOString(),
+      };
+      const saved = cur ? await store.update([body.id], pending, cur.revision) : await store.create([body.id], pending);
+      if (!saved) throw new Conflict(`server '${body.id}' is being provisioned by another request`);
+      return {
+        server_id: body.id,
+        engine_port: body.engine_port,
+        ca: issued.ca,
+        cert: issued.cert,
+        key: issued.key,
+        callback_token: token,
+        callback_path: `/servers/provision/${body.id}/ready`,
+        expires_at: pending.expires_at,
+      };
+    },
+  );
+  api.get('/servers/provision/:id', { summary: 'Where provisioning a server stands', params, tags: ['servers'] }, async ({ params: p }) => {
+    const cur = await (await pendings()).get(p.id);
+    if (!cur) throw new NotFound(`no server '${p.id}' is being provisioned`);
+    return pendingView(cur);
+  });
+  api.post(
+    '/servers/provision/:id/ready',
+    {
+      scope: 'public',
+      summary:
+        "The machine's ready report (Authorization: Bearer <its one-time token>): its engine is tried over mutual TLS by identity, then registered as a server; the token is then spent",
+      params,
+      body: readyBody,
+      status: 201,
+      tags: ['servers'],
+    },
+    async ({ params: p, body, req }) => {
+      const store = await pendings();
+      const cur = await store.getWithRevision(p.id);
+      if (!cur || !tokenMatches(bearer(req.header('authorization')), cur.value.token_sha256))
+        throw new Unauthorized('unknown server or wrong token');
+      if (cur.value.status !== 'waiting') throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
+      if (isExpired(cur.value)) throw new Conflict(`the token for server '${p.id}' expired at ${cur.value.expires_at}`);
+      if (body.server_id && body.server_id !== p.id) throw new InvalidRequest(`the report names server '${body.server_id}', not '${p.id}'`);
+      const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      const address = body.address ?? from;
+      if (!isIP(address)) throw new InvalidRequest('give the address the engine is reached at');
+      const port = cur.value.engine_port;
+      await checkAddress(address, port, 'address');
+      const host = isIP(address) === 6 ? `[${address}]` : address;
+      const server: Server & { environments?: string[] } = {
+        id: p.id,
+        docker_host: `tcp://${host}:${port}`,
+        address,
+        tls_sealed: sealSecret(deps.ctx.config.DEPLOYER_MASTER_KEY, JSON.stringify(await meshClientTls(p.id)), `server/${p.id}/tls`),
+        ...(cur.value.environments ? { environments: cur.value.environments } : {}),
+        created_at: now(),
+      };
+      await pingEngine(server, deps.ctx.config.DEPLOYER_MASTER_KEY);
+      // Spend the token (compare-and-set: of two reports at once, one wins), then register.
+      const ready: PendingServer = {
+        ...cur.value,
+        status: 'ready',
+        address,
+        ...(body.docker_version ? { docker_version: body.docker_version } : {}),
+        updated_at: now(),
+      };
+      if (!(await store.update([p.id], ready, cur.revision)))
+        throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
+      if (!(await deps.stores().servers.create([p.id], server))) throw new Conflict(`server '${p.id}' exists`);
+      deps.ctx.emit('server.provisioned', { server_id: p.id, address, docker_version: body.docker_version });
+      return publicView(server);
+    },
+  );
   api.get(
     '/servers/:id/engine',
     {
