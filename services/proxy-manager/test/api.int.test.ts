@@ -252,16 +252,13 @@ describe('the Proxy Manager seed routes', () => {
     expect(res.body).toMatchObject({ name: 'seed-shop', domain: 'seed-shop.test', upstreams: [{ host: '127.0.0.1', port: up.port }] });
     expect((await viaNginx(h.httpPort, 'seed-shop.test')).body).toContain('upstream svc');
     expect((await request(h.pm.droplet.app).get('/proxies/seed-shop').set(h.auth())).status).toBe(200);
-    const again = await request(h.pm.droplet.app)
-      .post('/proxies')
-      .set(h.auth())
-      .send({
-        droplet_name: 'seed-shop',
-        domain: 'seed-shop.test',
-        upstream_host: '127.0.0.1',
-        upstream_port: up.port,
-        require_healthy: false,
-      });
+    const again = await request(h.pm.droplet.app).post('/proxies').set(h.auth()).send({
+      droplet_name: 'seed-shop',
+      domain: 'seed-shop.test',
+      upstream_host: '127.0.0.1',
+      upstream_port: up.port,
+      require_healthy: false,
+    });
     expect(again.status).toBe(200);
   });
 
