@@ -1,4 +1,8 @@
 import type { KV } from '@nats-io/kv';
+import { KeyView } from './key-view.js';
+
+/** Records a listing reads at once. */
+const LIST_BATCH = 32;
 
 /** Typed records under one key prefix of a JetStream KV bucket (`<prefix>.<k1>.<k2>`). */
 export class KvCollection<T> {
@@ -58,14 +62,16 @@ export class KvCollection<T> {
     await this.kv.purge(this.key(parts));
   }
 
-  /** Every record whose key starts with the given parts. */
+  /**
+   * Every record whose key starts with the given parts, oldest write first. The keys come
+   * from the bucket's watched key view, never from `kv.keys()` (which can stall: KeyView).
+   */
   async list(...parts: string[]): Promise<T[]> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys(`${this.key(parts)}.>`)) keys.push(k);
+    const keys = await KeyView.of(this.kv).keys(`${this.key(parts)}.`);
     const out: T[] = [];
-    for (const k of keys) {
-      const e = await this.kv.get(k);
-      if (e && e.operation === 'PUT' && e.length > 0) out.push(e.json<T>());
+    for (let i = 0; i < keys.length; i += LIST_BATCH) {
+      const batch = await Promise.all(keys.slice(i, i + LIST_BATCH).map(({ key }) => this.kv.get(key)));
+      for (const e of batch) if (e && e.operation === 'PUT' && e.length > 0) out.push(e.json<T>());
     }
     return out;
   }

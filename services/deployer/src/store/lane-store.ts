@@ -1,4 +1,5 @@
 import { KvWatchInclude, type KV } from '@nats-io/kv';
+import { KeyView } from './key-view.js';
 
 /** A deploy waiting (or running) in a service's lane. */
 export interface QueueEntry {
@@ -42,15 +43,13 @@ export class LaneStore {
     return { ...value, revision };
   }
 
-  /** The lane in order: index 0 runs (or is about to). */
+  /** The lane in order: index 0 runs (or is about to). Keys from the watched key view, never `kv.keys()`. */
   async queue(target: string): Promise<QueueEntry[]> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys(`lane.${target}.q.*`)) keys.push(k);
+    const keys = await KeyView.of(this.kv).keys(`lane.${target}.q.`);
+    const entries = await Promise.all(keys.map(({ key }) => this.kv.get(key)));
     const out: QueueEntry[] = [];
-    for (const k of keys) {
-      const e = await this.kv.get(k);
+    for (const e of entries)
       if (e && e.operation === 'PUT' && e.length > 0) out.push({ ...e.json<Omit<QueueEntry, 'revision'>>(), revision: e.revision });
-    }
     return out.sort((a, b) => a.revision - b.revision);
   }
 
@@ -105,7 +104,7 @@ export class LaneStore {
   /** Every target with a queue entry or a lease (for the recovery sweep). */
   async targets(): Promise<string[]> {
     const out = new Set<string>();
-    for await (const k of await this.kv.keys('lane.>')) out.add(k.split('.')[1]);
+    for (const { key } of await KeyView.of(this.kv).keys('lane.')) out.add(key.split('.')[1]);
     return [...out];
   }
 
