@@ -5,7 +5,7 @@ import { createServer as createTcpServer, type Server as TcpServer } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { renderUserData, type ServerBootstrap, validateBootstrap } from '../src/domain/server-bootstrap.js';
+import { bootstrapFromProvision, renderUserData, type ServerBootstrap, validateBootstrap } from '../src/domain/server-bootstrap.js';
 
 // The cloud-init user_data of a provisioned server, checked with Debian's cloud-init
 // (`cloud-init schema`), parsed back with the YAML parser cloud-init itself uses, and its
@@ -136,6 +136,24 @@ describe('server bootstrap user_data', () => {
     expect(c.runcmd.at(-1)).toEqual(['/usr/local/sbin/droplet-mesh-report']);
     const report = fileOf(c, '/usr/local/sbin/droplet-mesh-report').content;
     expect(spawnSync('sh', ['-n'], { input: report }).status).toBe(0);
+  });
+
+  it("takes the deployer's provisioning answer as it is", () => {
+    const b = bootstrapFromProvision(
+      {
+        server_id: 'web-2',
+        engine_port: 2376,
+        ca: input.caCert,
+        cert: input.serverCert,
+        key: input.serverKey,
+        callback_token: input.callbackToken,
+        callback_path: '/servers/provision/web-2/ready',
+      },
+      { deployerUrl: 'https://mesh.example.test:8200', allowFrom: ['203.0.113.10'], appPorts: [20000, 29999] },
+    );
+    expect(b.callbackUrl).toBe('https://mesh.example.test:8200/servers/provision/web-2/ready');
+    expect(validateBootstrap(b)).toEqual([]);
+    expect(renderUserData(b)).toContain('/servers/provision/web-2/ready');
   });
 
   it('refuses input that could reach outside its place in the YAML or the shell', () => {

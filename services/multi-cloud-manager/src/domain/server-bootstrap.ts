@@ -234,3 +234,36 @@ export function renderUserData(b: ServerBootstrap): string {
     throw new Error(`user_data is ${Buffer.byteLength(text)} bytes, over the ${USER_DATA_MAX_BYTES} providers accept`);
   return text;
 }
+
+/** What the deployer's `POST /servers/provision` answers (the parts the user_data needs). */
+export interface DeployerProvision {
+  server_id: string;
+  engine_port: number;
+  ca: string;
+  cert: string;
+  key: string;
+  callback_token: string;
+  /** `/servers/provision/<id>/ready` on the deployer. */
+  callback_path: string;
+}
+
+/**
+ * The bootstrap of a server the deployer is provisioning: its certificate and one-time
+ * token, the deployer's public base URL for the ready report, and the mesh's addresses.
+ */
+export function bootstrapFromProvision(
+  p: DeployerProvision,
+  mesh: { deployerUrl: string; allowFrom: string[]; appPorts?: [number, number] },
+): ServerBootstrap {
+  return {
+    serverId: p.server_id,
+    caCert: p.ca,
+    serverCert: p.cert,
+    serverKey: p.key,
+    enginePort: p.engine_port,
+    allowFrom: mesh.allowFrom,
+    ...(mesh.appPorts ? { appPorts: mesh.appPorts } : {}),
+    callbackUrl: new URL(p.callback_path, mesh.deployerUrl).toString(),
+    callbackToken: p.callback_token,
+  };
+}
