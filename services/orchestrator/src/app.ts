@@ -80,6 +80,7 @@ export async function createOrchestratorDroplet(deps: OrchestratorDeps) {
       // After listening: the registry link (and so a token) starts with the HTTP server.
       getOrchestrator().startResuming(config.RESUME_INTERVAL_S * 1000);
       getOrchestrator().startDriftChecks(config.DRIFT_INTERVAL_S * 1000);
+      getOrchestrator().startPruning(config.RETENTION_DAYS * 86_400_000);
     },
     async onStop() {
       await orchestrator?.stop();

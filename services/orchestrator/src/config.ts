@@ -24,6 +24,8 @@ export const orchestratorConfigSchema = z.object({
   STEP_RETRY_S: z.coerce.number().min(0).max(3600).default(60),
   /** Every applied stack is compared with live state this often (0: only on GET /stacks/{name}/drift). */
   DRIFT_INTERVAL_S: z.coerce.number().min(0).max(86_400).default(300),
+  /** Plans and finished applies are kept this long (each stack's last apply is always kept). */
+  RETENTION_DAYS: z.coerce.number().min(0.0001).max(3650).default(30),
   POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** ?wait=true on apply waits at most this long, then answers with the apply's current state. */
   APPLY_WAIT_MAX_S: z.coerce.number().int().min(1).max(3600).default(600),

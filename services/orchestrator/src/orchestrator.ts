@@ -37,6 +37,7 @@ export class Orchestrator {
   private readonly running = new Map<string, Promise<ApplyRecord>>();
   private resumeTimer?: NodeJS.Timeout;
   private driftTimer?: NodeJS.Timeout;
+  private pruneTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: OrchestratorOptions) {}
 
@@ -281,6 +282,7 @@ export class Orchestrator {
         step.finished_at = now();
         await save();
         await this.record(a.stack, step);
+        this.o.emit('apply.step', { stack: a.stack, apply_id: a.id, n: step.n, id: step.id, action: step.action, status: step.status });
       }
       return await this.finish(a, p, a.not_done.length > 0 ? 'partial' : 'succeeded');
     } finally {
@@ -473,10 +475,48 @@ export class Orchestrator {
     return this.o.store.getDrift(stack);
   }
 
+  /** A stack's applies, newest first. */
+  async applies(stack: string): Promise<ApplyRecord[]> {
+    return (await this.o.store.listApplies()).filter((a) => a.stack === stack).sort((x, y) => y.created_at.localeCompare(x.created_at));
+  }
+
+  /**
+   * Plans and applies older than `retentionMs` leave the bucket; a running apply, the plan it
+   * runs and each stack's last apply stay.
+   */
+  async prune(retentionMs: number): Promise<{ plans: number; applies: number }> {
+    const cutoff = new Date(Date.now() - retentionMs).toISOString();
+    const keep = new Set<string>();
+    for (const s of await this.o.store.listStacks()) if (s.last_apply) keep.add(s.last_apply.id).add(s.last_apply.plan_id);
+    let applies = 0;
+    for (const a of await this.o.store.listApplies()) {
+      if (a.status === 'running') keep.add(a.plan_id);
+      if (a.status === 'running' || keep.has(a.id) || a.created_at >= cutoff) continue;
+      await this.o.store.kv.delete(`apply.${a.id}`);
+      applies++;
+    }
+    let plans = 0;
+    for await (const k of await this.o.store.kv.keys('plan.*')) {
+      const p = await this.o.store.getPlan(k.slice('plan.'.length));
+      if (!p || p.status === 'applying' || keep.has(p.id) || p.created_at >= cutoff) continue;
+      await this.o.store.kv.delete(k);
+      plans++;
+    }
+    if (plans + applies > 0) this.o.logger.info({ plans, applies }, 'old plans and applies pruned');
+    return { plans, applies };
+  }
+
+  startPruning(retentionMs: number, everyMs = 3_600_000): void {
+    const tick = () => void this.prune(retentionMs).catch((err) => this.o.logger.warn({ err }, 'could not prune old plans'));
+    this.pruneTimer = setInterval(tick, everyMs);
+    this.pruneTimer.unref();
+  }
+
   /** Stop like a crash would: running applies stay `running` in KV for the next orchestrator. */
   async stop(): Promise<void> {
     if (this.resumeTimer) clearInterval(this.resumeTimer);
     if (this.driftTimer) clearInterval(this.driftTimer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.stopping.abort(new Error('the orchestrator is stopping'));
     await Promise.allSettled([...this.running.values()]);
   }

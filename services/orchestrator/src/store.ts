@@ -96,7 +96,9 @@ export interface Lease {
   at: number;
 }
 
-const dec = <T>(v: { json<X>(): X } | null | undefined): T | undefined => (v ? v.json<T>() : undefined);
+/** A deleted or purged key reads as absent (its entry has no value). */
+const dec = <T>(v: { json<X>(): X; operation: string } | null | undefined): T | undefined =>
+  v && v.operation === 'PUT' ? v.json<T>() : undefined;
 
 /** Stacks, plans, applies and the per-stack apply lease, as JSON values in the bucket. */
 export class Store {

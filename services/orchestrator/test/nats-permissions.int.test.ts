@@ -49,5 +49,23 @@ describe('under the mesh NATS permissions', () => {
     expect(a.body.status).toBe('succeeded');
     const s = await request(made.droplet.app).get('/stacks/empty').set(auth);
     expect(s.body).toMatchObject({ name: 'empty', status: 'applied', last_apply: { id: a.body.id } });
+    const list = await request(made.droplet.app).get('/stacks/empty/applies').set(auth);
+    expect(list.body.items).toEqual([expect.objectContaining({ id: a.body.id, status: 'succeeded', steps: 0 })]);
+  });
+
+  it('old plans and applies are pruned; the last apply of each stack stays', async () => {
+    const auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+    const plan = () =>
+      request(made.droplet.app).post('/stacks/empty/plan').set(auth).set('content-type', 'application/yaml').send('version: 1\n');
+    const old = await plan();
+    const applied = await plan();
+    const a = await request(made.droplet.app).post('/stacks/empty/apply?wait=true').set(auth).send({ plan_id: applied.body.id });
+    expect(a.body.status).toBe('succeeded');
+    await new Promise((r) => setTimeout(r, 50));
+    const pruned = await made.orchestrator().prune(10);
+    expect(pruned.plans).toBeGreaterThanOrEqual(2); // the unapplied one and the first test's
+    expect((await request(made.droplet.app).get(`/stacks/empty/plans/${old.body.id}`).set(auth)).status).toBe(404);
+    expect((await request(made.droplet.app).get(`/stacks/empty/plans/${applied.body.id}`).set(auth)).status).toBe(200);
+    expect((await request(made.droplet.app).get(`/stacks/empty/applies/${a.body.id}`).set(auth)).status).toBe(200);
   });
 });

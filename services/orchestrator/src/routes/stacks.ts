@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { z } from 'zod';
-import { InvalidRequest, NotFound, PayloadTooLarge, reply, type Api } from '@droplet-mesh/udc-kit';
+import { InvalidRequest, NotFound, PayloadTooLarge, paginate, paginationQuery, reply, type Api } from '@droplet-mesh/udc-kit';
 import { desiredResources } from '../domain/resources.js';
 import { nameSchema, stackJsonSchema } from '../domain/stack-schema.js';
 import { isDestroyable, type Orchestrator } from '../orchestrator.js';
@@ -141,6 +141,23 @@ export function registerStackRoutes(api: Api, deps: StackRouteDeps): void {
       tags: ['stacks'],
     },
     async ({ params, body, query }) => settle(await orch().apply(params.name, body.plan_id, body.on_failure), query.wait === 'true'),
+  );
+
+  api.get(
+    '/stacks/:name/applies',
+    { summary: "A stack's applies, newest first (steps summarised)", params: nameParams, query: paginationQuery, tags: ['stacks'] },
+    async ({ params, query }) => {
+      await orch().stack(params.name);
+      const page = paginate(await orch().applies(params.name), query);
+      return {
+        ...page,
+        items: page.items.map(({ steps, ...a }) => ({
+          ...a,
+          steps: steps.length,
+          succeeded: steps.filter((s) => s.status === 'succeeded').length,
+        })),
+      };
+    },
   );
 
   api.get(
