@@ -16,8 +16,14 @@ export async function execIn(
       reject(new Error(`exec ${cmd.join(' ')} did not finish within ${timeoutMs} ms`));
     }, timeoutMs);
     stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('error', (err) => (clearTimeout(timer), reject(err)));
-    stream.on('end', () => (clearTimeout(timer), resolve()));
+    stream.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    stream.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
   const info = await exec.inspect();
   return { output: demux(Buffer.concat(chunks)), code: info.ExitCode ?? null };

@@ -8,3 +8,4 @@ export {
   type NamespacedEngineOptions,
   startNamespacedEngine,
 } from './netns-engine.js';
+export { execIn, probeFrom } from './docker-exec.js';

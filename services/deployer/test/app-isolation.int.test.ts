@@ -10,12 +10,11 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import type Docker from 'dockerode';
-import { buildImageFromDir } from '@droplet-mesh/docker-testing';
+import { buildImageFromDir, probeFrom } from '@droplet-mesh/docker-testing';
 import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { DockerEngine } from '../src/engine/container-engine.js';
 import { appBindAddress } from '../src/engine/engine-pool.js';
-import { probeFrom } from './docker-exec.js';
 import {
   cleanDocker,
   httpText,

@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import type Docker from 'dockerode';
-import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine, probeFrom } from '@droplet-mesh/docker-testing';
 import { Bus } from '@droplet-mesh/udc-kit';
 import { expectEnvelope, natsAuthHeaders } from '@droplet-mesh/udc-kit/testing';
-import { probeFrom } from './docker-exec.js';
 import { startHarness, type Harness } from './harness.js';
 
 const prefix = `mcm-scope-${process.pid}`;
