@@ -67,6 +67,13 @@ export const deployerConfigSchema = z.object({
   RECOVERY_INTERVAL_S: z.coerce.number().positive().default(30),
   /** A service's deploy lease lapses this long after its holder stops renewing it; another replica may then take over. */
   DEPLOY_LEASE_TTL_S: z.coerce.number().min(2).max(600).default(30),
+  /** Start a released app container again as soon as its engine reports it died without being stopped (Docker events). */
+  CRASH_RESTART: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? true : v === 'true' || v === '1' || v === 'yes')),
+  /** Restarts of one container within a minute before it is left to health-monitor (reported as service.crash_loop). */
+  CRASH_RESTART_MAX_PER_MIN: z.coerce.number().int().min(1).max(100).default(5),
   KV_BUCKET: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { Subscription } from '@nats-io/transport-node';
 import { Conflict, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
+import { CrashRestarter } from '../engine/crash-restarter.js';
 import { waitHealthy, waitRunning } from '../engine/health-wait.js';
 import {
   FINAL_STATUSES,
@@ -51,6 +52,8 @@ export interface Accepted {
 export class Deployer {
   readonly lanes: ServiceLanes;
   private recovery: Recovery;
+  /** Restarts released app containers that die unexpectedly (Docker events). */
+  private crashes: CrashRestarter | undefined;
   private inFlight = new Set<PlacedContainer>();
   /** This process's deploys, queued or running (what shutdown and tests wait for). */
   private mine = new Set<Promise<void>>();
@@ -66,6 +69,16 @@ export class Deployer {
       logger: deps.logger,
     });
     this.recovery = new Recovery(deps, this.lanes);
+    if (deps.config.CRASH_RESTART)
+      this.crashes = new CrashRestarter({
+        stores: deps.stores,
+        masterKey: deps.config.DEPLOYER_MASTER_KEY,
+        defaultHost: deps.config.DOCKER_HOST,
+        logger: deps.logger,
+        emit: deps.emit,
+        ownerId: deps.ownerId,
+        maxRestarts: deps.config.CRASH_RESTART_MAX_PER_MIN,
+      });
   }
 
   /** Answer liveness for our owner id, make sure the local server exists, and recover interrupted deploys. */
@@ -74,6 +87,7 @@ export class Deployer {
     await this.deps.bus.nc.flush();
     await this.ensureLocalServer();
     await this.recoverInterrupted();
+    await this.crashes?.start();
     this.sweepTimer = setInterval(
       () => void this.recoverInterrupted().catch((err) => this.deps.logger.warn({ err }, 'recovery sweep failed')),
       this.deps.config.RECOVERY_INTERVAL_S * 1000,
@@ -103,6 +117,7 @@ export class Deployer {
   async stop(): Promise<void> {
     this.stopping.abort(new Error('the deployer is stopping'));
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.crashes?.stop();
   }
 
   /** Stop answering for our owner id: only after our deploys ended, or other replicas would take them over. */

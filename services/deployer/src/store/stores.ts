@@ -20,6 +20,13 @@ export interface OpenDeploymentEntry {
   created_at: string;
 }
 
+/** One replica's claim to restart a container that died (`crash-claim.<container>-<time>`, purged a minute later). */
+export interface CrashClaim {
+  container_id: string;
+  owner: string;
+  claimed_at: string;
+}
+
 /** Markers of one-time bucket migrations. */
 export interface MigrationMarker {
   done_at: string;
@@ -40,6 +47,7 @@ export function createStores(kv: KV) {
     /** `open-deployment.<id>` while a deployment is queued or running (written before it, purged after it ends). */
     openDeployments: new KvCollection<OpenDeploymentEntry>(kv, 'open-deployment'),
     migrations: new KvCollection<MigrationMarker>(kv, 'migration'),
+    crashClaims: new KvCollection<CrashClaim>(kv, 'crash-claim'),
     releases: new KvCollection<Release>(kv, 'release'),
     /** Per-service deploy queues and leases, shared by every replica. */
     lanes: new LaneStore(kv),
