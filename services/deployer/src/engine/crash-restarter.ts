@@ -35,6 +35,8 @@ export interface CrashRestarterDeps {
 const STOP_MARK_MS = 120_000;
 const CRASH_WINDOW_MS = 60_000;
 const RECONNECT_MS = 1_000;
+/** An engine that does not answer is tried again after 5 s, doubling up to a minute (one warning per failure streak step). */
+const RETRY_MAX_MS = 60_000;
 const SIGKILL = new Set(['9', 'SIGKILL', 'KILL']);
 
 /**
@@ -109,6 +111,7 @@ export class CrashRestarter {
     let stream: NodeJS.ReadableStream | undefined;
     let since: number | undefined;
     let retry: NodeJS.Timeout | undefined;
+    let failures = 0;
     const connect = async () => {
       if (done) return;
       try {
@@ -122,6 +125,7 @@ export class CrashRestarter {
           return;
         }
         stream = s;
+        failures = 0;
         let buf = '';
         s.on('data', (chunk: Buffer) => {
           buf += String(chunk);
@@ -150,8 +154,9 @@ export class CrashRestarter {
         s.on('close', again);
         s.on('error', again);
       } catch (err) {
-        this.d.logger.warn({ err, server_id: server.id }, 'crash restarter: no event stream from this engine; retrying');
-        retry = setTimeout(() => void connect(), RECONNECT_MS * 5);
+        const wait = Math.min(RETRY_MAX_MS, RECONNECT_MS * 5 * 2 ** failures++);
+        this.d.logger.warn({ err, server_id: server.id, retry_in_ms: wait }, 'crash restarter: no event stream from this engine');
+        retry = setTimeout(() => void connect(), wait);
         retry.unref();
       }
     };
