@@ -1,7 +1,7 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { createMeshCa, issueCertificate, issuedBy, loadOrCreateMeshCa, MESH_CA_KV_KEY, type CaKv } from '../src/domain/mesh-ca.js';
-import { environmentServers, spreadReplicas } from '../src/domain/placement.js';
+import { answering, environmentServers, spreadReplicas } from '../src/domain/placement.js';
 
 /** A KV stand-in with create-only-when-absent, as JetStream's. */
 function memoryKv(): CaKv & { raw: Map<string, string> } {
@@ -82,5 +82,26 @@ describe('placement over an environment', () => {
     const firsts = new Set(Array.from({ length: 30 }, (_, i) => spreadReplicas(1, ids, `svc-${i}`)[0].server_id));
     expect(firsts.size).toBeGreaterThan(1);
     expect(() => spreadReplicas(1, [], 'x')).toThrow();
+  });
+
+  it('leaves out servers that do not answer, unless none does', async () => {
+    const ss = [{ id: 'a' }, { id: 'b' }, { id: 'c' }];
+    const hang = () => new Promise(() => undefined);
+    const started = Date.now();
+    const r = await answering(
+      ss,
+      (s) => (s.id === 'a' ? Promise.resolve() : s.id === 'b' ? Promise.reject(new Error('ECONNREFUSED')) : hang()),
+      200,
+    );
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(r.up.map((s) => s.id)).toEqual(['a']);
+    expect(r.down).toEqual([
+      { id: 'b', reason: 'ECONNREFUSED' },
+      { id: 'c', reason: 'no answer within 200 ms' },
+    ]);
+    // None answers: all kept (the deploy then fails naming them, rather than placing nowhere).
+    expect((await answering(ss, () => Promise.reject(new Error('down')), 100)).up).toHaveLength(3);
+    // A single server is not pinged at all.
+    expect((await answering([{ id: 'x' }], () => Promise.reject(new Error('down')), 100)).up).toHaveLength(1);
   });
 });

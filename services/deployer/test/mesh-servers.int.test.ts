@@ -347,6 +347,8 @@ d('real servers over mutual TLS with the mesh CA', () => {
     expect(new X509Certificate(prov.body.cert).subjectAltName).toBe(`DNS:${id}.engine.droplet-mesh.internal`);
     const e = await startNamespacedEngine({ tls: { ca: prov.body.ca, cert: prov.body.cert, key: prov.body.key } });
     extras.push(e);
+    // What a registry pull would give a real server (the image of an image deploy must be on the server that resolves it).
+    await copyImages(images.docker, e.docker, [images.v1, images.v2]);
     const ready = (token: string, body: object) =>
       request(droplet.app)
         .post(prov.body.callback_path)
@@ -384,4 +386,25 @@ d('real servers over mutual TLS with the mesh CA', () => {
     expect(tooLate.body.error.message).toMatch(/expired/);
     expect((await request(droplet.app).get(`/servers/provision/${project}-late`).set(writer)).body.status).toBe('expired');
   }, 120_000);
+
+  it('a redeploy after losing a server leaves it out: the replicas run on the servers that answer and the route drops the lost one', async () => {
+    const lost = engines[1];
+    lost.kill();
+    const dep = await deploy('web', images.v2);
+    if (dep.status !== 'succeeded') throw new Error(`deploy ${dep.status}: ${dep.reason} ${JSON.stringify(dep.steps)}`);
+    const containers = dep.containers as Array<{ server_id: string; address: string; port: number }>;
+    expect(containers).toHaveLength(3);
+    expect(new Set(containers.map((c) => c.server_id))).toEqual(new Set([`${project}-ns1`, `${project}-new`]));
+    // The deployment's log says which server was left out and why.
+    expect(JSON.stringify((await droplet.stores.deployments.get(dep.id))?.events)).toContain(
+      `server ${project}-ns2 left out: its engine does not answer`,
+    );
+    const route = await request(`http://127.0.0.1:${pmPort}`)
+      .get(`/proxies/app-${project}-web-prod`)
+      .set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` });
+    const upstreams = (route.body.upstreams as Array<{ host: string; port: number }>).map((u) => `${u.host}:${u.port}`).sort();
+    expect(upstreams).toEqual(containers.map((c) => `${c.address}:${c.port}`).sort());
+    expect(upstreams.some((u) => u.startsWith(`${lost.address}:`))).toBe(false);
+    for (let i = 0; i < 4; i++) expect(await viaProxy()).toEqual({ status: 200, body: 'version-2' });
+  }, 240_000);
 });

@@ -19,6 +19,8 @@ export interface DeployPlan {
   environment: Environment;
   /** Target servers with replica counts. */
   placement: Array<{ server: Server; replicas: number }>;
+  /** Servers of the environment left out because their engine did not answer. */
+  left_out?: Array<{ id: string; reason: string }>;
   uploadPath?: string;
 }
 
@@ -84,6 +86,7 @@ export async function runDeployment(
   };
   d.previous_deployment_id = previous?.deployment_id;
   const stepMs = cfg.STEP_TIMEOUT_S * 1000;
+  for (const s of plan.left_out ?? []) t.log(`server ${s.id} left out: its engine does not answer (${s.reason})`);
 
   const step = async <T>(name: string, percent: number, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     const rec = t.startStep(name);
@@ -432,19 +435,24 @@ export async function removeOthers(deps: DeployerDeps, plan: DeployPlan, keep: P
  */
 async function removeOffPlan(deps: DeployerDeps, t: DeploymentTracker, plan: DeployPlan, previous: Release | undefined): Promise<void> {
   const placed = new Set(plan.placement.map((p) => p.server.id));
-  for (const c of previous?.containers ?? []) {
-    if (placed.has(c.server_id)) continue;
-    try {
-      const server = await deps.stores.servers.get(c.server_id);
-      if (!server) continue;
-      const engine = deps.engines.get(server).engine;
-      await engine.stop(c.container_id, 10);
-      await engine.remove(c.container_id);
-      t.log(`removed ${c.name} from server ${c.server_id} (no longer placed there)`);
-    } catch (err) {
-      t.log(`could not remove ${c.name} from server ${c.server_id}: ${(err as Error).message}`);
-    }
-  }
+  const remove = async (c: PlacedContainer) => {
+    const server = await deps.stores.servers.get(c.server_id);
+    if (!server) return;
+    const engine = deps.engines.get(server).engine;
+    await engine.stop(c.container_id, 10);
+    await engine.remove(c.container_id);
+    t.log(`removed ${c.name} from server ${c.server_id} (no longer placed there)`);
+  };
+  // In parallel and bounded: a lost server must not hold the deploy (its containers are logged, not fatal).
+  await Promise.all(
+    (previous?.containers ?? [])
+      .filter((c) => !placed.has(c.server_id))
+      .map((c) =>
+        withTimeout(`remove ${c.name}`, 30_000, () => remove(c)).catch((err: Error) =>
+          t.log(`could not remove ${c.name} from server ${c.server_id}: ${err.message}`),
+        ),
+      ),
+  );
 }
 
 /** Keep the last KEEP_IMAGES deploy images of a service; never one a release still uses. */

@@ -15,7 +15,7 @@ import {
 import { sealGitSource } from '../domain/git-credentials.js';
 import { redactValues } from '../domain/redact.js';
 import { targetId } from '../domain/naming.js';
-import { environmentServers, spreadReplicas } from '../domain/placement.js';
+import { answering, environmentServers, spreadReplicas } from '../domain/placement.js';
 import { withTimeout } from '../domain/step-timeout.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { runDeployment, type DeployPlan } from './deploy-runner.js';
@@ -25,6 +25,8 @@ import { openSecrets } from './secrets.js';
 import { ServiceLanes, type LaneTurn } from './service-lanes.js';
 
 export const LOCAL_SERVER_ID = 'local';
+/** How long an environment's server has to answer a ping before a deploy leaves it out. */
+const SERVER_PING_MS = 3000;
 
 export interface DeployCommand {
   project: string;
@@ -145,7 +147,19 @@ export class Deployer {
     if (!environment) throw new NotFound(`no environment '${environmentName}' in project '${project}'`);
     const placement = await stores.placements.get(project, serviceName, environmentName);
     // No explicit placement: spread over the servers assigned to the environment, else the local server.
-    const pool = placement ? [] : environmentServers(await stores.servers.list(), project, environmentName);
+    // A lost server is left out of the spread while another of the environment answers.
+    const { up: pool, down } = placement
+      ? { up: [], down: [] }
+      : await answering(
+          environmentServers(await stores.servers.list(), project, environmentName),
+          (s) => this.deps.engines.get(s).engine.ping(),
+          SERVER_PING_MS,
+        );
+    if (down.length > 0)
+      this.deps.logger.warn(
+        { project, service: serviceName, environment: environmentName, down },
+        'servers left out: their engine does not answer',
+      );
     const wanted =
       placement?.servers ??
       (pool.length > 0
@@ -161,7 +175,7 @@ export class Deployer {
       if (!server) throw new InvalidRequest(`placement names server '${w.server_id}', which does not exist`);
       servers.push({ server, replicas: w.replicas });
     }
-    return { service, environment, placement: servers };
+    return { service, environment, placement: servers, ...(down.length > 0 ? { left_out: down } : {}) };
   }
 
   async requestDeploy(cmd: DeployCommand): Promise<Accepted> {

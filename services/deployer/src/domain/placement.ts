@@ -38,3 +38,37 @@ export function spreadReplicas(replicas: number, serverIds: string[], key: strin
   }
   return out;
 }
+
+/**
+ * The servers whose engine answers `ping` within `timeoutMs`, with the ones left out. A lost
+ * server is left out of an environment's spread while another still answers; when none does,
+ * every one is kept (the deploy then fails naming the server rather than placing nowhere).
+ */
+export async function answering<S extends { id: string }>(
+  servers: S[],
+  ping: (s: S) => Promise<unknown>,
+  timeoutMs: number,
+): Promise<{ up: S[]; down: Array<{ id: string; reason: string }> }> {
+  if (servers.length <= 1) return { up: servers, down: [] };
+  const results = await Promise.all(
+    servers.map(async (s) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          Promise.resolve().then(() => ping(s)),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+          }),
+        ]);
+        return { s, reason: undefined };
+      } catch (err) {
+        return { s, reason: (err as Error).message || 'no answer' };
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  const up = results.filter((r) => r.reason === undefined).map((r) => r.s);
+  if (up.length === 0) return { up: servers, down: [] };
+  return { up, down: results.filter((r) => r.reason !== undefined).map((r) => ({ id: r.s.id, reason: r.reason! })) };
+}

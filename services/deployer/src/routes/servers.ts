@@ -99,7 +99,8 @@ const tlsMaterial = z.object({
 });
 /**
  * POST /servers: `tls: 'mesh'` makes the deployer reach the engine with a client certificate
- * of the mesh CA and trust only engines whose certificate that CA signed (for this address);
+ * of the mesh CA and trust only engines whose certificate that CA signed for this server id
+ * (engineIdentity: `<id>.engine.droplet-mesh.internal`);
  * `environments` names the environments (`<env>` in any project, or `<project>/<env>`) whose
  * services are spread over this server when they have no explicit placement.
  */
