@@ -514,7 +514,7 @@ routes:
     expect((await o.plan(stack, file({ image: images.v1, replicas: 2, hetzner: 4, uatHttps: true }))).body.steps).toEqual([]);
   }, 120_000);
 
-  it('destroy: needs ?confirm, deletes what the stack created and reports what it cannot remove', async () => {
+  it('destroy: needs ?confirm, then undeploys and deletes everything the stack created, and only that', async () => {
     const unconfirmed = await o.call('DELETE', `/stacks/${stack}`);
     expect(unconfirmed.status).toBe(400);
     expect(unconfirmed.body.error.details.fields).toEqual([expect.objectContaining({ path: 'confirm' })]);
@@ -526,7 +526,8 @@ routes:
     }>;
     expect(steps.every((s) => s.action === 'delete' && s.destructive)).toBe(true);
     expect(steps[0].id).toBe(`route/docs-${project}`);
-    expect(steps.filter((s) => s.unsupported).map((s) => s.id)).toEqual(
+    expect(steps.filter((s) => s.unsupported)).toEqual([]);
+    expect(steps.map((s) => s.id)).toEqual(
       expect.arrayContaining([
         `release/${project}/prod/web`,
         `service/${project}/prod/web`,
@@ -542,15 +543,16 @@ routes:
 
     const done = await o.call('DELETE', `/stacks/${stack}?confirm=${stack}&wait=true`);
     expect(done.status).toBe(200);
-    expect(done.body.status).toBe('partial');
-    expect(done.body.not_done.map((x: { id: string }) => x.id)).toContain(`release/${project}/prod/web`);
+    if (done.body.status !== 'succeeded') throw new Error(JSON.stringify(done.body, null, 2));
+    expect(done.body.not_done).toEqual([]);
+    expect((await droplet('deployer', `/projects/${project}`)).status).toBe(404);
     expect(await stackInstances()).toEqual([]);
     expect((await droplet('proxy-manager', `/proxies/docs-${project}`)).status).toBe(404);
     // Instances the stack did not create are still there (the emulators' seeded ones).
     const all = await (await droplet('multi-cloud-manager', '/instances?per_page=200')).json();
     expect((all as { items: unknown[] }).items.length).toBeGreaterThan(0);
     const after = (await o.call('GET', `/stacks/${stack}`)).body;
-    expect(after.status).toBe('partial');
+    expect(after.status).toBe('destroyed');
     expect(after.resources.map((r: { id: string }) => r.id)).not.toContain('server/db/0');
   }, 180_000);
 });

@@ -86,9 +86,6 @@ export function liveRevision(live: LiveState, stackRevision: number): string {
 
 const priceOf = (book: PriceBook, provider: unknown, size: unknown): Price | undefined => book[`${String(provider)}/${String(size)}`];
 
-const UNDEPLOY_UNSUPPORTED =
-  'the deployer has no API to stop a deployed service (only to deploy, roll back, restart and scale it): its containers keep running';
-
 /**
  * Desired resources + live state + what the stack created before → the exact steps, in
  * dependency order. Pure: no I/O, the same inputs give the same plan.
@@ -188,7 +185,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
       .filter(([id, l]) => l.kind === 'server' && id.startsWith('server/'))
       .map(([id]) => id),
   ]);
-  // A release the stack deployed but no longer wants cannot be stopped (see UNDEPLOY_UNSUPPORTED).
+  // A release the stack deployed but no longer wants is undeployed (its containers, route and record go; its history stays).
   for (const [id, m] of Object.entries(managed)) if (m.kind === 'release' && !byId.has(id) && live[id]) candidates.add(id);
   const blocked = new Set<string>();
   const deletes = [...candidates]
@@ -198,14 +195,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     const l = live[id];
     const kind = kindOf(id);
     const step: Omit<Step, 'n'> = { id, kind, action: 'delete', before: l.attrs, after: null, changes: [], destructive: true, reasons: [] };
-    if (kind === 'release') {
-      step.unsupported = UNDEPLOY_UNSUPPORTED;
-      blocked.add(id.replace(/^release\//, 'service/'));
-    }
     if (kind === 'https') step.reasons.push('HTTPS is switched off on the route; the certificate stays in proxy-manager');
-    if (kind === 'service') {
-      if (blocked.has(id)) step.unsupported = 'its release cannot be removed (see the release step)';
-    }
     if (kind === 'environment' || kind === 'project') {
       const prefix = kind === 'environment' ? `service/${l.attrs.project}/${l.attrs.name}/` : `service/${l.attrs.name}/`;
       const stuck = [...blocked].filter((b) => b.startsWith(prefix));

@@ -171,6 +171,15 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
     case 'service:delete':
       await d.mesh.call('deployer', 'DELETE', `/projects/${p}/services/${enc(String(a.deployer_service))}`, gone404);
       return `service ${String(a.project)}/${String(a.deployer_service)} deleted`;
+    case 'release:delete':
+      // The deployer's undeploy: route, containers and registry record go; the history stays.
+      await d.mesh.call(
+        'deployer',
+        'DELETE',
+        `/projects/${p}/services/${enc(String(a.deployer_service))}/deployment?environment=${enc(String(a.environment))}`,
+        gone404,
+      );
+      return `undeployed ${String(a.project)}/${String(a.deployer_service)} in ${String(a.environment)}`;
     case 'release:deploy': {
       const g = a.git as { url: string; ref: string; path?: string | null } | null;
       return deploy(d, step, a, g ? { git: { url: g.url, ref: g.ref, ...(g.path ? { path: g.path } : {}) } } : { image: String(a.image) });
