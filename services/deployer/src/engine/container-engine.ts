@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import * as tar from 'tar';
 import { MANAGED_LABEL } from '../domain/naming.js';
-import { ensureMeshNetwork, runAs } from './confinement.js';
+import { confinement, ensureMeshNetwork } from '@droplet-mesh/container-policy';
 
 export interface ImageInfo {
   id: string;
@@ -205,10 +205,10 @@ export class DockerEngine implements ContainerEngine {
   async run(spec: ContainerSpec): Promise<string> {
     if (spec.labels[MANAGED_LABEL] !== 'true') throw new Error('refusing to create a container without mesh.managed=true');
     const image = await this.docker.getImage(spec.image).inspect();
-    await ensureMeshNetwork(this.docker, this.net.network, 'apps');
+    await ensureMeshNetwork(this.docker, this.net.network, 'apps', 'APP_NETWORK');
     const port = portOf(spec);
     const published = port ? { HostIp: await this.net.bindAddress(), HostPort: String(port) } : undefined;
-    const { user, capAdd } = runAs(image);
+    const { user, host } = confinement(this.net.network, image);
     const c = await this.docker.createContainer({
       name: spec.name,
       Image: spec.image,
@@ -219,11 +219,8 @@ export class DockerEngine implements ContainerEngine {
       ...(port ? { ExposedPorts: { [`${port}/tcp`]: {} } } : {}),
       // Init: an init process forwards SIGTERM, so an app running as PID 1 still stops gracefully.
       HostConfig: {
-        NetworkMode: this.net.network,
+        ...host,
         ...(published ? { PortBindings: { [`${port}/tcp`]: [published] } } : {}),
-        CapDrop: ['ALL'],
-        CapAdd: capAdd,
-        SecurityOpt: ['no-new-privileges:true'],
         Init: true,
         RestartPolicy: { Name: 'unless-stopped' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },

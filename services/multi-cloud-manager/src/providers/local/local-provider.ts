@@ -14,7 +14,7 @@ import type {
   Snapshot,
   SnapshotResult,
 } from '../cloud-provider.js';
-import { confinement, ensureMeshNetwork } from './container-hardening.js';
+import { confinement, ensureMeshNetwork } from '@droplet-mesh/container-policy';
 import { isNotModified, mapDockerError } from './docker-errors.js';
 import {
   containerLabels,
@@ -115,7 +115,7 @@ export class LocalDockerProvider implements CloudProvider {
           `image '${input.image}' is not in the local catalog (GET /catalog/images?provider=local); any other local image needs the 'admin' scope`,
           { required_scope: 'admin', image: input.image, fields: [{ path: 'image', message: 'not in the local catalog' }] },
         );
-      await ensureMeshNetwork(this.docker, this.opts.network, 'local-instances');
+      await ensureMeshNetwork(this.docker, this.opts.network, 'local-instances', 'LOCAL_NETWORK');
       const confined = confinement(this.opts.network, image);
       const container = await this.docker.createContainer({
         name: input.name,
