@@ -34,6 +34,9 @@ const APT = {
     flock: 'util-linux',
     // Namespaced Docker engines (several "servers" on one machine) in the deployer's tests.
     ip: 'iproute2',
+    // The cloud-init user_data of provisioned servers is validated with `cloud-init schema`, its report script run with curl.
+    'cloud-init': 'cloud-init',
+    curl: 'curl',
     // The console's browser tests drive Debian's chromium through playwright-core (no browser download).
     chromium: 'chromium',
   },
