@@ -55,6 +55,7 @@ export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
     messageHandlers: {
       'health.summary': {
         types: ['query'],
+        scope: 'read',
         handle: () => {
           const e = engine();
           return e?.isReady() ? e.digestSummary() : { starting: true };

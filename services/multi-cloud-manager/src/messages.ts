@@ -34,6 +34,7 @@ export function messageHandlers(fleet: () => Fleet): Record<string, MessageHandl
     },
     'instance.get': {
       types: ['query', 'command'],
+      scope: 'read',
       handle: async (payload, _envelope, ctx) => {
         const p = parse(getPayload, payload);
         const provider = parse(providerName, p.provider);
@@ -42,6 +43,7 @@ export function messageHandlers(fleet: () => Fleet): Record<string, MessageHandl
     },
     'instance.list': {
       types: ['query', 'command'],
+      scope: 'read',
       handle: async (payload, _envelope, ctx) => {
         const p = parse(listPayload, payload);
         const r = await fleet().listAll(p.provider, callerOf(ctx.principal));
