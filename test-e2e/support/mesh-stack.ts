@@ -142,6 +142,9 @@ export class Mesh {
             DEPLOY_PORT_RANGE: `${lo}-${lo + 199}`,
             DRAIN_S: String(DRAIN_S),
             HEALTH_TIMEOUT_S: '30',
+            // This mesh proves health-monitor's path (incident, quorum, restart through the deployer);
+            // the deployer's own restart on a Docker `die` event is proven in its crash-restart test.
+            CRASH_RESTART: 'false',
           }),
         );
       })(),
