@@ -100,7 +100,9 @@ export function pnpm(args, opts = {}) {
 
 export function ensureNodeModulesAndBuild() {
   log('installing node modules');
-  pnpm(['install', ...(process.env.CI ? ['--frozen-lockfile'] : []), '--reporter=append-only']);
+  // confirmModulesPurge=false: when node_modules was installed from another store (another
+  // HOME, say), pnpm rebuilds it instead of asking on a TTY that `npm start` may not have.
+  pnpm(['install', ...(process.env.CI ? ['--frozen-lockfile'] : []), '--config.confirmModulesPurge=false', '--reporter=append-only']);
   log('building every package');
   pnpm(['exec', 'turbo', 'run', 'build', '--output-logs=errors-only', '--env-mode=loose']);
 }
