@@ -9,6 +9,7 @@ export * from './health.js';
 export * from './messaging.js';
 export * from './nats-auth.js';
 export * from './nats-cluster.js';
+export * from './lease.js';
 export * from './droplet.js';
 export { createLogger, REDACT_PATHS, type Logger, type LogEntry } from './logger.js';
 export { createMetrics, type Metrics } from './metrics.js';
