@@ -11,6 +11,7 @@ import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier 
 import { RevocationWatcher } from './revocation.js';
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
+import { environmentWithFile, planReload, type LiveConfig } from './config-reload.js';
 import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
 import { DependencyUnavailable, InvalidRequest, NotFound, Unauthorized } from './errors.js';
 import { errorMiddleware } from './error-middleware.js';
@@ -82,7 +83,7 @@ export interface DropletOptions<C extends BaseConfig> {
   capabilities: string[];
   dependencies?: DeclaredDependency[];
   configSchema: z.ZodType<C>;
-  /** Environment read at start and again by /reload-config. Default process.env. */
+  /** Environment read at start and again by /reload-config, with the env file (ENV_FILE, default <DATA_DIR>/<name>.env) over it. Default process.env. */
   env?: Env;
   /** A connected bus; stop() closes it too unless keepBusOpen (the droplet owns it either way). */
   bus?: Bus;
@@ -105,7 +106,8 @@ export interface DropletOptions<C extends BaseConfig> {
   onListening?: (info: { url: string; port: number }) => Promise<void> | void;
   /** Service cleanup before NATS closes (stop loops, flush). */
   onStop?: () => Promise<void> | void;
-  onConfigReload?: (config: C) => void;
+  /** Settings applied live by /reload-config, and how (LOG_LEVEL always is); any other change waits for a restart. */
+  liveConfig?: LiveConfig<C>;
 }
 
 export interface Droplet<C extends BaseConfig = BaseConfig> {
@@ -134,7 +136,9 @@ const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
   const env = opts.env ?? process.env;
-  let config = parseConfig(opts.configSchema, env);
+  const readEnv = () => environmentWithFile(opts.name, env);
+  let config = parseConfig(opts.configSchema, readEnv());
+  const liveKeys = new Set<string>(['LOG_LEVEL', ...(opts.liveConfig?.keys ?? [])]);
   const { logger, ring: logRing } = createLogger(opts.name, config.LOG_LEVEL, { destination: opts.logDestination });
   const metrics = createMetrics(opts.name);
   const stats = new RuntimeStats();
@@ -428,22 +432,31 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       material,
     };
   });
-  api.post('/reload-config', { scope: 'admin', summary: 'Re-read and re-validate configuration' }, () => {
-    try {
-      const next = parseConfig(opts.configSchema, env);
-      config = next;
-      logger.level = next.LOG_LEVEL;
-      opts.onConfigReload?.(next);
-      ctx.recordProof('config.reloaded');
-      return { reloaded: true, applied_at: new Date().toISOString() };
-    } catch (err) {
-      if (err instanceof ConfigError)
-        throw new InvalidRequest('configuration is invalid; the previous configuration stays in force', {
-          fields: err.issues.map((i) => ({ path: i.variable, message: i.problem })),
-        });
-      throw err;
-    }
-  });
+  api.post(
+    '/reload-config',
+    { scope: 'admin', summary: 'Re-read the environment and env file; apply what can change live, name what needs a restart' },
+    async () => {
+      let next: C;
+      try {
+        next = parseConfig(opts.configSchema, readEnv());
+      } catch (err) {
+        if (err instanceof ConfigError)
+          throw new InvalidRequest('configuration is invalid; the previous configuration stays in force', {
+            fields: err.issues.map((i) => ({ path: i.variable, message: i.problem })),
+          });
+        throw err;
+      }
+      const plan = planReload(config, next, liveKeys);
+      const serviceLive = plan.live.filter((k) => k !== 'LOG_LEVEL');
+      if (serviceLive.length) await opts.liveConfig?.apply(plan.applied, serviceLive);
+      config = plan.applied;
+      logger.level = config.LOG_LEVEL;
+      // Names only: a changed value may be a secret.
+      logger.info({ changed: plan.changed, needs_restart: plan.needs_restart }, 'configuration reloaded');
+      ctx.recordProof('config.reloaded', { changed: plan.changed });
+      return { reloaded: true, changed: plan.changed, needs_restart: plan.needs_restart, applied_at: new Date().toISOString() };
+    },
+  );
   api.post(
     '/shutdown',
     {

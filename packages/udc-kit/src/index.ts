@@ -16,3 +16,5 @@ export { createMetrics, type Metrics } from './metrics.js';
 export { Ring } from './ring.js';
 export { buildOpenApi } from './openapi.js';
 export * from './address-policy.js';
+export * from './config-reload.js';
+export { KeyView } from './key-view.js';

@@ -13,6 +13,7 @@ import {
   type Bus,
   type Env,
   type HealthCheck,
+  type LiveConfig,
   type RegistryLink,
 } from '../src/index.js';
 
@@ -60,6 +61,7 @@ export interface TestDropletOptions {
   registry?: RegistryLink;
   /** Called when a GET /slow request starts (shutdown tests wait for it to be in flight). */
   onSlowStart?: () => void;
+  liveConfig?: LiveConfig<z.infer<typeof testConfigSchema>>;
 }
 
 /** An example-like droplet: one route of each shape the Api supports, and a few handlers. */
@@ -78,6 +80,7 @@ export function createTestDroplet(o: TestDropletOptions) {
     logDestination: o.logDestination ?? nullStream(),
     healthChecks: o.healthChecks,
     registry: o.registry,
+    liveConfig: o.liveConfig,
     routes(api, ctx) {
       api.post(
         '/echo',
