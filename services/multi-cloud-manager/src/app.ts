@@ -16,6 +16,18 @@ import { registerSnapshotRoutes } from './routes/snapshots.js';
 
 export const DROPLET_NAME = 'multi-cloud-manager';
 export const IDEMPOTENCY_BUCKET = 'mcm-idempotency';
+/** Settings /reload-config applies live (the providers are rebuilt from them). */
+const LIVE_SETTINGS = [
+  'DO_TOKEN',
+  'HETZNER_TOKEN',
+  'VULTR_TOKEN',
+  'DO_API_URL',
+  'HETZNER_API_URL',
+  'VULTR_API_URL',
+  'PROVIDER_TIMEOUT_MS',
+  'PROVIDER_MAX_PAGES',
+  'VULTR_MAX_RPS',
+] as const;
 
 export interface MultiCloudDeps {
   env: Env;
@@ -72,6 +84,13 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
       'provider.local',
     ],
     dependencies: [{ name: 'registry', required: false }],
+    // New tokens or API URLs in the env file rebuild the providers; calls already running finish on the old ones.
+    liveConfig: {
+      keys: LIVE_SETTINGS,
+      async apply(next) {
+        await providers?.replaceWith(ProviderSet.fromConfig(next, { logger: droplet.ctx.logger, docker: deps.docker }));
+      },
+    },
     configSchema,
     env: deps.env,
     bus: deps.bus,

@@ -28,8 +28,8 @@ const TOKEN_VARIABLE: Record<Exclude<ProviderName, 'local'>, string> = {
 /** The providers this replica can drive, built once from configuration. */
 export class ProviderSet {
   private constructor(
-    private readonly providers: Map<ProviderName, CloudProvider>,
-    private readonly clients: ProviderHttpClient[],
+    private providers: Map<ProviderName, CloudProvider>,
+    private clients: ProviderHttpClient[],
   ) {}
 
   static fromConfig(config: Config, deps: { logger: Logger; docker?: Docker }): ProviderSet {
@@ -116,6 +116,17 @@ export class ProviderSet {
 
   private hint(name: ProviderName): string {
     return name === 'local' ? 'set LOCAL_PROVIDER_ENABLED=true' : `set ${TOKEN_VARIABLE[name]}`;
+  }
+
+  /**
+   * Take over `next`'s providers (a reload with new tokens or URLs): calls from now on use
+   * them; the old ones are closed once their in-flight requests finish.
+   */
+  async replaceWith(next: ProviderSet): Promise<void> {
+    const old = this.configured();
+    this.providers = next.providers;
+    this.clients = next.clients;
+    await Promise.allSettled(old.map((p) => p.close?.()));
   }
 
   async close(): Promise<void> {
