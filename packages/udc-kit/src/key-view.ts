@@ -20,6 +20,8 @@ interface Waiter {
  * stream for its last sequence and waits (at most CATCH_UP_MS) until the watch has applied
  * it, so a listing still sees every write committed before it began, from any replica.
  *
+ * Used by the deployer and the orchestrator (moved here from the deployer).
+ *
  * One view per KV handle (`KeyView.of`), started on the first read; it follows the
  * handle's connection and restarts on the next read if its watch ended.
  */

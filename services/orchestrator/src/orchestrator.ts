@@ -388,8 +388,8 @@ export class Orchestrator {
     for (const a of await this.o.store.listApplies()) {
       if (a.status !== 'running' || this.running.has(a.id)) continue;
       const lease = await this.o.store.readLease(a.stack);
-      if (lease && lease.apply_id === a.id && lease.owner !== this.owner && Date.now() - lease.at < this.o.leaseStaleMs) continue;
-      if (lease && lease.apply_id !== a.id && Date.now() - lease.at < this.o.leaseStaleMs) continue;
+      if (lease && lease.apply_id === a.id && lease.owner !== this.owner && lease.still_ms < this.o.leaseStaleMs) continue;
+      if (lease && lease.apply_id !== a.id && lease.still_ms < this.o.leaseStaleMs) continue;
       if (!(await this.o.store.acquireLease(a.stack, { apply_id: a.id, owner: this.owner, at: Date.now() }, this.o.leaseStaleMs))) continue;
       const p = await this.o.store.getPlan(a.plan_id);
       if (!p) continue;
@@ -417,7 +417,7 @@ export class Orchestrator {
     for (const s of await this.o.store.listStacks()) {
       if (!s.desired || s.status === 'applying' || s.status === 'destroyed') continue;
       const lease = await this.o.store.readLease(s.name);
-      if (lease && Date.now() - lease.at < this.o.leaseStaleMs) continue;
+      if (lease && lease.still_ms < this.o.leaseStaleMs) continue;
       let rec: DriftRecord;
       try {
         const d = await this.drift(s.name);
@@ -496,10 +496,10 @@ export class Orchestrator {
       applies++;
     }
     let plans = 0;
-    for await (const k of await this.o.store.kv.keys('plan.*')) {
-      const p = await this.o.store.getPlan(k.slice('plan.'.length));
+    for (const { key } of await this.o.store.keys('plan.')) {
+      const p = await this.o.store.getPlan(key.slice('plan.'.length));
       if (!p || p.status === 'applying' || keep.has(p.id) || p.created_at >= cutoff) continue;
-      await this.o.store.kv.delete(k);
+      await this.o.store.kv.delete(key);
       plans++;
     }
     if (plans + applies > 0) this.o.logger.info({ plans, applies }, 'old plans and applies pruned');
@@ -519,6 +519,7 @@ export class Orchestrator {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.stopping.abort(new Error('the orchestrator is stopping'));
     await Promise.allSettled([...this.running.values()]);
+    await this.o.store.close().catch(() => undefined);
   }
 
   /** Deploy to `to` the images that run in `from`, for every service both environments have. */

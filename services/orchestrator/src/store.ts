@@ -1,4 +1,6 @@
 import type { KV } from '@nats-io/kv';
+import { RevisionAges } from '@droplet-mesh/udc-kit';
+import { KeyView } from '@droplet-mesh/udc-kit';
 import type { PlanResult, Step } from './domain/planner.js';
 import type { LiveState, Managed } from './domain/resources.js';
 import type { StackFile } from './domain/stack-schema.js';
@@ -102,7 +104,23 @@ const dec = <T>(v: { json<X>(): X; operation: string } | null | undefined): T | 
 
 /** Stacks, plans, applies and the per-stack apply lease, as JSON values in the bucket. */
 export class Store {
+  /** How long each lease has stood still as seen here: leases are judged by this, never by the `at` another machine wrote. */
+  private leaseAges = new RevisionAges();
+
   constructor(readonly kv: KV) {}
+
+  /**
+   * Live keys under `prefix`, from udc-kit's watched key view: `kv.keys()` can wait up to
+   * 30 s when a matching key is purged while it runs (issue 16).
+   */
+  keys(prefix: string): Promise<Array<{ key: string; revision: number }>> {
+    return KeyView.of(this.kv).keys(prefix);
+  }
+
+  /** Stop the key view's watch. */
+  async close(): Promise<void> {
+    await KeyView.of(this.kv).stop();
+  }
 
   async getStack(name: string): Promise<StackRecord | undefined> {
     return dec<StackRecord>(await this.kv.get(`stack.${name}`));
@@ -113,8 +131,8 @@ export class Store {
   }
   async listStacks(): Promise<StackRecord[]> {
     const out: StackRecord[] = [];
-    for await (const k of await this.kv.keys('stack.*')) {
-      const s = await this.getStack(k.slice('stack.'.length));
+    for (const { key } of await this.keys('stack.')) {
+      const s = await this.getStack(key.slice('stack.'.length));
       if (s) out.push(s);
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -135,8 +153,8 @@ export class Store {
   }
   async listApplies(): Promise<ApplyRecord[]> {
     const out: ApplyRecord[] = [];
-    for await (const k of await this.kv.keys('apply.*')) {
-      const a = await this.getApply(k.slice('apply.'.length));
+    for (const { key } of await this.keys('apply.')) {
+      const a = await this.getApply(key.slice('apply.'.length));
       if (a) out.push(a);
     }
     return out;
@@ -166,7 +184,7 @@ export class Store {
         }
       }
       const held = e.json<Lease>();
-      if (held.apply_id !== lease.apply_id && Date.now() - held.at < staleMs) return false;
+      if (held.apply_id !== lease.apply_id && this.leaseAges.observe(key, e.revision) < staleMs) return false;
       try {
         await this.kv.put(key, JSON.stringify(lease), { previousSeq: e.revision });
         return true;
@@ -175,12 +193,20 @@ export class Store {
       }
     }
   }
-  async readLease(stack: string): Promise<Lease | undefined> {
-    const e = await this.kv.get(`lease.${stack}`);
-    return e && e.operation === 'PUT' ? e.json<Lease>() : undefined;
+  /** The stack's lease and `still_ms`: how long it has gone unrenewed as measured here (monotonic, from when this process first saw its revision). */
+  async readLease(stack: string): Promise<(Lease & { still_ms: number }) | undefined> {
+    const key = `lease.${stack}`;
+    const e = await this.kv.get(key);
+    return e && e.operation === 'PUT' ? { ...e.json<Lease>(), still_ms: this.leaseAges.observe(key, e.revision) } : undefined;
   }
-  async renewLease(stack: string, lease: Lease): Promise<void> {
-    await this.kv.put(`lease.${stack}`, JSON.stringify({ ...lease, at: Date.now() }));
+  /** Renew only the lease this apply still holds (compare-and-set): a taken-over lease is never overwritten. */
+  async renewLease(stack: string, lease: Lease): Promise<boolean> {
+    const key = `lease.${stack}`;
+    const e = await this.kv.get(key);
+    const held = e && e.operation === 'PUT' ? e.json<Lease>() : undefined;
+    if (!e || held?.apply_id !== lease.apply_id || held.owner !== lease.owner) return false;
+    await this.kv.put(key, JSON.stringify({ ...lease, at: Date.now() }), { previousSeq: e.revision });
+    return true;
   }
   async releaseLease(stack: string, applyId: string): Promise<void> {
     const l = await this.readLease(stack);
