@@ -1,5 +1,5 @@
-import { createDroplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
-import { configSchema } from './config.js';
+import { createDroplet, type Bus, type Env, type LiveConfig, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { configSchema, type Config } from './config.js';
 import type { MonitorEngine } from './engine/monitor-engine.js';
 import { registerIncidentRoutes } from './routes/incidents.js';
 import { registerMonitorRoutes } from './routes/monitors.js';
@@ -16,6 +16,8 @@ export interface HealthMonitorDropletDeps {
   exit?: (code: number) => void;
   logDestination?: NodeJS.WritableStream;
   onStop?: () => Promise<void>;
+  /** Settings /reload-config applies to the running engine. */
+  liveConfig?: LiveConfig<Config>;
 }
 
 /** The droplet: UDC endpoints from udc-kit plus the health-monitor's own routes. */

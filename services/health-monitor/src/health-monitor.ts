@@ -43,6 +43,11 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     exit: deps.exit,
     logDestination: deps.logDestination,
     engine: () => engine,
+    // New check timing from the env file reaches the running scheduler; other settings wait for a restart.
+    liveConfig: {
+      keys: ['CHECK_INTERVAL_MS', 'CHECK_TIMEOUT_MS', 'RECHECK_DELAY_MS', 'QUORUM_WINDOW_MS'],
+      apply: (next) => engine?.applyTiming(next),
+    },
     onStop: async () => {
       await engine?.stop();
       for (const close of closers) close();

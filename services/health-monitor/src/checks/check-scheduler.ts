@@ -73,6 +73,21 @@ export class CheckScheduler {
     }
   }
 
+  /**
+   * New check timing (a config reload). A shorter interval reschedules the waiting checks
+   * within it at once; a longer one takes effect as each check finishes.
+   */
+  setTiming(t: Pick<SchedulerOptions, 'intervalMs' | 'timeoutMs' | 'recheckDelayMs'>): void {
+    const shorter = t.intervalMs < this.opts.intervalMs;
+    this.opts = { ...this.opts, ...t };
+    if (!shorter || this.stopped) return;
+    for (const s of this.states.values()) {
+      if (s.running) continue;
+      clearTimeout(s.timer);
+      this.schedule(s, Math.random() * t.intervalMs);
+    }
+  }
+
   assigned(): string[] {
     return [...this.states.keys()];
   }

@@ -41,6 +41,11 @@ export class Evaluator {
     this.now = d.now ?? Date.now;
   }
 
+  /** How old an observation may be and still count (a config reload changed the check interval). */
+  setWindow(windowMs: number): void {
+    this.d.params = { ...this.d.params, windowMs };
+  }
+
   async evaluate(targetId: string): Promise<void> {
     if (this.busy.has(targetId)) return;
     const assigned = this.d.assignment(targetId);

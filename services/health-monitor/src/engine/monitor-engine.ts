@@ -232,6 +232,17 @@ export class MonitorEngine {
     log.info({ monitor_id: this.monitorId, members: this.membership.members(), targets: this.directory.size }, 'health monitor running');
   }
 
+  /**
+   * A config reload: the scheduler takes the new check timing and the evaluator the quorum
+   * window that follows from it (3 intervals unless QUORUM_WINDOW_MS), or a longer interval
+   * would leave every observation outside the window.
+   */
+  applyTiming(c: Config): void {
+    this.d.config = c;
+    this.scheduler?.setTiming({ intervalMs: c.CHECK_INTERVAL_MS, timeoutMs: c.CHECK_TIMEOUT_MS, recheckDelayMs: c.RECHECK_DELAY_MS });
+    this.evaluator?.setWindow(quorumWindowMs(c));
+  }
+
   private every(ms: number, fn: () => Promise<void> | void): void {
     const t = setInterval(() => {
       Promise.resolve(fn()).catch((err) => this.d.log.warn({ err }, 'periodic task failed'));
