@@ -5,6 +5,8 @@ import { Bus, createDroplet, DependencyUnavailable, parseConfig, type Env, type 
 import { deployerConfigSchema } from './config.js';
 import { Deployer } from './deploy/deployer.js';
 import { EnginePool } from './engine/engine-pool.js';
+import { followServerDown, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
+import { KvCollection } from './store/kv-collection.js';
 import { createMessageHandlers } from './messages.js';
 import { registerDeployConfigRoutes } from './routes/deploy-configs.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
@@ -39,7 +41,14 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
   const config = parseConfig(deployerConfigSchema, deps.env);
   const ownsBus = !deps.bus;
   const bus = deps.bus ?? (await Bus.fromConfig(config, 'deployer'));
-  const stores: Stores = createStores(await bus.kv(config.KV_BUCKET, { history: 3 }));
+  const kv = await bus.kv(config.KV_BUCKET, { history: 3 });
+  const stores: Stores = createStores(kv);
+  let replacement: ServerReplacement | undefined;
+  let unfollow: (() => void) | undefined;
+  const getReplacement = () => {
+    if (!replacement) throw new DependencyUnavailable('the deployer is starting');
+    return replacement;
+  };
   mkdirSync(join(config.DATA_DIR, 'uploads'), { recursive: true });
   let deployer: Deployer | undefined;
   const getDeployer = () => {
@@ -63,7 +72,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     exit: deps.exit,
     logDestination: deps.logDestination,
     routes(api, ctx) {
-      const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer, engines: () => engines };
+      const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer, engines: () => engines, replacement: getReplacement };
       registerProjectRoutes(api, rd);
       registerServiceRoutes(api, rd);
       registerEnvironmentRoutes(api, rd);
@@ -129,9 +138,18 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     async start(opts?: { port?: number; host?: string }) {
       await created.start();
       deployer = created;
+      replacement = new ServerReplacement({
+        stores,
+        deployer: getDeployer,
+        claims: new KvCollection<MoveClaim>(kv, 'server-move'),
+        emit: (type, data, level) => ctx.emit(type, data, level),
+        logger: ctx.logger,
+      });
+      unfollow = followServerDown(bus.nc, replacement, ctx.logger);
       return start(opts);
     },
     async stop(opts?: { deregister?: boolean }) {
+      unfollow?.();
       await stop(opts);
       if (ownsBus) await bus.close();
     },

@@ -78,5 +78,25 @@ export const deployerConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
     .default('deployer'),
+  /** The deployer's base URL as a provisioned machine reaches it (its ready report); unset: the address a provision request came in at. */
+  DEPLOYER_PUBLIC_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined))
+    .refine((v) => v === undefined || /^https?:\/\/[^\s'"$`\\]+$/.test(v), 'must be an http(s) URL'),
+  /** Addresses or CIDRs (comma-separated) a provisioned server lets reach its engine and app ports; unset: the host of the public URL. */
+  SERVER_ALLOW_FROM: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    ),
+  /** How long a provisioned machine has to report its engine ready before provisioning fails and the instance is deleted. */
+  PROVISION_TIMEOUT_S: z.coerce.number().min(1).max(86_400).default(900),
+  /** How long multi-cloud-manager may take to create the machine (the local provider starts a Docker Engine meanwhile). */
+  PROVISION_CREATE_TIMEOUT_S: z.coerce.number().min(1).max(120).default(120),
 });
 export type DeployerConfig = z.infer<typeof deployerConfigSchema>;

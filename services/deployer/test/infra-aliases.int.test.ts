@@ -138,14 +138,24 @@ describe('the Deploy API seed routes on the deployer', () => {
     expect(missing.status).toBe(404);
   });
 
-  it('GET /infra/servers lists the servers; POST /infra/servers/provision says it is not implemented (501)', async () => {
+  it('GET /infra/servers lists the servers; POST /infra/servers/provision is POST /servers/provision (admin)', async () => {
     const list = await request(droplet.app).get('/api/v1/infra/servers').set(auth);
     expect(list.status).toBe(200);
     expect(list.body.items.map((s: { id: string }) => s.id)).toContain('local');
-    const prov = await request(droplet.app).post('/infra/servers/provision').set(auth).send({ name: 'x' });
-    expect(prov.status).toBe(501);
-    expect(prov.body.status).toBe('error');
-    expect(prov.body.error.message).toMatch(/not implemented.*POST \/servers/);
+    expect((await request(droplet.app).post('/infra/servers/provision').set(auth).send({ name: 'x' })).status).toBe(403);
+    const admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
+    const bad = await request(droplet.app).post('/infra/servers/provision').set(admin).send({ name: 'x', provider: 'local' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body.error)).toMatch(/region and size/);
+    // Without a provider: the certificate and one-time token for a machine made by hand, as the unified route gives.
+    const prov = await request(droplet.app)
+      .post('/api/v1/infra/servers/provision')
+      .set(admin)
+      .send({ name: `${project}-byhand` });
+    expect(prov.status).toBe(201);
+    expect(prov.body).toMatchObject({ server_id: `${project}-byhand`, callback_path: `/servers/provision/${project}-byhand/ready` });
+    const seen = await request(droplet.app).get(`/servers/${project}-byhand`).set(auth);
+    expect(seen.body).toMatchObject({ id: `${project}-byhand`, status: 'waiting', provisioning: true });
   });
 
   it('GET|POST /infra/deploy-configs save and list deploy configs like /deploy-configs', async () => {

@@ -7,6 +7,8 @@ import { HostRegistry } from './domain/host-registry.js';
 import { KvIdempotencyStore } from './domain/idempotency-store.js';
 import { LifecycleWatcher } from './domain/lifecycle-watcher.js';
 import { messageHandlers } from './messages.js';
+import { ServerProvisioning } from './domain/server-provisioning.js';
+import { LocalServers } from './providers/local/local-servers.js';
 import { ProviderSet } from './providers/provider-set.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerInstanceRoutes } from './routes/instances.js';
@@ -69,6 +71,12 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
     if (!fleet) throw new Error('fleet not built');
     return fleet;
   };
+  let servers: ServerProvisioning | undefined;
+  let localServers: LocalServers | undefined;
+  const theServers = () => {
+    if (!servers) throw new Error('server provisioning not built');
+    return servers;
+  };
   const droplet = createDroplet<Config>({
     name: DROPLET_NAME,
     version: '0.1.0',
@@ -109,6 +117,11 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
     routes(api, ctx) {
       providers = ProviderSet.fromConfig(ctx.config, { logger: ctx.logger, docker: deps.docker });
       fleet = buildFleet(ctx, providers);
+      localServers = new LocalServers({
+        logger: ctx.logger,
+        onReportFailed: (server_id, reason) => ctx.emit('server.report_failed', { server_id, reason }),
+      });
+      servers = new ServerProvisioning(theFleet, localServers, new HostRegistry(() => ctx.registry, ctx.logger));
       const routeDeps = { fleet, providers };
       registerInstanceRoutes(api, routeDeps);
       registerCatalogRoutes(api, routeDeps);
@@ -116,11 +129,12 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
       registerMultiRoutes(api, routeDeps);
       registerLegacyAliasRoutes(api, routeDeps);
     },
-    messageHandlers: messageHandlers(theFleet),
+    messageHandlers: messageHandlers(theFleet, theServers),
     async onStop() {
       fleet?.stop();
+      await localServers?.close();
       await providers?.close();
     },
   });
-  return Object.assign(droplet, { fleet: theFleet });
+  return Object.assign(droplet, { fleet: theFleet, servers: theServers });
 }

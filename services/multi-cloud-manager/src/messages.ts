@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InvalidRequest, type MessageHandler } from '@droplet-mesh/udc-kit';
 import { callerOf, type Fleet } from './domain/fleet.js';
 import { providerName } from './routes/schemas.js';
+import { serverCreatePayload, serverDeletePayload, type ServerProvisioning } from './domain/server-provisioning.js';
 
 const rebootPayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128), wait: z.boolean().default(false) });
 const listPayload = z.object({ provider: providerName.optional() });
@@ -21,8 +22,26 @@ function parse<S extends z.ZodType>(schema: S, payload: unknown): z.infer<S> {
   return r.data;
 }
 
-export function messageHandlers(fleet: () => Fleet): Record<string, MessageHandler> {
+export function messageHandlers(fleet: () => Fleet, servers?: () => ServerProvisioning): Record<string, MessageHandler> {
   return {
+    // The deployer provisioning a mesh server (its POST /servers/provision): admin only, the payload holds the server's key.
+    'server.create': {
+      types: ['command'],
+      scope: 'admin',
+      handle: async (payload) => {
+        if (!servers) throw new InvalidRequest('server provisioning is not available');
+        return servers().create(parse(serverCreatePayload, payload));
+      },
+    },
+    'server.delete': {
+      types: ['command'],
+      scope: 'admin',
+      handle: async (payload) => {
+        if (!servers) throw new InvalidRequest('server provisioning is not available');
+        const p = parse(serverDeletePayload, payload);
+        return servers().delete(p.provider, p.instance_id);
+      },
+    },
     'instance.reboot': {
       types: ['command'],
       handle: async (payload, _envelope, ctx) => {

@@ -75,6 +75,8 @@ export interface Server {
   instance_id?: string;
   /** Sealed TLS material; never returned. */
   tls_sealed?: import('./secrets-crypto.js').SealedSecret;
+  /** Drained: no new replicas are placed here (its old ones were moved off). */
+  draining?: boolean;
   created_at: string;
 }
 

@@ -13,12 +13,13 @@ export const environmentRefs = z
 export interface PlaceableServer {
   id: string;
   environments?: string[];
+  draining?: boolean;
 }
 
-/** The servers assigned to project/environment, sorted by id. */
+/** The servers assigned to project/environment that take replicas (not drained), sorted by id. */
 export function environmentServers<S extends PlaceableServer>(servers: S[], project: string, environment: string): S[] {
   return servers
-    .filter((s) => s.environments?.some((e) => e === environment || e === `${project}/${environment}`))
+    .filter((s) => !s.draining && s.environments?.some((e) => e === environment || e === `${project}/${environment}`))
     .sort((a, b) => a.id.localeCompare(b.id));
 }
 

@@ -5,7 +5,15 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const PROVISION_PREFIX = 'provision';
 
-export type ProvisionStatus = 'waiting' | 'ready';
+/**
+ * `waiting`: material handed out, the caller creates the machine itself. With a provider:
+ * `creating_instance` (multi-cloud-manager is creating it), then `waiting_for_callback`
+ * (it exists; its ready report has not come). `ready` once registered, `failed` with a reason.
+ */
+export type ProvisionStatus = 'waiting' | 'creating_instance' | 'waiting_for_callback' | 'ready' | 'failed';
+
+/** Still expecting the machine's ready report. */
+export const isOpen = (s: ProvisionStatus) => s === 'waiting' || s === 'creating_instance' || s === 'waiting_for_callback';
 
 export interface PendingServer {
   id: string;
@@ -17,6 +25,15 @@ export interface PendingServer {
   expires_at: string;
   created_at: string;
   updated_at: string;
+  /** Provisioned through multi-cloud-manager: where, and the instance it created. */
+  provider?: string;
+  region?: string;
+  size?: string;
+  instance_id?: string;
+  /** Why it failed (our words; never a remote's raw answer). */
+  reason?: string;
+  /** Each step with its time, for whoever watches the progress. */
+  steps?: Array<{ at: string; status: ProvisionStatus; message: string }>;
   /** Once ready: where the engine answered, and what it reported. */
   address?: string;
   docker_version?: string;
@@ -41,5 +58,5 @@ export const isExpired = (p: PendingServer, now = Date.now()) => Date.parse(p.ex
 
 export const pendingView = ({ token_sha256: _t, ...rest }: PendingServer) => ({
   ...rest,
-  status: rest.status === 'waiting' && isExpired({ ...rest, token_sha256: '' }) ? ('expired' as const) : rest.status,
+  status: isOpen(rest.status) && isExpired({ ...rest, token_sha256: '' }) ? ('expired' as const) : rest.status,
 });

@@ -1,13 +1,14 @@
 // The Deploy API seed's routes (its dashboard called them under /api/v1 too), kept as thin
 // aliases of the unified ones: same handlers, same validation, same errors.
 import { z } from 'zod';
-import { Conflict, NotFound, paginate, paginationQuery, UdcError, type Api } from '@droplet-mesh/udc-kit';
+import { Conflict, NotFound, paginate, paginationQuery, type Api } from '@droplet-mesh/udc-kit';
 import { deployConfigInput, nameSchema, type Server } from '../domain/model.js';
 import { targetId } from '../domain/naming.js';
 import { createDeployConfig, listDeployConfigs } from './deploy-configs.js';
 import { deployCommandOf, historyQuery, listDeployments } from './deployments.js';
 import { streamProgress } from './progress-stream.js';
 import type { RouteDeps } from './route-deps.js';
+import { provisionBody, provisionServer } from './servers.js';
 
 export const INFRA_PREFIXES = ['/infra', '/api/v1/infra'] as const;
 
@@ -102,19 +103,14 @@ export function registerInfraAliasRoutes(api: Api, deps: RouteDeps): void {
     api.post(
       `${prefix}/servers/provision`,
       {
-        scope: 'write',
+        scope: 'admin',
         summary:
-          'Not implemented (501): the deployer does not provision machines. Create one with multi-cloud-manager POST /instances, then add it with POST /servers {instance_id}',
+          'Alias of POST /servers/provision: {provider, region, size, name} has multi-cloud-manager create the machine and answers 202 with the progress at GET /servers/{name}',
+        body: provisionBody,
+        status: 201,
         tags,
       },
-      () => {
-        throw new UdcError(
-          501,
-          'INVALID_REQUEST',
-          'provisioning is not implemented on the deployer: create the machine with multi-cloud-manager (POST /instances), then add it here with POST /servers {"id", "instance_id"}',
-          { unified: ['POST multi-cloud-manager /instances', 'POST /servers'] },
-        );
-      },
+      ({ body, req }) => provisionServer(deps, body, req),
     );
     api.get(
       `${prefix}/snapshots`,

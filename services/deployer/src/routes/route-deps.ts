@@ -1,3 +1,4 @@
+import type { ServerReplacement } from '../deploy/server-replacement.js';
 import type { DropletContext } from '@droplet-mesh/udc-kit';
 import type { DeployerConfig } from '../config.js';
 import type { Deployer } from '../deploy/deployer.js';
@@ -11,6 +12,8 @@ export interface RouteDeps {
   deployer: () => Deployer;
   /** The Docker engines, one per server (undeploy removes containers directly). */
   engines: () => EnginePool;
+  /** Moves a server's replicas elsewhere (drain, a lost server). */
+  replacement?: () => ServerReplacement;
 }
 
 export const now = () => new Date().toISOString();

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import Docker from 'dockerode';
+import type { Request } from 'express';
 import { z } from 'zod';
 import {
   AddressPolicy,
@@ -20,7 +21,16 @@ import {
 import { engineIdentity, fingerprint, issueCertificate, loadOrCreateMeshCa, type MeshCa } from '../domain/mesh-ca.js';
 import { nameSchema, serverInput, type Server } from '../domain/model.js';
 import { environmentRefs } from '../domain/placement.js';
-import { isExpired, newProvisionToken, PROVISION_PREFIX, pendingView, tokenMatches, type PendingServer } from '../domain/provisioning.js';
+import {
+  isExpired,
+  isOpen,
+  newProvisionToken,
+  PROVISION_PREFIX,
+  pendingView,
+  tokenMatches,
+  type PendingServer,
+} from '../domain/provisioning.js';
+import { allowFromFor, ServerProvisioner, type MachineRequest } from '../deploy/server-provisioner.js';
 import { KvCollection } from '../store/kv-collection.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
@@ -119,13 +129,25 @@ const engineCertificateBody = z.object({
   days: z.number().int().min(1).max(825).default(397),
 });
 
-const provisionBody = z.object({
-  id: nameSchema,
-  environments: environmentRefs.optional(),
-  engine_port: z.number().int().min(1).max(65535).default(2376),
-  /** How long the one-time token is good for. */
-  expires_in_s: z.number().int().min(1).max(86_400).default(1800),
-});
+export const provisionBody = z
+  .object({
+    /** The server id (also its certificate's name); `name` is the same, as the seed and `meshctl server add` say it. */
+    id: nameSchema.optional(),
+    name: nameSchema.optional(),
+    environments: environmentRefs.optional(),
+    engine_port: z.number().int().min(1).max(65535).default(2376),
+    /** How long the one-time token is good for (with a provider: PROVISION_TIMEOUT_S unless given). */
+    expires_in_s: z.number().int().min(1).max(86_400).optional(),
+    /** With a provider, multi-cloud-manager creates the machine and the answer is 202 with the progress to follow. */
+    provider: z.enum(['local', 'digitalocean', 'hetzner', 'vultr']).optional(),
+    region: z.string().min(1).max(64).optional(),
+    size: z.string().min(1).max(64).optional(),
+    image: z.string().min(1).max(128).optional(),
+  })
+  .refine((b) => b.id || b.name, { message: 'give id (or name)', path: ['id'] })
+  .refine((b) => !b.id || !b.name || b.id === b.name, { message: 'id and name differ', path: ['name'] })
+  .refine((b) => !b.provider || (b.region && b.size), { message: 'a provider needs region and size', path: ['region'] });
+export type ProvisionBody = z.infer<typeof provisionBody>;
 
 /** What the machine reports (the report script of multi-cloud-manager's user_data sends the last four). */
 const readyBody = z.object({
@@ -142,10 +164,13 @@ const readyBody = z.object({
 
 const bearer = (h: string | undefined) => (h && /^Bearer [A-Za-z0-9_-]{1,256}$/.test(h) ? h.slice(7) : undefined);
 
+const caLoaders = new WeakMap<object, () => Promise<MeshCa>>();
 /** The mesh CA, loaded (or created) once per process from the deployer's KV bucket. */
 function meshCaLoader(deps: RouteDeps): () => Promise<MeshCa> {
+  const known = caLoaders.get(deps.ctx);
+  if (known) return known;
   let p: Promise<MeshCa> | undefined;
-  return () => {
+  const load = () => {
     if (!p) {
       p = deps.ctx.bus
         .kv(deps.ctx.config.KV_BUCKET, { history: 3 })
@@ -156,6 +181,111 @@ function meshCaLoader(deps: RouteDeps): () => Promise<MeshCa> {
     }
     return p;
   };
+  caLoaders.set(deps.ctx, load);
+  return load;
+}
+
+const pendingStore = async (deps: RouteDeps) =>
+  new KvCollection<PendingServer>(await deps.ctx.bus.kv(deps.ctx.config.KV_BUCKET, { history: 3 }), PROVISION_PREFIX);
+
+const provisioners = new WeakMap<object, ServerProvisioner>();
+/** One provisioner per droplet (its timers wait for machines' reports). */
+export function provisionerOf(deps: RouteDeps): ServerProvisioner {
+  let p = provisioners.get(deps.ctx);
+  if (!p) {
+    const c = deps.ctx.config;
+    p = new ServerProvisioner({
+      pendings: () => pendingStore(deps),
+      send: (req) => deps.ctx.send(req),
+      emit: (type, data, level) => deps.ctx.emit(type, data, level),
+      logger: deps.ctx.logger,
+      createTimeoutMs: c.PROVISION_CREATE_TIMEOUT_S * 1000,
+      reportTimeoutMs: c.PROVISION_TIMEOUT_S * 1000,
+    });
+    provisioners.set(deps.ctx, p);
+  }
+  return p;
+}
+
+/** The deployer's URL as a machine reaches it: configured, else where this request came in. */
+function deployerUrl(deps: RouteDeps, req: Request): string {
+  if (deps.ctx.config.DEPLOYER_PUBLIC_URL) return deps.ctx.config.DEPLOYER_PUBLIC_URL;
+  const a = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+  return `http://${isIP(a) === 6 ? `[${a}]` : a}:${req.socket.localPort}`;
+}
+
+/**
+ * POST /servers/provision (and the seed's /infra/servers/provision): without a provider, the
+ * engine certificate and one-time token for a machine the caller creates (201); with one,
+ * multi-cloud-manager creates the machine with them and the answer is 202, the provisioning
+ * record to follow at GET /servers/{id} (or /servers/provision/{id}) until ready or failed.
+ */
+export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req: Request) {
+  const id = (body.id ?? body.name)!;
+  const c = deps.ctx.config;
+  if (await deps.stores().servers.get(id)) throw new Conflict(`server '${id}' exists`);
+  let machine: MachineRequest | undefined;
+  if (body.provider) {
+    const url = deployerUrl(deps, req);
+    const allowFrom = allowFromFor(c.SERVER_ALLOW_FROM, url);
+    if (body.provider !== 'local' && allowFrom.length === 0)
+      throw new InvalidRequest(
+        'set SERVER_ALLOW_FROM (the mesh addresses a new server opens its engine port to) or DEPLOYER_PUBLIC_URL with an IP address',
+      );
+    machine = {
+      provider: body.provider,
+      region: body.region!,
+      size: body.size!,
+      ...(body.image ? { image: body.image } : {}),
+      deployerUrl: url,
+      allowFrom,
+      appPorts: c.DEPLOY_PORT_RANGE,
+    };
+  }
+  const store = await pendingStore(deps);
+  const cur = await store.getWithRevision(id);
+  if (cur && isOpen(cur.value.status) && !isExpired(cur.value))
+    throw new Conflict(`server '${id}' is already being provisioned (until ${cur.value.expires_at})`);
+  const issued = await issueCertificate(await meshCaLoader(deps)(), { kind: 'server', commonName: id, addresses: [engineIdentity(id)] });
+  const { token, sha256 } = newProvisionToken();
+  const t = Date.now();
+  const expiresIn = body.expires_in_s ?? (machine ? c.PROVISION_TIMEOUT_S + c.PROVISION_CREATE_TIMEOUT_S : 1800);
+  const at = new Date(t).toISOString();
+  const pending: PendingServer = {
+    id,
+    token_sha256: sha256,
+    engine_port: body.engine_port,
+    ...(body.environments ? { environments: body.environments } : {}),
+    status: machine ? 'creating_instance' : 'waiting',
+    ...(machine ? { provider: machine.provider, region: machine.region, size: machine.size } : {}),
+    steps: [
+      {
+        at,
+        status: machine ? 'creating_instance' : 'waiting',
+        message: machine
+          ? `asking multi-cloud-manager for a ${machine.size} machine in ${machine.provider}/${machine.region}`
+          : 'certificate and one-time token issued; waiting for the machine to report',
+      },
+    ],
+    expires_at: new Date(t + expiresIn * 1000).toISOString(),
+    created_at: at,
+    updated_at: at,
+  };
+  const saved = cur ? await store.update([id], pending, cur.revision) : await store.create([id], pending);
+  if (!saved) throw new Conflict(`server '${id}' is being provisioned by another request`);
+  const material = {
+    server_id: id,
+    engine_port: body.engine_port,
+    ca: issued.ca,
+    cert: issued.cert,
+    key: issued.key,
+    callback_token: token,
+    callback_path: `/servers/provision/${id}/ready`,
+  };
+  if (!machine) return reply(201, { ...material, expires_at: pending.expires_at });
+  deps.ctx.emit('server.provisioning', { server_id: id, status: pending.status, message: pending.steps![0].message });
+  void provisionerOf(deps).launch(material, machine);
+  return reply(202, { ...pendingView(pending), progress_url: `/servers/${id}` });
 }
 
 /** The address of a multi-cloud-manager instance, asked over UDC. */
@@ -177,8 +307,7 @@ async function instanceAddress(deps: RouteDeps, instanceId: string): Promise<str
 
 export function registerServerRoutes(api: Api, deps: RouteDeps): void {
   const meshCa = meshCaLoader(deps);
-  const pendings = async () =>
-    new KvCollection<PendingServer>(await deps.ctx.bus.kv(deps.ctx.config.KV_BUCKET, { history: 3 }), PROVISION_PREFIX);
+  const pendings = () => pendingStore(deps);
 
   /** A client certificate of the mesh CA for server `id`, sealed with the CA and the identity its engine must present. */
   const meshClientTls = async (id: string) => {
@@ -258,52 +387,23 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
   );
   api.get('/servers/:id', { summary: 'One server', params, tags: ['servers'] }, async ({ params: p }) => {
     const s = await deps.stores().servers.get(p.id);
-    if (!s) throw new NotFound(`no server '${p.id}'`);
-    return publicView(s);
+    if (s) return publicView(s);
+    // Not registered yet: where its provisioning stands (a failed one says why).
+    const pending = await (await pendings()).get(p.id);
+    if (pending && pending.status !== 'ready') return { ...pendingView(pending), provisioning: true };
+    throw new NotFound(`no server '${p.id}'`);
   });
   api.post(
     '/servers/provision',
     {
       scope: 'admin',
       summary:
-        "Start provisioning a server: its engine certificate (by identity, no address needed) and a one-time token for the machine's ready report; goes into multi-cloud-manager's user_data",
+        "Provision a server. With provider, region and size: multi-cloud-manager creates the machine with the server's engine certificate and one-time token (cloud-init user_data, or a local engine) and the answer is 202, the progress at GET /servers/{id} until ready or failed (event server.provisioning). Without: the certificate and token for a machine created by hand (201)",
       body: provisionBody,
       status: 201,
       tags: ['servers'],
     },
-    async ({ body }) => {
-      const st = deps.stores();
-      if (await st.servers.get(body.id)) throw new Conflict(`server '${body.id}' exists`);
-      const store = await pendings();
-      const cur = await store.getWithRevision(body.id);
-      if (cur && cur.value.status === 'waiting' && !isExpired(cur.value))
-        throw new Conflict(`server '${body.id}' is already being provisioned (until ${cur.value.expires_at})`);
-      const issued = await issueCertificate(await meshCa(), { kind: 'server', commonName: body.id, addresses: [engineIdentity(body.id)] });
-      const { token, sha256 } = newProvisionToken();
-      const t = Date.now();
-      const pending: PendingServer = {
-        id: body.id,
-        token_sha256: sha256,
-        engine_port: body.engine_port,
-        ...(body.environments ? { environments: body.environments } : {}),
-        status: 'waiting',
-        expires_at: new Date(t + body.expires_in_s * 1000).toISOString(),
-        created_at: new Date(t).toISOString(),
-        updated_at: new Date(t).toISOString(),
-      };
-      const saved = cur ? await store.update([body.id], pending, cur.revision) : await store.create([body.id], pending);
-      if (!saved) throw new Conflict(`server '${body.id}' is being provisioned by another request`);
-      return {
-        server_id: body.id,
-        engine_port: body.engine_port,
-        ca: issued.ca,
-        cert: issued.cert,
-        key: issued.key,
-        callback_token: token,
-        callback_path: `/servers/provision/${body.id}/ready`,
-        expires_at: pending.expires_at,
-      };
-    },
+    ({ body, req }) => provisionServer(deps, body, req),
   );
   api.get('/servers/provision/:id', { summary: 'Where provisioning a server stands', params, tags: ['servers'] }, async ({ params: p }) => {
     const cur = await (await pendings()).get(p.id);
@@ -326,7 +426,8 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       const cur = await store.getWithRevision(p.id);
       if (!cur || !tokenMatches(bearer(req.header('authorization')), cur.value.token_sha256))
         throw new Unauthorized('unknown server or wrong token');
-      if (cur.value.status !== 'waiting') throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
+      if (cur.value.status === 'failed') throw new Conflict(`provisioning server '${p.id}' failed: ${cur.value.reason ?? 'see its steps'}`);
+      if (!isOpen(cur.value.status)) throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
       if (isExpired(cur.value)) throw new Conflict(`the token for server '${p.id}' expired at ${cur.value.expires_at}`);
       if (body.server_id && body.server_id !== p.id) throw new InvalidRequest(`the report names server '${body.server_id}', not '${p.id}'`);
       const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -341,6 +442,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         address,
         tls_sealed: sealSecret(deps.ctx.config.DEPLOYER_MASTER_KEY, JSON.stringify(await meshClientTls(p.id)), `server/${p.id}/tls`),
         ...(cur.value.environments ? { environments: cur.value.environments } : {}),
+        ...(cur.value.provider && cur.value.instance_id ? { instance_id: `${cur.value.provider}:${cur.value.instance_id}` } : {}),
         created_at: now(),
       };
       await pingEngine(server, deps.ctx.config.DEPLOYER_MASTER_KEY);
@@ -351,11 +453,17 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         address,
         ...(body.docker_version ? { docker_version: body.docker_version } : {}),
         updated_at: now(),
+        steps: [
+          ...(cur.value.steps ?? []),
+          { at: now(), status: 'ready', message: `engine answered over mutual TLS at ${address}:${port}; registered` },
+        ],
       };
       if (!(await store.update([p.id], ready, cur.revision)))
         throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
       if (!(await deps.stores().servers.create([p.id], server))) throw new Conflict(`server '${p.id}' exists`);
+      provisionerOf(deps).ready(p.id);
       deps.ctx.emit('server.provisioned', { server_id: p.id, address, docker_version: body.docker_version });
+      deps.ctx.emit('server.provisioning', { server_id: p.id, status: 'ready', message: 'registered' });
       return publicView(server);
     },
   );
@@ -412,6 +520,34 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       throw new Conflict(`server '${p.id}' changed meanwhile; try again`);
     },
   );
+  api.post(
+    '/servers/:id/drain',
+    {
+      scope: 'write',
+      summary:
+        "Drain a server: no new replicas are placed on it, and every service with a replica there is redeployed onto its environment's other servers (202, one deployment each); {draining: false} takes it back for the next deploys",
+      params,
+      body: z.object({ draining: z.boolean().default(true) }).default({ draining: true }),
+      status: 202,
+      tags: ['servers'],
+    },
+    async ({ params: p, body, principal }) => {
+      if (p.id === LOCAL_SERVER_ID && body.draining) throw new Conflict('the local server cannot be drained');
+      const st = deps.stores();
+      let server: Server | undefined;
+      for (let attempt = 0; attempt < 5 && !server; attempt++) {
+        const cur = await st.servers.getWithRevision(p.id);
+        if (!cur) throw new NotFound(`no server '${p.id}'`);
+        const next: Server = { ...cur.value, draining: body.draining };
+        if (!body.draining) delete next.draining;
+        if (await st.servers.update([p.id], next, cur.revision)) server = next;
+      }
+      if (!server) throw new Conflict(`server '${p.id}' changed meanwhile; try again`);
+      const moves = body.draining && deps.replacement ? await deps.replacement().moveOff(p.id, 'drain', principal?.sub ?? 'unknown') : [];
+      deps.ctx.emit(body.draining ? 'server.drained' : 'server.undrained', { server_id: p.id, moves });
+      return { server: publicView(server), moves };
+    },
+  );
   api.delete(
     '/servers/:id',
     { scope: 'write', summary: 'Remove a server that runs nothing', params, tags: ['servers'] },
@@ -420,7 +556,10 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       if (p.id === LOCAL_SERVER_ID) throw new Conflict('the local server cannot be removed');
       if (!(await st.servers.get(p.id))) throw new NotFound(`no server '${p.id}'`);
       const using = (await st.releases.list()).filter((r) => r.containers.some((c) => c.server_id === p.id));
-      if (using.length > 0) throw new Conflict(`server '${p.id}' runs deployed services`, { targets: using.map((r) => r.target_id) });
+      if (using.length > 0)
+        throw new Conflict(`server '${p.id}' runs deployed services: drain it first (POST /servers/${p.id}/drain)`, {
+          targets: using.map((r) => r.target_id),
+        });
       await st.servers.delete(p.id);
     },
   );

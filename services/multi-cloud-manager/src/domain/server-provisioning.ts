@@ -1,0 +1,115 @@
+// `server.create` / `server.delete`: the deployer provisioning a mesh server. On a cloud the
+// instance is created with the cloud-init user_data (server-bootstrap.ts) that installs
+// Docker with the server's mesh certificate and reports back with the one-time token; on
+// the local provider a real engine is started here and reports back the same way.
+import { z } from 'zod';
+import { InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
+import { MANAGED_TAG, type Instance, type ProviderName } from '../providers/cloud-provider.js';
+import type { LocalServers } from '../providers/local/local-servers.js';
+import { providerName } from '../routes/schemas.js';
+import type { Fleet } from './fleet.js';
+import type { HostRegistry } from './host-registry.js';
+import { bootstrapFromProvision, renderUserData } from './server-bootstrap.js';
+
+/** The image a mesh server starts from on each cloud (Debian 12: its cloud-init is what the user_data is checked with). */
+export const SERVER_IMAGES: Record<Exclude<ProviderName, 'local'>, string> = {
+  digitalocean: 'debian-12-x64',
+  hetzner: 'debian-12',
+  vultr: '2136',
+};
+
+const pem = z.string().min(1).max(20_000);
+const address = z.string().regex(/^[0-9A-Fa-f.:/]{2,49}$/, 'must be an IP address or CIDR');
+
+export const serverCreatePayload = z.object({
+  provider: providerName,
+  region: z.string().min(1).max(64),
+  size: z.string().min(1).max(64),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lowercase name'),
+  image: z.string().min(1).max(128).optional(),
+  /** What the deployer's provisioning answered: the server's certificate and one-time token. */
+  provision: z.object({
+    server_id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+    engine_port: z.number().int().min(1).max(65535),
+    ca: pem,
+    cert: pem,
+    key: pem,
+    callback_token: z.string().regex(/^[A-Za-z0-9_-]{32,128}$/),
+    callback_path: z.string().regex(/^\/[A-Za-z0-9/_-]{1,200}$/),
+  }),
+  /** The deployer's base URL the machine reports to. */
+  deployer_url: z.url({ protocol: /^https?$/ }),
+  /** Mesh addresses allowed to reach the engine and app ports (the server's firewall). */
+  allow_from: z.array(address).min(1).max(32),
+  app_ports: z.tuple([z.number().int(), z.number().int()]).optional(),
+});
+export type ServerCreatePayload = z.infer<typeof serverCreatePayload>;
+
+export const serverDeletePayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128) });
+
+export class ServerProvisioning {
+  constructor(
+    private readonly fleet: () => Fleet,
+    private readonly local: LocalServers,
+    private readonly hosts: HostRegistry,
+  ) {}
+
+  /** Creates the machine; answers as soon as it exists (the ready report comes later, from the machine). */
+  async create(p: ServerCreatePayload): Promise<{ instance: Instance; user_data_bytes?: number }> {
+    const callbackUrl = new URL(p.provision.callback_path, p.deployer_url).toString();
+    if (p.provider === 'local') {
+      if (p.region !== 'local')
+        throw new InvalidRequest("local has only the region 'local'", { fields: [{ path: 'region', message: "must be 'local'" }] });
+      const instance = await this.local.create({
+        name: p.name,
+        serverId: p.provision.server_id,
+        enginePort: p.provision.engine_port,
+        tls: { ca: p.provision.ca, cert: p.provision.cert, key: p.provision.key },
+        callbackUrl,
+        callbackToken: p.provision.callback_token,
+      });
+      await this.hosts.register(instance);
+      return { instance };
+    }
+    let userData: string;
+    try {
+      userData = renderUserData(
+        bootstrapFromProvision(p.provision, {
+          deployerUrl: p.deployer_url,
+          allowFrom: p.allow_from,
+          ...(p.app_ports ? { appPorts: p.app_ports } : {}),
+        }),
+      );
+    } catch (err) {
+      throw new InvalidRequest((err as Error).message);
+    }
+    const res = await this.fleet().create(
+      {
+        provider: p.provider,
+        name: p.name,
+        region: p.region,
+        size: p.size,
+        image: p.image ?? SERVER_IMAGES[p.provider],
+        tags: [MANAGED_TAG, 'mesh-server'],
+        labels: { 'mesh-server': p.provision.server_id },
+        user_data: userData,
+        wait: false,
+      },
+      undefined,
+      { admin: true },
+    );
+    const instance = (res.body as { instance: Instance }).instance;
+    return { instance, user_data_bytes: Buffer.byteLength(userData) };
+  }
+
+  async delete(provider: ProviderName, instanceId: string): Promise<{ deleted: boolean }> {
+    if (provider === 'local') {
+      const found = this.local.byProviderId(instanceId);
+      if (!found) throw new NotFound(`no local server '${instanceId}'`);
+      await this.hosts.remove(found.instance);
+      return { deleted: await this.local.delete(found.name) };
+    }
+    await this.fleet().delete(provider, instanceId, false, { admin: true });
+    return { deleted: true };
+  }
+}
