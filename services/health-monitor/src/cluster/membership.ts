@@ -13,6 +13,9 @@ export interface MemberRecord {
  * heartbeat; a member not heard from within the TTL has left (kill -9 leaves no
  * goodbye, and expiry in the bucket sends no watch event, so we time members out
  * ourselves). A clean stop deletes the record so peers rebalance at once.
+ *
+ * "Heard from" is when this monitor *received* the record, on its own monotonic clock:
+ * never the record's server timestamp, which comes from another machine's clock.
  */
 export class Membership {
   private seen = new Map<string, { record: MemberRecord; at: number }>();
@@ -26,7 +29,7 @@ export class Membership {
     private self: MemberRecord,
     private opts: { heartbeatMs: number; ttlMs: number },
     private log: Logger,
-    private now: () => number = Date.now,
+    private now: () => number = () => performance.now(),
   ) {}
 
   async start(): Promise<void> {
@@ -38,9 +41,9 @@ export class Membership {
         if (e.operation === 'PUT') {
           try {
             const record = e.json<MemberRecord>();
-            // History replayed at start carries its age; live updates are fresh.
-            const at = e.isUpdate ? this.now() : Math.min(this.now(), e.created.getTime());
-            this.seen.set(record.id, { record, at });
+            // Replayed history counts as heard now: a member that died just before we started
+            // stays listed for one TTL, rather than trusting another machine's clock.
+            this.seen.set(record.id, { record, at: this.now() });
           } catch {
             this.log.warn({ key: e.key }, 'ignoring a malformed member record');
           }

@@ -27,7 +27,7 @@ export const BUCKETS = {
   leases: 'health-monitor-leases',
   targets: 'health-monitor-targets',
 } as const;
-/** Housekeeping only: live members and leases are judged by their own timestamps. */
+/** Housekeeping only: live members and leases are judged by when this monitor saw them change (its monotonic clock). */
 const GC_TTL_MS = 24 * 3600_000;
 /** The registry announces removals here (udc-kit event of the registry droplet). */
 const DEREGISTERED_SUBJECT = 'registry.droplet.deregistered';
@@ -110,7 +110,7 @@ export class MonitorEngine {
     await this.incidents.prune().catch((err) => log.warn({ err }, 'could not prune resolved incidents'));
 
     const self: MemberRecord = { id: this.monitorId, url: this.d.selfUrl, started_at: new Date(this.now()).toISOString() };
-    this.membership = new Membership(membersKv, self, { heartbeatMs: c.MEMBER_HEARTBEAT_MS, ttlMs: c.MEMBER_TTL_MS }, log, this.now);
+    this.membership = new Membership(membersKv, self, { heartbeatMs: c.MEMBER_HEARTBEAT_MS, ttlMs: c.MEMBER_TTL_MS }, log);
     const control = new ControlCheck(
       () => {
         const urls = [...c.CONTROL_CHECK_URLS, ...this.membership.peerUrls()];
@@ -165,7 +165,7 @@ export class MonitorEngine {
     this.recovery = new RecoveryWorker({
       monitorId: this.monitorId,
       store: this.incidents,
-      lease: new KvLease(leasesKv, this.monitorId, c.LEASE_TTL_MS, this.now),
+      lease: new KvLease(leasesKv, this.monitorId, c.LEASE_TTL_MS),
       notifier: this.d.notifier,
       target: (id) => this.directory.get(id),
       reread: (id) => this.directory.reread(id),
