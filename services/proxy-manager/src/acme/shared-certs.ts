@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import type { Logger } from '@droplet-mesh/udc-kit';
+import { KvLease, type Logger } from '@droplet-mesh/udc-kit';
 import { watchUpdates, type KeyChange, type KeyWatch } from '../store/kv-watch.js';
 
 export interface SharedCertificate {
@@ -17,11 +17,6 @@ interface StoredCertificate {
   issued_by: string;
   stored_at: string;
 }
-interface Lease {
-  holder: string;
-  until: number;
-}
-
 export interface SharedCertStoreOptions {
   /** 32 bytes: private keys are sealed with AES-256-GCM before they reach the bucket. */
   encryptionKey?: Buffer;
@@ -37,10 +32,15 @@ export interface SharedCertStoreOptions {
  * the domain and the key matches it. `lease.<domain>` makes one replica the issuer at a time.
  */
 export class SharedCertStore {
+  /** Judged by the key's revision and this replica's monotonic clock: replicas on other machines never compare wall clocks. */
+  private lease: KvLease;
+
   constructor(
     private kv: KV,
     private o: SharedCertStoreOptions,
-  ) {}
+  ) {
+    this.lease = new KvLease(kv, { holder: o.replicaId, ttlMs: 120_000, key: (domain) => `lease.${domain}` });
+  }
 
   get encrypted(): boolean {
     return !!this.o.encryptionKey;
@@ -91,31 +91,17 @@ export class SharedCertStore {
     await this.kv.put(`cert.${domain}`, JSON.stringify(value));
   }
 
-  /** Become the one replica that talks to the CA for `domain`, for `ttlMs` (compare-and-set). */
-  async acquireLease(domain: string, ttlMs: number, now = Date.now()): Promise<boolean> {
-    const k = `lease.${domain}`;
-    const e = await this.kv.get(k);
-    const mine = JSON.stringify({ holder: this.o.replicaId, until: now + ttlMs } satisfies Lease);
-    try {
-      if (!e || e.operation !== 'PUT' || e.length === 0) {
-        await this.kv.create(k, mine);
-        return true;
-      }
-      const lease = e.json<Lease>();
-      if (lease.holder !== this.o.replicaId && lease.until > now) return false;
-      await this.kv.update(k, mine, e.revision);
-      return true;
-    } catch {
-      return false; // another replica took it first
-    }
+  /**
+   * Become the one replica that talks to the CA for `domain`, for `ttlMs` (compare-and-set).
+   * A lease another replica left behind is taken once it has gone `ttlMs` unrenewed, as
+   * measured here from when this replica first saw it.
+   */
+  async acquireLease(domain: string, ttlMs: number): Promise<boolean> {
+    return this.lease.acquire(domain, { ttlMs }).catch(() => false);
   }
 
   async releaseLease(domain: string): Promise<void> {
-    const k = `lease.${domain}`;
-    const e = await this.kv.get(k);
-    if (!e || e.operation !== 'PUT' || e.length === 0) return;
-    if (e.json<Lease>().holder !== this.o.replicaId) return;
-    await this.kv.delete(k, { previousSeq: e.revision }).catch(() => undefined);
+    await this.lease.release(domain);
   }
 
   watch(onChange: (c: KeyChange) => void): Promise<KeyWatch> {
