@@ -12,7 +12,7 @@ import { SiteFiles } from './nginx/site-files.js';
 import { Reconciler, type Rendered } from './reconciler.js';
 import { KvRouteStore, type RouteStore } from './store/route-store.js';
 import { httpHealthProbe, type HealthProbe } from './upstreams/health.js';
-import { resolveUpstreams, systemLookup, type Lookup } from './upstreams/resolve.js';
+import { resolveRoute, systemLookup, type Lookup } from './upstreams/resolve.js';
 import { AcmeBudget } from './acme/budget.js';
 import { CertStore } from './acme/cert-store.js';
 import { AcmeIssuer, type CertificateIssuer } from './acme/acme-issuer.js';
@@ -160,7 +160,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
 
   const render = async (record: RouteRecord): Promise<Rendered> => {
-    const resolution = await resolveUpstreams(record.upstreams, lookup, policy);
+    const resolution = await resolveRoute(record, lookup, policy);
     let tls: { certificate: string; key: string } | undefined;
     if (record.enable_ssl) {
       let info = await certStore.read(record.domain);
@@ -168,9 +168,17 @@ export function createProxyManager(deps: ProxyManagerDeps) {
       if (!info || Date.parse(info.not_after) <= now()) info = (await certificates.installShared(record.domain)) ?? info;
       if (info && Date.parse(info.not_after) > now()) tls = certStore.paths(record.domain);
     }
-    let text = renderRouteConfig({ route: record, servers: resolution.servers, listen, webroot: paths.webroot, tls });
+    let text = renderRouteConfig({
+      route: record,
+      servers: resolution.servers,
+      pathServers: resolution.pathServers,
+      listen,
+      webroot: paths.webroot,
+      accessLog: paths.accessLog,
+      tls,
+    });
     if (deps.transformRender) text = deps.transformRender(record.name, text);
-    return { text, servers: resolution.servers, unresolved: resolution.unresolved, https: !!tls };
+    return { text, servers: resolution.all, unresolved: resolution.unresolved, https: !!tls, redirects: !!record.redirect };
   };
 
   const reconciler: Reconciler = new Reconciler({

@@ -89,6 +89,8 @@ export interface ProxyPaths {
   prefix: string;
   confFile: string;
   errorLog: string;
+  /** JSON lines, one per request, of every route with access_log on. */
+  accessLog: string;
   pidFile: string;
   sitesAvailable: string;
   sitesEnabled: string;
@@ -103,6 +105,7 @@ export function resolvePaths(c: ProxyManagerConfig, resolve: (...p: string[]) =>
     prefix,
     confFile: resolve(prefix, 'conf', 'nginx.conf'),
     errorLog: resolve(prefix, 'logs', 'error.log'),
+    accessLog: resolve(prefix, 'logs', 'access.log'),
     pidFile: resolve(prefix, 'logs', 'nginx.pid'),
     sitesAvailable: resolve(c.NGINX_SITES_AVAILABLE ?? resolve(prefix, 'sites-available')),
     sitesEnabled: resolve(c.NGINX_SITES_ENABLED ?? resolve(prefix, 'sites-enabled')),

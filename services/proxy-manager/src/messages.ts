@@ -23,7 +23,7 @@ export function routeMessageHandlers(deps: { readonly service: ProxyService }): 
         // A sender that does not mention enable_ssl (the deployer moving a route to new
         // upstreams) keeps the route's HTTPS: an operator's POST /proxies/{name}/ssl must
         // survive the next deploy instead of silently falling back to the schema default.
-        const keepSsl = !('enable_ssl' in body) && (await sslEnabled(deps.service, routeName));
+        const keepSsl = !('enable_ssl' in body) && !('https' in body) && (await sslEnabled(deps.service, routeName));
         const spec = parseOrThrow(routeBodySchema, keepSsl ? { ...body, enable_ssl: true } : body, 'payload');
         const { created, route } = await deps.service.upsert(routeName, spec, {
           log: log.child({ correlation_id: envelope.trace_id }),

@@ -14,7 +14,7 @@ import {
 import type { RouteRecord, RouteSpec } from './domain/route-spec.js';
 import type { Outcome, Reconciler, RouteStatus } from './reconciler.js';
 import type { StoredRoute } from './store/route-store.js';
-import type { HealthProbe } from './upstreams/health.js';
+import { probeRoute, type HealthProbe } from './upstreams/health.js';
 import type { NginxController } from './nginx/nginx-controller.js';
 import { AcmeFailed, type Certificates } from './acme/certificates.js';
 import { BudgetExceeded } from './acme/budget.js';
@@ -114,14 +114,18 @@ export class ProxyService {
   private async checkUpstreams(name: string, spec: RouteSpec, op: OperationContext): Promise<void> {
     const policy = this.d.policy;
     if (!policy) return;
-    for (const [i, u] of spec.upstreams.entries()) {
+    const all = [
+      ...spec.upstreams.map((u, i) => ({ u, field: `upstreams.${i}` })),
+      ...spec.paths.flatMap((p, j) => (p.upstreams ?? []).map((u, i) => ({ u, field: `paths.${j}.upstreams.${i}` }))),
+    ];
+    for (const { u, field } of all) {
       const v = await policy.check(u.host, u.port, this.d.lookup);
       if (v.ok) continue;
       op.log.warn(
         { droplet_name: name, domain: spec.domain, action: 'route.upsert', result: 'refused', host: u.host, port: u.port, rule: v.reason },
         'upstream address refused by the address policy',
       );
-      throw new AddressRefused(u.host, u.port, v.reason ?? 'refused', `upstreams.${i}`);
+      throw new AddressRefused(u.host, u.port, v.reason ?? 'refused', field);
     }
   }
 
@@ -141,7 +145,7 @@ export class ProxyService {
     this.domainClaims.set(spec.domain, name);
     try {
       if (spec.require_healthy) {
-        const health = await this.d.probe(spec.upstreams, spec.health_path);
+        const health = await probeRoute(this.d.probe, spec);
         if (!health.ok) {
           op.log.warn(
             { droplet_name: name, domain: spec.domain, action, result: 'unhealthy', health },

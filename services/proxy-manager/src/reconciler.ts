@@ -45,7 +45,11 @@ export interface Rendered {
   servers: ResolvedServer[];
   unresolved: UnresolvedUpstream[];
   https: boolean;
+  /** The root location answers with a redirect: serving without any upstream. */
+  redirects?: boolean;
 }
+
+const stateOf = (r: Rendered): RouteStatus['state'] => (r.servers.length > 0 || r.redirects ? 'serving' : 'no_upstream');
 
 export interface ReconcilerDeps {
   sites: SiteFiles;
@@ -317,7 +321,7 @@ export class Reconciler {
       if (s) this.routes.set(name, s);
       const r = w.rendered;
       const status: RouteStatus = {
-        state: r.servers.length > 0 ? 'serving' : 'no_upstream',
+        state: stateOf(r),
         applied_revision: s?.revision,
         applied_at: at,
         servers: r.servers,
@@ -435,7 +439,7 @@ export class Reconciler {
     const at = new Date().toISOString();
     for (const [name, r] of rendered) {
       this.statuses.set(name, {
-        state: r.servers.length > 0 ? 'serving' : 'no_upstream',
+        state: stateOf(r),
         applied_revision: this.routes.get(name)?.revision,
         applied_at: at,
         servers: r.servers,

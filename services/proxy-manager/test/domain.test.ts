@@ -16,6 +16,9 @@ const route: RouteRecord = {
   health_path: '/health',
   websocket: false,
   lb: 'least_conn',
+  paths: [],
+  max_body_size: '64m',
+  access_log: true,
   created_at: '',
   updated_at: '',
 };
@@ -31,6 +34,7 @@ describe('renderRouteConfig', () => {
       ],
       listen,
       webroot: '/w',
+      accessLog: '/l/access.log',
     });
     expect(text).toContain('upstream mesh_app {\n    least_conn;\n    server 10.0.0.1:3000 weight=2');
     expect(text).toContain('server [fd00::1]:3000 weight=2');
@@ -42,7 +46,7 @@ describe('renderRouteConfig', () => {
   });
 
   it('answers 502 without an upstream block when nothing resolved', () => {
-    const text = renderRouteConfig({ route, servers: [], listen, webroot: '/w' });
+    const text = renderRouteConfig({ route, servers: [], listen, webroot: '/w', accessLog: '/l/access.log' });
     expect(text).not.toContain('upstream mesh_app');
     expect(text).toContain('return 502;');
   });
@@ -53,6 +57,7 @@ describe('renderRouteConfig', () => {
       servers: [{ address: '10.0.0.1', port: 3000, weight: 1 }],
       listen,
       webroot: '/w',
+      accessLog: '/l/access.log',
       tls: { certificate: '/c/fullchain.pem', key: '/c/privkey.pem' },
     });
     expect(text).toContain('return 301 https://app.test:8443$request_uri;');
@@ -64,13 +69,14 @@ describe('renderRouteConfig', () => {
       servers: [],
       listen: { ...listen, publicHttpsPort: 443 },
       webroot: '/w',
+      accessLog: '/l/access.log',
       tls: { certificate: '/c/f', key: '/c/k' },
     });
     expect(redirect443).toContain('return 301 https://app.test$request_uri;');
   });
 
   it('is deterministic', () => {
-    const input = { route, servers: [{ address: '10.0.0.1', port: 3000, weight: 1 }], listen, webroot: '/w' };
+    const input = { route, servers: [{ address: '10.0.0.1', port: 3000, weight: 1 }], listen, webroot: '/w', accessLog: '/l/access.log' };
     expect(renderRouteConfig(input)).toBe(renderRouteConfig(input));
   });
 
@@ -145,6 +151,9 @@ describe('routesFromRegistry', () => {
           enable_ssl: false,
           websocket: false,
           lb: 'round_robin',
+          paths: [],
+          max_body_size: '64m',
+          access_log: true,
         },
       },
       {

@@ -115,12 +115,16 @@ describe('hostile input battery', () => {
           health_path: '/h',
           websocket: true,
           lb: 'least_conn',
+          paths: [],
+          max_body_size: '64m',
+          access_log: true,
           created_at: '',
           updated_at: '',
         },
         servers: [{ address: '10.0.0.1', port: 65535, weight: 100 }],
         listen: { address: '127.0.0.1', httpPort: 8080, httpsPort: 8443, publicHttpsPort: 8443 },
         webroot: '/srv/webroot',
+        accessLog: '/l/access.log',
       });
     const template = render('placeholder.test');
     for (const input of ['ok.test', 'Bücher.Example', 'a-b.c-d.test', 'localhost', '1x.test']) {
@@ -148,12 +152,16 @@ describe('hostile input battery', () => {
             health_path: '/h',
             websocket: false,
             lb: 'round_robin',
+            paths: [],
+            max_body_size: '64m',
+            access_log: true,
             created_at: '',
             updated_at: '',
           },
           servers: [],
           listen: { address: '127.0.0.1', httpPort: 8080, httpsPort: 8443, publicHttpsPort: 8443 },
           webroot: '/srv/webroot',
+          accessLog: '/l/access.log',
         }),
       ).toThrow(UnsafeConfigValue);
     },
@@ -164,4 +172,42 @@ describe('hostile input battery', () => {
     expect(parseStoredRoute('bad;name', { domain: 'x.test', upstreams: [{ host: '127.0.0.1', port: 80 }] })).toBeUndefined();
     expect(parseStoredRoute('ok', { domain: 'x.test', upstreams: [{ host: '127.0.0.1', port: 80 }] })?.domain).toBe('x.test');
   });
+});
+
+describe('per-route settings reach the file only as plain tokens', () => {
+  const route = {
+    name: 'n-1',
+    domain: 'ok.test',
+    upstreams: [{ host: '10.0.0.1', port: 80, weight: 1 }],
+    require_healthy: true,
+    enable_ssl: false,
+    health_path: '/h',
+    websocket: false,
+    lb: 'round_robin' as const,
+    paths: [],
+    max_body_size: '64m',
+    access_log: true,
+    created_at: '',
+    updated_at: '',
+  };
+  const input = {
+    servers: [{ address: '10.0.0.1', port: 80, weight: 1 }],
+    listen: { address: '127.0.0.1', httpPort: 8080, httpsPort: 8443, publicHttpsPort: 8443 },
+    webroot: '/srv/webroot',
+    accessLog: '/l/access.log',
+  };
+  it.each(['1m;', '1m }', '1m\nx', '$x', '"1m"'])('the renderer refuses max_body_size %j even if validation were bypassed', (v) => {
+    expect(() => renderRouteConfig({ ...input, route: { ...route, max_body_size: v } })).toThrow(UnsafeConfigValue);
+  });
+  it.each(['/a;', '/a }', '/a\n', '/$uri', "/a'"])('the renderer refuses path prefix %j even if validation were bypassed', (v) => {
+    const paths = [{ prefix: v, upstreams: [{ host: '10.0.0.2', port: 80, weight: 1 }], websocket: false, lb: 'round_robin' as const }];
+    expect(() => renderRouteConfig({ ...input, route: { ...route, paths } })).toThrow(UnsafeConfigValue);
+  });
+  it.each(['https://x.test/;', 'https://x.test/}', 'https://x.test/\n', 'https://x.test/$host', 'https://x.test/"'])(
+    'the renderer refuses redirect URL %j even if validation were bypassed',
+    (to) => {
+      const redirect = { to, status: 301, keep_path: true };
+      expect(() => renderRouteConfig({ ...input, route: { ...route, upstreams: [], redirect } })).toThrow(UnsafeConfigValue);
+    },
+  );
 });

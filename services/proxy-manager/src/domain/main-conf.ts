@@ -46,6 +46,18 @@ http {
     server_names_hash_max_size 65536;
     server_names_hash_bucket_size 128;
 
+    # A client's own X-Request-Id is kept when it is a plain token; otherwise nginx makes one.
+    map $http_x_request_id $mesh_request_id {
+        default $request_id;
+        "~^[A-Za-z0-9._-]{1,128}$" $http_x_request_id;
+    }
+    # One JSON object per line (escape=json quotes whatever a client sent); routes opt out with access_log: false.
+    log_format mesh_json escape=json '{"time":"$time_iso8601","request_id":"$mesh_request_id","domain":"$server_name",'
+        '"host":"$host","remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri",'
+        '"status":$status,"bytes_sent":$body_bytes_sent,"request_length":$request_length,"request_time":$request_time,'
+        '"upstream_addr":"$upstream_addr","upstream_status":"$upstream_status",'
+        '"upstream_response_time":"$upstream_response_time","user_agent":"$http_user_agent","scheme":"$scheme"}';
+
     map $http_upgrade $connection_upgrade {
         default upgrade;
         '' '';

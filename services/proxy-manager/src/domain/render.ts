@@ -1,4 +1,4 @@
-import type { RouteRecord } from './route-spec.js';
+import type { PathRoute, Redirect, RouteRecord } from './route-spec.js';
 
 /** An upstream after name resolution: what actually goes into the `upstream` block. */
 export interface ResolvedServer {
@@ -17,10 +17,14 @@ export interface ListenSettings {
 
 export interface RenderInput {
   route: RouteRecord;
-  /** Empty when no upstream resolved: the route then answers 502. */
+  /** Empty when no upstream resolved: the route then answers 502 (unless it redirects). */
   servers: ResolvedServer[];
+  /** Per entry of `route.paths`, in order (empty for a redirect path or when nothing resolved). */
+  pathServers?: ResolvedServer[][];
   listen: ListenSettings;
   webroot: string;
+  /** The shared JSON access log (format `mesh_json`, declared in nginx.conf). */
+  accessLog: string;
   /** Present when the route serves HTTPS. */
   tls?: { certificate: string; key: string };
 }
@@ -62,27 +66,21 @@ export function acmeChallengeLocation(webroot: string, indent = '    '): string 
   ].join('\n');
 }
 
-function proxyLocation(input: RenderInput): string {
-  const { route, servers } = input;
-  if (servers.length === 0) {
-    return [
-      '    location / {',
-      '        # no upstream address resolved: answer 502 rather than fail the whole config',
-      '        return 502;',
-      '    }',
-    ].join('\n');
-  }
+/** `proxy_pass` and headers shared by every proxied location. */
+function proxyDirectives(upstream: string, websocket: boolean): string[] {
   const lines = [
-    '    location / {',
-    `        proxy_pass http://${upstreamName(route.name)};`,
+    `        proxy_pass http://${upstream};`,
     '        proxy_http_version 1.1;',
     '        proxy_set_header Host $host;',
     '        proxy_set_header X-Real-IP $remote_addr;',
     '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     '        proxy_set_header X-Forwarded-Proto $scheme;',
+    // The id in the access log, passed on and answered, so one request can be followed end to end.
+    '        proxy_set_header X-Request-Id $mesh_request_id;',
+    '        add_header X-Request-Id $mesh_request_id always;',
     '        proxy_next_upstream error timeout http_502 http_503;',
   ];
-  if (route.websocket) {
+  if (websocket) {
     lines.push(
       '        proxy_set_header Upgrade $http_upgrade;',
       '        proxy_set_header Connection $connection_upgrade;',
@@ -91,18 +89,82 @@ function proxyLocation(input: RenderInput): string {
   } else {
     lines.push('        proxy_set_header Connection "";');
   }
-  lines.push('    }');
+  return lines;
+}
+
+function redirectDirective(r: Redirect): string {
+  const to = safe(r.keep_path ? r.to.replace(/\/+$/, '') : r.to, 'redirect URL');
+  return `        return ${safe(r.status, 'redirect status')} ${to}${r.keep_path ? '$request_uri' : ''};`;
+}
+
+/** One `location` block: a redirect, a proxy to `upstream`, or a 502 when nothing resolved. */
+function locationBlock(
+  prefix: string,
+  target: { redirect?: Redirect; upstream: string; servers: ResolvedServer[]; websocket: boolean },
+): string {
+  const open = prefix === '/' ? '    location / {' : `    location ${safe(prefix, 'path prefix')} {`;
+  if (target.redirect) return [open, redirectDirective(target.redirect), '    }'].join('\n');
+  if (target.servers.length === 0) {
+    return [
+      open,
+      '        # no upstream address resolved: answer 502 rather than fail the whole config',
+      '        return 502;',
+      '    }',
+    ].join('\n');
+  }
+  return [open, ...proxyDirectives(target.upstream, target.websocket), '    }'].join('\n');
+}
+
+/** Name of the upstream block for path `index` of a route (`-` never occurs in upstreamName). */
+export function pathUpstreamName(routeName: string, index: number): string {
+  return `${upstreamName(routeName)}-p${safe(index, 'path index')}`;
+}
+
+function proxyLocations(input: RenderInput): string {
+  const { route } = input;
+  const blocks = route.paths.map((p: PathRoute, i) =>
+    locationBlock(p.prefix, {
+      redirect: p.redirect,
+      upstream: pathUpstreamName(route.name, i),
+      servers: input.pathServers?.[i] ?? [],
+      websocket: p.websocket,
+    }),
+  );
+  blocks.push(
+    locationBlock('/', {
+      redirect: route.redirect,
+      upstream: upstreamName(route.name),
+      servers: input.servers,
+      websocket: route.websocket,
+    }),
+  );
+  return blocks.join('\n');
+}
+
+function upstreamBlock(name: string, lb: string, servers: ResolvedServer[]): string {
+  if (servers.length === 0) return '';
+  const lines = [`upstream ${name} {`];
+  if (lb === 'least_conn') lines.push('    least_conn;');
+  for (const s of servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
+  lines.push('    keepalive 16;', '}', '');
   return lines.join('\n');
 }
 
-function upstreamBlock(input: RenderInput): string {
-  if (input.servers.length === 0) return '';
-  const lines = [`upstream ${upstreamName(input.route.name)} {`];
-  if (input.route.lb === 'least_conn') lines.push('    least_conn;');
-  for (const s of input.servers)
-    lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
-  lines.push('    keepalive 16;', '}', '');
-  return lines.join('\n');
+function upstreamBlocks(input: RenderInput): string {
+  const { route } = input;
+  const blocks = [route.redirect ? '' : upstreamBlock(upstreamName(route.name), route.lb, input.servers)];
+  route.paths.forEach((p, i) => {
+    if (!p.redirect) blocks.push(upstreamBlock(pathUpstreamName(route.name, i), p.lb, input.pathServers?.[i] ?? []));
+  });
+  return blocks.filter(Boolean).join('\n');
+}
+
+/** Settings of the server block that serves the route's content. */
+function serverSettings(route: RouteRecord, accessLog: string): string[] {
+  return [
+    `    client_max_body_size ${safe(route.max_body_size, 'max_body_size')};`,
+    route.access_log ? `    access_log ${safe(accessLog, 'access log path')} mesh_json;` : '    access_log off;',
+  ];
 }
 
 /** The whole file for one route: `<sites-available>/mesh-<name>.conf`. Pure. */
@@ -111,7 +173,7 @@ export function renderRouteConfig(input: RenderInput): string {
   const domain = safe(route.domain, 'domain');
   const out: string[] = [
     `# Managed by proxy-manager (route ${safe(route.name, 'route name')}); hand edits are overwritten.`,
-    upstreamBlock(input),
+    upstreamBlocks(input),
     'server {',
     `    ${listen(l.address, l.httpPort)}`,
     `    server_name ${domain};`,
@@ -127,12 +189,13 @@ export function renderRouteConfig(input: RenderInput): string {
       `    ssl_certificate ${safe(tls.certificate, 'certificate path')};`,
       `    ssl_certificate_key ${safe(tls.key, 'key path')};`,
       '    ssl_protocols TLSv1.2 TLSv1.3;',
-      proxyLocation(input),
+      ...serverSettings(route, input.accessLog),
+      proxyLocations(input),
       '}',
       '',
     );
   } else {
-    out.push(proxyLocation(input), '}', '');
+    out.push(...serverSettings(route, input.accessLog), proxyLocations(input), '}', '');
   }
   return out.filter((s, i) => s !== '' || i === out.length - 1).join('\n');
 }

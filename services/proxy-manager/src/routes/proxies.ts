@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { paginate, paginationQuery, reply, type Api } from '@droplet-mesh/udc-kit';
 import {
+  DEFAULT_MAX_BODY_SIZE,
   healthPathSchema,
   hostnameSchema,
   LB_METHODS,
@@ -28,7 +29,13 @@ export const seedProxyBody = z
   })
   .transform(({ droplet_name, upstream_host, upstream_port, ...rest }): { name: string; spec: RouteSpec } => ({
     name: droplet_name,
-    spec: { ...rest, upstreams: [{ host: upstream_host, port: upstream_port, weight: 1 }] },
+    spec: {
+      ...rest,
+      upstreams: [{ host: upstream_host, port: upstream_port, weight: 1 }],
+      paths: [],
+      max_body_size: DEFAULT_MAX_BODY_SIZE,
+      access_log: true,
+    },
   }));
 
 // `deps.service` is read per request: the droplet (and its logger) exists before the service.

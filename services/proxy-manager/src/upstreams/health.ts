@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { AddressPolicy } from '@droplet-mesh/udc-kit';
-import type { Upstream } from '../domain/route-spec.js';
+import { upstreamGroups, type RouteSpec, type Upstream } from '../domain/route-spec.js';
 
 export interface UpstreamHealth {
   host: string;
@@ -78,5 +78,15 @@ export function httpHealthProbe(timeoutMs: number, policy: AddressPolicy = new A
       }),
     );
     return { ok: results.every((r) => r.ok), checked_at: new Date().toISOString(), upstreams: results };
+  };
+}
+
+/** Every location's upstreams of a route, each at its own health path; healthy when all are. */
+export async function probeRoute(probe: HealthProbe, spec: Pick<RouteSpec, 'upstreams' | 'paths' | 'health_path'>): Promise<HealthResult> {
+  const results = await Promise.all(upstreamGroups(spec).map((g) => probe(g.upstreams, g.health_path)));
+  return {
+    ok: results.every((r) => r.ok),
+    checked_at: new Date().toISOString(),
+    upstreams: results.flatMap((r) => r.upstreams),
   };
 }

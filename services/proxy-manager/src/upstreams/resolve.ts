@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { AddressPolicy } from '@droplet-mesh/udc-kit';
 import type { ResolvedServer } from '../domain/render.js';
-import type { Upstream } from '../domain/route-spec.js';
+import type { RouteSpec, Upstream } from '../domain/route-spec.js';
 
 export interface UnresolvedUpstream {
   host: string;
@@ -76,4 +76,32 @@ export async function resolveUpstreams(upstreams: Upstream[], look: Lookup, poli
   const unique = servers.filter((s) => (seen.has(key(s)) ? false : (seen.add(key(s)), true)));
   unique.sort((a, b) => key(a).localeCompare(key(b)));
   return { servers: unique, unresolved };
+}
+
+export interface RouteResolution {
+  /** The root location's servers. */
+  servers: ResolvedServer[];
+  /** Per entry of `paths` (empty for a redirect path). */
+  pathServers: ResolvedServer[][];
+  unresolved: UnresolvedUpstream[];
+  /** Every server of the route, for status and change detection. */
+  all: ResolvedServer[];
+}
+
+/** Every location's upstreams of a route, resolved in parallel. */
+export async function resolveRoute(
+  spec: Pick<RouteSpec, 'upstreams' | 'paths'>,
+  look: Lookup,
+  policy?: AddressPolicy,
+): Promise<RouteResolution> {
+  const [root, ...paths] = await Promise.all([
+    resolveUpstreams(spec.upstreams, look, policy),
+    ...spec.paths.map((p) => resolveUpstreams(p.upstreams ?? [], look, policy)),
+  ]);
+  return {
+    servers: root.servers,
+    pathServers: paths.map((r) => r.servers),
+    unresolved: [root, ...paths].flatMap((r) => r.unresolved),
+    all: [root, ...paths].flatMap((r) => r.servers),
+  };
 }
