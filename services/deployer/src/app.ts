@@ -19,6 +19,7 @@ import { registerServerRoutes } from './routes/servers.js';
 import { registerServiceOpsRoutes } from './routes/service-ops.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerUndeployRoutes } from './routes/undeploy.js';
+import { registerRegistryRoutes } from './routes/registries.js';
 import { createStores, type Stores } from './store/stores.js';
 
 export const DEPLOYER_VERSION = '0.1.0';
@@ -83,6 +84,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       registerServiceOpsRoutes(api, rd);
       registerInfraAliasRoutes(api, rd);
       registerUndeployRoutes(api, rd);
+      registerRegistryRoutes(api, rd);
     },
     messageHandlers: createMessageHandlers(getDeployer, () => stores),
     healthChecks: {

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { baseConfigShape } from '@droplet-mesh/udc-kit';
 import { parseMasterKey } from './domain/secrets-crypto.js';
+import { meshRegistryConfigShape } from './registry/mesh-registry.js';
 
 const portRange = z
   .string()
@@ -74,6 +75,8 @@ export const deployerConfigSchema = z.object({
     .transform((v) => (v === undefined || v === '' ? true : v === 'true' || v === '1' || v === 'yes')),
   /** Restarts of one container within a minute before it is left to health-monitor (reported as service.crash_loop). */
   CRASH_RESTART_MAX_PER_MIN: z.coerce.number().int().min(1).max(100).default(5),
+  /** The mesh image registry deploy images go through (MESH_REGISTRY, _USERNAME, _PASSWORD). */
+  ...meshRegistryConfigShape,
   KV_BUCKET: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)

@@ -8,6 +8,9 @@ import type { Environment, PlacedContainer, Release, Server, Service } from '../
 import { containerName, deployTag, imageBaseOf, meshLabels } from '../domain/naming.js';
 import { allocatePort } from '../domain/port-allocator.js';
 import { StepTimeout, withTimeout } from '../domain/step-timeout.js';
+import { distributeImage } from '../registry/image-transport.js';
+import { meshRegistryOf } from '../registry/mesh-registry.js';
+import { pullAuthResolver } from '../registry/pull-auth.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { produceImage } from './image-builder.js';
 import type { DeploymentTracker } from './progress.js';
@@ -121,8 +124,16 @@ export async function runDeployment(
     const imageBase = imageBaseOf(d.project, d.service, service.image_base);
     const tag = deployTag(imageBase, d.id);
     const [first, ...others] = plan.placement;
+    const registry = meshRegistryOf(cfg);
+    const authOf = pullAuthResolver(cfg, deps.stores);
+    // Registry passwords are masked in this deploy's log like secrets.
+    const pullAuth = async (ref: string) => {
+      const auth = await authOf(ref);
+      if (auth) t.hideValues([auth.password]);
+      return auth;
+    };
 
-    // 1. Image: resolved or built once, then copied to the other servers.
+    // 1. Image: resolved or built once, then pushed to the mesh registry (or copied) for the other servers.
     await step('image', 45, stepMs, async (signal) => {
       const info = await produceImage({
         engine: engineOf(first.server.id).engine,
@@ -135,6 +146,7 @@ export async function runDeployment(
         uploadLimits: { maxBytes: cfg.UPLOAD_LIMIT_MB * 1024 * 1024 * 4, maxEntries: 50_000 },
         log: (l) => t.log(l),
         signal,
+        pullAuth,
       });
       d.image = tag;
       d.image_id = info.id;
@@ -142,15 +154,21 @@ export async function runDeployment(
       t.log(`image ${tag} (${info.id})`);
     });
     if (plan.uploadPath) rmSync(plan.uploadPath, { force: true });
-    if (others.length > 0) {
-      await step('distribute', 55, stepMs, async () => {
-        const src = engineOf(first.server.id).engine;
-        for (const p of others) {
-          const dst = engineOf(p.server.id).engine;
-          if (await dst.imageInfo(tag)) continue;
-          t.log(`copying ${tag} to server ${p.server.id}`);
-          await dst.importImage(await src.exportImage(tag));
-        }
+    if (others.length > 0 || registry) {
+      await step('distribute', 55, stepMs, async (signal) => {
+        const out = await distributeImage({
+          tag,
+          imageBase,
+          builder: { serverId: first.server.id, engine: engineOf(first.server.id).engine },
+          others: others.map((p) => ({ serverId: p.server.id, engine: engineOf(p.server.id).engine })),
+          registry,
+          // A rollback or promotion of an image the mesh registry holds: pulled by that digest, not pushed again.
+          knownDigest: d.source.kind === 'image' ? d.source.image : undefined,
+          log: (l) => t.log(l),
+          signal,
+        });
+        // The record keeps what every server runs: the registry digest (what a rollback pulls).
+        if (out.digestRef) d.digest = out.digestRef;
       });
     }
 

@@ -17,6 +17,8 @@ import { redactValues } from '../domain/redact.js';
 import { targetId } from '../domain/naming.js';
 import { answering, environmentServers, spreadReplicas } from '../domain/placement.js';
 import { withTimeout } from '../domain/step-timeout.js';
+import { isDigestRef } from '../registry/image-ref.js';
+import { inMeshRegistry, meshRegistryOf } from '../registry/mesh-registry.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { runDeployment, type DeployPlan } from './deploy-runner.js';
 import { DeploymentTracker } from './progress.js';
@@ -64,6 +66,8 @@ export class Deployer {
   private stopping = new AbortController();
 
   constructor(private deps: DeployerDeps) {
+    // A half-configured mesh registry stops start-up here, naming the missing variable.
+    meshRegistryOf(deps.config);
     this.lanes = new ServiceLanes({
       store: deps.stores.lanes,
       ownerId: deps.ownerId,
@@ -286,12 +290,27 @@ export class Deployer {
     }
   }
 
-  /** Redeploy the exact image (by tag) a past deployment ran. */
+  /**
+   * Redeploy the exact image a past deployment ran: by its digest in the mesh registry when
+   * it went through one (every server pulls it, even after local images were cleaned up),
+   * else by its local tag.
+   */
   async rollback(deploymentId: string, by: string, opts: { queue?: boolean } = {}): Promise<Accepted> {
     const past = await this.deps.stores.deployments.get(deploymentId);
     if (!past) throw new NotFound(`no deployment '${deploymentId}'`);
     if (!past.image || past.status !== 'succeeded')
       throw new Conflict(`deployment ${deploymentId} did not produce a running image (status ${past.status})`);
+    const registry = meshRegistryOf(this.deps.config);
+    if (past.digest && isDigestRef(past.digest) && inMeshRegistry(registry, past.digest))
+      return this.requestDeploy({
+        project: past.project,
+        service: past.service,
+        environment: past.environment,
+        source: { kind: 'image', image: past.digest },
+        requested_by: by,
+        rollback_of: past.id,
+        queue: opts.queue,
+      });
     const info = await this.deps.engines
       .get((await this.plan(past.project, past.service, past.environment)).placement[0].server)
       .engine.imageInfo(past.image);
@@ -313,11 +332,14 @@ export class Deployer {
     if (from === to) throw new InvalidRequest('promote needs two different environments');
     const release = await this.deps.stores.releases.get(targetId(project, service, from));
     if (!release) throw new NotFound(`nothing is deployed for ${project}/${service} in '${from}'`);
+    // Through the mesh registry, the target's servers pull the release's digest (they may never have built it).
+    const digest = (await this.deps.stores.deployments.get(release.deployment_id))?.digest;
+    const viaRegistry = !!digest && isDigestRef(digest) && inMeshRegistry(meshRegistryOf(this.deps.config), digest);
     return this.requestDeploy({
       project,
       service,
       environment: to,
-      source: { kind: 'image', image: release.image },
+      source: { kind: 'image', image: viaRegistry ? digest : release.image },
       requested_by: by,
       promoted_from: release.deployment_id,
       queue: opts.queue,

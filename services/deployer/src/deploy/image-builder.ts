@@ -6,6 +6,8 @@ import { detectProjectKind, nodeDockerfile, pythonDockerfile, type ProjectFiles 
 import { redactGitUrl, type GitAuth } from '../domain/git-credentials.js';
 import type { DeploymentSource } from '../domain/model.js';
 import { MANAGED_LABEL } from '../domain/naming.js';
+import { registryHostOf } from '../registry/image-ref.js';
+import type { RegistryAuth } from '../registry/mesh-registry.js';
 
 const SOURCE_LABEL = 'mesh.source-image';
 import { cloneRepository, gitErrorMessage } from '../source/git.js';
@@ -24,6 +26,20 @@ export interface BuildInput {
   uploadLimits: { maxBytes: number; maxEntries: number };
   log: (line: string) => void;
   signal: AbortSignal;
+  /** The authconfig for pulling an image (private registries, the mesh registry), if any. */
+  pullAuth?: (ref: string) => Promise<RegistryAuth | undefined>;
+}
+
+/** Pull `ref` with its registry's credentials; a failure names the registry and says when none are stored. */
+async function pullNamed(b: BuildInput, ref: string): Promise<void> {
+  const host = registryHostOf(ref);
+  const auth = await b.pullAuth?.(ref);
+  try {
+    await b.engine.pull(ref, b.log, b.signal, auth);
+  } catch (err) {
+    const hint = auth ? '' : ` (no credentials are stored for ${host}: PUT /registries/${host})`;
+    throw new Error(`pulling ${ref} from registry ${host} failed: ${(err as Error).message.trim()}${hint}`);
+  }
 }
 
 function filesOf(dir: string): ProjectFiles {
@@ -77,7 +93,7 @@ export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?
       let info = await b.engine.imageInfo(b.source.image);
       if (!info) {
         b.log(`image ${b.source.image} is not on the server: pulling`);
-        await b.engine.pull(b.source.image, b.log, b.signal);
+        await pullNamed(b, b.source.image);
         info = await b.engine.imageInfo(b.source.image);
         if (!info) throw new Error(`image ${b.source.image} is not available after pull`);
       } else b.log(`using local image ${b.source.image} (${info.id.slice(7, 19)})`);

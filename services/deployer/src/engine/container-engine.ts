@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import * as tar from 'tar';
 import { MANAGED_LABEL } from '../domain/naming.js';
 import { confinement, ensureMeshNetwork } from '@droplet-mesh/container-policy';
+import type { RegistryAuth } from '../registry/mesh-registry.js';
 
 export interface ImageInfo {
   id: string;
@@ -53,7 +54,10 @@ type LogFn = (line: string) => void;
 export interface ContainerEngine {
   ping(): Promise<void>;
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
-  pull(ref: string, onLog: LogFn, signal?: AbortSignal): Promise<void>;
+  /** Pull `ref`; `auth` is the registry's authconfig (a private registry, the mesh registry). */
+  pull(ref: string, onLog: LogFn, signal?: AbortSignal, auth?: RegistryAuth): Promise<void>;
+  /** Push `ref` (repository:tag) and answer the manifest digest the registry stored (sha256:…). */
+  push(ref: string, auth: RegistryAuth | undefined, onLog: LogFn, signal?: AbortSignal): Promise<string>;
   build(
     contextDir: string,
     tag: string,
@@ -81,8 +85,10 @@ function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
 
-/** Docker's JSON progress stream, line by line, failing on an `error` entry. */
-function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLog: LogFn, signal?: AbortSignal): Promise<void> {
+type ProgressEntry = { stream?: string; status?: string; progress?: string; error?: string; aux?: { Digest?: string } };
+
+/** Docker's JSON progress stream, line by line, failing on an `error` entry; answers every entry. */
+function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLog: LogFn, signal?: AbortSignal): Promise<ProgressEntry[]> {
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       (stream as unknown as { destroy?: () => void }).destroy?.();
@@ -94,9 +100,9 @@ function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLog: Lo
       (err, res) => {
         signal?.removeEventListener('abort', onAbort);
         if (err) return reject(err);
-        const failed = (res as Array<{ error?: string }>).find((r) => r.error);
+        const failed = (res as ProgressEntry[]).find((r) => r.error);
         if (failed) return reject(new Error(failed.error));
-        resolve();
+        resolve(res as ProgressEntry[]);
       },
       (ev: { stream?: string; status?: string; progress?: string; error?: string }) => {
         const line = (ev.stream ?? ev.status ?? ev.error ?? '').trimEnd();
@@ -135,9 +141,17 @@ export class DockerEngine implements ContainerEngine {
     }
   }
 
-  async pull(ref: string, onLog: LogFn, signal?: AbortSignal): Promise<void> {
-    const stream = await this.docker.pull(ref);
+  async pull(ref: string, onLog: LogFn, signal?: AbortSignal, auth?: RegistryAuth): Promise<void> {
+    const stream = await this.docker.pull(ref, auth ? { authconfig: auth } : {});
     await followProgress(this.docker, stream, onLog, signal);
+  }
+
+  async push(ref: string, auth: RegistryAuth | undefined, onLog: LogFn, signal?: AbortSignal): Promise<string> {
+    const stream = await this.docker.getImage(ref).push(auth ? { authconfig: auth } : {});
+    const entries = await followProgress(this.docker, stream, onLog, signal);
+    const digest = entries.map((e) => e.aux?.Digest).find((d) => d && /^sha256:[a-f0-9]{64}$/.test(d));
+    if (!digest) throw new Error(`the registry did not report a digest for ${ref}`);
+    return digest;
   }
 
   async build(

@@ -1,6 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { Deployment, DeployConfig, Environment, Placement, Project, Release, Server, Service } from '../domain/model.js';
 import type { SealedSecret } from '../domain/secrets-crypto.js';
+import type { RegistryCredentialRecord } from '../registry/registry-credentials.js';
 import { KvCollection } from './kv-collection.js';
 import { LaneStore } from './lane-store.js';
 
@@ -49,6 +50,8 @@ export function createStores(kv: KV) {
     migrations: new KvCollection<MigrationMarker>(kv, 'migration'),
     crashClaims: new KvCollection<CrashClaim>(kv, 'crash-claim'),
     releases: new KvCollection<Release>(kv, 'release'),
+    /** Sealed pull credentials per image registry host (`registry-credentials.<host, base64url>`). */
+    registryCredentials: new KvCollection<RegistryCredentialRecord>(kv, 'registry-credentials'),
     /** Per-service deploy queues and leases, shared by every replica. */
     lanes: new LaneStore(kv),
   };
