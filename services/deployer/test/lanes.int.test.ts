@@ -113,17 +113,29 @@ describe('service lanes in JetStream KV', () => {
     expect(await a.lease(t)).toBeUndefined();
   }, 10_000);
 
-  it('an expired lease is stale even when its owner answers', async () => {
-    const t = 'app-lanes-expired-prod';
-    const now = Date.now();
-    const held = await storeA.acquire(t, {
-      deployment_id: 'd1',
-      owner: 'someone-else',
-      acquired_at: new Date(now - 10_000).toISOString(),
-      expires_at: new Date(now - 1).toISOString(),
-    });
-    expect(await b.isStale(held!, async () => true)).toBe(true);
-    await storeA.release(held!);
+  it('a lease is judged by its revision standing still for the TTL as seen here, never by the expires_at another clock wrote', async () => {
+    const { lanes: c } = await replica(300);
+    for (const [offset, name] of [
+      [-3600_000, 'behind'],
+      [+3600_000, 'ahead'],
+    ] as const) {
+      const t = `app-lanes-skew-${name}-prod`;
+      // Written by a replica whose clock is an hour off: its expires_at says "long expired" or "an hour left".
+      const skewed = Date.now() + offset;
+      const held = await storeA.acquire(t, {
+        deployment_id: 'd1',
+        owner: 'someone-else',
+        acquired_at: new Date(skewed).toISOString(),
+        expires_at: new Date(skewed + 300).toISOString(),
+      });
+      // Its owner answers: not stale until the revision has stood still for the TTL here.
+      expect(await c.isStale(held!, async () => true)).toBe(false);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await c.isStale(held!, async () => true)).toBe(false);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await c.isStale(held!, async () => true)).toBe(true);
+      await storeA.release(held!);
+    }
   });
 
   it('a waiter stops waiting when its deployer stops, and when its entry is taken out', async () => {

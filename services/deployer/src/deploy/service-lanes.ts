@@ -1,4 +1,4 @@
-import type { Logger } from '@droplet-mesh/udc-kit';
+import { type Logger, RevisionAges } from '@droplet-mesh/udc-kit';
 import type { HeldLease, LaneStore, QueueEntry } from '../store/lane-store.js';
 
 /** How often a waiting deploy makes sure whoever is ahead of it is still alive. */
@@ -20,13 +20,17 @@ export class LaneTurn {
   private ac = new AbortController();
   private timer: NodeJS.Timeout;
   private renewing: Promise<void> = Promise.resolve();
+  /** Monotonic time (performance.now) until which the lease is surely ours: ttl after we sent the last write that succeeded. */
+  private deadline: number;
 
   constructor(
     private store: LaneStore,
     private held: HeldLease,
     private ttlMs: number,
     private logger: Logger,
+    sentAt: number,
   ) {
+    this.deadline = sentAt + ttlMs;
     this.timer = setInterval(() => (this.renewing = this.renew()), Math.max(250, Math.floor(ttlMs / 3)));
     this.timer.unref();
   }
@@ -43,12 +47,16 @@ export class LaneTurn {
 
   private async renew(): Promise<void> {
     if (this.ac.signal.aborted) return;
+    const sentAt = performance.now();
     try {
+      // expires_at is for people reading the bucket; no replica decides by it.
       const next = await this.store.renew(this.held, new Date(Date.now() + this.ttlMs).toISOString());
-      if (next) this.held = next;
-      else this.lose('lost the service lease: another deployer took it over');
+      if (next) {
+        this.held = next;
+        this.deadline = sentAt + this.ttlMs;
+      } else this.lose('lost the service lease: another deployer took it over');
     } catch (err) {
-      if (Date.now() >= Date.parse(this.held.value.expires_at))
+      if (performance.now() >= this.deadline)
         this.lose(`lost the service lease: could not renew it before it expired (${(err as Error).message})`);
     }
   }
@@ -72,6 +80,9 @@ export interface ServiceLanesDeps {
  * lease per service, both in JetStream KV. Only the head of the queue may take the lease.
  */
 export class ServiceLanes {
+  /** How long each lease has gone unrenewed as seen here (monotonic): never another machine's timestamp. */
+  private leaseAges = new RevisionAges();
+
   constructor(private d: ServiceLanesDeps) {}
 
   /** Join the lane; position 0 means nothing is ahead. */
@@ -110,6 +121,7 @@ export class ServiceLanes {
   /** Take the lease for a deploy (or a cleanup), replacing exactly `stale` when given. */
   async hold(target: string, deploymentId: string, stale?: HeldLease): Promise<LaneTurn | undefined> {
     const now = Date.now();
+    const sentAt = performance.now();
     const held = await this.d.store.acquire(
       target,
       {
@@ -120,13 +132,18 @@ export class ServiceLanes {
       },
       stale,
     );
-    return held ? new LaneTurn(this.d.store, held, this.d.ttlMs, this.d.logger) : undefined;
+    return held ? new LaneTurn(this.d.store, held, this.d.ttlMs, this.d.logger, sentAt) : undefined;
   }
 
-  /** Not ours, and its owner is gone or stopped renewing it. */
+  /**
+   * Not ours, and its owner is gone or stopped renewing it: its revision has stood still for
+   * the ttl since this replica first saw it (a holder's `expires_at` comes from its own clock,
+   * which may be hours off ours).
+   */
   async isStale(lease: HeldLease, alive: (owner: string) => Promise<boolean>): Promise<boolean> {
     if (lease.value.owner === this.d.ownerId) return false;
-    return Date.parse(lease.value.expires_at) < Date.now() || !(await alive(lease.value.owner));
+    const still = this.leaseAges.observe(`lane.${lease.target}.lease`, lease.revision);
+    return still >= this.d.ttlMs || !(await alive(lease.value.owner));
   }
 
   /**
