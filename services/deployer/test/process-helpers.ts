@@ -6,6 +6,7 @@ import { waitFor } from '@droplet-mesh/udc-kit/testing';
 const here = dirname(fileURLToPath(import.meta.url));
 export const DEPLOYER_MAIN = join(here, '../dist/main.js');
 export const PROXY_MANAGER_MAIN = join(here, '../../proxy-manager/dist/main.js');
+export const MCM_MAIN = join(here, '../../multi-cloud-manager/dist/main.js');
 
 export interface Proc {
   child: ChildProcess;

@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { startDigitalOceanEmulator, type EmulatorHandle } from '@droplet-mesh/cloud-emulators';
+import { namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  tokenOnlyRegistry,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
+import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
+import { MCM_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+
+// One call provisions a server: the deployer asks multi-cloud-manager (its own process,
+// over UDC with the deployer's token) for the machine. The local provider makes a real
+// engine (dockerd in its own network namespace) that reports back and is registered; an
+// emulated cloud gets an instance created with the cloud-init user_data (checked with
+// Debian's cloud-init) that can never boot here, so provisioning fails on time with the
+// reason, and the instance is deleted.
+const why = namespacedEngineUnavailable();
+const d = why ? describe.skip : describe;
+if (why) console.warn(`server-provision: skipped (${why})`);
+const cloudInit = spawnSync('sh', ['-c', 'command -v cloud-init'], { encoding: 'utf8' }).stdout.trim();
+
+const prefix = uniqueProject('pv');
+const REPORT_TIMEOUT_S = 6;
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let emu: EmulatorHandle;
+let mcm: Proc | undefined;
+let droplet: DeployerDroplet;
+let admin: Record<string, string>;
+let reader: Record<string, string>;
+let recorder: HttpServer;
+/** Bodies of the create calls multi-cloud-manager sent to the emulated DigitalOcean. */
+const creates: Array<Record<string, unknown>> = [];
+const tmp = mkdtempSync(join(tmpdir(), 'deployer-pv-'));
+
+/** In front of the emulator: records each create's body (the emulator keeps no user_data), then forwards. */
+function recordingProxy(target: string): Promise<{ server: HttpServer; url: string }> {
+  const t = new URL(target);
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.method === 'POST' && req.url?.startsWith('/v2/droplets')) creates.push(JSON.parse(body.toString() || '{}'));
+      const out = httpRequest(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      out.on('error', () => res.destroy());
+      out.end(body);
+    });
+  });
+  return new Promise((r) =>
+    server.listen(0, '127.0.0.1', () => r({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })),
+  );
+}
+
+async function untilSettled(id: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  let last: Record<string, unknown> = {};
+  await waitFor(
+    `server ${id} settled`,
+    async () => {
+      const res = await request(droplet.app).get(`/servers/${id}`).set(reader);
+      last = res.body;
+      return res.status === 200 && (!res.body.provisioning || ['failed', 'expired'].includes(res.body.status));
+    },
+    timeoutMs,
+    250,
+  ).catch(() => {
+    throw new Error(`server ${id} did not settle: ${JSON.stringify(last)}\n${mcm?.output().slice(-2000)}`);
+  });
+  return last;
+}
+
+beforeAll(async () => {
+  if (why) return;
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  emu = await startDigitalOceanEmulator({ seedInstances: 0, actionDurationMs: 100 });
+  const proxy = await recordingProxy(emu.url);
+  recorder = proxy.server;
+  const mcmPort = await freePort();
+  mcm = runNode(MCM_MAIN, {
+    PORT: String(mcmPort),
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'warn',
+    DO_TOKEN: emu.token,
+    DO_API_URL: proxy.url,
+    LOCAL_PROVIDER_ENABLED: 'true',
+    ACTION_POLL_INTERVAL_MS: '100',
+    ...authority.env(),
+  });
+  await waitHealthy(`http://127.0.0.1:${mcmPort}`, mcm, 30_000);
+  const port = await freePort();
+  droplet = await createDeployerDroplet({
+    env: {
+      PORT: String(port),
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'warn',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DATA_DIR: join(tmp, 'data'),
+      DEPLOYER_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      PROVISION_TIMEOUT_S: String(REPORT_TIMEOUT_S),
+      ...authority.env(),
+    },
+    // Creating a machine with the mesh's certificates is an admin act at multi-cloud-manager.
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write', 'admin'] })),
+    logDestination: quiet(),
+  });
+  await droplet.start({ port, host: '127.0.0.1' });
+  admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
+  reader = { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` };
+}, 120_000);
+
+afterAll(async () => {
+  await droplet?.stop();
+  await mcm?.stop(); // tears its local engines down
+  await new Promise<void>((r) => (recorder ? recorder.close(() => r()) : r()));
+  await emu?.close();
+  await authority?.close();
+  await nats?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+d('provisioning a server in one call', () => {
+  it('local: a real engine of its own starts, reports back with its one-time token and is registered, reachable only over mutual TLS', async () => {
+    const id = `${prefix}-local`;
+    const res = await request(droplet.app)
+      .post('/servers/provision')
+      .set(admin)
+      .send({ provider: 'local', region: 'local', size: 'small', name: id, environments: ['prod'] });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ id, status: 'creating_instance', provider: 'local', progress_url: `/servers/${id}` });
+    expect(JSON.stringify(res.body)).not.toMatch(/PRIVATE KEY|token_sha256|callback_token/);
+    const server = await untilSettled(id, 90_000);
+    expect(server).toMatchObject({ id, tls: true, environments: ['prod'] });
+    expect(server.docker_host).toMatch(/^tcp:\/\/10\.231\.\d+\.\d+:2376$/);
+    expect(server.instance_id).toMatch(/^local:dmesh-/);
+    const engine = await request(droplet.app).get(`/servers/${id}/engine`).set(reader);
+    expect(engine.status).toBe(200);
+    expect(engine.body.docker_version).toMatch(/^\d+\./);
+    const steps = (await request(droplet.app).get(`/servers/provision/${id}`).set(reader)).body.steps as Array<{ status: string }>;
+    expect(steps.map((s) => s.status)).toEqual(expect.arrayContaining(['creating_instance', 'ready']));
+    // The engine refuses a client without a mesh certificate.
+    const address = String(server.address);
+    const plain = await fetch(`https://${address}:2376/_ping`, { signal: AbortSignal.timeout(3000) }).then(
+      (r) => r.status,
+      (e: Error) => e.message,
+    );
+    expect(plain).not.toBe(200);
+  }, 120_000);
+
+  it('emulated cloud (seed alias): the instance gets valid user_data, then provisioning fails on time with the reason and the instance is deleted', async () => {
+    const id = `${prefix}-do`;
+    const res = await request(droplet.app)
+      .post('/infra/servers/provision')
+      .set(admin)
+      .send({ provider: 'digitalocean', region: 'nyc3', size: 's-1vcpu-1gb', name: id });
+    expect(res.status).toBe(202);
+    let waiting: Record<string, unknown> = {};
+    await waitFor(
+      'instance created',
+      async () => {
+        waiting = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
+        return waiting.status === 'waiting_for_callback';
+      },
+      20_000,
+      200,
+    );
+    expect(waiting.instance_id).toMatch(/^\d+$/);
+    const sent = creates.find((c) => c.name === id);
+    expect(sent).toBeDefined();
+    const userData = String(sent!.user_data);
+    expect(userData).toMatch(/^#cloud-config\n/);
+    expect(userData).toContain(`/servers/provision/${id}/ready`);
+    if (cloudInit) {
+      const file = join(tmp, 'user-data.yaml');
+      writeFileSync(file, userData);
+      const schema = spawnSync(cloudInit, ['schema', '--config-file', file], { encoding: 'utf8', timeout: 60_000 });
+      expect(`${schema.status} ${schema.stdout}${schema.stderr}`).toMatch(/^0 .*Valid/s);
+    }
+    const failed = await untilSettled(id, (REPORT_TIMEOUT_S + 15) * 1000);
+    expect(failed.status).toBe('failed');
+    expect(String(failed.reason)).toMatch(new RegExp(`no ready report within ${REPORT_TIMEOUT_S} s: the machine never ran its user_data`));
+    await waitFor(
+      'instance deleted',
+      async () => emu.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/droplets/${waiting.instance_id}`),
+      15_000,
+      200,
+    );
+    // A late report is refused: the provisioning failed.
+    expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(404);
+  }, 90_000);
+});
