@@ -11,7 +11,7 @@ export const OWNED_BUCKETS: Record<string, readonly string[]> = {
   'proxy-manager': ['routes', 'certificates', 'acme-budget'],
   deployer: ['deployer'],
   'health-monitor': ['health-monitor-members', 'health-monitor-incidents', 'health-monitor-leases', 'health-monitor-targets'],
-  console: [],
+  console: ['console-sessions'],
   orchestrator: ['orchestrator'],
 };
 

@@ -4,7 +4,9 @@ import { Discovery } from './discovery.js';
 import { forward, parseForwardUrl } from './forward.js';
 import { LiveHub } from './live.js';
 import { assertCsrf, isStateChanging, registerSessionRoutes, requireSession } from './session-routes.js';
-import { SessionStore } from './sessions.js';
+import { loadSessionSecret } from './session-secret.js';
+import { SessionSealer } from './session-seal.js';
+import { SESSION_BUCKET_MAX_AGE_MS, SessionStore } from './sessions.js';
 import { defaultWebDir, WebAssets } from './web-assets.js';
 
 export { consoleConfigSchema, type ConsoleConfig } from './config.js';
@@ -45,7 +47,7 @@ export function createConsoleDroplet(deps: ConsoleDeps) {
     logDestination: deps.logDestination,
     routes(api, ctx) {
       const config = () => ctx.config;
-      sessions = new SessionStore({ maxSessions: ctx.config.CONSOLE_MAX_SESSIONS, now });
+      sessions = new SessionStore({ maxSessions: ctx.config.CONSOLE_MAX_SESSIONS, now, logger: ctx.logger });
       live = new LiveHub({ logger: ctx.logger, maxStreamsPerSession: () => ctx.config.CONSOLE_MAX_STREAMS_PER_SESSION });
       web = new WebAssets(ctx.config.CONSOLE_WEB_DIR ?? defaultWebDir());
       if (!web.available) ctx.logger.warn({ dir: web.dir }, 'web app not built: run `pnpm --filter @droplet-mesh/console build`');
@@ -74,11 +76,11 @@ export function createConsoleDroplet(deps: ConsoleDeps) {
       api.get(
         '/live',
         { scope: 'public', summary: "Server-sent events: every droplet's events as they happen (session cookie)" },
-        ({ req, res }) => live.serve(req, res, requireSession(req, sessions)),
+        async ({ req, res }) => live.serve(req, res, await requireSession(req, sessions)),
       );
 
       const handler = async ({ req, res }: { req: import('express').Request; res: import('express').Response }) => {
-        const session = requireSession(req, sessions);
+        const session = await requireSession(req, sessions);
         if (isStateChanging(req)) assertCsrf(req, session);
         const target = parseForwardUrl(req.originalUrl);
         const baseUrl = await discovery.resolve(target.droplet, session.token);
@@ -93,7 +95,11 @@ export function createConsoleDroplet(deps: ConsoleDeps) {
         api.delete(path, { scope: 'public', summary }, handler);
       }
     },
-    onStart(ctx) {
+    async onStart(ctx) {
+      const { secret, source, file } = loadSessionSecret({ secret: ctx.config.CONSOLE_SESSION_SECRET, dataDir: ctx.config.DATA_DIR });
+      ctx.logger.info({ source, file }, 'console session secret loaded');
+      const kv = await ctx.bus.kv(ctx.config.CONSOLE_SESSION_BUCKET, { history: 1, ttlMs: SESSION_BUCKET_MAX_AGE_MS });
+      await sessions.attach(kv, new SessionSealer(secret));
       live.attach(ctx.bus);
       sessions.start();
     },

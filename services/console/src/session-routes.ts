@@ -121,8 +121,8 @@ export interface SessionRouteDeps {
 }
 
 /** The session of this request, or 401 in the envelope. */
-export function requireSession(req: Request, sessions: SessionStore): Session {
-  const s = sessions.get(readCookie(req));
+export async function requireSession(req: Request, sessions: SessionStore): Promise<Session> {
+  const s = await sessions.get(readCookie(req));
   if (!s) throw new Unauthorized('sign in first: no console session, or it expired', { console_session: 'missing' });
   return s;
 }
@@ -166,9 +166,9 @@ export function registerSessionRoutes(api: Api, deps: SessionRouteDeps): void {
   api.get(
     '/session',
     { scope: 'public', summary: 'The signed-in session (subject, scopes, expiry, CSRF token), or 401' },
-    ({ req, res }) => {
+    async ({ req, res }) => {
       res.setHeader('Cache-Control', 'no-store');
-      return sessions.view(requireSession(req, sessions));
+      return sessions.view(await requireSession(req, sessions));
     },
   );
 
@@ -212,17 +212,17 @@ export function registerSessionRoutes(api: Api, deps: SessionRouteDeps): void {
       const expiresAt = Date.parse(answer.expires_at);
       if (!(expiresAt > deps.now())) throw new Unauthorized('the token has already expired');
       const subject = subjectOf(answer.token) ?? 'operator';
-      const { cookie, session } = sessions.create({ token: answer.token, subject, scopes: answer.scopes, expiresAt });
+      const { cookie, session } = await sessions.create({ token: answer.token, subject, scopes: answer.scopes, expiresAt });
       setSessionCookie(res, cookie, (expiresAt - deps.now()) / 1000, secureRequest(req, config.CONSOLE_SECURE_COOKIES));
       req.log.info({ action: 'sign-in', result: 'ok', subject, expires_at: answer.expires_at }, 'console session opened');
       return sessions.view(session);
     },
   );
 
-  api.delete('/session', { scope: 'public', summary: 'Sign out (X-CSRF-Token required)' }, ({ req, res }) => {
-    const s = requireSession(req, sessions);
+  api.delete('/session', { scope: 'public', summary: 'Sign out everywhere (X-CSRF-Token required)' }, async ({ req, res }) => {
+    const s = await requireSession(req, sessions);
     assertCsrf(req, s);
-    sessions.destroy(readCookie(req));
+    await sessions.destroy(readCookie(req));
     clearSessionCookies(res, secureRequest(req, deps.config().CONSOLE_SECURE_COOKIES));
     res.setHeader('Cache-Control', 'no-store');
     req.log.info({ action: 'sign-out', subject: s.subject }, 'console session closed');

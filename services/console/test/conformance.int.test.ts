@@ -6,7 +6,7 @@ import {
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import { createConsoleDroplet } from '../src/app.js';
-import { quiet, WEB_DIR } from './support/mesh.js';
+import { quiet, SESSION_SECRET, WEB_DIR } from './support/mesh.js';
 
 let nats: NatsServerHandle;
 let authority: TestAuthority;
@@ -18,7 +18,14 @@ udcConformanceSuite(
     nats = await startNatsServer();
     authority = await startTestAuthority();
     made = createConsoleDroplet({
-      env: { PORT: '0', NATS_URL: nats.url, LOG_LEVEL: 'info', CONSOLE_WEB_DIR: WEB_DIR, ...authority.env() },
+      env: {
+        PORT: '0',
+        NATS_URL: nats.url,
+        LOG_LEVEL: 'info',
+        CONSOLE_WEB_DIR: WEB_DIR,
+        CONSOLE_SESSION_SECRET: SESSION_SECRET,
+        ...authority.env(),
+      },
       registry: false,
       logDestination: quiet(),
     });

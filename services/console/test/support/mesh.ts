@@ -40,6 +40,7 @@ export async function seriousA11yViolations(page: Page): Promise<string[]> {
 }
 
 export const ADMIN_KEY = 'console-test-admin-key-0123456789';
+export const SESSION_SECRET = 'console-test-session-secret-0123456789';
 export const quiet = () => new Writable({ write: (_c, _e, cb) => cb() });
 export const WEB_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 
@@ -272,6 +273,7 @@ export async function startConsole(natsUrl: string, registryUrl: string, extra: 
       JWKS_URL: `${registryUrl}/.well-known/jwks.json`,
       CONSOLE_WEB_DIR: WEB_DIR,
       CONSOLE_DISCOVERY_CACHE_MS: '0',
+      CONSOLE_SESSION_SECRET: SESSION_SECRET,
       ...extra.env,
     },
     registry: false,
