@@ -95,26 +95,28 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
       liveness.start();
     },
     async onListening({ url }) {
-      // The registry lists itself, and heartbeats for itself in-process.
-      const self = store.get('registry');
+      // The registry lists itself, and heartbeats for itself in-process. A second replica
+      // (DROPLET_ID=registry-2) lists itself under its own id: discovery returns them all.
+      const selfId = config.DROPLET_ID ?? 'registry';
+      const self = store.get(selfId);
       const at = new Date(now()).toISOString();
       await store.put({
         ...(self ?? { registered_at: at }),
-        id: 'registry',
+        id: selfId,
         name: 'registry',
         url: config.PUBLIC_URL ?? url,
         kind: 'service',
         capabilities: ['registry', 'auth', 'discovery'],
         version: REGISTRY_VERSION,
-        steward: 'registry',
+        steward: selfId,
         health_path: '/health',
         heartbeat_interval_s: config.HEARTBEAT_INTERVAL_S,
         status: 'active',
         updated_at: at,
         registered_at: self?.registered_at ?? at,
       });
-      await liveness.heartbeat('registry');
-      const beat = setInterval(() => void liveness.heartbeat('registry'), config.HEARTBEAT_INTERVAL_S * 1000);
+      await liveness.heartbeat(selfId);
+      const beat = setInterval(() => void liveness.heartbeat(selfId), config.HEARTBEAT_INTERVAL_S * 1000);
       beat.unref();
       const prevStop = stopHeartbeats;
       stopHeartbeats = () => {
