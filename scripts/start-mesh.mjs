@@ -79,6 +79,20 @@ const DROPLETS = [
   { name: 'orchestrator', port: 8500 },
 ];
 
+/**
+ * MESH_REPLICAS=N: every droplet runs N times. Replica i (2..N) listens on the droplet's port
+ * + i-1 (registry 8001, deployer 8201, ...), registers as `<droplet>-<i>` under the same name
+ * (so the registry lists them all, and NATS messages to `udc.<droplet>.message` are shared by
+ * its queue group), logs to logs/<droplet>-<i>.log and is restarted on its own. proxy-manager's
+ * replicas each run their own nginx (PROXY_HTTP_PORT/PROXY_HTTPS_PORT + i-1, DATA_DIR/<droplet>-<i>).
+ */
+const MESH_REPLICAS = Number(process.env.MESH_REPLICAS ?? 1);
+if (!Number.isInteger(MESH_REPLICAS) || MESH_REPLICAS < 1 || MESH_REPLICAS > 5) {
+  log(`error: MESH_REPLICAS must be a whole number from 1 to 5 (got '${process.env.MESH_REPLICAS}')`);
+  process.exit(1);
+}
+const replicaNumbers = Array.from({ length: MESH_REPLICAS }, (_, i) => i + 1);
+
 let stopping = false;
 
 function portOpen(port) {
@@ -129,6 +143,17 @@ process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 process.on('SIGHUP', () => void stopAll(0));
 
+/** What replica `i` (> 1) of a droplet gets on top of the common environment: its own id, and for proxy-manager its own nginx. */
+function replicaEnv(d, i, proxyPorts) {
+  if (i === 1) return {};
+  const env = { DROPLET_ID: `${d.name}-${i}` };
+  if (d.name === 'proxy-manager') {
+    for (const p of proxyPorts) env[p.name] = String(p.port + i - 1);
+    env.DATA_DIR = join(DATA_DIR, `${d.name}-${i}`);
+  }
+  return env;
+}
+
 const dropletPort = (d) => Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
 
 try {
@@ -144,13 +169,18 @@ try {
   for (const p of proxyPorts)
     if (await portOpen(p.port))
       throw new Error(`port ${p.port} (proxy-manager's nginx) is taken${portHolder(p.port)}: stop it, or set ${p.name}`);
-  for (const d of DROPLETS) {
-    const port = dropletPort(d);
-    if (await portOpen(port))
-      throw new Error(
-        `port ${port} (${d.name}) is taken${portHolder(port)}: stop it, or set ${d.name.toUpperCase().replace(/-/g, '_')}_PORT`,
-      );
-  }
+  for (const d of DROPLETS)
+    for (const i of replicaNumbers) {
+      const port = dropletPort(d) + i - 1;
+      if (await portOpen(port))
+        throw new Error(
+          `port ${port} (${i > 1 ? `${d.name}-${i}` : d.name}) is taken${portHolder(port)}: stop it, or set ${d.name.toUpperCase().replace(/-/g, '_')}_PORT`,
+        );
+    }
+  for (const p of proxyPorts)
+    for (const i of replicaNumbers.slice(1))
+      if (await portOpen(p.port + i - 1))
+        throw new Error(`port ${p.port + i - 1} (nginx of proxy-manager-${i}) is taken${portHolder(p.port + i - 1)}`);
   const dockerProblem = await ensureDockerEngine(join(DATA_DIR, 'logs'));
   if (dockerProblem) log(`${dockerProblem} (the mesh starts; deploys fail until the engine answers)`);
   let natsUrl = process.env.NATS_URL;
@@ -181,20 +211,25 @@ try {
     CERT_ENCRYPTION_KEY: persistentSecret('CERT_ENCRYPTION_KEY').value,
   };
   const started = [];
-  for (const d of DROPLETS) {
-    const main = join(ROOT, 'services', d.name, 'dist', 'main.js');
-    if (!existsSync(main)) continue;
-    const port = dropletPort(d);
+  /** Start one replica of `d` and wait until it answers /health. */
+  const startReplica = async (d, main, replica) => {
+    const port = dropletPort(d) + replica - 1;
     const startedAt = Date.now();
     const natsIdentity = nats ? { NATS_USER: d.name, NATS_PASSWORD: nats.passwords[d.name] } : {};
-    supervisor.add(d.name, { cmd: process.execPath, args: [main], env: { ...common, ...natsIdentity, PORT: String(port) } });
-    const logFile = supervisor.logFile(d.name);
+    const part = replica > 1 ? `${d.name}-${replica}` : d.name;
+    supervisor.add(part, {
+      cmd: process.execPath,
+      args: [main],
+      service: d.name,
+      env: { ...common, ...natsIdentity, PORT: String(port), ...replicaEnv(d, replica, proxyPorts) },
+    });
+    const logFile = supervisor.logFile(part);
     const url = `http://127.0.0.1:${port}`;
     // Up means /health answers; a dependency that is down (say, no Docker Engine) is reported, not fatal.
     let health;
     let answeredAt;
     await waitUntil(
-      `${d.name} (log: ${logFile})`,
+      `${part} (log: ${logFile})`,
       async () => {
         health = await fetch(`${url}/health`).then((r) => r.json());
         answeredAt ??= Date.now();
@@ -204,10 +239,23 @@ try {
       60_000,
     );
     started.push({ ...d, url });
-    log(`${d.name.padEnd(20)} ${url}   (${Date.now() - startedAt} ms${health.status === 'active' ? '' : `, ${health.status}`})`);
+    log(`${part.padEnd(20)} ${url}   (${Date.now() - startedAt} ms${health.status === 'active' ? '' : `, ${health.status}`})`);
     for (const dep of health.dependencies.filter((x) => x.status === 'down'))
-      log(`  ${d.name}: ${dep.name} is down: ${typeof dep.detail === 'string' ? dep.detail : JSON.stringify(dep.detail)}`);
+      log(`  ${part}: ${dep.name} is down: ${typeof dep.detail === 'string' ? dep.detail : JSON.stringify(dep.detail)}`);
+  };
+  // The first replica of each droplet in order; further replicas start alongside the next droplets.
+  const moreReplicas = [];
+  for (const d of DROPLETS) {
+    const main = join(ROOT, 'services', d.name, 'dist', 'main.js');
+    if (!existsSync(main)) continue;
+    await startReplica(d, main, 1);
+    for (const replica of replicaNumbers.slice(1)) {
+      const starting = startReplica(d, main, replica);
+      starting.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      moreReplicas.push(starting);
+    }
   }
+  await Promise.all(moreReplicas);
   const tokenRes = await fetch(`${common.REGISTRY_URL}/auth/token?droplet_id=operator`, {
     method: 'POST',
     headers: { 'x-registry-key': ADMIN_KEY },

@@ -30,7 +30,7 @@ export class Supervisor {
     return join(this.o.dataDir, 'logs', `${name}.log`);
   }
 
-  /** Start `name` (cmd, args, env) and keep it running. */
+  /** Start `name` (cmd, args, env; `service`: the droplet a replica part runs) and keep it running. */
   add(name, spec) {
     const part = { name, spec, restarts: [] };
     this.parts.set(name, part);
@@ -117,7 +117,7 @@ export class Supervisor {
   writePids() {
     const live = [...this.parts.values()]
       .filter((p) => p.child?.pid && p.child.exitCode === null && p.child.signalCode === null)
-      .map((p) => ({ name: p.name, pid: p.child.pid }));
+      .map((p) => ({ name: p.name, pid: p.child.pid, ...(p.spec.service ? { service: p.spec.service } : {}) }));
     writeFileSync(this.pidsFile(), `${JSON.stringify({ supervisor: process.pid, children: live }, null, 2)}\n`);
   }
 }
@@ -176,7 +176,8 @@ export function claimDataDir(dataDir, log) {
   for (const c of previous.children ?? []) {
     if (!alive(c.pid)) continue;
     const cmd = cmdline(c.pid);
-    if (!(cmd.includes('nats-server') || cmd.includes(`services/${c.name}/`))) continue; // the pid was reused
+    // `service`: a droplet's second replica (`deployer-2`) runs services/deployer/.
+    if (!(cmd.includes('nats-server') || cmd.includes(`services/${c.service ?? c.name}/`))) continue; // the pid was reused
     log(`stopping ${c.name} (pid ${c.pid}) left behind by a previous npm start`);
     try {
       process.kill(c.pid, 'SIGKILL');
