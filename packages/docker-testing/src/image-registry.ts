@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { type ImageRegistry, startImageRegistry, trustRegistryCa } from '@droplet-mesh/image-registry';
 import type { NamespacedEngine } from './netns-engine.js';
 
+export { probeRegistry } from '@droplet-mesh/image-registry';
+
 export interface TestImageRegistry extends ImageRegistry {
   /** Docker's authconfig for this registry (dockerode `authconfig`). */
   auth: { username: string; password: string; serveraddress: string };

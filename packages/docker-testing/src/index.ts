@@ -9,4 +9,4 @@ export {
   startNamespacedEngine,
 } from './netns-engine.js';
 export { execIn, probeFrom } from './docker-exec.js';
-export { startTestImageRegistry, type TestImageRegistry, trustTestRegistry } from './image-registry.js';
+export { probeRegistry, startTestImageRegistry, type TestImageRegistry, trustTestRegistry } from './image-registry.js';

@@ -9,7 +9,7 @@ import { containerName, deployTag, imageBaseOf, meshLabels } from '../domain/nam
 import { allocatePort } from '../domain/port-allocator.js';
 import { StepTimeout, withTimeout } from '../domain/step-timeout.js';
 import { distributeImage } from '../registry/image-transport.js';
-import { meshRegistryOf } from '../registry/mesh-registry.js';
+import { meshRegistryOf, meshRepository } from '../registry/mesh-registry.js';
 import { pullAuthResolver } from '../registry/pull-auth.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { produceImage } from './image-builder.js';
@@ -121,10 +121,13 @@ export async function runDeployment(
     const gitAuth = d.source.kind === 'git' ? openGitAuth(cfg.DEPLOYER_MASTER_KEY, d.source) : undefined;
     t.hideValues([...Object.values(secrets), ...authSecrets(gitAuth)]);
     const labels = meshLabels(d);
-    const imageBase = imageBaseOf(d.project, d.service, service.image_base);
+    const registry = meshRegistryOf(cfg);
+    // With a mesh registry the deploy tag lives in the registry's repository: removing the tag
+    // (image retention) then also drops the digest reference a pull leaves, and the image goes.
+    const localBase = imageBaseOf(d.project, d.service, service.image_base);
+    const imageBase = registry ? meshRepository(registry, localBase) : localBase;
     const tag = deployTag(imageBase, d.id);
     const [first, ...others] = plan.placement;
-    const registry = meshRegistryOf(cfg);
     const authOf = pullAuthResolver(cfg, deps.stores);
     // Registry passwords are masked in this deploy's log like secrets.
     const pullAuth = async (ref: string) => {
@@ -158,7 +161,6 @@ export async function runDeployment(
       await step('distribute', 55, stepMs, async (signal) => {
         const out = await distributeImage({
           tag,
-          imageBase,
           builder: { serverId: first.server.id, engine: engineOf(first.server.id).engine },
           others: others.map((p) => ({ serverId: p.server.id, engine: engineOf(p.server.id).engine })),
           registry,

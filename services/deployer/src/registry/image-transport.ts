@@ -4,8 +4,8 @@
 // more. Without one: `docker save` from the building server, `docker load` into each other
 // (the whole image every time, one server after another, through the deployer).
 import type { ContainerEngine } from '../engine/container-engine.js';
-import { isDigestRef } from './image-ref.js';
-import { inMeshRegistry, type MeshRegistry, meshRepository } from './mesh-registry.js';
+import { isDigestRef, repositoryOf } from './image-ref.js';
+import { inMeshRegistry, type MeshRegistry } from './mesh-registry.js';
 
 export interface TransportTarget {
   serverId: string;
@@ -13,10 +13,8 @@ export interface TransportTarget {
 }
 
 export interface TransportInput {
-  /** The deploy's local tag (repository:tag), present on the builder. */
+  /** The deploy's tag (repository:tag), present on the builder; with a registry, a repository of it. */
   tag: string;
-  /** The repository part of `tag` (the service's image base). */
-  imageBase: string;
   builder: TransportTarget;
   others: TransportTarget[];
   registry?: MeshRegistry;
@@ -50,21 +48,14 @@ export async function distributeImage(t: TransportInput): Promise<TransportResul
   const registry = t.registry;
   let digestRef = t.knownDigest && isDigestRef(t.knownDigest) && inMeshRegistry(registry, t.knownDigest) ? t.knownDigest : undefined;
   if (!digestRef) {
-    const repository = meshRepository(registry, t.imageBase);
-    const pushRef = `${repository}:${t.tag.slice(t.tag.lastIndexOf(':') + 1)}`;
-    await t.builder.engine.tag(t.tag, pushRef);
-    try {
-      const digest = await t.builder.engine
-        .push(pushRef, registry.auth, () => undefined, t.signal)
-        .catch((err) => {
-          throw registryError('push to', registry.host, err);
-        });
-      digestRef = `${repository}@${digest}`;
-      t.log(`pushed ${pushRef} to the mesh registry: ${digestRef}`);
-    } finally {
-      // Only the deploy tag stays: image retention removes deploy tags, and a push tag would keep the image alive.
-      await t.builder.engine.removeImage(pushRef).catch(() => undefined);
-    }
+    if (!inMeshRegistry(registry, t.tag)) throw new Error(`${t.tag} is not a repository of the mesh registry ${registry.host}`);
+    const digest = await t.builder.engine
+      .push(t.tag, registry.auth, () => undefined, t.signal)
+      .catch((err) => {
+        throw registryError('push to', registry.host, err);
+      });
+    digestRef = `${repositoryOf(t.tag)}@${digest}`;
+    t.log(`pushed ${t.tag} to the mesh registry: ${digestRef}`);
   }
   const ref = digestRef;
   await Promise.all(
@@ -75,6 +66,7 @@ export async function distributeImage(t: TransportInput): Promise<TransportResul
         .catch((err) => {
           throw registryError(`server ${o.serverId}: pull from`, registry.host, err);
         });
+      // Tagged in the digest's own repository: removing the tag later (retention) removes the image too.
       await o.engine.tag(ref, t.tag);
     }),
   );
