@@ -8,6 +8,7 @@ import { registerInstanceCommands } from './commands/instances.js';
 import { registerLoginCommands } from './commands/login.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerRouteCommands } from './commands/routes.js';
+import { registerStackCommands } from './commands/stack.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerUndeployCommand } from './commands/undeploy.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerUndeployCommand(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
+  registerStackCommands(program, env);
   // Subcommands inherit exitOverride only when added after it; make sure of it.
   const override = (c: Command) => {
     c.exitOverride();
