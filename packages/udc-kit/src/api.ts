@@ -86,42 +86,73 @@ export class Api {
   private add(method: Method, path: string, spec: RouteSpec, h: Handler<any, any, any>): void {
     this.routes.push({ method, path, spec });
     const scope = spec.scope ?? 'read';
-    const handlers: RequestHandler[] = [];
-    if (scope !== 'public') {
-      handlers.push(this.authenticate);
-      handlers.push((req, _res, next) => {
-        assertScope(req.principal, scope);
-        next();
-      });
-    }
-    handlers.push(async (req, res) => {
+    // One handler after authentication (scope check, validation, the call, the answer), and
+    // no promise unless the route's own handler returns one: a route is hit per request.
+    const handle: RequestHandler = (req, res) => {
+      if (scope !== 'public') assertScope(req.principal, scope);
       const body = spec.body ? parseOrThrow(spec.body, req.body ?? {}, 'body') : req.body;
       const query = spec.query ? parseOrThrow(spec.query, req.query, 'query') : req.query;
       const params = spec.params ? parseOrThrow(spec.params, req.params, 'path') : req.params;
-      const out = await h({
-        body,
-        query,
-        params,
-        principal: req.principal,
-        req,
-        res,
-        get log() {
-          return req.log;
-        },
-        correlationId: req.correlationId,
-      });
-      if (res.headersSent || res.writableEnded) return;
-      if (out instanceof Reply) {
-        for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
-        if (out.body === undefined) res.status(out.status).end();
-        else res.status(out.status).json(out.body);
-        return;
-      }
-      if (out === undefined) res.status(spec.status ?? 204).end();
-      else res.status(spec.status ?? 200).json(out);
-    });
-    this.router[method](path, ...handlers);
+      const out = h(new Input(body, query, params, req, res));
+      if (isThenable(out)) return Promise.resolve(out).then((v) => respond(res, v, spec.status));
+      respond(res, out, spec.status);
+    };
+    if (scope === 'public') this.router[method](path, handle);
+    else this.router[method](path, this.authenticate, handle);
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** The handler's input; `log` is a getter so that the request's child logger is built only when a handler logs. */
+class Input<B, Q, P> implements HandlerInput<B, Q, P> {
+  readonly principal: Principal | undefined;
+  readonly correlationId: string;
+  constructor(
+    readonly body: B,
+    readonly query: Q,
+    readonly params: P,
+    readonly req: Request,
+    readonly res: Response,
+  ) {
+    this.principal = req.principal;
+    this.correlationId = req.correlationId;
+  }
+  get log(): Logger {
+    return this.req.log;
+  }
+}
+
+function respond(res: Response, out: unknown, status: number | undefined): void {
+  if (res.headersSent || res.writableEnded) return;
+  if (out instanceof Reply) {
+    for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+    if (out.body === undefined) res.status(out.status).end();
+    else sendJson(res, out.status, out.body);
+    return;
+  }
+  if (out === undefined) res.status(status ?? 204).end();
+  else sendJson(res, status ?? 200, out);
+}
+
+/**
+ * `res.status(s).json(body)` without Express's per-response work (content-type parsing,
+ * charset, freshness): the same bytes and headers for the common case. A response whose
+ * handler set its own Content-Type, ETag or Last-Modified, a bodiless status, or a body
+ * JSON cannot encode goes through Express as before.
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = status >= 200 && status !== 204 && status !== 304 ? JSON.stringify(body) : undefined;
+  if (text === undefined || res.hasHeader('content-type') || res.hasHeader('etag') || res.hasHeader('last-modified')) {
+    res.status(status).json(body);
+    return;
+  }
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
 }
 
 declare global {

@@ -44,6 +44,8 @@ export interface AuthOptions {
 
 export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
+  /** The principal of a token verified before and still cached (revocation checked; throws when revoked), without a promise; undefined otherwise. */
+  verifyCached?(token: string): Principal | undefined;
 }
 
 /**
@@ -128,16 +130,21 @@ export function createTokenVerifier(opts: AuthOptions): TokenVerifier {
     verified.set(token, { principal, claims, until: Math.min((principal.exp ?? 0) * 1000, Date.now() + 60_000) });
     return principal;
   };
+  const cached = (token: string): Principal | undefined => {
+    const hit = verified.get(token);
+    if (!hit) return undefined;
+    if (hit.until > Date.now()) {
+      refuseRevoked(hit.claims);
+      return hit.principal;
+    }
+    verified.delete(token);
+    return undefined;
+  };
   return {
+    verifyCached: cached,
     async verify(token: string): Promise<Principal> {
-      const hit = verified.get(token);
-      if (hit) {
-        if (hit.until > Date.now()) {
-          refuseRevoked(hit.claims);
-          return hit.principal;
-        }
-        verified.delete(token);
-      }
+      const hit = cached(token);
+      if (hit) return hit;
       if (opts.allowSimpleToken && opts.apiToken && constantTimeEqual(token, opts.apiToken)) {
         return { sub: 'api-token', droplet_id: 'api-token', scopes: ['read', 'write', 'admin'], via: 'api_token' };
       }

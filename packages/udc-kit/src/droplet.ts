@@ -133,6 +133,7 @@ export interface HealthReport {
 }
 
 const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const STARTED = Symbol('request started (hrtime)');
 
 export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
   const env = opts.env ?? process.env;
@@ -261,24 +262,28 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     },
   });
 
+  // One listener for every response (no closure per request): the request's log line and counters.
+  function onFinish(this: Response) {
+    const req = this.req as Request & { _log?: Logger; [STARTED]: bigint };
+    const seconds = Number(process.hrtime.bigint() - req[STARTED]) / 1e9;
+    const route = (req.route?.path as string | undefined) ?? 'unmatched';
+    const status = this.statusCode;
+    stats.recordRequest(status);
+    metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, seconds);
+    if (route === '/health' || route === '/metrics' || !logger.isLevelEnabled('info')) return;
+    const line = { method: req.method, path: req.path, route, status, duration_ms: Math.round(seconds * 1e4) / 10 };
+    // The request's child logger when a handler made one; else the same line without building it.
+    if (req._log) req._log.info(line, 'request');
+    else logger.info({ correlation_id: req.correlationId, ...line }, 'request');
+  }
+
   // First: correlation id, request log, counters.
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const given = req.header('x-correlation-id');
-    req.correlationId = given && correlationPattern.test(given) ? given : randomUUID();
+    const given = req.headers['x-correlation-id'];
+    req.correlationId = typeof given === 'string' && correlationPattern.test(given) ? given : randomUUID();
     res.setHeader('X-Correlation-ID', req.correlationId);
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = (req.route?.path as string | undefined) ?? 'unmatched';
-      stats.recordRequest(res.statusCode);
-      metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      if (route !== '/health' && route !== '/metrics') {
-        req.log.info(
-          { method: req.method, path: req.path, route, status: res.statusCode, duration_ms: Math.round(seconds * 1e4) / 10 },
-          'request',
-        );
-      }
-    });
+    (req as Request & { [STARTED]: bigint })[STARTED] = process.hrtime.bigint();
+    res.on('finish', onFinish);
     next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
@@ -286,11 +291,20 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     req.method === 'GET' || req.method === 'HEAD' ? next() : jsonBody(req, res, next),
   );
 
-  const authenticate = async (req: Request, _res: Response, next: NextFunction) => {
-    const token = bearerToken(req.header('authorization'));
+  // A token verified before is answered from the cache without a promise (most requests).
+  const authenticate = (req: Request, _res: Response, next: NextFunction): Promise<void> | undefined => {
+    const token = bearerToken(req.headers.authorization);
     if (!token) throw new Unauthorized('missing bearer token');
-    req.principal = await verifier.verify(token);
-    next();
+    const known = verifier.verifyCached?.(token);
+    if (known) {
+      req.principal = known;
+      next();
+      return undefined;
+    }
+    return verifier.verify(token).then((principal) => {
+      req.principal = principal;
+      next();
+    });
   };
 
   const router = express.Router();
