@@ -21,7 +21,8 @@ process.env.DO_NOT_TRACK = '1';
 export class SetupError extends Error {}
 
 const APT = {
-  start: { 'nats-server': 'nats-server', nginx: 'nginx', dockerd: 'docker.io' },
+  // The mesh image registry (docker-registry) gets its certificates from openssl.
+  start: { 'nats-server': 'nats-server', nginx: 'nginx', dockerd: 'docker.io', 'docker-registry': 'docker-registry', openssl: 'openssl' },
   test: {
     'nats-server': 'nats-server',
     nginx: 'nginx',
@@ -31,6 +32,8 @@ const APT = {
     git: 'git',
     'docker-compose': 'docker-compose',
     openssl: 'openssl',
+    // The mesh image registry and private registries in the deployer's tests.
+    'docker-registry': 'docker-registry',
     flock: 'util-linux',
     // Namespaced Docker engines (several "servers" on one machine) in the deployer's tests.
     ip: 'iproute2',

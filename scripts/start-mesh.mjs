@@ -95,9 +95,9 @@ const replicaNumbers = Array.from({ length: MESH_REPLICAS }, (_, i) => i + 1);
 
 let stopping = false;
 
-function portOpen(port) {
+function portOpen(port, host = '127.0.0.1') {
   return new Promise((r) => {
-    const s = connect({ port, host: '127.0.0.1' });
+    const s = connect({ port, host });
     s.once('connect', () => {
       s.destroy();
       r(true);
@@ -154,6 +154,40 @@ function replicaEnv(d, i, proxyPorts) {
   return env;
 }
 
+/**
+ * The mesh image registry: Debian's docker-registry (not its system service) with TLS from a
+ * CA of its own and htpasswd credentials, files under DATA_DIR/image-registry (keys and
+ * credentials 0600). The deployer pushes each deploy image to it once and every server pulls
+ * the digest. MESH_REGISTRY set: that registry is used instead; MESH_REGISTRY=off: none (export/import).
+ * Port 5050 by default: Debian's own docker-registry service, where it runs, holds 5000.
+ */
+async function meshImageRegistry() {
+  if (process.env.MESH_REGISTRY) return undefined;
+  const { prepareImageRegistry, REGISTRY_BIN } = await import('@droplet-mesh/image-registry');
+  const installed = REGISTRY_BIN.startsWith('/')
+    ? existsSync(REGISTRY_BIN)
+    : ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, REGISTRY_BIN)));
+  if (!installed) {
+    log('docker-registry is not installed: deploy images go between servers by export/import (fix: apt-get install docker-registry)');
+    return undefined;
+  }
+  const port = Number(process.env.MESH_REGISTRY_PORT ?? 5050);
+  const address = process.env.MESH_REGISTRY_ADDRESS ?? '127.0.0.1';
+  if (await portOpen(port, address))
+    throw new Error(
+      `port ${port} (the mesh image registry) is taken${portHolder(port)}: stop it, set MESH_REGISTRY_PORT, or MESH_REGISTRY=off`,
+    );
+  const reg = prepareImageRegistry({
+    dir: join(DATA_DIR, 'image-registry'),
+    address,
+    port,
+    hosts: address === '127.0.0.1' ? ['localhost'] : [],
+  });
+  supervisor.add('image-registry', { cmd: reg.cmd, args: reg.args });
+  await waitUntil('image-registry', () => portOpen(port, address), 15_000);
+  return reg;
+}
+
 const dropletPort = (d) => Number(process.env[`${d.name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? d.port);
 
 try {
@@ -199,6 +233,13 @@ try {
     natsUrl = servers.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
     natsReplicas ??= String(Math.min(3, servers.length));
   }
+  const imageRegistry = process.env.MESH_REGISTRY === 'off' ? undefined : await meshImageRegistry();
+  // Only the deployer gets the registry's credentials.
+  const deployerEnv = imageRegistry
+    ? { MESH_REGISTRY: imageRegistry.host, MESH_REGISTRY_USERNAME: imageRegistry.username, MESH_REGISTRY_PASSWORD: imageRegistry.password }
+    : process.env.MESH_REGISTRY === 'off'
+      ? { MESH_REGISTRY: '' }
+      : {};
   const common = {
     NATS_URL: natsUrl,
     ...(natsReplicas ? { NATS_REPLICAS: natsReplicas } : {}),
@@ -221,7 +262,13 @@ try {
       cmd: process.execPath,
       args: [main],
       service: d.name,
-      env: { ...common, ...natsIdentity, PORT: String(port), ...replicaEnv(d, replica, proxyPorts) },
+      env: {
+        ...common,
+        ...natsIdentity,
+        ...(d.name === 'deployer' ? deployerEnv : {}),
+        PORT: String(port),
+        ...replicaEnv(d, replica, proxyPorts),
+      },
     });
     const logFile = supervisor.logFile(part);
     const url = `http://127.0.0.1:${port}`;
@@ -265,6 +312,10 @@ try {
   process.stdout.write('\n');
   log(`NATS                 ${natsUrl} (JetStream data under ${DATA_DIR}${natsReplicas ? `, ${natsReplicas} replicas per bucket` : ''})`);
   if (nats) log(`NATS authorization   one user per droplet; passwords in ${nats.credentialsFile} (mode 0600)`);
+  if (imageRegistry)
+    log(
+      `image registry       ${imageRegistry.url} (TLS, CA ${imageRegistry.caFile}; credentials in ${imageRegistry.credentialsFile}, mode 0600)`,
+    );
   log(`logs                 ${join(DATA_DIR, 'logs')}/<droplet>.log`);
   if (adminKey.file) log(`REGISTRY_ADMIN_KEY   in ${adminKey.file} (mode 0600${adminKey.generated ? ', generated now' : ''})`);
   log(`operator token (expires ${tok.expires_at}):\n${tok.token}\n`);
