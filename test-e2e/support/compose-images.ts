@@ -41,6 +41,8 @@ export const DROPLET_IMAGES: DropletImageSpec[] = [
   { service: 'proxy-manager', port: 8100, dockerfile: 'proxy-manager.Dockerfile' },
   { service: 'deployer', port: 8200, dockerfile: 'droplet.Dockerfile' },
   { service: 'health-monitor', port: 8300, dockerfile: 'droplet.Dockerfile' },
+  { service: 'console', port: 8400, dockerfile: 'droplet.Dockerfile' },
+  { service: 'orchestrator', port: 8500, dockerfile: 'droplet.Dockerfile' },
 ];
 
 export interface ComposeImages {
@@ -217,7 +219,8 @@ async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string
 }
 
 /** nats-server from this host on busybox (wget for the healthcheck): deploy/nats/local.Dockerfile. */
-async function ensureLocalNats(docker: Docker, busybox: string, tag: string): Promise<'built' | 'reused'> {
+/** The NATS image made from this host's nats-server (NATS_IMAGE), built only when its inputs changed. */
+export async function ensureLocalNats(docker: Docker, busybox: string, tag: string): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, 'nats', 'local.Dockerfile');
   const base = await imageInfo(docker, busybox);
   const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nats-server'])], {

@@ -11,7 +11,16 @@ import { REPO } from './processes.js';
 // One docker-compose project of the repo's docker-compose.yml with its own generated
 // .env, high loopback ports and a unique project name, torn down with `down -v`.
 
-export const COMPOSE_SERVICES = ['nats', 'registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor'] as const;
+export const COMPOSE_SERVICES = [
+  'nats',
+  'registry',
+  'multi-cloud-manager',
+  'proxy-manager',
+  'deployer',
+  'health-monitor',
+  'console',
+  'orchestrator',
+] as const;
 export type ComposeService = (typeof COMPOSE_SERVICES)[number];
 
 const PROJECT_PREFIX = 'meshcompose';
@@ -26,6 +35,8 @@ export interface PublishedPorts {
   'proxy-manager': number;
   deployer: number;
   'health-monitor': number;
+  console: number;
+  orchestrator: number;
   proxyHttp: number;
   proxyHttps: number;
 }
@@ -62,6 +73,8 @@ export class ComposeStack {
       'proxy-manager': await freePort(),
       deployer: await freePort(),
       'health-monitor': await freePort(),
+      console: await freePort(),
+      orchestrator: await freePort(),
       proxyHttp: await freePort(),
       proxyHttps: await freePort(),
     };
@@ -83,6 +96,8 @@ export class ComposeStack {
       PROXY_MANAGER_PUBLISHED_PORT: String(ports['proxy-manager']),
       DEPLOYER_PUBLISHED_PORT: String(ports.deployer),
       HEALTH_MONITOR_PUBLISHED_PORT: String(ports['health-monitor']),
+      CONSOLE_PUBLISHED_PORT: String(ports.console),
+      ORCHESTRATOR_PUBLISHED_PORT: String(ports.orchestrator),
       PROXY_PUBLISHED_HTTP_PORT: String(ports.proxyHttp),
       PROXY_PUBLISHED_HTTPS_PORT: String(ports.proxyHttps),
       HEALTHCHECK_INTERVAL: '1s',

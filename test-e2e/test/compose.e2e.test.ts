@@ -11,7 +11,7 @@ import { COMPOSE_SERVICES, ComposeStack, removeStaleComposeProjects } from '../s
 // scenario through the published loopback ports, `down -v` at the end.
 
 const DROPLETS = DROPLET_IMAGES.map((d) => d.service);
-const API_SERVICES = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor'] as const;
+const API_SERVICES = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer', 'health-monitor', 'console', 'orchestrator'] as const;
 
 let stack: ComposeStack | undefined;
 let images: ComposeImages;
@@ -71,6 +71,8 @@ describe('docker-compose.yml on the real Docker Engine', () => {
       ].sort(),
       deployer: [`127.0.0.1:${p.deployer}->8200/tcp`],
       'health-monitor': [`127.0.0.1:${p['health-monitor']}->8300/tcp`],
+      console: [`127.0.0.1:${p.console}->8400/tcp`],
+      orchestrator: [`127.0.0.1:${p.orchestrator}->8500/tcp`],
     });
   });
 
@@ -100,6 +102,8 @@ describe('docker-compose.yml on the real Docker Engine', () => {
       'proxy-manager': 8100,
       deployer: 8200,
       'health-monitor': 8300,
+      console: 8400,
+      orchestrator: 8500,
     };
     await waitFor(
       'every droplet active in the registry',
@@ -127,6 +131,45 @@ describe('docker-compose.yml on the real Docker Engine', () => {
     const h = (await r.json()) as { status: string; droplet: string; dependencies: Array<{ name: string; status: string }> };
     expect(h).toMatchObject({ status: 'active', droplet: svc });
     expect(h.dependencies.find((x) => x.name === 'nats')?.status).toBe('ok');
+  });
+
+  it('the console serves its web app, signs in with the admin key, forwards to the droplets on the compose network, and keeps the session over a restart', async () => {
+    const base = s().url('console');
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    const script = /<script type="module"[^>]* src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const asset = await fetch(`${base}${script}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toMatch(/javascript/);
+    const signIn = await fetch(`${base}/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ admin_key: s().adminKey }),
+    });
+    expect(signIn.status).toBe(201);
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0];
+    expect(cookie).toMatch(/^mesh_console=/);
+    // The registry's list, and the orchestrator's stacks, through the console's backend-for-frontend.
+    const droplets = await fetch(`${base}/api/registry/droplets?per_page=100`, { headers: { cookie } });
+    expect(droplets.status).toBe(200);
+    const ids = ((await droplets.json()) as { items: Array<{ id: string }> }).items.map((d) => d.id);
+    expect(ids).toEqual(expect.arrayContaining(DROPLETS));
+    const stacks = await fetch(`${base}/api/orchestrator/stacks`, { headers: { cookie } });
+    expect(stacks.status).toBe(200);
+    // Without the cookie the forwarder refuses.
+    expect((await fetch(`${base}/api/registry/droplets`)).status).toBe(401);
+
+    // Sessions are in NATS and the secret sealing them in the console-data volume: a restarted
+    // console container (read-only root) still knows the cookie.
+    const restart = await s().compose(['restart', '-t', '10', 'console'], 60_000);
+    expect(restart.code).toBe(0);
+    await s().waitHealthy(90_000);
+    const again = await fetch(`${base}/session`, { headers: { cookie } });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ subject: 'operator' });
   });
 
   it('a route PUT through proxy-manager answers through the published HTTP port (nginx in the container)', async () => {
