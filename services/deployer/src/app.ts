@@ -8,6 +8,8 @@ import { EnginePool } from './engine/engine-pool.js';
 import { followServerDown, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
 import { KvCollection } from './store/kv-collection.js';
 import { createMessageHandlers } from './messages.js';
+import { serverMessageHandlers } from './server-messages.js';
+import { loadOrCreateMeshCa, type MeshCa } from './domain/mesh-ca.js';
 import { registerDeployConfigRoutes } from './routes/deploy-configs.js';
 import { registerDeploymentRoutes } from './routes/deployments.js';
 import { registerEnvironmentRoutes } from './routes/environments.js';
@@ -44,6 +46,14 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
   const bus = deps.bus ?? (await Bus.fromConfig(config, 'deployer'));
   const kv = await bus.kv(config.KV_BUCKET, { history: 3 });
   const stores: Stores = createStores(kv);
+  let caLoading: Promise<MeshCa> | undefined;
+  const meshCa = () => {
+    caLoading ??= loadOrCreateMeshCa(kv, config.DEPLOYER_MASTER_KEY).catch((err) => {
+      caLoading = undefined;
+      throw err;
+    });
+    return caLoading;
+  };
   let replacement: ServerReplacement | undefined;
   let unfollow: (() => void) | undefined;
   const getReplacement = () => {
@@ -86,7 +96,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       registerUndeployRoutes(api, rd);
       registerRegistryRoutes(api, rd);
     },
-    messageHandlers: createMessageHandlers(getDeployer, () => stores),
+    messageHandlers: { ...createMessageHandlers(getDeployer, () => stores), ...serverMessageHandlers(() => stores, meshCa) },
     healthChecks: {
       docker: {
         required: true,

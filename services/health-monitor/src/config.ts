@@ -87,6 +87,11 @@ export const configSchema = z
     RECOVERY_TIMEOUT_MS: ms(10_000, 50),
     STATIC_TARGETS: jsonEnv(z.array(staticTargetSchema).max(100_000), '[]'),
     TARGET_REFRESH_MS: ms(10_000, 100),
+    /** Check every server's Docker Engine the deployer knows (GET /_ping over mutual TLS); false: only static and registry targets. */
+    SERVER_ENGINE_CHECKS: z
+      .enum(['true', 'false', '1', '0', ''])
+      .optional()
+      .transform((v) => v === undefined || v === '' || v === 'true' || v === '1'),
     /**
      * host:port exceptions to the check address policy: registry records pointing at
      * link-local/cloud metadata addresses, or at the mesh's own loopback ports (unless the

@@ -1,10 +1,13 @@
 import { resolveAll, type Bus, type Env, type RegistryLink, type ResolveAll } from '@droplet-mesh/udc-kit';
 import { createHealthMonitorDroplet } from './app.js';
 import { checkPolicies, UndiciProbe, type HttpProbe } from './checks/http-checker.js';
+import { EngineProbe, MonitorCertificate } from './checks/engine-probe.js';
 import { MonitorEngine } from './engine/monitor-engine.js';
+import { EngineDirectory, ServerEngineSource } from './targets/server-engines.js';
 import { EmailChannel } from './notify/email-channel.js';
 import { Notifier, type NotificationChannel } from './notify/notifier.js';
 import { WebhookChannel } from './notify/webhook-channel.js';
+import { apiRecipients } from './notify/api-recipients.js';
 import {
   CombinedTargetSource,
   RegistryTargetSource,
@@ -36,6 +39,8 @@ export interface HealthMonitorDeps {
 export function createHealthMonitor(deps: HealthMonitorDeps) {
   let engine: MonitorEngine | undefined;
   const closers: Array<() => void> = [];
+  // Recipients set over the API (/notifications/recipients, e.g. a stack's alerts:), beside ALERT_*.
+  const recipients = apiRecipients(() => droplet.ctx);
   const droplet = createHealthMonitorDroplet({
     env: deps.env,
     bus: deps.bus,
@@ -43,6 +48,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     exit: deps.exit,
     logDestination: deps.logDestination,
     engine: () => engine,
+    notifications: recipients.routes,
     // New check timing from the env file reaches the running scheduler; other settings wait for a restart.
     liveConfig: {
       keys: ['CHECK_INTERVAL_MS', 'CHECK_TIMEOUT_MS', 'RECHECK_DELAY_MS', 'QUORUM_WINDOW_MS'],
@@ -51,6 +57,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     onStop: async () => {
       await engine?.stop();
       for (const close of closers) close();
+      await recipients.close();
     },
   });
   const { ctx } = droplet;
@@ -68,6 +75,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
       out.push(
         new WebhookChannel(config.ALERT_WEBHOOK_URLS, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }),
       );
+    out.push(recipients.channel());
     return out;
   }
   const policies = { service: config.RECOVERY_POLICY, host: config.HOST_RECOVERY_POLICY };
@@ -84,10 +92,26 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     onRefused: (id, _url, reason) =>
       ctx.logger.warn({ target_id: id, reason }, 'registry record not checked: its address is refused by the address policy'),
   });
+  // Server engines: listed by the deployer, pinged over mutual TLS (a client certificate it issues).
+  const engines = new EngineDirectory();
+  const certificate = new MonitorCertificate((req) => ctx.send(req));
+  const serverSource = config.SERVER_ENGINE_CHECKS
+    ? [
+        new ServerEngineSource(
+          (req) => ctx.send(req),
+          engines,
+          () => certificate.usable(),
+        ),
+      ]
+    : [];
   const targetSource =
     deps.targetSource ??
     new CombinedTargetSource(
-      [new StaticTargetSource(config.STATIC_TARGETS, policies), new RegistryTargetSource(() => ctx.registry, policies, addressFilter)],
+      [
+        new StaticTargetSource(config.STATIC_TARGETS, policies),
+        new RegistryTargetSource(() => ctx.registry, policies, addressFilter),
+        ...serverSource,
+      ],
       (err) => ctx.logger.warn({ err }, 'could not list registry targets; keeping the last list'),
     );
 
@@ -107,7 +131,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
         notifier: new Notifier(channels, ctx.logger),
         emit: (type, data, level) => ctx.emit(type, data, level),
         send: (req) => ctx.send(req),
-        probe: deps.probe ?? new UndiciProbe(addressRules),
+        probe: new EngineProbe(deps.probe ?? new UndiciProbe(addressRules), engines, certificate),
         now: deps.now,
       });
       await engine.start();

@@ -85,25 +85,45 @@ export class ServerReplacement {
   }
 }
 
-/** The event health-monitor emits when a server's engine is declared down (its quorum agreed). */
+/** health-monitor's incidents: one opens when its quorum declares a target down. */
+export const INCIDENT_OPENED_SUBJECT = 'udc.health-monitor.events.incident.opened';
+/** The target id health-monitor gives a server's engine (targets/server-engines.ts there). */
+export const SERVER_TARGET_PREFIX = 'server-engine-';
+/** A server declared down by other means (an operator's tool, a test). */
 export const SERVER_DOWN_SUBJECT = 'udc.health-monitor.events.server.down';
+
+/** The server a `server.down` event or an engine's incident is about. */
+export function downServerOf(subject: string, data: unknown): string | undefined {
+  const d = (data ?? {}) as { server_id?: unknown; target_id?: unknown };
+  const id =
+    subject === SERVER_DOWN_SUBJECT
+      ? d.server_id
+      : typeof d.target_id === 'string' && d.target_id.startsWith(SERVER_TARGET_PREFIX)
+        ? d.target_id.slice(SERVER_TARGET_PREFIX.length)
+        : undefined;
+  return typeof id === 'string' && /^[a-z0-9][a-z0-9-]{0,62}$/.test(id) ? id : undefined;
+}
 
 /** Move replicas off every server health-monitor declares down; returns the unsubscribe. */
 export function followServerDown(nc: NatsConnection, replacement: ServerReplacement, logger: Logger): () => void {
-  const sub = nc.subscribe(SERVER_DOWN_SUBJECT, {
-    callback: (err, m) => {
-      if (err) return;
-      let serverId: unknown;
-      try {
-        serverId = (m.json() as { server_id?: unknown }).server_id;
-      } catch {
-        return;
-      }
-      if (typeof serverId !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(serverId)) return;
-      void replacement
-        .moveOff(serverId, 'down', 'health-monitor')
-        .catch((e) => logger.warn({ server_id: serverId, reason: (e as Error).message }, 'could not move replicas off a lost server'));
-    },
-  });
-  return () => sub.unsubscribe();
+  const subs = [INCIDENT_OPENED_SUBJECT, SERVER_DOWN_SUBJECT].map((subject) =>
+    nc.subscribe(subject, {
+      callback: (err, m) => {
+        if (err) return;
+        let serverId: string | undefined;
+        try {
+          serverId = downServerOf(m.subject, m.json());
+        } catch {
+          return;
+        }
+        if (!serverId) return;
+        void replacement
+          .moveOff(serverId, 'down', 'health-monitor')
+          .catch((e) => logger.warn({ server_id: serverId, reason: (e as Error).message }, 'could not move replicas off a lost server'));
+      },
+    }),
+  );
+  return () => {
+    for (const s of subs) s.unsubscribe();
+  };
 }

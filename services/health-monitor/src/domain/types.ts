@@ -12,7 +12,8 @@ export interface Target {
   health_path: string;
   recovery: RecoveryStep[];
   metadata: Record<string, unknown>;
-  source: 'registry' | 'static';
+  /** `deployer`: a server's Docker Engine (targets/server-engines.ts). */
+  source: 'registry' | 'static' | 'deployer';
   /** The registry's own heartbeat liveness for this record, when it came from the registry. */
   heartbeat?: 'active' | 'stale' | 'down';
   /** The registry record's `updated_at` (registry clock): which of two reads is newer. */

@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { copyImages, namespacedEngineUnavailable, startNamespacedEngine, type NamespacedEngine } from '@droplet-mesh/docker-testing';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  tokenOnlyRegistry,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
+import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { INCIDENT_OPENED_SUBJECT, SERVER_TARGET_PREFIX } from '../src/deploy/server-replacement.js';
+import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+
+// A server lost or drained: its replicas move to the environment's other servers. Three real
+// engines (each dockerd in its own network namespace, mutual TLS with the mesh CA), a web
+// service with 3 replicas behind nginx. health-monitor's side (an engine declared down opens
+// one incident, `incident.opened` for `server-engine-<id>`) is tested in health-monitor; here
+// that event is published as health-monitor publishes it.
+const why = namespacedEngineUnavailable();
+const d = why ? describe.skip : describe;
+if (why) console.warn(`server-replacement: skipped (${why})`);
+
+const project = uniqueProject('rp');
+const domain = `${project}.mesh.test`;
+const target = `app-${project}-web-prod`;
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let images: TestImages;
+let proxy: Proc | undefined;
+let droplet: DeployerDroplet;
+let pmPort: number;
+let proxyHttpPort: number;
+let admin: Record<string, string>;
+let writer: Record<string, string>;
+const engines: NamespacedEngine[] = [];
+const ids = ['a', 'b', 'c'].map((x) => `${project}-${x}`);
+const tmp = mkdtempSync(join(tmpdir(), 'deployer-rp-'));
+
+const post = (p: string, b: object, auth = writer) => request(droplet.app).post(p).set(auth).send(b);
+
+function viaProxy(): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += String(c)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+const release = async () =>
+  (await request(droplet.app).get(`/services/${target}`).set(writer)).body as {
+    deployment_id: string;
+    containers: Array<{ server_id: string; address: string; port: number }>;
+  };
+
+async function upstreams(): Promise<string[]> {
+  const route = await request(`http://127.0.0.1:${pmPort}`)
+    .get(`/proxies/${target}`)
+    .set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` });
+  return (route.body.upstreams as Array<{ host: string; port: number }>).map((u) => `${u.host}:${u.port}`).sort();
+}
+
+beforeAll(async () => {
+  if (why) return;
+  images = await testImages();
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  pmPort = await freePort();
+  proxyHttpPort = await freePort();
+  proxy = runNode(PROXY_MANAGER_MAIN, {
+    PORT: String(pmPort),
+    NATS_URL: nats.url,
+    DATA_DIR: join(tmp, 'proxy'),
+    PROXY_HTTP_PORT: String(proxyHttpPort),
+    PROXY_HTTPS_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+    ...authority.env(),
+  });
+  await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
+  droplet = await createDeployerDroplet({
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      LOG_LEVEL: 'warn',
+      DEPLOYER_MASTER_KEY: masterKey(),
+      DEPLOY_PORT_RANGE: portRange(),
+      DRAIN_S: '1',
+      DATA_DIR: join(tmp, 'data'),
+      ...authority.env(),
+    },
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+    logDestination: quiet(),
+  });
+  await droplet.start();
+  writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+  admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
+  expect((await post('/projects', { name: project })).status).toBe(201);
+  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
+  expect(
+    (await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 })).status,
+  ).toBe(201);
+  // The three engines start together (each is slow to start; one set for the whole file).
+  engines.push(
+    ...(await Promise.all(
+      ids.map((id) =>
+        startNamespacedEngine({
+          tls: async (address) => {
+            const res = await post('/mesh-ca/engine-certificates', { server_id: id, addresses: [address] }, admin);
+            return { ca: res.body.ca, cert: res.body.cert, key: res.body.key };
+          },
+        }),
+      ),
+    )),
+  );
+  for (const [i, e] of engines.entries()) {
+    await copyImages(images.docker, e.docker, [images.v1]);
+    const res = await post('/servers', { id: ids[i], docker_host: e.dockerHost, tls: 'mesh', environments: [`${project}/prod`] }, admin);
+    expect(res.status).toBe(201);
+  }
+  const dep = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+  expect((await waitDeployment(droplet.app, writer, dep.body.id, 150_000)).status).toBe('succeeded');
+}, 300_000);
+
+afterAll(async () => {
+  await droplet?.deployer.idle();
+  await droplet?.stop();
+  await proxy?.stop();
+  await authority?.close();
+  await nats?.stop();
+  await Promise.allSettled(engines.map((e) => e.stop()));
+  if (images) await cleanDocker(images.docker, project);
+  rmSync(tmp, { recursive: true, force: true });
+}, 120_000);
+
+d('moving replicas off a server', () => {
+  it('a server declared down: its replica runs again on the two left within 60 s, the route drops it, nginx keeps serving', async () => {
+    const before = await release();
+    expect(new Set(before.containers.map((c) => c.server_id))).toEqual(new Set(ids));
+    const results: Array<{ status: number; body: string }> = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        results.push(await viaProxy());
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const lost = engines[2];
+    const started = Date.now();
+    try {
+      lost.kill();
+      // What health-monitor publishes once its quorum declares the engine down (once per incident).
+      droplet.ctx.bus.publishJson(INCIDENT_OPENED_SUBJECT, { id: 'inc-1', target_id: `${SERVER_TARGET_PREFIX}${ids[2]}`, status: 'open' });
+      await waitFor(
+        'three replicas on the two servers left',
+        async () => {
+          const r = await release();
+          return r.deployment_id !== before.deployment_id && r.containers.length === 3 && r.containers.every((c) => c.server_id !== ids[2]);
+        },
+        60_000,
+        250,
+      );
+    } finally {
+      running = false;
+      await loop;
+    }
+    const moved = Date.now() - started;
+    expect(moved).toBeLessThan(60_000);
+    const after = await release();
+    expect(new Set(after.containers.map((c) => c.server_id))).toEqual(new Set(ids.slice(0, 2)));
+    expect((await upstreams()).some((u) => u.startsWith(`${lost.address}:`))).toBe(false);
+    expect(await upstreams()).toEqual(after.containers.map((c) => `${c.address}:${c.port}`).sort());
+    // nginx passed over the dead upstream: no request failed while the replicas moved.
+    expect(results.length).toBeGreaterThan(10);
+    expect(results.filter((r) => r.status !== 200 || r.body !== 'version-1')).toEqual([]);
+    // The move is one deploy, asked for by health-monitor's event.
+    const dep = (await request(droplet.app).get(`/deployments/${after.deployment_id}`).set(writer)).body;
+    expect(dep.requested_by).toBe('health-monitor');
+    // The same incident told again (another replica, a repeated event) moves nothing more.
+    droplet.ctx.bus.publishJson(INCIDENT_OPENED_SUBJECT, { id: 'inc-1', target_id: `${SERVER_TARGET_PREFIX}${ids[2]}`, status: 'open' });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await release()).deployment_id).toBe(after.deployment_id);
+  }, 120_000);
+
+  it('drain moves every replica off a server and keeps new ones off it; a drained server can then be removed', async () => {
+    const res = await post(`/servers/${ids[1]}/drain`, {});
+    expect(res.status).toBe(202);
+    expect(res.body.server).toMatchObject({ id: ids[1], draining: true });
+    // One deployment per service with a replica there.
+    expect(res.body.moves).toEqual([{ target_id: target, deployment_id: expect.any(String) }]);
+    const moved = await waitDeployment(droplet.app, writer, res.body.moves[0].deployment_id, 120_000);
+    expect(moved.status).toBe('succeeded');
+    expect((moved.containers as Array<{ server_id: string }>).map((c) => c.server_id)).toEqual([ids[0], ids[0], ids[0]]);
+    expect(await engines[1].docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })).toHaveLength(0);
+    for (let i = 0; i < 4; i++) expect(await viaProxy()).toEqual({ status: 200, body: 'version-1' });
+    // A drained server gets nothing at the next deploy either.
+    const dep = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+    const done = await waitDeployment(droplet.app, writer, dep.body.id, 120_000);
+    expect(done.status).toBe('succeeded');
+    expect((done.containers as Array<{ server_id: string }>).every((c) => c.server_id === ids[0])).toBe(true);
+    // The server still running services cannot be removed; the drained one can.
+    const refused = await request(droplet.app).delete(`/servers/${ids[0]}`).set(writer);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/drain it first/);
+    expect((await request(droplet.app).delete(`/servers/${ids[1]}`).set(writer)).status).toBe(204);
+  }, 180_000);
+});
