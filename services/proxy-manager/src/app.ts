@@ -25,6 +25,9 @@ import { registerProxyMetrics } from './metrics.js';
 import { every, recheckUpstreams } from './background.js';
 import { lazyKv } from './store/lazy-kv.js';
 import { SharedCertStore } from './acme/shared-certs.js';
+import { UploadedCerts } from './acme/uploaded-certs.js';
+import { registerCertificateRoutes } from './routes/certificates.js';
+import type { KeyWatch } from './store/kv-watch.js';
 import { ReplicaSync } from './replica-sync.js';
 
 export { proxyManagerConfigSchema, type ProxyManagerConfig } from './config.js';
@@ -112,6 +115,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     },
     routes(api, ctx) {
       registerProxyRoutes(api, serviceRef);
+      registerCertificateRoutes(api, serviceRef);
       registerManagerRoutes(api, {
         get service() {
           return serviceRef.service;
@@ -122,6 +126,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     messageHandlers: routeMessageHandlers(serviceRef),
     onStop: async () => {
       for (const stopLoop of loops.splice(0)) stopLoop();
+      uploadWatch?.stop();
       await replicaSync.stop();
       await reconciler.idle();
       reconciler.stop();
@@ -153,16 +158,19 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const certStore = new CertStore(paths.certDir);
   /** Who this replica is, in logs, events and the certificate lease. */
   const replicaId = `${config.DROPLET_ID ?? 'proxy-manager'}@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const sharedCerts = new SharedCertStore(
-    lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 })),
-    { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger },
-  );
+  const certKv = lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 }));
+  const sharedCerts = new SharedCertStore(certKv, { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger });
+  const uploads = new UploadedCerts(certKv, sharedCerts, resolve(paths.certDir, '_uploaded'), logger, deps.now);
+  let uploadWatch: KeyWatch | undefined;
   const store = deps.store ?? new KvRouteStore(lazyKv(() => deps.bus.kv(config.ROUTES_BUCKET, { history: 10 })));
 
   const render = async (record: RouteRecord): Promise<Rendered> => {
     const resolution = await resolveRoute(record, lookup, policy);
     let tls: { certificate: string; key: string } | undefined;
-    if (record.enable_ssl) {
+    // An operator's uploaded certificate covering the domain wins over ACME.
+    const uploaded = record.enable_ssl ? uploads.findFor(record.domain) : undefined;
+    if (uploaded) tls = uploaded.paths;
+    else if (record.enable_ssl) {
       let info = await certStore.read(record.domain);
       // Another replica may have obtained it: take it from the shared store, never from the CA here.
       if (!info || Date.parse(info.not_after) <= now()) info = (await certificates.installShared(record.domain)) ?? info;
@@ -219,6 +227,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     policy,
     lookup,
     certificates,
+    uploads,
     emit: (t, d, l) => ctx.emit(t, d, l),
     recordProof: (a, d) => ctx.recordProof(a, d),
     logger,
@@ -250,6 +259,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     reconciler,
     nginx,
     certificates,
+    uploads,
     replicaSync,
     replicaId,
     config,
@@ -276,6 +286,19 @@ export function createProxyManager(deps: ProxyManagerDeps) {
         );
       // Opened before the listing, so a change written in between is not missed.
       if (store.watch) await replicaSync.open();
+      // Uploaded certificates before the routes are rendered, so covered routes start on HTTPS.
+      uploadWatch = await uploads.watch((c) => {
+        const id = c.key.slice('upload.'.length);
+        void service
+          .adoptUploadedCertificate(id)
+          .catch((err) =>
+            logger.warn(
+              { action: 'cert.upload', id, result: 'failed', reason: (err as Error).message },
+              'cannot follow an uploaded certificate',
+            ),
+          );
+      });
+      await uploads.load();
       const sync = await reconciler.resync();
       logger.info({ action: 'resync', result: sync.failed.length ? 'partial' : 'success', ...sync }, 'routes re-rendered from the store');
       if (config.NGINX_MANAGE) await nginx.start();

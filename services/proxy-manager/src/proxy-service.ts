@@ -4,7 +4,9 @@ import {
   AddressRefused,
   Conflict,
   DependencyUnavailable,
+  fieldErrors,
   InternalError,
+  InvalidRequest,
   NotFound,
   RateLimited,
   Unprocessable,
@@ -19,6 +21,8 @@ import type { NginxController } from './nginx/nginx-controller.js';
 import { AcmeFailed, type Certificates } from './acme/certificates.js';
 import { BudgetExceeded } from './acme/budget.js';
 import type { CertInfo } from './acme/cert-store.js';
+import type { UploadedCerts } from './acme/uploaded-certs.js';
+import { checkUpload, covers, UploadRefused, type CheckedUpload, type UploadedCertInfo } from './acme/upload-check.js';
 
 export interface OperationContext {
   log: Logger;
@@ -34,6 +38,8 @@ export interface ProxyServiceDeps {
   /** How upstream names are resolved for the policy (the same lookup rendering uses). */
   lookup?: (host: string) => Promise<string[]>;
   certificates: Certificates;
+  /** Operators' own certificates; a valid one covering a domain wins over ACME. */
+  uploads?: UploadedCerts;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   recordProof: (action: string, detail?: unknown) => void;
   logger: Logger;
@@ -48,7 +54,14 @@ export interface AppliedRoute extends RouteRecord {
   /** The revision of the desired route in the store. */
   desired_revision: number;
   status: RouteStatus | null;
-  certificate: (Pick<CertInfo, 'issuer' | 'not_after' | 'not_before' | 'subject'> & { days_left: number }) | null;
+  certificate:
+    | (Pick<CertInfo, 'issuer' | 'not_after' | 'not_before' | 'subject'> & {
+        days_left: number;
+        /** acme: obtained over ACME; uploaded: an operator's certificate (`id` in /certificates). */
+        source: 'acme' | 'uploaded';
+        id?: string;
+      })
+    | null;
   ssl_pending?: boolean;
 }
 
@@ -66,7 +79,8 @@ export class ProxyService {
 
   private async view(stored: StoredRoute): Promise<AppliedRoute> {
     const r = stored.record;
-    const cert = r.enable_ssl ? await this.d.certificates.read(r.domain) : undefined;
+    const uploaded = r.enable_ssl ? this.d.uploads?.findFor(r.domain)?.info : undefined;
+    const cert = uploaded ?? (r.enable_ssl ? await this.d.certificates.read(r.domain) : undefined);
     const status = this.d.reconciler.statuses.get(r.name);
     return {
       ...r,
@@ -80,6 +94,8 @@ export class ProxyService {
             not_before: cert.not_before,
             not_after: cert.not_after,
             days_left: Math.floor((Date.parse(cert.not_after) - this.now()) / DAY),
+            source: uploaded ? 'uploaded' : 'acme',
+            ...(uploaded ? { id: uploaded.id } : {}),
           }
         : null,
       ...(this.sslPending.has(r.name) ? { ssl_pending: true } : {}),
@@ -219,8 +235,10 @@ export class ProxyService {
     const domain = s.record.domain;
     let action: string;
     try {
-      action = (await this.d.certificates.ensure(domain, { email: opts.email, force: opts.force_renew, correlationId: op.correlationId }))
-        .action;
+      action = this.d.uploads?.findFor(domain)
+        ? 'uploaded'
+        : (await this.d.certificates.ensure(domain, { email: opts.email, force: opts.force_renew, correlationId: op.correlationId }))
+            .action;
     } catch (err) {
       if (err instanceof BudgetExceeded) {
         const retryIn = Math.max(1, Math.ceil((err.retryAt - this.now()) / 1000));
@@ -237,7 +255,7 @@ export class ProxyService {
     const outcome = await this.d.reconciler.submit(s.record.enable_ssl ? { kind: 'refresh', name } : { kind: 'upsert', record });
     if (!outcome.ok) this.fail(op, name, domain, 'route.ssl', outcome);
     // Same bytes on disk skip the reload, but new key material must still be loaded.
-    if (action !== 'reused' && !outcome.changed) await this.d.nginx.reload();
+    if (action !== 'reused' && action !== 'uploaded' && !outcome.changed) await this.d.nginx.reload();
     this.sslPending.delete(name);
     op.log.info({ droplet_name: name, domain, action: 'route.ssl', result: action }, 'route serves HTTPS');
     this.d.emit('route.applied', { name, domain, https: true, revision: outcome.stored?.revision, correlation_id: op.correlationId });
@@ -247,6 +265,8 @@ export class ProxyService {
   /** PUT with enable_ssl and no certificate yet: serve HTTP now, switch once issued. */
   private ensureSslInBackground(name: string, domain: string, op: OperationContext): void {
     if (this.d.reconciler.statuses.get(name)?.https) return;
+    // An uploaded certificate covering the domain serves already (rendered with it); the CA is not asked.
+    if (this.d.uploads?.findFor(domain)) return;
     this.sslPending.add(name);
     void this.d.certificates
       .ensure(domain, { correlationId: op.correlationId })
@@ -285,7 +305,8 @@ export class ProxyService {
 
   /** One renewal pass; routes whose certificate changed are re-rendered (nginx re-reads it on reload). */
   async renewCertificates(): Promise<string[]> {
-    const ssl = [...this.d.reconciler.routes.values()].filter((s) => s.record.enable_ssl);
+    // Uploaded certificates are the operator's to renew (by uploading a newer one).
+    const ssl = [...this.d.reconciler.routes.values()].filter((s) => s.record.enable_ssl && !this.d.uploads?.findFor(s.record.domain));
     const renewed = await this.d.certificates.renewDue([...new Set(ssl.map((s) => s.record.domain))]);
     for (const s of ssl.filter((x) => renewed.includes(x.record.domain))) {
       const o = await this.d.reconciler.submit({ kind: 'refresh', name: s.record.name });
@@ -293,6 +314,92 @@ export class ProxyService {
       if (o.ok && !o.changed) await this.d.nginx.reload();
     }
     return renewed;
+  }
+
+  /** POST /certificates: check, store sealed for every replica, then serve it on every route it covers. */
+  async uploadCertificate(
+    pem: { certificate: string; key: string },
+    op: OperationContext,
+  ): Promise<{ created: boolean; certificate: UploadedCertInfo; routes: string[] }> {
+    const uploads = this.requireUploads();
+    let checked: CheckedUpload;
+    try {
+      checked = checkUpload(pem.certificate, pem.key, this.now());
+    } catch (err) {
+      if (!(err instanceof UploadRefused)) throw err;
+      op.log.info({ action: 'cert.upload', result: 'refused', field: err.field, reason: err.message }, 'uploaded certificate refused');
+      throw new InvalidRequest(`invalid ${err.field}: ${err.message}`, fieldErrors([{ path: [err.field], message: err.message }]));
+    }
+    const created = !uploads.get(checked.info.id);
+    try {
+      await uploads.add(checked);
+    } catch (err) {
+      throw new DependencyUnavailable('cannot store the certificate', { reason: (err as Error).message });
+    }
+    const { id, names, not_after } = checked.info;
+    op.log.info({ action: 'cert.upload', result: 'stored', id, names, not_after }, 'certificate uploaded');
+    this.d.emit('cert.uploaded', { id, names, not_after, correlation_id: op.correlationId });
+    const routes = await this.refreshCovered(names);
+    return { created, certificate: checked.info, routes };
+  }
+
+  listCertificates(): UploadedCertInfo[] {
+    return this.d.uploads?.list() ?? [];
+  }
+
+  getCertificate(id: string): UploadedCertInfo {
+    const c = this.d.uploads?.get(id);
+    if (!c) throw new NotFound(`no uploaded certificate '${id}'`);
+    return c;
+  }
+
+  async deleteCertificate(id: string, op: OperationContext): Promise<{ deleted: true; id: string; routes: string[] }> {
+    const uploads = this.requireUploads();
+    let removed: UploadedCertInfo | undefined;
+    try {
+      removed = await uploads.remove(id);
+    } catch (err) {
+      throw new DependencyUnavailable('cannot delete the certificate', { reason: (err as Error).message });
+    }
+    if (!removed) throw new NotFound(`no uploaded certificate '${id}'`);
+    op.log.info({ action: 'cert.delete', result: 'deleted', id, names: removed.names }, 'uploaded certificate deleted');
+    this.d.emit('cert.deleted', { id, names: removed.names, correlation_id: op.correlationId });
+    const routes = await this.refreshCovered(removed.names);
+    // Routes it served fall back to an ACME certificate: on disk already, or asked for now.
+    for (const name of routes) {
+      const domain = this.d.reconciler.routes.get(name)?.record.domain;
+      if (domain) this.ensureSslInBackground(name, domain, op);
+    }
+    return { deleted: true, id, routes };
+  }
+
+  /** Another replica uploaded or deleted `upload.<id>`: follow it and re-render the routes concerned. */
+  async adoptUploadedCertificate(id: string): Promise<void> {
+    const uploads = this.d.uploads;
+    if (!uploads) return;
+    const before = uploads.get(id);
+    const after = await uploads.sync(id);
+    if (!after.changed) return;
+    const names = [...new Set([...(before?.names ?? []), ...(after.info?.names ?? [])])];
+    if (names.length > 0) await this.refreshCovered(names);
+  }
+
+  /** Re-render (and reload) every HTTPS route whose domain one of `names` covers. */
+  private async refreshCovered(names: string[]): Promise<string[]> {
+    const routes = [...this.d.reconciler.routes.values()]
+      .filter((s) => s.record.enable_ssl && covers(names, s.record.domain))
+      .map((s) => s.record.name);
+    const outcomes = await Promise.all(routes.map((name) => this.d.reconciler.submit({ kind: 'refresh', name, reload: true })));
+    for (const o of outcomes) {
+      if (o.ok) this.sslPending.delete(o.name);
+      else this.d.reconciler.noteFailure(o.name, o.message, o.nginx_output);
+    }
+    return routes;
+  }
+
+  private requireUploads(): UploadedCerts {
+    if (!this.d.uploads) throw new DependencyUnavailable('certificate uploads are not available on this replica');
+    return this.d.uploads;
   }
 
   async health(): Promise<{ status: 'healthy' | 'degraded' | 'unhealthy'; checks: Record<string, unknown> }> {

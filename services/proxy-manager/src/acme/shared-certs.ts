@@ -10,7 +10,7 @@ export interface SharedCertificate {
   serial: string;
 }
 
-type SealedKey = { enc: 'aes-256-gcm'; iv: string; tag: string; data: string } | { enc: 'none'; pem: string };
+export type SealedKey = { enc: 'aes-256-gcm'; iv: string; tag: string; data: string } | { enc: 'none'; pem: string };
 interface StoredCertificate {
   chain_pem: string;
   key: SealedKey;
@@ -47,19 +47,28 @@ export class SharedCertStore {
   }
 
   private seal(domain: string, keyPem: Buffer): SealedKey {
+    return this.sealKey(`cert.${domain}`, keyPem);
+  }
+
+  private open(domain: string, key: SealedKey): Buffer {
+    return this.openKey(`cert.${domain}`, key);
+  }
+
+  /** Seal a private key bound to `aad` (the KV key it is stored under), so it opens nowhere else. */
+  sealKey(aad: string, keyPem: Buffer): SealedKey {
     if (!this.o.encryptionKey) return { enc: 'none', pem: keyPem.toString('utf8') };
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.o.encryptionKey, iv);
-    c.setAAD(Buffer.from(`cert.${domain}`));
+    c.setAAD(Buffer.from(aad));
     const data = Buffer.concat([c.update(keyPem), c.final()]);
     return { enc: 'aes-256-gcm', iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64') };
   }
 
-  private open(domain: string, key: SealedKey): Buffer {
+  openKey(aad: string, key: SealedKey): Buffer {
     if (key.enc === 'none') return Buffer.from(key.pem, 'utf8');
     if (!this.o.encryptionKey) throw new Error('the stored key is encrypted and CERT_ENCRYPTION_KEY is not set here');
     const d = createDecipheriv('aes-256-gcm', this.o.encryptionKey, Buffer.from(key.iv, 'base64'));
-    d.setAAD(Buffer.from(`cert.${domain}`));
+    d.setAAD(Buffer.from(aad));
     d.setAuthTag(Buffer.from(key.tag, 'base64'));
     return Buffer.concat([d.update(Buffer.from(key.data, 'base64')), d.final()]);
   }
