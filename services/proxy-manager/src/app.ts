@@ -3,7 +3,14 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AddressPolicy, createDroplet, parseConfig, type Droplet, type Bus, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
-import { proxyManagerConfigSchema, resolvePaths, type ProxyManagerConfig, type ProxyPaths } from './config.js';
+import {
+  acmeDirectoryUrl,
+  LETS_ENCRYPT_STAGING,
+  proxyManagerConfigSchema,
+  resolvePaths,
+  type ProxyManagerConfig,
+  type ProxyPaths,
+} from './config.js';
 import { renderRouteConfig, type ListenSettings } from './domain/render.js';
 import { renderMainConf } from './domain/main-conf.js';
 import type { RouteRecord } from './domain/route-spec.js';
@@ -207,7 +214,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     issuer:
       deps.issuer ??
       new AcmeIssuer({
-        directoryUrl: config.ACME_DIRECTORY_URL,
+        directoryUrl: acmeDirectoryUrl(config),
         acmeDir: paths.acmeDir,
         webroot: paths.webroot,
         caBundle: config.ACME_CA_BUNDLE,
@@ -278,6 +285,10 @@ export function createProxyManager(deps: ProxyManagerDeps) {
           listen,
           foreground: config.NGINX_MANAGE,
         }),
+      );
+      logger.info(
+        { action: 'acme.directory', directory_url: acmeDirectoryUrl(config), staging: acmeDirectoryUrl(config) === LETS_ENCRYPT_STAGING },
+        'ACME directory',
       );
       if (!sharedCerts.encrypted)
         logger.warn(

@@ -54,7 +54,12 @@ export const proxyManagerConfigSchema = z
         }
         return key;
       }),
-    ACME_DIRECTORY_URL: z.url().default('https://acme-staging-v02.api.letsencrypt.org/directory'),
+    /** Unset: Let's Encrypt production, or its staging directory with ACME_STAGING=true (see acmeDirectoryUrl). */
+    ACME_DIRECTORY_URL: z
+      .union([z.url(), z.literal('')])
+      .optional()
+      .transform((v) => v || undefined),
+    ACME_STAGING: bool(false),
     ACME_EMAIL: z.email().optional(),
     /** PEM bundle trusted for the ACME directory's TLS (a private CA such as pebble's). */
     ACME_CA_BUNDLE: z.string().min(1).optional(),
@@ -84,6 +89,14 @@ export const proxyManagerConfigSchema = z
   });
 
 export type ProxyManagerConfig = z.infer<typeof proxyManagerConfigSchema>;
+
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+/** ACME_DIRECTORY_URL when set (pebble, another CA), else Let's Encrypt: production, or staging with ACME_STAGING. */
+export function acmeDirectoryUrl(c: Pick<ProxyManagerConfig, 'ACME_DIRECTORY_URL' | 'ACME_STAGING'>): string {
+  return c.ACME_DIRECTORY_URL ?? (c.ACME_STAGING ? LETS_ENCRYPT_STAGING : LETS_ENCRYPT_PRODUCTION);
+}
 
 export interface ProxyPaths {
   prefix: string;

@@ -5,6 +5,7 @@ import { renderMainConf } from '../src/domain/main-conf.js';
 import { routesFromRegistry } from '../src/domain/registry-sync.js';
 import { decide, registeredDomain, DEFAULT_LIMITS, type BudgetEvent } from '../src/acme/budget.js';
 import { resolveUpstreams } from '../src/upstreams/resolve.js';
+import { acmeDirectoryUrl, proxyManagerConfigSchema } from '../src/config.js';
 import type { RouteRecord } from '../src/domain/route-spec.js';
 
 const route: RouteRecord = {
@@ -222,5 +223,18 @@ describe('ACME budget', () => {
     expect(DEFAULT_LIMITS.duplicatesPerWeek).toBeLessThan(5);
     expect(DEFAULT_LIMITS.ordersPerAccountPer3Hours).toBeLessThan(300);
     expect(registeredDomain('a.b.example.com')).toBe('example.com');
+  });
+});
+
+describe('the ACME directory', () => {
+  const parse = (env: Record<string, string>) => proxyManagerConfigSchema.parse({ NATS_URL: 'nats://127.0.0.1:4222', ...env });
+  it("is Let's Encrypt production by default, staging with ACME_STAGING=true, and ACME_DIRECTORY_URL wins over both", () => {
+    expect(acmeDirectoryUrl(parse({}))).toBe('https://acme-v02.api.letsencrypt.org/directory');
+    expect(acmeDirectoryUrl(parse({ ACME_DIRECTORY_URL: '' }))).toBe('https://acme-v02.api.letsencrypt.org/directory');
+    expect(acmeDirectoryUrl(parse({ ACME_STAGING: 'true' }))).toBe('https://acme-staging-v02.api.letsencrypt.org/directory');
+    expect(acmeDirectoryUrl(parse({ ACME_STAGING: 'true', ACME_DIRECTORY_URL: 'https://127.0.0.1:14000/dir' }))).toBe(
+      'https://127.0.0.1:14000/dir',
+    );
+    expect(() => parse({ ACME_STAGING: 'maybe' })).toThrow();
   });
 });
