@@ -10,7 +10,13 @@ export const OWNED_BUCKETS: Record<string, readonly string[]> = {
   'multi-cloud-manager': ['mcm-idempotency'],
   'proxy-manager': ['routes', 'certificates', 'acme-budget'],
   deployer: ['deployer'],
-  'health-monitor': ['health-monitor-members', 'health-monitor-incidents', 'health-monitor-leases', 'health-monitor-targets'],
+  'health-monitor': [
+    'health-monitor-members',
+    'health-monitor-incidents',
+    'health-monitor-leases',
+    'health-monitor-targets',
+    'health-monitor-settings',
+  ],
   console: ['console-sessions'],
   orchestrator: ['orchestrator'],
 };

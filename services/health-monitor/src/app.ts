@@ -3,6 +3,7 @@ import { configSchema, type Config } from './config.js';
 import type { MonitorEngine } from './engine/monitor-engine.js';
 import { registerIncidentRoutes } from './routes/incidents.js';
 import { registerMonitorRoutes } from './routes/monitors.js';
+import { registerNotificationRoutes, type NotificationRouteDeps } from './routes/notifications.js';
 import { registerTargetRoutes } from './routes/targets.js';
 
 export const DROPLET_NAME = 'health-monitor';
@@ -18,11 +19,13 @@ export interface HealthMonitorDropletDeps {
   onStop?: () => Promise<void>;
   /** Settings /reload-config applies to the running engine. */
   liveConfig?: LiveConfig<Config>;
+  /** Recipient lists set over the API (/notifications/recipients). */
+  notifications?: NotificationRouteDeps;
 }
 
 /** The droplet: UDC endpoints from udc-kit plus the health-monitor's own routes. */
 export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
-  const { engine, onStop, ...rest } = deps;
+  const { engine, onStop, notifications, ...rest } = deps;
   const routeDeps = { engine };
   return createDroplet({
     name: DROPLET_NAME,
@@ -53,6 +56,7 @@ export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
       registerIncidentRoutes(api, routeDeps);
       registerTargetRoutes(api, routeDeps);
       registerMonitorRoutes(api, routeDeps);
+      if (notifications) registerNotificationRoutes(api, notifications);
     },
     messageHandlers: {
       'health.summary': {
