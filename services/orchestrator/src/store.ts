@@ -51,6 +51,8 @@ export interface StepState extends Step {
   deployment_id?: string;
   /** The instance a server step created. */
   created_ref?: { provider: string; provider_id: string };
+  /** Deployer servers a placement step made serve the environment (undo takes them back). */
+  assigned_added?: string[];
 }
 
 export interface UndoEntry {

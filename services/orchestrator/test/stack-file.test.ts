@@ -156,6 +156,24 @@ describe('stack file', () => {
     ]);
   });
 
+  it('placement names servers of this stack; engine names one machine', () => {
+    const f = (placement: unknown, count = 2, engine?: string) => ({
+      servers: { edge: { provider: 'hetzner', region: 'fsn1', size: 'cx22', image: 'u', count, ...(engine ? { engine } : {}) } },
+      projects: { shop: { environments: { prod: { services: { web: { image: 'a:1', placement } } } } } },
+    });
+    expect(problems(f(['edge', 'nowhere']))).toEqual([
+      {
+        path: 'projects.shop.environments.prod.services.web.placement.1',
+        message: "no server 'nowhere' in servers: (a service is placed on this stack's servers)",
+        code: 'custom',
+      },
+    ]);
+    expect(problems(f(['edge'], 0)).map((p) => p.path)).toEqual(['projects.shop.environments.prod.services.web.placement.0']);
+    expect(problems(f(['edge'], 2, 'local')).map((p) => p.path)).toEqual(['servers.edge.engine']);
+    expect(problems(f('edge')).map((p) => p.path)).toEqual(['projects.shop.environments.prod.services.web.placement']);
+    expect(parseStackSource(f(['edge'], 1, 'local')).servers.edge.engine).toBe('local');
+  });
+
   it('the committed stack.schema.json is the schema zod publishes', () => {
     const committed = JSON.parse(readFileSync(new URL('../stack.schema.json', import.meta.url), 'utf8'));
     expect(committed).toEqual(stackJsonSchema());

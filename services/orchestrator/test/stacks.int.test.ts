@@ -548,11 +548,67 @@ routes:
     expect((await droplet('deployer', `/projects/${project}`)).status).toBe(404);
     expect(await stackInstances()).toEqual([]);
     expect((await droplet('proxy-manager', `/proxies/docs-${project}`)).status).toBe(404);
+    expect((await droplet('proxy-manager', `/proxies/app-${project}-web-prod-prod`)).status).toBe(404);
+    expect(await images.docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })).toEqual([]);
+    const registered = await fetch(`${mesh.registryUrl}/droplets?per_page=200`, { headers: { authorization: `Bearer ${mesh.token}` } });
+    expect(JSON.stringify(await registered.json())).not.toContain(`app-${project}-`);
     // Instances the stack did not create are still there (the emulators' seeded ones).
     const all = await (await droplet('multi-cloud-manager', '/instances?per_page=200')).json();
     expect((all as { items: unknown[] }).items.length).toBeGreaterThan(0);
     const after = (await o.call('GET', `/stacks/${stack}`)).body;
     expect(after.status).toBe('destroyed');
     expect(after.resources.map((r: { id: string }) => r.id)).not.toContain('server/db/0');
+  }, 180_000);
+
+  it("placement: a service runs on the stack's own server (its engine: the deployer's local server), and destroy takes the server back", async () => {
+    const proj = `${project}p`;
+    const placed = `
+servers:
+  box:
+    provider: digitalocean
+    region: fra1
+    size: s-1vcpu-1gb
+    image: ubuntu-24-04-x64
+    engine: local
+projects:
+  ${proj}:
+    environments:
+      prod:
+        services:
+          api:
+            image: ${images.v1}
+            replicas: 2
+            placement: [box]
+`;
+    try {
+      const p = await o.plan('placed', placed);
+      expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+        'create server/box/0',
+        `create project/${proj}`,
+        `create environment/${proj}/prod`,
+        `create service/${proj}/prod/api`,
+        `create placement/${proj}/prod/api`,
+        `deploy release/${proj}/prod/api`,
+      ]);
+      const a = await o.apply('placed', p.body.id);
+      if (a.body.status !== 'succeeded') throw new Error(JSON.stringify(a.body.steps, null, 2));
+      const placement = await (await droplet('deployer', `/projects/${proj}/services/api-prod/placements/prod`)).json();
+      expect(placement).toMatchObject({ servers: [{ server_id: 'local', replicas: 2 }] });
+      const local = (await (await droplet('deployer', '/servers/local')).json()) as { environments?: string[] };
+      expect(local.environments).toContain(`${proj}/prod`);
+      const rel = (await (await droplet('deployer', `/services/app-${proj}-api-prod-prod`)).json()) as {
+        containers: Array<{ server_id: string }>;
+      };
+      expect(rel.containers.map((c) => c.server_id)).toEqual(['local', 'local']);
+      expect((await o.plan('placed', placed)).body.steps).toEqual([]);
+
+      const done = await o.call('DELETE', '/stacks/placed?confirm=placed&wait=true');
+      if (done.body.status !== 'succeeded') throw new Error(JSON.stringify(done.body, null, 2));
+      const after = (await (await droplet('deployer', '/servers/local')).json()) as { environments?: string[] };
+      expect(after.environments ?? []).not.toContain(`${proj}/prod`);
+      expect((await droplet('deployer', `/projects/${proj}`)).status).toBe(404);
+    } finally {
+      await cleanDocker(images.docker, proj);
+    }
   }, 180_000);
 });

@@ -52,14 +52,34 @@ const COMPARED: Record<Kind, readonly string[]> = {
   project: ['description'],
   environment: ['env'],
   service: ['type', 'domain', 'health_path', 'env', 'replicas'],
+  /** Which deployer servers run it (with replicas), and which of them serve its environment. */
+  placement: ['servers', 'assigned'],
   release: ['image', 'git'],
   https: [],
   route: ['domain', 'upstreams', 'health_path', 'https', 'websocket'],
 };
 
 /** Creation order; deletes run in the reverse order, after every create and update (routes' deletes first, to free domains). */
-const CREATE_PHASE: Record<Kind, number> = { server: 1, project: 2, environment: 3, service: 4, release: 5, https: 6, route: 7 };
-const DELETE_PHASE: Record<Kind, number> = { route: 0, https: 8, release: 9, service: 10, environment: 11, project: 12, server: 13 };
+const CREATE_PHASE: Record<Kind, number> = {
+  server: 1,
+  project: 2,
+  environment: 3,
+  service: 4,
+  placement: 5,
+  release: 6,
+  https: 7,
+  route: 8,
+};
+const DELETE_PHASE: Record<Kind, number> = {
+  route: 0,
+  https: 9,
+  release: 10,
+  placement: 11,
+  service: 12,
+  environment: 13,
+  project: 14,
+  server: 15,
+};
 
 /** Stable JSON: object keys sorted, so equal values compare equal. */
 export function stable(v: unknown): string {
@@ -94,6 +114,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
   const steps: Omit<Step, 'n'>[] = [];
   const byId = new Map(desired.map((r) => [r.id, r]));
   const changedServices = new Set<string>();
+  const changedPlacements = new Set<string>();
   const changedEnvs = new Map<string, string[]>();
   const unknownPrices = new Set<string>();
   const cost = (provider: unknown, size: unknown): Price | undefined => {
@@ -121,6 +142,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
         if (p?.price_monthly != null) Object.assign(step, { cost_monthly_delta: p.price_monthly, currency: p.currency });
       }
       if (r.kind === 'service') changedServices.add(r.id);
+      if (r.kind === 'placement') changedPlacements.add(r.id.replace(/^placement\//, 'service/'));
       steps.push(step);
       continue;
     }
@@ -144,6 +166,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
       continue;
     }
     if (r.kind === 'service') changedServices.add(r.id);
+    if (r.kind === 'placement') changedPlacements.add(r.id.replace(/^placement\//, 'service/'));
     if (r.kind === 'environment')
       changedEnvs.set(
         `${r.attrs.project}/${r.attrs.name}`,
@@ -162,6 +185,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     else if (changes.length > 0) reasons.push(`source ${sourceText(l.attrs)} → ${sourceText(r.attrs)}`);
     const svcId = `service/${r.attrs.project}/${r.attrs.environment}/${r.attrs.service}`;
     if (l && changedServices.has(svcId)) reasons.push('the service changed (a deploy applies it)');
+    if (l && changedPlacements.has(svcId)) reasons.push('its placement changed (a deploy moves it)');
     if (l && changedEnvs.has(`${r.attrs.project}/${r.attrs.environment}`)) reasons.push('the environment changed (a deploy applies it)');
     if (reasons.length === 0) continue;
     steps.push({
@@ -196,6 +220,11 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     const kind = kindOf(id);
     const step: Omit<Step, 'n'> = { id, kind, action: 'delete', before: l.attrs, after: null, changes: [], destructive: true, reasons: [] };
     if (kind === 'https') step.reasons.push('HTTPS is switched off on the route; the certificate stays in proxy-manager');
+    if (kind === 'placement') {
+      step.reasons.push("its servers stop serving the service's environment");
+      if (byId.has(id.replace(/^placement\//, 'service/')))
+        step.unsupported = 'the deployer has no API to remove a placement: the service stays on its servers until it is deleted';
+    }
     if (kind === 'environment' || kind === 'project') {
       const prefix = kind === 'environment' ? `service/${l.attrs.project}/${l.attrs.name}/` : `service/${l.attrs.name}/`;
       const stuck = [...blocked].filter((b) => b.startsWith(prefix));

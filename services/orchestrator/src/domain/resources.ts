@@ -1,7 +1,7 @@
 import { deployerServiceName, targetId, type StackFile } from './stack-schema.js';
 
 /** Every kind of resource a stack describes, in the order they are created. */
-export const KINDS = ['server', 'project', 'environment', 'service', 'release', 'https', 'route'] as const;
+export const KINDS = ['server', 'project', 'environment', 'service', 'placement', 'release', 'https', 'route'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export type Attrs = Record<string, unknown>;
@@ -36,6 +36,7 @@ export const ids = {
   project: (p: string) => `project/${p}`,
   environment: (p: string, e: string) => `environment/${p}/${e}`,
   service: (p: string, e: string, s: string) => `service/${p}/${e}/${s}`,
+  placement: (p: string, e: string, s: string) => `placement/${p}/${e}/${s}`,
   release: (p: string, e: string, s: string) => `release/${p}/${e}/${s}`,
   https: (p: string, e: string, s: string) => `https/${p}/${e}/${s}`,
   route: (name: string) => `route/${name}`,
@@ -49,6 +50,22 @@ export const instanceName = (stack: string, server: string, index: number) => `$
 export const STACK_LABEL = 'mesh-stack';
 export const SERVER_LABEL = 'mesh-server';
 export const INDEX_LABEL = 'mesh-index';
+
+/** The deployer's server id of each copy of a stack server: its `engine`, else its instance name. */
+export function engineIds(stack: string, file: StackFile, server: string): string[] {
+  const s = file.servers[server];
+  if (!s) return [];
+  if (s.engine) return [s.engine];
+  return Array.from({ length: s.count }, (_, i) => instanceName(stack, server, i));
+}
+
+/** `replicas` over `serverIds` (sorted): each gets floor(replicas/n), the first replicas%n one more; none → left out. */
+export function spread(replicas: number, serverIds: string[]): Array<{ server_id: string; replicas: number }> {
+  const ids = [...new Set(serverIds)].sort();
+  return ids
+    .map((server_id, i) => ({ server_id, replicas: Math.floor(replicas / ids.length) + (i < replicas % ids.length ? 1 : 0) }))
+    .filter((x) => x.replicas > 0);
+}
 
 /** Problems that depend on the stack's name: an instance name must be a hostname of at most 63 characters. */
 export function stackNameProblems(stack: string, file: StackFile): Array<{ path: string; message: string }> {
@@ -100,6 +117,17 @@ export function desiredResources(stack: string, file: StackFile): Resource[] {
             secrets: [...new Set([...env.secrets, ...svc.secrets])].sort(),
           },
         });
+        if (svc.placement) {
+          const servers = spread(
+            svc.replicas,
+            svc.placement.flatMap((n) => engineIds(stack, file, n)),
+          );
+          out.push({
+            id: ids.placement(p, e, s),
+            kind: 'placement',
+            attrs: { ...where, servers, assigned: servers.map((x) => x.server_id) },
+          });
+        }
         out.push({
           id: ids.release(p, e, s),
           kind: 'release',

@@ -37,6 +37,11 @@ export const serverSchema = z.strictObject({
   image: z.string().min(1).max(255),
   count: z.number().int().min(0).max(50).default(1),
   tags: z.array(tag).max(10).default([]),
+  /**
+   * The deployer's server this machine's Docker Engine is (e.g. `local`, or the id it was
+   * provisioned as). Default: the instance's name, `<stack>-<server>-<index>`. Only with count 1.
+   */
+  engine: nameSchema.optional(),
 });
 
 /** A public git repository (or file://) with a Dockerfile, or a Node/Python project the deployer writes one for. */
@@ -76,6 +81,8 @@ export const serviceSchema = z.strictObject({
   env: envVars.default({}),
   /** Secret NAMES only; values are set with the deployer's PUT .../secrets/{name} and never live in the file. */
   secrets: z.array(envVarName).max(100).default([]),
+  /** Servers of this stack (names under `servers:`) the replicas run on, spread over every copy; default: the deployer decides. */
+  placement: z.array(nameSchema).min(1).max(20).optional(),
 });
 
 export const environmentSchema = z.strictObject({
@@ -144,6 +151,17 @@ export const stackFile = z
           if (svc.type === 'worker' && svc.domain)
             ctx.addIssue({ code: 'custom', path: [...at, 'domain'], message: 'a worker has no domain' });
           if (svc.https && !svc.domain) ctx.addIssue({ code: 'custom', path: [...at, 'https'], message: 'https needs a domain' });
+          for (const [i, server] of (svc.placement ?? []).entries()) {
+            const def = s.servers[server];
+            if (!def)
+              ctx.addIssue({
+                code: 'custom',
+                path: [...at, 'placement', i],
+                message: `no server '${server}' in servers: (a service is placed on this stack's servers)`,
+              });
+            else if (def.count === 0)
+              ctx.addIssue({ code: 'custom', path: [...at, 'placement', i], message: `server '${server}' has count 0: nothing to run on` });
+          }
           if (svc.domain) {
             claim(svc.domain, [...at, 'domain']);
             const route = targetId(p, name, e);
@@ -156,6 +174,9 @@ export const stackFile = z
           }
         }
     for (const [name, r] of Object.entries(s.routes)) claim(r.domain, ['routes', name, 'domain']);
+    for (const [name, sv] of Object.entries(s.servers))
+      if (sv.engine !== undefined && sv.count !== 1)
+        ctx.addIssue({ code: 'custom', path: ['servers', name, 'engine'], message: 'engine names one machine: only with count 1' });
   });
 
 export type StackFile = z.infer<typeof stackFile>;

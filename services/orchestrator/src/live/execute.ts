@@ -118,6 +118,51 @@ async function createServer(d: ExecDeps, step: StepState, a: Attrs, key: string)
   return { provider: r.body.instance.provider, provider_id: r.body.instance.provider_id };
 }
 
+type Placed = Array<{ server_id: string; replicas: number }>;
+
+/** `<project>/<environment>`: how the deployer's servers name an environment they serve. */
+const envRef = (a: Attrs) => `${String(a.project)}/${String(a.environment)}`;
+
+/** Make (or stop) each server serve the environment; says which ones changed. */
+async function assign(d: ExecDeps, serverIds: string[], ref: string, on: boolean): Promise<string[]> {
+  const changed: string[] = [];
+  for (const id of serverIds) {
+    const r = await d.mesh.get('deployer', `/servers/${enc(id)}`, { accept: [404] });
+    if (r.status === 404) {
+      if (!on) continue;
+      throw new Error(
+        `the deployer has no server '${id}': register this machine's Docker Engine with the deployer (POST /servers/provision, or POST /servers) or name a known one with engine:`,
+      );
+    }
+    const envs: string[] = r.body.environments ?? [];
+    if (envs.includes(ref) === on) continue;
+    await d.mesh.call('deployer', 'PATCH', `/servers/${enc(id)}`, {
+      body: { environments: on ? [...envs, ref] : envs.filter((e) => e !== ref) },
+    });
+    changed.push(id);
+  }
+  return changed;
+}
+
+async function place(d: ExecDeps, step: StepState, a: Attrs): Promise<string> {
+  const servers = a.servers as Placed;
+  const added = await assign(
+    d,
+    servers.map((x) => x.server_id),
+    envRef(a),
+    true,
+  );
+  step.assigned_added = [...new Set([...(step.assigned_added ?? []), ...added])];
+  await d.save();
+  await d.mesh.call(
+    'deployer',
+    'PUT',
+    `/projects/${enc(String(a.project))}/services/${enc(String(a.deployer_service))}/placements/${enc(String(a.environment))}`,
+    { body: { servers } },
+  );
+  return `placed on ${servers.map((x) => `${x.server_id} (${x.replicas})`).join(', ')}`;
+}
+
 /** Run one step against the droplet that owns its resource. Idempotent: a resumed apply may run it again. */
 export async function executeStep(d: ExecDeps, step: StepState): Promise<string> {
   const a = (step.after ?? step.before ?? {}) as Attrs;
@@ -171,6 +216,18 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
     case 'service:delete':
       await d.mesh.call('deployer', 'DELETE', `/projects/${p}/services/${enc(String(a.deployer_service))}`, gone404);
       return `service ${String(a.project)}/${String(a.deployer_service)} deleted`;
+    case 'placement:create':
+    case 'placement:update':
+      return place(d, step, a);
+    case 'placement:delete': {
+      const gone = await assign(
+        d,
+        (a.servers as Placed).map((x) => x.server_id),
+        envRef(a),
+        false,
+      );
+      return `${gone.length > 0 ? gone.join(', ') : 'no server'} no longer serve${gone.length === 1 ? 's' : ''} ${envRef(a)}`;
+    }
     case 'release:delete':
       // The deployer's undeploy: route, containers and registry record go; the history stays.
       await d.mesh.call(
@@ -269,6 +326,21 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
         if (done.status !== 'succeeded')
           return entry('undo_failed', `rollback deployment ${r.body.id} ${done.status}: ${done.reason ?? ''}`);
         return entry('undone', `rolled back to ${sourceText(before)} (deployment ${r.body.id})`);
+      }
+      case 'placement:create':
+      case 'placement:update': {
+        if (step.action === 'update')
+          await d.mesh.call(
+            'deployer',
+            'PUT',
+            `/projects/${p}/services/${enc(String(after.deployer_service))}/placements/${enc(String(after.environment))}`,
+            { body: { servers: before.servers } },
+          );
+        await assign(d, step.assigned_added ?? [], envRef(after), false);
+        return entry(
+          'undone',
+          `placement ${step.action === 'update' ? 'restored' : 'taken back'} (servers serving ${envRef(after)} as before)`,
+        );
       }
       case 'route:create':
         await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(after.name))}`, gone404);

@@ -175,6 +175,26 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
           }
           return;
         }
+        case 'placement': {
+          const r = await mesh.get(
+            'deployer',
+            `/projects/${enc(String(a.project))}/services/${enc(String(a.deployer_service))}/placements/${enc(String(a.environment))}`,
+            accept,
+          );
+          if (r.status !== 200) return;
+          const servers = (r.body.servers as Array<{ server_id: string; replicas: number }>)
+            .map((x) => ({ server_id: x.server_id, replicas: x.replicas }))
+            .sort((x, y) => x.server_id.localeCompare(y.server_id));
+          // Which of its servers serve the environment (PATCH /servers/{id} environments).
+          const assigned: string[] = [];
+          for (const x of servers) {
+            const sr = await mesh.get('deployer', `/servers/${enc(x.server_id)}`, accept);
+            const envs: string[] = sr.status === 200 ? (sr.body.environments ?? []) : [];
+            if (envs.includes(`${String(a.project)}/${String(a.environment)}`)) assigned.push(x.server_id);
+          }
+          live[id] = { kind: 'placement', attrs: { ...where, servers, assigned } };
+          return;
+        }
         case 'release': {
           const r = await mesh.get('deployer', `/services/${enc(String(a.target))}`, accept);
           if (r.status !== 200) return;
