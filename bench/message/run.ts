@@ -21,7 +21,7 @@ interface Targets {
 
 const t = await startServerChild<Targets>(fileURLToPath(new URL('./servers.ts', import.meta.url)));
 
-const nc = await connect({ servers: t.natsUrl, name: 'bench-requester' });
+const nc = await connect({ servers: t.natsUrl, name: 'bench-requester', noAsyncTraces: true });
 const envelope = JSON.stringify({
   source: 'bench',
   target: 'raw',

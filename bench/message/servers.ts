@@ -41,7 +41,9 @@ await raw.flush();
 
 // The fair baseline: the same physical path as /send (HTTP in, JSON body parsed, a NATS request
 // on the process's own connection, the reply back as JSON) without udc-kit.
-const relayNc = await connect({ servers: nats.url, name: 'express-relay' });
+// With the client option udc-kit's Bus sets (no stack traces captured per request), so the
+// ratio measures udc-kit's own work, not a client setting.
+const relayNc = await connect({ servers: nats.url, name: 'express-relay', noAsyncTraces: true });
 const relay = express();
 relay.use(express.json());
 relay.post('/relay', async (req, res) => {

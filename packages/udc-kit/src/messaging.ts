@@ -65,14 +65,26 @@ export class MessageDispatcher {
   }
 
   async dispatch(envelope: MessageEnvelope, ctx: Omit<MessageContext, 'log'>): Promise<MessageReply> {
-    const log = this.logger.child({ trace_id: envelope.trace_id, source: envelope.source, message_type: envelope.message_type });
+    // The handler's child logger is built when it first logs; the dispatcher's own lines carry the same fields.
+    const logger = this.logger;
+    const fields = { trace_id: envelope.trace_id, source: envelope.source, message_type: envelope.message_type };
+    const line = (o: object) => ({ ...fields, ...o });
+    let child: Logger | undefined;
+    const handlerCtx: MessageContext = {
+      principal: ctx.principal,
+      transport: ctx.transport,
+      get log() {
+        child ??= logger.child(fields);
+        return child;
+      },
+    };
     const base = { received: true, trace_id: envelope.trace_id };
     const action = typeof envelope.payload.action === 'string' ? envelope.payload.action : undefined;
     const entry = action ? this.handlers[action] : undefined;
     const fn = typeof entry === 'function' ? entry : entry?.handle;
     const types = typeof entry === 'function' ? undefined : entry?.types;
     if (!fn || (types && !types.includes(envelope.message_type))) {
-      log.warn({ action }, 'no handler for message');
+      logger.warn(line({ action }), 'no handler for message');
       return {
         ...base,
         processed_at: new Date().toISOString(),
@@ -87,14 +99,14 @@ export class MessageDispatcher {
       };
     }
     try {
-      const out = await fn(envelope.payload, envelope, { ...ctx, log });
-      log.info({ action, result: isQueued(out) ? 'queued' : 'success' }, 'message handled');
+      const out = await fn(envelope.payload, envelope, handlerCtx);
+      logger.info(line({ action, result: isQueued(out) ? 'queued' : 'success' }), 'message handled');
       if (isQueued(out)) return { ...base, processed_at: new Date().toISOString(), result: 'queued', data: out.data };
       return { ...base, processed_at: new Date().toISOString(), result: 'success', data: out };
     } catch (err) {
       const e = err instanceof UdcError ? err : undefined;
-      if (!e) log.error({ err, action }, 'message handler failed');
-      else log.warn({ action, code: e.code, msg: e.message, sender: ctx.principal?.sub }, 'message refused');
+      if (!e) logger.error(line({ err, action }), 'message handler failed');
+      else logger.warn(line({ action, code: e.code, msg: e.message, sender: ctx.principal?.sub }), 'message refused');
       return {
         ...base,
         processed_at: new Date().toISOString(),
@@ -124,13 +136,13 @@ export function serveMessages(
   });
 }
 
-/** The sender's principal from the message's token; undefined when it carries none. */
-async function senderOf(msg: Msg, verifier: TokenVerifier): Promise<Principal | undefined> {
+/** The sender's principal from the message's token; undefined when it carries none. A token verified before comes from the cache without a promise. */
+function senderOf(msg: Msg, verifier: TokenVerifier): Principal | undefined | Promise<Principal> {
   const header = msg.headers?.get(AUTH_HEADER);
   if (!header) return undefined;
   const token = bearerToken(header);
   if (!token) throw new Unauthorized('the authorization header must be `Bearer <token>`');
-  return verifier.verify(token);
+  return verifier.verifyCached?.(token) ?? verifier.verify(token);
 }
 
 async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger: Logger, verifier: TokenVerifier): Promise<void> {
@@ -156,7 +168,8 @@ async function handleNatsMessage(msg: Msg, dispatcher: MessageDispatcher, logger
     const env = completeEnvelope({ ...parsed.data, trace_id: parsed.data.trace_id ?? headerTrace });
     let principal: Principal | undefined;
     try {
-      principal = await senderOf(msg, verifier);
+      const sender = senderOf(msg, verifier);
+      principal = sender instanceof Promise ? await sender : sender;
       dispatcher.authorize(env, principal);
     } catch (err) {
       const e = err instanceof UdcError ? err : new Unauthorized('invalid token');
@@ -201,17 +214,18 @@ export async function sendMessage(
   h.set(TRACE_HEADER, envelope.trace_id);
   h.set('priority', req.priority);
   if (token) h.set(AUTH_HEADER, `Bearer ${token}`);
-  const log = logger.child({ trace_id: envelope.trace_id, target: req.target });
+  // No child logger per message: the two fields go on each line.
+  const fields = { trace_id: envelope.trace_id, target: req.target };
   let lastErr = 'unknown';
   for (let attempt = 0; attempt <= req.retry_count; attempt++) {
     try {
       const m = await bus.nc.request(messageSubject(req.target), JSON.stringify(envelope), { timeout: req.timeout_ms, headers: h });
       const reply = m.json<MessageReply>();
-      log.info({ attempt, result: reply.result }, 'message delivered');
+      logger.info({ ...fields, attempt, result: reply.result }, 'message delivered');
       return reply;
     } catch (err) {
       lastErr = (err as Error).message;
-      log.warn({ attempt, reason: lastErr }, 'message delivery failed');
+      logger.warn({ ...fields, attempt, reason: lastErr }, 'message delivery failed');
       if (attempt < req.retry_count) await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
     }
   }
