@@ -8,6 +8,7 @@ import { registerInstanceCommands } from './commands/instances.js';
 import { registerLoginCommands } from './commands/login.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerRouteCommands } from './commands/routes.js';
+import { registerServerProvisionCommands } from './commands/servers-provision.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerUndeployCommand } from './commands/undeploy.js';
@@ -28,6 +29,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerRouteCommands(program, env);
   registerDeployCommands(program, env);
   registerUndeployCommand(program, env);
+  registerServerProvisionCommands(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
   registerStackCommands(program, env);

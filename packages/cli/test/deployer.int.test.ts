@@ -186,4 +186,27 @@ describe('meshctl deploy against the real deployer and Docker Engine', () => {
     expectNoStack(again.stdout + again.stderr);
     await api('DELETE', `/projects/${project}/services/web`);
   }, 90_000);
+  it('server: list shows the servers; add follows provisioning to its failure and says why; drain and remove refuse the local server', async () => {
+    const ls = await runCli(['server', 'list'], env());
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^ID\s+ENGINE/);
+    expect(ls.stdout).toMatch(/\nlocal\s/);
+    // No multi-cloud-manager in this mesh: the provisioning fails at its first step, with the reason.
+    const name = `${project}-srv`;
+    const add = await runCli(['server', 'add', name, '--provider', 'local', '--region', 'local', '--size', 'small'], env(), {
+      timeoutMs: 60_000,
+    });
+    expect(add.code).toBe(1);
+    expect(add.stderr).toMatch(/creating_instance: asking multi-cloud-manager for a small machine in local\/local/);
+    expect(add.stderr).toMatch(new RegExp(`error: DEPENDENCY_UNAVAILABLE: server ${name} was not provisioned: multi-cloud-manager`));
+    const seen = JSON.parse((await runCli(['server', 'list', '--json'], env())).stdout);
+    expect(seen.items.map((s: { id: string }) => s.id)).not.toContain(name);
+    const drain = await runCli(['server', 'drain', 'local'], env());
+    expect(drain.code).toBe(1);
+    expect(drain.stderr).toMatch(/the local server cannot be drained/);
+    const rm = await runCli(['server', 'remove', 'local'], env());
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toMatch(/the local server cannot be removed/);
+    expectNoStack(add.stdout + add.stderr + drain.stderr + rm.stderr);
+  }, 90_000);
 });
