@@ -43,6 +43,8 @@ export class NpmStart {
       NATS_PORT: await freePort(),
       PROXY_HTTP_PORT: await freePort(),
       PROXY_HTTPS_PORT: await freePort(),
+      // The mesh image registry npm start runs (5050 by default: two meshes at once would meet there).
+      MESH_REGISTRY_PORT: await freePort(),
     };
     for (const d of MESH_DROPLETS) ports[portVariable(d)] = await freePort();
     const env = Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)]));
