@@ -83,6 +83,12 @@ export function createConsoleDroplet(deps: ConsoleDeps) {
         const session = await requireSession(req, sessions);
         if (isStateChanging(req)) assertCsrf(req, session);
         const target = parseForwardUrl(req.originalUrl);
+        // The console's own row on the overview: its health from here (it never forwards to itself).
+        if (target.droplet === (ctx.config.DROPLET_ID ?? 'console') && target.pathAndQuery === '/health' && req.method === 'GET') {
+          const h = droplet.health();
+          res.status(h.status === 'active' ? 200 : 503).setHeader('Cache-Control', 'no-store');
+          return h;
+        }
         const baseUrl = await discovery.resolve(target.droplet, session.token);
         await forward(req, res, { session, baseUrl, target, timeoutMs: ctx.config.CONSOLE_FORWARD_TIMEOUT_MS });
       };

@@ -199,6 +199,14 @@ describe('forwarding /api/<droplet>/<path>', () => {
     expect(ids).toEqual(expect.arrayContaining(['registry', 'example', 'ticker', 'ghost']));
   });
 
+  it("answers its own health for the overview's console row, and forwards nothing else to itself", async () => {
+    const own = await call('/api/console/health', { headers: authed(s) });
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ droplet: 'console', status: 'active' });
+    expect((await call('/api/console/health')).status).toBe(401);
+    expect((await call('/api/console/session', { headers: authed(s) })).status).toBe(404);
+  });
+
   it('refuses without a session', async () => {
     const res = await call('/api/example/version');
     expect(res.status).toBe(401);
