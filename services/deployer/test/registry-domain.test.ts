@@ -14,7 +14,7 @@ describe('image references', () => {
     ['index.docker.io/library/busybox', 'docker.io'],
     ['ghcr.io/org/app:v1', 'ghcr.io'],
     ['localhost/app', 'localhost'],
-    ['127.0.0.1:5050/mesh-apps/shop-web@' + digest, '127.0.0.1:5050'],
+    [`127.0.0.1:5050/mesh-apps/shop-web@${digest}`, '127.0.0.1:5050'],
     ['registry.example.com:443/a/b/c', 'registry.example.com:443'],
   ])('%s pulls from %s', (ref, host) => expect(registryHostOf(ref)).toBe(host));
 
