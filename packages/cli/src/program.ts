@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { Context } from './context.js';
 import { errorJson, formatError } from './output.js';
 import type { CommandEnv } from './commands/command-env.js';
+import { registerBackupCommands } from './commands/backup.js';
 import { registerDeployCommands } from './commands/deploy.js';
 import { registerIncidentCommands } from './commands/incidents.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -32,6 +33,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerServerProvisionCommands(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
+  registerBackupCommands(program, env);
   registerStackCommands(program, env);
   // Subcommands inherit exitOverride only when added after it; make sure of it.
   const override = (c: Command) => {

@@ -12,6 +12,7 @@ import { RevocationWatcher } from './revocation.js';
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
 import { environmentWithFile, planReload, type LiveConfig } from './config-reload.js';
+import { backupBucketsOf, bucketDumpSchema, dumpBuckets, restoreBuckets, type BackupOptions } from './backup.js';
 import { completeEnvelope, messageEnvelopeSchema, sendRequestSchema } from './envelope.js';
 import { DependencyUnavailable, InvalidRequest, NotFound, Unauthorized } from './errors.js';
 import { errorMiddleware } from './error-middleware.js';
@@ -108,6 +109,8 @@ export interface DropletOptions<C extends BaseConfig> {
   onStop?: () => Promise<void> | void;
   /** Settings applied live by /reload-config, and how (LOG_LEVEL always is); any other change waits for a restart. */
   liveConfig?: LiveConfig<C>;
+  /** Which of its buckets GET /admin/backup exports and POST /admin/restore fills (default: the ones it owns, minus ephemeral state). */
+  backup?: BackupOptions;
 }
 
 export interface Droplet<C extends BaseConfig = BaseConfig> {
@@ -287,8 +290,14 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
+  // A restore carries a droplet's whole state: more than any API body, and admin-only.
+  const restoreBody = express.json({ limit: '512mb' });
   app.use((req: Request, res: Response, next: NextFunction) =>
-    req.method === 'GET' || req.method === 'HEAD' ? next() : jsonBody(req, res, next),
+    req.method === 'GET' || req.method === 'HEAD'
+      ? next()
+      : req.path === '/admin/restore'
+        ? restoreBody(req, res, next)
+        : jsonBody(req, res, next),
   );
 
   // A token verified before is answered from the cache without a promise (most requests).
@@ -469,6 +478,35 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       logger.info({ changed: plan.changed, needs_restart: plan.needs_restart }, 'configuration reloaded');
       ctx.recordProof('config.reloaded', { changed: plan.changed });
       return { reloaded: true, changed: plan.changed, needs_restart: plan.needs_restart, applied_at: new Date().toISOString() };
+    },
+  );
+  const backupBuckets = opts.backup?.buckets ?? backupBucketsOf(opts.name);
+  api.get('/admin/backup', { scope: 'admin', summary: "Every key of this droplet's buckets, values as stored (sealed stays sealed)" }, () =>
+    dumpBuckets(ctx.bus, opts.name, backupBuckets),
+  );
+  api.post(
+    '/admin/restore',
+    {
+      scope: 'admin',
+      summary: 'Put a backup of this droplet into its buckets; a bucket that holds state is refused unless force',
+      body: bucketDumpSchema.extend({ force: z.boolean().default(false), dry_run: z.boolean().default(false) }),
+    },
+    async ({ body, principal }) => {
+      if (body.droplet !== opts.name)
+        throw new InvalidRequest(`this backup is of '${body.droplet}', this is '${opts.name}'`, {
+          fields: [{ path: 'droplet', message: `must be '${opts.name}'` }],
+        });
+      const result = await restoreBuckets(ctx.bus, body, {
+        allowed: backupBuckets,
+        force: body.force,
+        dryRun: body.dry_run,
+        merge: opts.backup?.merge,
+        selfMade: opts.backup?.selfMade,
+      });
+      if (body.dry_run) return { droplet: opts.name, dry_run: true, ...result };
+      logger.warn({ by: principal?.sub, buckets: result.buckets, force: body.force }, 'state restored from a backup');
+      ctx.recordProof('state.restored', result);
+      return { droplet: opts.name, ...result };
     },
   );
   api.post(

@@ -18,3 +18,4 @@ export { buildOpenApi } from './openapi.js';
 export * from './address-policy.js';
 export * from './config-reload.js';
 export { KeyView } from './key-view.js';
+export * from './backup.js';

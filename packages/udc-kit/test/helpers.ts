@@ -12,6 +12,7 @@ import {
   reply,
   type Bus,
   type Env,
+  type BackupOptions,
   type HealthCheck,
   type LiveConfig,
   type RegistryLink,
@@ -62,6 +63,7 @@ export interface TestDropletOptions {
   /** Called when a GET /slow request starts (shutdown tests wait for it to be in flight). */
   onSlowStart?: () => void;
   liveConfig?: LiveConfig<z.infer<typeof testConfigSchema>>;
+  backup?: BackupOptions;
 }
 
 /** An example-like droplet: one route of each shape the Api supports, and a few handlers. */
@@ -81,6 +83,7 @@ export function createTestDroplet(o: TestDropletOptions) {
     healthChecks: o.healthChecks,
     registry: o.registry,
     liveConfig: o.liveConfig,
+    backup: o.backup,
     routes(api, ctx) {
       api.post(
         '/echo',

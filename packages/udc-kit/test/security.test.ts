@@ -136,6 +136,8 @@ describe('refused with 403: a valid token missing the scope', () => {
     ['write token on /reload-config', ['write'], 'post', '/reload-config', {}],
     ['write token on /shutdown', ['write'], 'post', '/shutdown', {}],
     ['write token on /emergency-stop', ['write'], 'post', '/emergency-stop', {}],
+    ['write token on /admin/backup', ['write'], 'get', '/admin/backup', {}],
+    ['write token on /admin/restore', ['write'], 'post', '/admin/restore', {}],
     [
       'read token sending a command over /message',
       ['read'],

@@ -82,6 +82,8 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     registry: deps.registry,
     exit: deps.exit,
     logDestination: deps.logDestination,
+    // A fresh deployer has written its local server and migration markers: a restore may overwrite them.
+    backup: { buckets: [config.KV_BUCKET], selfMade: { [config.KV_BUCKET]: /^(server\.local|migration\..+)$/ } },
     routes(api, ctx) {
       const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer, engines: () => engines, replacement: getReplacement };
       registerProjectRoutes(api, rd);

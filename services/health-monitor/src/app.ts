@@ -38,6 +38,8 @@ export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
       { name: 'multi-cloud-manager', required: false },
     ],
     configSchema,
+    // When each target was first seen: a fresh monitor fills it at once; a restore brings back the older times.
+    backup: { selfMade: { 'health-monitor-targets': /.*/ } },
     ...rest,
     onStop,
     healthChecks: {

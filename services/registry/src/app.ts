@@ -2,6 +2,7 @@ import { Bus, createDroplet, createTokenVerifier, parseConfig, RevocationWatcher
 import { AuthFailureLimiter } from './auth-limiter.js';
 import { registryConfigSchema } from './config.js';
 import { Keyring } from './keyring.js';
+import { mergeKeyrings } from './keyring-merge.js';
 import { LivenessMonitor } from './liveness-monitor.js';
 import { RecordStore } from './record-store.js';
 import { registerAuthRoutes } from './routes/auth.js';
@@ -50,6 +51,12 @@ export async function createRegistryDroplet(deps: RegistryDeps) {
     registry: false,
     keyResolver: (kid) => keyring.publicKeyPem(kid),
     revocations,
+    // A restore into a new mesh: the ring this registry made at start is joined, not overwritten.
+    backup: {
+      merge: {
+        'registry-keys': { keys: ['keyring'], merge: (_key, incoming, existing) => mergeKeyrings(incoming, existing, new Date(now())) },
+      },
+    },
     routes(api, ctx) {
       keyring = new Keyring(
         keysKv,
