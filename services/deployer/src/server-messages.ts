@@ -1,9 +1,10 @@
 // UDC queries and commands about servers, for health-monitor: which engines there are, and a
 // short-lived client certificate of the mesh CA to ping them (GET /_ping over mutual TLS).
 // Docker's TLS has no per-client permissions: any certificate of the mesh CA can drive every
-// engine, so it is given only to an `admin` principal, for a day, named after the caller.
+// engine, so it is given only to the health-monitor droplet (by its token's identity: droplet
+// tokens carry read+write) or an admin, for a day, named after the caller.
 import { z } from 'zod';
-import { parseOrThrow, type MessageHandler } from '@droplet-mesh/udc-kit';
+import { Forbidden, parseOrThrow, type MessageHandler } from '@droplet-mesh/udc-kit';
 import { engineIdentity, issueCertificate, type MeshCa } from './domain/mesh-ca.js';
 import type { Stores } from './store/stores.js';
 
@@ -34,8 +35,11 @@ export function serverMessageHandlers(stores: () => Stores, meshCa: () => Promis
     },
     'mesh-ca.monitor-certificate': {
       types: ['command'],
-      scope: 'admin',
+      scope: 'write',
       handle: async (payload, envelope, ctx) => {
+        const p = ctx.principal;
+        if (!p?.scopes.includes('admin') && p?.droplet_id !== 'health-monitor')
+          throw new Forbidden("engine client certificates are for health-monitor (or the 'admin' scope)", { required_scope: 'admin' });
         parseOrThrow(z.object({}).passthrough(), payload, 'payload');
         const who = (ctx.principal?.sub ?? envelope.source).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48);
         const ca = await meshCa();

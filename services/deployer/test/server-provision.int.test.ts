@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { startDigitalOceanEmulator, type EmulatorHandle } from '@droplet-mesh/cloud-emulators';
 import { namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
+import { sendMessage, sendRequestSchema } from '@droplet-mesh/udc-kit';
 import {
   freePort,
   startNatsServer,
@@ -119,8 +121,8 @@ beforeAll(async () => {
       PROVISION_TIMEOUT_S: String(REPORT_TIMEOUT_S),
       ...authority.env(),
     },
-    // Creating a machine with the mesh's certificates is an admin act at multi-cloud-manager.
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write', 'admin'] })),
+    // A droplet's token is read+write: multi-cloud-manager provisions for the deployer by its identity.
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
     logDestination: quiet(),
   });
   await droplet.start({ port, host: '127.0.0.1' });
@@ -207,4 +209,27 @@ d('provisioning a server in one call', () => {
     // A late report is refused: the provisioning failed.
     expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(404);
   }, 90_000);
+
+  it('only the deployer (or an admin) may have servers created, and only health-monitor (or an admin) gets an engine client certificate', async () => {
+    const bus = droplet.ctx.bus;
+    const send = (target: string, action: string, sub: string, payload: object = {}) =>
+      sendMessage(
+        bus,
+        sub,
+        sendRequestSchema.parse({ target, message_type: 'command', payload: { action, ...payload }, retry_count: 0 }),
+        droplet.ctx.logger,
+        authority.mint({ sub, scopes: ['read', 'write'] }),
+      );
+    const create = await send('multi-cloud-manager', 'server.create', 'some-app', { provider: 'local' });
+    expect(create.result).toBe('error');
+    expect(create.error?.code).toBe('FORBIDDEN');
+    const stranger = await send('deployer', 'mesh-ca.monitor-certificate', 'some-app');
+    expect(stranger.error?.code).toBe('FORBIDDEN');
+    const monitor = await send('deployer', 'mesh-ca.monitor-certificate', 'health-monitor');
+    expect(monitor.result).toBe('success');
+    const cert = new X509Certificate((monitor.data as { cert: string }).cert);
+    expect(cert.subject).toMatch(/^CN=monitor-health-monitor$/m);
+    // One day at most: whoever holds it can drive every engine.
+    expect(Date.parse(cert.validTo) - Date.now()).toBeLessThanOrEqual(86_400_000 + 60_000);
+  });
 });

@@ -148,7 +148,7 @@ beforeAll(async () => {
       DIGEST_INTERVAL_MIN: '0',
       ...authority.env(),
     },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'health-monitor', scopes: ['read', 'write', 'admin'] })),
+    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'health-monitor', scopes: ['read', 'write'] })),
     logDestination: quiet(),
   });
   await monitor.start();

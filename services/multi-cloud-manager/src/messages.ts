@@ -1,6 +1,6 @@
 // UDC message handlers: how other droplets (the health-monitor) drive instances over NATS.
 import { z } from 'zod';
-import { InvalidRequest, type MessageHandler } from '@droplet-mesh/udc-kit';
+import { Forbidden, InvalidRequest, type MessageHandler, type Principal } from '@droplet-mesh/udc-kit';
 import { callerOf, type Fleet } from './domain/fleet.js';
 import { providerName } from './routes/schemas.js';
 import { serverCreatePayload, serverDeletePayload, type ServerProvisioning } from './domain/server-provisioning.js';
@@ -22,21 +22,32 @@ function parse<S extends z.ZodType>(schema: S, payload: unknown): z.infer<S> {
   return r.data;
 }
 
+/**
+ * Server provisioning carries the server's key and creates machines: only the deployer (a
+ * droplet token is read+write, so by identity) or an admin may ask.
+ */
+function assertDeployerOrAdmin(p: Principal | undefined): void {
+  if (p?.scopes.includes('admin') || p?.droplet_id === 'deployer') return;
+  throw new Forbidden("only the deployer (or the 'admin' scope) provisions servers", { required_scope: 'admin' });
+}
+
 export function messageHandlers(fleet: () => Fleet, servers?: () => ServerProvisioning): Record<string, MessageHandler> {
   return {
-    // The deployer provisioning a mesh server (its POST /servers/provision): admin only, the payload holds the server's key.
+    // The deployer provisioning a mesh server (its POST /servers/provision); the payload holds the server's key.
     'server.create': {
       types: ['command'],
-      scope: 'admin',
-      handle: async (payload) => {
+      scope: 'write',
+      handle: async (payload, _envelope, ctx) => {
+        assertDeployerOrAdmin(ctx.principal);
         if (!servers) throw new InvalidRequest('server provisioning is not available');
         return servers().create(parse(serverCreatePayload, payload));
       },
     },
     'server.delete': {
       types: ['command'],
-      scope: 'admin',
-      handle: async (payload) => {
+      scope: 'write',
+      handle: async (payload, _envelope, ctx) => {
+        assertDeployerOrAdmin(ctx.principal);
         if (!servers) throw new InvalidRequest('server provisioning is not available');
         const p = parse(serverDeletePayload, payload);
         return servers().delete(p.provider, p.instance_id);

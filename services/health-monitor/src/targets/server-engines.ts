@@ -65,7 +65,9 @@ export class ServerEngineSource implements TargetSource {
       (e) => /^[a-z0-9][a-z0-9-]{0,62}$/.test(e.server_id) && Number.isInteger(e.port),
     );
     if (engines.length > 0 && !(await this.canCheck()))
-      throw new Error('no client certificate of the mesh CA for engine checks (this monitor needs the admin scope)');
+      throw new Error(
+        'no client certificate of the mesh CA for engine checks: the deployer gives one to the health-monitor droplet or an admin',
+      );
     this.directory.set(engines);
     return engines.map((e) => ({
       id: `${SERVER_TARGET_PREFIX}${e.server_id}`,
