@@ -253,7 +253,7 @@ export async function runDeployment(
         // route may already point at these containers, so recovery never removes them blindly.
         d.route_switch_requested_at = new Date().toISOString();
         await t.save();
-        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(d.containers), service.health_path);
+        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(d.containers), service.health_path, service.https);
         await testPauseAfterRouteSwitch();
         d.route_switched = true;
         t.log(
@@ -273,7 +273,7 @@ export async function runDeployment(
       }).catch(async (err: StepFailure) => {
         if (!d.auto_rollback || !previous) throw err;
         t.log('the new version failed after the switch: auto_rollback returns the route to the previous version');
-        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(previous.containers), service.health_path);
+        await routeUpsert(deps, d.target_id, service.domain!, upstreamsOf(previous.containers), service.health_path, service.https);
         d.route_switched = false;
         // The new containers' last words, read before they are removed.
         d.last_log_lines = await lastLines().catch(() => []);
@@ -308,7 +308,14 @@ export async function runDeployment(
     if (!d.route_switched && d.route_switch_requested_at && service.domain) {
       if (!previous) keepNew = false;
       else
-        keepNew = await routeUpsert(deps, d.target_id, service.domain, upstreamsOf(previous.containers), service.health_path).then(
+        keepNew = await routeUpsert(
+          deps,
+          d.target_id,
+          service.domain,
+          upstreamsOf(previous.containers),
+          service.health_path,
+          service.https,
+        ).then(
           () => {
             t.log('route returned to the previous release');
             return false;

@@ -177,7 +177,7 @@ export class Recovery {
    */
   private async settleRoute(d: Deployment, svc: Service & { domain: string }, release: Release | undefined, t: DeploymentTracker) {
     const upsert = (containers: PlacedContainer[]) =>
-      routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(containers), svc.health_path).then(
+      routeUpsert(this.deps, d.target_id, svc.domain, upstreamsOf(containers), svc.health_path, svc.https).then(
         () => true,
         (err: Error) => {
           t.log(`route request refused: ${err.message}`);

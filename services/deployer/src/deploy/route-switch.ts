@@ -12,11 +12,21 @@ export async function routeUpsert(
   domain: string,
   upstreams: Array<{ host: string; port: number }>,
   healthPath: string,
+  https = false,
 ): Promise<unknown> {
   const reply = await deps.send({
     target: 'proxy-manager',
     message_type: 'command',
-    payload: { action: 'route.upsert', name, domain, upstreams, require_healthy: true, health_path: healthPath },
+    // enable_ssl only when asked: left out, proxy-manager keeps whatever HTTPS the route has.
+    payload: {
+      action: 'route.upsert',
+      name,
+      domain,
+      upstreams,
+      require_healthy: true,
+      health_path: healthPath,
+      ...(https ? { enable_ssl: true } : {}),
+    },
     timeout_ms: 20_000,
     retry_count: 1,
   });

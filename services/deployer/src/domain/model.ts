@@ -32,6 +32,8 @@ const serviceFields = {
   replicas: z.number().int().min(1).max(20).default(1),
   /** Switch the route back when the new version fails its post-switch check. */
   auto_rollback: z.boolean().default(false),
+  /** Serve the domain over HTTPS: proxy-manager gets a certificate (an uploaded one that covers it, or ACME) and redirects HTTP. */
+  https: z.boolean().optional(),
   drain_s: z.number().min(0).max(600).optional(),
 };
 export const serviceInput = z.object({ name: nameSchema, ...serviceFields });
