@@ -20,12 +20,27 @@ process.env.DO_NOT_TRACK = '1';
 /** A failure the user can fix: printed as one line, never as a stack trace. */
 export class SetupError extends Error {}
 
+// Packages without a binary are found by a file they install (an absolute path).
+const LUA_MODULE = '/usr/lib/nginx/modules/ngx_http_lua_module.so';
+const RESTY_CORE = '/usr/share/lua/5.1/resty/core.lua';
+
 const APT = {
   // The mesh image registry (docker-registry) gets its certificates from openssl.
-  start: { 'nats-server': 'nats-server', nginx: 'nginx', dockerd: 'docker.io', 'docker-registry': 'docker-registry', openssl: 'openssl' },
+  start: {
+    'nats-server': 'nats-server',
+    nginx: 'nginx',
+    dockerd: 'docker.io',
+    'docker-registry': 'docker-registry',
+    openssl: 'openssl',
+    // proxy-manager's reload-free upstream changes (a Lua balancer); without them it falls back to reloads.
+    [LUA_MODULE]: 'libnginx-mod-http-lua',
+    [RESTY_CORE]: 'lua-resty-core',
+  },
   test: {
     'nats-server': 'nats-server',
     nginx: 'nginx',
+    [LUA_MODULE]: 'libnginx-mod-http-lua',
+    [RESTY_CORE]: 'lua-resty-core',
     pebble: 'pebble',
     dockerd: 'docker.io',
     busybox: 'busybox-static',
@@ -48,6 +63,7 @@ const APT = {
 const isRoot = () => process.getuid?.() === 0;
 
 function has(bin) {
+  if (bin.startsWith('/')) return existsSync(bin);
   return ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, bin)));
 }
 
