@@ -53,11 +53,6 @@ export class Bus {
           // default (two minutes, twice) would keep a droplet on a dead node for four.
           pingInterval: 5000,
           maxPingOut: 2,
-          // A server that stops answering (frozen, partitioned) rather than closing the connection
-          // is left after two missed pings (~10 s) for another server of the cluster; the client's
-          // default (two minutes, twice) would keep a droplet on a dead node for four.
-          pingInterval: 5000,
-          maxPingOut: 2,
           // The client otherwise builds two Errors (stack traces) per request in case it times
           // out: a few % of a message round trip. A timeout still says which subject it was.
           noAsyncTraces: true,
