@@ -65,5 +65,12 @@ export function trustTestRegistry(engine: NamespacedEngine, registry: { host: st
   const address = registry.host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   if (address !== engine.hostAddress && !/^127\./.test(address))
     execFileSync('ip', ['-n', engine.netns, 'route', 'replace', `${address}/32`, 'via', engine.hostAddress], { stdio: 'pipe' });
-  return trustRegistryCa(registry.host, registry.ca);
+  const remove = trustRegistryCa(registry.host, registry.ca);
+  // A test process that ends without its afterAll leaves no CA behind in the host's certs.d.
+  const atExit = () => remove();
+  process.once('exit', atExit);
+  return () => {
+    process.removeListener('exit', atExit);
+    remove();
+  };
 }
