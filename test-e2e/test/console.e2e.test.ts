@@ -175,6 +175,63 @@ describe('the console over a real mesh, in chromium', () => {
     await shot('incident-resolved');
   }, 70_000);
 
+  it('a page opened now lists the events that came before it (backfill), the routes and the incident among them', async () => {
+    const fresh = await page.context().newPage();
+    try {
+      await fresh.goto(`${mesh.console.url}/#/events`);
+      await fresh.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+      await fresh.locator('tr[data-event-type="route.applied"]').first().waitFor();
+      await fresh.locator('tr[data-event-type="incident.resolved"]').first().waitFor();
+    } finally {
+      await fresh.close();
+    }
+  }, 20_000);
+
+  it('servers and deploy configs, from the keyboard only: an engine check, a refused removal, a config saved and deployed', async () => {
+    const tab = async (to: string, max = 60) => {
+      for (let i = 0; i < max; i++) {
+        await page.keyboard.press('Tab');
+        if (
+          await page.evaluate(
+            (name) => document.activeElement?.getAttribute('aria-label') === name || document.activeElement?.textContent?.trim() === name,
+            to,
+          )
+        )
+          return;
+      }
+      throw new Error(`'${to}' not reached with Tab`);
+    };
+    await page.goto(`${mesh.console.url}/#/servers`);
+    await page.getByRole('heading', { name: 'Servers', level: 1 }).waitFor();
+    await page.locator('tr[data-server="local"]').waitFor();
+    await tab('Check the engine of local');
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-server="local"] .engine', { hasText: /^answers \(Docker / }).waitFor();
+    await tab('Remove server local');
+    await page.keyboard.press('Enter');
+    await tab('Remove');
+    await page.keyboard.press('Enter');
+    // The deployer's refusal, with its code, where it happened.
+    await page.locator('.error .code', { hasText: 'CONFLICT' }).waitFor();
+    await page.getByText('the local server cannot be removed').waitFor();
+    await shot('servers');
+
+    await page.goto(`${mesh.console.url}/#/configs`);
+    await page.getByRole('heading', { name: 'Deploy configs', level: 1 }).waitFor();
+    await page.locator('#cfg-name').focus();
+    for (const value of ['web-v2', mesh.project, 'web', 'prod', images.v2]) {
+      await page.keyboard.type(value);
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.press('Enter'); // the Save button
+    await page.getByText('Deploy config web-v2 saved.').waitFor();
+    await tab('Deploy web-v2');
+    await page.keyboard.press('Enter');
+    await page.locator('p[data-started] .badge', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    await waitFor('v2 through nginx from the config', async () => (await app()).body === 'v2', 15_000, 200);
+    await shot('deploy-configs');
+  }, 90_000);
+
   it('signs out from the keyboard, and the API refuses the old cookie', async () => {
     await page.getByRole('button', { name: 'Sign out' }).press('Enter');
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();

@@ -48,7 +48,11 @@ export function createConsoleDroplet(deps: ConsoleDeps) {
     routes(api, ctx) {
       const config = () => ctx.config;
       sessions = new SessionStore({ maxSessions: ctx.config.CONSOLE_MAX_SESSIONS, now, logger: ctx.logger });
-      live = new LiveHub({ logger: ctx.logger, maxStreamsPerSession: () => ctx.config.CONSOLE_MAX_STREAMS_PER_SESSION });
+      live = new LiveHub({
+        logger: ctx.logger,
+        maxStreamsPerSession: () => ctx.config.CONSOLE_MAX_STREAMS_PER_SESSION,
+        backfill: () => ctx.config.CONSOLE_EVENT_BACKFILL,
+      });
       web = new WebAssets(ctx.config.CONSOLE_WEB_DIR ?? defaultWebDir());
       if (!web.available) ctx.logger.warn({ dir: web.dir }, 'web app not built: run `pnpm --filter @droplet-mesh/console build`');
       const discovery = new Discovery({

@@ -27,6 +27,8 @@ export const consoleConfigSchema = z.object({
   CONSOLE_FORWARD_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** How long the droplet list from the registry is reused. */
   CONSOLE_DISCOVERY_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(3000),
+  /** The last events a new live stream starts with (the events page's backfill); 0: none. */
+  CONSOLE_EVENT_BACKFILL: z.coerce.number().int().min(0).max(5000).default(200),
   /** Live event streams one session may hold open. */
   CONSOLE_MAX_STREAMS_PER_SESSION: z.coerce.number().int().min(1).max(1000).default(16),
 });

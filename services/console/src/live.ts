@@ -9,13 +9,26 @@ export interface LiveEvent {
   time: string;
 }
 
-/** Every event any droplet publishes (udc.<droplet>.events.<type>), fanned out to browsers as server-sent events. */
+/**
+ * Every event any droplet publishes (udc.<droplet>.events.<type>), fanned out to browsers as
+ * server-sent events. The last few are kept, and a stream opens with them (`event: backfill`),
+ * so the events page shows what happened just before it opened.
+ */
 export class LiveHub {
   private readonly clients = new Set<(e: LiveEvent) => void>();
+  private readonly recent: LiveEvent[] = [];
   private sub?: { unsubscribe(): void };
   private readonly perSession = new WeakMap<Session, number>();
 
-  constructor(private readonly opts: { logger: Logger; maxStreamsPerSession: () => number; keepAliveMs?: number }) {}
+  constructor(
+    private readonly opts: {
+      logger: Logger;
+      maxStreamsPerSession: () => number;
+      /** Events kept for a new stream's backfill (0: none). */
+      backfill?: () => number;
+      keepAliveMs?: number;
+    },
+  ) {}
 
   attach(bus: Bus): void {
     this.sub = bus.nc.subscribe('udc.*.events.>', {
@@ -37,6 +50,11 @@ export class LiveHub {
   }
 
   publish(e: LiveEvent): void {
+    const keep = this.opts.backfill?.() ?? 0;
+    if (keep > 0) {
+      this.recent.push(e);
+      if (this.recent.length > keep) this.recent.splice(0, this.recent.length - keep);
+    }
     for (const c of this.clients) c(e);
   }
 
@@ -56,6 +74,9 @@ export class LiveHub {
       'X-Accel-Buffering': 'no',
     });
     res.write(`retry: 3000\nevent: ready\ndata: {}\n\n`);
+    // Oldest first; written in one go, so no live event can fall between them.
+    const backfill = this.recent.map((e) => `event: backfill\ndata: ${JSON.stringify(e)}\n\n`).join('');
+    if (backfill) res.write(backfill);
     return new Promise<void>((resolve) => {
       let done = false;
       const send = (e: LiveEvent) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
+import { freePort, waitFor, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import {
   ADMIN_KEY,
   closeAll,
@@ -353,6 +353,25 @@ describe('the web app', () => {
   });
 });
 
+/** What a new /live stream sends until `until` appears (or `ms` pass). */
+async function readLive(s: Signed, until: string, ms: number): Promise<string> {
+  const res = await call('/live', { headers: authed(s) });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  let text = '';
+  const deadline = Date.now() + ms;
+  while (!text.includes(until) && Date.now() < deadline) {
+    const r = await Promise.race([
+      reader.read(),
+      new Promise<{ done: true; value: undefined }>((ok) => setTimeout(() => ok({ done: true, value: undefined }), deadline - Date.now())),
+    ]);
+    if (r.done) break;
+    text += new TextDecoder().decode(r.value);
+  }
+  await reader.cancel();
+  return text;
+}
+
 describe('live events and the session lifecycle', () => {
   it("streams droplets' events from NATS on /live", async () => {
     const s = await signIn();
@@ -374,6 +393,27 @@ describe('live events and the session lifecycle', () => {
     expect(text).toContain('"droplet":"registry","type":"droplet.registered"');
     expect(text).toContain('late-comer');
     await reader.cancel();
+  });
+
+  it('a new /live stream starts with the events that came before it (backfill), oldest first, before any live one', async () => {
+    await registerRecord(registry.url, { id: 'early-bird-1', url: 'http://127.0.0.1:9', kind: 'service' });
+    await registerRecord(registry.url, { id: 'early-bird-2', url: 'http://127.0.0.1:9', kind: 'service' });
+    await waitFor(
+      'the console to see both events',
+      async () => {
+        const text = await readLive(await signIn(), 'early-bird-2', 2000);
+        return text.includes('early-bird-2');
+      },
+      10_000,
+      100,
+    );
+    const text = await readLive(await signIn(), 'early-bird-2', 5000);
+    const ready = text.indexOf('event: ready');
+    const first = text.indexOf('event: backfill\ndata: {"droplet":"registry","type":"droplet.registered"');
+    expect(ready).toBeGreaterThanOrEqual(0);
+    expect(first).toBeGreaterThan(ready);
+    expect(text.indexOf('early-bird-1')).toBeGreaterThan(first);
+    expect(text.indexOf('early-bird-2')).toBeGreaterThan(text.indexOf('early-bird-1'));
   });
 
   it('sign-out needs the CSRF token; afterwards the old cookie is refused everywhere', async () => {

@@ -13,6 +13,14 @@ type Listener = (e: LiveEvent) => void;
 export const liveState = $state<{ connected: boolean; last: LiveEvent[] }>({ connected: false, last: [] });
 
 const listeners = new Set<Listener>();
+
+function parse(data: string): LiveEvent | undefined {
+  try {
+    return JSON.parse(data) as LiveEvent;
+  } catch {
+    return undefined;
+  }
+}
 let source: EventSource | undefined;
 
 export function startLive(): void {
@@ -20,14 +28,17 @@ export function startLive(): void {
   source = new EventSource('/live');
   source.addEventListener('ready', () => {
     liveState.connected = true;
+    // A (re)opened stream starts with the console's last events: they replace the list.
+    liveState.last = [];
+  });
+  // What happened just before the stream opened: listed, but no page reloads for it.
+  source.addEventListener('backfill', (m) => {
+    const e = parse((m as MessageEvent<string>).data);
+    if (e) liveState.last = [e, ...liveState.last].slice(0, 500);
   });
   source.onmessage = (m) => {
-    let e: LiveEvent;
-    try {
-      e = JSON.parse(m.data) as LiveEvent;
-    } catch {
-      return;
-    }
+    const e = parse(m.data);
+    if (!e) return;
     liveState.last = [e, ...liveState.last].slice(0, 500);
     for (const l of listeners) l(e);
   };

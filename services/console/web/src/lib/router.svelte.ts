@@ -1,6 +1,8 @@
 export const PAGES = [
   { id: 'overview', title: 'Overview' },
   { id: 'deploys', title: 'Deploys' },
+  { id: 'configs', title: 'Deploy configs' },
+  { id: 'servers', title: 'Servers' },
   { id: 'projects', title: 'Projects' },
   { id: 'routes', title: 'Routes' },
   { id: 'instances', title: 'Instances' },
