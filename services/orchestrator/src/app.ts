@@ -35,13 +35,15 @@ export async function createOrchestratorDroplet(deps: OrchestratorDeps) {
   const droplet = createDroplet({
     name: 'orchestrator',
     version: ORCHESTRATOR_VERSION,
-    description: 'Declarative stacks: plan, apply, drift, destroy and promote through the deployer, proxy-manager and multi-cloud-manager',
+    description:
+      'Declarative stacks: plan, apply, drift, destroy and promote through the deployer, proxy-manager, multi-cloud-manager and health-monitor',
     capabilities: ['stacks', 'plan', 'apply', 'drift', 'promote'],
     dependencies: [
       { name: 'registry', required: false },
       { name: 'deployer', required: false },
       { name: 'proxy-manager', required: false },
       { name: 'multi-cloud-manager', required: false },
+      { name: 'health-monitor', required: false },
     ],
     configSchema: orchestratorConfigSchema,
     env: deps.env,
@@ -56,6 +58,7 @@ export async function createOrchestratorDroplet(deps: OrchestratorDeps) {
           deployer: ctx.config.DEPLOYER_URL,
           'proxy-manager': ctx.config.PROXY_MANAGER_URL,
           'multi-cloud-manager': ctx.config.MULTI_CLOUD_MANAGER_URL,
+          'health-monitor': ctx.config.HEALTH_MONITOR_URL,
         },
         ctx.config.CALL_TIMEOUT_MS,
       );

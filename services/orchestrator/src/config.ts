@@ -10,6 +10,7 @@ export const orchestratorConfigSchema = z.object({
   DEPLOYER_URL: url,
   PROXY_MANAGER_URL: url,
   MULTI_CLOUD_MANAGER_URL: url,
+  HEALTH_MONITOR_URL: url,
   /** One HTTP call to another droplet. */
   CALL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** How long a deploy step waits for its deployment. */

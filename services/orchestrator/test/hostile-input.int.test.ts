@@ -40,6 +40,7 @@ const yamlBodies: Array<[string, string]> = [
   ['binary noise', '\u0000\u0001\u0002\uffff'],
   ['a very deep nesting', `${'['.repeat(5000)}${']'.repeat(5000)}`],
   ['a prototype key', '__proto__: { polluted: true }\nprojects: {}\n'],
+  ['a cycle (an alias inside the node it names)', 'projects: &p\n  shop:\n    environments: *p\n'],
 ];
 
 const jsonBodies: Array<[string, unknown]> = [

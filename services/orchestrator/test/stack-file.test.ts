@@ -140,6 +140,16 @@ describe('stack file', () => {
     expect(problems(svc({ git: { url: 'https://example.com/r.git', ref: '--upload-pack=x' } }))[0].path).toBe(`${at}.git.ref`);
   });
 
+  it('refuses a cycle (an alias inside the node it names) with its path, and keeps shared aliases', () => {
+    expect(problems('projects: &p\n  shop:\n    environments: *p\n')).toEqual([
+      { path: 'projects.shop.environments', message: 'a cycle: this alias refers back to projects, which contains it', code: 'cycle' },
+    ]);
+    expect(problems('servers:\n  a: &s\n    x: *s\n').map((p) => p.path)).toEqual(['servers.a.x']);
+    // The same node used twice is not a cycle.
+    const shared = parseStackSource('projects:\n  p:\n    environments:\n      prod: &e { env: { LOG_LEVEL: info } }\n      uat: *e\n');
+    expect(shared.projects.p.environments.uat.env).toEqual({ LOG_LEVEL: 'info' });
+  });
+
   it('refuses YAML that does not parse, with the line', () => {
     const p = problems('servers:\n  a: [unclosed\n');
     expect(p[0].message).toMatch(/line \d+/);
@@ -172,6 +182,18 @@ describe('stack file', () => {
     expect(problems(f(['edge'], 2, 'local')).map((p) => p.path)).toEqual(['servers.edge.engine']);
     expect(problems(f('edge')).map((p) => p.path)).toEqual(['projects.shop.environments.prod.services.web.placement']);
     expect(parseStackSource(f(['edge'], 1, 'local')).servers.edge.engine).toBe('local');
+  });
+
+  it('alerts: emails and http(s) webhooks without credentials; unknown keys refused with their path', () => {
+    const f = (alerts: unknown) => ({ alerts });
+    expect(problems(f({ webhooks: ['https://user:pw@hooks.example.com/x'] })).map((p) => p.path)).toEqual(['alerts.webhooks.0']);
+    expect(
+      problems(f({ emails: ['not-an-email'], pager: 'x' }))
+        .map((p) => p.path)
+        .sort(),
+    ).toEqual(['alerts', 'alerts.emails.0']);
+    expect(problems(f({ webhooks: ['ftp://example.com/'] })).map((p) => p.path)).toEqual(['alerts.webhooks.0']);
+    expect(parseStackSource(f({ emails: ['ops@example.com'] })).alerts).toEqual({ emails: ['ops@example.com'], webhooks: [] });
   });
 
   it('the committed stack.schema.json is the schema zod publishes', () => {

@@ -99,7 +99,7 @@ async function droplet(name: string, path: string, init: RequestInit = {}) {
 beforeAll(async () => {
   images = await testImages();
   upstream = await startUpstream('docs here');
-  mesh = await startMesh();
+  mesh = await startMesh({ healthMonitor: true });
   o = api(mesh);
 }, 180_000);
 
@@ -273,7 +273,18 @@ describe('plan and apply against the real droplets', () => {
       'create server/edge/1',
       `deploy release/${project}/prod/web`,
     ]);
-    const a = await o.apply(stack, p.body.id);
+    // The previous version serves throughout: steady requests through nginx while it fails and rolls back.
+    const seen: Array<{ status: number; body: string }> = [];
+    let loading = true;
+    const load = Array.from({ length: 2 }, async () => {
+      while (loading) seen.push(await mesh.viaProxy(webDomain));
+    });
+    const a = await o.apply(stack, p.body.id).finally(() => {
+      loading = false;
+    });
+    await Promise.all(load);
+    expect(seen.length).toBeGreaterThan(10);
+    expect(seen.filter((r) => r.status !== 200 || r.body !== 'version-2')).toEqual([]);
     expect(a.body.status).toBe('rolled_back');
     expect(a.body.failed_step).toMatchObject({ n: 2, id: `release/${project}/prod/web` });
     expect(a.body.failed_step.error).toMatch(/failed/);
@@ -611,4 +622,34 @@ projects:
       await cleanDocker(images.docker, proj);
     }
   }, 180_000);
+
+  it('alerts: the recipients and webhooks go to the health-monitor, show in the plan, change in place and leave with destroy', async () => {
+    const hook = (n: number) => `http://127.0.0.1:${upstream.port}/hook-${n}`;
+    const alerted = (hooks: string[]) => `alerts:\n  webhooks: [${hooks.join(', ')}]\n`;
+    const recipients = () => droplet('health-monitor', '/notifications/recipients/stack-alerted');
+    const p = await o.plan('alerted', alerted([hook(1)]));
+    expect(p.body.steps.map((s: { action: string; id: string; after: unknown }) => [s.action, s.id, s.after])).toEqual([
+      ['create', 'alerts', { owner: 'stack-alerted', emails: [], webhooks: [hook(1)] }],
+    ]);
+    expect((await o.apply('alerted', p.body.id)).body.status).toBe('succeeded');
+    expect(await (await recipients()).json()).toMatchObject({ owner: 'stack-alerted', webhooks: [hook(1)] });
+    expect((await o.plan('alerted', alerted([hook(1)]))).body.steps).toEqual([]);
+
+    const q = await o.plan('alerted', alerted([hook(1), hook(2)]));
+    expect(q.body.steps.map((s: { action: string; changes: unknown }) => [s.action, s.changes])).toEqual([
+      ['update', [{ field: 'webhooks', before: [hook(1)], after: [hook(1), hook(2)] }]],
+    ]);
+    expect((await o.apply('alerted', q.body.id)).body.status).toBe('succeeded');
+    expect(await (await recipients()).json()).toMatchObject({ webhooks: [hook(1), hook(2)] });
+    // A metadata address is refused by the health-monitor: the step fails and nothing changes.
+    const bad = await o.plan('alerted', alerted(['http://169.254.169.254/latest']));
+    const failed = await o.apply('alerted', bad.body.id);
+    expect(failed.body.status).toBe('rolled_back');
+    expect(failed.body.failed_step.error).toMatch(/not allowed/);
+    expect(await (await recipients()).json()).toMatchObject({ webhooks: [hook(1), hook(2)] });
+
+    const done = await o.call('DELETE', '/stacks/alerted?confirm=alerted&wait=true');
+    expect(done.body.status).toBe('succeeded');
+    expect((await recipients()).status).toBe(404);
+  }, 60_000);
 });

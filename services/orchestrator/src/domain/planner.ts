@@ -57,6 +57,7 @@ const COMPARED: Record<Kind, readonly string[]> = {
   release: ['image', 'git'],
   https: [],
   route: ['domain', 'upstreams', 'health_path', 'https', 'websocket'],
+  alerts: ['emails', 'webhooks'],
 };
 
 /** Creation order; deletes run in the reverse order, after every create and update (routes' deletes first, to free domains). */
@@ -69,9 +70,11 @@ const CREATE_PHASE: Record<Kind, number> = {
   release: 6,
   https: 7,
   route: 8,
+  alerts: 9,
 };
 const DELETE_PHASE: Record<Kind, number> = {
   route: 0,
+  alerts: 1,
   https: 9,
   release: 10,
   placement: 11,

@@ -1,7 +1,7 @@
 import { deployerServiceName, targetId, type StackFile } from './stack-schema.js';
 
 /** Every kind of resource a stack describes, in the order they are created. */
-export const KINDS = ['server', 'project', 'environment', 'service', 'placement', 'release', 'https', 'route'] as const;
+export const KINDS = ['server', 'project', 'environment', 'service', 'placement', 'release', 'https', 'route', 'alerts'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export type Attrs = Record<string, unknown>;
@@ -40,7 +40,11 @@ export const ids = {
   release: (p: string, e: string, s: string) => `release/${p}/${e}/${s}`,
   https: (p: string, e: string, s: string) => `https/${p}/${e}/${s}`,
   route: (name: string) => `route/${name}`,
+  alerts: () => 'alerts',
 };
+
+/** The health-monitor's owner name for a stack's recipients. */
+export const alertsOwner = (stack: string) => `stack-${stack}`;
 
 export const kindOf = (id: string): Kind => id.split('/')[0] as Kind;
 
@@ -153,6 +157,16 @@ export function desiredResources(stack: string, file: StackFile): Resource[] {
         https: r.https,
         require_healthy: r.require_healthy,
         websocket: r.websocket,
+      },
+    });
+  if (file.alerts)
+    out.push({
+      id: ids.alerts(),
+      kind: 'alerts',
+      attrs: {
+        owner: alertsOwner(stack),
+        emails: [...new Set(file.alerts.emails)].sort(),
+        webhooks: [...new Set(file.alerts.webhooks)].sort(),
       },
     });
   return out;

@@ -73,6 +73,29 @@ export function findSecretValues(raw: unknown): FieldProblem[] {
   return out;
 }
 
+/**
+ * A YAML alias that refers to a node containing it (`a: &x {b: *x}`) builds an endless
+ * structure: refused with where it loops back to, before anything walks it.
+ */
+export function findCycle(raw: unknown): FieldProblem | undefined {
+  const onPath = new Map<object, string>();
+  const walk = (v: unknown, path: string[]): FieldProblem | undefined => {
+    if (v === null || typeof v !== 'object') return undefined;
+    const at = path.join('.') || '(root)';
+    const back = onPath.get(v);
+    if (back !== undefined) return { path: at, message: `a cycle: this alias refers back to ${back}, which contains it`, code: 'cycle' };
+    onPath.set(v, at);
+    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v as Record<string, unknown>);
+    for (const [k, x] of entries) {
+      const found = walk(x, [...path, k]);
+      if (found) return found;
+    }
+    onPath.delete(v);
+    return undefined;
+  };
+  return walk(raw, []);
+}
+
 /** The file's text (YAML, of which JSON is a subset) or an already parsed JSON value. */
 export function parseStackSource(input: unknown): StackFile {
   let raw: unknown = input;
@@ -102,6 +125,8 @@ export function parseStackSource(input: unknown): StackFile {
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new StackFileError('the stack file must be a mapping (an object)', [{ path: '(root)', message: 'expected an object' }]);
+  const cycle = findCycle(raw);
+  if (cycle) throw new StackFileError('the stack file has a cycle', [cycle]);
   const secrets = findSecretValues(raw);
   if (secrets.length > 0) throw new StackFileError('the stack file contains secret values', secrets);
   const r = stackFile.safeParse(raw);

@@ -115,6 +115,20 @@ export const routeSchema = z.strictObject({
   websocket: z.boolean().default(false),
 });
 
+/** Who is told when something of the mesh goes down: the health-monitor's recipients for this stack. */
+export const alertsSchema = z.strictObject({
+  emails: z.array(z.email()).max(50).default([]),
+  webhooks: z
+    .array(
+      z
+        .url({ protocol: /^https?$/ })
+        .max(2000)
+        .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not carry credentials (user:password@)'),
+    )
+    .max(20)
+    .default([]),
+});
+
 /** The longest route name proxy-manager takes; a deployed web service's route is its target id. */
 const ROUTE_MAX = 63;
 
@@ -127,6 +141,8 @@ export const stackFile = z
     projects: z.record(nameSchema, projectSchema).default({}),
     /** Routes that are not a deployed service: a domain to fixed upstreams. */
     routes: z.record(routeName, routeSchema).default({}),
+    /** Alert recipients and webhooks, set in the health-monitor while the stack exists. */
+    alerts: alertsSchema.optional(),
   })
   .superRefine((s, ctx) => {
     const domains = new Map<string, string>();
@@ -183,6 +199,7 @@ export type StackFile = z.infer<typeof stackFile>;
 export type StackServer = z.infer<typeof serverSchema>;
 export type StackService = z.infer<typeof serviceSchema>;
 export type StackRoute = z.infer<typeof routeSchema>;
+export type StackAlerts = z.infer<typeof alertsSchema>;
 
 /** The deployer keeps one domain per service, so each environment's copy is its own deployer service. */
 export const deployerServiceName = (service: string, environment: string) => `${service}-${environment}`;

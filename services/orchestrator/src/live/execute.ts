@@ -269,6 +269,15 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
     case 'route:delete':
       await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(a.name))}`, gone404);
       return `route ${String(a.name)} deleted`;
+    case 'alerts:create':
+    case 'alerts:update':
+      await d.mesh.call('health-monitor', 'PUT', `/notifications/recipients/${enc(String(a.owner))}`, {
+        body: { emails: a.emails, webhooks: a.webhooks },
+      });
+      return `alerts: ${(a.emails as string[]).length} email(s), ${(a.webhooks as string[]).length} webhook(s) in the health-monitor`;
+    case 'alerts:delete':
+      await d.mesh.call('health-monitor', 'DELETE', `/notifications/recipients/${enc(String(a.owner))}`, gone404);
+      return 'alerts removed from the health-monitor';
     default:
       throw new Error(`no way to ${step.action} a ${step.kind}`);
   }
@@ -350,6 +359,14 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
           body: { ...routeBody(before), require_healthy: false },
         });
         return entry('undone', `route ${String(after.name)} restored`);
+      case 'alerts:create':
+        await d.mesh.call('health-monitor', 'DELETE', `/notifications/recipients/${enc(String(after.owner))}`, gone404);
+        return entry('undone', 'alerts removed from the health-monitor');
+      case 'alerts:update':
+        await d.mesh.call('health-monitor', 'PUT', `/notifications/recipients/${enc(String(after.owner))}`, {
+          body: { emails: before.emails, webhooks: before.webhooks },
+        });
+        return entry('undone', 'the previous alerts restored');
       case 'https:create':
         return entry('not_undone', 'the certificate was issued and HTTPS stays on');
       case 'server:replace':

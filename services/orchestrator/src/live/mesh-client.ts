@@ -1,6 +1,6 @@
 import { DependencyUnavailable, UdcError, type RegistryLink } from '@droplet-mesh/udc-kit';
 
-export type MeshDroplet = 'deployer' | 'proxy-manager' | 'multi-cloud-manager';
+export type MeshDroplet = 'deployer' | 'proxy-manager' | 'multi-cloud-manager' | 'health-monitor';
 
 /** A droplet answered with an error: its status and UDC error, kept for the step's report (a 502 if it reaches a client). */
 export class CallFailed extends UdcError {

@@ -221,6 +221,12 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
           if (r.status === 200 && r.body.enable_ssl) live[id] = { kind: 'https', attrs: { ...where, domain: r.body.domain } };
           return;
         }
+        case 'alerts': {
+          const r = await mesh.get('health-monitor', `/notifications/recipients/${enc(String(a.owner))}`, accept);
+          if (r.status === 200)
+            live[id] = { kind: 'alerts', attrs: { owner: a.owner, emails: r.body.emails ?? [], webhooks: r.body.webhooks ?? [] } };
+          return;
+        }
         case 'route': {
           const r = await mesh.get('proxy-manager', `/proxies/${enc(String(a.name))}`, accept);
           if (r.status !== 200) return;

@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
 import { createDeployerDroplet } from '@droplet-mesh/deployer/dist/app.js';
+import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
 import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
 import { createMultiCloudDroplet } from '@droplet-mesh/multi-cloud-manager/dist/app.js';
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
@@ -221,7 +222,9 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-export async function startMesh(opts: { orchestratorEnv?: Record<string, string>; deployerProcess?: boolean } = {}): Promise<Mesh> {
+export async function startMesh(
+  opts: { orchestratorEnv?: Record<string, string>; deployerProcess?: boolean; healthMonitor?: boolean } = {},
+): Promise<Mesh> {
   const closers: Closer[] = [];
   const nats = await startNatsServer();
   const tmp = mkdtempSync(join(tmpdir(), 'orch-mesh-'));
@@ -313,6 +316,16 @@ export async function startMesh(opts: { orchestratorEnv?: Record<string, string>
     });
     await mcm.start();
     closers.push({ close: () => mcm.stop() });
+    if (opts.healthMonitor) {
+      // Only for its notification settings (a stack's alerts:): it checks nothing here.
+      const hm = createHealthMonitor({
+        env: { ...meshEnv(nats.url, registryUrl), CHECK_INTERVAL_MS: '600000', DIGEST_INTERVAL_MIN: '0', SERVER_ENGINE_CHECKS: 'false' },
+        logDestination: quiet(),
+      });
+      await hm.start();
+      closers.push({ close: () => hm.stop() });
+      await waitRegistered(registryUrl, 'health-monitor');
+    }
     for (const id of ['proxy-manager', 'deployer', 'multi-cloud-manager']) await waitRegistered(registryUrl, id);
 
     const orchPort = await freePort();
