@@ -3,6 +3,13 @@ import { Context } from './context.js';
 import { errorJson, formatError } from './output.js';
 import type { CommandEnv } from './commands/command-env.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerProjectCommands } from './commands/projects.js';
+import { registerEnvironmentCommands } from './commands/environments.js';
+import { registerServiceCommands } from './commands/services.js';
+import { registerSecretCommands } from './commands/secrets.js';
+import { registerCertificateCommands } from './commands/certificates.js';
+import { registerSnapshotCommands } from './commands/snapshots.js';
+import { registerConfigCommands } from './commands/config.js';
 import { registerDeployCommands } from './commands/deploy.js';
 import { registerIncidentCommands } from './commands/incidents.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -33,6 +40,13 @@ export function buildProgram(env: CommandEnv): Command {
   registerServerProvisionCommands(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
+  registerProjectCommands(program, env);
+  registerEnvironmentCommands(program, env);
+  registerServiceCommands(program, env);
+  registerSecretCommands(program, env);
+  registerCertificateCommands(program, env);
+  registerSnapshotCommands(program, env);
+  registerConfigCommands(program, env);
   registerBackupCommands(program, env);
   registerStackCommands(program, env);
   // Subcommands inherit exitOverride only when added after it; make sure of it.
