@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@droplet-mesh/udc-kit/testing';
 import { REPO } from './processes.js';
@@ -39,14 +40,19 @@ export class NpmStart {
   }
 
   static async create(extraEnv: Record<string, string> = {}, dataDir?: string): Promise<NpmStart> {
+    // MESH_REPLICAS / NATS_CLUSTER use each port and the next ones (replica i on port+i-1): free blocks.
+    const width = Math.max(Number(extraEnv.MESH_REPLICAS ?? 1), Number(extraEnv.NATS_CLUSTER ?? 1));
+    const taken = new Set<number>();
+    const port = () => (width > 1 ? freePortBlock(width, taken) : freePort());
     const ports: Record<string, number> = {
-      NATS_PORT: await freePort(),
-      PROXY_HTTP_PORT: await freePort(),
-      PROXY_HTTPS_PORT: await freePort(),
+      NATS_PORT: await port(),
+      PROXY_HTTP_PORT: await port(),
+      PROXY_HTTPS_PORT: await port(),
       // The mesh image registry npm start runs (5050 by default: two meshes at once would meet there).
-      MESH_REGISTRY_PORT: await freePort(),
+      MESH_REGISTRY_PORT: await port(),
     };
-    for (const d of MESH_DROPLETS) ports[portVariable(d)] = await freePort();
+    if (extraEnv.NATS_CLUSTER) ports.NATS_CLUSTER_PORT = await port();
+    for (const d of MESH_DROPLETS) ports[portVariable(d)] = await port();
     const env = Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)]));
     return new NpmStart(dataDir ?? mkdtempSync(join(tmpdir(), 'mesh-start-')), ports, {
       ...env,
@@ -107,6 +113,27 @@ export class NpmStart {
     }
     if (opts.removeData) rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** `n` consecutive free ports starting at the one returned, none of them in `taken` (which gets them). */
+async function freePortBlock(n: number, taken: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const first = await freePort();
+    const block = Array.from({ length: n }, (_, i) => first + i);
+    if (block.some((p) => taken.has(p) || p > 65535)) continue;
+    if (!(await Promise.all(block.slice(1).map(bindable))).every(Boolean)) continue;
+    for (const p of block) taken.add(p);
+    return first;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
 }
 
 export const isAlive = (pid: number): boolean => {
