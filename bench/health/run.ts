@@ -1,6 +1,7 @@
 // bench/health: detection time, false incidents with a degraded monitor, check throughput.
 // Run: cd services/health-monitor && corepack pnpm run build && corepack pnpm run bench
-// Knobs (env): BENCH_KILLS (20), BENCH_FALSE_RUN_S (300), BENCH_THROUGHPUT_S (20), BENCH_TARGETS (1000)
+// Knobs (env): BENCH_KILLS (20), BENCH_FALSE_RUN_S (300), BENCH_THROUGHPUT_S (20), BENCH_TARGETS (1000),
+// BENCH_ONLY (detection,false,throughput), BENCH_MONITOR_NODE_ARGS
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -59,7 +60,9 @@ async function startTargets(ports: number[]): Promise<Proc> {
   });
   return p;
 }
-const monitor = (env: Record<string, string>) => run(['dist/main.js'], env, serviceDir);
+// BENCH_MONITOR_NODE_ARGS: node flags for the monitors (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` to profile one).
+const monitorNodeArgs = process.env.BENCH_MONITOR_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+const monitor = (env: Record<string, string>) => run([...monitorNodeArgs, 'dist/main.js'], env, serviceDir);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

