@@ -17,7 +17,7 @@ import { registerInfraAliasRoutes } from './routes/infra-aliases.js';
 import { registerProjectRoutes } from './routes/projects.js';
 import type { RouteDeps } from './routes/route-deps.js';
 import { registerSecretRoutes } from './routes/secrets.js';
-import { registerServerRoutes } from './routes/servers.js';
+import { provisionerOf, registerServerRoutes } from './routes/servers.js';
 import { registerServiceOpsRoutes } from './routes/service-ops.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerUndeployRoutes } from './routes/undeploy.js';
@@ -56,6 +56,8 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
   };
   let replacement: ServerReplacement | undefined;
   let unfollow: (() => void) | undefined;
+  let routeDeps: RouteDeps | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
   const getReplacement = () => {
     if (!replacement) throw new DependencyUnavailable('the deployer is starting');
     return replacement;
@@ -86,6 +88,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     backup: { buckets: [config.KV_BUCKET], selfMade: { [config.KV_BUCKET]: /^(server\.local|migration\..+)$/ } },
     routes(api, ctx) {
       const rd: RouteDeps = { ctx, stores: () => stores, deployer: getDeployer, engines: () => engines, replacement: getReplacement };
+      routeDeps = rd;
       registerProjectRoutes(api, rd);
       registerServiceRoutes(api, rd);
       registerEnvironmentRoutes(api, rd);
@@ -160,10 +163,21 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
         logger: ctx.logger,
       });
       unfollow = followServerDown(bus.nc, replacement, ctx.logger);
+      // Provisionings that outlived their timer (a restart) fail and their instance is deleted.
+      const sweep = () =>
+        routeDeps &&
+        void provisionerOf(routeDeps)
+          .sweep()
+          .catch((err) => ctx.logger.warn({ err }, 'could not sweep expired provisionings'));
+      sweep();
+      sweeper = setInterval(sweep, 60_000);
+      sweeper.unref();
       return start(opts);
     },
     async stop(opts?: { deregister?: boolean }) {
       unfollow?.();
+      clearInterval(sweeper);
+      if (routeDeps) provisionerOf(routeDeps).close();
       await stop(opts);
       if (ownsBus) await bus.close();
     },

@@ -19,6 +19,8 @@ import {
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import type { RouteDeps } from '../src/routes/route-deps.js';
+import { provisionerOf } from '../src/routes/servers.js';
 import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
 import { MCM_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
 
@@ -231,5 +233,45 @@ d('provisioning a server in one call', () => {
     expect(cert.subject).toMatch(/^CN=monitor-health-monitor$/m);
     // One day at most: whoever holds it can drive every engine.
     expect(Date.parse(cert.validTo) - Date.now()).toBeLessThanOrEqual(86_400_000 + 60_000);
+  });
+
+  it('a provisioning whose timer was lost (a deployer restart) fails at the next sweep and its instance is deleted', async () => {
+    const id = `${prefix}-orphan`;
+    const made = await fetch(`${emu.url}/v2/droplets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${emu.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: id,
+        region: 'nyc3',
+        size: 's-1vcpu-1gb',
+        image: 'debian-12-x64',
+        tags: ['droplet-mesh', 'mesh-server'],
+      }),
+    }).then((r) => r.json() as Promise<{ droplet: { id: number } }>);
+    const past = new Date(Date.now() - 1000).toISOString();
+    // As a deployer that died while waiting for the machine left it.
+    await droplet.ctx.bus.kv('deployer').then((kv) =>
+      kv.put(
+        `provision.${id}`,
+        JSON.stringify({
+          id,
+          token_sha256: '0'.repeat(64),
+          engine_port: 2376,
+          status: 'waiting_for_callback',
+          provider: 'digitalocean',
+          instance_id: String(made.droplet.id),
+          expires_at: past,
+          created_at: past,
+          updated_at: past,
+        }),
+      ),
+    );
+    expect(await provisionerOf({ ctx: droplet.ctx } as RouteDeps).sweep()).toBe(1);
+    const failed = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
+    expect(failed).toMatchObject({ id, status: 'failed', provisioning: true });
+    expect(failed.reason).toMatch(/never reported.*the instance is deleted/);
+    expect(emu.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/droplets/${made.droplet.id}`)).toBe(true);
+    // Swept once: a second sweep finds nothing to do.
+    expect(await provisionerOf({ ctx: droplet.ctx } as RouteDeps).sweep()).toBe(0);
   });
 });

@@ -142,6 +142,26 @@ export class ServerProvisioner {
     if (failed?.instance_id && failed.provider) await this.deleteInstance(id, failed.provider, failed.instance_id);
   }
 
+  /**
+   * Provisionings whose time ran out without this process's timer (the deployer restarted,
+   * or another replica started them) fail the same way, and their instance is deleted. The
+   * compare-and-set in `step` makes one replica do it.
+   */
+  async sweep(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const p of await (await this.d.pendings()).list()) {
+      if (!p.provider || (p.status !== 'creating_instance' && p.status !== 'waiting_for_callback')) continue;
+      if (Date.parse(p.expires_at) > now || this.timers.has(p.id)) continue;
+      const failed = await this.fail(
+        p.id,
+        `no ready report by ${p.expires_at}: the machine never reported (found after a deployer restart); the instance is deleted`,
+      );
+      if (failed?.instance_id) await this.deleteInstance(p.id, p.provider, failed.instance_id);
+      if (failed) n++;
+    }
+    return n;
+  }
+
   async fail(id: string, reason: string): Promise<PendingServer | undefined> {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);

@@ -3,7 +3,7 @@
 // Docker with the server's mesh certificate and reports back with the one-time token; on
 // the local provider a real engine is started here and reports back the same way.
 import { z } from 'zod';
-import { InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
+import { Conflict, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
 import { MANAGED_TAG, type Instance, type ProviderName } from '../providers/cloud-provider.js';
 import type { LocalServers } from '../providers/local/local-servers.js';
 import { providerName } from '../routes/schemas.js';
@@ -109,6 +109,10 @@ export class ServerProvisioning {
       await this.hosts.remove(found.instance);
       return { deleted: await this.local.delete(found.name) };
     }
+    // Only a machine created as a mesh server: this action is not a general delete.
+    const i = await this.fleet().get(provider, instanceId, { admin: true });
+    if (!i.tags.includes('mesh-server') && !('mesh-server' in i.labels))
+      throw new Conflict(`${i.id} is not a mesh server (no 'mesh-server' tag): delete it with DELETE /instances`);
     await this.fleet().delete(provider, instanceId, false, { admin: true });
     return { deleted: true };
   }
