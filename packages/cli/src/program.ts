@@ -10,6 +10,7 @@ import { registerSecretCommands } from './commands/secrets.js';
 import { registerCertificateCommands } from './commands/certificates.js';
 import { registerSnapshotCommands } from './commands/snapshots.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerHealthCommand } from './commands/health.js';
 import { registerDeployCommands } from './commands/deploy.js';
 import { registerIncidentCommands } from './commands/incidents.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -40,6 +41,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerServerProvisionCommands(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
+  registerHealthCommand(program, env);
   registerProjectCommands(program, env);
   registerEnvironmentCommands(program, env);
   registerServiceCommands(program, env);

@@ -6,9 +6,9 @@ import type { CommandEnv } from './command-env.js';
 
 const DROPLET = 'proxy-manager';
 
-/** One row per certificate the proxy serves: ACME ones by route, uploaded ones by id. */
+/** One row per route serving HTTPS (its ACME certificate, or the upload covering it), and one per upload. */
 interface CertificateRow {
-  source: 'acme' | 'upload';
+  source: 'route' | 'upload';
   id: string;
   names: string[];
   not_after: string | null;
@@ -61,7 +61,7 @@ export function registerCertificateCommands(program: Command, { context }: Comma
         ...routes
           .filter((r) => r.certificate)
           .map((r) => ({
-            source: 'acme' as const,
+            source: 'route' as const,
             id: r.name,
             names: [r.domain],
             not_after: r.certificate?.not_after ?? null,

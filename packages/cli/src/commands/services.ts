@@ -20,7 +20,7 @@ interface Release {
   target_id: string;
   deployment_id?: string;
   image?: string;
-  containers?: Array<{ id?: string; port?: number; server_id?: string }>;
+  containers?: Array<{ container_id?: string; port?: number; server_id?: string; address?: string }>;
 }
 
 const columns: Column<Service>[] = [
@@ -113,7 +113,9 @@ export function registerServiceCommands(program: Command, { context }: CommandEn
             `${release.target_id}: ${release.image ?? 'nothing deployed'}${release.deployment_id ? ` (deployment ${release.deployment_id})` : ''}`,
           );
           for (const c of release.containers ?? [])
-            ctx.out.line(`  container ${c.id?.slice(0, 12) ?? '-'} on ${c.server_id ?? 'local'} port ${c.port ?? '-'}`);
+            ctx.out.line(
+              `  container ${c.container_id?.slice(0, 12) ?? '-'} on ${c.server_id ?? 'local'} at ${c.address ?? '-'}:${c.port ?? '-'}`,
+            );
         }
       });
     });
