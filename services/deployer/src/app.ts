@@ -5,7 +5,7 @@ import { Bus, createDroplet, DependencyUnavailable, parseConfig, type Env, type 
 import { deployerConfigSchema } from './config.js';
 import { Deployer } from './deploy/deployer.js';
 import { EnginePool } from './engine/engine-pool.js';
-import { followServerDown, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
+import { followServerDown, SERVER_TARGET_PREFIX, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
 import { KvCollection } from './store/kv-collection.js';
 import { createMessageHandlers } from './messages.js';
 import { serverMessageHandlers } from './server-messages.js';
@@ -161,6 +161,16 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
         claims: new KvCollection<MoveClaim>(kv, 'server-move'),
         emit: (type, data, level) => ctx.emit(type, data, level),
         logger: ctx.logger,
+        note: async (serverId, event, detail) => {
+          const reply = await ctx.send({
+            target: 'health-monitor',
+            message_type: 'command',
+            payload: { action: 'incident.note', target_id: `${SERVER_TARGET_PREFIX}${serverId}`, event, detail },
+            timeout_ms: 5000,
+            retry_count: 1,
+          });
+          if (reply.result !== 'success') throw new Error(reply.error?.message ?? reply.result);
+        },
       });
       unfollow = followServerDown(bus.nc, replacement, ctx.logger);
       // Provisionings that outlived their timer (a restart) fail and their instance is deleted.

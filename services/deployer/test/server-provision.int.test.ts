@@ -159,7 +159,9 @@ d('provisioning a server in one call', () => {
     const engine = await request(droplet.app).get(`/servers/${id}/engine`).set(reader);
     expect(engine.status).toBe(200);
     expect(engine.body.docker_version).toMatch(/^\d+\./);
-    const steps = (await request(droplet.app).get(`/servers/provision/${id}`).set(reader)).body.steps as Array<{ status: string }>;
+    const record = (await request(droplet.app).get(`/servers/provision/${id}`).set(reader)).body;
+    expect(JSON.stringify(record)).not.toMatch(/token|PRIVATE KEY/);
+    const steps = record.steps as Array<{ status: string }>;
     expect(steps.map((s) => s.status)).toEqual(expect.arrayContaining(['creating_instance', 'ready']));
     // The engine refuses a client without a mesh certificate.
     const address = String(server.address);

@@ -1,4 +1,14 @@
-import { createDroplet, type Bus, type Env, type LiveConfig, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { z } from 'zod';
+import {
+  createDroplet,
+  DependencyUnavailable,
+  NotFound,
+  parseOrThrow,
+  type Bus,
+  type Env,
+  type LiveConfig,
+  type RegistryLink,
+} from '@droplet-mesh/udc-kit';
 import { configSchema, type Config } from './config.js';
 import type { MonitorEngine } from './engine/monitor-engine.js';
 import { registerIncidentRoutes } from './routes/incidents.js';
@@ -7,6 +17,15 @@ import { registerNotificationRoutes, type NotificationRouteDeps } from './routes
 import { registerTargetRoutes } from './routes/targets.js';
 
 export const DROPLET_NAME = 'health-monitor';
+
+const incidentNote = z.object({
+  target_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
+  event: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/),
+  detail: z
+    .record(z.string(), z.unknown())
+    .refine((d) => JSON.stringify(d).length <= 8000, 'must be at most 8000 characters of JSON')
+    .optional(),
+});
 export const VERSION = '0.1.0';
 
 export interface HealthMonitorDropletDeps {
@@ -61,6 +80,20 @@ export function createHealthMonitorDroplet(deps: HealthMonitorDropletDeps) {
       if (notifications) registerNotificationRoutes(api, notifications);
     },
     messageHandlers: {
+      // Another droplet's step on a target's open incident (the deployer moving a lost server's replicas).
+      'incident.note': {
+        types: ['command'],
+        scope: 'write',
+        handle: async (payload, envelope, ctx) => {
+          const p = parseOrThrow(incidentNote, payload, 'payload');
+          const e = engine();
+          if (!e?.isReady()) throw new DependencyUnavailable('the health-monitor is starting');
+          const by = `droplet:${ctx.principal?.droplet_id ?? envelope.source}`;
+          const incident = await e.actions.note(p.target_id, p.event, by, p.detail);
+          if (!incident) throw new NotFound(`'${p.target_id}' has no open incident`);
+          return { incident_id: incident.id, target_id: p.target_id, event: p.event };
+        },
+      },
       'health.summary': {
         types: ['query'],
         scope: 'read',

@@ -5,7 +5,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespacedEngineUnavailable, startNamespacedEngine, type NamespacedEngine } from '@droplet-mesh/docker-testing';
-import { Bus } from '@droplet-mesh/udc-kit';
+import request from 'supertest';
+import { Bus, sendMessage, sendRequestSchema } from '@droplet-mesh/udc-kit';
 import {
   freePort,
   startNatsServer,
@@ -187,5 +188,31 @@ d('server engines watched by health-monitor', () => {
     expect(mine[0]).toMatchObject({ target_id: id, status: 'open' });
     // The recovery is a person's: the deployer moves the replicas, nothing reboots the machine from here.
     expect(mine[0].recovery.policy).toEqual(['alert']);
+    // The deployer's steps go on that incident's timeline.
+    const note = (target_id: string) =>
+      sendMessage(
+        bus,
+        'deployer',
+        sendRequestSchema.parse({
+          target: 'health-monitor',
+          message_type: 'command',
+          payload: { action: 'incident.note', target_id, event: 'replicas.moving', detail: { moves: [{ target_id: 'app-x-web-prod' }] } },
+          retry_count: 0,
+        }),
+        monitor.droplet.ctx.logger,
+        authority.mint({ sub: 'deployer', scopes: ['read', 'write'] }),
+      );
+    expect((await note(id)).result).toBe('success');
+    expect((await note(`${SERVER_TARGET_PREFIX}nothing-open`)).error?.code).toBe('NOT_FOUND');
+    const timeline = (
+      await request(monitor.droplet.app)
+        .get(`/incidents/${mine[0].id}`)
+        .set({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` })
+    ).body.timeline as Array<{ event: string; by: string; detail?: unknown }>;
+    expect(timeline.map((t) => t.event)).toEqual(expect.arrayContaining(['opened', 'replicas.moving']));
+    expect(timeline.find((t) => t.event === 'replicas.moving')).toMatchObject({
+      by: 'droplet:deployer',
+      detail: { moves: [{ target_id: 'app-x-web-prod' }] },
+    });
   }, 30_000);
 });

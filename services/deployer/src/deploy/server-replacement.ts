@@ -1,9 +1,11 @@
-// Moving a server's replicas elsewhere: when health-monitor declares a server down (its
-// `server.down` event), or an operator drains it, every release with a container there is
+// Moving a server's replicas elsewhere: when health-monitor declares a server down (it opens
+// an incident for `server-engine-<id>`), or an operator drains it, every release with a container there is
 // redeployed with the image it runs. The redeploy's plan leaves out the server (a drained one
 // is out of its environment's spread; a lost one does not answer its ping), so the replicas
 // land on the environment's other servers and the route switches to them with the usual
-// zero-downtime deploy. One deployer replica claims each move (compare-and-set in KV).
+// zero-downtime deploy. One deployer replica claims each move (compare-and-set in KV). An
+// environment with no other server that answers keeps the lost one: that redeploy fails and
+// says so (its deployment, listed in `server.replicas_moved`).
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { Deployer } from './deployer.js';
@@ -29,6 +31,8 @@ export interface ServerReplacementDeps {
   claims: KvCollection<MoveClaim>;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   logger: Logger;
+  /** A step on the lost server's incident timeline (health-monitor's `incident.note`). */
+  note?: (serverId: string, event: string, detail: Record<string, unknown>) => Promise<void>;
 }
 
 /** A claim is kept this long: health-monitor's repeated `server.down` for one loss moves once. */
@@ -60,6 +64,7 @@ export class ServerReplacement {
     const { stores } = this.d;
     const releases = (await stores.releases.list()).filter((r) => r.containers.some((c) => c.server_id === serverId));
     const out: MoveResult[] = [];
+    const running: Array<Promise<unknown>> = [];
     for (const r of releases) {
       const placement = await stores.placements.get(r.project, r.service, r.environment);
       if (placement?.servers.some((s) => s.server_id === serverId)) {
@@ -67,7 +72,7 @@ export class ServerReplacement {
         continue;
       }
       try {
-        const { deployment } = await this.d.deployer().requestDeploy({
+        const { deployment, done } = await this.d.deployer().requestDeploy({
           project: r.project,
           service: r.service,
           environment: r.environment,
@@ -75,13 +80,42 @@ export class ServerReplacement {
           requested_by: by,
         });
         out.push({ target_id: r.target_id, deployment_id: deployment.id });
+        running.push(done.catch(() => undefined));
       } catch (err) {
         out.push({ target_id: r.target_id, skipped: (err as Error).message });
       }
     }
     this.d.emit('server.replicas_moved', { server_id: serverId, reason, moves: out }, out.some((m) => m.skipped) ? 'warn' : 'info');
     this.d.logger.info({ server_id: serverId, reason, moves: out }, 'moving replicas off a server');
+    if (reason === 'down' && this.d.note) void this.recordOnIncident(serverId, out, running);
     return out;
+  }
+
+  /** How the move went, on the incident's timeline: when it starts, then each deployment's outcome. */
+  private async recordOnIncident(serverId: string, moves: MoveResult[], running: Array<Promise<unknown>>): Promise<void> {
+    await this.noteSafely(serverId, 'replicas.moving', { moves });
+    await Promise.all(running);
+    const outcomes = [];
+    for (const m of moves) {
+      if (!m.deployment_id) continue;
+      const d = await this.d.stores.deployments.get(m.deployment_id);
+      outcomes.push({
+        target_id: m.target_id,
+        deployment_id: m.deployment_id,
+        status: d?.status,
+        ...(d?.reason ? { reason: d.reason } : {}),
+        servers: [...new Set((d?.containers ?? []).map((c) => c.server_id))],
+      });
+    }
+    await this.noteSafely(serverId, 'replicas.moved', { deployments: outcomes });
+  }
+
+  private async noteSafely(serverId: string, event: string, detail: Record<string, unknown>): Promise<void> {
+    try {
+      await this.d.note?.(serverId, event, detail);
+    } catch (err) {
+      this.d.logger.warn({ server_id: serverId, event, reason: (err as Error).message }, 'could not record on the incident');
+    }
   }
 }
 

@@ -264,7 +264,7 @@ export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req:
         status: machine ? 'creating_instance' : 'waiting',
         message: machine
           ? `asking multi-cloud-manager for a ${machine.size} machine in ${machine.provider}/${machine.region}`
-          : 'certificate and one-time token issued; waiting for the machine to report',
+          : "engine certificate issued; waiting for the machine's ready report",
       },
     ],
     expires_at: new Date(t + expiresIn * 1000).toISOString(),

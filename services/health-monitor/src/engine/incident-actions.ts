@@ -50,6 +50,17 @@ export class IncidentActions {
     return acked ? `incident acknowledged at ${acked}` : undefined;
   }
 
+  /**
+   * Another droplet's step on the open incident of `targetId`, on its timeline (the deployer
+   * moving a lost server's replicas). Undefined when the target has no open incident.
+   */
+  async note(targetId: string, event: string, by: string, detail?: Record<string, unknown>): Promise<Incident | undefined> {
+    const at = this.at();
+    return this.d.store.update(targetId, (i) =>
+      i.status === 'resolved' ? undefined : appendTimeline(i, { at, event, by, ...(detail ? { detail } : {}) }),
+    );
+  }
+
   /** Acknowledge an open incident (idempotent: a second acknowledgement changes nothing). */
   async acknowledge(id: string, by: string, note?: string): Promise<Incident> {
     const incident = await this.active(id);
