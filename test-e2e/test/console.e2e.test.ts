@@ -204,7 +204,7 @@ describe('the console over a real mesh, in chromium', () => {
     await page.goto(`${mesh.console.url}/#/servers`);
     await page.getByRole('heading', { name: 'Servers', level: 1 }).waitFor();
     await page.locator('tr[data-server="local"]').waitFor();
-    await tab('Check the engine of local');
+    await tab('Check engine of local');
     await page.keyboard.press('Enter');
     await page.locator('tr[data-server="local"] .engine', { hasText: /^answers \(Docker / }).waitFor();
     await tab('Remove server local');

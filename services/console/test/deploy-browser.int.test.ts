@@ -239,6 +239,34 @@ describe('deploys from the browser', () => {
     expect(await seriousA11yViolations(page)).toEqual([]);
   }, 60_000);
 
+  it('deploy configs (a field error, then saved and deployed) and servers (an engine check), with no serious a11y violation', async () => {
+    await page.getByRole('link', { name: 'Deploy configs' }).click();
+    await page.getByRole('heading', { name: 'Deploy configs', level: 1 }).waitFor();
+    await page.getByLabel('Config name').fill('Not A Name');
+    await page.locator('#cfg-project').fill(project);
+    await page.locator('#cfg-service').fill('web');
+    await page.locator('#cfg-env').fill('prod');
+    await page.locator('#cfg-image').fill(images.v1);
+    await page.getByRole('button', { name: 'Save config' }).click();
+    await page.locator('#cfg-name-err').filter({ hasText: /\S/ }).waitFor();
+    await expect(page.getByLabel('Config name').getAttribute('aria-invalid')).resolves.toBe('true');
+    expect(await seriousA11yViolations(page)).toEqual([]);
+    await page.getByLabel('Config name').fill('prod-v1');
+    await page.getByRole('button', { name: 'Save config' }).click();
+    await page.getByText('Deploy config prod-v1 saved.').waitFor();
+    await page.getByRole('button', { name: 'Deploy prod-v1' }).click();
+    await page.locator('p[data-started] .badge', { hasText: /^(succeeded|failed|interrupted|rolled_back)$/ }).waitFor({ timeout: 90_000 });
+    // The whole line on failure: it carries the deployer's reason.
+    await expect(page.locator('p[data-started]').textContent()).resolves.toMatch(/: succeeded\b/);
+    expect(await seriousA11yViolations(page)).toEqual([]);
+
+    await page.getByRole('link', { name: 'Servers' }).click();
+    await page.getByRole('heading', { name: 'Servers', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Check engine of local' }).click();
+    await page.locator('tr[data-server="local"] .engine', { hasText: /^answers \(Docker / }).waitFor();
+    expect(await seriousA11yViolations(page)).toEqual([]);
+  }, 120_000);
+
   it('deploys a directory picked in the browser, packed there as a .tar.gz and streamed through the console', async () => {
     const site = join(tmp, 'site');
     mkdirSync(join(site, 'www'), { recursive: true });
