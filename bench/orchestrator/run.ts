@@ -99,6 +99,11 @@ const stub = createServer((req, res) => {
       pagination: { next_page: applied && page * 200 < instances.length ? page + 1 : null },
     });
   }
+  if (url.pathname === '/servers')
+    return send(200, {
+      items: applied ? servers.map((s) => ({ id: s.attrs.name, environments: envRefs })) : [],
+      pagination: { next_page: null },
+    });
   if (url.pathname === '/catalog/sizes') return send(200, { items: [{ slug: 'cx22', price_monthly: 4.5, currency: 'EUR' }] });
   if (url.pathname.startsWith('/proxies/')) return send(404, { status: 'error', error: { code: 'NOT_FOUND', message: 'no route' } });
   const v = applied ? byPath.get(url.pathname) : undefined;

@@ -119,9 +119,23 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
   }
 
   const accept = { accept: [404] };
+  // The deployer's servers (which environments each serves), read once for every placement.
+  let serverList: Promise<Map<string, string[]>> | undefined;
+  const deployerServers = () => {
+    serverList ??= (async () => {
+      const out = new Map<string, string[]>();
+      for (let page = 1; page < 100; page++) {
+        const { body } = await mesh.get('deployer', `/servers?per_page=200&page=${page}`);
+        for (const x of body.items ?? []) out.set(x.id, x.environments ?? []);
+        if (!body.pagination?.next_page) break;
+      }
+      return out;
+    })();
+    return serverList;
+  };
   await pool(
     [...targets.entries()].filter(([, t]) => t.kind !== 'server'),
-    8,
+    16,
     async ([id, t]) => {
       const a = t.attrs;
       const where = {
@@ -186,12 +200,9 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
             .map((x) => ({ server_id: x.server_id, replicas: x.replicas }))
             .sort((x, y) => x.server_id.localeCompare(y.server_id));
           // Which of its servers serve the environment (PATCH /servers/{id} environments).
-          const assigned: string[] = [];
-          for (const x of servers) {
-            const sr = await mesh.get('deployer', `/servers/${enc(x.server_id)}`, accept);
-            const envs: string[] = sr.status === 200 ? (sr.body.environments ?? []) : [];
-            if (envs.includes(`${String(a.project)}/${String(a.environment)}`)) assigned.push(x.server_id);
-          }
+          const known = await deployerServers();
+          const ref = `${String(a.project)}/${String(a.environment)}`;
+          const assigned = servers.filter((x) => known.get(x.server_id)?.includes(ref)).map((x) => x.server_id);
           live[id] = { kind: 'placement', attrs: { ...where, servers, assigned } };
           return;
         }
