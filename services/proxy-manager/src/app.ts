@@ -11,8 +11,9 @@ import {
   type ProxyManagerConfig,
   type ProxyPaths,
 } from './config.js';
-import { renderRouteConfig, type ListenSettings } from './domain/render.js';
-import { renderMainConf } from './domain/main-conf.js';
+import { balancedMembers, renderRouteConfig, type ListenSettings, type RenderInput } from './domain/render.js';
+import { renderLuaProbeConf, renderMainConf, type LuaSettings } from './domain/main-conf.js';
+import { DynamicUpstreams, luaMissing } from './nginx/lua-balancer.js';
 import type { RouteRecord } from './domain/route-spec.js';
 import { NginxController } from './nginx/nginx-controller.js';
 import { SiteFiles } from './nginx/site-files.js';
@@ -165,6 +166,41 @@ export function createProxyManager(deps: ProxyManagerDeps) {
   const certStore = new CertStore(paths.certDir);
   /** Who this replica is, in logs, events and the certificate lease. */
   const replicaId = `${config.DROPLET_ID ?? 'proxy-manager'}@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Set at start when the Lua balancer loads here: upstream members then switch without reloads. */
+  let dynamic: DynamicUpstreams | undefined;
+  const luaSettings: LuaSettings = {
+    modulesDir: config.NGINX_MODULES_DIR,
+    luaDir: paths.luaDir,
+    stateDir: paths.luaStateDir,
+    socket: paths.controlSocket,
+  };
+  /** Whether this nginx can run the Lua balancer: the packages' files, then `nginx -t` on a probe config. */
+  const chooseUpstreamMode = async (): Promise<void> => {
+    if (config.NGINX_LUA === 'off') {
+      logger.info({ action: 'nginx.lua', result: 'off' }, 'NGINX_LUA=off: every upstream change reloads nginx');
+      return;
+    }
+    const missing = luaMissing(config.NGINX_MODULES_DIR);
+    let reason = missing;
+    if (!missing) {
+      const candidate = new DynamicUpstreams({ luaDir: paths.luaDir, stateDir: paths.luaStateDir, socket: paths.controlSocket });
+      await candidate.prepare();
+      const probeFile = resolve(paths.prefix, 'conf', 'lua-probe.conf');
+      await writeFile(probeFile, renderLuaProbeConf({ pidFile: paths.pidFile, errorLog: paths.errorLog, lua: luaSettings }));
+      const probe = await nginx.test(probeFile);
+      if (probe.ok) {
+        dynamic = candidate;
+        reconciler.useMemberSwitch(candidate);
+        logger.info({ action: 'nginx.lua', result: 'dynamic' }, 'upstream members switch through the Lua balancer, without reloads');
+        return;
+      }
+      reason = `nginx -t refused the Lua balancer: ${probe.output}`;
+    }
+    logger.warn(
+      { action: 'nginx.lua', result: 'unavailable', reason },
+      'every upstream change reloads nginx (install libnginx-mod-http-lua and lua-resty-core for reload-free changes)',
+    );
+  };
   const certKv = lazyKv(() => deps.bus.kv(config.CERT_BUCKET, { history: 1 }));
   const sharedCerts = new SharedCertStore(certKv, { encryptionKey: config.CERT_ENCRYPTION_KEY, replicaId, logger });
   const uploads = new UploadedCerts(certKv, sharedCerts, resolve(paths.certDir, '_uploaded'), logger, deps.now);
@@ -183,7 +219,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
       if (!info || Date.parse(info.not_after) <= now()) info = (await certificates.installShared(record.domain)) ?? info;
       if (info && Date.parse(info.not_after) > now()) tls = certStore.paths(record.domain);
     }
-    let text = renderRouteConfig({
+    const input: RenderInput = {
       route: record,
       servers: resolution.servers,
       pathServers: resolution.pathServers,
@@ -191,9 +227,18 @@ export function createProxyManager(deps: ProxyManagerDeps) {
       webroot: paths.webroot,
       accessLog: paths.accessLog,
       tls,
-    });
+      dynamic: !!dynamic,
+    };
+    let text = renderRouteConfig(input);
     if (deps.transformRender) text = deps.transformRender(record.name, text);
-    return { text, servers: resolution.all, unresolved: resolution.unresolved, https: !!tls, redirects: !!record.redirect };
+    return {
+      text,
+      servers: resolution.all,
+      unresolved: resolution.unresolved,
+      https: !!tls,
+      redirects: !!record.redirect,
+      members: balancedMembers(input),
+    };
   };
 
   const reconciler: Reconciler = new Reconciler({
@@ -269,11 +314,16 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     uploads,
     replicaSync,
     replicaId,
+    /** The Lua balancer's members when upstreams switch without reloads (set by start()). */
+    get dynamic(): DynamicUpstreams | undefined {
+      return dynamic;
+    },
     config,
     paths,
     /** Directories, nginx.conf, files re-rendered from the store, nginx up, then the API; then follow other replicas. */
     async start(opts: { port?: number; host?: string } = {}) {
       await prepareDirectories(paths);
+      await chooseUpstreamMode();
       await writeFile(
         paths.confFile,
         renderMainConf({
@@ -284,6 +334,7 @@ export function createProxyManager(deps: ProxyManagerDeps) {
           webroot: paths.webroot,
           listen,
           foreground: config.NGINX_MANAGE,
+          lua: dynamic ? luaSettings : undefined,
         }),
       );
       logger.info(

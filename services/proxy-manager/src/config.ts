@@ -20,6 +20,12 @@ export const proxyManagerConfigSchema = z
     NGINX_SITES_ENABLED: z.string().min(1).optional(),
     /** Run and supervise our own nginx master (false: someone else runs it; we only test and signal). */
     NGINX_MANAGE: bool(true),
+    /**
+     * auto: upstream members switch through a Lua balancer without a reload when Debian's
+     * libnginx-mod-http-lua and lua-resty-core are there (else reloads, said in the log); off: always reload.
+     */
+    NGINX_LUA: z.enum(['auto', 'off']).default('auto'),
+    NGINX_MODULES_DIR: z.string().min(1).default('/usr/lib/nginx/modules'),
     PROXY_HTTP_PORT: port(8080),
     PROXY_HTTPS_PORT: port(8443),
     PROXY_LISTEN_ADDRESS: z.union([z.ipv4(), z.ipv6(), z.literal('*')]).default('127.0.0.1'),
@@ -110,6 +116,10 @@ export interface ProxyPaths {
   webroot: string;
   certDir: string;
   acmeDir: string;
+  /** The Lua balancer's file, its state (secret, snapshot) and its control socket. */
+  luaDir: string;
+  luaStateDir: string;
+  controlSocket: string;
 }
 
 export function resolvePaths(c: ProxyManagerConfig, resolve: (...p: string[]) => string): ProxyPaths {
@@ -125,5 +135,8 @@ export function resolvePaths(c: ProxyManagerConfig, resolve: (...p: string[]) =>
     webroot: resolve(prefix, 'acme-webroot'),
     certDir: resolve(c.DATA_DIR, 'certs'),
     acmeDir: resolve(c.DATA_DIR, 'acme'),
+    luaDir: resolve(prefix, 'lua'),
+    luaStateDir: resolve(prefix, 'conf'),
+    controlSocket: resolve(prefix, 'control.sock'),
   };
 }

@@ -47,6 +47,13 @@ export interface Rendered {
   https: boolean;
   /** The root location answers with a redirect: serving without any upstream. */
   redirects?: boolean;
+  /** Upstreams whose members the Lua balancer serves (not in the file), by upstream name. */
+  members?: Map<string, ResolvedServer[]>;
+}
+
+/** The Lua balancer's members (nginx/lua-balancer.ts); absent when upstreams are only in the files. */
+export interface MemberSwitch {
+  apply(changes: Map<string, ResolvedServer[] | null>, live?: boolean): Promise<Map<string, ResolvedServer[] | null>>;
 }
 
 const stateOf = (r: Rendered): RouteStatus['state'] => (r.servers.length > 0 || r.redirects ? 'serving' : 'no_upstream');
@@ -58,6 +65,7 @@ export interface ReconcilerDeps {
   render: (record: RouteRecord) => Promise<Rendered>;
   logger: Logger;
   coalesceMs: number;
+  dynamic?: MemberSwitch;
 }
 
 interface Pending {
@@ -93,9 +101,16 @@ export class Reconciler {
   readonly statuses = new Map<string, RouteStatus>();
   /** Last upstream health result per route (kept apart: a check runs before the first status exists). */
   private health = new Map<string, HealthResult>();
+  /** Upstream names whose members this replica put into the balancer, per route. */
+  private balanced = new Map<string, Set<string>>();
   rounds = 0;
 
   constructor(private d: ReconcilerDeps) {}
+
+  /** Switch upstream members through the Lua balancer from now on (decided at start, once nginx -t said the module loads). */
+  useMemberSwitch(sw: MemberSwitch): void {
+    this.d.dynamic = sw;
+  }
 
   submit(change: Change): Promise<Outcome> {
     return new Promise((resolve) => {
@@ -287,9 +302,40 @@ export class Reconciler {
     );
     accepted = accepted.filter((w) => !answers.has(w.p));
 
+    // New members go to the balancer before a reload (the new workers find them there);
+    // members of upstreams that went away are dropped once the files no longer name them.
+    const sets = new Map<string, ResolvedServer[] | null>();
+    const drops = new Map<string, ResolvedServer[] | null>();
+    for (const w of accepted) {
+      const after = w.rendered?.members ?? new Map<string, ResolvedServer[]>();
+      for (const [n, servers] of after) sets.set(n, servers);
+      for (const n of this.balanced.get(w.name) ?? []) if (!after.has(n)) drops.set(n, null);
+    }
+    let undo: Map<string, ResolvedServer[] | null> | undefined;
+    if (this.d.dynamic && sets.size > 0) {
+      try {
+        undo = await this.d.dynamic.apply(sets);
+      } catch (err) {
+        await cs.rollback();
+        await this.restoreStore(
+          accepted.filter((w) => w.p.change.kind !== 'converge').map((w) => w.name),
+          previous,
+        );
+        for (const w of accepted)
+          answers.set(w.p, {
+            ok: false,
+            name: w.name,
+            reason: 'reload',
+            message: `nginx did not take the new upstream members (${(err as Error).message}); the previous ones keep serving`,
+          });
+        return;
+      }
+    }
+
     if (changed) {
       const reload = await this.d.nginx.reload();
       if (!reload.ok) {
+        if (undo) await this.d.dynamic?.apply(undo).catch((err) => this.d.logger.error({ err }, 'could not restore upstream members'));
         await cs.rollback();
         await this.restoreStore(
           accepted.filter((w) => w.p.change.kind !== 'converge').map((w) => w.name),
@@ -305,6 +351,14 @@ export class Reconciler {
           });
         return;
       }
+    }
+
+    if (this.d.dynamic && drops.size > 0)
+      await this.d.dynamic.apply(drops).catch((err) => this.d.logger.warn({ err }, 'could not drop the members of removed upstreams'));
+    for (const w of accepted) {
+      const names = [...(w.rendered?.members?.keys() ?? [])];
+      if (names.length > 0) this.balanced.set(w.name, new Set(names));
+      else this.balanced.delete(w.name);
     }
 
     const at = new Date().toISOString();
@@ -419,6 +473,15 @@ export class Reconciler {
     );
     for (const [name, r] of rendered) await cs.write(name, r.text);
     for (const n of failed) await cs.remove(n);
+    // Into the snapshot nginx loads when it starts (it is not running yet, or reloads next).
+    if (this.d.dynamic) {
+      const all = new Map<string, ResolvedServer[] | null>();
+      for (const [name, r] of rendered) {
+        for (const [n, servers] of r.members ?? []) all.set(n, servers);
+        if (r.members?.size) this.balanced.set(name, new Set(r.members.keys()));
+      }
+      await this.d.dynamic.apply(all, false);
+    }
     let test = await this.d.nginx.test();
     if (!test.ok) {
       // Find the culprits one by one from an empty set of routes.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { RegistryRecord } from '@droplet-mesh/udc-kit';
-import { renderRouteConfig } from '../src/domain/render.js';
+import { balancedMembers, renderRouteConfig } from '../src/domain/render.js';
 import { renderMainConf } from '../src/domain/main-conf.js';
 import { routesFromRegistry } from '../src/domain/registry-sync.js';
 import { decide, registeredDomain, DEFAULT_LIMITS, type BudgetEvent } from '../src/acme/budget.js';
@@ -236,5 +236,47 @@ describe('the ACME directory', () => {
       'https://127.0.0.1:14000/dir',
     );
     expect(() => parse({ ACME_STAGING: 'maybe' })).toThrow();
+  });
+});
+
+describe('the Lua balancer in rendered files', () => {
+  const lua = { modulesDir: '/m', luaDir: '/p/lua', stateDir: '/p/conf', socket: '/p/control.sock' };
+  it('the main config loads the module and opens the control socket only when asked', () => {
+    const base = {
+      prefix: '/p',
+      pidFile: '/p/logs/nginx.pid',
+      errorLog: '/p/logs/error.log',
+      sitesEnabled: '/p/sites-enabled',
+      webroot: '/p/w',
+      listen,
+      foreground: true,
+    };
+    const plain = renderMainConf(base);
+    expect(plain).not.toContain('lua');
+    const text = renderMainConf({ ...base, lua });
+    expect(text.startsWith('# Managed by proxy-manager; regenerated at start.\nload_module /m/ndk_http_module.so;')).toBe(true);
+    expect(text).toContain('lua_shared_dict mesh_upstreams 4m;');
+    expect(text).toContain('listen unix:/p/control.sock;');
+    expect(text).toContain('init_by_lua_block { require("mesh_balancer").init("/p/conf") }');
+  });
+
+  it('a dynamic round-robin upstream names no address (members go to the balancer); least_conn keeps them in the file', () => {
+    const input = {
+      route: { ...route, lb: 'round_robin' as const },
+      servers: [{ address: '10.0.0.1', port: 3000, weight: 2 }],
+      listen,
+      webroot: '/w',
+      accessLog: '/l/access.log',
+      dynamic: true,
+    };
+    const text = renderRouteConfig(input);
+    expect(text).toContain('balancer_by_lua_block { require("mesh_balancer").balance("mesh_app") }\n    keepalive 16;');
+    expect(text).not.toContain('10.0.0.1');
+    expect([...balancedMembers(input)]).toEqual([['mesh_app', [{ address: '10.0.0.1', port: 3000, weight: 2 }]]]);
+    // Other members: the same bytes (so no nginx -t and no reload).
+    expect(renderRouteConfig({ ...input, servers: [{ address: '10.0.0.9', port: 4000, weight: 1 }] })).toBe(text);
+    const least = { ...input, route: { ...route, lb: 'least_conn' as const } };
+    expect(renderRouteConfig(least)).toContain('server 10.0.0.1:3000 weight=2');
+    expect(balancedMembers(least).size).toBe(0);
   });
 });

@@ -9,6 +9,55 @@ export interface MainConfInput {
   listen: ListenSettings;
   /** `daemon off` so the droplet supervises the master as its child. */
   foreground: boolean;
+  /** Present when upstream members are switched by the Lua balancer (see nginx/lua-balancer.ts). */
+  lua?: LuaSettings;
+}
+
+export interface LuaSettings {
+  modulesDir: string;
+  luaDir: string;
+  stateDir: string;
+  socket: string;
+}
+
+/** The main-context and http-context lines of the Lua balancer (also used alone to probe the module). */
+export function luaDirectives(l: LuaSettings): { main: string; http: string } {
+  const m = safe(l.modulesDir, 'modules dir');
+  return {
+    main: `load_module ${m}/ndk_http_module.so;\nload_module ${m}/ngx_http_lua_module.so;\n`,
+    http: `    lua_package_path "${safe(l.luaDir, 'lua dir')}/?.lua;;";
+    # Upstream members, switched without a reload (kept across reloads: same name and size). 4m holds ~10,000 upstreams; every nginx -t pays for its size.
+    lua_shared_dict mesh_upstreams 4m;
+    init_by_lua_block { require("mesh_balancer").init("${safe(l.stateDir, 'lua state dir')}") }
+
+    # Control socket for member updates: inside the prefix, and each request carries the secret.
+    server {
+        listen unix:${safe(l.socket, 'control socket')};
+        access_log off;
+        client_max_body_size 32m;
+        client_body_buffer_size 32m;
+        location = /upstreams {
+            content_by_lua_block { require("mesh_balancer").control() }
+        }
+        location / {
+            return 404;
+        }
+    }
+`,
+  };
+}
+
+/** A minimal config that only loads the Lua balancer: `nginx -t` on it says whether the module works here. */
+export function renderLuaProbeConf(c: Pick<MainConfInput, 'pidFile' | 'errorLog'> & { lua: LuaSettings }): string {
+  const lua = luaDirectives(c.lua);
+  return `${lua.main}pid ${safe(c.pidFile, 'pid path')};
+error_log ${safe(c.errorLog, 'error log path')} notice;
+events {
+    worker_connections 16;
+}
+http {
+${lua.http}}
+`;
 }
 
 function listenDirective(address: string, port: number, extra: string): string {
@@ -20,8 +69,9 @@ function listenDirective(address: string, port: number, extra: string): string {
 /** The nginx.conf the droplet owns: every path inside the prefix, routes included from sites-enabled. */
 export function renderMainConf(c: MainConfInput): string {
   const p = safe(c.prefix, 'nginx prefix');
+  const lua = c.lua ? luaDirectives(c.lua) : undefined;
   return `# Managed by proxy-manager; regenerated at start.
-${c.foreground ? 'daemon off;\n' : ''}worker_processes auto;
+${lua?.main ?? ''}${c.foreground ? 'daemon off;\n' : ''}worker_processes auto;
 pid ${safe(c.pidFile, 'pid path')};
 # notice level: the reload check reads "start worker processes" / "[emerg]" from here.
 error_log ${safe(c.errorLog, 'error log path')} notice;
@@ -62,7 +112,7 @@ http {
         default upgrade;
         '' '';
     }
-
+${lua?.http ?? ''}
     # Requests for a host no route serves.
     server {
         ${listenDirective(c.listen.address, c.listen.httpPort, 'default_server')}

@@ -25,6 +25,11 @@ export interface RenderInput {
   webroot: string;
   /** The shared JSON access log (format `mesh_json`, declared in nginx.conf). */
   accessLog: string;
+  /**
+   * Round-robin upstreams take their members from the Lua balancer (nginx/lua-balancer.ts):
+   * the file then holds no addresses, so a change of members changes no byte and needs no reload.
+   */
+  dynamic?: boolean;
   /** Present when the route serves HTTPS. */
   tls?: { certificate: string; key: string };
 }
@@ -141,22 +146,47 @@ function proxyLocations(input: RenderInput): string {
   return blocks.join('\n');
 }
 
-function upstreamBlock(name: string, lb: string, servers: ResolvedServer[]): string {
+function upstreamBlock(name: string, lb: string, servers: ResolvedServer[], dynamic: boolean): string {
   if (servers.length === 0) return '';
   const lines = [`upstream ${name} {`];
-  if (lb === 'least_conn') lines.push('    least_conn;');
-  for (const s of servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
+  if (dynamic && lb === 'round_robin') {
+    lines.push(
+      '    server 0.0.0.1:1; # placeholder: the members come from the Lua balancer',
+      `    balancer_by_lua_block { require("mesh_balancer").balance("${safe(name, 'upstream name')}") }`,
+    );
+  } else {
+    if (lb === 'least_conn') lines.push('    least_conn;');
+    for (const s of servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
+  }
+  // After balancer_by_lua: keepalive wraps whichever peer selection comes before it.
   lines.push('    keepalive 16;', '}', '');
   return lines.join('\n');
 }
 
-function upstreamBlocks(input: RenderInput): string {
+/** Every upstream block of the route with its members: `[name, servers, lb]`, in file order. */
+function upstreamsOf(input: RenderInput): Array<[string, ResolvedServer[], string]> {
   const { route } = input;
-  const blocks = [route.redirect ? '' : upstreamBlock(upstreamName(route.name), route.lb, input.servers)];
+  const out: Array<[string, ResolvedServer[], string]> = [];
+  if (!route.redirect) out.push([upstreamName(route.name), input.servers, route.lb]);
   route.paths.forEach((p, i) => {
-    if (!p.redirect) blocks.push(upstreamBlock(pathUpstreamName(route.name, i), p.lb, input.pathServers?.[i] ?? []));
+    if (!p.redirect) out.push([pathUpstreamName(route.name, i), input.pathServers?.[i] ?? [], p.lb]);
   });
-  return blocks.filter(Boolean).join('\n');
+  return out;
+}
+
+function upstreamBlocks(input: RenderInput): string {
+  return upstreamsOf(input)
+    .map(([name, servers, lb]) => upstreamBlock(name, lb, servers, !!input.dynamic))
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** The members the Lua balancer serves for this route (empty unless `dynamic`). */
+export function balancedMembers(input: RenderInput): Map<string, ResolvedServer[]> {
+  const out = new Map<string, ResolvedServer[]>();
+  if (!input.dynamic) return out;
+  for (const [name, servers, lb] of upstreamsOf(input)) if (lb === 'round_robin' && servers.length > 0) out.set(name, servers);
+  return out;
 }
 
 /** Settings of the server block that serves the route's content. */

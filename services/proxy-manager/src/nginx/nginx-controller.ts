@@ -43,8 +43,8 @@ export class NginxController {
 
   constructor(private o: NginxOptions) {}
 
-  private args(extra: string[]): string[] {
-    return ['-p', this.o.prefix, '-c', this.o.confFile, '-e', this.o.errorLog, ...extra];
+  private args(extra: string[], confFile = this.o.confFile): string[] {
+    return ['-p', this.o.prefix, '-c', confFile, '-e', this.o.errorLog, ...extra];
   }
 
   async binaryPresent(): Promise<boolean> {
@@ -56,11 +56,11 @@ export class NginxController {
     }
   }
 
-  /** `nginx -t` over the whole config on disk. */
-  test(): Promise<NginxResult> {
+  /** `nginx -t` over the whole config on disk (or over another file, e.g. a probe). */
+  test(confFile?: string): Promise<NginxResult> {
     this.tests++;
     return new Promise((resolve) => {
-      execFile(this.o.bin, this.args(['-t', '-q']), { timeout: 30_000 }, (err, _stdout, stderr) => {
+      execFile(this.o.bin, this.args(['-t', '-q'], confFile), { timeout: 30_000 }, (err, _stdout, stderr) => {
         resolve({ ok: !err, output: cleanOutput(String(stderr || (err ? err.message : ''))) });
       });
     });
