@@ -298,6 +298,10 @@ describe('meshctl stack', () => {
     expect(again.stdout).toMatch(/no changes/);
     const status = await runCli(['stack', 'status', '-f', stackFile], env());
     expect(status.stdout).toContain(`stack ${stack}: applied`);
+    // promote reaches the orchestrator: this stack has no uat, so there is nothing to promote.
+    const promote = await runCli(['stack', 'promote', '--name', stack, '--from', 'uat', '--to', 'prod'], env());
+    expect(promote.code).toBe(1);
+    expect(promote.stderr).toContain("error: INVALID_REQUEST: no service exists in both 'uat' and 'prod'");
   }, 180_000);
 
   it('diff shows drift once a route is deleted behind the stack; destroy needs --yes, then leaves nothing', async () => {
@@ -320,6 +324,9 @@ describe('meshctl stack', () => {
     expect(refused.code).toBe(1);
     expect(refused.stdout).toContain('delete server/edge/0');
     expect(refused.stderr).toContain('only with --yes');
+    const refusedJson = await runCli(['stack', 'destroy', '--name', stack, '--json'], env());
+    expect(refusedJson.code).toBe(1);
+    expect(JSON.parse(refusedJson.stdout).error.details.plan.steps.map((s: { id: string }) => s.id)).toContain('server/edge/0');
     expect(await stackInstanceNames()).toHaveLength(2);
     const r = await runCli(['stack', 'destroy', '--name', stack, '--yes'], env(), { timeoutMs: 90_000 });
     expect(r.stdout).toMatch(/apply [0-9a-f-]{36} succeeded\n$/);

@@ -138,7 +138,8 @@ export class SessionStore {
     }
     while (this.local.size >= this.opts.maxSessions) {
       const oldest = this.local.keys().next().value as string;
-      await this.remove(oldest);
+      // Best effort in the bucket: this sign-in is already stored.
+      await this.remove(oldest).catch(() => this.endLocal(oldest));
     }
     const session = this.toSession(key, stored, { token: input.token, csrf });
     this.local.set(key, { session, revision });
@@ -182,7 +183,9 @@ export class SessionStore {
       return undefined;
     }
     const secret = JSON.parse(plain) as { token: string; csrf: string };
-    const session = cached?.session ?? this.toSession(key, stored, secret);
+    // The console never rewrites an entry: one that changed under a cached session starts afresh.
+    if (cached) this.endLocal(key);
+    const session = this.toSession(key, stored, secret);
     this.local.set(key, { session, revision: entry.revision });
     return session;
   }

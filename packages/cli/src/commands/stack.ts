@@ -229,8 +229,11 @@ export function registerStackCommands(program: Command, { context }: CommandEnv)
         } catch (err) {
           const plan = (err as ApiError).details as { plan?: StackPlan } | undefined;
           if (!(err instanceof ApiError) || !plan?.plan) throw err;
-          ctx.out.result(plan.plan, () => printPlan(ctx.out, plan.plan!));
-          throw new CliError('INVALID_REQUEST', `nothing destroyed: stack '${name}' is destroyed only with --yes`);
+          // --json: one document on stdout, the error envelope with the plan in its details.
+          if (!ctx.out.json) printPlan(ctx.out, plan.plan);
+          throw new CliError('INVALID_REQUEST', `nothing destroyed: stack '${name}' is destroyed only with --yes`, {
+            plan: plan.plan,
+          });
         }
       }
       const r = await orch.send<{ id: string; status: string }>('DELETE', `/stacks/${enc(name)}`, {
