@@ -25,13 +25,20 @@ export function readEnvFile(path: string): Env | undefined {
   return parseEnv(text);
 }
 
+/** The environment a merged one was made from, so a reload lays the file over that again (a line removed from the file reverts). */
+const WITHOUT_FILE = Symbol('environment without the env file');
+
 /**
  * The process environment with the env file laid over it: the file wins, because a running
  * process cannot see its own environment change, and the file is what an operator edits.
+ * main.ts passes the result to its factory; /reload-config calls this again on it.
  */
 export function environmentWithFile(dropletName: string, env: Env): Env {
-  const file = readEnvFile(envFilePath(dropletName, env));
-  return file ? { ...env, ...file } : env;
+  const base = (env as { [WITHOUT_FILE]?: Env })[WITHOUT_FILE] ?? env;
+  const file = readEnvFile(envFilePath(dropletName, base));
+  const merged: Env = file ? { ...base, ...file } : { ...base };
+  Object.defineProperty(merged, WITHOUT_FILE, { value: base, enumerable: false });
+  return merged;
 }
 
 export interface ReloadPlan<C> {

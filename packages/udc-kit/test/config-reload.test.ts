@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { envFilePath, planReload } from '../src/config-reload.js';
+import { environmentWithFile, envFilePath, planReload } from '../src/config-reload.js';
 import { expectEnvelope, startTestAuthority, type TestAuthority } from '../src/testing/index.js';
 import { captureStream, createTestDroplet, type TestDroplet } from './helpers.js';
 
@@ -46,6 +46,20 @@ describe('env file', () => {
   it('is <DATA_DIR>/<droplet>.env unless ENV_FILE says otherwise', () => {
     expect(envFilePath('deployer', { DATA_DIR: '/srv/mesh' })).toBe('/srv/mesh/deployer.env');
     expect(envFilePath('deployer', { DATA_DIR: '/srv/mesh', ENV_FILE: '/etc/mesh/one.env' })).toBe('/etc/mesh/one.env');
+  });
+
+  it('merged again over the original environment: a line removed from the file reverts', () => {
+    const d = mkdtempSync(join(tmpdir(), 'udc-envfile-'));
+    try {
+      writeFileSync(join(d, 'x.env'), 'A=file\nB=file\n');
+      const first = environmentWithFile('x', { DATA_DIR: d, A: 'env' });
+      expect([first.A, first.B]).toEqual(['file', 'file']);
+      writeFileSync(join(d, 'x.env'), 'B=again\n');
+      const second = environmentWithFile('x', first);
+      expect([second.A, second.B]).toEqual(['env', 'again']);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('is read at start, over the process environment', async () => {

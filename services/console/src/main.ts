@@ -1,9 +1,11 @@
-import { configOrExit } from '@droplet-mesh/udc-kit';
+import { configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createConsoleDroplet } from './app.js';
 import { consoleConfigSchema } from './config.js';
 
 // One clear line per bad variable, before anything connects.
-configOrExit(consoleConfigSchema);
-const { droplet } = createConsoleDroplet({ env: process.env });
+// The env file (ENV_FILE, default <DATA_DIR>/console.env) over the environment, as /reload-config reads it.
+const env = environmentWithFile('console', process.env);
+configOrExit(consoleConfigSchema, env);
+const { droplet } = createConsoleDroplet({ env });
 droplet.installSignalHandlers();
 await droplet.start();

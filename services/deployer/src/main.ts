@@ -1,10 +1,12 @@
-import { configOrExit } from '@droplet-mesh/udc-kit';
+import { configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createDeployerDroplet } from './app.js';
 import { deployerConfigSchema } from './config.js';
 
 // One clear line per bad variable, before anything connects; udc-kit registers with the
 // registry itself when REGISTRY_KEY is set.
-configOrExit(deployerConfigSchema);
-const droplet = await createDeployerDroplet({ env: process.env });
+// The env file (ENV_FILE, default <DATA_DIR>/deployer.env) over the environment, as /reload-config reads it.
+const env = environmentWithFile('deployer', process.env);
+configOrExit(deployerConfigSchema, env);
+const droplet = await createDeployerDroplet({ env });
 droplet.installSignalHandlers();
 await droplet.start();

@@ -1,9 +1,11 @@
-import { configOrExit } from '@droplet-mesh/udc-kit';
+import { configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createOrchestratorDroplet } from './app.js';
 import { orchestratorConfigSchema } from './config.js';
 
 // One clear line per bad variable, before anything connects.
-configOrExit(orchestratorConfigSchema);
-const { droplet } = await createOrchestratorDroplet({ env: process.env });
+// The env file (ENV_FILE, default <DATA_DIR>/orchestrator.env) over the environment, as /reload-config reads it.
+const env = environmentWithFile('orchestrator', process.env);
+configOrExit(orchestratorConfigSchema, env);
+const { droplet } = await createOrchestratorDroplet({ env });
 droplet.installSignalHandlers();
 await droplet.start();

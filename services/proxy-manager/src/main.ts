@@ -1,8 +1,10 @@
-import { Bus, configOrExit } from '@droplet-mesh/udc-kit';
+import { Bus, configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createProxyManager, proxyManagerConfigSchema } from './app.js';
 
-const config = configOrExit(proxyManagerConfigSchema);
+// The env file (ENV_FILE, default <DATA_DIR>/proxy-manager.env) over the environment, as /reload-config reads it.
+const env = environmentWithFile('proxy-manager', process.env);
+const config = configOrExit(proxyManagerConfigSchema, env);
 const bus = await Bus.fromConfig(config, 'proxy-manager');
-const manager = createProxyManager({ env: process.env, bus });
+const manager = createProxyManager({ env, bus });
 manager.droplet.installSignalHandlers();
 await manager.start();

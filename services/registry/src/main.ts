@@ -1,9 +1,11 @@
-import { configOrExit } from '@droplet-mesh/udc-kit';
+import { configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createRegistryDroplet } from './app.js';
 import { registryConfigSchema } from './config.js';
 
 // One clear line per bad variable, before anything connects.
-configOrExit(registryConfigSchema);
-const { droplet } = await createRegistryDroplet({ env: process.env });
+// The env file (ENV_FILE, default <DATA_DIR>/registry.env) over the environment, as /reload-config reads it.
+const env = environmentWithFile('registry', process.env);
+configOrExit(registryConfigSchema, env);
+const { droplet } = await createRegistryDroplet({ env });
 droplet.installSignalHandlers();
 await droplet.start();
