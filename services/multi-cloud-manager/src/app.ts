@@ -121,7 +121,12 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
         logger: ctx.logger,
         onReportFailed: (server_id, reason) => ctx.emit('server.report_failed', { server_id, reason }),
       });
-      servers = new ServerProvisioning(theFleet, localServers, new HostRegistry(() => ctx.registry, ctx.logger));
+      servers = new ServerProvisioning(
+        theFleet,
+        localServers,
+        new HostRegistry(() => ctx.registry, ctx.logger),
+        ctx.config.LOCAL_PROVIDER_ENABLED,
+      );
       const routeDeps = { fleet, providers };
       registerInstanceRoutes(api, routeDeps);
       registerCatalogRoutes(api, routeDeps);

@@ -52,12 +52,15 @@ export class ServerProvisioning {
     private readonly fleet: () => Fleet,
     private readonly local: LocalServers,
     private readonly hosts: HostRegistry,
+    /** LOCAL_PROVIDER_ENABLED: local servers are local instances too. */
+    private readonly localEnabled = true,
   ) {}
 
   /** Creates the machine; answers as soon as it exists (the ready report comes later, from the machine). */
   async create(p: ServerCreatePayload): Promise<{ instance: Instance; user_data_bytes?: number }> {
     const callbackUrl = new URL(p.provision.callback_path, p.deployer_url).toString();
     if (p.provider === 'local') {
+      if (!this.localEnabled) throw new InvalidRequest('the local provider is disabled here (LOCAL_PROVIDER_ENABLED=false)');
       if (p.region !== 'local')
         throw new InvalidRequest("local has only the region 'local'", { fields: [{ path: 'region', message: "must be 'local'" }] });
       const instance = await this.local.create({
