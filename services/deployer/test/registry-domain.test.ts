@@ -33,6 +33,7 @@ describe('the mesh registry setting', () => {
   it('is off unless MESH_REGISTRY is set, and then needs its credentials', () => {
     expect(meshRegistryOf(deployerConfigSchema.parse(base))).toBeUndefined();
     expect(meshRegistryOf(deployerConfigSchema.parse({ ...base, MESH_REGISTRY: '' }))).toBeUndefined();
+    expect(meshRegistryOf(deployerConfigSchema.parse({ ...base, MESH_REGISTRY: 'off' }))).toBeUndefined();
     const half = deployerConfigSchema.parse({ ...base, MESH_REGISTRY: '10.0.0.5:5050', MESH_REGISTRY_USERNAME: 'mesh' });
     expect(() => meshRegistryOf(half)).toThrow(/MESH_REGISTRY_PASSWORD is required/);
     const full = meshRegistryOf(

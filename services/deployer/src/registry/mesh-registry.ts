@@ -25,7 +25,9 @@ export const meshRegistryConfigShape = {
    * host:port of the mesh image registry as every server's engine reaches it. Unset: images
    * go from the building server to the others by export/import.
    */
-  MESH_REGISTRY: optionalText.refine((v) => v === undefined || REGISTRY_HOST_PATTERN.test(v), 'must be host:port, e.g. 10.0.0.5:5000'),
+  MESH_REGISTRY: optionalText
+    .transform((v) => (v === 'off' ? undefined : v))
+    .refine((v) => v === undefined || REGISTRY_HOST_PATTERN.test(v), 'must be host:port, e.g. 10.0.0.5:5000 (or off)'),
   MESH_REGISTRY_USERNAME: optionalText,
   MESH_REGISTRY_PASSWORD: optionalText,
 };
