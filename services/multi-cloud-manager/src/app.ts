@@ -110,7 +110,10 @@ export function createMultiCloudDroplet(deps: MultiCloudDeps) {
           'docker-engine': {
             required: false,
             intervalMs: 30_000,
-            check: async () => (providers?.has('local') ? (await providers.get('local').ping(), { ok: true }) : { ok: true }),
+            check: async () => {
+              if (providers?.has('local')) await providers.get('local').ping();
+              return { ok: true };
+            },
           },
         }
       : {},
