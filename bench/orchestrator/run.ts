@@ -99,6 +99,16 @@ const stub = createServer((req, res) => {
       pagination: { next_page: applied && page * 200 < instances.length ? page + 1 : null },
     });
   }
+  const list = /^\/projects\/([^/]+)\/services$/.exec(url.pathname);
+  if (list)
+    return send(200, {
+      items: applied
+        ? desired
+            .filter((r) => r.kind === 'service' && r.attrs.project === list[1])
+            .map((r) => ({ ...r.attrs, name: r.attrs.deployer_service }))
+        : [],
+      pagination: { next_page: null },
+    });
   if (url.pathname === '/servers')
     return send(200, {
       items: applied ? servers.map((s) => ({ id: s.attrs.name, environments: envRefs })) : [],
