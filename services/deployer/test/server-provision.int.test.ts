@@ -6,7 +6,7 @@ import { createServer, request as httpRequest, type Server as HttpServer } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { startDigitalOceanEmulator, type EmulatorHandle } from '@droplet-mesh/cloud-emulators';
+import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
 import { namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
 import { sendMessage, sendRequestSchema } from '@droplet-mesh/udc-kit';
 import {
@@ -39,14 +39,20 @@ const prefix = uniqueProject('pv');
 const REPORT_TIMEOUT_S = 6;
 let nats: NatsServerHandle;
 let authority: TestAuthority;
-let emu: EmulatorHandle;
+let emus: AllEmulators;
 let mcm: Proc | undefined;
 let droplet: DeployerDroplet;
 let admin: Record<string, string>;
 let reader: Record<string, string>;
-let recorder: HttpServer;
-/** Bodies of the create calls multi-cloud-manager sent to the emulated DigitalOcean. */
+const recorders: HttpServer[] = [];
+/** Bodies of the calls multi-cloud-manager sent to the emulated clouds. */
 const creates: Array<Record<string, unknown>> = [];
+/** Each emulated cloud: where its API is under the emulator's origin, and how a server there is deleted. */
+const CLOUDS = [
+  { provider: 'digitalocean', region: 'nyc3', size: 's-1vcpu-1gb', env: 'DO', prefix: '', del: '/v2/droplets/' },
+  { provider: 'hetzner', region: 'fsn1', size: 'cx22', env: 'HETZNER', prefix: '/v1', del: '/v1/servers/' },
+  { provider: 'vultr', region: 'ewr', size: 'vc2-1c-1gb', env: 'VULTR', prefix: '/v2', del: '/v2/instances/' },
+] as const;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-pv-'));
 
 /** In front of the emulator: records each create's body (the emulator keeps no user_data), then forwards. */
@@ -57,7 +63,7 @@ function recordingProxy(target: string): Promise<{ server: HttpServer; url: stri
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      if (req.method === 'POST' && req.url?.startsWith('/v2/droplets')) creates.push(JSON.parse(body.toString() || '{}'));
+      if (req.method === 'POST' && body.length > 0) creates.push(JSON.parse(body.toString()));
       const out = httpRequest(
         { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
         (up) => {
@@ -95,16 +101,20 @@ beforeAll(async () => {
   if (why) return;
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  emu = await startDigitalOceanEmulator({ seedInstances: 0, actionDurationMs: 100 });
-  const proxy = await recordingProxy(emu.url);
-  recorder = proxy.server;
+  emus = await startAllEmulators({ seedInstances: 0, actionDurationMs: 100 });
+  const cloudEnv: Record<string, string> = {};
+  for (const c of CLOUDS) {
+    const proxy = await recordingProxy(emus[c.provider].url);
+    recorders.push(proxy.server);
+    cloudEnv[`${c.env}_TOKEN`] = emus[c.provider].token;
+    cloudEnv[`${c.env}_API_URL`] = `${proxy.url}${c.prefix}`;
+  }
   const mcmPort = await freePort();
   mcm = runNode(MCM_MAIN, {
     PORT: String(mcmPort),
     NATS_URL: nats.url,
     LOG_LEVEL: 'warn',
-    DO_TOKEN: emu.token,
-    DO_API_URL: proxy.url,
+    ...cloudEnv,
     LOCAL_PROVIDER_ENABLED: 'true',
     ACTION_POLL_INTERVAL_MS: '100',
     ...authority.env(),
@@ -135,8 +145,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await droplet?.stop();
   await mcm?.stop(); // tears its local engines down
-  await new Promise<void>((r) => (recorder ? recorder.close(() => r()) : r()));
-  await emu?.close();
+  await Promise.all(recorders.map((r) => new Promise<void>((done) => r.close(() => done()))));
+  await emus?.close();
   await authority?.close();
   await nats?.stop();
   rmSync(tmp, { recursive: true, force: true });
@@ -172,46 +182,53 @@ d('provisioning a server in one call', () => {
     expect(plain).not.toBe(200);
   }, 120_000);
 
-  it('emulated cloud (seed alias): the instance gets valid user_data, then provisioning fails on time with the reason and the instance is deleted', async () => {
-    const id = `${prefix}-do`;
-    const res = await request(droplet.app)
-      .post('/infra/servers/provision')
-      .set(admin)
-      .send({ provider: 'digitalocean', region: 'nyc3', size: 's-1vcpu-1gb', name: id });
-    expect(res.status).toBe(202);
-    let waiting: Record<string, unknown> = {};
-    await waitFor(
-      'instance created',
-      async () => {
-        waiting = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
-        return waiting.status === 'waiting_for_callback';
-      },
-      20_000,
-      200,
+  it('each emulated cloud: the instance gets valid user_data, then provisioning fails on time with the reason and the instance is deleted', async () => {
+    await Promise.all(
+      CLOUDS.map(async (c, i) => {
+        const id = `${prefix}-${c.provider.slice(0, 2)}`;
+        // The seed's alias for one of them, the unified route for the others.
+        const res = await request(droplet.app)
+          .post(i === 0 ? '/infra/servers/provision' : '/servers/provision')
+          .set(admin)
+          .send({ provider: c.provider, region: c.region, size: c.size, name: id });
+        expect(res.status).toBe(202);
+        let waiting: Record<string, unknown> = {};
+        await waitFor(
+          `${c.provider} instance created`,
+          async () => {
+            waiting = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
+            return waiting.status === 'waiting_for_callback';
+          },
+          20_000,
+          200,
+        );
+        expect(waiting.instance_id).toMatch(/^[0-9a-f-]+$/);
+        // What the emulator received (Vultr takes it base64-encoded).
+        const userData = creates
+          .map((b) => (c.provider === 'vultr' ? Buffer.from(String(b.user_data ?? ''), 'base64').toString() : String(b.user_data ?? '')))
+          .find((u) => u.includes(`/servers/provision/${id}/ready`));
+        expect(userData).toMatch(/^#cloud-config\n/);
+        if (cloudInit) {
+          const file = join(tmp, `user-data-${c.provider}.yaml`);
+          writeFileSync(file, userData!);
+          const schema = spawnSync(cloudInit, ['schema', '--config-file', file], { encoding: 'utf8', timeout: 60_000 });
+          expect(`${schema.status} ${schema.stdout}${schema.stderr}`).toMatch(/^0 .*Valid/s);
+        }
+        const failed = await untilSettled(id, (REPORT_TIMEOUT_S + 15) * 1000);
+        expect(failed.status).toBe('failed');
+        expect(String(failed.reason)).toMatch(
+          new RegExp(`no ready report within ${REPORT_TIMEOUT_S} s: the machine never ran its user_data`),
+        );
+        await waitFor(
+          `${c.provider} instance deleted`,
+          async () => emus[c.provider].requests.some((r) => r.method === 'DELETE' && r.path === `${c.del}${waiting.instance_id}`),
+          15_000,
+          200,
+        );
+        // No server was registered.
+        expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(404);
+      }),
     );
-    expect(waiting.instance_id).toMatch(/^\d+$/);
-    const sent = creates.find((c) => c.name === id);
-    expect(sent).toBeDefined();
-    const userData = String(sent!.user_data);
-    expect(userData).toMatch(/^#cloud-config\n/);
-    expect(userData).toContain(`/servers/provision/${id}/ready`);
-    if (cloudInit) {
-      const file = join(tmp, 'user-data.yaml');
-      writeFileSync(file, userData);
-      const schema = spawnSync(cloudInit, ['schema', '--config-file', file], { encoding: 'utf8', timeout: 60_000 });
-      expect(`${schema.status} ${schema.stdout}${schema.stderr}`).toMatch(/^0 .*Valid/s);
-    }
-    const failed = await untilSettled(id, (REPORT_TIMEOUT_S + 15) * 1000);
-    expect(failed.status).toBe('failed');
-    expect(String(failed.reason)).toMatch(new RegExp(`no ready report within ${REPORT_TIMEOUT_S} s: the machine never ran its user_data`));
-    await waitFor(
-      'instance deleted',
-      async () => emu.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/droplets/${waiting.instance_id}`),
-      15_000,
-      200,
-    );
-    // A late report is refused: the provisioning failed.
-    expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(404);
   }, 90_000);
 
   it('only the deployer (or an admin) may have servers created, and only health-monitor (or an admin) gets an engine client certificate', async () => {
@@ -239,9 +256,9 @@ d('provisioning a server in one call', () => {
 
   it('a provisioning whose timer was lost (a deployer restart) fails at the next sweep and its instance is deleted', async () => {
     const id = `${prefix}-orphan`;
-    const made = await fetch(`${emu.url}/v2/droplets`, {
+    const made = await fetch(`${emus.digitalocean.url}/v2/droplets`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${emu.token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${emus.digitalocean.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         name: id,
         region: 'nyc3',
@@ -272,7 +289,7 @@ d('provisioning a server in one call', () => {
     const failed = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
     expect(failed).toMatchObject({ id, status: 'failed', provisioning: true });
     expect(failed.reason).toMatch(/never reported.*the instance is deleted/);
-    expect(emu.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/droplets/${made.droplet.id}`)).toBe(true);
+    expect(emus.digitalocean.requests.some((r) => r.method === 'DELETE' && r.path === `/v2/droplets/${made.droplet.id}`)).toBe(true);
     // Swept once: a second sweep finds nothing to do.
     expect(await provisionerOf({ ctx: droplet.ctx } as RouteDeps).sweep()).toBe(0);
   });
