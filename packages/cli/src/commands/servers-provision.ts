@@ -117,7 +117,7 @@ export function registerServerProvisionCommands(program: Command, { context }: C
   server
     .command('list', { isDefault: true })
     .alias('ls')
-    .description('Servers, and those being provisioned')
+    .description('Servers: engine, address, environments, draining')
     .option('--url <url>', 'deployer URL (env MESHCTL_DEPLOYER_URL)')
     .action(async (o: { url?: string }, cmd: Command) => {
       const ctx = context(cmd);
