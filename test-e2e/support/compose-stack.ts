@@ -58,9 +58,9 @@ export class ComposeStack {
   ) {
     writeFileSync(
       this.envFile,
-      Object.entries(env)
+      `${Object.entries(env)
         .map(([k, v]) => `${k}=${v}`)
-        .join('\n') + '\n',
+        .join('\n')}\n`,
       { mode: 0o600 },
     );
   }

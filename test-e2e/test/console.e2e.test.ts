@@ -191,13 +191,8 @@ describe('the console over a real mesh, in chromium', () => {
     const tab = async (to: string, max = 60) => {
       for (let i = 0; i < max; i++) {
         await page.keyboard.press('Tab');
-        if (
-          await page.evaluate(
-            (name) => document.activeElement?.getAttribute('aria-label') === name || document.activeElement?.textContent?.trim() === name,
-            to,
-          )
-        )
-          return;
+        const focused = page.locator(':focus');
+        if ((await focused.getAttribute('aria-label')) === to || (await focused.textContent())?.trim() === to) return;
       }
       throw new Error(`'${to}' not reached with Tab`);
     };
