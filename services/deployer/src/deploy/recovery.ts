@@ -1,3 +1,4 @@
+import { RevisionAges } from '@droplet-mesh/udc-kit';
 import { FINAL_STATUSES, type Deployment, type PlacedContainer, type Release, type Server, type Service } from '../domain/model.js';
 import type { HeldLease } from '../store/lane-store.js';
 import type { DeployerDeps } from './deploy-context.js';
@@ -22,6 +23,8 @@ type Alive = (owner: string) => Promise<boolean>;
  */
 export class Recovery {
   private indexReady = false;
+  /** How long this replica has seen each orphan entry (monotonic): its created_at is another machine's clock. */
+  private orphansSeen = new RevisionAges();
 
   constructor(
     private deps: DeployerDeps,
@@ -59,7 +62,10 @@ export class Recovery {
         continue;
       }
       // Over, or never recorded: the entry outlived its deployment.
-      if (d || Date.now() - Date.parse(entry.created_at) > ORPHAN_ENTRY_MS) await stores.openDeployments.purge(entry.id);
+      if (d || this.orphansSeen.observe(entry.id, 0) > ORPHAN_ENTRY_MS) {
+        await stores.openDeployments.purge(entry.id);
+        this.orphansSeen.forget(entry.id);
+      }
     }
     return out;
   }
