@@ -21,6 +21,9 @@ let monitor: HealthMonitor;
 let control: Server;
 let hook: Server;
 let hookUrl: string;
+let target: Server;
+/** The watched target answers 200 until a test takes it down (so its incident opens after the list is set). */
+let targetUp = true;
 const received: Array<Record<string, unknown>> = [];
 let write: Record<string, string>;
 let read: Record<string, string>;
@@ -43,8 +46,12 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => hook.listen(hookPort, '127.0.0.1', () => r()));
   hookUrl = `http://127.0.0.1:${hookPort}/alerts`;
-  // A target nothing answers at: its incident opens once the stack's webhook is set.
-  const deadPort = await freePort();
+  const targetPort = await freePort();
+  target = createServer((_q, s) => {
+    s.statusCode = targetUp ? 200 : 503;
+    s.end(targetUp ? 'ok' : 'down');
+  });
+  await new Promise<void>((r) => target.listen(targetPort, '127.0.0.1', () => r()));
   monitor = createHealthMonitor({
     env: {
       PORT: '0',
@@ -54,7 +61,7 @@ beforeAll(async () => {
       CHECK_INTERVAL_MS: '300',
       CHECK_TIMEOUT_MS: '300',
       RECHECK_DELAY_MS: '100',
-      STATIC_TARGETS: JSON.stringify([{ id: 'gone', url: `http://127.0.0.1:${deadPort}`, recovery: ['alert'] }]),
+      STATIC_TARGETS: JSON.stringify([{ id: 'gone', url: `http://127.0.0.1:${targetPort}`, recovery: ['alert'] }]),
       CONTROL_CHECK_URLS: JSON.stringify([`http://127.0.0.1:${controlPort}`]),
       DIGEST_INTERVAL_MIN: '0',
       WEBHOOK_MAX_ATTEMPTS: '2',
@@ -73,6 +80,7 @@ afterAll(async () => {
   await monitor?.stop();
   await new Promise<void>((r) => (control ? control.close(() => r()) : r()));
   await new Promise<void>((r) => (hook ? hook.close(() => r()) : r()));
+  await new Promise<void>((r) => (target ? target.close(() => r()) : r()));
   await authority?.close();
   await nats?.stop({ removeStore: true });
 });
@@ -103,11 +111,12 @@ describe('notification recipients over the API', () => {
     expect(put.body).toMatchObject({ owner: 'stack-shop', emails: [], webhooks: [hookUrl] });
     const list = await request(app()).get('/notifications/recipients').set(read);
     expect(list.body.items.map((r: { owner: string }) => r.owner)).toEqual(['stack-shop']);
-    await waitFor('the stack webhook to receive the incident', () => received.some((b) => b.event === 'incident.opened'), 15_000);
+    targetUp = false;
+    await waitFor('the stack webhook to receive the incident', () => received.some((b) => b.event === 'incident.opened'), 20_000);
     expect(received.find((b) => b.event === 'incident.opened')).toMatchObject({ incident: expect.objectContaining({ target_id: 'gone' }) });
 
     expect((await request(app()).delete('/notifications/recipients/stack-shop').set(write)).status).toBeLessThan(300);
     expect((await request(app()).get('/notifications/recipients/stack-shop').set(read)).status).toBe(404);
     expect((await request(app()).delete('/notifications/recipients/stack-shop').set(write)).status).toBe(404);
-  }, 30_000);
+  }, 40_000);
 });
