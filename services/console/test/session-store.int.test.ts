@@ -133,6 +133,18 @@ describe('SessionStore in NATS KV', () => {
     expect(a.size).toBeLessThanOrEqual(2);
   });
 
+  it('NATS gone: a lookup is a 503 DEPENDENCY_UNAVAILABLE, never a 500 or a session', async () => {
+    const a = await replica();
+    const { cookie } = await a.create(input(Date.now() + 60_000));
+    await nats.stop();
+    try {
+      await expect(a.get(cookie)).rejects.toMatchObject({ httpStatus: 503, code: 'DEPENDENCY_UNAVAILABLE' });
+    } finally {
+      await nats.restart();
+    }
+    await waitFor('the bucket to answer again', async () => (await a.get(cookie).catch(() => undefined))?.token === TOKEN, 15_000, 200);
+  }, 30_000);
+
   it('stop() closes streams but keeps the sessions for the next start', async () => {
     const a = await replica();
     const { cookie } = await a.create(input(Date.now() + 60_000));
