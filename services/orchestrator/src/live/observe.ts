@@ -12,7 +12,7 @@ import {
   SERVER_LABEL,
   STACK_LABEL,
 } from '../domain/resources.js';
-import type { MeshClient } from './mesh-client.js';
+import type { Json, MeshClient } from './mesh-client.js';
 
 export interface Observation {
   live: LiveState;
@@ -133,6 +133,25 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
     })();
     return serverList;
   };
+  // Each project's services, listed once (a plan of 100 services makes a few calls, not 100).
+  const services = new Map<string, Promise<Map<string, Json>>>();
+  const projectServices = (project: string) => {
+    let p = services.get(project);
+    if (!p) {
+      p = (async () => {
+        const out = new Map<string, Json>();
+        for (let page = 1; page < 100; page++) {
+          const r = await mesh.get('deployer', `/projects/${enc(project)}/services?per_page=200&page=${page}`, accept);
+          if (r.status !== 200) break;
+          for (const x of r.body.items ?? []) out.set(x.name, x);
+          if (!r.body.pagination?.next_page) break;
+        }
+        return out;
+      })();
+      services.set(project, p);
+    }
+    return p;
+  };
   await pool(
     [...targets.entries()].filter(([, t]) => t.kind !== 'server'),
     16,
@@ -158,9 +177,8 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
           return;
         }
         case 'service': {
-          const r = await mesh.get('deployer', `/projects/${enc(String(a.project))}/services/${enc(String(a.deployer_service))}`, accept);
-          if (r.status !== 200) return;
-          const s = r.body;
+          const s = (await projectServices(String(a.project))).get(String(a.deployer_service));
+          if (!s) return;
           live[id] = {
             kind: 'service',
             attrs: {
