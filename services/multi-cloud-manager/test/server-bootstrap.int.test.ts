@@ -138,6 +138,21 @@ describe('server bootstrap user_data', () => {
     expect(spawnSync('sh', ['-n'], { input: report }).status).toBe(0);
   });
 
+  (cloudInit && yaml ? it : it.skip)("trusts the mesh image registry's CA for that registry only, and still passes the schema", () => {
+    const registry = { host: '10.0.0.5:5050', ca: input.caCert };
+    const text = renderUserData({ ...input, registry });
+    const file = join(tmp, 'user-data-registry.yaml');
+    writeFileSync(file, text);
+    const res = spawnSync(cloudInit!, ['schema', '--config-file', file], { encoding: 'utf8', timeout: 60_000 });
+    expect(`${res.status} ${res.stdout}${res.stderr}`).toMatch(/^0 .*Valid cloud-config/s);
+    expect(fileOf(parse(text), '/etc/docker/certs.d/10.0.0.5:5050/ca.crt')).toMatchObject({ content: registry.ca, permissions: '0644' });
+    // Without a registry, no certs.d entry.
+    expect(parse(renderUserData(input)).write_files.some((f) => f.path.startsWith('/etc/docker/certs.d/'))).toBe(false);
+    // A host that would leave certs.d is refused.
+    for (const host of ['../../etc:1', 'a/b:5000', 'reg.example'])
+      expect(validateBootstrap({ ...input, registry: { host, ca: input.caCert } })).toContain('registry.host must be host:port');
+  });
+
   it("takes the deployer's provisioning answer as it is", () => {
     const b = bootstrapFromProvision(
       {

@@ -23,6 +23,11 @@ export interface ServerBootstrap {
   /** Where the server reports back (POST, JSON), and the one-time token it proves itself with. */
   callbackUrl: string;
   callbackToken: string;
+  /**
+   * The mesh image registry (host:port as the server reaches it) and the CA its TLS
+   * certificate is from: written to the engine's certs.d so the server pulls deploy images.
+   */
+  registry?: { host: string; ca: string };
 }
 
 export const DEFAULT_ENGINE_PORT = 2376;
@@ -69,6 +74,12 @@ export function validateBootstrap(b: ServerBootstrap): string[] {
   if (url && (url.username || url.password)) problems.push('callbackUrl must not carry credentials');
   if (url && /['"\\\s$`]/.test(b.callbackUrl)) problems.push('callbackUrl must not contain quotes, spaces, $ or backslashes');
   if (!/^[A-Za-z0-9_-]{32,128}$/.test(b.callbackToken)) problems.push('callbackToken must be 32-128 of A-Z a-z 0-9 _ -');
+  if (b.registry) {
+    // certs.d/<host:port>/: a path, so no '/', no '..' and a port.
+    if (!/^[A-Za-z0-9.-]{1,253}:\d{1,5}$|^\[[0-9A-Fa-f:]{2,45}\]:\d{1,5}$/.test(b.registry.host) || b.registry.host.includes('..'))
+      problems.push('registry.host must be host:port');
+    if (!PEM('CERTIFICATE').test(b.registry.ca)) problems.push('registry.ca must be one PEM certificate');
+  }
   return problems;
 }
 
@@ -220,6 +231,8 @@ export function renderUserData(b: ServerBootstrap): string {
       file(`${MESH_DIR}/server-id`, `${b.serverId}\n`, '0644'),
       file(`${MESH_DIR}/callback-token`, `${b.callbackToken}\n`, '0600'),
       file('/usr/local/sbin/droplet-mesh-report', reportScript(b), '0700'),
+      // The mesh image registry's CA for that registry only (read by the engine at each pull).
+      ...(b.registry ? [file(`/etc/docker/certs.d/${b.registry.host}/ca.crt`, b.registry.ca, '0644')] : []),
     ],
     runcmd: [
       ['systemctl', 'daemon-reload'],
@@ -253,7 +266,7 @@ export interface DeployerProvision {
  */
 export function bootstrapFromProvision(
   p: DeployerProvision,
-  mesh: { deployerUrl: string; allowFrom: string[]; appPorts?: [number, number] },
+  mesh: { deployerUrl: string; allowFrom: string[]; appPorts?: [number, number]; registry?: { host: string; ca: string } },
 ): ServerBootstrap {
   return {
     serverId: p.server_id,
@@ -265,5 +278,6 @@ export function bootstrapFromProvision(
     ...(mesh.appPorts ? { appPorts: mesh.appPorts } : {}),
     callbackUrl: new URL(p.callback_path, mesh.deployerUrl).toString(),
     callbackToken: p.callback_token,
+    ...(mesh.registry ? { registry: mesh.registry } : {}),
   };
 }

@@ -42,6 +42,8 @@ export const serverCreatePayload = z.object({
   /** Mesh addresses allowed to reach the engine and app ports (the server's firewall). */
   allow_from: z.array(address).min(1).max(32),
   app_ports: z.tuple([z.number().int(), z.number().int()]).optional(),
+  /** The mesh image registry the server pulls deploy images from, and its CA (trusted in certs.d). */
+  mesh_registry: z.object({ host: z.string().min(1).max(300), ca: pem }).optional(),
 });
 export type ServerCreatePayload = z.infer<typeof serverCreatePayload>;
 
@@ -81,6 +83,7 @@ export class ServerProvisioning {
           deployerUrl: p.deployer_url,
           allowFrom: p.allow_from,
           ...(p.app_ports ? { appPorts: p.app_ports } : {}),
+          ...(p.mesh_registry ? { registry: p.mesh_registry } : {}),
         }),
       );
     } catch (err) {
