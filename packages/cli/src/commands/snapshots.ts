@@ -44,13 +44,14 @@ export function registerSnapshotCommands(program: Command, { context }: CommandE
     .command('create <provider:id>')
     .description('Snapshot an instance')
     .requiredOption('--name <name>')
+    .option('--wait', 'answer once the provider finished the snapshot')
     .option('--url <url>', 'multi-cloud-manager URL')
-    .action(async (ref: string, o: { name: string; url?: string }, cmd: Command) => {
+    .action(async (ref: string, o: { name: string; wait?: boolean; url?: string }, cmd: Command) => {
       const ctx = context(cmd);
       const { provider, id } = parseInstanceId(ref);
       const r = await (await ctx.droplet(DROPLET, o.url)).post<{ snapshot: Snapshot | null; action: { status: string } | null }>(
         `/instances/${encodeURIComponent(provider)}/${encodeURIComponent(id)}/snapshots`,
-        { name: o.name },
+        { name: o.name, wait: !!o.wait },
       );
       ctx.out.result(r, () =>
         ctx.out.line(
