@@ -123,18 +123,6 @@ export interface LoggerWithRing {
   ring: LogRing;
 }
 
-let stdout: pino.DestinationStream | undefined;
-/**
- * fd 1 through pino's own writer (sonic-boom), asynchronous: lines written while a write is
- * under way leave together in the next one, instead of a synchronous write per line through
- * process.stdout's stream machinery. pino flushes it synchronously when the process exits.
- * One per process: droplets sharing a process (tests) share it.
- */
-function stdoutDestination(): pino.DestinationStream {
-  stdout ??= pino.destination({ dest: 1, sync: false });
-  return stdout;
-}
-
 /** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
 export function createLogger(
   name: string,
@@ -144,7 +132,7 @@ export function createLogger(
   const ring = new LogRing(opts.ringSize ?? 1000);
   const ringStream = { write: (line: string) => ring.push(line) };
   const streams = pino.multistream([
-    { level: 'trace' as const, stream: opts.destination ?? stdoutDestination() },
+    { level: 'trace' as const, stream: opts.destination ?? process.stdout },
     { level: 'trace' as const, stream: ringStream },
   ]);
   const logger = pino(
