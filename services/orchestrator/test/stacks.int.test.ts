@@ -96,6 +96,8 @@ async function droplet(name: string, path: string, init: RequestInit = {}) {
   });
 }
 
+const registryRecord = (id: string) => fetch(`${mesh.registryUrl}/droplets/${id}`, { headers: { authorization: `Bearer ${mesh.token}` } });
+
 beforeAll(async () => {
   images = await testImages();
   upstream = await startUpstream('docs here');
@@ -526,6 +528,9 @@ routes:
   }, 120_000);
 
   it('destroy: needs ?confirm, then undeploys and deletes everything the stack created, and only that', async () => {
+    // What must go: the web service's registry record and containers exist now.
+    expect((await registryRecord(`app-${project}-web-prod-prod`)).status).toBe(200);
+    expect((await images.docker.listContainers({ filters: { label: [`mesh.project=${project}`] } })).length).toBeGreaterThan(0);
     const unconfirmed = await o.call('DELETE', `/stacks/${stack}`);
     expect(unconfirmed.status).toBe(400);
     expect(unconfirmed.body.error.details.fields).toEqual([expect.objectContaining({ path: 'confirm' })]);
@@ -561,8 +566,7 @@ routes:
     expect((await droplet('proxy-manager', `/proxies/docs-${project}`)).status).toBe(404);
     expect((await droplet('proxy-manager', `/proxies/app-${project}-web-prod-prod`)).status).toBe(404);
     expect(await images.docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })).toEqual([]);
-    const registered = await fetch(`${mesh.registryUrl}/droplets?per_page=200`, { headers: { authorization: `Bearer ${mesh.token}` } });
-    expect(JSON.stringify(await registered.json())).not.toContain(`app-${project}-`);
+    expect((await registryRecord(`app-${project}-web-prod-prod`)).status).toBe(404);
     // Instances the stack did not create are still there (the emulators' seeded ones).
     const all = await (await droplet('multi-cloud-manager', '/instances?per_page=200')).json();
     expect((all as { items: unknown[] }).items.length).toBeGreaterThan(0);
