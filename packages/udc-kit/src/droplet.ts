@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Subscription } from '@nats-io/transport-node';
 import { RegistryClient, type DropletRecord, type RecordInput } from '@droplet-mesh/registry-client';
 import { Api } from './api.js';
-import { bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
+import { assertScope, bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
 import { RevocationWatcher } from './revocation.js';
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
@@ -290,15 +290,17 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
-  // A restore carries a droplet's whole state: more than any API body, and admin-only.
+  // A restore carries a droplet's whole state: more than any API body. Only an admin may
+  // make the droplet read one, so the token is checked before the body.
   const restoreBody = express.json({ limit: '512mb' });
-  app.use((req: Request, res: Response, next: NextFunction) =>
-    req.method === 'GET' || req.method === 'HEAD'
-      ? next()
-      : req.path === '/admin/restore'
-        ? restoreBody(req, res, next)
-        : jsonBody(req, res, next),
-  );
+  app.use(async (req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
+    if (req.path !== '/admin/restore') return jsonBody(req, res, next);
+    const token = bearerToken(req.header('authorization'));
+    if (!token) throw new Unauthorized('missing bearer token');
+    assertScope(await verifier.verify(token), 'admin');
+    restoreBody(req, res, next);
+  });
 
   // A token verified before is answered from the cache without a promise (most requests).
   const authenticate = (req: Request, _res: Response, next: NextFunction): Promise<void> | undefined => {

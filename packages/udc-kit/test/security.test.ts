@@ -128,6 +128,23 @@ describe('refused with 401', () => {
   });
 });
 
+describe('/admin/restore reads its large body only for an admin', () => {
+  // The restore body limit is far above BODY_LIMIT: nobody else may make the droplet read one.
+  it('without a token: 401 before the body is parsed (malformed JSON is not even looked at)', async () => {
+    const res = await request(droplet.app).post('/admin/restore').set('Content-Type', 'application/json').send('{"not json');
+    expectEnvelope(res, 401, 'UNAUTHORIZED');
+  });
+
+  it('with a write token: 403 before the body is parsed', async () => {
+    const res = await request(droplet.app)
+      .post('/admin/restore')
+      .set('Authorization', `Bearer ${authority.mint({ scopes: ['read', 'write'] })}`)
+      .set('Content-Type', 'application/json')
+      .send('{"not json');
+    expectEnvelope(res, 403, 'FORBIDDEN');
+  });
+});
+
 describe('refused with 403: a valid token missing the scope', () => {
   test.each<[string, ('read' | 'write' | 'admin')[], 'get' | 'post', string, object]>([
     ['read token on a write route', ['read'], 'post', '/echo', { text: 'x' }],
