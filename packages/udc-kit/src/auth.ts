@@ -208,3 +208,24 @@ export function assertScope(p: Principal | undefined, scope: Scope): Principal {
   if (!hasScope(p, scope)) throw new Forbidden(`this action needs the '${scope}' scope`, { required_scope: scope, granted: p.scopes });
   return p;
 }
+
+/**
+ * The caller is droplet `name` by its registry identity (its token's `droplet_id`): the
+ * droplet itself or one of its replicas (`<name>-<n>`, DROPLET_ID under MESH_REPLICAS).
+ */
+export function isDroplet(p: Principal | undefined, name: string): boolean {
+  const id = p?.via === 'jwt' ? p.droplet_id : undefined;
+  if (!id) return false;
+  return id === name || (id.startsWith(`${name}-`) && /^[a-z0-9]{1,16}$/.test(id.slice(name.length + 1)));
+}
+
+/**
+ * A droplet's token carries only read and write, so an action reserved to certain droplets
+ * (creating machines, handing out keys) is allowed by who asks: one of `droplets` by
+ * identity, or a caller with the admin scope. `doing` completes "only X may ...".
+ */
+export function assertDropletOrAdmin(p: Principal | undefined, droplets: readonly string[], doing: string): Principal {
+  if (!p) throw new Unauthorized();
+  if (hasScope(p, 'admin') || droplets.some((d) => isDroplet(p, d))) return p;
+  throw new Forbidden(`only ${droplets.join(' or ')} (or the 'admin' scope) may ${doing}`, { required_scope: 'admin', granted: p.scopes });
+}
