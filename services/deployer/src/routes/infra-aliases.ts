@@ -103,14 +103,14 @@ export function registerInfraAliasRoutes(api: Api, deps: RouteDeps): void {
     api.post(
       `${prefix}/servers/provision`,
       {
-        scope: 'admin',
+        scope: 'write', // admin, or the orchestrator by identity: checked by provisionServer
         summary:
           'Alias of POST /servers/provision: {provider, region, size, name} has multi-cloud-manager create the machine and answers 202 with the progress at GET /servers/{name}',
         body: provisionBody,
         status: 201,
         tags,
       },
-      ({ body, req }) => provisionServer(deps, body, req),
+      ({ body, req, principal }) => provisionServer(deps, body, req, principal),
     );
     api.get(
       `${prefix}/snapshots`,

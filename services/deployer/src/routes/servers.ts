@@ -5,6 +5,7 @@ import { z } from 'zod';
 import {
   AddressPolicy,
   AddressRefused,
+  assertDropletOrAdmin,
   assertScope,
   Conflict,
   DependencyUnavailable,
@@ -40,6 +41,8 @@ import { now, type RouteDeps } from './route-deps.js';
 /** Docker engines are never at link-local/metadata addresses nor on the mesh's own loopback ports. */
 const policy = new AddressPolicy();
 const PING_TIMEOUT_MS = 5000;
+/** Droplets that may provision servers without the admin scope (a droplet's token is read+write). */
+const PROVISIONERS = ['orchestrator'] as const;
 
 async function checkAddress(host: string, port: number, where: string): Promise<void> {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
@@ -220,7 +223,9 @@ function deployerUrl(deps: RouteDeps, req: Request): string {
  * multi-cloud-manager creates the machine with them and the answer is 202, the provisioning
  * record to follow at GET /servers/{id} (or /servers/provision/{id}) until ready or failed.
  */
-export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req: Request) {
+export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req: Request, principal: Principal | undefined) {
+  // It hands out an engine's key and creates machines: an admin, or the orchestrator (its stacks' servers) by identity.
+  assertDropletOrAdmin(principal, PROVISIONERS, 'provision servers');
   const id = (body.id ?? body.name)!;
   const c = deps.ctx.config;
   if (await deps.stores().servers.get(id)) throw new Conflict(`server '${id}' exists`);
@@ -396,14 +401,15 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
   api.post(
     '/servers/provision',
     {
-      scope: 'admin',
+      // The admin scope, or the orchestrator by identity (checked by provisionServer).
+      scope: 'write',
       summary:
-        "Provision a server. With provider, region and size: multi-cloud-manager creates the machine with the server's engine certificate and one-time token (cloud-init user_data, or a local engine) and the answer is 202, the progress at GET /servers/{id} until ready or failed (event server.provisioning). Without: the certificate and token for a machine created by hand (201)",
+        "Provision a server (admin, or the orchestrator by its identity). With provider, region and size: multi-cloud-manager creates the machine with the server's engine certificate and one-time token (cloud-init user_data, or a local engine) and the answer is 202, the progress at GET /servers/{id} until ready or failed (event server.provisioning). Without: the certificate and token for a machine created by hand (201)",
       body: provisionBody,
       status: 201,
       tags: ['servers'],
     },
-    ({ body, req }) => provisionServer(deps, body, req),
+    ({ body, req, principal }) => provisionServer(deps, body, req, principal),
   );
   api.get('/servers/provision/:id', { summary: 'Where provisioning a server stands', params, tags: ['servers'] }, async ({ params: p }) => {
     const cur = await (await pendings()).get(p.id);
