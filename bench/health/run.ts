@@ -226,14 +226,27 @@ async function throughput(): Promise<void> {
     MONITORS_PER_TARGET: '1',
   });
   let count = 0;
-  bus.nc.subscribe('health-monitor.observation', { callback: () => count++ });
+  let failedChecks = 0;
+  const errors = new Map<string, number>();
+  bus.nc.subscribe('health-monitor.observation', {
+    callback: (_err: unknown, msg: { json<T>(): T }) => {
+      count++;
+      const o = msg.json<{ ok: boolean; error?: string; latency_ms: number }>();
+      if (!o.ok) {
+        failedChecks++;
+        errors.set(o.error ?? '?', (errors.get(o.error ?? '?') ?? 0) + 1);
+      }
+    },
+  });
   await waitFor('checks flowing', () => count > THROUGHPUT_TARGETS, 30_000, 100);
   await sleep(3000);
   const c0 = count,
+    f0 = failedChecks,
     t0 = Date.now(),
     cpu0 = cpuSeconds(mon.child.pid!);
   await sleep(THROUGHPUT_S * 1000);
   const rate = (count - c0) / ((Date.now() - t0) / 1000);
+  const failedShare = (failedChecks - f0) / Math.max(1, count - c0);
   const cpu = (cpuSeconds(mon.child.pid!) - cpu0) / ((Date.now() - t0) / 1000);
   await mon.kill();
 
@@ -263,11 +276,12 @@ async function throughput(): Promise<void> {
     `checks per second, one monitor, ${THROUGHPUT_TARGETS} targets (${THROUGHPUT_S} s, 2 shared cores, target server on the same machine):`,
   );
   console.log(
-    `  health-monitor: ${rate.toFixed(0)} checks/s at ${(cpu * 100).toFixed(0)}% of one core (${(rate / Math.max(cpu, 0.01)).toFixed(0)} checks per CPU-second)`,
+    `  health-monitor: ${rate.toFixed(0)} checks/s at ${(cpu * 100).toFixed(0)}% of one core (${(rate / Math.max(cpu, 0.01)).toFixed(0)} checks per CPU-second), ${(failedShare * 100).toFixed(1)}% failed (timeouts when the machine is overloaded)`,
   );
   console.log(
     `  baseline (bare undici GET loop): ${brate.toFixed(0)} GET/s at ${(bcpu * 100).toFixed(0)}% of one core (${(brate / Math.max(bcpu, 0.01)).toFixed(0)} per CPU-second)`,
   );
+  if (errors.size) console.log(`  failed checks by error: ${[...errors].map(([e, n]) => `${e} ${n}`).join(', ')}`);
   console.log(`  ratio ${(rate / brate).toFixed(2)}x throughput, ${(rate / cpu / (brate / bcpu)).toFixed(2)}x per CPU-second`);
   await server.kill();
   await bus.close();
