@@ -1,6 +1,6 @@
 // UDC message handlers: how other droplets (the health-monitor) drive instances over NATS.
 import { z } from 'zod';
-import { Forbidden, InvalidRequest, type MessageHandler, type Principal } from '@droplet-mesh/udc-kit';
+import { assertDropletOrAdmin, InvalidRequest, type MessageHandler, type Principal } from '@droplet-mesh/udc-kit';
 import { callerOf, type Fleet } from './domain/fleet.js';
 import { providerName } from './routes/schemas.js';
 import { serverCreatePayload, serverDeletePayload, type ServerProvisioning } from './domain/server-provisioning.js';
@@ -27,8 +27,8 @@ function parse<S extends z.ZodType>(schema: S, payload: unknown): z.infer<S> {
  * droplet token is read+write, so by identity) or an admin may ask.
  */
 function assertDeployerOrAdmin(p: Principal | undefined): void {
-  if (p?.scopes.includes('admin') || p?.droplet_id === 'deployer') return;
-  throw new Forbidden("only the deployer (or the 'admin' scope) provisions servers", { required_scope: 'admin' });
+  // The deployer or one of its replicas (DROPLET_ID deployer-<n> under MESH_REPLICAS, compose HA).
+  assertDropletOrAdmin(p, ['deployer'], 'provision servers');
 }
 
 export function messageHandlers(fleet: () => Fleet, servers?: () => ServerProvisioning): Record<string, MessageHandler> {
