@@ -33,12 +33,32 @@ export function serverMessageHandlers(stores: () => Stores, meshCa: () => Promis
         };
       },
     },
+    // multi-cloud-manager asks before deleting an instance: is it a server still running services?
+    'servers.usage': {
+      types: ['query'],
+      scope: 'read',
+      handle: async (payload) => {
+        const p = parseOrThrow(
+          z.object({ instance_id: z.string().min(1).max(200).optional(), server_id: z.string().min(1).max(63).optional() }),
+          payload,
+          'payload',
+        );
+        const servers = await stores().servers.list();
+        const server = servers.find((s) => (p.instance_id && s.instance_id === p.instance_id) || (p.server_id && s.id === p.server_id));
+        if (!server) return { services: [] };
+        const services = (await stores().releases.list())
+          .filter((r) => r.containers.some((c) => c.server_id === server.id))
+          .map((r) => r.target_id);
+        return { server_id: server.id, services };
+      },
+    },
     'mesh-ca.monitor-certificate': {
       types: ['command'],
       scope: 'write',
       handle: async (payload, envelope, ctx) => {
         const p = ctx.principal;
-        if (!p?.scopes.includes('admin') && p?.droplet_id !== 'health-monitor')
+        // health-monitor, or one of its replicas (DROPLET_ID health-monitor-<n> under MESH_REPLICAS, compose HA, tests).
+        if (!p?.scopes.includes('admin') && !/^health-monitor(-[a-z0-9]{1,16})?$/.test(p?.droplet_id ?? ''))
           throw new Forbidden("engine client certificates are for health-monitor (or the 'admin' scope)", { required_scope: 'admin' });
         parseOrThrow(z.object({}).passthrough(), payload, 'payload');
         const who = (ctx.principal?.sub ?? envelope.source).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48);

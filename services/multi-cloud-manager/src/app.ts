@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { askDeployer } from './domain/server-usage-guard.js';
 import { createDroplet, parseConfig, type Bus, type DropletContext, type Env, type RegistryLink } from '@droplet-mesh/udc-kit';
 import { configSchema, type Config } from './config.js';
 import { CatalogCache } from './domain/catalog-cache.js';
@@ -59,6 +60,7 @@ function buildFleet(ctx: DropletContext<Config>, providers: ProviderSet): Fleet 
     emit: (type, data) => ctx.emit(type, data),
     logger: ctx.logger,
     settings,
+    serverUsage: askDeployer((req) => ctx.send(req)),
   });
 }
 

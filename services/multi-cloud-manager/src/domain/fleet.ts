@@ -1,4 +1,5 @@
 import { Conflict, Unprocessable, UdcError, type Logger, type Principal } from '@droplet-mesh/udc-kit';
+import { assertNotServing, type AskUsage } from './server-usage-guard.js';
 import type {
   CloudProvider,
   CreateInstanceInput,
@@ -41,6 +42,8 @@ export interface FleetDeps {
   emit: (type: string, data: unknown) => void;
   logger: Logger;
   settings: FleetSettings;
+  /** Whether the deployer still runs services on an instance (asked before a delete without force). */
+  serverUsage?: AskUsage;
 }
 
 export interface CreateRequest extends CreateInstanceInput {
@@ -244,6 +247,7 @@ export class Fleet {
     const provider = this.d.providers.get(providerName);
     const instance = await this.getVisible(provider, id, caller, 'delete');
     this.refuseUnmanaged(instance, 'delete', force);
+    if (this.d.serverUsage) await assertNotServing(instance, force, this.d.serverUsage);
     const action = await provider.delete(id);
     this.d.logger.info({ instance: brief(instance), forced: !instance.managed }, 'instance deleted');
     this.d.emit('instance.deleted', { instance: brief(instance), forced: !instance.managed });
