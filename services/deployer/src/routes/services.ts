@@ -106,6 +106,22 @@ export function registerServiceRoutes(api: Api, deps: RouteDeps): void {
       return placement;
     },
   );
+  api.delete(
+    '/projects/:project/services/:service/placements/:environment',
+    {
+      scope: 'write',
+      summary:
+        "Remove a service's placement in an environment: its next deploy spreads it over the environment's servers again (or runs it on local); what runs now stays until then",
+      params: placementParams,
+      tags: ['services'],
+    },
+    async ({ params: p }) => {
+      const st = deps.stores();
+      if (!(await st.placements.get(p.project, p.service, p.environment)))
+        throw new NotFound(`no placement of '${p.service}' in '${p.project}/${p.environment}'`);
+      await st.placements.delete(p.project, p.service, p.environment);
+    },
+  );
   api.get(
     '/projects/:project/services/:service/placements/:environment',
     { summary: 'Placement of a service in an environment', params: placementParams, tags: ['services'] },
