@@ -47,6 +47,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     UPSTREAM_RECHECK_INTERVAL_S: '0',
     UPSTREAM_HEALTH_TIMEOUT_MS: '1000',
     RECONCILE_COALESCE_MS: '50',
+    // A reload's confirmation can take seconds on a loaded 2-core machine (more with the Lua module); a refused one fails at once.
+    NGINX_RELOAD_TIMEOUT_MS: '20000',
     ...authority.env(),
     ...opts.env,
   };
