@@ -11,6 +11,7 @@ import { registerCertificateCommands } from './commands/certificates.js';
 import { registerSnapshotCommands } from './commands/snapshots.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerHealthCommand } from './commands/health.js';
+import { registerCompletionCommand } from './commands/completion.js';
 import { registerDeployCommands } from './commands/deploy.js';
 import { registerIncidentCommands } from './commands/incidents.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -41,6 +42,7 @@ export function buildProgram(env: CommandEnv): Command {
   registerServerProvisionCommands(program, env);
   registerIncidentCommands(program, env);
   registerLogsCommand(program, env);
+  registerCompletionCommand(program, env);
   registerHealthCommand(program, env);
   registerProjectCommands(program, env);
   registerEnvironmentCommands(program, env);
