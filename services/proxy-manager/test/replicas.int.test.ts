@@ -15,6 +15,7 @@ import type { CertificateIssuer } from '../src/acme/acme-issuer.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { httpsViaNginx, startUpstream, viaNginx, type Upstream } from './support/http.js';
 import { startPebble, type Pebble } from './support/pebble.js';
+import { createTestCa } from './support/certs.js';
 
 // Two proxy-manager replicas, each with its own nginx (own prefix, own ports), on one real
 // nats-server: what one replica is told, the other's nginx serves, without being asked.
@@ -268,4 +269,45 @@ describe('certificates are obtained once and shared', () => {
       new X509Certificate(readFileSync(`${a.dataDir}/certs/secure.test/fullchain.pem`)).serialNumber,
     );
   });
+});
+
+describe('uploaded certificates across replicas', () => {
+  it('a certificate uploaded on A is installed and served by B; deleting it on A takes it off B', async () => {
+    const ca = createTestCa();
+    try {
+      expect(
+        (await put(a, 'upl', { domain: 'x.upload.test', https: true, upstreams: [{ host: '127.0.0.1', port: blue.port }] })).status,
+      ).toBe(201);
+      await waitFor('B knows the route', async () => (await get(b, 'upl')).status === 200, 5000, 20);
+      const cert = ca.issue({ names: ['*.upload.test'] });
+      const up = await request(a.pm.droplet.app).post('/certificates').set(a.auth()).send({ certificate: cert.chainPem, key: cert.keyPem });
+      expect(up.status).toBe(201);
+      const id = up.body.certificate.id as string;
+      await waitFor(
+        'B serves the uploaded certificate',
+        async () => (await httpsViaNginx(b.httpsPort, 'x.upload.test', ca.rootPem).catch(() => ({ status: 0 }))).status === 200,
+        10_000,
+        50,
+      );
+      const onB = await request(b.pm.droplet.app)
+        .get(`/certificates/${id}`)
+        .set(b.auth(['read']));
+      expect(onB.body.names).toEqual(['*.upload.test']);
+      expect((await request(a.pm.droplet.app).delete(`/certificates/${id}`).set(a.auth())).status).toBe(200);
+      await waitFor(
+        'B drops it',
+        async () =>
+          (
+            await request(b.pm.droplet.app)
+              .get(`/certificates/${id}`)
+              .set(b.auth(['read']))
+          ).status === 404,
+        10_000,
+        50,
+      );
+      expect(issuedByB).toBe(0);
+    } finally {
+      ca.close();
+    }
+  }, 60_000);
 });
