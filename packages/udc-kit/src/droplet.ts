@@ -562,7 +562,8 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
       const port = startOpts.port ?? config.PORT;
       const host = startOpts.host ?? config.HOST;
       server = await new Promise<Server>((resolve, reject) => {
-        const s = app.listen(port, host, () => resolve(s));
+        // Express 5 hands a listen error (EADDRINUSE) to this callback: a taken port is that error, not a null address later.
+        const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
         s.once('error', reject);
       });
       const addr = server.address() as AddressInfo;
