@@ -123,13 +123,18 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** `n` consecutive free ports starting at the one returned, none of them in `taken` (which gets them). */
+/**
+ * `n` consecutive free ports starting at the one returned, none of them in `taken` (which gets
+ * them). Below Linux's ephemeral range (32768+): a replica binds its port+1 only after the
+ * previous parts started, and meanwhile any outgoing connection on this busy machine may take
+ * an ephemeral port as its local one (Express 5 then reports EADDRINUSE to the listen callback).
+ */
 async function freePortBlock(n: number, taken: Set<number>): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const first = await freePort();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const first = 10_000 + Math.floor(Math.random() * (9_999 - n));
     const block = Array.from({ length: n }, (_, i) => first + i);
-    if (block.some((p) => taken.has(p) || p > 65535)) continue;
-    if (!(await Promise.all(block.slice(1).map(bindable))).every(Boolean)) continue;
+    if (block.some((p) => taken.has(p))) continue;
+    if (!(await Promise.all(block.map(bindable))).every(Boolean)) continue;
     for (const p of block) taken.add(p);
     return first;
   }

@@ -1,19 +1,24 @@
 // The control plane across machines, on one: `npm start` with three nats-servers (NATS_CLUSTER=3,
 // real processes with their own ports and store directories, three replicas per bucket) and two
 // replicas of every droplet (MESH_REPLICAS=2), a route serving an app through both nginx under
-// load. Then: kill -9 a NATS node, kill -9 one replica of each droplet in turn, freeze a NATS
+// load, and an app deployed by the deployer (an uploaded .tar.gz). Then: kill -9 a NATS node, kill -9 one replica of each droplet in turn, freeze a NATS
 // node (SIGSTOP) for HA_PARTITION_S (default 30 s) and let it go.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureDockerEngine, ensureNodeBaseImage } from '@droplet-mesh/docker-testing';
 import { Bus } from '@droplet-mesh/udc-kit';
 import { freePort, waitFor } from '@droplet-mesh/udc-kit/testing';
+import { removeDeployedApps } from '../support/compose-app.js';
+import { appTarball } from '../support/mesh-app.js';
 import { MESH_DROPLETS, NpmStart } from '../support/npm-start.js';
 
 const PARTITION_S = Number(process.env.HA_PARTITION_S ?? 30);
 
 let mesh: NpmStart;
+let docker: Awaited<ReturnType<typeof ensureDockerEngine>>;
 let token: string;
 let app: Server;
 let appPort: number;
@@ -21,6 +26,11 @@ let bus: Bus;
 let routesKv: Awaited<ReturnType<Bus['kv']>>;
 /** route.applied events by route name: a change applied twice would show twice. */
 const applied = new Map<string, number>();
+/** deployment.released events by deployment id: a deploy run twice would show twice. */
+const released = new Map<string, number>();
+const PROJECT = `ha${Date.now().toString(36)}`;
+const APP_DOMAIN = 'app.ha.test';
+const tmp = mkdtempSync(join(tmpdir(), 'mesh-ha-'));
 
 const replicaUrl = (droplet: string, replica: 1 | 2) => {
   const u = new URL(mesh.url(droplet));
@@ -34,7 +44,10 @@ const auth = () => ({ Authorization: `Bearer ${token}`, 'Content-Type': 'applica
 /** GET through one of the mesh's nginx with a Host header. */
 function viaNginx(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 3000 }, (res) => {
+    // A new connection each time (agent: false): Node's keep-alive reuse races nginx closing idle
+    // connections at a reload (every route write here reloads both nginx); that is the client's
+    // race, which browsers retry, not a request nginx failed.
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 3000, agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -55,16 +68,22 @@ async function everyReplicaActive(): Promise<boolean> {
 }
 
 /** Requests through both nginx until stopped; every answer that is not the app's is a failure. */
-function loadThroughNginx(host: string) {
+function loadThroughNginx() {
   const failures: string[] = [];
   let served = 0;
   let running = true;
+  // The route to this test's own app server, and the app the deployer runs (any version).
+  const targets = [
+    { host: 'ha-app.ha.test', ok: (b: string) => b === 'app answers' },
+    { host: APP_DOMAIN, ok: (b: string) => /^v\d$/.test(b) },
+  ];
   const done = (async () => {
     for (let i = 0; running; i++) {
       const port = nginxPorts()[i % 2];
-      const r = await viaNginx(port, host);
-      if (r.status === 200 && r.body === 'app answers') served++;
-      else failures.push(`:${port} ${r.status} ${r.body.slice(0, 80)}`);
+      const t = targets[Math.floor(i / 2) % 2];
+      const r = await viaNginx(port, t.host);
+      if (r.status === 200 && t.ok(r.body)) served++;
+      else failures.push(`:${port} ${t.host} ${r.status} ${r.body.slice(0, 80)}`);
       await new Promise((res) => setTimeout(res, 20));
     }
   })();
@@ -88,16 +107,90 @@ async function putRoute(replica: 1 | 2, name: string): Promise<number> {
 }
 const ok = (status: number) => status >= 200 && status < 300;
 
+interface DeployerAnswer {
+  status: number;
+  body: { id: string; status: string; items: { id: string }[] };
+}
+
+async function deployer(replica: 1 | 2, method: string, path: string, body?: unknown): Promise<DeployerAnswer> {
+  const res = await fetch(`${replicaUrl('deployer', replica)}${path}`, {
+    method,
+    headers: auth(),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as DeployerAnswer['body'] };
+}
+
+/** Upload the app's .tar.gz to one deployer replica; follow it on the other until it finishes. */
+async function deploy(version: string, via: 1 | 2, follow: 1 | 2): Promise<{ id: string; status: string }> {
+  const { bytes } = appTarball(tmp, version);
+  const form = new FormData();
+  form.set('project', PROJECT);
+  form.set('service', 'web');
+  form.set('environment', 'prod');
+  form.set('source', new Blob([bytes], { type: 'application/gzip' }), `app-${version}.tar.gz`);
+  const res = await fetch(`${replicaUrl('deployer', via)}/deployments`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  let d: { id: string; status: string } = { id, status: 'unknown' };
+  await waitFor(
+    `deployment ${version} to finish`,
+    async () => {
+      d = (await deployer(follow, 'GET', `/deployments/${id}`)).body;
+      return ['succeeded', 'failed', 'interrupted', 'rolled_back'].includes(d.status);
+    },
+    120_000,
+    250,
+  );
+  return d;
+}
+
 /** Each route changed exactly once: one route.applied event (events arrive a moment after the answer). */
 async function expectAppliedOnce(names: string[]): Promise<void> {
   await waitFor('route.applied events', () => names.every((n) => applied.has(n)), 5_000, 50).catch(() => undefined);
   expect(Object.fromEntries(names.map((n) => [n, applied.get(n)]))).toEqual(Object.fromEntries(names.map((n) => [n, 1])));
 }
 
+/** What the mesh says about the deployed app, for a failure message. */
+async function diagnose(failures: string[]): Promise<string> {
+  const target = `app-${PROJECT}-web-prod`;
+  const get = async (url: string) =>
+    fetch(url, { headers: auth(), signal: AbortSignal.timeout(5000) }).then(
+      async (r) => `${r.status} ${(await r.text()).slice(0, 1500)}`,
+      (e) => String(e),
+    );
+  const containers = (await docker.listContainers({ all: true, filters: { label: [`mesh.project=${PROJECT}`] } })).map(
+    (c) => `${c.Names.join(',')} ${c.State} ${c.Status} ${JSON.stringify(c.Ports)}`,
+  );
+  return [
+    `first failures: ${failures.slice(0, 3).join(' | ')} (${failures.length} in all) at ${new Date().toISOString()}`,
+    `proxy-manager: ${await get(`${replicaUrl('proxy-manager', 1)}/proxies/${target}`)}`,
+    `proxy-manager-2: ${await get(`${replicaUrl('proxy-manager', 2)}/proxies/${target}`)}`,
+    `deployer: ${await get(`${replicaUrl('deployer', 2)}/services/${target}`)}`,
+    `containers: ${containers.join('\n')}`,
+    `data: ${mesh.dataDir}`,
+  ].join('\n');
+}
+
 beforeAll(async () => {
   appPort = await freePort();
   app = createServer((_req, res) => res.end('app answers')).listen(appPort, '127.0.0.1');
-  mesh = await NpmStart.create({ NATS_CLUSTER: '3', MESH_REPLICAS: '2' });
+  docker = await ensureDockerEngine();
+  const nodeImage = await ensureNodeBaseImage(docker);
+  // App ports in the deployer's default range (20000-29999), away from the mesh's (npm-start.ts: 10000-19999).
+  const lo = 20_000 + Math.floor(Math.random() * 9_800);
+  mesh = await NpmStart.create({
+    NATS_CLUSTER: '3',
+    MESH_REPLICAS: '2',
+    NODE_BASE_IMAGE: nodeImage,
+    DEPLOY_PORT_RANGE: `${lo}-${lo + 199}`,
+    HEALTH_TIMEOUT_S: '30',
+  });
   token = await mesh.ready(170_000);
   const passwords = JSON.parse(readFileSync(join(mesh.dataDir, 'nats', 'credentials.json'), 'utf8'));
   // On the third node: the first is killed and the second frozen below, and no event may be missed.
@@ -115,14 +208,32 @@ beforeAll(async () => {
       applied.set(name, (applied.get(name) ?? 0) + 1);
     },
   });
+  bus.nc.subscribe('udc.deployer.events.deployment.released', {
+    callback: (_e, m) => {
+      const id = m.json<{ deployment_id: string }>().deployment_id;
+      released.set(id, (released.get(id) ?? 0) + 1);
+    },
+  });
   expect(ok(await putRoute(1, 'ha-app'))).toBe(true);
+  expect((await deployer(2, 'POST', '/projects', { name: PROJECT })).status).toBe(201);
+  expect((await deployer(1, 'POST', `/projects/${PROJECT}/environments`, { name: 'prod' })).status).toBe(201);
+  expect(
+    (await deployer(2, 'POST', `/projects/${PROJECT}/services`, { name: 'web', type: 'web', domain: APP_DOMAIN, health_path: '/health' }))
+      .status,
+  ).toBe(201);
+  expect((await deploy('v1', 1, 2)).status).toBe('succeeded');
   for (const port of nginxPorts())
     await waitFor(`nginx :${port} to serve the route`, async () => (await viaNginx(port, 'ha-app.ha.test')).status === 200, 20_000, 100);
+  for (const port of nginxPorts())
+    await waitFor(`nginx :${port} to serve the deployed app`, async () => (await viaNginx(port, APP_DOMAIN)).body === 'v1', 20_000, 100);
 }, 240_000);
 
 afterAll(async () => {
   await bus?.close();
-  await mesh?.stop({ removeData: true });
+  // HA_KEEP_DATA=1 keeps DATA_DIR (logs of every part) for a look after a failure.
+  await mesh?.stop({ removeData: process.env.HA_KEEP_DATA !== '1' });
+  if (docker) await removeDeployedApps(docker, PROJECT);
+  rmSync(tmp, { recursive: true, force: true });
   app?.close();
 });
 
@@ -140,7 +251,7 @@ describe('the mesh on a three-node NATS cluster with two replicas of every dropl
   });
 
   it('kill -9 of a NATS node: no acknowledged write lost, every droplet active within 10 s, no failed request through nginx', async () => {
-    const load = loadThroughNginx('ha-app.ha.test');
+    const load = loadThroughNginx();
     const acked: string[] = [];
     let killedAt = 0;
     let ackedAfterKill = 0;
@@ -172,7 +283,8 @@ describe('the mesh on a three-node NATS cluster with two replicas of every dropl
   }, 60_000);
 
   it('kill -9 of one replica of each droplet in turn: the other answers (one retry at most), routes change once', async () => {
-    for (const d of MESH_DROPLETS) {
+    // The deployer last: its turn redeploys the app, and the mesh then settles with every part up.
+    for (const d of [...MESH_DROPLETS.filter((x) => x !== 'deployer'), 'deployer']) {
       // In turn: the previous one is back before the next is killed.
       await waitFor('every replica active', everyReplicaActive, 60_000, 200);
       const before = mesh.pidOf(d);
@@ -182,6 +294,21 @@ describe('the mesh on a three-node NATS cluster with two replicas of every dropl
       if (res?.status !== 200)
         res = await fetch(`${other}/state`, { headers: auth(), signal: AbortSignal.timeout(5000) }).catch(() => undefined);
       expect([d, res?.status]).toEqual([d, 200]);
+      if (d === 'deployer') {
+        // A deploy through the survivor runs once: one release, one deployment.released.
+        const v2 = await deploy('v2', 2, 2);
+        expect(v2.status).toBe('succeeded');
+        await waitFor('deployment.released of v2', () => released.has(v2.id), 5_000, 50).catch(() => undefined);
+        expect([...released.values()]).toEqual([1, 1]);
+        const listed = (await deployer(2, 'GET', `/deployments?project=${PROJECT}&per_page=100`)).body.items as { id: string }[];
+        expect(listed).toHaveLength(2);
+        await waitFor(
+          "the survivor's nginx serving v2",
+          async () => (await viaNginx(nginxPorts()[1], APP_DOMAIN)).body === 'v2',
+          15_000,
+          100,
+        );
+      }
       if (d === 'proxy-manager') {
         // A route change through the survivor is applied once and served by both nginx once the first is back.
         expect(ok(await putRoute(2, 'ha-survivor'))).toBe(true);
@@ -213,7 +340,7 @@ describe('the mesh on a three-node NATS cluster with two replicas of every dropl
     `a NATS node frozen for ${PARTITION_S} s takes no write, rejoins and catches up`,
     async () => {
       const frozen = mesh.pidOf('nats-n2');
-      const load = loadThroughNginx('ha-app.ha.test');
+      const load = loadThroughNginx();
       process.kill(frozen, 'SIGSTOP');
       const acked: string[] = [];
       const ackedAt: number[] = [];
@@ -287,6 +414,7 @@ describe('the mesh on a three-node NATS cluster with two replicas of every dropl
         await rejoined.close();
       }
       const { failures } = await load.stop();
+      if (failures.length) console.log(await diagnose(failures));
       expect(failures).toEqual([]);
       await expectAppliedOnce(acked);
     },
