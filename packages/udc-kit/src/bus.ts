@@ -132,7 +132,18 @@ export class Bus {
     const jsm = await jetstreamManager(this.nc);
     const info = await jsm.streams.info(`KV_${bucket}`).catch(() => undefined);
     if (!info || info.config.num_replicas >= this.replicas) return;
-    await jsm.streams.update(`KV_${bucket}`, { ...info.config, num_replicas: this.replicas });
+    // A cluster still forming (or a node catching up) answers "no suitable peers" for a while:
+    // retry that for a bounded time, then fail with JetStream's own error.
+    const deadline = performance.now() + 15_000;
+    for (;;) {
+      try {
+        await jsm.streams.update(`KV_${bucket}`, { ...info.config, num_replicas: this.replicas });
+        break;
+      } catch (err) {
+        if (!/no suitable peers/i.test(String(err)) || performance.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     this.logger?.info({ bucket, from: info.config.num_replicas, to: this.replicas }, 'KV bucket replicas grown');
   }
 
