@@ -47,7 +47,7 @@ function fakeWatch() {
   return { opened, open };
 }
 
-function build(applied: Record<string, number>, storedNames: string[] = []) {
+function build(applied: Record<string, number>, storedNames: string[] = [], quietMs = 30) {
   const r = fakeReconciler(applied);
   const w = fakeWatch();
   const sync = new ReplicaSync({
@@ -58,7 +58,7 @@ function build(applied: Record<string, number>, storedNames: string[] = []) {
     logger,
     emit: () => undefined,
     replicaId: 'test',
-    quietMs: 30,
+    quietMs,
     reopenDelayMs: 10,
   });
   return { ...r, ...w, sync };
@@ -84,7 +84,9 @@ describe('ReplicaSync', () => {
   });
 
   it('fifty changes in a burst become one batch, one change per route', async () => {
-    const { sync, opened, submitted } = build({});
+    // A quiet window far above the 1 ms gaps: on a loaded 2-core machine a 1 ms timer can
+    // fire tens of ms late, which split the burst with a 30 ms window.
+    const { sync, opened, submitted } = build({}, [], 250);
     await sync.open();
     sync.release();
     for (let i = 0; i < 50; i++) {
