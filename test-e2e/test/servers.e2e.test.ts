@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { buildImageFromDir, copyImages, namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
+import { buildImageFromDir, copyImages, ensureBusyboxImage, namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
 import { underLoad, viaHttp, type LoadResult } from '../support/mesh-http.js';
 import { Mesh } from '../support/mesh-stack.js';
@@ -40,21 +40,38 @@ async function upstreams(): Promise<string[]> {
 const send = () => viaHttp(mesh.proxyHttpPort, domain, '/', 3000);
 const ok = (r: LoadResult) => r.status === 200 && r.body === 'v1';
 
-/** The app's image, built on the host's engine from local files (no registry on the internet). */
+/**
+ * The app's image, built on the host's engine from local files (no registry on the internet):
+ * busybox httpd serving `v1` and /health (small: it is copied into every server).
+ */
 async function buildApp(): Promise<void> {
+  const base = await ensureBusyboxImage(mesh.docker);
   const dir = join(mesh.tmp, 'app');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), `FROM ${mesh.nodeImage}\nCOPY server.js /app/server.js\nCMD ["node", "/app/server.js"]\n`);
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  writeFileSync(join(dir, 'www', 'index.html'), 'v1\n');
+  writeFileSync(join(dir, 'www', 'health'), 'ok\n');
   writeFileSync(
-    join(dir, 'server.js'),
-    `const http = require('http');
-const server = http.createServer((req, res) => res.end(req.url === '/health' ? 'ok' : 'v1'));
-server.keepAliveTimeout = 2000;
-server.listen(Number(process.env.PORT));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-`,
+    join(dir, 'Dockerfile'),
+    // httpd as PID 1 has no SIGTERM handler: a stop kills it at once instead of waiting out the timeout.
+    `FROM ${base}\nCOPY www /www\nSTOPSIGNAL SIGKILL\nCMD ["/bin/sh", "-c", "exec /bin/busybox httpd -f -p $PORT -h /www"]\n`,
   );
   await buildImageFromDir(mesh.docker, dir, image);
+}
+
+/** What every droplet logged about `word` (a failing step's message). */
+function linesAbout(word: string): string {
+  return mesh
+    .processes()
+    .map(
+      ({ id, proc }) =>
+        `--- ${id}\n${proc
+          .output()
+          .split('\n')
+          .filter((l) => l.includes(word))
+          .slice(-20)
+          .join('\n')}`,
+    )
+    .join('\n');
 }
 
 /** A local server's engine over its private unix socket (test setup only: images). */
@@ -93,6 +110,8 @@ afterAll(async () => {
 
 d('real servers end to end (issue 15)', () => {
   it('three local servers provisioned through the API; one lost under load: its replica moves, the route follows, one incident tells it', async () => {
+    const t0 = Date.now();
+    const phases: Record<string, number | string> = {};
     const created = await Promise.all([
       mesh.call(mesh.deployer, 'POST', '/projects', { name: mesh.project }),
       ...ids.map((id) =>
@@ -128,15 +147,17 @@ d('real servers end to end (issue 15)', () => {
         60_000,
         250,
       ).catch((err) => {
-        throw new Error(`${(err as Error).message}: ${JSON.stringify(s)}\n${mesh.dump()}`);
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(s)}\n${linesAbout(id)}`);
       });
       expect(s).toMatchObject({ id, tls: true, instance_id: expect.stringMatching(/^local:dmesh-/) });
       expect(s.docker_host).toMatch(/^tcp:\/\/10\.\d+\.\d+\.\d+:2376$/);
       servers.push(s);
     }
+    phases.provisioned_s = (Date.now() - t0) / 1000;
     // Every server gets the app image from local files; the deploy pulls nothing from outside.
     await Promise.all(servers.map((s) => copyImages(mesh.docker, localEngine(s.instance_id).docker, [image])));
 
+    phases.copied_s = (Date.now() - t0) / 1000;
     const dep = await mesh.call(mesh.deployer, 'POST', '/deployments', {
       project: mesh.project,
       service: 'web',
@@ -155,6 +176,8 @@ d('real servers end to end (issue 15)', () => {
       250,
     );
     if (done.status !== 'succeeded') throw new Error(`deploy ${done.status}: ${done.reason}\n${mesh.dump()}`);
+    phases.deployed_s = (Date.now() - t0) / 1000;
+    phases.deploy_steps = done.steps?.map((x: Loose) => `${x.name}:${x.duration_ms}`).join(',');
     const before = await release();
     // One replica per server, nginx upstreams across all three.
     expect(new Set(before.containers.map((c) => c.server_id))).toEqual(new Set(ids));
@@ -205,15 +228,20 @@ d('real servers end to end (issue 15)', () => {
         for (let i = 0; i < 10; i++) expect(ok({ ...(await send()), at: 0 })).toBe(true);
       },
       3,
+      4500,
     );
+    phases.lost_to_moved_s = (movedAt - lostAt) / 1000;
+    console.log(`servers e2e: ${JSON.stringify(phases)}`);
     expect(movedAt - lostAt).toBeLessThan(60_000);
     const after = await release();
     expect(new Set(after.containers.map((c) => c.server_id))).toEqual(new Set(ids.slice(0, 2)));
     expect(await upstreams()).toEqual(after.containers.map((c) => `${c.address}:${c.port}`).sort());
-    // Before the loss and after the move every request succeeded (in between nginx may meet the dead upstream).
+    // Before the loss and after the move every request succeeded (in between nginx may meet the dead
+    // upstream). `at` is when an answer came: one after movedAt + the 3 s client timeout + 0.5 s was sent after the move.
+    const afterMove = results.filter((r) => r.at > movedAt + 3500);
     expect(results.filter((r) => r.at < lostAt && !ok(r))).toEqual([]);
-    expect(results.filter((r) => r.at > movedAt + 1000 && !ok(r))).toEqual([]);
-    expect(results.filter((r) => r.at > movedAt).length).toBeGreaterThan(5);
+    expect(afterMove.filter((r) => !ok(r))).toEqual([]);
+    expect(afterMove.length).toBeGreaterThan(5);
 
     // One incident for the lost server, with the whole story on its timeline.
     let incidents: Array<Loose> = [];

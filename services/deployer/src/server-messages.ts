@@ -4,7 +4,7 @@
 // engine, so it is given only to the health-monitor droplet (by its token's identity: droplet
 // tokens carry read+write) or an admin, for a day, named after the caller.
 import { z } from 'zod';
-import { Forbidden, parseOrThrow, type MessageHandler } from '@droplet-mesh/udc-kit';
+import { assertDropletOrAdmin, parseOrThrow, type MessageHandler } from '@droplet-mesh/udc-kit';
 import { engineIdentity, issueCertificate, type MeshCa } from './domain/mesh-ca.js';
 import type { Stores } from './store/stores.js';
 
@@ -56,10 +56,8 @@ export function serverMessageHandlers(stores: () => Stores, meshCa: () => Promis
       types: ['command'],
       scope: 'write',
       handle: async (payload, envelope, ctx) => {
-        const p = ctx.principal;
-        // health-monitor, or one of its replicas (DROPLET_ID health-monitor-<n> under MESH_REPLICAS, compose HA, tests).
-        if (!p?.scopes.includes('admin') && !/^health-monitor(-[a-z0-9]{1,16})?$/.test(p?.droplet_id ?? ''))
-          throw new Forbidden("engine client certificates are for health-monitor (or the 'admin' scope)", { required_scope: 'admin' });
+        // health-monitor or one of its replicas (health-monitor-<n>), or an admin.
+        assertDropletOrAdmin(ctx.principal, ['health-monitor'], 'have an engine client certificate');
         parseOrThrow(z.object({}).passthrough(), payload, 'payload');
         const who = (ctx.principal?.sub ?? envelope.source).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48);
         const ca = await meshCa();

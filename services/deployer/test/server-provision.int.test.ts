@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
-import { namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
+import { namespacedEngineUnavailable, startNamespacedEngine } from '@droplet-mesh/docker-testing';
 import { sendMessage, sendRequestSchema } from '@droplet-mesh/udc-kit';
 import {
   freePort,
@@ -229,6 +229,81 @@ d('provisioning a server in one call', () => {
         expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(404);
       }),
     );
+  }, 90_000);
+
+  it('a cloud machine played here: the engine material and token from the user_data the emulator got make a real engine, whose report makes the server ready and registered', async () => {
+    const id = `${prefix}-boot`;
+    // expires_in_s: this machine has 120 s to report (the others' REPORT_TIMEOUT_S is for the timeout test).
+    const res = await request(droplet.app)
+      .post('/servers/provision')
+      .set(admin)
+      .send({ provider: 'hetzner', region: 'fsn1', size: 'cx22', name: id, environments: ['prod'], expires_in_s: 120 });
+    expect(res.status).toBe(202);
+    let waiting: Record<string, unknown> = {};
+    await waitFor(
+      'hetzner instance created',
+      async () => {
+        waiting = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
+        return waiting.status === 'waiting_for_callback';
+      },
+      20_000,
+      200,
+    );
+    const userData = creates.map((b) => String(b.user_data ?? '')).find((u) => u.includes(`/servers/provision/${id}/ready`));
+    // As cloud-init on the machine reads it (python3-yaml, cloud-init's own parser).
+    const config = JSON.parse(
+      execFileSync('python3', ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))'], {
+        input: userData,
+        encoding: 'utf8',
+        timeout: 30_000,
+      }),
+    ) as { write_files: Array<{ path: string; content: string }> };
+    const file = (path: string) => {
+      const f = config.write_files.find((w) => w.path === path);
+      if (!f) throw new Error(`no ${path} in the user_data`);
+      return f.content;
+    };
+    const token = file('/etc/droplet-mesh/callback-token').trim();
+    const callbackUrl = /--data "\$BODY" '([^']+)'/.exec(file('/usr/local/sbin/droplet-mesh-report'))?.[1];
+    expect(callbackUrl).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/servers/provision/${id}/ready$`));
+    // The machine boots: its engine runs with exactly the certificate material it was given.
+    const engine = await startNamespacedEngine({
+      tls: {
+        ca: file('/etc/droplet-mesh/tls/ca.pem'),
+        cert: file('/etc/droplet-mesh/tls/server-cert.pem'),
+        key: file('/etc/droplet-mesh/tls/server-key.pem'),
+      },
+    });
+    try {
+      // What the report script sends (the address: the deployer would see the machine's own; here it says it).
+      const report = (auth: string) =>
+        fetch(callbackUrl!, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ server_id: id, engine_port: 2376, docker_version: '20.10', address: engine.address }),
+        });
+      expect((await report('x'.repeat(43))).status).toBe(401);
+      const ready = await report(token);
+      expect(ready.status).toBe(201);
+      const server = (await request(droplet.app).get(`/servers/${id}`).set(reader)).body;
+      expect(server).toMatchObject({
+        id,
+        tls: true,
+        docker_host: `tcp://${engine.address}:2376`,
+        instance_id: `hetzner:${waiting.instance_id}`,
+        environments: ['prod'],
+      });
+      expect(server.provisioning).toBeUndefined();
+      const steps = (await request(droplet.app).get(`/servers/provision/${id}`).set(reader)).body.steps as Array<{ status: string }>;
+      expect(steps.map((s) => s.status)).toEqual(['creating_instance', 'waiting_for_callback', 'ready']);
+      expect((await request(droplet.app).get(`/servers/${id}/engine`).set(reader)).status).toBe(200);
+      // The token is spent; and the timer no longer runs: the instance is kept.
+      expect((await report(token)).status).toBe(409);
+      expect(emus.hetzner.requests.some((r) => r.method === 'DELETE' && r.path === `/v1/servers/${waiting.instance_id}`)).toBe(false);
+    } finally {
+      await engine.stop();
+      await request(droplet.app).delete(`/servers/${id}`).set(admin);
+    }
   }, 90_000);
 
   it('only the deployer (or an admin) may have servers created, and only health-monitor (or an admin) gets an engine client certificate', async () => {

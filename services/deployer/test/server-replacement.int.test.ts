@@ -214,10 +214,25 @@ d('moving replicas off a server', () => {
     expect(back.status).toBe(202);
     expect(back.body.server.draining).toBeUndefined();
     expect(back.body.moves).toEqual([]);
-    // The server still running services cannot be removed; one running nothing can.
-    const refused = await request(droplet.app).delete(`/servers/${ids[0]}`).set(writer);
-    expect(refused.status).toBe(409);
-    expect(refused.body.error.message).toMatch(/drain it first/);
-    expect((await request(droplet.app).delete(`/servers/${ids[1]}`).set(writer)).status).toBe(204);
-  }, 180_000);
+    // Removing a server that runs services drains it first (its replicas onto the server left), then removes it.
+    const removing = await request(droplet.app).delete(`/servers/${ids[0]}`).set(writer);
+    expect(removing.status).toBe(202);
+    expect(removing.body.server).toMatchObject({ id: ids[0], draining: true, removal: { status: 'draining' } });
+    expect(removing.body.moves).toEqual([{ target_id: target, deployment_id: expect.any(String) }]);
+    const during = (await request(droplet.app).get(`/servers/${ids[0]}`).set(writer)).body;
+    expect(during.removal?.status ?? 'removed').toMatch(/draining|removed/);
+    const off = await waitDeployment(droplet.app, writer, removing.body.moves[0].deployment_id, 120_000);
+    expect(off.status).toBe('succeeded');
+    expect((off.containers as Array<{ server_id: string }>).map((c) => c.server_id)).toEqual([ids[1], ids[1], ids[1]]);
+    await waitFor(
+      'the drained server removed',
+      async () => (await request(droplet.app).get(`/servers/${ids[0]}`).set(writer)).status === 404,
+      15_000,
+      200,
+    );
+    expect(await engines[0].docker.listContainers({ all: true, filters: { label: [`mesh.project=${project}`] } })).toHaveLength(0);
+    for (let i = 0; i < 4; i++) expect(await viaProxy()).toEqual({ status: 200, body: 'version-1' });
+    // A server running nothing (the lost one, its replica moved) goes at once.
+    expect((await request(droplet.app).delete(`/servers/${ids[2]}`).set(writer)).status).toBe(204);
+  }, 240_000);
 });

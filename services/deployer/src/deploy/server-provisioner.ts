@@ -27,6 +27,10 @@ export interface MachineRequest {
   deployerUrl: string;
   allowFrom: string[];
   appPorts: [number, number];
+  /** The mesh image registry and its CA, trusted by the new server's engine. */
+  meshRegistry?: { host: string; ca: string };
+  /** How long the machine has to report (default: the provisioner's). */
+  reportTimeoutMs?: number;
 }
 
 export interface ServerProvisionerDeps {
@@ -96,6 +100,7 @@ export class ServerProvisioner {
         deployer_url: m.deployerUrl,
         allow_from: m.allowFrom.length > 0 ? m.allowFrom : ['127.0.0.1'],
         app_ports: m.appPorts,
+        ...(m.meshRegistry ? { mesh_registry: m.meshRegistry } : {}),
       },
       timeout_ms: this.d.createTimeoutMs,
       retry_count: 0,
@@ -106,10 +111,11 @@ export class ServerProvisioner {
     }
     const instance = (reply.data as { instance?: { id?: string; provider_id?: string; ipv4?: string | null } } | undefined)?.instance;
     const instanceId = instance?.provider_id;
+    const reportMs = m.reportTimeoutMs ?? this.d.reportTimeoutMs;
     const next = await this.step(
       id,
       'waiting_for_callback',
-      `instance ${instance?.id ?? '?'} created${instance?.ipv4 ? ` at ${instance.ipv4}` : ''}; waiting for its ready report (up to ${Math.round(this.d.reportTimeoutMs / 1000)} s)`,
+      `instance ${instance?.id ?? '?'} created${instance?.ipv4 ? ` at ${instance.ipv4}` : ''}; waiting for its ready report (up to ${Math.round(reportMs / 1000)} s)`,
       instanceId ? { instance_id: instanceId } : {},
     );
     if (!next) {
@@ -118,7 +124,7 @@ export class ServerProvisioner {
       if (cur && instanceId && !cur.instance_id) await this.annotate(id, { instance_id: instanceId });
       return;
     }
-    const timer = setTimeout(() => void this.timeout(id, m.provider), this.d.reportTimeoutMs);
+    const timer = setTimeout(() => void this.timeout(id, m.provider, reportMs), reportMs);
     timer.unref();
     this.timers.set(id, timer);
   }
@@ -129,16 +135,13 @@ export class ServerProvisioner {
     if (cur) await store.update([id], { ...cur.value, ...extra }, cur.revision);
   }
 
-  private async timeout(id: string, provider: string): Promise<void> {
+  private async timeout(id: string, provider: string, reportMs: number): Promise<void> {
     this.timers.delete(id);
     const why =
       provider === 'local'
         ? 'the local engine did not report'
         : 'the machine never ran its user_data or its report could not reach the deployer (an emulated cloud creates the instance but boots nothing)';
-    const failed = await this.fail(
-      id,
-      `no ready report within ${Math.round(this.d.reportTimeoutMs / 1000)} s: ${why}; the instance is deleted`,
-    );
+    const failed = await this.fail(id, `no ready report within ${Math.round(reportMs / 1000)} s: ${why}; the instance is deleted`);
     if (failed?.instance_id && failed.provider) await this.deleteInstance(id, failed.provider, failed.instance_id);
   }
 

@@ -9,6 +9,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { Deployer } from './deployer.js';
+import { roomForMove, type CapacityServer, type RoomVerdict } from './server-capacity.js';
 import type { Stores } from '../store/stores.js';
 import type { KvCollection } from '../store/kv-collection.js';
 
@@ -33,6 +34,13 @@ export interface ServerReplacementDeps {
   logger: Logger;
   /** A step on the lost server's incident timeline (health-monitor's `incident.note`). */
   note?: (serverId: string, event: string, detail: Record<string, unknown>) => Promise<void>;
+}
+
+export interface RemovalOutcome {
+  removed: boolean;
+  /** Services that still have a replica on the server. */
+  still_running: string[];
+  reason?: string;
 }
 
 /** A claim is kept this long: health-monitor's repeated `server.down` for one loss moves once. */
@@ -61,14 +69,63 @@ export class ServerReplacement {
       this.d.logger.info({ server_id: serverId, reason }, 'another deployer replica is moving this server off');
       return [];
     }
+    return (await this.redeployOff(serverId, reason, by)).moves;
+  }
+
+  /**
+   * Removing a server: drain it (its replicas redeployed elsewhere, one deployment each),
+   * then, once every one of those deployments has finished, remove its record, unless a
+   * service still runs there (a failed move, an explicit placement): then it stays, drained,
+   * with the reason. `finished` says how it ended; the record's `removal` shows it meanwhile.
+   */
+  async drainAndRemove(serverId: string, by: string): Promise<{ moves: MoveResult[]; finished: Promise<RemovalOutcome> }> {
+    const { moves, running } = await this.redeployOff(serverId, 'drain', by);
+    const finished = Promise.all(running).then(() => this.removeIfEmpty(serverId));
+    return { moves, finished };
+  }
+
+  private async removeIfEmpty(serverId: string): Promise<RemovalOutcome> {
     const { stores } = this.d;
-    const releases = (await stores.releases.list()).filter((r) => r.containers.some((c) => c.server_id === serverId));
+    const still = (await stores.releases.list()).filter((r) => r.containers.some((c) => c.server_id === serverId)).map((r) => r.target_id);
+    if (still.length === 0) {
+      await stores.servers.delete(serverId);
+      this.d.emit('server.removed', { server_id: serverId });
+      return { removed: true, still_running: [] };
+    }
+    const reason = `still runs ${still.join(', ')} after the drain (a move failed or an explicit placement names this server)`;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await stores.servers.getWithRevision(serverId);
+      if (!cur) break;
+      const next = { ...cur.value, removal: { status: 'failed', reason, at: new Date().toISOString() } };
+      if (await stores.servers.update([serverId], next, cur.revision)) break;
+    }
+    this.d.emit('server.removal_failed', { server_id: serverId, still_running: still }, 'warn');
+    return { removed: false, still_running: still, reason };
+  }
+
+  private async redeployOff(
+    serverId: string,
+    reason: 'down' | 'drain',
+    by: string,
+  ): Promise<{ moves: MoveResult[]; running: Array<Promise<unknown>> }> {
+    const { stores } = this.d;
+    const all = await stores.releases.list();
+    const releases = all.filter((r) => r.containers.some((c) => c.server_id === serverId));
+    const servers = (await stores.servers.list()) as CapacityServer[];
     const out: MoveResult[] = [];
     const running: Array<Promise<unknown>> = [];
+    const noRoom: Array<{ target_id: string } & RoomVerdict> = [];
     for (const r of releases) {
       const placement = await stores.placements.get(r.project, r.service, r.environment);
       if (placement?.servers.some((s) => s.server_id === serverId)) {
         out.push({ target_id: r.target_id, skipped: 'its explicit placement names this server: change the placement to move it' });
+        continue;
+      }
+      // Without an explicit placement it goes to the environment's other servers: only when they have room.
+      const room = placement ? undefined : roomForMove(r, serverId, servers, all);
+      if (room && !room.ok) {
+        out.push({ target_id: r.target_id, skipped: room.reason });
+        noRoom.push({ target_id: r.target_id, ...room });
         continue;
       }
       try {
@@ -87,13 +144,26 @@ export class ServerReplacement {
     }
     this.d.emit('server.replicas_moved', { server_id: serverId, reason, moves: out }, out.some((m) => m.skipped) ? 'warn' : 'info');
     this.d.logger.info({ server_id: serverId, reason, moves: out }, 'moving replicas off a server');
-    if (reason === 'down' && this.d.note) void this.recordOnIncident(serverId, out, running);
-    return out;
+    if (reason === 'down' && this.d.note) void this.recordOnIncident(serverId, out, running, noRoom);
+    return { moves: out, running };
   }
 
   /** How the move went, on the incident's timeline: when it starts, then each deployment's outcome. */
-  private async recordOnIncident(serverId: string, moves: MoveResult[], running: Array<Promise<unknown>>): Promise<void> {
+  private async recordOnIncident(
+    serverId: string,
+    moves: MoveResult[],
+    running: Array<Promise<unknown>>,
+    noRoom: Array<{ target_id: string } & RoomVerdict> = [],
+  ): Promise<void> {
     await this.noteSafely(serverId, 'replicas.moving', { moves });
+    // Said on its own: these replicas stay lost until there is room (not a failed redeploy).
+    for (const n of noRoom)
+      await this.noteSafely(serverId, 'replicas.no_capacity', {
+        target_id: n.target_id,
+        needed: n.needed,
+        servers: n.servers,
+        reason: n.reason,
+      });
     await Promise.all(running);
     const outcomes = [];
     for (const m of moves) {

@@ -30,6 +30,8 @@ export const meshRegistryConfigShape = {
     .refine((v) => v === undefined || REGISTRY_HOST_PATTERN.test(v), 'must be host:port, e.g. 10.0.0.5:5000 (or off)'),
   MESH_REGISTRY_USERNAME: optionalText,
   MESH_REGISTRY_PASSWORD: optionalText,
+  /** PEM file of the CA the registry's TLS certificate is from: provisioned servers trust it (certs.d). */
+  MESH_REGISTRY_CA_FILE: optionalText,
 };
 
 /** The configured mesh registry, or undefined; a half-configured one is an error naming the variable. */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import Docker from 'dockerode';
 import type { Request } from 'express';
@@ -210,6 +211,18 @@ export function provisionerOf(deps: RouteDeps): ServerProvisioner {
   return p;
 }
 
+/** The mesh image registry a new server trusts (its CA from MESH_REGISTRY_CA_FILE), when both are set. */
+function meshRegistryTrust(c: { MESH_REGISTRY?: string; MESH_REGISTRY_CA_FILE?: string }): { meshRegistry?: { host: string; ca: string } } {
+  if (!c.MESH_REGISTRY || !c.MESH_REGISTRY_CA_FILE) return {};
+  let ca: string;
+  try {
+    ca = readFileSync(c.MESH_REGISTRY_CA_FILE, 'utf8');
+  } catch {
+    throw new DependencyUnavailable('MESH_REGISTRY_CA_FILE cannot be read: a new server could not pull from the mesh registry');
+  }
+  return { meshRegistry: { host: c.MESH_REGISTRY, ca } };
+}
+
 /** The deployer's URL as a machine reaches it: configured, else where this request came in. */
 function deployerUrl(deps: RouteDeps, req: Request): string {
   if (deps.ctx.config.DEPLOYER_PUBLIC_URL) return deps.ctx.config.DEPLOYER_PUBLIC_URL;
@@ -245,6 +258,8 @@ export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req:
       deployerUrl: url,
       allowFrom,
       appPorts: c.DEPLOY_PORT_RANGE,
+      ...(body.expires_in_s ? { reportTimeoutMs: body.expires_in_s * 1000 } : {}),
+      ...meshRegistryTrust(c),
     };
   }
   const store = await pendingStore(deps);
@@ -510,9 +525,14 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     {
       scope: 'write',
       summary:
-        'Change which environments a server serves (`<env>` or `<project>/<env>`): their next deploys spread over it, or leave it (their containers there are removed by that deploy)',
+        "Change which environments a server serves (`<env>` or `<project>/<env>`): their next deploys spread over it, or leave it (their containers there are removed by that deploy); `max_replicas`: how many containers it takes when a lost server's replicas move (default 50)",
       params,
-      body: z.object({ environments: environmentRefs }),
+      body: z
+        .object({ environments: environmentRefs.optional(), max_replicas: z.number().int().min(0).max(1000).optional() })
+        .refine((b) => b.environments || b.max_replicas !== undefined, {
+          message: 'give environments or max_replicas',
+          path: ['environments'],
+        }),
       tags: ['servers'],
     },
     async ({ params: p, body }) => {
@@ -520,7 +540,11 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       for (let attempt = 0; attempt < 5; attempt++) {
         const cur = await st.servers.getWithRevision(p.id);
         if (!cur) throw new NotFound(`no server '${p.id}'`);
-        const next: Server & { environments?: string[] } = { ...cur.value, environments: body.environments };
+        const next: Server & { environments?: string[]; max_replicas?: number } = {
+          ...cur.value,
+          ...(body.environments ? { environments: body.environments } : {}),
+          ...(body.max_replicas !== undefined ? { max_replicas: body.max_replicas } : {}),
+        };
         if (await st.servers.update([p.id], next, cur.revision)) return publicView(next);
       }
       throw new Conflict(`server '${p.id}' changed meanwhile; try again`);
@@ -556,17 +580,43 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
   );
   api.delete(
     '/servers/:id',
-    { scope: 'write', summary: 'Remove a server that runs nothing', params, tags: ['servers'] },
-    async ({ params: p }) => {
+    {
+      scope: 'write',
+      summary:
+        "Remove a server: one that runs nothing at once (204); otherwise it is drained first (202: its replicas redeployed onto its environments' other servers, one deployment each) and removed once they have finished, its `removal` shown at GET /servers/{id} meanwhile (a move that fails leaves it, drained, with the reason)",
+      params,
+      tags: ['servers'],
+    },
+    async ({ params: p, principal }) => {
       const st = deps.stores();
       if (p.id === LOCAL_SERVER_ID) throw new Conflict('the local server cannot be removed');
       if (!(await st.servers.get(p.id))) throw new NotFound(`no server '${p.id}'`);
       const using = (await st.releases.list()).filter((r) => r.containers.some((c) => c.server_id === p.id));
-      if (using.length > 0)
+      if (using.length === 0) {
+        await st.servers.delete(p.id);
+        deps.ctx.emit('server.removed', { server_id: p.id });
+        return undefined;
+      }
+      if (!deps.replacement)
         throw new Conflict(`server '${p.id}' runs deployed services: drain it first (POST /servers/${p.id}/drain)`, {
           targets: using.map((r) => r.target_id),
         });
-      await st.servers.delete(p.id);
+      // Drained (nothing new lands there) and marked as being removed, before the moves start.
+      let server: Server | undefined;
+      const removal = { status: 'draining', started_at: now(), by: principal?.sub ?? 'unknown' };
+      for (let attempt = 0; attempt < 5 && !server; attempt++) {
+        const cur = await st.servers.getWithRevision(p.id);
+        if (!cur) throw new NotFound(`no server '${p.id}'`);
+        const next = { ...cur.value, draining: true, removal };
+        if (await st.servers.update([p.id], next, cur.revision)) server = next;
+      }
+      if (!server) throw new Conflict(`server '${p.id}' changed meanwhile; try again`);
+      const { moves, finished } = await deps.replacement().drainAndRemove(p.id, principal?.sub ?? 'unknown');
+      deps.ctx.emit('server.removing', { server_id: p.id, moves });
+      void finished.catch((err) =>
+        deps.ctx.logger.warn({ server_id: p.id, reason: (err as Error).message }, 'could not finish removing a server'),
+      );
+      return reply(202, { server: publicView(server), moves, progress_url: `/servers/${p.id}` });
     },
   );
 }

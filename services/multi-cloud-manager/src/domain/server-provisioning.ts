@@ -119,7 +119,9 @@ export class ServerProvisioning {
     const i = await this.fleet().get(provider, instanceId, { admin: true });
     if (!i.tags.includes('mesh-server') && !('mesh-server' in i.labels))
       throw new Conflict(`${i.id} is not a mesh server (no 'mesh-server' tag): delete it with DELETE /instances`);
-    await this.fleet().delete(provider, instanceId, false, { admin: true });
+    // force: the deployer asks this itself (a provisioning that failed), so the guard that
+    // asks the deployer whether services still run there has its answer already.
+    await this.fleet().delete(provider, instanceId, true, { admin: true });
     return { deleted: true };
   }
 }
