@@ -219,7 +219,6 @@ async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string
 }
 
 /** nats-server from this host on busybox (wget for the healthcheck): deploy/nats/local.Dockerfile. */
-/** The NATS image made from this host's nats-server (NATS_IMAGE), built only when its inputs changed. */
 export async function ensureLocalNats(docker: Docker, busybox: string, tag: string): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, 'nats', 'local.Dockerfile');
   const base = await imageInfo(docker, busybox);
