@@ -2,7 +2,7 @@
 // single call (multi-cloud-manager creates the machine, it reports back, it is registered)
 // and follows its progress until it is ready or failed.
 import { type Command, InvalidArgumentError } from 'commander';
-import { CliError } from '../errors.js';
+import { ApiError, CliError } from '../errors.js';
 import type { Column } from '../table.js';
 import type { CommandEnv } from './command-env.js';
 import { PROVIDERS } from './instances.js';
@@ -149,12 +149,42 @@ export function registerServerProvisionCommands(program: Command, { context }: C
   server
     .command('remove <name>')
     .alias('rm')
-    .description('Remove a server that runs nothing (drain it first)')
+    .description('Remove a server: one running services is drained first (its replicas moved), then removed; follows until it is gone')
+    .option('--no-wait', 'answer once the drain has started; follow with `meshctl server list`')
+    .option('--timeout <seconds>', 'stop following after this long (the removal goes on)', seconds, 600)
     .option('--url <url>', 'deployer URL (env MESHCTL_DEPLOYER_URL)')
-    .action(async (name: string, o: { url?: string }, cmd: Command) => {
+    .action(async (name: string, o: { wait: boolean; timeout: number; url?: string }, cmd: Command) => {
       const ctx = context(cmd);
       const deployer = await ctx.droplet(DROPLET, o.url);
-      await deployer.delete(`/servers/${encodeURIComponent(name)}`);
+      const path = `/servers/${encodeURIComponent(name)}`;
+      const started = await deployer.delete<{ moves?: Move[] } | undefined>(path);
+      if (started?.moves) {
+        ctx.out.note(`server ${name} draining before removal`);
+        for (const m of started.moves)
+          ctx.out.note(
+            m.deployment_id ? `  ${m.target_id}: moving (deployment ${m.deployment_id})` : `  ${m.target_id}: not moved: ${m.skipped}`,
+          );
+        if (!o.wait) {
+          ctx.out.result({ removing: name, moves: started.moves }, () => ctx.out.line(`server ${name} is being removed`));
+          return;
+        }
+        const deadline = Date.now() + o.timeout * 1000;
+        for (;;) {
+          if (Date.now() > deadline)
+            throw new CliError(
+              'TIMEOUT',
+              `server ${name} is still being removed after ${o.timeout} s; follow with \`meshctl server list\``,
+            );
+          await new Promise((r) => setTimeout(r, 1000));
+          const now = await deployer.get<ServerRow & { removal?: { status: string; reason?: string } }>(path).catch((err: unknown) => {
+            if (err instanceof ApiError && err.httpStatus === 404) return undefined;
+            throw err;
+          });
+          if (!now) break;
+          if (now.removal?.status === 'failed')
+            throw new CliError('CONFLICT', `server ${name} was drained but not removed: ${now.removal.reason ?? 'see the deployer'}`);
+        }
+      }
       ctx.out.result({ removed: name }, () => ctx.out.line(`server ${name} removed`));
     });
 }
