@@ -198,7 +198,7 @@ d('moving replicas off a server', () => {
     expect((await release()).deployment_id).toBe(after.deployment_id);
   }, 120_000);
 
-  it('drain moves every replica off a server (its redeploy places nothing there); a drained server can then be removed', async () => {
+  it('drain moves every replica off a server (its redeploy places nothing there); removing a server that runs services drains it first, then removes it', async () => {
     const res = await post(`/servers/${ids[1]}/drain`, {});
     expect(res.status).toBe(202);
     expect(res.body.server).toMatchObject({ id: ids[1], draining: true });
@@ -214,7 +214,11 @@ d('moving replicas off a server', () => {
     expect(back.status).toBe(202);
     expect(back.body.server.draining).toBeUndefined();
     expect(back.body.moves).toEqual([]);
-    // Removing a server that runs services drains it first (its replicas onto the server left), then removes it.
+    // Spread over both again (each holds the image now), then removing one that runs services
+    // drains it first (its replicas onto the server left), then removes it.
+    const again = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+    expect((await waitDeployment(droplet.app, writer, again.body.id, 120_000)).status).toBe('succeeded');
+    expect(new Set((await release()).containers.map((c) => c.server_id))).toEqual(new Set([ids[0], ids[1]]));
     const removing = await request(droplet.app).delete(`/servers/${ids[0]}`).set(writer);
     expect(removing.status).toBe(202);
     expect(removing.body.server).toMatchObject({ id: ids[0], draining: true, removal: { status: 'draining' } });
@@ -222,7 +226,7 @@ d('moving replicas off a server', () => {
     const during = (await request(droplet.app).get(`/servers/${ids[0]}`).set(writer)).body;
     expect(during.removal?.status ?? 'removed').toMatch(/draining|removed/);
     const off = await waitDeployment(droplet.app, writer, removing.body.moves[0].deployment_id, 120_000);
-    expect(off.status).toBe('succeeded');
+    expect({ status: off.status, reason: off.reason }).toEqual({ status: 'succeeded', reason: undefined });
     expect((off.containers as Array<{ server_id: string }>).map((c) => c.server_id)).toEqual([ids[1], ids[1], ids[1]]);
     await waitFor(
       'the drained server removed',
