@@ -324,19 +324,24 @@ export function createProxyManager(deps: ProxyManagerDeps) {
     async start(opts: { port?: number; host?: string } = {}) {
       await prepareDirectories(paths);
       await chooseUpstreamMode();
-      await writeFile(
-        paths.confFile,
-        renderMainConf({
-          prefix: paths.prefix,
-          pidFile: paths.pidFile,
-          errorLog: paths.errorLog,
-          sitesEnabled: paths.sitesEnabled,
-          webroot: paths.webroot,
-          listen,
-          foreground: config.NGINX_MANAGE,
-          lua: dynamic ? luaSettings : undefined,
-        }),
-      );
+      const mainConf = {
+        prefix: paths.prefix,
+        pidFile: paths.pidFile,
+        errorLog: paths.errorLog,
+        sitesEnabled: paths.sitesEnabled,
+        webroot: paths.webroot,
+        listen,
+        foreground: config.NGINX_MANAGE,
+        lua: dynamic ? luaSettings : undefined,
+      };
+      await writeFile(paths.confFile, renderMainConf(mainConf));
+      if (dynamic) {
+        // Structural changes are tested on the Lua-free copy (same route files): see main-conf.ts testOnly.
+        // The master still parses the real config at start and reload, and a reload it refuses rolls back.
+        const testConf = resolve(paths.prefix, 'conf', 'nginx-test.conf');
+        await writeFile(testConf, renderMainConf({ ...mainConf, testOnly: true }));
+        nginx.testConfFile = testConf;
+      } else nginx.testConfFile = undefined;
       logger.info(
         { action: 'acme.directory', directory_url: acmeDirectoryUrl(config), staging: acmeDirectoryUrl(config) === LETS_ENCRYPT_STAGING },
         'ACME directory',

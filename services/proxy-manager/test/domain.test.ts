@@ -48,7 +48,7 @@ describe('renderRouteConfig', () => {
 
   it('answers 502 without an upstream block when nothing resolved', () => {
     const text = renderRouteConfig({ route, servers: [], listen, webroot: '/w', accessLog: '/l/access.log' });
-    expect(text).not.toContain('upstream mesh_app');
+    expect(text).not.toContain('upstream mesh_app {');
     expect(text).toContain('return 502;');
   });
 
@@ -258,6 +258,13 @@ describe('the Lua balancer in rendered files', () => {
     expect(text).toContain('lua_shared_dict mesh_upstreams 4m;');
     expect(text).toContain('listen unix:/p/control.sock;');
     expect(text).toContain('init_by_lua_block { require("mesh_balancer").init("/p/conf") }');
+    expect(text).toContain('balancer_by_lua_block { require("mesh_balancer").balance(ngx.var.mesh_upstream) }');
+    // The copy nginx -t checks: no module, no Lua, the shared upstream a plain stub.
+    const testCopy = renderMainConf({ ...base, lua, testOnly: true });
+    expect(testCopy).not.toContain('lua');
+    expect(testCopy).not.toContain('control.sock');
+    expect(testCopy).toContain('upstream mesh_balancer {\n        server 0.0.0.1:1;\n    }');
+    expect(testCopy.replace(/ {4}upstream mesh_balancer[^}]*}\n/, '')).toBe(plain);
   });
 
   it('a dynamic round-robin upstream names no address (members go to the balancer); least_conn keeps them in the file', () => {
@@ -270,7 +277,10 @@ describe('the Lua balancer in rendered files', () => {
       dynamic: true,
     };
     const text = renderRouteConfig(input);
-    expect(text).toContain('balancer_by_lua_block { require("mesh_balancer").balance("mesh_app") }\n    keepalive 16;');
+    // No per-route Lua and no upstream block: the location names the members for the shared balancer.
+    expect(text).toContain('        set $mesh_upstream mesh_app;\n        proxy_pass http://mesh_balancer;');
+    expect(text).not.toContain('lua');
+    expect(text).not.toContain('upstream mesh_app {');
     expect(text).not.toContain('10.0.0.1');
     expect([...balancedMembers(input)]).toEqual([['mesh_app', [{ address: '10.0.0.1', port: 3000, weight: 2 }]]]);
     // Other members: the same bytes (so no nginx -t and no reload).

@@ -44,7 +44,8 @@ describe('reload-free upstream changes (Lua balancer)', () => {
     expect(h.pm.dynamic).toBeDefined();
     expect((await put('ka', { domain: 'ka.test', upstreams: [{ host: '127.0.0.1', port: blue.port }] })).status).toBe(201);
     const file = await readFile(`${h.pm.paths.sitesAvailable}/mesh-ka.conf`, 'utf8');
-    expect(file).toContain('balancer_by_lua_block');
+    expect(file).toContain('proxy_pass http://mesh_balancer;');
+    expect(file).not.toContain('lua');
     expect(file).not.toContain(`127.0.0.1:${blue.port}`);
     expect((await viaNginx(h.httpPort, 'ka.test')).body).toContain('upstream blue');
   });

@@ -1,4 +1,4 @@
-import { acmeChallengeLocation, safe, type ListenSettings } from './render.js';
+import { acmeChallengeLocation, BALANCER_UPSTREAM, safe, type ListenSettings } from './render.js';
 
 export interface MainConfInput {
   prefix: string;
@@ -11,6 +11,13 @@ export interface MainConfInput {
   foreground: boolean;
   /** Present when upstream members are switched by the Lua balancer (see nginx/lua-balancer.ts). */
   lua?: LuaSettings;
+  /**
+   * The copy `nginx -t` checks before a structural change: the same config without the Lua
+   * module, its shared upstream a plain stub. Debian 12's lua module (0.10.23) builds an OpenSSL
+   * context for every `server` and `location` while parsing (fixed upstream in 0.10.26), ~0.2 ms
+   * each; route files hold no Lua, so this copy tests every route byte for the no-Lua price.
+   */
+  testOnly?: boolean;
 }
 
 export interface LuaSettings {
@@ -19,6 +26,12 @@ export interface LuaSettings {
   stateDir: string;
   socket: string;
 }
+
+/** The shared upstream as `nginx -t` sees it in the test copy: same name, no Lua. */
+const balancerStub = `    upstream ${BALANCER_UPSTREAM} {
+        server 0.0.0.1:1;
+    }
+`;
 
 /** The main-context and http-context lines of the Lua balancer (also used alone to probe the module). */
 export function luaDirectives(l: LuaSettings): { main: string; http: string } {
@@ -29,6 +42,14 @@ export function luaDirectives(l: LuaSettings): { main: string; http: string } {
     # Upstream members, switched without a reload (kept across reloads: same name and size). 4m holds ~10,000 upstreams; every nginx -t pays for its size.
     lua_shared_dict mesh_upstreams 4m;
     init_by_lua_block { require("mesh_balancer").init("${safe(l.stateDir, 'lua state dir')}") }
+
+    # One upstream for every round-robin route, as ingress-nginx does: one Lua chunk, the route's
+    # members chosen by the name its location sets in $mesh_upstream. 0.0.0.1:1 is never used.
+    upstream ${BALANCER_UPSTREAM} {
+        server 0.0.0.1:1;
+        balancer_by_lua_block { require("mesh_balancer").balance(ngx.var.mesh_upstream) }
+        keepalive 320;
+    }
 
     # Control socket for member updates: inside the prefix, and each request carries the secret.
     server {
@@ -69,7 +90,8 @@ function listenDirective(address: string, port: number, extra: string): string {
 /** The nginx.conf the droplet owns: every path inside the prefix, routes included from sites-enabled. */
 export function renderMainConf(c: MainConfInput): string {
   const p = safe(c.prefix, 'nginx prefix');
-  const lua = c.lua ? luaDirectives(c.lua) : undefined;
+  const lua = c.lua && !c.testOnly ? luaDirectives(c.lua) : undefined;
+  const luaHttp = c.lua ? (lua?.http ?? balancerStub) : '';
   return `# Managed by proxy-manager; regenerated at start.
 ${lua?.main ?? ''}${c.foreground ? 'daemon off;\n' : ''}worker_processes auto;
 pid ${safe(c.pidFile, 'pid path')};
@@ -112,7 +134,7 @@ http {
         default upgrade;
         '' '';
     }
-${lua?.http ?? ''}
+${luaHttp}
     # Requests for a host no route serves.
     server {
         ${listenDirective(c.listen.address, c.listen.httpPort, 'default_server')}

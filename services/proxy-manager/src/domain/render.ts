@@ -1,5 +1,8 @@
 import type { PathRoute, Redirect, RouteRecord } from './route-spec.js';
 
+/** The upstream every balanced route proxies to (main-conf.ts); its location names the route's members in $mesh_upstream. */
+export const BALANCER_UPSTREAM = 'mesh_balancer';
+
 /** An upstream after name resolution: what actually goes into the `upstream` block. */
 export interface ResolvedServer {
   address: string;
@@ -71,10 +74,16 @@ export function acmeChallengeLocation(webroot: string, indent = '    '): string 
   ].join('\n');
 }
 
-/** `proxy_pass` and headers shared by every proxied location. */
-function proxyDirectives(upstream: string, websocket: boolean): string[] {
+/**
+ * `proxy_pass` and headers shared by every proxied location. A balanced upstream goes through
+ * the one shared Lua upstream (main-conf.ts), naming its members in `$mesh_upstream`: the file
+ * then holds no Lua and no address, so nginx parses no per-route Lua.
+ */
+function proxyDirectives(upstream: string, websocket: boolean, balanced: boolean): string[] {
   const lines = [
-    `        proxy_pass http://${upstream};`,
+    ...(balanced
+      ? [`        set $mesh_upstream ${safe(upstream, 'upstream name')};`, `        proxy_pass http://${BALANCER_UPSTREAM};`]
+      : [`        proxy_pass http://${upstream};`]),
     '        proxy_http_version 1.1;',
     '        proxy_set_header Host $host;',
     '        proxy_set_header X-Real-IP $remote_addr;',
@@ -105,7 +114,7 @@ function redirectDirective(r: Redirect): string {
 /** One `location` block: a redirect, a proxy to `upstream`, or a 502 when nothing resolved. */
 function locationBlock(
   prefix: string,
-  target: { redirect?: Redirect; upstream: string; servers: ResolvedServer[]; websocket: boolean },
+  target: { redirect?: Redirect; upstream: string; servers: ResolvedServer[]; websocket: boolean; balanced: boolean },
 ): string {
   const open = prefix === '/' ? '    location / {' : `    location ${safe(prefix, 'path prefix')} {`;
   if (target.redirect) return [open, redirectDirective(target.redirect), '    }'].join('\n');
@@ -117,7 +126,7 @@ function locationBlock(
       '    }',
     ].join('\n');
   }
-  return [open, ...proxyDirectives(target.upstream, target.websocket), '    }'].join('\n');
+  return [open, ...proxyDirectives(target.upstream, target.websocket, target.balanced), '    }'].join('\n');
 }
 
 /** Name of the upstream block for path `index` of a route (`-` never occurs in upstreamName). */
@@ -133,6 +142,7 @@ function proxyLocations(input: RenderInput): string {
       upstream: pathUpstreamName(route.name, i),
       servers: input.pathServers?.[i] ?? [],
       websocket: p.websocket,
+      balanced: !!input.dynamic && p.lb === 'round_robin',
     }),
   );
   blocks.push(
@@ -141,24 +151,18 @@ function proxyLocations(input: RenderInput): string {
       upstream: upstreamName(route.name),
       servers: input.servers,
       websocket: route.websocket,
+      balanced: !!input.dynamic && route.lb === 'round_robin',
     }),
   );
   return blocks.join('\n');
 }
 
 function upstreamBlock(name: string, lb: string, servers: ResolvedServer[], dynamic: boolean): string {
-  if (servers.length === 0) return '';
+  // Balanced members live in the Lua balancer's dict, behind the shared upstream: no block here.
+  if (servers.length === 0 || (dynamic && lb === 'round_robin')) return '';
   const lines = [`upstream ${name} {`];
-  if (dynamic && lb === 'round_robin') {
-    lines.push(
-      '    server 0.0.0.1:1; # placeholder: the members come from the Lua balancer',
-      `    balancer_by_lua_block { require("mesh_balancer").balance("${safe(name, 'upstream name')}") }`,
-    );
-  } else {
-    if (lb === 'least_conn') lines.push('    least_conn;');
-    for (const s of servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
-  }
-  // After balancer_by_lua: keepalive wraps whichever peer selection comes before it.
+  if (lb === 'least_conn') lines.push('    least_conn;');
+  for (const s of servers) lines.push(`    server ${serverAddress(s)} weight=${safe(s.weight, 'weight')} max_fails=3 fail_timeout=10s;`);
   lines.push('    keepalive 16;', '}', '');
   return lines.join('\n');
 }

@@ -7,7 +7,8 @@ import type { ResolvedServer } from '../domain/render.js';
 
 /**
  * Reload-free upstream membership, the way ingress-nginx switches endpoints: every
- * round-robin `upstream` block hands its choice to a Lua balancer that reads the members from
+ * round-robin location proxies to one shared `upstream mesh_balancer` whose Lua balancer reads
+ * the members named by the location's `$mesh_upstream` from
  * a shared dict, and the droplet rewrites that dict through a control location on a unix
  * socket (secret-protected) inside the prefix. A change of members is then one small request:
  * no reload, so no worker is replaced and no keep-alive connection is closed. Structural
@@ -76,6 +77,7 @@ local cache = {}
 local turns = {}
 
 local function members(name)
+  if not name or name == "" then return nil end
   local raw = dict:get(name)
   if not raw then return nil end
   local c = cache[name]
@@ -88,7 +90,8 @@ local function members(name)
   return list
 end
 
--- Weighted round robin; a retry (proxy_next_upstream) takes the next member.
+-- Weighted round robin over the members of $mesh_upstream (set by the route's location);
+-- a retry (proxy_next_upstream) takes the next member.
 function M.balance(name)
   local list = members(name)
   if not list or #list == 0 then

@@ -56,11 +56,17 @@ export class NginxController {
     }
   }
 
+  /**
+   * What `test()` checks by default instead of the running config: a copy of it without the Lua
+   * module (main-conf.ts `testOnly`), which includes the same route files. Set at start.
+   */
+  testConfFile?: string;
+
   /** `nginx -t` over the whole config on disk (or over another file, e.g. a probe). */
   test(confFile?: string): Promise<NginxResult> {
     this.tests++;
     return new Promise((resolve) => {
-      execFile(this.o.bin, this.args(['-t', '-q'], confFile), { timeout: 30_000 }, (err, _stdout, stderr) => {
+      execFile(this.o.bin, this.args(['-t', '-q'], confFile ?? this.testConfFile), { timeout: 30_000 }, (err, _stdout, stderr) => {
         resolve({ ok: !err, output: cleanOutput(String(stderr || (err ? err.message : ''))) });
       });
     });
