@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, request, startNatsServer, startTestAuthority } from '../../services/deployer/test/bench-kit.js';
+import { freePort, request, startNatsServer, startTestAuthority, tokenOnlyRegistry } from '../../services/deployer/test/bench-kit.js';
 import { createDeployerDroplet } from '../../services/deployer/src/app.js';
 import {
   cleanDocker,
@@ -51,6 +51,8 @@ const droplet = await createDeployerDroplet({
     DATA_DIR: join(tmp, 'data'),
     ...authority.env(),
   },
+  // NATS messages carry the sender's token (proxy-manager refuses a route.upsert without one).
+  registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
   logDestination: quiet(),
 });
 
@@ -102,7 +104,9 @@ try {
   await post(`/projects/${project}/environments`, { name: 'prod' });
   await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' });
   const first = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
-  if ((await waitDeployment(droplet.app, auth, first.body.id)).status !== 'succeeded') throw new Error('first deploy failed');
+  const firstDone = await waitDeployment(droplet.app, auth, first.body.id);
+  if (firstDone.status !== 'succeeded')
+    throw new Error(`first deploy ${firstDone.status}: ${firstDone.reason ?? ''} (steps: ${JSON.stringify(firstDone.steps ?? [])})`);
 
   const baseline: number[] = [];
   for (let i = 0; i < ROUNDS; i++) baseline.push(await bareRun(await freePort()));
