@@ -48,6 +48,10 @@ describe('reload-free upstream changes (Lua balancer)', () => {
     expect(file).not.toContain('lua');
     expect(file).not.toContain(`127.0.0.1:${blue.port}`);
     expect((await viaNginx(h.httpPort, 'ka.test')).body).toContain('upstream blue');
+    // Structural changes are tested on a Lua-free copy that includes the same route files.
+    const testConf = await readFile(h.pm.nginx.testConfFile as string, 'utf8');
+    expect(testConf).not.toContain('lua');
+    expect(testConf).toContain(`include ${h.pm.paths.sitesEnabled}/*.conf;`);
   });
 
   it('20 keep-alive clients see no reset and no error during 100 upstream changes, and nginx never reloads', async () => {
