@@ -4,9 +4,12 @@
 #
 # nginx comes from one of two places:
 #  - INSTALL_NGINX=true (default): Debian's nginx package on top of BASE_IMAGE
-#    (node:20-slim is Debian bookworm); needs the Debian mirror during the build.
+#    (node:20-slim is Debian bookworm), with libnginx-mod-http-lua and lua-resty-core so
+#    upstream changes switch without a reload (services/proxy-manager, NGINX_LUA=auto);
+#    needs the Debian mirror during the build.
 #  - INSTALL_NGINX=false: BASE_IMAGE already carries /usr/sbin/nginx, e.g. the offline
-#    base made from the host's nginx and its libraries (deploy/local-base/).
+#    base made from the host's nginx and its libraries (deploy/local-base/). Without the
+#    lua module's files there, proxy-manager logs `nginx.lua unavailable` and reloads instead.
 ARG BASE_IMAGE=node:20-slim
 
 # Stage 1: the bundle without what nothing loads at run time, plus an empty data directory.
@@ -24,10 +27,13 @@ FROM ${BASE_IMAGE}
 ARG INSTALL_NGINX=true
 RUN if [ "$INSTALL_NGINX" = "true" ]; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends nginx \
+      && apt-get install -y --no-install-recommends nginx libnginx-mod-http-lua lua-resty-core \
       && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/*; \
     fi
 RUN ["/usr/sbin/nginx", "-v"]
+# Whether this image switches upstreams without reloads (the droplet decides at start with nginx -t; this only reports).
+RUN if [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && [ -f /usr/share/lua/5.1/resty/core.lua ]; then \
+      echo "lua balancer: available"; else echo "lua balancer: absent (upstream changes reload nginx)"; fi
 LABEL org.opencontainers.image.title="droplet-mesh proxy-manager"
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8100 DATA_DIR=/data \
     NGINX_BIN=/usr/sbin/nginx PROXY_LISTEN_ADDRESS=0.0.0.0 PROXY_HTTP_PORT=8080 PROXY_HTTPS_PORT=8443
