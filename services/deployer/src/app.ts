@@ -7,6 +7,7 @@ import { Deployer } from './deploy/deployer.js';
 import { EnginePool } from './engine/engine-pool.js';
 import { followServerDown, SERVER_TARGET_PREFIX, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
 import { KvCollection } from './store/kv-collection.js';
+import { SERVER_LOSS_PREFIX, type ServerLossPolicy } from './deploy/server-loss-policy.js';
 import { createMessageHandlers } from './messages.js';
 import { serverMessageHandlers } from './server-messages.js';
 import { loadOrCreateMeshCa, type MeshCa } from './domain/mesh-ca.js';
@@ -159,6 +160,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
         stores,
         deployer: getDeployer,
         claims: new KvCollection<MoveClaim>(kv, 'server-move'),
+        policies: new KvCollection<ServerLossPolicy>(kv, SERVER_LOSS_PREFIX),
         emit: (type, data, level) => ctx.emit(type, data, level),
         logger: ctx.logger,
         note: async (serverId, event, detail) => {

@@ -74,7 +74,7 @@ describe('room for a lost server’s replicas', () => {
           return { deployment: { id: 'd1' }, done: Promise.resolve() };
         },
       }),
-      claims: { create: async () => true },
+      claims: { create: async () => true, getWithRevision: async () => undefined },
       emit: () => undefined,
       logger: createLogger('test', 'silent').logger,
       note: async (_id: string, event: string, detail: Record<string, unknown>) => void notes.push({ event, detail }),
@@ -86,4 +86,75 @@ describe('room for a lost server’s replicas', () => {
     expect(notes.map((n) => n.event)).toEqual(['replicas.moving', 'replicas.no_capacity', 'replicas.moved']);
     expect(notes[1].detail).toMatchObject({ target_id: 'app-shop-web-prod', needed: 2, servers: [{ server_id: 'a' }, { server_id: 'b' }] });
   });
+
+  it('an environment whose on_server_loss is none keeps its replicas where they were, and says so', async () => {
+    const notes: string[] = [];
+    const requested: string[] = [];
+    const deps = fakeDeps({ requested, notes, policy: 'none', servers: servers.map((x) => ({ ...x, max_replicas: 9 })) });
+    const moves = await new ServerReplacement(deps).moveOff('lost', 'down', 'health-monitor');
+    expect(requested).toEqual([]);
+    expect(moves).toEqual([{ target_id: 'app-shop-web-prod', skipped: 'the on_server_loss policy of shop/prod is none: not moved' }]);
+  });
+
+  it('move-back redeploys what moved off a lost server once it answers again, and forgets the loss', async () => {
+    const requested: string[] = [];
+    const claims = new Map<string, Record<string, unknown>>();
+    const deps = fakeDeps({ requested, notes: [], servers: servers.map((x) => ({ ...x, max_replicas: 9 })), claims });
+    const r = new ServerReplacement(deps);
+    const moved = await r.moveOff('lost', 'down', 'health-monitor');
+    expect(moved).toEqual([{ target_id: 'app-shop-web-prod', deployment_id: 'd1' }]);
+    expect(claims.get('lost')?.moved).toEqual(['app-shop-web-prod']);
+    // The release now runs elsewhere; the server is back.
+    web.containers = [{ server_id: 'a' }, { server_id: 'a' }];
+    const back = await r.moveBack('lost', 'ops');
+    expect(back).toEqual([{ target_id: 'app-shop-web-prod', deployment_id: 'd1' }]);
+    expect(requested).toEqual(['web', 'web']);
+    expect(claims.has('lost')).toBe(false);
+  });
 });
+
+function fakeDeps(o: {
+  requested: string[];
+  notes: string[];
+  servers: typeof servers;
+  policy?: string;
+  claims?: Map<string, Record<string, unknown>>;
+}): ServerReplacementDeps {
+  const claims = o.claims ?? new Map<string, Record<string, unknown>>();
+  let rev = 0;
+  const list = <T>(items: T[]) => ({ list: async () => items });
+  return {
+    stores: {
+      // Read at each call: the test changes where a release runs.
+      releases: { list: async () => [web, api].map((r) => ({ ...r, service: r.target_id.split('-')[2], image: 'img' })) },
+      servers: list(o.servers),
+      placements: { get: async () => undefined },
+      deployments: { get: async () => undefined },
+    },
+    deployer: () => ({
+      requestDeploy: async (r: { service: string }) => {
+        o.requested.push(r.service);
+        return { deployment: { id: 'd1' }, done: Promise.resolve() };
+      },
+    }),
+    claims: {
+      create: async ([id]: string[], v: Record<string, unknown>) => {
+        if (claims.has(id)) return false;
+        claims.set(id, v);
+        return true;
+      },
+      get: async (id: string) => claims.get(id),
+      getWithRevision: async (id: string) => (claims.has(id) ? { value: claims.get(id), revision: rev } : undefined),
+      update: async ([id]: string[], v: Record<string, unknown>) => {
+        claims.set(id, v);
+        rev++;
+        return true;
+      },
+      delete: async (id: string) => void claims.delete(id),
+    },
+    policies: { get: async () => (o.policy ? { on_server_loss: o.policy } : undefined) },
+    emit: () => undefined,
+    logger: createLogger('test', 'silent').logger,
+    note: async (_id: string, event: string) => void o.notes.push(event),
+  } as unknown as ServerReplacementDeps;
+}

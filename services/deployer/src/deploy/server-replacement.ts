@@ -9,6 +9,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { Deployer } from './deployer.js';
+import { DEFAULT_SERVER_LOSS, type ServerLossPolicy } from './server-loss-policy.js';
 import { roomForMove, type CapacityServer, type RoomVerdict } from './server-capacity.js';
 import type { Stores } from '../store/stores.js';
 import type { KvCollection } from '../store/kv-collection.js';
@@ -17,6 +18,8 @@ export interface MoveClaim {
   server_id: string;
   reason: string;
   claimed_at: string;
+  /** Services moved off it (what a move-back redeploys). */
+  moved?: string[];
 }
 
 export interface MoveResult {
@@ -32,6 +35,8 @@ export interface ServerReplacementDeps {
   claims: KvCollection<MoveClaim>;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   logger: Logger;
+  /** Each environment's `on_server_loss` (default move). */
+  policies?: KvCollection<ServerLossPolicy>;
   /** A step on the lost server's incident timeline (health-monitor's `incident.note`). */
   note?: (serverId: string, event: string, detail: Record<string, unknown>) => Promise<void>;
 }
@@ -56,7 +61,8 @@ export class ServerReplacement {
     const cur = await this.d.claims.getWithRevision(serverId);
     if (!cur) return this.d.claims.create([serverId], claim);
     if (Date.now() - Date.parse(cur.value.claimed_at) < CLAIM_STALE_MS) return false;
-    return this.d.claims.update([serverId], claim, cur.revision);
+    // A loss told again later: what moved the first time is still to be moved back.
+    return this.d.claims.update([serverId], { ...claim, ...(cur.value.moved ? { moved: cur.value.moved } : {}) }, cur.revision);
   }
 
   /**
@@ -121,6 +127,13 @@ export class ServerReplacement {
         out.push({ target_id: r.target_id, skipped: 'its explicit placement names this server: change the placement to move it' });
         continue;
       }
+      if (reason === 'down') {
+        const policy = (await this.d.policies?.get(r.project, r.environment))?.on_server_loss ?? DEFAULT_SERVER_LOSS;
+        if (policy === 'none') {
+          out.push({ target_id: r.target_id, skipped: `the on_server_loss policy of ${r.project}/${r.environment} is none: not moved` });
+          continue;
+        }
+      }
       // Without an explicit placement it goes to the environment's other servers: only when they have room.
       const room = placement ? undefined : roomForMove(r, serverId, servers, all);
       if (room && !room.ok) {
@@ -143,9 +156,54 @@ export class ServerReplacement {
       }
     }
     this.d.emit('server.replicas_moved', { server_id: serverId, reason, moves: out }, out.some((m) => m.skipped) ? 'warn' : 'info');
+    if (reason === 'down') await this.remember(serverId, out);
     this.d.logger.info({ server_id: serverId, reason, moves: out }, 'moving replicas off a server');
     if (reason === 'down' && this.d.note) void this.recordOnIncident(serverId, out, running, noRoom);
     return { moves: out, running };
+  }
+
+  /** What moved off a lost server, kept on its claim for a later move-back. */
+  private async remember(serverId: string, moves: MoveResult[]): Promise<void> {
+    const cur = await this.d.claims.getWithRevision(serverId);
+    const moved = [...new Set([...(cur?.value.moved ?? []), ...moves.filter((m) => m.deployment_id).map((m) => m.target_id)])];
+    if (cur) await this.d.claims.update([serverId], { ...cur.value, moved }, cur.revision);
+  }
+
+  /**
+   * Move back onto a recovered server (its engine answers again: the caller checked) the
+   * services moved off it when it was lost: each is redeployed, so its environment's spread
+   * includes the server again. Answers once the deploys are queued.
+   */
+  async moveBack(serverId: string, by: string): Promise<MoveResult[]> {
+    const claim = await this.d.claims.get(serverId);
+    const moved = new Set(claim?.moved ?? []);
+    const out: MoveResult[] = [];
+    const running: Array<Promise<unknown>> = [];
+    for (const r of await this.d.stores.releases.list()) {
+      if (!moved.has(r.target_id)) continue;
+      if (r.containers.some((c) => c.server_id === serverId)) {
+        out.push({ target_id: r.target_id, skipped: 'it already runs there' });
+        continue;
+      }
+      try {
+        const { deployment, done } = await this.d.deployer().requestDeploy({
+          project: r.project,
+          service: r.service,
+          environment: r.environment,
+          source: { kind: 'image', image: r.image },
+          requested_by: by,
+        });
+        out.push({ target_id: r.target_id, deployment_id: deployment.id });
+        running.push(done.catch(() => undefined));
+      } catch (err) {
+        out.push({ target_id: r.target_id, skipped: (err as Error).message });
+      }
+    }
+    // The loss is over: a later loss of this server moves again.
+    await this.d.claims.delete(serverId);
+    this.d.emit('server.replicas_moved_back', { server_id: serverId, moves: out });
+    if (this.d.note) void Promise.all(running).then(() => this.noteSafely(serverId, 'replicas.moved_back', { moves: out }));
+    return out;
   }
 
   /** How the move went, on the incident's timeline: when it starts, then each deployment's outcome. */

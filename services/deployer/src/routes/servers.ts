@@ -34,6 +34,13 @@ import {
 } from '../domain/provisioning.js';
 import { allowFromFor, ServerProvisioner, type MachineRequest } from '../deploy/server-provisioner.js';
 import { KvCollection } from '../store/kv-collection.js';
+import {
+  DEFAULT_SERVER_LOSS,
+  SERVER_LOSS_PREFIX,
+  serverLossPolicies,
+  type ServerLossAction,
+  type ServerLossPolicy,
+} from '../deploy/server-loss-policy.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
 import { dockerOptions } from '../engine/engine-pool.js';
@@ -467,20 +474,31 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         created_at: now(),
       };
       await pingEngine(server, deps.ctx.config.DEPLOYER_MASTER_KEY);
-      // Spend the token (compare-and-set: of two reports at once, one wins), then register.
-      const ready: PendingServer = {
-        ...cur.value,
-        status: 'ready',
-        address,
-        ...(body.docker_version ? { docker_version: body.docker_version } : {}),
-        updated_at: now(),
-        steps: [
-          ...(cur.value.steps ?? []),
-          { at: now(), status: 'ready', message: `engine answered over mutual TLS at ${address}:${port}; registered` },
-        ],
-      };
-      if (!(await store.update([p.id], ready, cur.revision)))
-        throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
+      // Spend the token (compare-and-set: of two reports at once, one wins), then register. A
+      // progress step written meanwhile (the provisioner noting the instance, which a local
+      // engine's report can overtake) is not a second report: read again and try again.
+      let spent = false;
+      for (let attempt = 0, at = cur; attempt < 5; attempt++) {
+        const ready: PendingServer = {
+          ...at.value,
+          status: 'ready',
+          address,
+          ...(body.docker_version ? { docker_version: body.docker_version } : {}),
+          updated_at: now(),
+          steps: [
+            ...(at.value.steps ?? []),
+            { at: now(), status: 'ready', message: `engine answered over mutual TLS at ${address}:${port}; registered` },
+          ],
+        };
+        if (await store.update([p.id], ready, at.revision)) {
+          spent = true;
+          break;
+        }
+        const again = await store.getWithRevision(p.id);
+        if (!again || !isOpen(again.value.status) || again.value.token_sha256 !== cur.value.token_sha256) break;
+        at = again;
+      }
+      if (!spent) throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
       if (!(await deps.stores().servers.create([p.id], server))) throw new Conflict(`server '${p.id}' exists`);
       provisionerOf(deps).ready(p.id);
       deps.ctx.emit('server.provisioned', { server_id: p.id, address, docker_version: body.docker_version });
@@ -576,6 +594,79 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       const moves = body.draining && deps.replacement ? await deps.replacement().moveOff(p.id, 'drain', principal?.sub ?? 'unknown') : [];
       deps.ctx.emit(body.draining ? 'server.drained' : 'server.undrained', { server_id: p.id, moves });
       return { server: publicView(server), moves };
+    },
+  );
+  const policies = async () =>
+    new KvCollection<ServerLossPolicy>(await deps.ctx.bus.kv(deps.ctx.config.KV_BUCKET, { history: 3 }), SERVER_LOSS_PREFIX);
+  const envParams = z.object({ project: nameSchema, environment: nameSchema });
+  api.get(
+    '/projects/:project/environments/:environment/server-loss-policy',
+    {
+      summary:
+        "What happens to this environment's replicas when one of its servers is declared down (on_server_loss: move, the default, or none)",
+      params: envParams,
+      tags: ['servers'],
+    },
+    async ({ params: p }) => {
+      if (!(await deps.stores().environments.get(p.project, p.environment)))
+        throw new NotFound(`no environment '${p.environment}' in project '${p.project}'`);
+      return (await (await policies()).get(p.project, p.environment)) ?? { ...p, on_server_loss: DEFAULT_SERVER_LOSS };
+    },
+  );
+  api.put(
+    '/projects/:project/environments/:environment/server-loss-policy',
+    {
+      scope: 'write',
+      summary:
+        "Set on_server_loss: `move` redeploys a lost server's replicas onto the environment's other servers (room permitting), `none` leaves them for an operator (the incident says so)",
+      params: envParams,
+      body: z
+        .object({ on_server_loss: z.enum([...serverLossPolicies, 'replace_from_snapshot']) })
+        .refine((b) => b.on_server_loss !== 'replace_from_snapshot', {
+          message:
+            'replace_from_snapshot is not available: local servers have no snapshots and an emulated cloud instance made from one never boots to report ready',
+          path: ['on_server_loss'],
+        }),
+      tags: ['servers'],
+    },
+    async ({ params: p, body, principal }) => {
+      if (!(await deps.stores().environments.get(p.project, p.environment)))
+        throw new NotFound(`no environment '${p.environment}' in project '${p.project}'`);
+      const policy: ServerLossPolicy = {
+        ...p,
+        on_server_loss: body.on_server_loss as ServerLossAction,
+        updated_at: now(),
+        updated_by: principal?.sub ?? 'unknown',
+      };
+      await (await policies()).put([p.project, p.environment], policy);
+      return policy;
+    },
+  );
+  api.post(
+    '/servers/:id/move-back',
+    {
+      scope: 'write',
+      summary:
+        'A server declared down answers again: redeploy the services moved off it, so their spread includes it again (202, one deployment each); 422 while its engine does not answer',
+      params,
+      status: 202,
+      tags: ['servers'],
+    },
+    async ({ params: p, principal }) => {
+      const st = deps.stores();
+      const server = await st.servers.get(p.id);
+      if (!server) throw new NotFound(`no server '${p.id}'`);
+      if (!deps.replacement) throw new Conflict('moving services is not available here');
+      if (server.docker_host.startsWith('tcp:')) await pingEngine(server, deps.ctx.config.DEPLOYER_MASTER_KEY);
+      if (server.draining) {
+        const cur = await st.servers.getWithRevision(p.id);
+        if (cur) {
+          const { draining: _d, ...rest } = cur.value;
+          await st.servers.update([p.id], rest, cur.revision);
+        }
+      }
+      const moves = await deps.replacement().moveBack(p.id, principal?.sub ?? 'unknown');
+      return { server_id: p.id, moves };
     },
   );
   api.delete(
