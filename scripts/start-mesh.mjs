@@ -236,7 +236,13 @@ try {
   const imageRegistry = process.env.MESH_REGISTRY === 'off' ? undefined : await meshImageRegistry();
   // Only the deployer gets the registry's credentials.
   const deployerEnv = imageRegistry
-    ? { MESH_REGISTRY: imageRegistry.host, MESH_REGISTRY_USERNAME: imageRegistry.username, MESH_REGISTRY_PASSWORD: imageRegistry.password }
+    ? {
+        MESH_REGISTRY: imageRegistry.host,
+        MESH_REGISTRY_USERNAME: imageRegistry.username,
+        MESH_REGISTRY_PASSWORD: imageRegistry.password,
+        // Provisioned servers trust the registry's CA (certs.d in their user_data).
+        MESH_REGISTRY_CA_FILE: imageRegistry.caFile,
+      }
     : process.env.MESH_REGISTRY === 'off'
       ? { MESH_REGISTRY: '' }
       : {};
