@@ -74,8 +74,10 @@ export interface RecoveryState {
 export interface Incident {
   id: string;
   target_id: string;
-  /** The address the incident is about (checkAddress); updated when the target moves. */
+  /** The address the incident is about (checkAddress). */
   url?: string;
+  /** The target's revision when the incident opened (targets/record-events targetRevision): recovery acts only on that one. */
+  target_revision?: string;
   status: IncidentStatus;
   reason: string;
   opened_at: string;

@@ -6,6 +6,7 @@ import { decideVerdict, quorumSize, type VerdictParams } from '../domain/verdict
 import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
+import { targetRevision } from '../targets/record-events.js';
 import type { Reread } from '../targets/target-directory.js';
 import type { ObservationBoard } from './observation-board.js';
 
@@ -122,6 +123,7 @@ export class Evaluator {
       id: newIncidentId(now),
       target_id: targetId,
       url,
+      target_revision: targetRevision(target),
       status: 'open',
       reason: `${evidence.length} of ${assigned.length} assigned monitors report failure (quorum ${quorumSize(assigned.length)}): ${errors}`,
       opened_at: at,

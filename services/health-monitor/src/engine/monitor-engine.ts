@@ -12,6 +12,7 @@ import type { DigestSummary } from '../notify/notification.js';
 import { IncidentStore } from '../store/incident-store.js';
 import { KvLease } from '../store/lease.js';
 import { TargetSeenStore } from '../store/target-seen-store.js';
+import { followRecordEvents } from '../targets/record-events.js';
 import { TargetDirectory, type TargetChange } from '../targets/target-directory.js';
 import type { TargetSource } from '../targets/target-source.js';
 import { DigestScheduler } from './digest.js';
@@ -170,8 +171,6 @@ export class MonitorEngine {
       target: (id) => this.directory.get(id),
       reread: (id) => this.directory.reread(id),
       resolveDeparted: (id) => this.evaluator.resolveDeparted(id),
-      // Long enough for every assigned monitor to check the new address and agree it is up.
-      recheckGraceMs: quorumWindowMs(c) + c.OKS_TO_RECOVER * c.CHECK_INTERVAL_MS,
       send: this.d.send,
       emit: this.d.emit,
       params: { maxAttemptsPerStep: c.RECOVERY_MAX_ATTEMPTS, backoffMs: c.RECOVERY_BACKOFF_MS, backoffMaxMs: c.RECOVERY_BACKOFF_MAX_MS },
@@ -215,6 +214,9 @@ export class MonitorEngine {
         },
       }),
     );
+
+    // A record that changes (a redeploy) is read at once, not at the next listing.
+    this.subs.push(...followRecordEvents(bus.nc, (id) => this.directory.reread(id)));
 
     this.membership.onChange(() => this.rebalance());
     await this.membership.start();

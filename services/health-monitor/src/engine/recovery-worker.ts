@@ -6,6 +6,7 @@ import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
 import type { KvLease } from '../store/lease.js';
+import { targetRevision } from '../targets/record-events.js';
 import type { Reread } from '../targets/target-directory.js';
 
 export interface RecoveryRequest {
@@ -26,8 +27,6 @@ export interface RecoveryWorkerDeps {
   reread: (targetId: string) => Promise<Reread>;
   /** Resolve the open incident of a target that left the registry. */
   resolveDeparted: (targetId: string) => Promise<void>;
-  /** How long a moved target's new address gets to prove itself before recovery goes on. */
-  recheckGraceMs: number;
   send: (req: RecoveryRequest) => Promise<MessageReply>;
   emit: (type: string, data: unknown, level?: 'info' | 'warn' | 'error') => void;
   params: RecoveryParams;
@@ -161,10 +160,15 @@ export class RecoveryWorker {
       return;
     }
     const target = fresh.target ?? this.d.target(incident.target_id);
-    // The incident is about the address it was opened for; our own view may have lagged.
-    const about = incident.url ?? (fresh.kind === 'moved' && fresh.from ? checkAddress(fresh.from) : undefined);
-    if (fresh.kind !== 'unverified' && target && about && checkAddress(target) !== about)
-      return this.holdForMove(incident, about, target, now);
+    // The incident is about the record it was opened for (address and deployment); our own
+    // view may have lagged. A redeploy since then is another thing: restarting it could take
+    // down a healthy new deployment, so this incident ends here and the monitors judge the new one.
+    if (fresh.kind !== 'unverified' && target) {
+      const fromAddress = fresh.kind === 'moved' && fresh.from ? checkAddress(fresh.from) : undefined;
+      const was = incident.target_revision ?? incident.url ?? fromAddress;
+      const is = incident.target_revision ? targetRevision(target) : checkAddress(target);
+      if (was && was !== is) return this.supersede(incident, was, is, target, now);
+    }
     const { state, decision } = planRecovery(incident.recovery, target, now, this.d.params);
     if (decision.kind === 'wait') return;
     const me = this.d.monitorId;
@@ -230,28 +234,25 @@ export class RecoveryWorker {
     );
   }
 
-  /**
-   * The record moved (redeployed to a new address) since the incident opened: restarting
-   * now could take down a healthy new deployment. Note it and give the new address time
-   * to be checked; if it is up the incident resolves, if not recovery goes on afterwards.
-   */
-  private async holdForMove(incident: Incident, from: string, to: Target, now: number): Promise<void> {
+  /** Close the incident as superseded by a newer record of its target (nothing is restarted). */
+  private async supersede(incident: Incident, from: string, to: string, target: Target, now: number): Promise<void> {
     const at = new Date(now).toISOString();
-    const until = new Date(now + this.d.recheckGraceMs).toISOString();
-    const url = checkAddress(to);
-    const updated = await this.d.store.update(incident.target_id, (i) =>
-      i.id !== incident.id || i.status === 'resolved' || !sameRecovery(i.recovery, incident.recovery)
+    const me = this.d.monitorId;
+    const resolved = await this.d.store.update(incident.target_id, (i) =>
+      i.id !== incident.id || i.status === 'resolved'
         ? undefined
         : appendTimeline(
-            { ...i, url, recovery: { ...i.recovery, next_attempt_at: until } },
-            { at, event: 'target.moved', by: this.d.monitorId, detail: { from, to: url, recovery_held_until: until } },
+            { ...i, status: 'resolved', resolved_at: at, resolved_by: me },
+            { at, event: 'superseded', by: me, detail: { from, to } },
           ),
     );
-    if (updated)
-      this.d.log.info(
-        { incident_id: incident.id, from, to: url, until },
-        'target moved: holding recovery while its new address is checked',
-      );
+    await this.d.lease.release(leaseName(incident.id));
+    if (!resolved) return;
+    const note = 'The target was redeployed since the incident opened; its new deployment is checked afresh.';
+    this.d.log.info({ incident_id: incident.id, target_id: incident.target_id, from, to }, 'incident superseded by a newer record');
+    this.d.emit('incident.resolved', resolved);
+    this.d.notifier.notify(incidentNotification('incident.resolved', resolved, target, note));
+    await this.d.store.archive(incident.target_id);
   }
 
   stop(): void {

@@ -122,6 +122,9 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
         await store.putClaim({ id: record.id, key_hash: record.key_hash, claimed_at: claim?.claimed_at ?? now });
       await liveness.heartbeat(record.id);
       if (!existing) ctx.emit('droplet.registered', { droplet: view(record) });
+      // A record that moved (a redeploy) is news to whoever checks it: the health-monitor follows this.
+      else if (existing.url !== record.url || existing.health_path !== record.health_path || metaChanged(existing, record))
+        ctx.emit('droplet.updated', { droplet: view(record) });
       req.log.info({ droplet_id: record.id, steward, action: existing ? 'updated' : 'registered' }, 'droplet record saved');
       return reply(existing ? 200 : 201, {
         droplet: view(store.get(record.id) ?? record),
@@ -211,4 +214,8 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       return { received: true, droplet: view(store.get(params.id)!) };
     },
   );
+}
+
+function metaChanged(a: { metadata?: unknown }, b: { metadata?: unknown }): boolean {
+  return JSON.stringify(a.metadata ?? {}) !== JSON.stringify(b.metadata ?? {});
 }
