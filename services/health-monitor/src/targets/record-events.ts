@@ -1,5 +1,6 @@
 import type { Bus } from '@droplet-mesh/udc-kit';
 import { checkAddress, type Target } from '../domain/types.js';
+import type { Reread } from './target-directory.js';
 
 /**
  * The registry's record events (udc-kit publishes `<droplet>.<type>`): a new record, or an
@@ -14,21 +15,38 @@ export const RECORD_CHANGED_SUBJECTS = ['registry.droplet.registered', 'registry
  * (TARGET_REFRESH_MS): a redeployed app's monitors move to its new address at once,
  * before the deployer stops the old one.
  */
-export function followRecordEvents(nc: Bus['nc'], reread: (id: string) => Promise<unknown>): Array<ReturnType<Bus['nc']['subscribe']>> {
+export function followRecordEvents(nc: Bus['nc'], reread: (id: string) => Promise<Reread>): Array<ReturnType<Bus['nc']['subscribe']>> {
   return RECORD_CHANGED_SUBJECTS.map((subject) =>
     nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
-        let id: unknown;
+        let droplet: { id?: unknown; updated_at?: unknown } | undefined;
         try {
-          id = msg.json<{ droplet?: { id?: unknown } }>().droplet?.id;
+          droplet = msg.json<{ droplet?: { id?: unknown; updated_at?: unknown } }>().droplet;
         } catch {
           return;
         }
-        if (typeof id === 'string' && id.length > 0 && id.length <= 200) void reread(id).catch(() => undefined);
+        const id = droplet?.id;
+        if (typeof id !== 'string' || id.length === 0 || id.length > 200) return;
+        const updatedAt = typeof droplet?.updated_at === 'string' ? droplet.updated_at : undefined;
+        void readUntilCurrent(id, updatedAt, reread).catch(() => undefined);
       },
     }),
   );
+}
+
+/**
+ * A registry replica other than the one that wrote the record may answer the read a moment
+ * before its own view has the write: read again (briefly) until the record is as new as the event.
+ */
+async function readUntilCurrent(id: string, updatedAt: string | undefined, reread: (id: string) => Promise<Reread>): Promise<void> {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * attempt).unref());
+    const r = await reread(id);
+    // Gone (a lagging replica that has not seen a new record yet) also reads again.
+    const seen = r.kind === 'gone' ? undefined : r.target?.updated_at;
+    if (!updatedAt || (seen && seen >= updatedAt)) return;
+  }
 }
 
 /**
