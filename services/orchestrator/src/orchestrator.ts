@@ -4,6 +4,7 @@ import { liveRevision, plan as makePlan, sourceText, stable } from './domain/pla
 import { desiredResources, kindOf, type Managed, stackNameProblems } from './domain/resources.js';
 import { parseStackSource, StackFileError } from './domain/stack-parse.js';
 import type { StackFile } from './domain/stack-schema.js';
+import { DriftScheduler } from './drift-scheduler.js';
 import { executeStep, undoStep, type ExecDeps } from './live/execute.js';
 import { CallFailed, type MeshClient } from './live/mesh-client.js';
 import { observe } from './live/observe.js';
@@ -36,7 +37,7 @@ export class Orchestrator {
   private readonly stopping = new AbortController();
   private readonly running = new Map<string, Promise<ApplyRecord>>();
   private resumeTimer?: NodeJS.Timeout;
-  private driftTimer?: NodeJS.Timeout;
+  private driftChecks?: DriftScheduler;
   private pruneTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: OrchestratorOptions) {}
@@ -456,19 +457,11 @@ export class Orchestrator {
     return { plan_id: p.id, apply_id: a.id };
   }
 
+  /** Periodic drift checks, on the replica holding the drift lease only (drift-scheduler.ts). */
   startDriftChecks(intervalMs: number): void {
     if (intervalMs <= 0) return;
-    let busy = false;
-    this.driftTimer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      void this.checkDrift()
-        .catch((err) => this.o.logger.warn({ err }, 'drift check failed'))
-        .finally(() => {
-          busy = false;
-        });
-    }, intervalMs);
-    this.driftTimer.unref();
+    this.driftChecks = new DriftScheduler(this.o.store.kv, this.owner, intervalMs, () => this.checkDrift(), this.o.logger);
+    this.driftChecks.start();
   }
 
   lastDrift(stack: string) {
@@ -515,7 +508,7 @@ export class Orchestrator {
   /** Stop like a crash would: running applies stay `running` in KV for the next orchestrator. */
   async stop(): Promise<void> {
     if (this.resumeTimer) clearInterval(this.resumeTimer);
-    if (this.driftTimer) clearInterval(this.driftTimer);
+    await this.driftChecks?.stop();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.stopping.abort(new Error('the orchestrator is stopping'));
     await Promise.allSettled([...this.running.values()]);
