@@ -266,6 +266,21 @@ d('real servers end to end (issue 15)', () => {
       expect.objectContaining({ target_id: target, deployment_id: after.deployment_id, status: 'succeeded' }),
     ]);
     expect(new Set(moved.deployments[0].servers)).toEqual(new Set(ids.slice(0, 2)));
+    // The lost server runs nothing now: removing it is immediate, and its incident closes (its target left).
+    expect((await mesh.call(mesh.deployer, 'DELETE', `/servers/${lost.id}`)).status).toBe(204);
+    await waitFor(
+      'the incident resolved once the server is removed',
+      async () => {
+        incidents = (await mesh.call(mesh.monitors[0], 'GET', `/incidents?target_id=server-engine-${lost.id}&per_page=100`)).body.items;
+        return incidents.length === 1 && incidents[0].status === 'resolved';
+      },
+      20_000,
+      250,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(incidents)}`);
+    });
+    const story = (incidents[0].timeline as Array<{ event: string }>).map((e) => e.event);
+    expect(story.indexOf('replicas.moved')).toBeLessThan(story.length - 1);
     // No other server was declared down.
     for (const id of ids.slice(0, 2)) {
       const other = (await mesh.call(mesh.monitors[0], 'GET', `/incidents?target_id=server-engine-${id}`)).body.items;
