@@ -61,6 +61,7 @@ export async function createOrchestratorDroplet(deps: OrchestratorDeps) {
           'health-monitor': ctx.config.HEALTH_MONITOR_URL,
         },
         ctx.config.CALL_TIMEOUT_MS,
+        (req) => ctx.send(req),
       );
       orchestrator = new Orchestrator({
         store,

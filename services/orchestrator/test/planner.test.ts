@@ -222,6 +222,22 @@ describe('planner', () => {
     expect(d.steps.find((s) => s.id === 'placement/shop/prod/web')?.unsupported).toBeUndefined();
   });
 
+  it('a placement dropped from a service that stays: removed before the deploy that moves it, no step left undone', () => {
+    const placed = structuredClone(FILE) as typeof FILE & Record<string, unknown>;
+    (placed.projects.shop.environments.prod.services.web as Record<string, unknown>).placement = ['edge'];
+    (placed.projects.shop.environments.prod.services.jobs as Record<string, unknown>).placement = ['edge'];
+    const live = liveOf(desired(placed));
+    const dropped = structuredClone(placed);
+    delete (dropped.projects.shop.environments.prod.services.web as Record<string, unknown>).placement;
+    const q = plan(desired(dropped), live, managedOf(desired(placed)), PRICES);
+    expect(q.steps.map((s) => `${s.action} ${s.id}`)).toEqual(['delete placement/shop/prod/web', 'deploy release/shop/prod/web']);
+    expect(q.steps[0].unsupported).toBeUndefined();
+    // jobs (1 replica) still runs on st-edge-0 in prod: that server keeps serving the environment.
+    expect(q.steps[0].keep_assigned).toEqual(['st-edge-0']);
+    expect(q.steps[1].reasons).toEqual(['its placement changed (a deploy moves it)']);
+    expect(q.summary.unsupported).toBe(0);
+  });
+
   it('plans 100 services on 50 servers (its speed is measured in bench/orchestrator)', () => {
     const services = Object.fromEntries(
       Array.from({ length: 100 }, (_, i) => [`s${i}`, { image: `img/s${i}:1`, domain: `s${i}.example.com` }]),

@@ -6,9 +6,17 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Bus } from '@droplet-mesh/udc-kit';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
+import { namespacedEngineUnavailable } from '@droplet-mesh/docker-testing';
 import { api, cleanDocker, startMesh, startUpstream, testImages, type Images, type Mesh } from './support/mesh.js';
 
 // One mesh for the whole file: the steps build on each other like an operator's session.
+/** Why local servers (real engines in their own network namespace) cannot be made here, if they cannot. */
+const noLocalServers = namespacedEngineUnavailable();
+/** Network namespaces on this host: a local server's engine lives in one (its instance id). */
+const netnsList = () =>
+  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
 const project = `o${randomBytes(3).toString('hex')}`;
 const stack = 'shop';
 const webDomain = `${project}.mesh.test`;
@@ -101,7 +109,7 @@ const registryRecord = (id: string) => fetch(`${mesh.registryUrl}/droplets/${id}
 beforeAll(async () => {
   images = await testImages();
   upstream = await startUpstream('docs here');
-  mesh = await startMesh({ healthMonitor: true });
+  mesh = await startMesh({ healthMonitor: true, localServers: !noLocalServers });
   o = api(mesh);
 }, 180_000);
 
@@ -244,17 +252,28 @@ describe('plan and apply against the real droplets', () => {
   it('a plan is refused (409) once live state changed behind its back, and drift shows the change', async () => {
     const p = await o.plan(stack, file({ image: images.v2, replicas: 2 }));
     expect(p.body.steps).toEqual([]);
+    // How long one comparison of this stack with live state takes right now (the periodic check does the same).
+    const probeStart = Date.now();
+    expect((await o.call('GET', `/stacks/${stack}/drift`)).body.in_sync).toBe(true);
+    const checkMs = Date.now() - probeStart;
     expect((await droplet('proxy-manager', `/proxies/docs-${project}`, { method: 'DELETE' })).status).toBe(200);
-    // The periodic check (DRIFT_INTERVAL_S=1 here) reports it within an interval or two.
+    const deletedAt = Date.now();
+    let seenAt = 0;
     await waitFor(
       'the drift check to see the deleted route',
-      async () =>
-        (await o.call('GET', `/stacks/${stack}`)).body.last_drift?.differences?.some(
-          (d: { id: string }) => d.id === `route/docs-${project}`,
-        ),
+      async () => {
+        const d = (await o.call('GET', `/stacks/${stack}`)).body.last_drift;
+        if (!d?.differences?.some((x: { id: string }) => x.id === `route/docs-${project}`)) return false;
+        seenAt = Date.parse(d.checked_at);
+        return true;
+      },
       15_000,
-      200,
+      50,
     );
+    // Within one interval (DRIFT_INTERVAL_S=1 here): the next periodic check starts at most 1 s after the
+    // deletion, and stamps checked_at when its comparison ends, so one comparison's duration (measured
+    // above, doubled for its variance) and 500 ms for late timers on a loaded 2-core machine are the margin.
+    expect(seenAt - deletedAt).toBeLessThanOrEqual(1000 + 2 * checkMs + 500);
     const a = await o.apply(stack, p.body.id);
     expect(a.status).toBe(409);
     expect(a.body.error.code).toBe('CONFLICT');
@@ -617,6 +636,21 @@ projects:
       expect(rel.containers.map((c) => c.server_id)).toEqual(['local', 'local']);
       expect((await o.plan('placed', placed)).body.steps).toEqual([]);
 
+      // The file drops the placement; the service stays: the placement is removed before a deploy (no step left undone).
+      const unplaced = placed.replace('            placement: [box]\n', '');
+      const u = await o.plan('placed', unplaced);
+      expect(u.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+        `delete placement/${proj}/prod/api`,
+        `deploy release/${proj}/prod/api`,
+      ]);
+      const ua = await o.apply('placed', u.body.id);
+      if (ua.body.status !== 'succeeded') throw new Error(JSON.stringify(ua.body, null, 2));
+      expect(ua.body.not_done).toEqual([]);
+      expect((await droplet('deployer', `/projects/${proj}/services/api-prod/placements/prod`)).status).toBe(404);
+      const freed = (await (await droplet('deployer', '/servers/local')).json()) as { environments?: string[] };
+      expect(freed.environments ?? []).not.toContain(`${proj}/prod`);
+      expect((await o.plan('placed', unplaced)).body.steps).toEqual([]);
+
       const done = await o.call('DELETE', '/stacks/placed?confirm=placed&wait=true');
       if (done.body.status !== 'succeeded') throw new Error(JSON.stringify(done.body, null, 2));
       const after = (await (await droplet('deployer', '/servers/local')).json()) as { environments?: string[] };
@@ -626,6 +660,78 @@ projects:
       await cleanDocker(images.docker, proj);
     }
   }, 180_000);
+
+  (noLocalServers ? it.skip : it)(
+    'provision: a stack server provisioned through the deployer is a real engine its service runs on; destroy drains and removes it, and its machine',
+    async () => {
+      const proj = `${project}v`;
+      const file = `
+servers:
+  node: { provider: local, region: local, size: local-small, image: debian-12, provision: true }
+  # The deploy's image is made on its first server (local, sorted first) and copied to the new engine (nothing is pulled here).
+  box: { provider: digitalocean, region: fra1, size: s-1vcpu-1gb, image: ubuntu-24-04-x64, engine: local }
+projects:
+  ${proj}:
+    environments:
+      prod:
+        services:
+          api: { type: worker, image: ${images.v1}, replicas: 2, placement: [node, box] }
+`;
+      const serverId = 'provd-node-0';
+      try {
+        const p = await o.plan('provd', file);
+        expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
+          'create server/node/0',
+          'create server/box/0',
+          `create project/${proj}`,
+          `create environment/${proj}/prod`,
+          `create service/${proj}/prod/api`,
+          `create placement/${proj}/prod/api`,
+          `deploy release/${proj}/prod/api`,
+        ]);
+        const a = await o.apply('provd', p.body.id);
+        if (a.body.status !== 'succeeded') throw new Error(JSON.stringify(a.body.steps, null, 2));
+        const server = (await (await droplet('deployer', `/servers/${serverId}`)).json()) as Record<string, string | boolean>;
+        expect(server).toMatchObject({ id: serverId, tls: true });
+        expect(server.docker_host).toMatch(/^tcp:\/\/10\.231\.\d+\.\d+:2376$/);
+        // The machine multi-cloud-manager made (a real engine in its own network namespace).
+        const netns = String((await (await droplet('deployer', `/servers/provision/${serverId}`)).json()).instance_id);
+        expect(netnsList()).toContain(netns);
+        const rel = (await (await droplet('deployer', `/services/app-${proj}-api-prod-prod`)).json()) as {
+          containers: Array<{ server_id: string }>;
+        };
+        expect(rel.containers.map((c) => c.server_id).sort()).toEqual(['local', serverId]);
+        expect((await o.plan('provd', file)).body.steps).toEqual([]);
+
+        const done = await o.call('DELETE', '/stacks/provd?confirm=provd&wait=true');
+        if (done.body.status !== 'succeeded') throw new Error(JSON.stringify(done.body, null, 2));
+        expect(done.body.steps.find((s: { id: string }) => s.id === 'server/node/0').detail).toMatch(/drained and removed; local instance/);
+        expect((await droplet('deployer', `/servers/${serverId}`)).status).toBe(404);
+        await waitFor('the engine (its network namespace) to be gone', async () => !netnsList().includes(netns), 30_000, 200);
+      } finally {
+        await cleanDocker(images.docker, proj);
+      }
+    },
+    180_000,
+  );
+
+  it('provision on an emulated cloud: the machine never boots here, so the step fails with the reason within the provisioning timeout', async () => {
+    const file = `
+servers:
+  far: { provider: hetzner, region: fsn1, size: cx22, image: ubuntu-24.04, provision: true }
+`;
+    const p = await o.plan('faraway', file);
+    expect(p.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual(['create server/far/0']);
+    const started = Date.now();
+    const a = await o.apply('faraway', p.body.id);
+    expect(a.body.status).toBe('rolled_back');
+    expect(a.body.failed_step.error).toMatch(/provisioning server faraway-far-0 failed: no ready report within 10 s/);
+    // PROVISION_TIMEOUT_S=10 on the deployer, and its create call: not the orchestrator's SERVER_TIMEOUT_S (900 s).
+    expect(Date.now() - started).toBeLessThan(40_000);
+    // The deployer deleted the instance it had made; nothing is left to the stack.
+    expect(await (await droplet('deployer', '/servers/faraway-far-0')).json()).toMatchObject({ provisioning: true, status: 'failed' });
+    expect((await o.plan('faraway', file)).body.steps.map((s: { id: string }) => s.id)).toEqual(['server/far/0']);
+  }, 60_000);
 
   it('alerts: the recipients and webhooks go to the health-monitor, show in the plan, change in place and leave with destroy', async () => {
     const hook = (n: number) => `http://127.0.0.1:${upstream.port}/hook-${n}`;

@@ -30,6 +30,8 @@ export interface Step {
   unsupported?: string;
   /** Where to find the resource (servers: the provider's instance). */
   ref?: { provider: string; provider_id: string; price_monthly?: number | null };
+  /** A placement removed from a service that stays: deployer servers other placements of its environment still use (they keep serving it). */
+  keep_assigned?: string[];
 }
 
 export interface Price {
@@ -48,7 +50,7 @@ export interface PlanResult {
 
 /** The fields of each kind that apply compares; a server's are all "replace" (no provider can resize in place here). */
 const COMPARED: Record<Kind, readonly string[]> = {
-  server: ['provider', 'region', 'size', 'image', 'tags'],
+  server: ['provider', 'region', 'size', 'image', 'tags', 'provision'],
   project: ['description'],
   environment: ['env'],
   service: ['type', 'domain', 'health_path', 'env', 'replicas'],
@@ -164,6 +166,12 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
         destructive: true,
         reasons: ['a server cannot change provider, region, size, image or tags in place: a new one is created, then the old one deleted'],
         ref: l.ref,
+        ...(r.attrs.provision || l.attrs.provision
+          ? {
+              unsupported:
+                'a provisioned server keeps its deployer id (<stack>-<server>-<index>), so it cannot be replaced in place: remove it from the file and apply, then add it back',
+            }
+          : {}),
         ...(now !== null && next?.price_monthly != null ? { cost_monthly_delta: next.price_monthly - now, currency: next.currency } : {}),
       });
       continue;
@@ -177,6 +185,14 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
       );
     steps.push({ id: r.id, kind: r.kind, action: 'update', before: l.attrs, after: r.attrs, changes, destructive: false, reasons: [] });
   }
+
+  // A placement dropped from a service that stays: removed before its deploy, which moves the replicas.
+  const early = new Set<string>();
+  for (const [id, m] of Object.entries(managed))
+    if (m.kind === 'placement' && m.created && !byId.has(id) && live[id] && byId.has(id.replace(/^placement\//, 'service/'))) {
+      early.add(id);
+      changedPlacements.add(id.replace(/^placement\//, 'service/'));
+    }
 
   // Releases: deploy when the image differs, or when what the deploy reads (service, environment) changed.
   for (const r of desired) {
@@ -224,9 +240,16 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
     const step: Omit<Step, 'n'> = { id, kind, action: 'delete', before: l.attrs, after: null, changes: [], destructive: true, reasons: [] };
     if (kind === 'https') step.reasons.push('HTTPS is switched off on the route; the certificate stays in proxy-manager');
     if (kind === 'placement') {
-      step.reasons.push("its servers stop serving the service's environment");
-      if (byId.has(id.replace(/^placement\//, 'service/')))
-        step.unsupported = 'the deployer has no API to remove a placement: the service stays on its servers until it is deleted';
+      const ref = `${String(l.attrs.project)}/${String(l.attrs.environment)}`;
+      const keep = desired
+        .filter((r) => r.kind === 'placement' && `${String(r.attrs.project)}/${String(r.attrs.environment)}` === ref)
+        .flatMap((r) => r.attrs.assigned as string[]);
+      if (keep.length > 0) step.keep_assigned = [...new Set(keep)].sort();
+      step.reasons.push(
+        early.has(id)
+          ? "removed before the service's deploy, which spreads it over its environment's servers again; the stack's servers stop serving the environment"
+          : "its servers stop serving the service's environment",
+      );
     }
     if (kind === 'environment' || kind === 'project') {
       const prefix = kind === 'environment' ? `service/${l.attrs.project}/${l.attrs.name}/` : `service/${l.attrs.name}/`;
@@ -248,7 +271,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
 
   const ordered = steps
     .map((s, i) => ({ s, i }))
-    .sort((a, b) => phase(a.s) - phase(b.s) || a.i - b.i)
+    .sort((a, b) => phase(a.s, early) - phase(b.s, early) || a.i - b.i)
     .map(({ s }, i) => ({ n: i + 1, ...s }));
   const monthly: Record<string, number> = {};
   for (const s of ordered)
@@ -271,5 +294,7 @@ export function sourceText(a: Attrs): string {
   return typeof a.image === 'string' ? a.image : '(an uploaded archive)';
 }
 
-const phase = (s: Omit<Step, 'n'>) => (s.action === 'delete' ? DELETE_PHASE[s.kind] : CREATE_PHASE[s.kind]);
+/** `early`: deletes that run where their kind is created (a placement dropped from a service that stays: before its deploy). */
+const phase = (s: Omit<Step, 'n'>, early: Set<string>) =>
+  s.action === 'delete' && !early.has(s.id) ? DELETE_PHASE[s.kind] : CREATE_PHASE[s.kind];
 const round2 = (n: number) => Math.round(n * 100) / 100;

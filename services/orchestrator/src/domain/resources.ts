@@ -100,6 +100,7 @@ export function desiredResources(stack: string, file: StackFile): Resource[] {
           size: s.size,
           image: s.image,
           tags: [...s.tags].sort(),
+          ...(s.provision ? { provision: true } : {}),
         },
       });
   for (const [p, project] of Object.entries(file.projects)) {

@@ -42,6 +42,14 @@ export const serverSchema = z.strictObject({
    * provisioned as). Default: the instance's name, `<stack>-<server>-<index>`. Only with count 1.
    */
   engine: nameSchema.optional(),
+  /**
+   * Provision each copy through the deployer (its one-call POST /servers/provision): the
+   * machine is created with a Docker Engine that registers as deployer server
+   * `<stack>-<server>-<index>`, so services can be placed on it. `local` makes a real engine
+   * on this host; a cloud machine must boot and report within the deployer's provisioning
+   * timeout, else the step fails with the deployer's reason. Not with `engine`.
+   */
+  provision: z.boolean().default(false),
 });
 
 /** A public git repository (or file://) with a Dockerfile, or a Node/Python project the deployer writes one for. */
@@ -193,6 +201,12 @@ export const stackFile = z
     for (const [name, sv] of Object.entries(s.servers))
       if (sv.engine !== undefined && sv.count !== 1)
         ctx.addIssue({ code: 'custom', path: ['servers', name, 'engine'], message: 'engine names one machine: only with count 1' });
+      else if (sv.engine !== undefined && sv.provision)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', name, 'provision'],
+          message: 'a provisioned server is its own engine (<stack>-<server>-<index>): give provision or engine, not both',
+        });
   });
 
 export type StackFile = z.infer<typeof stackFile>;

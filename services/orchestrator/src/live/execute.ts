@@ -118,6 +118,72 @@ async function createServer(d: ExecDeps, step: StepState, a: Attrs, key: string)
   return { provider: r.body.instance.provider, provider_id: r.body.instance.provider_id };
 }
 
+/**
+ * A server provisioned through the deployer (`provision: true`): one call makes the machine
+ * with its engine, then its record is followed until the engine registered, or the deployer
+ * says provisioning failed or expired (bounded by its provisioning timeout, and by ours).
+ */
+async function provisionServer(d: ExecDeps, step: StepState, a: Attrs): Promise<{ provider: string; provider_id: string }> {
+  const id = String(a.name);
+  // 409: already provisioned, or being provisioned (a resumed apply): follow it.
+  await d.mesh.call('deployer', 'POST', '/servers/provision', {
+    body: { id, provider: a.provider, region: a.region, size: a.size, image: a.image },
+    accept: [409],
+  });
+  const deadline = Date.now() + d.serverTimeoutMs;
+  for (;;) {
+    const r = await d.mesh.get('deployer', `/servers/${enc(id)}`, { accept: [404] });
+    const b = r.body ?? {};
+    if (r.status === 200 && !b.provisioning) {
+      if (b.instance_id) {
+        const [provider, provider_id] = String(b.instance_id).split(/:(.*)/s);
+        return { provider, provider_id: provider_id ?? '' };
+      }
+      // A report that overtook the instance's creation leaves it only on the provisioning record.
+      const rec = await d.mesh.get('deployer', `/servers/provision/${enc(id)}`, { accept: [404] });
+      return { provider: String(rec.body?.provider ?? a.provider), provider_id: String(rec.body?.instance_id ?? '') };
+    }
+    if (b.status === 'failed' || b.status === 'expired')
+      throw new Error(`provisioning server ${id} ${String(b.status)}: ${b.reason ?? 'no reason given'}`);
+    // 404 for a moment: its report was accepted and the server is being registered.
+    if (r.status === 404 && (await d.mesh.get('deployer', `/servers/provision/${enc(id)}`, { accept: [404] })).status === 404)
+      throw new Error(`the deployer has neither a server nor a provisioning record '${id}'`);
+    if (b.instance_id && !step.created_ref) {
+      step.created_ref = { provider: String(b.provider ?? a.provider), provider_id: String(b.instance_id) };
+      step.detail = `${String(b.status)}: instance ${String(b.instance_id)}`;
+      await d.save();
+    }
+    if (Date.now() > deadline)
+      throw new Error(`server ${id} was not provisioned within ${Math.round(d.serverTimeoutMs / 1000)} s (still ${String(b.status)})`);
+    await sleep(d.pollMs, d.signal);
+  }
+}
+
+/**
+ * Remove a provisioned server: the deployer drains and forgets it (DELETE answers 202 while
+ * its replicas move), then multi-cloud-manager deletes the machine it made (`server.delete`).
+ */
+async function removeProvisioned(d: ExecDeps, name: string, ref: { provider: string; provider_id: string } | undefined): Promise<string> {
+  const r = await d.mesh.call('deployer', 'DELETE', `/servers/${enc(name)}`, { accept: [404] });
+  if (r.status === 202) {
+    const deadline = Date.now() + d.serverTimeoutMs;
+    for (;;) {
+      const g = await d.mesh.get('deployer', `/servers/${enc(name)}`, { accept: [404] });
+      if (g.status === 404 || g.body?.provisioning) break;
+      if (g.body?.removal?.status === 'failed') throw new Error(`the deployer could not remove server ${name}: ${g.body.removal.reason}`);
+      if (Date.now() > deadline) throw new Error(`server ${name} was not drained within ${Math.round(d.serverTimeoutMs / 1000)} s`);
+      await sleep(d.pollMs, d.signal);
+    }
+  }
+  if (!ref?.provider_id) return `server ${name} removed from the deployer (no instance known)`;
+  try {
+    await d.mesh.command('multi-cloud-manager', 'server.delete', { provider: ref.provider, instance_id: ref.provider_id });
+  } catch (err) {
+    if (!(err instanceof CallFailed && err.upstreamCode === 'NOT_FOUND')) throw err;
+  }
+  return `server ${name} drained and removed; ${ref.provider} instance ${ref.provider_id} deleted`;
+}
+
 type Placed = Array<{ server_id: string; replicas: number }>;
 
 /** `<project>/<environment>`: how the deployer's servers name an environment they serve. */
@@ -171,6 +237,10 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
   const gone404 = { accept: [404] };
   switch (`${step.kind}:${step.action}`) {
     case 'server:create': {
+      if (a.provision) {
+        step.created_ref = await provisionServer(d, step, a);
+        return `provisioned ${String(a.name)}: its engine is a deployer server (${step.created_ref.provider} instance ${step.created_ref.provider_id})`;
+      }
       step.created_ref = await createServer(d, step, a, `${d.applyId}.${step.id}`);
       return `created ${step.created_ref.provider} instance ${step.created_ref.provider_id}`;
     }
@@ -182,6 +252,7 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
       return `created ${step.created_ref.provider} instance ${step.created_ref.provider_id}, deleted ${step.ref?.provider_id ?? 'nothing'}`;
     }
     case 'server:delete': {
+      if (a.provision) return removeProvisioned(d, String(a.name), step.ref);
       if (!step.ref) return 'no instance to delete';
       await d.mesh.call('multi-cloud-manager', 'DELETE', `/instances/${enc(step.ref.provider)}/${enc(step.ref.provider_id)}`, gone404);
       return `deleted ${step.ref.provider} instance ${step.ref.provider_id}`;
@@ -220,13 +291,21 @@ export async function executeStep(d: ExecDeps, step: StepState): Promise<string>
     case 'placement:update':
       return place(d, step, a);
     case 'placement:delete': {
+      await d.mesh.call(
+        'deployer',
+        'DELETE',
+        `/projects/${p}/services/${enc(String(a.deployer_service))}/placements/${enc(String(a.environment))}`,
+        gone404,
+      );
+      // Servers another placement of the environment still uses keep serving it.
+      const keep = new Set(step.keep_assigned ?? []);
       const gone = await assign(
         d,
-        (a.servers as Placed).map((x) => x.server_id),
+        (a.servers as Placed).map((x) => x.server_id).filter((id) => !keep.has(id)),
         envRef(a),
         false,
       );
-      return `${gone.length > 0 ? gone.join(', ') : 'no server'} no longer serve${gone.length === 1 ? 's' : ''} ${envRef(a)}`;
+      return `placement removed; ${gone.length > 0 ? gone.join(', ') : 'no server'} no longer serve${gone.length === 1 ? 's' : ''} ${envRef(a)}`;
     }
     case 'release:delete':
       // The deployer's undeploy: route, containers and registry record go; the history stays.
@@ -299,6 +378,7 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
   try {
     switch (`${step.kind}:${step.action}`) {
       case 'server:create':
+        if (after.provision) return entry('undone', await removeProvisioned(d, String(after.name), step.created_ref));
         if (!step.created_ref) return entry('not_undone', 'the created instance is unknown');
         await d.mesh.call(
           'multi-cloud-manager',

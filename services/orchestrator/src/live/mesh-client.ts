@@ -1,4 +1,4 @@
-import { DependencyUnavailable, UdcError, type RegistryLink } from '@droplet-mesh/udc-kit';
+import { DependencyUnavailable, UdcError, type MessageReply, type RegistryLink, type SendRequest } from '@droplet-mesh/udc-kit';
 
 export type MeshDroplet = 'deployer' | 'proxy-manager' | 'multi-cloud-manager' | 'health-monitor';
 
@@ -46,7 +46,23 @@ export class MeshClient {
     private readonly registry: () => RegistryLink | undefined,
     private readonly overrides: Partial<Record<MeshDroplet, string>>,
     private readonly defaultTimeoutMs: number,
+    /** UDC messages with the orchestrator's own token (the droplet's ctx.send). */
+    private readonly sender?: (req: Partial<SendRequest> & Pick<SendRequest, 'target' | 'message_type'>) => Promise<MessageReply>,
   ) {}
+
+  /** A UDC command to another droplet; its error (if any) as a CallFailed. */
+  async command(droplet: MeshDroplet, action: string, payload: Record<string, unknown>, timeoutMs = 30_000): Promise<Json> {
+    if (!this.sender) throw new DependencyUnavailable(`cannot send ${action} to ${droplet}: no message bus`);
+    const r = await this.sender({
+      target: droplet,
+      message_type: 'command',
+      payload: { action, ...payload },
+      timeout_ms: timeoutMs,
+      retry_count: 1,
+    });
+    if (r.result !== 'success') throw new CallFailed(droplet, 0, r.error?.code, r.error?.message ?? r.result);
+    return r.data;
+  }
 
   async urlOf(droplet: MeshDroplet): Promise<string> {
     const fixed = this.overrides[droplet];

@@ -119,6 +119,43 @@ export async function observe(mesh: MeshClient, stack: string, desired: Resource
   }
 
   const accept = { accept: [404] };
+  // Servers provisioned through the deployer: its server record (or its provisioning record) is the live state.
+  await pool(
+    [...targets.entries()].filter(([id, t]) => t.kind === 'server' && t.attrs.provision && !live[id]),
+    8,
+    async ([id, t]) => {
+      const name = String(t.attrs.name);
+      const r = await mesh.get('deployer', `/servers/${enc(name)}`, accept);
+      if (r.status !== 200) return;
+      const b = r.body;
+      // A provisioning that failed or expired left no server: the stack has to provision it again.
+      if (b.provisioning && (b.status === 'failed' || b.status === 'expired')) {
+        warnings.push(`provisioning ${name} ${b.status}${b.reason ? `: ${b.reason}` : ''}`);
+        return;
+      }
+      const applied = managed[id]?.attrs ?? t.attrs;
+      let [provider, providerId] = b.provisioning ? [b.provider, b.instance_id] : String(b.instance_id ?? '').split(/:(.*)/s);
+      if (!providerId) {
+        // A report that overtook the instance's creation leaves it only on the provisioning record.
+        const rec = await mesh.get('deployer', `/servers/provision/${enc(name)}`, accept);
+        if (rec.status === 200) [provider, providerId] = [rec.body.provider, rec.body.instance_id];
+      }
+      live[id] = {
+        kind: 'server',
+        attrs: {
+          name,
+          provider: provider || applied.provider,
+          region: b.region ?? applied.region,
+          size: b.size ?? applied.size,
+          image: applied.image,
+          tags: applied.tags ?? [],
+          provision: true,
+          ...(b.provisioning ? { provisioning: b.status } : {}),
+        },
+        ...(providerId ? { ref: { provider: provider || String(applied.provider), provider_id: providerId, price_monthly: null } } : {}),
+      };
+    },
+  );
   // The deployer's servers (which environments each serves), read once for every placement.
   let serverList: Promise<Map<string, string[]>> | undefined;
   const deployerServers = () => {

@@ -223,7 +223,13 @@ export interface Mesh {
 }
 
 export async function startMesh(
-  opts: { orchestratorEnv?: Record<string, string>; deployerProcess?: boolean; healthMonitor?: boolean } = {},
+  opts: {
+    orchestratorEnv?: Record<string, string>;
+    deployerProcess?: boolean;
+    healthMonitor?: boolean;
+    /** multi-cloud-manager makes local servers (real engines in their own network namespace) for the deployer's provisioning. */
+    localServers?: boolean;
+  } = {},
 ): Promise<Mesh> {
   const closers: Closer[] = [];
   const nats = await startNatsServer();
@@ -277,6 +283,9 @@ export async function startMesh(
       DEPLOY_LEASE_TTL_S: '2',
       RECOVERY_INTERVAL_S: '1',
       DATA_DIR: join(tmp, 'deployer'),
+      // A machine that cannot boot here (an emulated cloud) fails its provisioning after this long.
+      PROVISION_TIMEOUT_S: '10',
+      SERVER_ALLOW_FROM: '127.0.0.1/32',
     };
     let depProc: ReturnType<typeof deployerProcess> | undefined;
     if (opts.deployerProcess) {
@@ -306,7 +315,7 @@ export async function startMesh(
         DO_API_URL: emus.digitalocean.apiUrl,
         HETZNER_API_URL: emus.hetzner.apiUrl,
         VULTR_API_URL: emus.vultr.apiUrl,
-        LOCAL_PROVIDER_ENABLED: 'false',
+        LOCAL_PROVIDER_ENABLED: opts.localServers ? 'true' : 'false',
         ACTION_POLL_INTERVAL_MS: '50',
         ACTION_WAIT_TIMEOUT_S: '10',
         PROVIDER_LIST_TIMEOUT_MS: '5000',
