@@ -47,7 +47,8 @@ export function messageHandlers(fleet: () => Fleet, servers?: () => ServerProvis
       types: ['command'],
       scope: 'write',
       handle: async (payload, _envelope, ctx) => {
-        assertDeployerOrAdmin(ctx.principal);
+        // Also the orchestrator: a stack's server provisioned through the deployer goes with the stack.
+        assertDropletOrAdmin(ctx.principal, ['deployer', 'orchestrator'], 'delete mesh servers');
         if (!servers) throw new InvalidRequest('server provisioning is not available');
         const p = parse(serverDeletePayload, payload);
         return servers().delete(p.provider, p.instance_id);
