@@ -19,6 +19,7 @@ import {
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { createMeshCa } from '../src/domain/mesh-ca.js';
 import type { RouteDeps } from '../src/routes/route-deps.js';
 import { provisionerOf } from '../src/routes/servers.js';
 import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
@@ -37,6 +38,8 @@ const cloudInit = spawnSync('sh', ['-c', 'command -v cloud-init'], { encoding: '
 
 const prefix = uniqueProject('pv');
 const REPORT_TIMEOUT_S = 6;
+const MESH_REGISTRY_HOST = '10.0.0.5:5050';
+let registryCa: string;
 let nats: NatsServerHandle;
 let authority: TestAuthority;
 let emus: AllEmulators;
@@ -120,6 +123,9 @@ beforeAll(async () => {
     ...authority.env(),
   });
   await waitHealthy(`http://127.0.0.1:${mcmPort}`, mcm, 30_000);
+  registryCa = (await createMeshCa()).certPem;
+  const registryCaFile = join(tmp, 'registry-ca.pem');
+  writeFileSync(registryCaFile, registryCa);
   const port = await freePort();
   droplet = await createDeployerDroplet({
     env: {
@@ -131,6 +137,11 @@ beforeAll(async () => {
       DATA_DIR: join(tmp, 'data'),
       DEPLOYER_PUBLIC_URL: `http://127.0.0.1:${port}`,
       PROVISION_TIMEOUT_S: String(REPORT_TIMEOUT_S),
+      // A mesh image registry the new servers trust (its CA in their user_data's certs.d).
+      MESH_REGISTRY: MESH_REGISTRY_HOST,
+      MESH_REGISTRY_USERNAME: 'mesh',
+      MESH_REGISTRY_PASSWORD: 'not-used-here',
+      MESH_REGISTRY_CA_FILE: registryCaFile,
       ...authority.env(),
     },
     // A droplet's token is read+write: multi-cloud-manager provisions for the deployer by its identity.
@@ -182,7 +193,7 @@ d('provisioning a server in one call', () => {
     expect(plain).not.toBe(200);
   }, 120_000);
 
-  it('each emulated cloud: the instance gets valid user_data, then provisioning fails on time with the reason and the instance is deleted', async () => {
+  it("each emulated cloud: the instance gets valid user_data (trusting the mesh registry's CA), then provisioning fails on time with the reason and the instance is deleted", async () => {
     await Promise.all(
       CLOUDS.map(async (c, i) => {
         const id = `${prefix}-${c.provider.slice(0, 2)}`;
@@ -208,6 +219,9 @@ d('provisioning a server in one call', () => {
           .map((b) => (c.provider === 'vultr' ? Buffer.from(String(b.user_data ?? ''), 'base64').toString() : String(b.user_data ?? '')))
           .find((u) => u.includes(`/servers/provision/${id}/ready`));
         expect(userData).toMatch(/^#cloud-config\n/);
+        // The mesh image registry's CA, for that registry only (checked with the rest by cloud-init below).
+        expect(userData).toContain(`path: "/etc/docker/certs.d/${MESH_REGISTRY_HOST}/ca.crt"`);
+        expect(userData).toContain(registryCa.trim().split('\n')[1]);
         if (cloudInit) {
           const file = join(tmp, `user-data-${c.provider}.yaml`);
           writeFileSync(file, userData!);
