@@ -196,6 +196,25 @@ describe('stack file', () => {
     expect(parseStackSource(f({ emails: ['ops@example.com'] })).alerts).toEqual({ emails: ['ops@example.com'], webhooks: [] });
   });
 
+  it('alerts: a webhook URL that looks like it carries a token is refused with its path and where such a URL goes', () => {
+    const f = (webhooks: string[]) => ({ alerts: { webhooks } });
+    for (const url of [
+      'https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX',
+      'https://discord.com/api/webhooks/123456789012345678/aBcDeFgHiJkLmNoPqRsTuVwXyZ012345',
+      'https://alerts.example.com/hook?token=abc',
+      'https://alerts.example.com/hook?api_key=abc',
+      'https://alerts.example.com/in/3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c',
+    ]) {
+      const p = problems(f(['https://ok.example.com/mesh', url]));
+      expect(p).toEqual([expect.objectContaining({ path: 'alerts.webhooks.1' })]);
+      expect(p[0].message).toMatch(/looks like it carries a token .*ALERT_WEBHOOK_URLS/);
+      expect(JSON.stringify(p)).not.toContain(url.split('/').pop());
+    }
+    // Ordinary paths and parameters pass.
+    for (const url of ['https://alerts.example.com/notifications-webhook-receiver', 'https://alerts.example.com/hook?team=ops&v=2'])
+      expect(parseStackSource(f([url])).alerts?.webhooks).toEqual([url]);
+  });
+
   it('the committed stack.schema.json is the schema zod publishes', () => {
     const committed = JSON.parse(readFileSync(new URL('../stack.schema.json', import.meta.url), 'utf8'));
     expect(committed).toEqual(stackJsonSchema());

@@ -49,7 +49,7 @@ export const serverSchema = z.strictObject({
    * on this host; a cloud machine must boot and report within the deployer's provisioning
    * timeout, else the step fails with the deployer's reason. Not with `engine`.
    */
-  provision: z.boolean().default(false),
+  provision: z.boolean().optional(),
 });
 
 /** A public git repository (or file://) with a Dockerfile, or a Node/Python project the deployer writes one for. */
@@ -123,6 +123,30 @@ export const routeSchema = z.strictObject({
   websocket: z.boolean().default(false),
 });
 
+/** Query parameters whose value is a credential. */
+const SECRET_PARAM = /^(key|sig|auth|code|apikey|api[_-]key|access[_-]key)$|token|secret|signature|passw/i;
+
+/**
+ * Why a webhook URL looks like it carries a credential in its path or query, or undefined:
+ * a query parameter named like one (`token=`, `key=`, `sig=`...), Slack's
+ * `/services/T…/B…/…`, or a long random-looking path segment (20+ of [A-Za-z0-9_-] with a
+ * digit or mixed case, e.g. Discord's `/api/webhooks/<id>/<token>`).
+ */
+export function webhookCredential(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  for (const name of u.searchParams.keys()) if (SECRET_PARAM.test(name)) return `its query parameter '${name}'`;
+  if (/(^|\.)slack\.com$/i.test(u.hostname) && u.pathname.startsWith('/services/')) return "Slack's /services/… path";
+  for (const seg of u.pathname.split('/'))
+    if (/^[A-Za-z0-9_-]{20,}$/.test(seg) && (/\d/.test(seg) || (/[a-z]/.test(seg) && /[A-Z]/.test(seg))))
+      return 'a long random-looking path segment';
+  return undefined;
+}
+
 /** Who is told when something of the mesh goes down: the health-monitor's recipients for this stack. */
 export const alertsSchema = z.strictObject({
   emails: z.array(z.email()).max(50).default([]),
@@ -131,7 +155,15 @@ export const alertsSchema = z.strictObject({
       z
         .url({ protocol: /^https?$/ })
         .max(2000)
-        .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not carry credentials (user:password@)'),
+        .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not carry credentials (user:password@)')
+        .superRefine((u, ctx) => {
+          const why = webhookCredential(u);
+          if (why)
+            ctx.addIssue({
+              code: 'custom',
+              message: `looks like it carries a token (${why}): a secret does not go in the stack file; give this webhook to the health-monitor's ALERT_WEBHOOK_URLS (its env file) instead`,
+            });
+        }),
     )
     .max(20)
     .default([]),
