@@ -1,8 +1,11 @@
 // bench/proxy/upstream-switch: an upstream change (PUT moving an existing route to another
 // upstream) → the new upstream serving, with the Lua balancer (no reload) next to the reload
 // path (NGINX_LUA=off) and a bare `nginx -s reload` on that same nginx, all in one run; then
-// 20 keep-alive clients during 100 upstream changes in each mode (connection errors, non-2xx).
-// Run: cd services/proxy-manager && corepack pnpm run bench:upstreams   (BENCH_ROUTES=1000 BENCH_SAMPLES=20)
+// 20 keep-alive clients during 100 upstream changes in each mode (connection errors, non-2xx);
+// and a structural change (PUT of a new route → serving: nginx -t + reload) next to a hand-written
+// route file + bare `nginx -s reload` → serving on the same nginx, in each mode.
+// Run: cd services/proxy-manager && corepack pnpm run bench:upstreams
+//   (BENCH_ROUTES=1000 BENCH_SAMPLES=20 BENCH_MODES=off,auto BENCH_FILL_WAVE=100)
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +20,11 @@ import { freePort, quiet, startUpstream, viaNginx, type Upstream } from '../../s
 const run = promisify(execFile);
 const ROUTES = Number(process.env.BENCH_ROUTES ?? 1000);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
+/** Routes PUT at once while filling (10,000 routes: 1,000, so the fill takes few reloads). */
+const FILL_WAVE = Number(process.env.BENCH_FILL_WAVE ?? 100);
+/** Structural samples (each is two reloads of the whole config; at 10,000 routes a few suffice). */
+const STRUCTURAL_SAMPLES = Number(process.env.BENCH_STRUCTURAL_SAMPLES ?? SAMPLES);
+const MODES = (process.env.BENCH_MODES ?? 'off,auto').split(',') as Array<'off' | 'auto'>;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))];
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -67,6 +75,8 @@ async function startMesh(nginxLua: 'auto' | 'off'): Promise<Mesh> {
       // Each change on its own: the figure is one change's latency, not a batch's.
       RECONCILE_COALESCE_MS: '0',
       NGINX_LUA: nginxLua,
+      // Filling thousands of routes on a loaded machine: a reload may take long to confirm.
+      NGINX_RELOAD_TIMEOUT_MS: '60000',
     },
     bus,
     logDestination: quiet,
@@ -97,8 +107,8 @@ async function startMesh(nginxLua: 'auto' | 'off'): Promise<Mesh> {
 }
 
 async function fill(m: Mesh, port: number): Promise<void> {
-  for (let done = 0; done < ROUTES; done += 100) {
-    const n = Math.min(100, ROUTES - done);
+  for (let done = 0; done < ROUTES; done += FILL_WAVE) {
+    const n = Math.min(FILL_WAVE, ROUTES - done);
     const codes = await Promise.all(Array.from({ length: n }, (_, i) => m.put(`r-${done + i}`, port)));
     if (codes.some((c) => c >= 300)) throw new Error(`fill failed: ${codes.find((c) => c >= 300)}`);
   }
@@ -136,6 +146,34 @@ async function bareReloadTimes(m: Mesh, blue: Upstream, green: Upstream): Promis
   await writeFile(file, original);
   await run(m.pm.config.NGINX_BIN, [...args, '-s', 'reload']);
   return out;
+}
+
+/**
+ * A structural change: PUT of a new route → serving (nginx -t, then a reload), next to the same
+ * change by hand on the same nginx: a copy of r-1's file under a new domain + `nginx -s reload` → serving.
+ */
+async function structuralTimes(m: Mesh, blue: Upstream): Promise<{ put: number[]; bare: number[] }> {
+  const args = ['-p', m.pm.paths.prefix, '-c', m.pm.paths.confFile, '-e', m.pm.paths.errorLog];
+  const template = await readFile(`${m.pm.paths.sitesAvailable}/mesh-r-1.conf`, 'utf8');
+  const put: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < STRUCTURAL_SAMPLES; i++) {
+    let t0 = performance.now();
+    const code = await m.put(`s-${i}`, blue.port);
+    if (code !== 201) throw new Error(`structural ${i}: ${code}`);
+    await waitServes(m.httpPort, `s-${i}.bench`, `upstream ${blue.name}`, 120_000);
+    put.push(performance.now() - t0);
+    // A static upstream block needs its own name; a balanced route's file names none.
+    let text = template.split('r-1.bench').join(`bare-${i}.bench`);
+    if (text.includes('upstream mesh_r_1 {')) text = text.split('mesh_r_1').join(`bare_${i}`);
+    await writeFile(`${m.pm.paths.sitesEnabled}/bare-${i}.conf`, text);
+    t0 = performance.now();
+    await run(m.pm.config.NGINX_BIN, [...args, '-s', 'reload']);
+    // r-1's copy serves whichever upstream r-1 was last switched to.
+    await waitServes(m.httpPort, `bare-${i}.bench`, 'upstream ', 120_000);
+    bare.push(performance.now() - t0);
+  }
+  return { put, bare };
 }
 
 /** 20 keep-alive clients (one connection each, no retry) on r-0..r-19 during 100 upstream changes of those routes. */
@@ -184,9 +222,15 @@ const date = new Date().toISOString().slice(0, 10);
 try {
   const figures: Record<
     string,
-    { put: number[]; load: Awaited<ReturnType<typeof keepAliveDuringChanges>>; bare?: number[]; test: number[] }
+    {
+      put: number[];
+      load: Awaited<ReturnType<typeof keepAliveDuringChanges>>;
+      bare?: number[];
+      test: number[];
+      structural: { put: number[]; bare: number[] };
+    }
   > = {};
-  for (const mode of ['off', 'auto'] as const) {
+  for (const mode of MODES) {
     const m = await startMesh(mode);
     try {
       await fill(m, blue.port);
@@ -200,21 +244,26 @@ try {
       const bare = mode === 'off' ? await bareReloadTimes(m, blue, green) : undefined;
       const put = await switchTimes(m, blue, green);
       const load = await keepAliveDuringChanges(m, blue, green);
-      figures[mode] = { put, load, bare, test };
+      const structural = await structuralTimes(m, blue);
+      figures[mode] = { put, load, bare, test, structural };
     } finally {
       await m.close();
     }
   }
-  const bare = figures.off.bare as number[];
+  const bare = figures.off?.bare;
   console.log(`bench/proxy/upstream-switch ${date}, ${ROUTES} routes, ${SAMPLES} samples`);
-  console.log(`  bare nginx -s reload → serving (baseline):   median ${ms(median(bare))} p95 ${ms(p95(bare))}`);
+  if (bare) console.log(`  bare nginx -s reload → serving (baseline):   median ${ms(median(bare))} p95 ${ms(p95(bare))}`);
   for (const [mode, label] of [
     ['off', 'reload path (NGINX_LUA=off)'],
     ['auto', 'Lua balancer (NGINX_LUA=auto)'],
   ] as const) {
     const f = figures[mode];
+    if (!f) continue;
+    const ratio = bare ? ` | ${(median(f.put) / median(bare)).toFixed(2)}x the bare reload` : '';
+    console.log(`  upstream change PUT → serving, ${label.padEnd(30)} median ${ms(median(f.put))} p95 ${ms(p95(f.put))}${ratio}`);
+    const s = f.structural;
     console.log(
-      `  upstream change PUT → serving, ${label.padEnd(30)} median ${ms(median(f.put))} p95 ${ms(p95(f.put))} | ${(median(f.put) / median(bare)).toFixed(2)}x the bare reload`,
+      `    structural change (new route) PUT → serving: median ${ms(median(s.put))} p95 ${ms(p95(s.put))} | hand-written file + bare nginx -s reload → serving: median ${ms(median(s.bare))} | difference ${ms(median(s.put) - median(s.bare))}`,
     );
     console.log(`    nginx -t over the whole config (what a structural change parses): median ${ms(median(f.test))}`);
     console.log(
