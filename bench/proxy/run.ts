@@ -58,6 +58,9 @@ const pm = createProxyManager({
     ALLOW_SIMPLE_TOKEN: 'true',
     API_TOKEN,
     UPSTREAM_RECHECK_INTERVAL_S: '0',
+    // The reload path: its baseline hand-edits an address in a route file, which balanced
+    // routes do not hold (upstream-switch.ts measures the Lua balancer).
+    NGINX_LUA: 'off',
   },
   bus,
   logDestination: quiet,
