@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { liveRevision, plan, type PriceBook } from '../src/domain/planner.js';
+import { liveRevision, plan, type PriceBook, PLACEMENT_DROPPED } from '../src/domain/planner.js';
 import { desiredResources, type LiveState, type Managed, type Resource } from '../src/domain/resources.js';
 import { parseStackSource } from '../src/domain/stack-parse.js';
 
@@ -232,6 +232,7 @@ describe('planner', () => {
     const q = plan(desired(dropped), live, managedOf(desired(placed)), PRICES);
     expect(q.steps.map((s) => `${s.action} ${s.id}`)).toEqual(['delete placement/shop/prod/web', 'deploy release/shop/prod/web']);
     expect(q.steps[0].unsupported).toBeUndefined();
+    expect(q.steps[0].reasons).toEqual([PLACEMENT_DROPPED]);
     // jobs (1 replica) still runs on st-edge-0 in prod: that server keeps serving the environment.
     expect(q.steps[0].keep_assigned).toEqual(['st-edge-0']);
     expect(q.steps[1].reasons).toEqual(['its placement changed (a deploy moves it)']);

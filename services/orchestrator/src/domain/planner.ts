@@ -86,6 +86,10 @@ const DELETE_PHASE: Record<Kind, number> = {
   server: 15,
 };
 
+/** The reason of a placement delete whose service stays (runs before its deploy; undone by putting it back). */
+export const PLACEMENT_DROPPED =
+  "removed before the service's deploy, which spreads it over its environment's servers again; the stack's servers stop serving the environment";
+
 /** Stable JSON: object keys sorted, so equal values compare equal. */
 export function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
@@ -245,11 +249,7 @@ export function plan(desired: Resource[], live: LiveState, managed: Managed, pri
         .filter((r) => r.kind === 'placement' && `${String(r.attrs.project)}/${String(r.attrs.environment)}` === ref)
         .flatMap((r) => r.attrs.assigned as string[]);
       if (keep.length > 0) step.keep_assigned = [...new Set(keep)].sort();
-      step.reasons.push(
-        early.has(id)
-          ? "removed before the service's deploy, which spreads it over its environment's servers again; the stack's servers stop serving the environment"
-          : "its servers stop serving the service's environment",
-      );
+      step.reasons.push(early.has(id) ? PLACEMENT_DROPPED : "its servers stop serving the service's environment");
     }
     if (kind === 'environment' || kind === 'project') {
       const prefix = kind === 'environment' ? `service/${l.attrs.project}/${l.attrs.name}/` : `service/${l.attrs.name}/`;

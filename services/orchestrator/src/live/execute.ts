@@ -1,4 +1,4 @@
-import { sourceText } from '../domain/planner.js';
+import { PLACEMENT_DROPPED, sourceText } from '../domain/planner.js';
 import { INDEX_LABEL, SERVER_LABEL, STACK_LABEL, type Attrs } from '../domain/resources.js';
 import type { StepState, UndoEntry } from '../store.js';
 import { CallFailed, type MeshClient } from './mesh-client.js';
@@ -430,6 +430,24 @@ export async function undoStep(d: ExecDeps, step: StepState): Promise<UndoEntry>
           'undone',
           `placement ${step.action === 'update' ? 'restored' : 'taken back'} (servers serving ${envRef(after)} as before)`,
         );
+      }
+      case 'placement:delete': {
+        // Only a placement dropped from a service that stays is undone (a destroyed service has none to go back to).
+        if (step.reasons[0] !== PLACEMENT_DROPPED) return entry('not_undone', 'a delete is not undone');
+        const servers = before.servers as Placed;
+        await assign(
+          d,
+          servers.map((x) => x.server_id),
+          envRef(before),
+          true,
+        );
+        await d.mesh.call(
+          'deployer',
+          'PUT',
+          `/projects/${enc(String(before.project))}/services/${enc(String(before.deployer_service))}/placements/${enc(String(before.environment))}`,
+          { body: { servers } },
+        );
+        return entry('undone', `placement restored on ${servers.map((x) => x.server_id).join(', ')}`);
       }
       case 'route:create':
         await d.mesh.call('proxy-manager', 'DELETE', `/proxies/${enc(String(after.name))}`, gone404);
