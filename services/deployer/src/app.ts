@@ -8,6 +8,8 @@ import { EnginePool } from './engine/engine-pool.js';
 import { followServerDown, SERVER_TARGET_PREFIX, ServerReplacement, type MoveClaim } from './deploy/server-replacement.js';
 import { KvCollection } from './store/kv-collection.js';
 import { SERVER_LOSS_PREFIX, type ServerLossPolicy } from './deploy/server-loss-policy.js';
+import { SnapshotReplacement } from './deploy/snapshot-replacement.js';
+import { PROVISION_PREFIX, type PendingServer } from './domain/provisioning.js';
 import { createMessageHandlers } from './messages.js';
 import { serverMessageHandlers } from './server-messages.js';
 import { loadOrCreateMeshCa, type MeshCa } from './domain/mesh-ca.js';
@@ -18,7 +20,7 @@ import { registerInfraAliasRoutes } from './routes/infra-aliases.js';
 import { registerProjectRoutes } from './routes/projects.js';
 import type { RouteDeps } from './routes/route-deps.js';
 import { registerSecretRoutes } from './routes/secrets.js';
-import { provisionerOf, registerServerRoutes } from './routes/servers.js';
+import { provisionerOf, provisionReplacement, registerServerRoutes } from './routes/servers.js';
 import { registerServiceOpsRoutes } from './routes/service-ops.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerUndeployRoutes } from './routes/undeploy.js';
@@ -156,6 +158,17 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
     async start(opts?: { port?: number; host?: string }) {
       await created.start();
       deployer = created;
+      const note = async (serverId: string, event: string, detail: Record<string, unknown>) => {
+        const reply = await ctx.send({
+          target: 'health-monitor',
+          message_type: 'command',
+          payload: { action: 'incident.note', target_id: `${SERVER_TARGET_PREFIX}${serverId}`, event, detail },
+          timeout_ms: 5000,
+          retry_count: 1,
+        });
+        if (reply.result !== 'success') throw new Error(reply.error?.message ?? reply.result);
+      };
+      const pendings = new KvCollection<PendingServer>(kv, PROVISION_PREFIX);
       replacement = new ServerReplacement({
         stores,
         deployer: getDeployer,
@@ -163,16 +176,22 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
         policies: new KvCollection<ServerLossPolicy>(kv, SERVER_LOSS_PREFIX),
         emit: (type, data, level) => ctx.emit(type, data, level),
         logger: ctx.logger,
-        note: async (serverId, event, detail) => {
-          const reply = await ctx.send({
-            target: 'health-monitor',
-            message_type: 'command',
-            payload: { action: 'incident.note', target_id: `${SERVER_TARGET_PREFIX}${serverId}`, event, detail },
-            timeout_ms: 5000,
-            retry_count: 1,
-          });
-          if (reply.result !== 'success') throw new Error(reply.error?.message ?? reply.result);
-        },
+        note,
+        snapshots: new SnapshotReplacement({
+          stores,
+          deployer: getDeployer,
+          send: (req) => ctx.send(req),
+          provision: (r) => {
+            if (!routeDeps) throw new DependencyUnavailable('the deployer is starting');
+            return provisionReplacement(routeDeps, r);
+          },
+          pending: (id) => pendings.get(id),
+          note,
+          emit: (type, data, level) => ctx.emit(type, data, level),
+          logger: ctx.logger,
+          // The provisioner fails a machine that never reports; this bounds the wait beyond that.
+          waitMs: (config.PROVISION_CREATE_TIMEOUT_S + config.PROVISION_TIMEOUT_S) * 1000 + 15_000,
+        }),
       });
       unfollow = followServerDown(bus.nc, replacement, ctx.logger);
       // Provisionings that outlived their timer (a restart) fail and their instance is deleted.

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { assertDropletOrAdmin, InvalidRequest, type MessageHandler, type Principal } from '@droplet-mesh/udc-kit';
 import { callerOf, type Fleet } from './domain/fleet.js';
 import { providerName } from './routes/schemas.js';
-import { serverCreatePayload, serverDeletePayload, type ServerProvisioning } from './domain/server-provisioning.js';
+import { serverCreatePayload, serverDeletePayload, serverSnapshotsPayload, type ServerProvisioning } from './domain/server-provisioning.js';
 
 const rebootPayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128), wait: z.boolean().default(false) });
 const listPayload = z.object({ provider: providerName.optional() });
@@ -52,6 +52,17 @@ export function messageHandlers(fleet: () => Fleet, servers?: () => ServerProvis
         if (!servers) throw new InvalidRequest('server provisioning is not available');
         const p = parse(serverDeletePayload, payload);
         return servers().delete(p.provider, p.instance_id);
+      },
+    },
+    // The deployer replacing a lost server: its instance (region, size) and snapshots, newest first.
+    'server.snapshots': {
+      types: ['query'],
+      scope: 'read',
+      handle: async (payload, _envelope, ctx) => {
+        assertDeployerOrAdmin(ctx.principal);
+        if (!servers) throw new InvalidRequest('server provisioning is not available');
+        const p = parse(serverSnapshotsPayload, payload);
+        return servers().snapshotsOf(p.provider, p.instance_id);
       },
     },
     'instance.reboot': {

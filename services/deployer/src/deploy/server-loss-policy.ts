@@ -1,9 +1,10 @@
 // What happens to an environment's replicas when one of its servers is declared down:
 // `move` (the default) redeploys them onto the environment's other servers; `none` leaves
-// them (an operator decides; the incident says so). `replace_from_snapshot` is not offered:
-// local servers (a dockerd in its own network namespace) have no snapshots, and an emulated
-// cloud's instance made from a snapshot never boots to report ready.
-export const serverLossPolicies = ['move', 'none'] as const;
+// them (an operator decides; the incident says so); `replace_from_snapshot` moves them as
+// `move` does (serving first), provisions a replacement from the lost instance's newest
+// snapshot (src/deploy/snapshot-replacement.ts) and moves them onto it once it reports ready,
+// or stays with `move` when there is no snapshot or the replacement fails.
+export const serverLossPolicies = ['move', 'none', 'replace_from_snapshot'] as const;
 export type ServerLossAction = (typeof serverLossPolicies)[number];
 
 export interface ServerLossPolicy {

@@ -13,6 +13,7 @@ import { DEFAULT_SERVER_LOSS, type ServerLossPolicy } from './server-loss-policy
 import { roomForMove, type CapacityServer, type RoomVerdict } from './server-capacity.js';
 import type { Stores } from '../store/stores.js';
 import type { KvCollection } from '../store/kv-collection.js';
+import type { SnapshotReplacement } from './snapshot-replacement.js';
 
 export interface MoveClaim {
   server_id: string;
@@ -39,6 +40,8 @@ export interface ServerReplacementDeps {
   policies?: KvCollection<ServerLossPolicy>;
   /** A step on the lost server's incident timeline (health-monitor's `incident.note`). */
   note?: (serverId: string, event: string, detail: Record<string, unknown>) => Promise<void>;
+  /** `replace_from_snapshot`: a replacement from the lost instance's newest snapshot. */
+  snapshots?: SnapshotReplacement;
 }
 
 export interface RemovalOutcome {
@@ -121,6 +124,8 @@ export class ServerReplacement {
     const out: MoveResult[] = [];
     const running: Array<Promise<unknown>> = [];
     const noRoom: Array<{ target_id: string } & RoomVerdict> = [];
+    /** Releases whose environment replaces a lost server from its snapshot (moved now all the same). */
+    const toReplace: string[] = [];
     for (const r of releases) {
       const placement = await stores.placements.get(r.project, r.service, r.environment);
       if (placement?.servers.some((s) => s.server_id === serverId)) {
@@ -133,6 +138,7 @@ export class ServerReplacement {
           out.push({ target_id: r.target_id, skipped: `the on_server_loss policy of ${r.project}/${r.environment} is none: not moved` });
           continue;
         }
+        if (policy === 'replace_from_snapshot') toReplace.push(r.target_id);
       }
       // Without an explicit placement it goes to the environment's other servers: only when they have room.
       const room = placement ? undefined : roomForMove(r, serverId, servers, all);
@@ -159,6 +165,11 @@ export class ServerReplacement {
     if (reason === 'down') await this.remember(serverId, out);
     this.d.logger.info({ server_id: serverId, reason, moves: out }, 'moving replicas off a server');
     if (reason === 'down' && this.d.note) void this.recordOnIncident(serverId, out, running, noRoom);
+    // Serving first: the move above runs now; the replacement takes its replicas once it is ready.
+    if (reason === 'down' && toReplace.length > 0 && this.d.snapshots)
+      void this.d.snapshots
+        .replace(serverId, toReplace, by)
+        .catch((err) => this.d.logger.warn({ server_id: serverId, reason: (err as Error).message }, 'replacing a lost server failed'));
     return { moves: out, running };
   }
 

@@ -34,13 +34,7 @@ import {
 } from '../domain/provisioning.js';
 import { allowFromFor, ServerProvisioner, type MachineRequest } from '../deploy/server-provisioner.js';
 import { KvCollection } from '../store/kv-collection.js';
-import {
-  DEFAULT_SERVER_LOSS,
-  SERVER_LOSS_PREFIX,
-  serverLossPolicies,
-  type ServerLossAction,
-  type ServerLossPolicy,
-} from '../deploy/server-loss-policy.js';
+import { DEFAULT_SERVER_LOSS, SERVER_LOSS_PREFIX, serverLossPolicies, type ServerLossPolicy } from '../deploy/server-loss-policy.js';
 import { sealSecret } from '../domain/secrets-crypto.js';
 import { LOCAL_SERVER_ID } from '../deploy/deployer.js';
 import { dockerOptions } from '../engine/engine-pool.js';
@@ -247,28 +241,64 @@ export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req:
   // It hands out an engine's key and creates machines: an admin, or the orchestrator (its stacks' servers) by identity.
   assertDropletOrAdmin(principal, PROVISIONERS, 'provision servers');
   const id = (body.id ?? body.name)!;
-  const c = deps.ctx.config;
   if (await deps.stores().servers.get(id)) throw new Conflict(`server '${id}' exists`);
-  let machine: MachineRequest | undefined;
-  if (body.provider) {
-    const url = deployerUrl(deps, req);
-    const allowFrom = allowFromFor(c.SERVER_ALLOW_FROM, url);
-    if (body.provider !== 'local' && allowFrom.length === 0)
-      throw new InvalidRequest(
-        'set SERVER_ALLOW_FROM (the mesh addresses a new server opens its engine port to) or DEPLOYER_PUBLIC_URL with an IP address',
-      );
-    machine = {
-      provider: body.provider,
-      region: body.region!,
-      size: body.size!,
-      ...(body.image ? { image: body.image } : {}),
-      deployerUrl: url,
-      allowFrom,
-      appPorts: c.DEPLOY_PORT_RANGE,
-      ...(body.expires_in_s ? { reportTimeoutMs: body.expires_in_s * 1000 } : {}),
-      ...meshRegistryTrust(c),
-    };
-  }
+  const machine = body.provider
+    ? machineRequest(deps, { ...body, provider: body.provider, region: body.region!, size: body.size! }, deployerUrl(deps, req))
+    : undefined;
+  const { pending, material } = await beginProvisioning(deps, id, body, machine);
+  if (!machine) return reply(201, { ...material, expires_at: pending.expires_at });
+  return reply(202, { ...pendingView(pending), progress_url: `/servers/${id}` });
+}
+
+/**
+ * A lost server's replacement (src/deploy/snapshot-replacement.ts): provisioned like any
+ * other, from `image` (its snapshot), with a fresh certificate and one-time token. The
+ * machine reports to DEPLOYER_PUBLIC_URL (there is no request to take an address from).
+ */
+export async function provisionReplacement(
+  deps: RouteDeps,
+  r: { id: string; environments?: string[]; provider: NonNullable<ProvisionBody['provider']>; region: string; size: string; image: string },
+): Promise<PendingServer> {
+  const url = deps.ctx.config.DEPLOYER_PUBLIC_URL;
+  if (!url) throw new InvalidRequest('DEPLOYER_PUBLIC_URL is not set: a replacement machine would not know where to report');
+  if (await deps.stores().servers.get(r.id)) throw new Conflict(`server '${r.id}' exists`);
+  const machine = machineRequest(deps, r, url);
+  return (await beginProvisioning(deps, r.id, { engine_port: 2376, ...(r.environments ? { environments: r.environments } : {}) }, machine))
+    .pending;
+}
+
+function machineRequest(
+  deps: RouteDeps,
+  b: { provider: string; region: string; size: string; image?: string; expires_in_s?: number },
+  url: string,
+): MachineRequest {
+  const c = deps.ctx.config;
+  const allowFrom = allowFromFor(c.SERVER_ALLOW_FROM, url);
+  if (b.provider !== 'local' && allowFrom.length === 0)
+    throw new InvalidRequest(
+      'set SERVER_ALLOW_FROM (the mesh addresses a new server opens its engine port to) or DEPLOYER_PUBLIC_URL with an IP address',
+    );
+  return {
+    provider: b.provider,
+    region: b.region,
+    size: b.size,
+    ...(b.image ? { image: b.image } : {}),
+    deployerUrl: url,
+    allowFrom,
+    appPorts: c.DEPLOY_PORT_RANGE,
+    ...(b.expires_in_s ? { reportTimeoutMs: b.expires_in_s * 1000 } : {}),
+    ...meshRegistryTrust(c),
+  };
+}
+
+/** The pending record, certificate and token; with a machine, multi-cloud-manager is asked for it (in the background). */
+async function beginProvisioning(
+  deps: RouteDeps,
+  id: string,
+  body: { engine_port: number; environments?: string[]; expires_in_s?: number },
+  machine: MachineRequest | undefined,
+) {
+  const c = deps.ctx.config;
   const store = await pendingStore(deps);
   const cur = await store.getWithRevision(id);
   if (cur && isOpen(cur.value.status) && !isExpired(cur.value))
@@ -290,7 +320,7 @@ export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req:
         at,
         status: machine ? 'creating_instance' : 'waiting',
         message: machine
-          ? `asking multi-cloud-manager for a ${machine.size} machine in ${machine.provider}/${machine.region}`
+          ? `asking multi-cloud-manager for a ${machine.size} machine in ${machine.provider}/${machine.region}${machine.image ? ` from image ${machine.image}` : ''}`
           : "engine certificate issued; waiting for the machine's ready report",
       },
     ],
@@ -309,10 +339,11 @@ export async function provisionServer(deps: RouteDeps, body: ProvisionBody, req:
     callback_token: token,
     callback_path: `/servers/provision/${id}/ready`,
   };
-  if (!machine) return reply(201, { ...material, expires_at: pending.expires_at });
-  deps.ctx.emit('server.provisioning', { server_id: id, status: pending.status, message: pending.steps![0].message });
-  void provisionerOf(deps).launch(material, machine);
-  return reply(202, { ...pendingView(pending), progress_url: `/servers/${id}` });
+  if (machine) {
+    deps.ctx.emit('server.provisioning', { server_id: id, status: pending.status, message: pending.steps![0].message });
+    void provisionerOf(deps).launch(material, machine);
+  }
+  return { pending, material };
 }
 
 /** The address of a multi-cloud-manager instance, asked over UDC. */
@@ -603,7 +634,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     '/projects/:project/environments/:environment/server-loss-policy',
     {
       summary:
-        "What happens to this environment's replicas when one of its servers is declared down (on_server_loss: move, the default, or none)",
+        "What happens to this environment's replicas when one of its servers is declared down (on_server_loss: move, the default, none or replace_from_snapshot)",
       params: envParams,
       tags: ['servers'],
     },
@@ -618,15 +649,9 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
     {
       scope: 'write',
       summary:
-        "Set on_server_loss: `move` redeploys a lost server's replicas onto the environment's other servers (room permitting), `none` leaves them for an operator (the incident says so)",
+        "Set on_server_loss: `move` redeploys a lost server's replicas onto the environment's other servers (room permitting), `none` leaves them for an operator (the incident says so), `replace_from_snapshot` moves them too, provisions a replacement from the lost instance's newest snapshot and moves them onto it once ready (falling back to `move` without a snapshot or when the replacement fails)",
       params: envParams,
-      body: z
-        .object({ on_server_loss: z.enum([...serverLossPolicies, 'replace_from_snapshot']) })
-        .refine((b) => b.on_server_loss !== 'replace_from_snapshot', {
-          message:
-            'replace_from_snapshot is not available: local servers have no snapshots and an emulated cloud instance made from one never boots to report ready',
-          path: ['on_server_loss'],
-        }),
+      body: z.object({ on_server_loss: z.enum(serverLossPolicies) }),
       tags: ['servers'],
     },
     async ({ params: p, body, principal }) => {
@@ -634,7 +659,7 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
         throw new NotFound(`no environment '${p.environment}' in project '${p.project}'`);
       const policy: ServerLossPolicy = {
         ...p,
-        on_server_loss: body.on_server_loss as ServerLossAction,
+        on_server_loss: body.on_server_loss,
         updated_at: now(),
         updated_by: principal?.sub ?? 'unknown',
       };

@@ -3,8 +3,8 @@
 // Docker with the server's mesh certificate and reports back with the one-time token; on
 // the local provider a real engine is started here and reports back the same way.
 import { z } from 'zod';
-import { Conflict, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
-import { MANAGED_TAG, type Instance, type ProviderName } from '../providers/cloud-provider.js';
+import { Conflict, DependencyUnavailable, InvalidRequest, NotFound } from '@droplet-mesh/udc-kit';
+import { MANAGED_TAG, type Instance, type ProviderName, type Snapshot } from '../providers/cloud-provider.js';
 import type { LocalServers } from '../providers/local/local-servers.js';
 import { providerName } from '../routes/schemas.js';
 import type { Fleet } from './fleet.js';
@@ -48,6 +48,16 @@ export const serverCreatePayload = z.object({
 export type ServerCreatePayload = z.infer<typeof serverCreatePayload>;
 
 export const serverDeletePayload = z.object({ provider: providerName, instance_id: z.string().min(1).max(128) });
+/** `server.snapshots`: what a lost server's replacement is made from. */
+export const serverSnapshotsPayload = serverDeletePayload;
+
+/** Newest first: by creation time, then by id (numeric ids grow with time). */
+function newestFirst(a: Snapshot, b: Snapshot): number {
+  const t = (s: Snapshot) => (s.created_at ? Date.parse(s.created_at) || 0 : 0);
+  if (t(b) !== t(a)) return t(b) - t(a);
+  const n = Number(b.id) - Number(a.id);
+  return Number.isFinite(n) && n !== 0 ? n : b.id.localeCompare(a.id);
+}
 
 export class ServerProvisioning {
   constructor(
@@ -106,6 +116,27 @@ export class ServerProvisioning {
     );
     const instance = (res.body as { instance: Instance }).instance;
     return { instance, user_data_bytes: Buffer.byteLength(userData) };
+  }
+
+  /**
+   * The instance a mesh server runs on (null when the provider no longer has it) and its
+   * snapshots that can be created from, newest first: a lost server's replacement is the
+   * newest one on the same provider, region and size. A local server (a dockerd in its own
+   * network namespace) has none.
+   */
+  async snapshotsOf(provider: ProviderName, instanceId: string): Promise<{ instance: Instance | null; snapshots: Snapshot[] }> {
+    let instance: Instance | null = null;
+    try {
+      instance = await this.fleet().get(provider, instanceId, { admin: true });
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+    }
+    if (provider === 'local') return { instance, snapshots: [] };
+    const { snapshots, providers } = await this.fleet().snapshots(provider);
+    const failed = providers.find((p) => p.provider === provider && p.status !== 'ok');
+    if (failed) throw new DependencyUnavailable(`${provider} did not list its snapshots`);
+    const own = snapshots.filter((s) => s.provider === provider && s.resource_id === instanceId && s.status === 'available');
+    return { instance, snapshots: own.sort(newestFirst) };
   }
 
   async delete(provider: ProviderName, instanceId: string): Promise<{ deleted: boolean }> {
