@@ -318,6 +318,9 @@ export class Orchestrator {
     const m: Managed = s.managed;
     if (undone) {
       if (step.action === 'create' || (step.action === 'deploy' && !step.before)) delete m[step.id];
+      // A delete put back (a dropped placement): the stack made it, so it is the stack's again.
+      else if (step.action === 'delete' && step.before)
+        m[step.id] = { kind: kindOf(step.id), created: true, attrs: step.before, ...(step.ref ? { ref: step.ref } : {}) };
       else if (m[step.id] && step.before) m[step.id] = { ...m[step.id], attrs: step.before };
     } else if (step.action === 'delete') delete m[step.id];
     else {

@@ -636,8 +636,19 @@ projects:
       expect(rel.containers.map((c) => c.server_id)).toEqual(['local', 'local']);
       expect((await o.plan('placed', placed)).body.steps).toEqual([]);
 
-      // The file drops the placement; the service stays: the placement is removed before a deploy (no step left undone).
       const unplaced = placed.replace('            placement: [box]\n', '');
+      // Dropped together with a deploy that fails: the rollback puts the placement back.
+      const broken = await o.plan('placed', unplaced.replace(images.v1, images.broken));
+      const rb = await o.apply('placed', broken.body.id);
+      expect(rb.body.status).toBe('rolled_back');
+      expect(rb.body.undo).toEqual(
+        expect.arrayContaining([expect.objectContaining({ id: `placement/${proj}/prod/api`, result: 'undone' })]),
+      );
+      expect(await (await droplet('deployer', `/projects/${proj}/services/api-prod/placements/prod`)).json()).toMatchObject({
+        servers: [{ server_id: 'local', replicas: 2 }],
+      });
+      expect((await o.plan('placed', placed)).body.steps).toEqual([]);
+      // The file drops the placement; the service stays: the placement is removed before a deploy (no step left undone).
       const u = await o.plan('placed', unplaced);
       expect(u.body.steps.map((s: { action: string; id: string }) => `${s.action} ${s.id}`)).toEqual([
         `delete placement/${proj}/prod/api`,
