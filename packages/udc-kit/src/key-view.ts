@@ -1,7 +1,9 @@
-import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 
 /** How long a read waits for the view to catch up with the bucket before it answers with what it has. */
 const CATCH_UP_MS = 2_000;
+/** Values `entries()` reads from the bucket at once. */
+const GET_BATCH = 32;
 
 interface Waiter {
   seq: number;
@@ -21,6 +23,11 @@ interface Waiter {
  * it, so a listing still sees every write committed before it began, from any replica.
  *
  * Used by the deployer and the orchestrator (moved here from the deployer).
+ *
+ * With nats-server 2.9 and @nats-io/kv 3.4 a watch never delivers the purge markers of keys
+ * purged while their puts were still undelivered (many puts then many purges at once): such
+ * keys would stay "live" here for good. `entries()` reads every value anyway, so it drops a
+ * key the bucket no longer holds (`forget`); listings use it, and the view cannot grow stale.
  *
  * One view per KV handle (`KeyView.of`), started on the first read; it follows the
  * handle's connection and restarts on the next read if its watch ended.
@@ -109,6 +116,29 @@ export class KeyView {
     const out: { key: string; revision: number }[] = [];
     for (const [key, revision] of this.live) if (key.startsWith(prefix)) out.push({ key, revision });
     return out.sort((a, b) => a.revision - b.revision);
+  }
+
+  /**
+   * The live entries under `prefix`, values read from the bucket, oldest revision first. A key
+   * the bucket no longer holds leaves the view (see the class comment).
+   */
+  async entries(prefix: string): Promise<KvEntry[]> {
+    const keys = await this.keys(prefix);
+    const out: KvEntry[] = [];
+    for (let i = 0; i < keys.length; i += GET_BATCH) {
+      const batch = keys.slice(i, i + GET_BATCH);
+      const got = await Promise.all(batch.map(({ key }) => this.kv.get(key)));
+      got.forEach((e, j) => {
+        if (e && e.operation === 'PUT' && e.length > 0) out.push(e);
+        else this.forget(batch[j].key, batch[j].revision);
+      });
+    }
+    return out;
+  }
+
+  /** Drop a key found gone from the bucket, unless the watch has seen a newer write of it since. */
+  private forget(key: string, revision: number): void {
+    if (this.live.get(key) === revision) this.live.delete(key);
   }
 
   /** Stop watching (the next read starts again). */

@@ -1,9 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { KeyView } from './key-view.js';
 
-/** Records a listing reads at once. */
-const LIST_BATCH = 32;
-
 /** Typed records under one key prefix of a JetStream KV bucket (`<prefix>.<k1>.<k2>`). */
 export class KvCollection<T> {
   constructor(
@@ -67,12 +64,6 @@ export class KvCollection<T> {
    * from the bucket's watched key view, never from `kv.keys()` (which can stall: KeyView).
    */
   async list(...parts: string[]): Promise<T[]> {
-    const keys = await KeyView.of(this.kv).keys(`${this.key(parts)}.`);
-    const out: T[] = [];
-    for (let i = 0; i < keys.length; i += LIST_BATCH) {
-      const batch = await Promise.all(keys.slice(i, i + LIST_BATCH).map(({ key }) => this.kv.get(key)));
-      for (const e of batch) if (e && e.operation === 'PUT' && e.length > 0) out.push(e.json<T>());
-    }
-    return out;
+    return (await KeyView.of(this.kv).entries(`${this.key(parts)}.`)).map((e) => e.json<T>());
   }
 }

@@ -45,12 +45,10 @@ export class LaneStore {
 
   /** The lane in order: index 0 runs (or is about to). Keys from the watched key view, never `kv.keys()`. */
   async queue(target: string): Promise<QueueEntry[]> {
-    const keys = await KeyView.of(this.kv).keys(`lane.${target}.q.`);
-    const entries = await Promise.all(keys.map(({ key }) => this.kv.get(key)));
-    const out: QueueEntry[] = [];
-    for (const e of entries)
-      if (e && e.operation === 'PUT' && e.length > 0) out.push({ ...e.json<Omit<QueueEntry, 'revision'>>(), revision: e.revision });
-    return out.sort((a, b) => a.revision - b.revision);
+    const entries = await KeyView.of(this.kv).entries(`lane.${target}.q.`);
+    return entries
+      .map((e) => ({ ...e.json<Omit<QueueEntry, 'revision'>>(), revision: e.revision }))
+      .sort((a, b) => a.revision - b.revision);
   }
 
   async dequeue(target: string, deploymentId: string): Promise<void> {
@@ -104,7 +102,7 @@ export class LaneStore {
   /** Every target with a queue entry or a lease (for the recovery sweep). */
   async targets(): Promise<string[]> {
     const out = new Set<string>();
-    for (const { key } of await KeyView.of(this.kv).keys('lane.')) out.add(key.split('.')[1]);
+    for (const { key } of await KeyView.of(this.kv).entries('lane.')) out.add(key.split('.')[1]);
     return [...out];
   }
 
