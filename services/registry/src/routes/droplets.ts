@@ -4,6 +4,7 @@ import {
   dropletIdSchema,
   Forbidden,
   heartbeatSubject,
+  MESH_DROPLETS,
   NotFound,
   paginate,
   paginationQuery,
@@ -57,6 +58,24 @@ function stewardFor(caller: Caller, id: string, asked: string | undefined, claim
   return acting;
 }
 
+/** `deployer-2` → `deployer`: the mesh droplet an id is, or is a replica of (MESH_REPLICAS names replicas `<name>-<n>`). */
+function meshDropletOf(id: string | undefined): string | undefined {
+  if (!id) return undefined;
+  return MESH_DROPLETS.find((d) => id === d || (id.startsWith(`${d}-`) && /^[1-9][0-9]{0,3}$/.test(id.slice(d.length + 1))));
+}
+
+/**
+ * A record a mesh droplet registered for something else (an app the deployer runs, a server
+ * multi-cloud-manager made) may be updated or removed by any replica of that droplet: the
+ * replica that deployed first may be down when another redeploys. Never a record that is its
+ * own steward (a droplet's own registration), and never between droplets outside the mesh's.
+ */
+function replicaOfSteward(r: { id: string; steward: string }, acting: string | undefined): boolean {
+  if (r.steward === r.id || !acting || acting === r.id) return false;
+  const droplet = meshDropletOf(r.steward);
+  return !!droplet && meshDropletOf(acting) === droplet;
+}
+
 export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
   const { store, liveness, ctx } = deps;
   const view = (r: StoredRecord) => publicRecord(r, liveness.lastSeenOf(r.id), liveness.lastReportOf(r.id));
@@ -75,8 +94,10 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       const acting = actingId(caller);
       assertCallerScope(caller, 'write', 'registering');
       // A JWT caller stewards what it registers; it may not take over another's record.
-      const steward = stewardFor(caller, body.id, body.steward, store.isClaimed(body.id));
-      if (existing && !isAdmin(caller) && existing.steward !== acting && existing.id !== acting) {
+      const sibling = !!existing && !isAdmin(caller) && replicaOfSteward(existing, acting);
+      // Another replica of the stewarding mesh droplet keeps the record's steward as it was.
+      const steward = sibling && existing ? existing.steward : stewardFor(caller, body.id, body.steward, store.isClaimed(body.id));
+      if (existing && !isAdmin(caller) && existing.steward !== acting && existing.id !== acting && !sibling) {
         throw new Forbidden(`record '${body.id}' is stewarded by '${existing.steward}'`);
       }
       if (!existing) {
@@ -184,7 +205,7 @@ export function registerDropletRoutes(api: Api, deps: DropletRouteDeps): void {
       }
       const acting = actingId(caller);
       // A steward's token may not remove a record whose id registers itself (only it, or an admin).
-      const mayAsSteward = acting === r.steward && (!claimed || acting === r.id);
+      const mayAsSteward = (acting === r.steward || replicaOfSteward(r, acting)) && (!claimed || acting === r.id);
       if (!isAdmin(caller) && acting !== r.id && !mayAsSteward) throw new Forbidden(`only '${r.steward}' or an admin may remove '${r.id}'`);
       await store.delete(r.id);
       if (forget) await store.deleteClaim(r.id);
