@@ -99,7 +99,7 @@ describe('notification recipients over the API', () => {
     expect(emails.status).toBe(400);
     expect(emails.body.error.details.fields).toEqual([expect.objectContaining({ path: 'emails' })]);
     expect((await put({ webhooks: [hookUrl] }, read)).status).toBe(403);
-    expect((await request(app()).get('/notifications/recipients/stack-shop').set(read)).status).toBe(404);
+    expect((await request(app()).get('/notifications/recipients/stack-shop').set(write)).status).toBe(404);
   });
 
   it('a list set by an owner receives every notification, until the owner removes it', async () => {
@@ -109,14 +109,17 @@ describe('notification recipients over the API', () => {
       .send({ webhooks: [hookUrl] });
     expect(put.status).toBe(200);
     expect(put.body).toMatchObject({ owner: 'stack-shop', emails: [], webhooks: [hookUrl] });
-    const list = await request(app()).get('/notifications/recipients').set(read);
+    // A webhook URL may carry its credential (Slack-style paths): read tokens do not see them.
+    expect((await request(app()).get('/notifications/recipients').set(read)).status).toBe(403);
+    expect((await request(app()).get('/notifications/recipients/stack-shop').set(read)).status).toBe(403);
+    const list = await request(app()).get('/notifications/recipients').set(write);
     expect(list.body.items.map((r: { owner: string }) => r.owner)).toEqual(['stack-shop']);
     targetUp = false;
     await waitFor('the stack webhook to receive the incident', () => received.some((b) => b.event === 'incident.opened'), 20_000);
     expect(received.find((b) => b.event === 'incident.opened')).toMatchObject({ incident: expect.objectContaining({ target_id: 'gone' }) });
 
     expect((await request(app()).delete('/notifications/recipients/stack-shop').set(write)).status).toBeLessThan(300);
-    expect((await request(app()).get('/notifications/recipients/stack-shop').set(read)).status).toBe(404);
+    expect((await request(app()).get('/notifications/recipients/stack-shop').set(write)).status).toBe(404);
     expect((await request(app()).delete('/notifications/recipients/stack-shop').set(write)).status).toBe(404);
   }, 40_000);
 });

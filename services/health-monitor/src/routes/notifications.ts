@@ -15,12 +15,13 @@ const params = z.object({ owner: ownerSchema });
 export function registerNotificationRoutes(api: Api, deps: NotificationRouteDeps): void {
   api.get(
     '/notifications/recipients',
-    { summary: 'Recipient lists set over the API, by owner', query: paginationQuery, tags: ['notifications'] },
+    // write, not read: a webhook URL may carry its credential (Slack-style paths).
+    { scope: 'write', summary: 'Recipient lists set over the API, by owner', query: paginationQuery, tags: ['notifications'] },
     async ({ query }) => paginate(await (await deps.recipients()).list(), query),
   );
   api.get(
     '/notifications/recipients/:owner',
-    { summary: "One owner's recipient list", params, tags: ['notifications'] },
+    { scope: 'write', summary: "One owner's recipient list", params, tags: ['notifications'] },
     async ({ params: p }) => {
       const r = await (await deps.recipients()).get(p.owner);
       if (!r) throw new NotFound(`no recipients set by '${p.owner}'`);
