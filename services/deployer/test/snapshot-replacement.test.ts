@@ -56,7 +56,7 @@ describe('replacing a lost server from its snapshot', () => {
   it('provisioning cannot start (no DEPLOYER_PUBLIC_URL, …): the reason on the timeline, nothing redeployed', async () => {
     const h = harness({
       provision: async () => {
-        throw new Error('image not found');
+        throw new Error('DEPLOYER_PUBLIC_URL is not set');
       },
     });
     const out = await h.r.replace(lost.id, ['t'], 'health-monitor');
