@@ -90,6 +90,7 @@ export class SnapshotReplacement {
     };
     const lost = (await this.d.stores.servers.get(lostId)) as LooseServer | undefined;
     if (!lost) return fail(`server '${lostId}' is no longer registered`);
+    if (lost.replaced_by) return { replaced: false, reason: `already replaced by ${lost.replaced_by}` };
     const m = /^([a-z]+):(.+)$/.exec(lost.instance_id ?? '');
     if (!m || !PROVIDERS.has(m[1]))
       return fail(`server '${lostId}' has no cloud instance (instance_id): there is nothing to take a snapshot of`);
@@ -121,6 +122,11 @@ export class SnapshotReplacement {
       const id = replacementId(lostId, taken);
       const p = await this.d.pending(id);
       if (!p || p.status === 'failed') break;
+      // The same loss told again later (a claim lasts 2 min) while its replacement is on its way.
+      if (p.status !== 'ready') {
+        this.d.logger.info({ server_id: lostId, replacement_id: id }, 'a replacement is already being provisioned');
+        return { replaced: false, reason: `replacement ${id} is already being provisioned` };
+      }
       taken.add(id);
     }
     const id = replacementId(lostId, taken);
