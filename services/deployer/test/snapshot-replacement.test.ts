@@ -8,10 +8,10 @@ import type { PendingServer } from '../src/domain/provisioning.js';
 const lost = { id: 'web-1', instance_id: 'hetzner:42', environments: ['prod'] };
 const snapshots = [{ id: '9002', name: 'newest' }];
 
-function harness(over: { reply?: unknown; provision?: () => Promise<unknown>; pending?: PendingServer['status'] }) {
+function harness(over: { reply?: unknown; provision?: () => Promise<unknown>; pending?: PendingServer['status']; onItsWay?: boolean }) {
   const notes: Array<{ event: string; detail: Record<string, unknown> }> = [];
   const deploys: string[] = [];
-  let provisioned = false;
+  let provisioned = !!over.onItsWay;
   const deps = {
     stores: {
       servers: { get: async (id: string) => (id === lost.id ? lost : undefined), list: async () => [lost] },
@@ -79,6 +79,15 @@ describe('replacing a lost server from its snapshot', () => {
       reason: expect.stringMatching(/not ready within 0 s/),
     });
     expect(silent.deploys).toEqual([]);
+  });
+
+  it('the same loss told again while its replacement is on its way: no second replacement', async () => {
+    const h = harness({ pending: 'waiting_for_callback', onItsWay: true });
+    expect(await h.r.replace(lost.id, ['t'], 'x')).toEqual({
+      replaced: false,
+      reason: 'replacement web-1-r1 is already being provisioned',
+    });
+    expect(h.notes).toEqual([]);
   });
 
   it('multi-cloud-manager refuses or is away: said, with the move as fallback', async () => {
