@@ -25,6 +25,7 @@ import { registerServiceOpsRoutes } from './routes/service-ops.js';
 import { registerServiceRoutes } from './routes/services.js';
 import { registerUndeployRoutes } from './routes/undeploy.js';
 import { registerRegistryRoutes } from './routes/registries.js';
+import { registerProjectRegistryRoutes } from './routes/project-registries.js';
 import { createStores, type Stores } from './store/stores.js';
 
 export const DEPLOYER_VERSION = '0.1.0';
@@ -103,6 +104,7 @@ export async function createDeployerDroplet(deps: DeployerDropletDeps) {
       registerInfraAliasRoutes(api, rd);
       registerUndeployRoutes(api, rd);
       registerRegistryRoutes(api, rd);
+      registerProjectRegistryRoutes(api, rd);
     },
     messageHandlers: { ...createMessageHandlers(getDeployer, () => stores), ...serverMessageHandlers(() => stores, meshCa) },
     healthChecks: {

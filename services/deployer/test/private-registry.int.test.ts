@@ -15,8 +15,11 @@ import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { capture, cleanDocker, masterKey, portRange, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 
 // Issue 17: a deploy of an image from a private registry (the real docker-registry, htpasswd
-// credentials) with pull credentials stored sealed in the deployer per registry host.
+// credentials) with pull credentials stored sealed in the deployer per registry host, mesh-wide
+// (admin) or per project (tried first, and no other project's deploy may use them).
 const project = uniqueProject('pr');
+/** A second project, whose deploys must not pull with the first one's credentials. */
+const other = uniqueProject('prb');
 let nats: NatsServerHandle;
 let authority: TestAuthority;
 let images: TestImages;
@@ -24,6 +27,7 @@ let droplet: DeployerDroplet;
 let registry: TestImageRegistry;
 let privateImage: string;
 let writer: Record<string, string>;
+let reader: Record<string, string>;
 let admin: Record<string, string>;
 const logs = capture();
 /** Every response body the test saw: none may carry the password. */
@@ -35,12 +39,12 @@ const keep = <T extends { body: unknown; text?: string }>(res: T): T => {
   return res;
 };
 
-async function deploy() {
+async function deploy(inProject = project) {
   const res = keep(
     await request(droplet.app)
       .post('/deployments')
       .set(writer)
-      .send({ project, service: 'web', environment: 'prod', source: { image: privateImage } }),
+      .send({ project: inProject, service: 'web', environment: 'prod', source: { image: privateImage } }),
   );
   expect(res.status).toBe(202);
   const done = await waitDeployment(droplet.app, writer, res.body.id, 120_000);
@@ -55,6 +59,7 @@ beforeAll(async () => {
   authority = await startTestAuthority();
   admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
   writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
+  reader = { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` };
   // A private registry on loopback holding one image, pushed with its credentials; the local
   // engine keeps no copy under that name, so a deploy has to pull it.
   registry = await startTestImageRegistry({ username: 'ci-puller' });
@@ -86,9 +91,11 @@ beforeAll(async () => {
   });
   await droplet.start();
   const post = (p: string, b: object) => request(droplet.app).post(p).set(writer).send(b);
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+  for (const p of [project, other]) {
+    expect((await post('/projects', { name: p })).status).toBe(201);
+    expect((await post(`/projects/${p}/environments`, { name: 'prod' })).status).toBe(201);
+    expect((await post(`/projects/${p}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -99,6 +106,7 @@ afterAll(async () => {
   await registry?.stop();
   if (images) {
     await cleanDocker(images.docker, project);
+    await cleanDocker(images.docker, other);
     await images.docker
       .getImage(privateImage)
       .remove()
@@ -115,7 +123,9 @@ describe('pull credentials for private registries', () => {
     expect(step?.status).toBe('failed');
     expect(d.reason).toContain(`from registry ${registry.host} failed`);
     // (Docker's own words vary: a loopback registry is retried over plain HTTP after the 401.)
-    expect(d.reason).toContain(`no credentials are stored for ${registry.host}: PUT /registries/${registry.host}`);
+    expect(d.reason).toContain(
+      `no credentials are stored for ${registry.host} in project ${project}: PUT /projects/${project}/registries/${registry.host} (or mesh-wide: PUT /registries/${registry.host})`,
+    );
   }, 120_000);
 
   it('stores credentials per registry host, admin only, listed by host and never returned', async () => {
@@ -164,6 +174,64 @@ describe('pull credentials for private registries', () => {
     expect(body.trim()).toBe('version-1');
   }, 120_000);
 
+  it('forgets a registry on DELETE (admin only)', async () => {
+    const path = `/registries/${registry.host}`;
+    expect((await request(droplet.app).delete(path).set(writer)).status).toBe(403);
+    expect((await request(droplet.app).delete(path).set(admin)).status).toBe(204);
+    expect((await request(droplet.app).delete(path).set(admin)).status).toBe(404);
+    expect((await request(droplet.app).get('/registries').set(writer)).body.items).toEqual([]);
+  });
+
+  it("stores a project's credentials with the write scope, listed by host and username, sealed and never returned", async () => {
+    const path = `/projects/${project}/registries/${registry.host}`;
+    const body = { username: registry.username, password: registry.password };
+    expect(keep(await request(droplet.app).put(path).set(reader).send(body)).status).toBe(403);
+    expect(keep(await request(droplet.app).put(`/projects/nosuch/registries/${registry.host}`).set(writer).send(body)).status).toBe(404);
+    expect(keep(await request(droplet.app).put(`/projects/${project}/registries/not a host`).set(writer).send(body)).status).toBe(400);
+    expect(keep(await request(droplet.app).put(path).set(writer).send({ username: 'x' })).status).toBe(400);
+    const put = keep(await request(droplet.app).put(path).set(writer).send(body));
+    expect(put.status).toBe(200);
+    expect(Object.keys(put.body).sort()).toEqual(['created_at', 'host', 'updated_at', 'username']);
+    expect(put.body).toMatchObject({ host: registry.host, username: registry.username });
+    const list = keep(await request(droplet.app).get(`/projects/${project}/registries`).set(reader));
+    expect(list.status).toBe(200);
+    expect(list.body.items).toEqual([expect.objectContaining({ host: registry.host, username: registry.username })]);
+    expect(keep(await request(droplet.app).get(`/projects/${other}/registries`).set(reader)).body.items).toEqual([]);
+    // Not mesh-wide: the admin list stays empty.
+    expect(keep(await request(droplet.app).get('/registries').set(reader)).body.items).toEqual([]);
+    const raw = await (await droplet.ctx.bus.kv('deployer')).get(
+      `project-registry-credentials.${project}.${Buffer.from(registry.host).toString('base64url')}`,
+    );
+    expect(raw?.string()).toBeTruthy();
+    expect(raw!.string()).not.toContain(registry.password);
+    expect(raw!.string()).not.toContain(registry.username);
+  });
+
+  it("another project's deploy cannot pull with them, even with the image already on the server", async () => {
+    // The earlier deploy left the private image on this engine: the other project must still be refused.
+    expect(await images.docker.getImage(privateImage).inspect()).toBeTruthy();
+    const d = await deploy(other);
+    expect(d.status).toBe('failed');
+    expect(d.steps.find((s) => s.name === 'image')?.status).toBe('failed');
+    expect(d.reason).toContain(`from registry ${registry.host} failed`);
+    expect(d.reason).toContain(`PUT /projects/${other}/registries/${registry.host}`);
+  }, 120_000);
+
+  it("the project's own deploy pulls with its credentials and runs", async () => {
+    const d = await deploy();
+    expect(d.status).toBe('succeeded');
+    const events = keep(await request(droplet.app).get(`/deployments/${d.id}/events`).set(writer));
+    expect(events.text).toContain("pulling it with this project's access");
+  }, 120_000);
+
+  it("forgets a project's registry on DELETE (write scope)", async () => {
+    const path = `/projects/${project}/registries/${registry.host}`;
+    expect((await request(droplet.app).delete(path).set(reader)).status).toBe(403);
+    expect((await request(droplet.app).delete(path).set(writer)).status).toBe(204);
+    expect((await request(droplet.app).delete(path).set(writer)).status).toBe(404);
+    expect((await request(droplet.app).get(`/projects/${project}/registries`).set(reader)).body.items).toEqual([]);
+  });
+
   it('the password never appears in a response or a log line', async () => {
     expect(seen.length).toBeGreaterThan(8);
     for (const s of seen) {
@@ -173,16 +241,9 @@ describe('pull credentials for private registries', () => {
     const text = logs.text();
     // The logs are real (every request, the deploys' outcomes), and hold no password.
     expect(text).toContain(`/registries/${registry.host}`);
+    expect(text).toContain(`/projects/${project}/registries/${registry.host}`);
     expect(text).toContain('deployment finished');
     expect(text).not.toContain(registry.password);
     expect(text).not.toContain('a-wrong-password');
-  });
-
-  it('forgets a registry on DELETE (admin only)', async () => {
-    const path = `/registries/${registry.host}`;
-    expect((await request(droplet.app).delete(path).set(writer)).status).toBe(403);
-    expect((await request(droplet.app).delete(path).set(admin)).status).toBe(204);
-    expect((await request(droplet.app).delete(path).set(admin)).status).toBe(404);
-    expect((await request(droplet.app).get('/registries').set(writer)).body.items).toEqual([]);
   });
 });

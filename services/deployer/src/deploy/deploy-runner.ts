@@ -10,7 +10,7 @@ import { allocatePort } from '../domain/port-allocator.js';
 import { StepTimeout, withTimeout } from '../domain/step-timeout.js';
 import { distributeImage } from '../registry/image-transport.js';
 import { meshRegistryOf, meshRepository } from '../registry/mesh-registry.js';
-import { pullAuthResolver } from '../registry/pull-auth.js';
+import { pullAccess } from '../registry/pull-auth.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { produceImage } from './image-builder.js';
 import type { DeploymentTracker } from './progress.js';
@@ -128,10 +128,10 @@ export async function runDeployment(
     const imageBase = registry ? meshRepository(registry, localBase) : localBase;
     const tag = deployTag(imageBase, d.id);
     const [first, ...others] = plan.placement;
-    const authOf = pullAuthResolver(cfg, deps.stores);
+    const access = pullAccess(cfg, deps.stores, d.project);
     // Registry passwords are masked in this deploy's log like secrets.
     const pullAuth = async (ref: string) => {
-      const auth = await authOf(ref);
+      const auth = await access.authFor(ref);
       if (auth) t.hideValues([auth.password]);
       return auth;
     };
@@ -150,6 +150,8 @@ export async function runDeployment(
         log: (l) => t.log(l),
         signal,
         pullAuth,
+        mustPull: access.mustPull,
+        missingAuthHint: access.missingHint,
       });
       d.image = tag;
       d.image_id = info.id;

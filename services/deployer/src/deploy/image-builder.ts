@@ -28,6 +28,10 @@ export interface BuildInput {
   signal: AbortSignal;
   /** The authconfig for pulling an image (private registries, the mesh registry), if any. */
   pullAuth?: (ref: string) => Promise<RegistryAuth | undefined>;
+  /** True when a copy already on the server may not be used without a pull (a private registry's image). */
+  mustPull?: (ref: string) => Promise<boolean>;
+  /** What a refused pull without credentials tells the user to do. */
+  missingAuthHint?: (host: string) => string;
 }
 
 /** Pull `ref` with its registry's credentials; a failure names the registry and says when none are stored. */
@@ -37,7 +41,7 @@ async function pullNamed(b: BuildInput, ref: string): Promise<void> {
   try {
     await b.engine.pull(ref, b.log, b.signal, auth);
   } catch (err) {
-    const hint = auth ? '' : ` (no credentials are stored for ${host}: PUT /registries/${host})`;
+    const hint = auth ? '' : ` (${b.missingAuthHint?.(host) ?? `no credentials are stored for ${host}: PUT /registries/${host}`})`;
     throw new Error(`pulling ${ref} from registry ${host} failed: ${(err as Error).message.trim()}${hint}`);
   }
 }
@@ -91,8 +95,14 @@ export async function produceImage(b: BuildInput): Promise<ImageInfo & { commit?
     let commit: string | undefined;
     if (b.source.kind === 'image') {
       let info = await b.engine.imageInfo(b.source.image);
-      if (!info) {
-        b.log(`image ${b.source.image} is not on the server: pulling`);
+      // A private registry's image another project pulled here: this deploy must show it may pull it too.
+      const recheck = !!info && !!(await b.mustPull?.(b.source.image));
+      if (!info || recheck) {
+        b.log(
+          recheck
+            ? `image ${b.source.image} is from a private registry: pulling it with this project's access`
+            : `image ${b.source.image} is not on the server: pulling`,
+        );
         await pullNamed(b, b.source.image);
         info = await b.engine.imageInfo(b.source.image);
         if (!info) throw new Error(`image ${b.source.image} is not available after pull`);

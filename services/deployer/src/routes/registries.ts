@@ -6,8 +6,9 @@ import type { RouteDeps } from './route-deps.js';
 const hostParams = z.object({ host: registryHostParam });
 
 /**
- * Pull credentials for private image registries, one per registry host, used by every deploy
- * of an image from that host. Write-only: listed by host, never returned.
+ * Mesh-wide pull credentials for private image registries, one per registry host, used by every
+ * deploy of an image from that host when its project stores none of its own
+ * (/projects/:project/registries). Write-only: listed by host, never returned.
  */
 export function registerRegistryRoutes(api: Api, deps: RouteDeps): void {
   const credentials = () => new RegistryCredentials(deps.stores().registryCredentials, deps.ctx.config.DEPLOYER_MASTER_KEY);

@@ -52,6 +52,8 @@ export function createStores(kv: KV) {
     releases: new KvCollection<Release>(kv, 'release'),
     /** Sealed pull credentials per image registry host (`registry-credentials.<host, base64url>`). */
     registryCredentials: new KvCollection<RegistryCredentialRecord>(kv, 'registry-credentials'),
+    /** One project's sealed pull credentials (`project-registry-credentials.<project>.<host, base64url>`), tried before the mesh-wide ones. */
+    projectRegistryCredentials: new KvCollection<RegistryCredentialRecord>(kv, 'project-registry-credentials'),
     /** Per-service deploy queues and leases, shared by every replica. */
     lanes: new LaneStore(kv),
   };
