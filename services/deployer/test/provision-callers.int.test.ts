@@ -48,20 +48,40 @@ afterAll(async () => {
 describe('who may provision a server', () => {
   it("another droplet's write token is refused (403), on the route and its seed alias; nothing is issued", async () => {
     for (const path of ['/servers/provision', '/infra/servers/provision']) {
-      const res = await request(droplet.app).post(path).set(as('console')).send({ name: `${prefix}-x` });
+      const res = await request(droplet.app)
+        .post(path)
+        .set(as('console'))
+        .send({ name: `${prefix}-x` });
       expect(res.status).toBe(403);
       expect(res.body.error.code).toBe('FORBIDDEN');
       expect(JSON.stringify(res.body)).not.toMatch(/PRIVATE KEY|token/i);
     }
     // A look-alike of the orchestrator's id is someone else.
-    expect((await request(droplet.app).post('/servers/provision').set(as('orchestrator.evil')).send({ name: `${prefix}-x` })).status).toBe(403);
+    expect(
+      (
+        await request(droplet.app)
+          .post('/servers/provision')
+          .set(as('orchestrator.evil'))
+          .send({ name: `${prefix}-x` })
+      ).status,
+    ).toBe(403);
     // The orchestrator's identity with read only is not enough either.
-    expect((await request(droplet.app).post('/servers/provision').set(as('orchestrator', ['read'])).send({ name: `${prefix}-x` })).status).toBe(403);
+    expect(
+      (
+        await request(droplet.app)
+          .post('/servers/provision')
+          .set(as('orchestrator', ['read']))
+          .send({ name: `${prefix}-x` })
+      ).status,
+    ).toBe(403);
     expect((await request(droplet.app).get(`/servers/provision/${prefix}-x`).set(as('console'))).status).toBe(404);
   });
 
   it('the orchestrator (by identity, read+write) and an admin may', async () => {
-    const byOrchestrator = await request(droplet.app).post('/servers/provision').set(as('orchestrator')).send({ name: `${prefix}-o` });
+    const byOrchestrator = await request(droplet.app)
+      .post('/servers/provision')
+      .set(as('orchestrator'))
+      .send({ name: `${prefix}-o` });
     expect(byOrchestrator.status).toBe(201);
     expect(byOrchestrator.body.certificate ?? byOrchestrator.body.cert).toMatch(/BEGIN CERTIFICATE/);
     const byAdmin = await request(droplet.app)
