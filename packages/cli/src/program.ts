@@ -7,6 +7,8 @@ import { registerProjectCommands } from './commands/projects.js';
 import { registerEnvironmentCommands } from './commands/environments.js';
 import { registerServiceCommands } from './commands/services.js';
 import { registerSecretCommands } from './commands/secrets.js';
+import { registerRegistryCommands } from './commands/registries.js';
+import { registerPlacementCommands } from './commands/placements.js';
 import { registerCertificateCommands } from './commands/certificates.js';
 import { registerSnapshotCommands } from './commands/snapshots.js';
 import { registerConfigCommands } from './commands/config.js';
@@ -48,6 +50,8 @@ export function buildProgram(env: CommandEnv): Command {
   registerEnvironmentCommands(program, env);
   registerServiceCommands(program, env);
   registerSecretCommands(program, env);
+  registerRegistryCommands(program, env);
+  registerPlacementCommands(program, env);
   registerCertificateCommands(program, env);
   registerSnapshotCommands(program, env);
   registerConfigCommands(program, env);

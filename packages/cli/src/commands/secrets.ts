@@ -8,7 +8,7 @@ const DROPLET = 'deployer';
 const secretsPath = (project: string, env: string) => `${projectPath(project)}/environments/${encodeURIComponent(env)}/secrets`;
 
 /** The value from stdin (one trailing newline dropped): an argument would sit in shell history and `ps`. */
-async function readStdin(stdin: NodeJS.ReadableStream & { isTTY?: boolean }, note: (s: string) => void): Promise<string> {
+export async function readStdin(stdin: NodeJS.ReadableStream & { isTTY?: boolean }, note: (s: string) => void): Promise<string> {
   if (stdin.isTTY) note('type the value, then Ctrl-D');
   const chunks: Buffer[] = [];
   for await (const c of stdin) chunks.push(Buffer.from(c as Buffer));
