@@ -1,6 +1,8 @@
 // `npm test`: install the world, check formatting and lint, then run every package's tests
-// (e2e included) one package at a time (the machine has 2 cores; suites start real nginx,
-// NATS and Docker), and print one closing line counting every test.
+// and print one closing line counting every test. Package suites run two at a time: they
+// mostly wait on real nginx, NATS and Docker, so on 2 cores two overlap well (each suite
+// runs its files one at a time). The e2e suite starts whole meshes and runs alone, last.
+// Arguments (e.g. `npm test -- --filter=@droplet-mesh/deployer`) run one turbo pass as given.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,12 +20,20 @@ await runScript(async () => {
   mkdirSync(resultsDir, { recursive: true });
   process.env.MESH_TEST_RESULTS_DIR = resultsDir;
 
-  log('running every test');
-  const res = spawnSync(
-    'pnpm',
-    ['exec', 'turbo', 'run', 'test', '--concurrency=1', '--continue', '--env-mode=loose', ...process.argv.slice(2)],
-    { cwd: ROOT, stdio: 'inherit' },
-  );
+  const turbo = (args) =>
+    spawnSync('pnpm', ['exec', 'turbo', 'run', 'test', '--continue', '--env-mode=loose', ...args], { cwd: ROOT, stdio: 'inherit' }).status;
+  const given = process.argv.slice(2);
+  let status;
+  if (given.length > 0) {
+    log('running the tests asked for');
+    status = turbo(['--concurrency=1', ...given]);
+  } else {
+    log('running every package test, two packages at a time');
+    const packages = turbo(['--concurrency=2', '--filter=!@droplet-mesh/test-e2e']);
+    log('running the end-to-end tests');
+    const e2e = turbo(['--concurrency=1', '--filter=@droplet-mesh/test-e2e']);
+    status = packages || e2e;
+  }
 
   let passed = 0;
   let failed = 0;
@@ -38,5 +48,5 @@ await runScript(async () => {
   }
   if (failedSuites.length) log(`failing packages: ${failedSuites.join(', ')}`);
   process.stdout.write(`${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-  process.exit(res.status === 0 && failed === 0 ? 0 : 1);
+  process.exit(status === 0 && failed === 0 ? 0 : 1);
 });
