@@ -217,8 +217,13 @@ describe('pull credentials for private registries', () => {
     expect(d.reason).toContain(`PUT /projects/${other}/registries/${registry.host}`);
   }, 120_000);
 
-  it("the project's own deploy pulls with its credentials and runs", async () => {
+  it("the project's own deploy pulls with its credentials, tried before the mesh-wide ones, and runs", async () => {
+    // Mesh-wide credentials that the registry refuses: the project's own must be the ones used.
+    const meshWide = `/registries/${registry.host}`;
+    const wrong = { username: registry.username, password: 'a-wrong-password' };
+    expect(keep(await request(droplet.app).put(meshWide).set(admin).send(wrong)).status).toBe(200);
     const d = await deploy();
+    expect((await request(droplet.app).delete(meshWide).set(admin)).status).toBe(204);
     expect(d.status).toBe('succeeded');
     const events = keep(await request(droplet.app).get(`/deployments/${d.id}/events`).set(writer));
     expect(events.text).toContain("pulling it with this project's access");
