@@ -205,4 +205,21 @@ describe('undeploy through a real proxy-manager and nginx', () => {
     // The history outlives the project.
     expect((await api().get(`/deployments?project=${project}`)).body.items).toHaveLength(history.length);
   });
+
+  it("a deleted project takes its environments' secrets and its registry credentials with it", async () => {
+    const other = `${project}-gone`;
+    const put = (p: string, b: object) => request(droplet.app).put(p).set(auth).send(b);
+    const make = async () => {
+      expect((await api().post('/projects', { name: other })).status).toBe(201);
+      expect((await api().post(`/projects/${other}/environments`, { name: 'uat' })).status).toBe(201);
+    };
+    await make();
+    expect((await put(`/projects/${other}/environments/uat/secrets/API_TOKEN`, { value: 's3cret-value' })).status).toBe(200);
+    expect((await put(`/projects/${other}/registries/registry.example.test`, { username: 'u', password: 'p4ssword' })).status).toBe(200);
+    expect((await api().del(`/projects/${other}`)).status).toBe(204);
+    // A project made again under the name starts clean: nothing of the old one is inherited.
+    await make();
+    expect((await api().get(`/projects/${other}/environments/uat/secrets`)).body.items).toEqual([]);
+    expect((await api().get(`/projects/${other}/registries`)).body.items).toEqual([]);
+  });
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Conflict, NotFound, paginate, paginationQuery, type Api } from '@droplet-mesh/udc-kit';
 import { nameSchema, projectInput } from '../domain/model.js';
+import { RegistryCredentials } from '../registry/registry-credentials.js';
 import { now, type RouteDeps } from './route-deps.js';
 
 const params = z.object({ project: nameSchema });
@@ -56,7 +57,13 @@ export function registerProjectRoutes(api: Api, deps: RouteDeps): void {
       if (!(await s.projects.get(p.project))) throw new NotFound(`no project '${p.project}'`);
       const services = await s.services.list(p.project);
       if (services.length > 0) throw new Conflict(`project '${p.project}' still has services`, { services: services.map((x) => x.name) });
-      for (const e of await s.environments.list(p.project)) await s.environments.delete(p.project, e.name);
+      // Nothing of it may outlive it: a project made again under the name would inherit it.
+      for (const e of await s.environments.list(p.project)) {
+        for (const secret of await s.secrets.list(p.project, e.name)) await s.secrets.delete(p.project, e.name, secret.name);
+        await s.environments.delete(p.project, e.name);
+      }
+      const credentials = new RegistryCredentials(s.projectRegistryCredentials, deps.ctx.config.DEPLOYER_MASTER_KEY, p.project);
+      for (const c of await credentials.list()) await credentials.delete(c.host);
       await s.projects.delete(p.project);
     },
   );
