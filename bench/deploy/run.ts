@@ -72,14 +72,27 @@ function get(): Promise<{ ok: boolean; body: string }> {
   });
 }
 
-/** Bare baseline: create + start a container on a port and poll its health path. */
-async function bareRun(port: number): Promise<number> {
+/**
+ * Bare baseline: create + start a container on a port and poll its health path. `bridged`:
+ * the same on the mesh's app network with the port published on loopback and the deployer's
+ * confinement (what isolation costs in the engine itself: a network namespace and a proxy).
+ */
+async function bareRun(port: number, bridged = false): Promise<number> {
   const t0 = performance.now();
   const c = await images.docker.createContainer({
     Image: images.v1,
     Env: [`PORT=${port}`],
     Labels: { 'mesh.managed': 'true', 'mesh.project': project },
-    HostConfig: { NetworkMode: 'host', Init: true },
+    ...(bridged ? { ExposedPorts: { [`${port}/tcp`]: {} } } : {}),
+    HostConfig: bridged
+      ? {
+          NetworkMode: 'mesh-apps',
+          PortBindings: { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges:true'],
+          Init: true,
+        }
+      : { NetworkMode: 'host', Init: true },
   });
   await c.start();
   for (;;) {
@@ -109,7 +122,11 @@ try {
     throw new Error(`first deploy ${firstDone.status}: ${firstDone.reason ?? ''} (steps: ${JSON.stringify(firstDone.steps ?? [])})`);
 
   const baseline: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) baseline.push(await bareRun(await freePort()));
+  const bridgedBaseline: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    baseline.push(await bareRun(await freePort()));
+    bridgedBaseline.push(await bareRun(await freePort(), true));
+  }
 
   const stepTimes = new Map<string, number[]>();
   const toServing: number[] = [];
@@ -152,7 +169,10 @@ try {
   console.log(`deploy benchmark (${ROUNDS} rounds, ${WORKERS} concurrent request loops through nginx)`);
   console.log(`  requests during redeploys:        ${requests}, failed: ${failed}`);
   console.log(`  baseline docker run + health:     median ${f(b)}`);
+  const bb = median(bridgedBaseline);
+  console.log(`  baseline, bridge + published port: median ${f(bb)}`);
   console.log(`  deployer request -> new version:  median ${f(s)}  (ratio ${(s / b).toFixed(2)}x baseline, overhead ${f(s - b)})`);
+  console.log(`  ratio to the bridged baseline:    ${(s / bb).toFixed(2)}x (overhead ${f(s - bb)})`);
   console.log(`  deployer steps (median): ${[...stepTimes].map(([n, xs]) => `${n} ${f(median(xs))}`).join(', ')}`);
   console.log(`  deployer request -> deploy done:  median ${f(median(total))} (includes the drain of DRAIN_S=1 s and image cleanup)`);
 } finally {

@@ -188,34 +188,61 @@ export async function runDeployment(
     const healthMs = (service.health_timeout_s ?? cfg.HEALTH_TIMEOUT_S) * 1000;
 
     const startContainers = async (signal: AbortSignal) => {
-      for (const p of plan.placement) {
-        const h = engineOf(p.server.id);
-        for (let replica = 0; replica < p.replicas; replica++) {
-          if (signal.aborted) throw signal.reason;
-          let port: number | undefined;
-          if (service.type === 'web') {
-            port = await allocatePort({
-              key: `${d.project}/${d.environment}/${d.service}/${d.slot}/${replica}`,
-              range: cfg.DEPLOY_PORT_RANGE,
-              taken: await takenPorts(deps, p.server.id, inFlight),
-              isFree: h.isPortFree,
-            });
+      // Ports are chosen one by one (each choice sees the ones before it); the engine's own
+      // start (most of this step: ~1 s on a bridge network) then runs for all replicas at once.
+      const started: (PlacedContainer | undefined)[] = [];
+      const starting: Promise<void>[] = [];
+      const reserved: { server_id: string; port?: number }[] = [];
+      let planning: { error: unknown } | undefined;
+      try {
+        for (const p of plan.placement) {
+          const h = engineOf(p.server.id);
+          for (let replica = 0; replica < p.replicas; replica++) {
+            if (signal.aborted) throw signal.reason;
+            let port: number | undefined;
+            if (service.type === 'web') {
+              const taken = await takenPorts(deps, p.server.id, inFlight);
+              for (const r of reserved) if (r.server_id === p.server.id && r.port) taken.add(r.port);
+              port = await allocatePort({
+                key: `${d.project}/${d.environment}/${d.service}/${d.slot}/${replica}`,
+                range: cfg.DEPLOY_PORT_RANGE,
+                taken,
+                isFree: h.isPortFree,
+              });
+              reserved.push({ server_id: p.server.id, port });
+            }
+            const name = containerName(d.target_id, d.id, replica);
+            const index = started.length;
+            started.push(undefined);
+            starting.push(
+              h.engine
+                .run({ name, image: tag, env: port ? { ...env, PORT: String(port) } : env, labels, cmd: commandOf(service) })
+                .then((id) => {
+                  const placed: PlacedContainer = {
+                    server_id: p.server.id,
+                    container_id: id,
+                    name,
+                    port,
+                    replica,
+                    address: p.server.address,
+                  };
+                  started[index] = placed;
+                  inFlight.add(placed);
+                  t.log(`started ${name}${port ? ` on port ${port}` : ''} on server ${p.server.id}`);
+                }),
+            );
           }
-          const name = containerName(d.target_id, d.id, replica);
-          const id = await h.engine.run({
-            name,
-            image: tag,
-            env: port ? { ...env, PORT: String(port) } : env,
-            labels,
-            cmd: commandOf(service),
-          });
-          const placed: PlacedContainer = { server_id: p.server.id, container_id: id, name, port, replica, address: p.server.address };
-          d.containers.push(placed);
-          inFlight.add(placed);
-          t.log(`started ${name}${port ? ` on port ${port}` : ''} on server ${p.server.id}`);
-          await t.save();
         }
+      } catch (error) {
+        planning = { error };
       }
+      // Every container that did start is recorded (in placement order), so a failure removes it.
+      const settled = await Promise.allSettled(starting);
+      for (const placed of started) if (placed) d.containers.push(placed);
+      await t.save();
+      if (planning) throw planning.error;
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     };
 
     const lastLines = () => containerLogTail(deps, t, plan);

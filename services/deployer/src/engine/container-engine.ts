@@ -218,10 +218,14 @@ export class DockerEngine implements ContainerEngine {
    */
   async run(spec: ContainerSpec): Promise<string> {
     if (spec.labels[MANAGED_LABEL] !== 'true') throw new Error('refusing to create a container without mesh.managed=true');
-    const image = await this.docker.getImage(spec.image).inspect();
-    await ensureMeshNetwork(this.docker, this.net.network, 'apps', 'APP_NETWORK');
     const port = portOf(spec);
-    const published = port ? { HostIp: await this.net.bindAddress(), HostPort: String(port) } : undefined;
+    // Independent look-ups, concurrently: each is an engine (or DNS) round trip on the deploy's critical path.
+    const [image, , hostIp] = await Promise.all([
+      this.docker.getImage(spec.image).inspect(),
+      ensureMeshNetwork(this.docker, this.net.network, 'apps', 'APP_NETWORK'),
+      port ? this.net.bindAddress() : undefined,
+    ]);
+    const published = port && hostIp ? { HostIp: hostIp, HostPort: String(port) } : undefined;
     const { user, host } = confinement(this.net.network, image);
     const c = await this.docker.createContainer({
       name: spec.name,

@@ -7,9 +7,10 @@ export interface HealthTarget {
 
 /**
  * Wait until every URL answers 2xx/3xx. A container that exits fails at once instead of
- * waiting for the deadline. The signal carries the step's deadline.
+ * waiting for the deadline. The signal carries the step's deadline. A short poll interval:
+ * an app is usually up within a few hundred ms, and each probe is one loopback request.
  */
-export async function waitHealthy(engine: ContainerEngine, targets: HealthTarget[], signal: AbortSignal, everyMs = 150): Promise<void> {
+export async function waitHealthy(engine: ContainerEngine, targets: HealthTarget[], signal: AbortSignal, everyMs = 50): Promise<void> {
   await Promise.all(
     targets.map(async (t) => {
       let lastCheck = 0;
