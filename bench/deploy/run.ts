@@ -19,6 +19,8 @@ import {
 import { PROXY_MANAGER_MAIN, runNode, waitHealthy } from '../../services/deployer/test/process-helpers.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Replicas of the service (all on the local server): the start step starts them at once. */
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -115,7 +117,7 @@ try {
   const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
   await post('/projects', { name: project });
   await post(`/projects/${project}/environments`, { name: 'prod' });
-  await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' });
+  await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health', replicas: REPLICAS });
   const first = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
   const firstDone = await waitDeployment(droplet.app, auth, first.body.id);
   if (firstDone.status !== 'succeeded')
@@ -166,7 +168,7 @@ try {
   const b = median(baseline);
   const s = median(toServing);
   const f = (n: number) => `${Math.round(n)} ms`;
-  console.log(`deploy benchmark (${ROUNDS} rounds, ${WORKERS} concurrent request loops through nginx)`);
+  console.log(`deploy benchmark (${ROUNDS} rounds, ${REPLICAS} replica(s), ${WORKERS} concurrent request loops through nginx)`);
   console.log(`  requests during redeploys:        ${requests}, failed: ${failed}`);
   console.log(`  baseline docker run + health:     median ${f(b)}`);
   const bb = median(bridgedBaseline);
