@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { ResolvedServer } from '../domain/render.js';
@@ -144,13 +144,36 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
   await rename(tmp, path);
 }
 
-/** The balancer's members on this replica: the dict in nginx, the snapshot on disk, and a copy here. */
+/** Appended lines beyond which the snapshot is rewritten whole (at least this many, or one per upstream). */
+const COMPACT_AFTER_LINES = 1000;
+
+/**
+ * The balancer's members on this replica: the dict in nginx, the snapshot on disk, and a copy here.
+ *
+ * A change costs O(changed upstreams), not O(routes): only the changed upstreams' lines are
+ * posted to the dict, and appended to the snapshot (the master applies its lines in order, so
+ * a later line wins and an empty one deletes). The append happens before the post, so a reload
+ * in between (whose master re-applies the snapshot to the dict) never brings back older
+ * members. Once the appended lines outnumber the upstreams, the snapshot is rewritten whole in
+ * the background (tmp + rename, lines appended meanwhile copied over), off any request's path.
+ */
 export class DynamicUpstreams {
   private members = new Map<string, ResolvedServer[]>();
   private secret = randomBytes(24).toString('hex');
+  /** Snapshot file operations, one at a time and in the order of the member changes. */
+  private fileOps: Promise<unknown> = Promise.resolve();
+  private appendedLines = 0;
+  /** Lines appended while a compaction writes its copy; undefined when none runs. */
+  private appendedDuringCompaction: string[] | undefined;
+  private compaction: Promise<void> | undefined;
   pushes = 0;
+  compactions = 0;
 
   constructor(readonly paths: LuaPaths) {}
+
+  private get snapshotFile(): string {
+    return join(this.paths.stateDir, 'upstreams.snapshot');
+  }
 
   /** The Lua file, a fresh secret and an empty snapshot, before nginx starts. */
   async prepare(): Promise<void> {
@@ -158,16 +181,72 @@ export class DynamicUpstreams {
     await writeAtomic(join(this.paths.luaDir, 'mesh_balancer.lua'), LUA_BALANCER_SOURCE, 0o644);
     // Read by the master only (root, or the droplet's user): the workers never open it.
     await writeAtomic(join(this.paths.stateDir, 'control.secret'), this.secret, 0o600);
-    await this.writeSnapshot();
+    await this.serial(() => this.writeSnapshot());
   }
 
   get(name: string): ResolvedServer[] | undefined {
     return this.members.get(name);
   }
 
-  private async writeSnapshot(): Promise<void> {
+  private snapshotText(): string {
     const text = [...this.members].map(([n, s]) => membershipLine(n, s)).join('\n');
-    await writeAtomic(join(this.paths.stateDir, 'upstreams.snapshot'), text ? `${text}\n` : '', 0o600);
+    return text ? `${text}\n` : '';
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.fileOps.then(op, op);
+    this.fileOps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    await writeAtomic(this.snapshotFile, this.snapshotText(), 0o600);
+    this.appendedLines = 0;
+  }
+
+  /** Append the changed lines (one write, so a line is never half there after a crash of ours). */
+  private appendSnapshot(text: string, lines: number): Promise<void> {
+    return this.serial(async () => {
+      await appendFile(this.snapshotFile, text, { mode: 0o600 });
+      this.appendedLines += lines;
+      this.appendedDuringCompaction?.push(text);
+      if (this.appendedLines > Math.max(COMPACT_AFTER_LINES, this.members.size) && !this.compaction) {
+        this.compaction = this.compact().finally(() => {
+          this.compaction = undefined;
+        });
+      }
+    });
+  }
+
+  /** Rewrite the snapshot whole, without holding up the appends of member changes meanwhile. */
+  private async compact(): Promise<void> {
+    // Yield first: the append that asked for it returns (and its change is posted) before this starts.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const tmp = `${this.snapshotFile}.${process.pid}.compact`;
+    this.appendedDuringCompaction = [];
+    try {
+      // The members as of now: every change made so far is in them, later ones are collected.
+      await writeFile(tmp, this.snapshotText(), { mode: 0o600 });
+      await this.serial(async () => {
+        const extra = this.appendedDuringCompaction ?? [];
+        this.appendedDuringCompaction = undefined;
+        if (extra.length > 0) await appendFile(tmp, extra.join(''));
+        await chmod(tmp, 0o600);
+        await rename(tmp, this.snapshotFile);
+        this.appendedLines = extra.reduce((n, t) => n + t.split('\n').length - 1, 0);
+        this.compactions++;
+      });
+    } catch {
+      // The appended snapshot is still whole and current; the next append tries again.
+      this.appendedDuringCompaction = undefined;
+    }
+  }
+
+  /** Resolves once every snapshot write started so far (appends and a compaction) is on disk. */
+  async flush(): Promise<void> {
+    await this.fileOps;
+    await this.compaction;
+    await this.fileOps;
   }
 
   /**
@@ -187,15 +266,18 @@ export class DynamicUpstreams {
       lines.push(membershipLine(name, servers ?? []));
     }
     if (lines.length === 0) return undo;
-    await this.writeSnapshot();
-    if (live) await this.post(`${lines.join('\n')}\n`);
+    const text = `${lines.join('\n')}\n`;
+    // Before nginx starts (a batch of every route), one whole write; afterwards only the changed lines.
+    if (live) await this.appendSnapshot(text, lines.length);
+    else await this.serial(() => this.writeSnapshot());
+    if (live) await this.post(text);
     return undo;
   }
 
   /** Push every member again (after nginx (re)started with an older snapshot, or to repair). */
   async pushAll(): Promise<void> {
-    const text = [...this.members].map(([n, s]) => membershipLine(n, s)).join('\n');
-    if (text) await this.post(`${text}\n`);
+    const text = this.snapshotText();
+    if (text) await this.post(text);
   }
 
   private post(body: string): Promise<void> {
