@@ -8,8 +8,10 @@
 #    upstream changes switch without a reload (services/proxy-manager, NGINX_LUA=auto);
 #    needs the Debian mirror during the build.
 #  - INSTALL_NGINX=false: BASE_IMAGE already carries /usr/sbin/nginx, e.g. the offline
-#    base made from the host's nginx and its libraries (deploy/local-base/). Without the
-#    lua module's files there, proxy-manager logs `nginx.lua unavailable` and reloads instead.
+#    base made from the host's nginx and its libraries (deploy/local-base/; the compose e2e
+#    also copies the host's lua module, its libraries and lua-resty-core there, at Debian's
+#    paths, when the host has them). Without the lua module's files, proxy-manager logs
+#    `nginx.lua unavailable` and reloads instead.
 ARG BASE_IMAGE=node:20-slim
 
 # Stage 1: the bundle without what nothing loads at run time, plus an empty data directory.

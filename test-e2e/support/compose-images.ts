@@ -13,7 +13,7 @@ import {
   statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { ensureBusyboxImage, ensureNodeBaseImage, type ensureDockerEngine } from '@droplet-mesh/docker-testing';
 import { REPO } from './processes.js';
 
@@ -199,11 +199,34 @@ function hostBinaryFiles(binaries: string[]): string[] {
   });
 }
 
-/** node base + the host's nginx: the offline BASE_IMAGE of deploy/proxy-manager.Dockerfile. */
-async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string): Promise<'built' | 'reused'> {
+/** Debian's lua module for nginx (libnginx-mod-http-ndk, libnginx-mod-http-lua) and lua-resty-core, where the host has them. */
+const NGINX_LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
+const LUA_RESTY_DIRS = ['/usr/share/lua/5.1/resty', '/usr/share/lua/5.1/ngx'];
+
+/** The host's lua module files, their libraries (ldd) and lua-resty-core, or none when any is missing. */
+async function hostLuaFiles(): Promise<string[]> {
+  if (!NGINX_LUA_MODULES.every((f) => existsSync(f)) || !existsSync('/usr/share/lua/5.1/resty/core.lua')) return [];
+  const files = new Set<string>();
+  for (const module of NGINX_LUA_MODULES) {
+    files.add(module);
+    const stdout = await run('ldd', [module], { timeoutMs: 30_000 });
+    for (const lib of stdout.match(/\/\S*\.so\S*/g) ?? []) files.add(lib);
+  }
+  for (const dir of LUA_RESTY_DIRS) for (const f of filesUnder(dir)) files.add(f);
+  return [...files];
+}
+
+/**
+ * node base + the host's nginx: the offline BASE_IMAGE of deploy/proxy-manager.Dockerfile.
+ * With the host's lua module and lua-resty-core at Debian's paths (where proxy-manager's
+ * NGINX_MODULES_DIR and LuaJIT's default package path look), so upstream changes switch
+ * without reloads in the compose mesh too.
+ */
+export async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string): Promise<'built' | 'reused'> {
   const dockerfile = join(DEPLOY, 'local-base', 'host-binaries.Dockerfile');
   const base = await imageInfo(docker, nodeBase);
-  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nginx'])], {
+  const lua = await hostLuaFiles();
+  const inputs = hashInputs([dockerfile, join(DEPLOY, 'local-base', 'collect-host-binaries.sh'), ...hostBinaryFiles(['nginx']), ...lua], {
     base: base!.id,
   });
   return ensureImage(
@@ -213,6 +236,11 @@ async function ensureNodeNginxBase(docker: Docker, nodeBase: string, tag: string
     async (ctx) => {
       copyFileSync(dockerfile, join(ctx, 'Dockerfile'));
       await collectHostBinaries(join(ctx, 'root'), ['nginx']);
+      // Same paths in the image; the file's contents, not a link (cp -L in collect-host-binaries.sh).
+      for (const f of lua) {
+        mkdirSync(join(ctx, 'root', dirname(f)), { recursive: true });
+        copyFileSync(realpathSync(f), join(ctx, 'root', f));
+      }
     },
     { BASE_IMAGE: nodeBase },
   );
