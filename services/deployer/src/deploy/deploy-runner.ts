@@ -227,6 +227,8 @@ export async function runDeployment(
                     address: p.server.address,
                   };
                   started[index] = placed;
+                  // Recorded at once: a step deadline that passes meanwhile still removes it.
+                  d.containers.push(placed);
                   inFlight.add(placed);
                   t.log(`started ${name}${port ? ` on port ${port}` : ''} on server ${p.server.id}`);
                 }),
@@ -236,9 +238,11 @@ export async function runDeployment(
       } catch (error) {
         planning = { error };
       }
-      // Every container that did start is recorded (in placement order), so a failure removes it.
       const settled = await Promise.allSettled(starting);
-      for (const placed of started) if (placed) d.containers.push(placed);
+      // Placement order again (they finished in any order).
+      const mine = new Set(started);
+      const others = d.containers.filter((c) => !mine.has(c));
+      d.containers.splice(0, d.containers.length, ...others, ...started.filter((c): c is PlacedContainer => c !== undefined));
       await t.save();
       if (planning) throw planning.error;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
