@@ -36,6 +36,8 @@ export class Orchestrator {
   readonly owner = randomUUID();
   private readonly stopping = new AbortController();
   private readonly running = new Map<string, Promise<ApplyRecord>>();
+  /** The resume pass under way, if any (passes never overlap). */
+  private resuming?: Promise<string[]>;
   private resumeTimer?: NodeJS.Timeout;
   private driftChecks?: DriftScheduler;
   private pruneTimer?: NodeJS.Timeout;
@@ -386,12 +388,24 @@ export class Orchestrator {
     return a;
   }
 
-  /** Continue applies whose orchestrator died (their lease went stale); called at start and then periodically. */
-  async resumeInterrupted(): Promise<string[]> {
+  /**
+   * Continue applies whose orchestrator died (their lease went stale); called at start and then
+   * periodically. One pass at a time: two overlapping passes (a slow pass on a loaded machine)
+   * both took over the same apply and ran it twice.
+   */
+  resumeInterrupted(): Promise<string[]> {
+    this.resuming ??= this.resumePass().finally(() => {
+      this.resuming = undefined;
+    });
+    return this.resuming;
+  }
+
+  private async resumePass(): Promise<string[]> {
     const resumed: string[] = [];
     for (const a of await this.o.store.listApplies()) {
       if (a.status !== 'running' || this.running.has(a.id)) continue;
       const lease = await this.o.store.readLease(a.stack);
+      if (lease && lease.apply_id === a.id && lease.owner === this.owner) continue; // ours, being launched
       if (lease && lease.apply_id === a.id && lease.owner !== this.owner && lease.still_ms < this.o.leaseStaleMs) continue;
       if (lease && lease.apply_id !== a.id && lease.still_ms < this.o.leaseStaleMs) continue;
       if (!(await this.o.store.acquireLease(a.stack, { apply_id: a.id, owner: this.owner, at: Date.now() }, this.o.leaseStaleMs))) continue;
