@@ -40,6 +40,8 @@ export interface ServerProvisionerDeps {
   logger: Logger;
   createTimeoutMs: number;
   reportTimeoutMs: number;
+  /** Give an already registered server its instance (`provider:id`) when it has none. */
+  attachInstance: (serverId: string, instanceRef: string) => Promise<void>;
 }
 
 /** The mesh addresses a new server opens its ports to: configured, else the deployer URL's host. */
@@ -121,7 +123,12 @@ export class ServerProvisioner {
     if (!next) {
       // It reported ready before this answer came (the local provider is that fast), or it failed meanwhile.
       const cur = await (await this.d.pendings()).get(id);
-      if (cur && instanceId && !cur.instance_id) await this.annotate(id, { instance_id: instanceId });
+      if (cur && instanceId && !cur.instance_id) {
+        // Note it on the record first, then on the server: the ready report registers the server
+        // before it reads the record again, so one of the two sees the other's write.
+        await this.annotate(id, { instance_id: instanceId });
+        await this.d.attachInstance(id, `${m.provider}:${instanceId}`);
+      }
       return;
     }
     const timer = setTimeout(() => void this.timeout(id, m.provider, reportMs), reportMs);

@@ -195,6 +195,16 @@ const pendingStore = async (deps: RouteDeps) =>
 
 const provisioners = new WeakMap<object, ServerProvisioner>();
 /** One provisioner per droplet (its timers wait for machines' reports). */
+/** Give a registered server its instance (`provider:id`) unless it has one (compare-and-set, retried). */
+async function attachInstance(deps: RouteDeps, serverId: string, instanceRef: string): Promise<void> {
+  const servers = deps.stores().servers;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const cur = await servers.getWithRevision(serverId);
+    if (!cur || cur.value.instance_id) return;
+    if (await servers.update([serverId], { ...cur.value, instance_id: instanceRef }, cur.revision)) return;
+  }
+}
+
 export function provisionerOf(deps: RouteDeps): ServerProvisioner {
   let p = provisioners.get(deps.ctx);
   if (!p) {
@@ -206,6 +216,7 @@ export function provisionerOf(deps: RouteDeps): ServerProvisioner {
       logger: deps.ctx.logger,
       createTimeoutMs: c.PROVISION_CREATE_TIMEOUT_S * 1000,
       reportTimeoutMs: c.PROVISION_TIMEOUT_S * 1000,
+      attachInstance: (serverId, instanceRef) => attachInstance(deps, serverId, instanceRef),
     });
     provisioners.set(deps.ctx, p);
   }
@@ -531,6 +542,11 @@ export function registerServerRoutes(api: Api, deps: RouteDeps): void {
       }
       if (!spent) throw new Conflict(`server '${p.id}' already reported ready: the token is spent`);
       if (!(await deps.stores().servers.create([p.id], server))) throw new Conflict(`server '${p.id}' exists`);
+      // The instance may have been noted on the record after this report read it (a local engine
+      // reports before multi-cloud-manager's answer is written): read it again.
+      const latest = await store.get(p.id);
+      if (!server.instance_id && latest?.provider && latest.instance_id)
+        await attachInstance(deps, p.id, `${latest.provider}:${latest.instance_id}`);
       provisionerOf(deps).ready(p.id);
       deps.ctx.emit('server.provisioned', { server_id: p.id, address, docker_version: body.docker_version });
       deps.ctx.emit('server.provisioning', { server_id: p.id, status: 'ready', message: 'registered' });
