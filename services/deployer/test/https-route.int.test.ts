@@ -18,7 +18,7 @@ import {
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
-import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startProxyManager, type Proc } from './process-helpers.js';
 
 // The deploy flow with HTTPS end to end: a service with `https: true` → its route asks for
 // HTTPS → proxy-manager gets a certificate from pebble over HTTP-01 through its own nginx →
@@ -80,20 +80,14 @@ beforeAll(async () => {
   httpsPort = await freePort();
   pebble = await startPebble({ httpPort });
   const pmPort = await freePort();
-  proxy = runNode(PROXY_MANAGER_MAIN, {
-    PORT: String(pmPort),
-    NATS_URL: nats.url,
-    DATA_DIR: join(tmp, 'proxy'),
-    PROXY_HTTP_PORT: String(httpPort),
-    PROXY_HTTPS_PORT: String(httpsPort),
-    ACME_DIRECTORY_URL: pebble.directoryUrl,
-    ACME_CA_BUNDLE: pebble.apiCaFile,
-    ACME_EMAIL: 'ops@example.com',
-    LOG_LEVEL: 'warn',
-    UPSTREAM_RECHECK_INTERVAL_S: '0',
-    ...authority.env(),
+  proxy = await startProxyManager({
+    port: pmPort,
+    httpPort: httpPort,
+    httpsPort: httpsPort,
+    natsUrl: nats.url,
+    dataDir: join(tmp, 'proxy'),
+    env: { ACME_DIRECTORY_URL: pebble.directoryUrl, ACME_CA_BUNDLE: pebble.apiCaFile, ACME_EMAIL: 'ops@example.com', ...authority.env() },
   });
-  await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
   droplet = await createDeployerDroplet({
     env: {
       PORT: '0',

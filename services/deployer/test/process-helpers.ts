@@ -46,3 +46,29 @@ export async function waitHealthy(url: string, proc: Proc, timeoutMs = 30_000): 
     100,
   );
 }
+
+/**
+ * A real proxy-manager process (its own nginx on `httpPort`) for deploys to switch routes on;
+ * healthy when this resolves. `env` adds settings (ACME, …) over the test defaults.
+ */
+export async function startProxyManager(o: {
+  port: number;
+  httpPort: number;
+  httpsPort: number;
+  natsUrl: string;
+  dataDir: string;
+  env: Record<string, string>;
+}): Promise<Proc> {
+  const proc = runNode(PROXY_MANAGER_MAIN, {
+    PORT: String(o.port),
+    NATS_URL: o.natsUrl,
+    DATA_DIR: o.dataDir,
+    PROXY_HTTP_PORT: String(o.httpPort),
+    PROXY_HTTPS_PORT: String(o.httpsPort),
+    LOG_LEVEL: 'warn',
+    UPSTREAM_RECHECK_INTERVAL_S: '0',
+    ...o.env,
+  });
+  await waitHealthy(`http://127.0.0.1:${o.port}`, proc, 30_000);
+  return proc;
+}

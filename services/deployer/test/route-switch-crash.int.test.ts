@@ -14,7 +14,7 @@ import {
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import { cleanDocker, masterKey, portRange, testImages, uniqueProject, type TestImages } from './helpers.js';
-import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startProxyManager, waitHealthy, type Proc } from './process-helpers.js';
 
 // Finding 7 of the zero-trust review: `route_switched` was recorded only after
 // proxy-manager had applied the route, so a deployer killed in between left a record
@@ -134,17 +134,14 @@ beforeAll(async () => {
   authority = await startTestAuthority();
   const pmPort = await freePort();
   proxyHttpPort = await freePort();
-  proxy = runNode(PROXY_MANAGER_MAIN, {
-    PORT: String(pmPort),
-    NATS_URL: nats.url,
-    DATA_DIR: join(tmp, 'proxy'),
-    PROXY_HTTP_PORT: String(proxyHttpPort),
-    PROXY_HTTPS_PORT: String(await freePort()),
-    LOG_LEVEL: 'warn',
-    UPSTREAM_RECHECK_INTERVAL_S: '0',
-    ...authority.env(),
+  proxy = await startProxyManager({
+    port: pmPort,
+    httpPort: proxyHttpPort,
+    httpsPort: await freePort(),
+    natsUrl: nats.url,
+    dataDir: join(tmp, 'proxy'),
+    env: { ...authority.env() },
   });
-  await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
   env = {

@@ -16,7 +16,7 @@ import {
 } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
-import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startProxyManager, type Proc } from './process-helpers.js';
 
 // Undeploy against the real Docker Engine, NATS and a real proxy-manager with nginx.
 const project = uniqueProject('ud');
@@ -89,17 +89,14 @@ beforeAll(async () => {
   const pmPort = await freePort();
   pmUrl = `http://127.0.0.1:${pmPort}`;
   proxyHttpPort = await freePort();
-  proxy = runNode(PROXY_MANAGER_MAIN, {
-    PORT: String(pmPort),
-    NATS_URL: nats.url,
-    DATA_DIR: join(tmp, 'proxy'),
-    PROXY_HTTP_PORT: String(proxyHttpPort),
-    PROXY_HTTPS_PORT: String(await freePort()),
-    LOG_LEVEL: 'warn',
-    UPSTREAM_RECHECK_INTERVAL_S: '0',
-    ...authority.env(),
+  proxy = await startProxyManager({
+    port: pmPort,
+    httpPort: proxyHttpPort,
+    httpsPort: await freePort(),
+    natsUrl: nats.url,
+    dataDir: join(tmp, 'proxy'),
+    env: { ...authority.env() },
   });
-  await waitHealthy(pmUrl, proxy, 30_000);
   droplet = await createDeployerDroplet({
     env: {
       PORT: '0',

@@ -25,7 +25,7 @@ import {
   waitDeployment,
   type TestImages,
 } from './helpers.js';
-import { PROXY_MANAGER_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startProxyManager, type Proc } from './process-helpers.js';
 
 const project = uniqueProject('zd');
 const domain = `${project}.mesh.test`;
@@ -79,17 +79,14 @@ beforeAll(async () => {
   authority = await startTestAuthority();
   const pmPort = await freePort();
   proxyHttpPort = await freePort();
-  proxy = runNode(PROXY_MANAGER_MAIN, {
-    PORT: String(pmPort),
-    NATS_URL: nats.url,
-    DATA_DIR: join(tmp, 'proxy'),
-    PROXY_HTTP_PORT: String(proxyHttpPort),
-    PROXY_HTTPS_PORT: String(await freePort()),
-    LOG_LEVEL: 'warn',
-    UPSTREAM_RECHECK_INTERVAL_S: '0',
-    ...authority.env(),
+  proxy = await startProxyManager({
+    port: pmPort,
+    httpPort: proxyHttpPort,
+    httpsPort: await freePort(),
+    natsUrl: nats.url,
+    dataDir: join(tmp, 'proxy'),
+    env: { ...authority.env() },
   });
-  await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
   droplet = await createDeployerDroplet({
     env: {
       PORT: '0',
