@@ -60,6 +60,16 @@ const hetzner = (method: string, path: string, body?: object) =>
     headers: { authorization: `Bearer ${emus.hetzner.token}`, 'content-type': 'application/json' },
     ...(body ? { body: JSON.stringify(body) } : {}),
   }).then((r) => r.json() as Promise<Record<string, { id: number; status?: string }>>);
+/** A snapshot of the instance; the emulator answers 423 locked while an earlier action of the server still runs, as Hetzner does. */
+async function snapshotOf(instanceId: number, description: string): Promise<number> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const r = await hetzner('POST', `/servers/${instanceId}/actions/create_image`, { type: 'snapshot', description });
+    if (r.image) return r.image.id;
+    if (Date.now() > deadline) throw new Error(`no snapshot of ${instanceId}: ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
 const release = async () =>
   (await request(droplet.app).get(`/services/${target}`).set(writer)).body as {
     deployment_id: string;
@@ -196,11 +206,9 @@ d('on_server_loss: replace_from_snapshot', () => {
       labels: { 'droplet-mesh': 'true', 'mesh-server': LOST },
     });
     const instanceId = made.server.id;
-    const older = (await hetzner('POST', `/servers/${instanceId}/actions/create_image`, { type: 'snapshot', description: 'older' })).image
-      .id;
+    const older = await snapshotOf(instanceId, 'older');
     await new Promise((r) => setTimeout(r, 300));
-    const newest = (await hetzner('POST', `/servers/${instanceId}/actions/create_image`, { type: 'snapshot', description: 'newest' })).image
-      .id;
+    const newest = await snapshotOf(instanceId, 'newest');
     expect(newest).not.toBe(older);
     const [ea, es] = await Promise.all([meshEngine(A), meshEngine(LOST)]);
     const env = [`${project}/prod`];
