@@ -146,6 +146,16 @@ describe('a deployed app is confined', () => {
   }, 60_000);
 });
 
+/** Every network called `name` (a test's own), removed. */
+async function removeNetworks(name: string): Promise<void> {
+  for (const n of await images.docker.listNetworks({ filters: { name: [name] } }))
+    if (n.Name === name)
+      await images.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+}
+
 describe('the engine', () => {
   const labels = { 'mesh.managed': 'true', 'mesh.project': project };
   const engine = () => new DockerEngine(images.docker, { network: 'mesh-apps', bindAddress: async () => '127.0.0.1' });
@@ -188,6 +198,40 @@ describe('the engine', () => {
       await images.docker.getNetwork(name).remove();
     }
   });
+
+  // dockerd 20.10 checks for a duplicate name before creating, not atomically: replicas
+  // started at once on a fresh engine each created the network, and every later start
+  // failed with "network mesh-apps is ambiguous" (seen on a newly provisioned server).
+  it('replicas started at once on an engine without the network create it once', async () => {
+    const name = `${project}-fresh`;
+    const e = new DockerEngine(images.docker, { network: name, bindAddress: async () => '127.0.0.1' });
+    try {
+      const ids = await Promise.all(
+        [1, 2, 3, 4].map((i) => e.run({ name: `${project}-fresh-${i}`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] })),
+      );
+      expect(ids).toHaveLength(4);
+      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
+    } finally {
+      await cleanDocker(images.docker, project);
+      await removeNetworks(name);
+    }
+  }, 60_000);
+
+  it('a duplicate of the network (two processes created it at once) is collapsed to one, and apps start on it', async () => {
+    const name = `${project}-dup`;
+    const meshNetwork = { Name: name, Driver: 'bridge', Labels: { 'mesh.managed': 'true', 'mesh.network': 'apps' } };
+    await images.docker.createNetwork(meshNetwork);
+    await images.docker.createNetwork(meshNetwork);
+    const e = new DockerEngine(images.docker, { network: name, bindAddress: async () => '127.0.0.1' });
+    try {
+      const id = await e.run({ name: `${project}-dup-1`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] });
+      expect((await images.docker.getContainer(id).inspect()).HostConfig.NetworkMode).toBe(name);
+      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
+    } finally {
+      await cleanDocker(images.docker, project);
+      await removeNetworks(name);
+    }
+  }, 60_000);
 
   it('publishes on the configured bind address, else on the address the mesh reaches the server at', async () => {
     expect(await appBindAddress(undefined, '127.0.0.1')).toBe('127.0.0.1');
