@@ -23,6 +23,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
 
 const images = await testImages();
 const nats = await startNatsServer();
@@ -112,7 +113,7 @@ async function bareRun(port: number, bridged = false): Promise<number> {
 
 try {
   await waitHealthy(`http://127.0.0.1:${pmPort}`, proxy, 30_000);
-  await droplet.start();
+  const { url: deployerUrl } = await droplet.start();
   const auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
   await post('/projects', { name: project });
@@ -135,6 +136,17 @@ try {
   const total: number[] = [];
   let requests = 0;
   let failed = 0;
+  // GET /deployments/:id of the deploy under way, as a client following it polls it, next to
+  // GET /health of the same deployer in the same loop (the baseline): one keep-alive client each.
+  const statusMs: number[] = [];
+  const healthMs: number[] = [];
+  const timed = async (path: string, into: number[]) => {
+    const t = performance.now();
+    const r = await fetch(`${deployerUrl}${path}`, { headers: auth });
+    await r.arrayBuffer();
+    if (!r.ok) throw new Error(`GET ${path}: ${r.status}`);
+    into.push(performance.now() - t);
+  };
   for (let i = 0; i < ROUNDS; i++) {
     const next = i % 2 === 0 ? 'version-2' : 'version-1';
     let running = true;
@@ -154,11 +166,18 @@ try {
       environment: 'prod',
       source: { image: next === 'version-2' ? images.v2 : images.v1 },
     });
+    const polling = (async () => {
+      while (running) {
+        await timed(`/deployments/${res.body.id}`, statusMs);
+        await timed('/health', healthMs);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
     const d = await waitDeployment(droplet.app, auth, res.body.id, 120_000);
     const t1 = performance.now();
     await new Promise((r) => setTimeout(r, 300));
     running = false;
-    await Promise.all(loops);
+    await Promise.all([...loops, polling]);
     if (d.status !== 'succeeded') throw new Error(`deploy ${d.status}: ${d.reason}`);
     for (const st of d.steps) stepTimes.set(st.name, [...(stepTimes.get(st.name) ?? []), st.duration_ms ?? 0]);
     total.push(t1 - t0);
@@ -176,6 +195,12 @@ try {
   console.log(`  deployer request -> new version:  median ${f(s)}  (ratio ${(s / b).toFixed(2)}x baseline, overhead ${f(s - b)})`);
   console.log(`  ratio to the bridged baseline:    ${(s / bb).toFixed(2)}x (overhead ${f(s - bb)})`);
   console.log(`  deployer steps (median): ${[...stepTimes].map(([n, xs]) => `${n} ${f(median(xs))}`).join(', ')}`);
+  const ms = (n: number) => `${n.toFixed(1)} ms`;
+  const [sp50, sp99, hp50, hp99] = [quantile(statusMs, 0.5), quantile(statusMs, 0.99), quantile(healthMs, 0.5), quantile(healthMs, 0.99)];
+  console.log(
+    `  GET /deployments/:id while deploying: ${statusMs.length} calls, p50 ${ms(sp50)}, p99 ${ms(sp99)}, max ${ms(Math.max(...statusMs))}` +
+      `  (GET /health baseline p50 ${ms(hp50)}, p99 ${ms(hp99)}; p99 ratio ${(sp99 / hp99).toFixed(2)}x)`,
+  );
   console.log(`  deployer request -> deploy done:  median ${f(median(total))} (includes the drain of DRAIN_S=1 s and image cleanup)`);
 } finally {
   await droplet.deployer.idle();

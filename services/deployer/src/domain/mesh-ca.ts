@@ -5,10 +5,16 @@
 // alone: an engine presenting any other certificate is refused by the TLS handshake.
 import { createHash, createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { openSecret, sealSecret, type SealedSecret } from './secrets-crypto.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Loading: Promise<typeof X509> | undefined;
+/** @peculiar/x509 (with its ASN.1 stack, ~16 MB of RSS) loads when a certificate is first made, not at start. */
+const loadX509 = () =>
+  (x509Loading ??= import('@peculiar/x509').then((x509) => {
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  }));
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
@@ -79,6 +85,7 @@ export function fingerprint(certPem: string): string {
 
 /** A new CA (ECDSA P-256), valid `days`. */
 export async function createMeshCa(days = 3650): Promise<MeshCa> {
+  const x509 = await loadX509();
   const keys = await newKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -110,12 +117,13 @@ export async function issueCertificate(ca: MeshCa, req: CertificateRequest): Pro
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(req.commonName)) throw new Error('commonName must be 1-64 of A-Z a-z 0-9 . _ -');
   const addresses = req.addresses ?? [];
   if (req.kind === 'server' && addresses.length === 0) throw new Error('a server certificate needs at least one address');
+  const x509 = await loadX509();
   const caCert = new x509.X509Certificate(ca.certPem);
   const keys = await newKeys();
   const now = Date.now();
   const days = req.days ?? 397;
   const notAfter = new Date(Math.min(now + days * DAY_MS, caCert.notAfter.getTime()));
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
     new x509.ExtendedKeyUsageExtension([req.kind === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),

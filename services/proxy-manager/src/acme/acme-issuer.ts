@@ -3,8 +3,13 @@ import { Agent } from 'node:https';
 import { chmod, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import acme from 'acme-client';
+import type acmeModule from 'acme-client';
 import type { Logger } from '@droplet-mesh/udc-kit';
+
+type Acme = typeof acmeModule;
+let acmeLoading: Promise<Acme> | undefined;
+/** acme-client (with axios and its crypto stack, ~30 MB of RSS) loads at the first issuance, not at start. */
+const loadAcme = () => (acmeLoading ??= import('acme-client').then((m) => m.default));
 
 export interface IssuerOptions {
   directoryUrl: string;
@@ -34,12 +39,18 @@ const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
  * challenge on port 80 through system DNS, which is not where our nginx listens.
  */
 export class AcmeIssuer implements CertificateIssuer {
-  private client: Promise<acme.Client> | undefined;
+  private client: Promise<acmeModule.Client> | undefined;
+  /** Read here, so a missing CA bundle fails at start rather than at the first issuance. */
+  private agent?: Agent;
   constructor(private o: IssuerOptions) {
-    if (o.caBundle) {
-      // acme-client talks through one shared axios instance; this process has one CA.
-      acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(o.caBundle) });
-    }
+    if (o.caBundle) this.agent = new Agent({ ca: readFileSync(o.caBundle) });
+  }
+
+  private async acme(): Promise<Acme> {
+    const acme = await loadAcme();
+    // acme-client talks through one shared axios instance; this process has one CA.
+    if (this.agent) acme.axios.defaults.httpsAgent = this.agent;
+    return acme;
   }
 
   private async accountKey(): Promise<Buffer> {
@@ -50,21 +61,24 @@ export class AcmeIssuer implements CertificateIssuer {
       return await readFile(path);
     } catch {
       await mkdir(this.o.acmeDir, { recursive: true, mode: 0o700 });
-      const key = await acme.crypto.createPrivateEcdsaKey();
+      const key = await (await this.acme()).crypto.createPrivateEcdsaKey();
       await writeFile(path, key, { mode: 0o600 });
       await chmod(path, 0o600);
       return key;
     }
   }
 
-  private getClient(): Promise<acme.Client> {
-    this.client ??= this.accountKey().then((accountKey) => new acme.Client({ directoryUrl: this.o.directoryUrl, accountKey }));
+  private getClient(): Promise<acmeModule.Client> {
+    this.client ??= Promise.all([this.acme(), this.accountKey()]).then(
+      ([acme, accountKey]) => new acme.Client({ directoryUrl: this.o.directoryUrl, accountKey }),
+    );
     this.client.catch(() => (this.client = undefined));
     return this.client;
   }
 
   async issue(domain: string, email?: string): Promise<Issued> {
     const client = await this.getClient();
+    const acme = await this.acme();
     const [keyPem, csr] = await acme.crypto.createCsr(
       { commonName: domain, altNames: [domain] },
       await acme.crypto.createPrivateEcdsaKey(),
