@@ -40,7 +40,9 @@ async function ensureOnce(docker: Docker, name: string, purpose: string, setting
   };
   // Listed, not inspected by name: an inspect of a duplicated name fails as "ambiguous".
   const existing = await networksNamed(docker, name);
-  if (existing.length === 0) {
+  existing.forEach(ours);
+  if (existing.length === 1) return;
+  if (existing.length === 0)
     await docker.createNetwork({
       Name: name,
       Driver: 'bridge',
@@ -49,7 +51,7 @@ async function ensureOnce(docker: Docker, name: string, purpose: string, setting
       // A published port without an address binds to loopback, not to every interface.
       Options: { 'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1' },
     });
-  } else existing.forEach(ours);
+  // Created here (another process may have created it too), or already duplicated.
   await keepOne(docker, name, ours);
 }
 

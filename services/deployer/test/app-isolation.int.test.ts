@@ -233,6 +233,32 @@ describe('the engine', () => {
     }
   }, 60_000);
 
+  it('a duplicate made by another process between the check and the create is collapsed, and the create retried', async () => {
+    const name = `${project}-late`;
+    const meshNetwork = { Name: name, Driver: 'bridge', Labels: { 'mesh.managed': 'true', 'mesh.network': 'apps' } };
+    await images.docker.createNetwork(meshNetwork);
+    // The real engine, except that its first container create is preceded by another process's create of the network.
+    const racing = Object.create(images.docker) as Docker;
+    let raced = false;
+    racing.createContainer = async (opts) => {
+      if (!raced) {
+        raced = true;
+        await images.docker.createNetwork(meshNetwork);
+      }
+      return images.docker.createContainer(opts);
+    };
+    const e = new DockerEngine(racing, { network: name, bindAddress: async () => '127.0.0.1' });
+    try {
+      const id = await e.run({ name: `${project}-late-1`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] });
+      expect(raced).toBe(true);
+      expect((await images.docker.getContainer(id).inspect()).State.Running).toBe(true);
+      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
+    } finally {
+      await cleanDocker(images.docker, project);
+      await removeNetworks(name);
+    }
+  }, 60_000);
+
   it('publishes on the configured bind address, else on the address the mesh reaches the server at', async () => {
     expect(await appBindAddress(undefined, '127.0.0.1')).toBe('127.0.0.1');
     expect(await appBindAddress(undefined, 'localhost')).toBe('127.0.0.1');

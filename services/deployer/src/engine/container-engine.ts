@@ -227,7 +227,7 @@ export class DockerEngine implements ContainerEngine {
     ]);
     const published = port && hostIp ? { HostIp: hostIp, HostPort: String(port) } : undefined;
     const { user, host } = confinement(this.net.network, image);
-    const c = await this.docker.createContainer({
+    const options: Docker.ContainerCreateOptions = {
       name: spec.name,
       Image: spec.image,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
@@ -243,15 +243,27 @@ export class DockerEngine implements ContainerEngine {
         RestartPolicy: { Name: 'unless-stopped' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
       },
-    });
+    };
+    const createAndStart = async () => {
+      const c = await this.docker.createContainer(options);
+      try {
+        await c.start();
+      } catch (err) {
+        // Not started (the port was taken meanwhile, ...): leave no container behind that nobody records.
+        await c.remove({ force: true }).catch(() => undefined);
+        throw err;
+      }
+      return c.id;
+    };
     try {
-      await c.start();
+      return await createAndStart();
     } catch (err) {
-      // Not started (the port was taken meanwhile, ...): leave no container behind that nobody records.
-      await c.remove({ force: true }).catch(() => undefined);
-      throw err;
+      // Another process created the network at the same moment (see ensureMeshNetwork): once
+      // the duplicate is gone, the name means one network again.
+      if (!/is ambiguous/.test((err as Error).message)) throw err;
+      await ensureMeshNetwork(this.docker, this.net.network, 'apps', 'APP_NETWORK');
+      return createAndStart();
     }
-    return c.id;
   }
 
   private async managed(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
