@@ -124,11 +124,25 @@ try {
   if (firstDone.status !== 'succeeded')
     throw new Error(`first deploy ${firstDone.status}: ${firstDone.reason ?? ''} (steps: ${JSON.stringify(firstDone.steps ?? [])})`);
 
+  // The baselines run under the same load as the deploys (the same request loops through
+  // nginx to the running service): both then compete with the same work for the 2 cores.
+  const underLoad = async <T>(fn: () => Promise<T>): Promise<T> => {
+    let running = true;
+    const loops = Array.from({ length: WORKERS }, async () => {
+      while (running) await get();
+    });
+    try {
+      return await fn();
+    } finally {
+      running = false;
+      await Promise.all(loops);
+    }
+  };
   const baseline: number[] = [];
   const bridgedBaseline: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    baseline.push(await bareRun(await freePort()));
-    bridgedBaseline.push(await bareRun(await freePort(), true));
+    baseline.push(await underLoad(async () => bareRun(await freePort())));
+    bridgedBaseline.push(await underLoad(async () => bareRun(await freePort(), true)));
   }
 
   const stepTimes = new Map<string, number[]>();
@@ -189,7 +203,7 @@ try {
   const f = (n: number) => `${Math.round(n)} ms`;
   console.log(`deploy benchmark (${ROUNDS} rounds, ${REPLICAS} replica(s), ${WORKERS} concurrent request loops through nginx)`);
   console.log(`  requests during redeploys:        ${requests}, failed: ${failed}`);
-  console.log(`  baseline docker run + health:     median ${f(b)}`);
+  console.log(`  baseline docker run + health:     median ${f(b)} (under the same request load)`);
   const bb = median(bridgedBaseline);
   console.log(`  baseline, bridge + published port: median ${f(bb)}`);
   console.log(`  deployer request -> new version:  median ${f(s)}  (ratio ${(s / b).toFixed(2)}x baseline, overhead ${f(s - b)})`);
