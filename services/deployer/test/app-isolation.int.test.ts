@@ -146,16 +146,6 @@ describe('a deployed app is confined', () => {
   }, 60_000);
 });
 
-/** Every network called `name` (a test's own), removed. */
-async function removeNetworks(name: string): Promise<void> {
-  for (const n of await images.docker.listNetworks({ filters: { name: [name] } }))
-    if (n.Name === name)
-      await images.docker
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => undefined);
-}
-
 describe('the engine', () => {
   const labels = { 'mesh.managed': 'true', 'mesh.project': project };
   const engine = () => new DockerEngine(images.docker, { network: 'mesh-apps', bindAddress: async () => '127.0.0.1' });
@@ -202,61 +192,65 @@ describe('the engine', () => {
   // dockerd 20.10 checks for a duplicate name before creating, not atomically: replicas
   // started at once on a fresh engine each created the network, and every later start
   // failed with "network mesh-apps is ambiguous" (seen on a newly provisioned server).
-  it('replicas started at once on an engine without the network create it once', async () => {
-    const name = `${project}-fresh`;
-    const e = new DockerEngine(images.docker, { network: name, bindAddress: async () => '127.0.0.1' });
+  const networksNamed = async (name: string) =>
+    (await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+  const meshNetwork = (name: string) => ({ Name: name, Driver: 'bridge', Labels: { 'mesh.managed': 'true', 'mesh.network': 'apps' } });
+  const sleeper = (name: string) => ({ name, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] });
+  const engineOn = (network: string, docker: Docker = images.docker) =>
+    new DockerEngine(docker, { network, bindAddress: async () => '127.0.0.1' });
+
+  /** `test` with the test's own app network `name`: after it the name means exactly one network; then the test's containers and networks go. */
+  async function onOwnNetwork(name: string, test: () => Promise<void>): Promise<void> {
     try {
-      const ids = await Promise.all(
-        [1, 2, 3, 4].map((i) => e.run({ name: `${project}-fresh-${i}`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] })),
-      );
-      expect(ids).toHaveLength(4);
-      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
+      await test();
+      expect(await networksNamed(name)).toHaveLength(1);
     } finally {
       await cleanDocker(images.docker, project);
-      await removeNetworks(name);
+      for (const n of await networksNamed(name))
+        await images.docker
+          .getNetwork(n.Id)
+          .remove()
+          .catch(() => undefined);
     }
+  }
+
+  it('replicas started at once on an engine without the network create it once', async () => {
+    const name = `${project}-fresh`;
+    await onOwnNetwork(name, async () => {
+      const e = engineOn(name);
+      const ids = await Promise.all([1, 2, 3, 4].map((i) => e.run(sleeper(`${name}-${i}`))));
+      expect(ids).toHaveLength(4);
+    });
   }, 60_000);
 
   it('a duplicate of the network (two processes created it at once) is collapsed to one, and apps start on it', async () => {
     const name = `${project}-dup`;
-    const meshNetwork = { Name: name, Driver: 'bridge', Labels: { 'mesh.managed': 'true', 'mesh.network': 'apps' } };
-    await images.docker.createNetwork(meshNetwork);
-    await images.docker.createNetwork(meshNetwork);
-    const e = new DockerEngine(images.docker, { network: name, bindAddress: async () => '127.0.0.1' });
-    try {
-      const id = await e.run({ name: `${project}-dup-1`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] });
+    await onOwnNetwork(name, async () => {
+      await images.docker.createNetwork(meshNetwork(name));
+      await images.docker.createNetwork(meshNetwork(name));
+      const id = await engineOn(name).run(sleeper(`${name}-1`));
       expect((await images.docker.getContainer(id).inspect()).HostConfig.NetworkMode).toBe(name);
-      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
-    } finally {
-      await cleanDocker(images.docker, project);
-      await removeNetworks(name);
-    }
+    });
   }, 60_000);
 
   it('a duplicate made by another process between the check and the create is collapsed, and the create retried', async () => {
     const name = `${project}-late`;
-    const meshNetwork = { Name: name, Driver: 'bridge', Labels: { 'mesh.managed': 'true', 'mesh.network': 'apps' } };
-    await images.docker.createNetwork(meshNetwork);
-    // The real engine, except that its first container create is preceded by another process's create of the network.
-    const racing = Object.create(images.docker) as Docker;
-    let raced = false;
-    racing.createContainer = async (opts) => {
-      if (!raced) {
-        raced = true;
-        await images.docker.createNetwork(meshNetwork);
-      }
-      return images.docker.createContainer(opts);
-    };
-    const e = new DockerEngine(racing, { network: name, bindAddress: async () => '127.0.0.1' });
-    try {
-      const id = await e.run({ name: `${project}-late-1`, image: images.busybox, env: {}, labels, cmd: ['sleep', '60'] });
+    await onOwnNetwork(name, async () => {
+      await images.docker.createNetwork(meshNetwork(name));
+      // The real engine, except that its first container create is preceded by another process's create of the network.
+      const racing = Object.create(images.docker) as Docker;
+      let raced = false;
+      racing.createContainer = async (opts) => {
+        if (!raced) {
+          raced = true;
+          await images.docker.createNetwork(meshNetwork(name));
+        }
+        return images.docker.createContainer(opts);
+      };
+      const id = await engineOn(name, racing).run(sleeper(`${name}-1`));
       expect(raced).toBe(true);
       expect((await images.docker.getContainer(id).inspect()).State.Running).toBe(true);
-      expect((await images.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name)).toHaveLength(1);
-    } finally {
-      await cleanDocker(images.docker, project);
-      await removeNetworks(name);
-    }
+    });
   }, 60_000);
 
   it('publishes on the configured bind address, else on the address the mesh reaches the server at', async () => {
