@@ -48,16 +48,32 @@ function adopt(s: SessionInfo | null, notice = ''): void {
   auth.checked = true;
 }
 
+/** Waits before asking a GET again after a network failure. */
+const GET_RETRY_DELAYS_MS = [500, 1500];
+
+/**
+ * fetch to the console. A GET that fails in the network (a dropped connection; the browser
+ * cancels requests in flight when the machine's addresses change) is asked again after 0.5 s
+ * and 1.5 s: asking again changes nothing, and a page stays filled rather than "down".
+ * Changes are never repeated.
+ */
+async function send(path: string, init: RequestInit): Promise<Response> {
+  const retries = (init.method ?? 'GET') === 'GET' ? GET_RETRY_DELAYS_MS : [];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(path, { ...init, credentials: 'same-origin' });
+    } catch {
+      if (attempt >= retries.length) throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
+      await new Promise((r) => setTimeout(r, retries[attempt]));
+    }
+  }
+}
+
 async function raw(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = csrf;
-  let res: Response;
-  try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
-  } catch {
-    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
-  }
+  const res = await send(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 204) return undefined;
   const text = await res.text();
   let json: unknown;
@@ -80,17 +96,7 @@ async function raw(method: string, path: string, body?: unknown, extra: Record<s
 
 /** A multipart POST (an upload): the browser sets the content type and its boundary. */
 async function upload(path: string, form: FormData): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(path, {
-      method: 'POST',
-      headers: { accept: 'application/json', 'x-csrf-token': csrf },
-      body: form,
-      credentials: 'same-origin',
-    });
-  } catch {
-    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
-  }
+  const res = await send(path, { method: 'POST', headers: { accept: 'application/json', 'x-csrf-token': csrf }, body: form });
   const text = await res.text();
   let json: unknown;
   try {
@@ -128,12 +134,7 @@ export interface HealthBody {
 
 /** A droplet's /health through the console: its body says active or error (200 or 503); a droplet the console cannot reach is an ApiError. */
 export async function dropletHealth(droplet: string): Promise<HealthBody> {
-  let res: Response;
-  try {
-    res = await fetch(`/api/${droplet}/health`, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
-  } catch {
-    throw new ApiError(0, 'NETWORK_ERROR', 'the console did not answer (is it running?)');
-  }
+  const res = await send(`/api/${droplet}/health`, { headers: { accept: 'application/json' } });
   const body = (await res.json().catch(() => undefined)) as
     | (HealthBody & { error?: { code: string; message: string; details?: unknown } })
     | undefined;
