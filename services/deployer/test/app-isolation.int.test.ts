@@ -12,20 +12,11 @@ import request from 'supertest';
 import type Docker from 'dockerode';
 import { buildImageFromDir, probeFrom } from '@droplet-mesh/docker-testing';
 import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import type { DeployerDroplet } from '../src/app.js';
 import { DockerEngine } from '../src/engine/container-engine.js';
 import { appBindAddress } from '../src/engine/engine-pool.js';
-import {
-  cleanDocker,
-  httpText,
-  masterKey,
-  portRange,
-  quiet,
-  testImages,
-  uniqueProject,
-  waitDeployment,
-  type TestImages,
-} from './helpers.js';
+import { cleanDocker, httpText, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 const project = uniqueProject('iso');
 let nats: NatsServerHandle;
@@ -63,24 +54,18 @@ beforeAll(async () => {
   images = await testImages();
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    logDestination: quiet(),
+  const started = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { LOG_LEVEL: undefined, DRAIN_S: '0' },
+    registry: 'none',
   });
-  dropletPort = (await droplet.start()).port;
+  droplet = started;
+  dropletPort = started.listening.port;
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   const post = (p: string, body: object) => request(droplet.app).post(p).set(auth).send(body);
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health' }] });
   const res = await post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
   expect(res.status).toBe(202);
   const d = await waitDeployment(droplet.app, auth, res.body.id);

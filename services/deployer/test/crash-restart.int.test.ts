@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import request from 'supertest';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 /**
  * Issue 16, item 2: an app container that dies without the deployer stopping it is started
@@ -83,25 +84,20 @@ beforeAll(async () => {
   images = await testImages();
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
     env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
+      LOG_LEVEL: undefined,
       DRAIN_S: '0',
       CRASH_RESTART: process.env.CRASH_RESTART ?? 'true',
-      DATA_DIR: join(tmp, 'data'),
       NODE_BASE_IMAGE: images.nodeBase,
-      ...authority.env(),
     },
-    logDestination: quiet(),
+    registry: 'none',
   });
-  await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  expect((await api.post('/projects', { name: project })).status).toBe(201);
-  expect((await api.post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await api.post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health' }] });
 }, 180_000);
 
 afterAll(async () => {

@@ -6,20 +6,9 @@ import { join } from 'node:path';
 import request from 'supertest';
 import * as tar from 'tar';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import {
-  HTTPD,
-  capture,
-  cleanDocker,
-  httpText,
-  masterKey,
-  parseSse,
-  portRange,
-  testImages,
-  uniqueProject,
-  waitDeployment,
-  type TestImages,
-} from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { HTTPD, capture, cleanDocker, httpText, parseSse, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 const SECRET = 'sup3r-s3cret-value-4f1c9a';
 const project = uniqueProject('dt');
@@ -77,23 +66,14 @@ beforeAll(async () => {
   images = await testImages();
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'debug',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      NODE_BASE_IMAGE: images.nodeBase,
-      UPLOAD_LIMIT_MB: '1',
-      KEEP_IMAGES: '3',
-      ...authority.env(),
-    },
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { LOG_LEVEL: 'debug', DRAIN_S: '0', NODE_BASE_IMAGE: images.nodeBase, UPLOAD_LIMIT_MB: '1', KEEP_IMAGES: '3' },
+    registry: 'none',
     logDestination: logs,
   });
-  await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   const a = api();
   expect((await a.post('/projects', { name: project })).status).toBe(201);

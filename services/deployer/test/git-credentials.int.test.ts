@@ -6,18 +6,9 @@ import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import request from 'supertest';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import {
-  capture,
-  cleanDocker,
-  httpText,
-  masterKey,
-  portRange,
-  testImages,
-  uniqueProject,
-  waitDeployment,
-  type TestImages,
-} from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { capture, cleanDocker, httpText, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 // Finding 5 of the zero-trust review: git credentials were stored and returned verbatim
 // (deployment views, rollbacks, deploy configs). Now: sealed at rest like secrets, the URL
@@ -136,20 +127,14 @@ beforeAll(async () => {
 
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'debug',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { LOG_LEVEL: 'debug', DRAIN_S: '0' },
+    registry: 'none',
     logDestination: logs,
   });
-  await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   expect((await api().post('/projects', { name: project })).status).toBe(201);
   expect((await api().post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);

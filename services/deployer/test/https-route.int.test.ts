@@ -10,15 +10,15 @@ import {
   startNatsServer,
   startPebble,
   startTestAuthority,
-  tokenOnlyRegistry,
   waitFor,
   type NatsServerHandle,
   type Pebble,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // The deploy flow with HTTPS end to end: a service with `https: true` → its route asks for
 // HTTPS → proxy-manager gets a certificate from pebble over HTTP-01 through its own nginx →
@@ -88,27 +88,11 @@ beforeAll(async () => {
     dataDir: join(tmp, 'proxy'),
     env: { ACME_DIRECTORY_URL: pebble.directoryUrl, ACME_CA_BUNDLE: pebble.apiCaFile, ACME_EMAIL: 'ops@example.com', ...authority.env() },
   });
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
-  });
-  await droplet.start();
+  droplet = await startTestDeployer({ natsUrl: nats.url, authority, dataDir: join(tmp, 'data'), env: { DRAIN_S: '0' } });
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  const svc = await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, https: true, health_path: '/health' });
-  expect(svc.status).toBe(201);
+  const [svc] = await createProject(droplet.app, auth, project, {
+    services: [{ name: 'web', type: 'web', domain, https: true, health_path: '/health' }],
+  });
   expect(svc.body.https).toBe(true);
 }, 120_000);
 

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, httpText, masterKey, parseSse, portRange, quiet, testImages, uniqueProject, type TestImages } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { cleanDocker, httpText, parseSse, testImages, uniqueProject, type TestImages } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // The Deploy API seed's routes, answered by the unified handlers, against the real Docker Engine.
 const project = uniqueProject('ia');
@@ -30,25 +31,15 @@ beforeAll(async () => {
   images = await testImages();
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    logDestination: quiet(),
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { DRAIN_S: '0' },
+    registry: 'none',
   });
-  await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
+  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health' }] });
 }, 180_000);
 
 afterAll(async () => {

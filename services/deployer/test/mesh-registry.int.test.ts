@@ -13,15 +13,10 @@ import {
   type NamespacedEngine,
   type TestImageRegistry,
 } from '@droplet-mesh/docker-testing';
-import {
-  startNatsServer,
-  startTestAuthority,
-  tokenOnlyRegistry,
-  type NatsServerHandle,
-  type TestAuthority,
-} from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { capture, cleanDocker, masterKey, portRange, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import type { DeployerDroplet } from '../src/app.js';
+import { capture, cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // The mesh image registry for real: Debian's docker-registry with TLS (its own CA, trusted by
 // the engines through certs.d) and htpasswd credentials, serving two Docker Engines that run in
@@ -68,7 +63,6 @@ beforeAll(async () => {
   writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   // The engines first: the registry listens on the first one's host-side address (reachable
   // from every namespace through its own veth, never from outside this machine).
-  const key = masterKey();
   const meshCa = await import('../src/domain/mesh-ca.js');
   const ca = await meshCa.createMeshCa();
   for (let i = 0; i < 2; i++)
@@ -84,28 +78,21 @@ beforeAll(async () => {
   for (const e of engines) untrust.push(trustTestRegistry(e, registry));
   // Only the building server has the base images; the other gets everything from the registry.
   await copyImages(images.docker, engines[0].docker, [images.v1, images.v2]);
-  droplet = await createDeployerDroplet({
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
     env: {
-      PORT: '0',
-      NATS_URL: nats.url,
       LOG_LEVEL: 'info',
-      DEPLOYER_MASTER_KEY: key,
-      DEPLOY_PORT_RANGE: portRange(),
       DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
       MESH_REGISTRY: registry.host,
       MESH_REGISTRY_USERNAME: registry.username,
       MESH_REGISTRY_PASSWORD: registry.password,
       CRASH_RESTART: 'false',
-      ...authority.env(),
     },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
     logDestination: logs,
   });
-  await droplet.start();
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health', replicas: 1 })).status).toBe(201);
+  await createProject(droplet.app, writer, project, { services: [{ name: 'web', type: 'web', health_path: '/health', replicas: 1 }] });
   // The engines are the mesh's servers, reached over mutual TLS (the deployer's own CA is not the test's: tls material given).
   const client = await meshCa.issueCertificate(ca, { kind: 'client', commonName: 'deployer' });
   for (const [i, e] of engines.entries()) {

@@ -7,18 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { copyImages, namespacedEngineUnavailable, startNamespacedEngine, type NamespacedEngine } from '@droplet-mesh/docker-testing';
-import {
-  freePort,
-  startNatsServer,
-  startTestAuthority,
-  tokenOnlyRegistry,
-  type NatsServerHandle,
-  type TestAuthority,
-} from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import type { DeployerDroplet } from '../src/app.js';
 import { createMeshCa, issueCertificate, issuedBy } from '../src/domain/mesh-ca.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // Real servers on one machine: Docker Engines each in its own network namespace, reached
 // only over mutual TLS with the mesh CA the deployer holds sealed. Deploys land on them,
@@ -99,29 +93,15 @@ beforeAll(async () => {
     dataDir: join(tmp, 'proxy'),
     env: { ...authority.env() },
   });
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '1',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
-  });
-  await droplet.start();
+  droplet = await startTestDeployer({ natsUrl: nats.url, authority, dataDir: join(tmp, 'data') });
   writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'single', type: 'web', health_path: '/health' })).status).toBe(201);
-  expect(
-    (await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 })).status,
-  ).toBe(201);
+  await createProject(droplet.app, writer, project, {
+    services: [
+      { name: 'single', type: 'web', health_path: '/health' },
+      { name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 },
+    ],
+  });
   for (const id of ['ns1', 'ns2', 'ns3']) await meshEngine(`${project}-${id}`, id === 'ns1');
 }, 300_000);
 

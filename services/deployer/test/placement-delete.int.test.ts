@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { uniqueProject } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // A placement can be removed (the orchestrator does when a stack file drops `placement:`):
 // the service's next deploy is spread over its environment's servers again.
@@ -22,25 +23,17 @@ beforeAll(async () => {
   nats = await startNatsServer();
   authority = await startTestAuthority();
   const port = await freePort();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: String(port),
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    logDestination: quiet(),
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    port,
+    env: { DRAIN_S: undefined },
+    registry: 'none',
   });
-  await droplet.start({ port, host: '127.0.0.1' });
   writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   reader = { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` };
-  const post = (p: string, b: object) => request(droplet.app).post(p).set(writer).send(b).expect(201);
-  await post('/projects', { name: project });
-  await post(`/projects/${project}/environments`, { name: 'prod' });
-  await post(`/projects/${project}/services`, { name: 'web', type: 'web', health_path: '/health', replicas: 1 });
+  await createProject(droplet.app, writer, project, { services: [{ name: 'web', type: 'web', health_path: '/health', replicas: 1 }] });
 }, 60_000);
 
 afterAll(async () => {

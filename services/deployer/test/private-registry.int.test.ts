@@ -4,15 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { startTestImageRegistry, type TestImageRegistry } from '@droplet-mesh/docker-testing';
-import {
-  startNatsServer,
-  startTestAuthority,
-  tokenOnlyRegistry,
-  type NatsServerHandle,
-  type TestAuthority,
-} from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { capture, cleanDocker, masterKey, portRange, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import type { DeployerDroplet } from '../src/app.js';
+import { capture, cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // Issue 17: a deploy of an image from a private registry (the real docker-registry, htpasswd
 // credentials) with pull credentials stored sealed in the deployer per registry host, mesh-wide
@@ -74,28 +69,15 @@ beforeAll(async () => {
     }),
   );
   await images.docker.getImage(privateImage).remove();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'debug',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      CRASH_RESTART: 'false',
-      ...authority.env(),
-    },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { LOG_LEVEL: 'debug', DRAIN_S: '0', CRASH_RESTART: 'false' },
     logDestination: logs,
   });
-  await droplet.start();
-  const post = (p: string, b: object) => request(droplet.app).post(p).set(writer).send(b);
-  for (const p of [project, other]) {
-    expect((await post('/projects', { name: p })).status).toBe(201);
-    expect((await post(`/projects/${p}/environments`, { name: 'prod' })).status).toBe(201);
-    expect((await post(`/projects/${p}/services`, { name: 'web', type: 'web', health_path: '/health' })).status).toBe(201);
-  }
+  for (const p of [project, other])
+    await createProject(droplet.app, writer, p, { services: [{ name: 'web', type: 'web', health_path: '/health' }] });
 }, 120_000);
 
 afterAll(async () => {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { uniqueProject } from './helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 // Provisioning a server hands out its engine key and creates machines: the admin scope, or
 // the orchestrator by its registry identity (a droplet's token is read+write; its stacks
@@ -23,19 +24,14 @@ beforeAll(async () => {
   nats = await startNatsServer();
   authority = await startTestAuthority();
   const port = await freePort();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: String(port),
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    logDestination: quiet(),
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    port,
+    env: { DRAIN_S: undefined },
+    registry: 'none',
   });
-  await droplet.start({ port, host: '127.0.0.1' });
 }, 60_000);
 
 afterAll(async () => {

@@ -15,6 +15,7 @@ import {
 } from '@droplet-mesh/udc-kit/testing';
 import { cleanDocker, masterKey, portRange, testImages, uniqueProject, type TestImages } from './helpers.js';
 import { startProxyManager, waitHealthy, type Proc } from './process-helpers.js';
+import { createProject } from './deployer-harness.js';
 
 // Finding 7 of the zero-trust review: `route_switched` was recorded only after
 // proxy-manager had applied the route, so a deployer killed in between left a record
@@ -159,19 +160,9 @@ beforeAll(async () => {
   };
   deployer = startDeployer();
   await waitHealthy(url, deployer);
-  expect((await call('POST', '/projects', { name: project })).status).toBe(201);
-  expect((await call('POST', `/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  for (const name of ['web', 'first'])
-    expect(
-      (
-        await call('POST', `/projects/${project}/services`, {
-          name,
-          type: 'web',
-          domain: `${name}-${project}.mesh.test`,
-          health_path: '/health',
-        })
-      ).status,
-    ).toBe(201);
+  await createProject(url, { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` }, project, {
+    services: ['web', 'first'].map((name) => ({ name, type: 'web', domain: `${name}-${project}.mesh.test`, health_path: '/health' })),
+  });
 }, 180_000);
 
 afterAll(async () => {

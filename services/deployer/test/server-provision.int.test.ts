@@ -13,17 +13,17 @@ import {
   freePort,
   startNatsServer,
   startTestAuthority,
-  tokenOnlyRegistry,
   waitFor,
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import type { DeployerDroplet } from '../src/app.js';
 import { createMeshCa } from '../src/domain/mesh-ca.js';
 import type { RouteDeps } from '../src/routes/route-deps.js';
 import { provisionerOf } from '../src/routes/servers.js';
-import { masterKey, portRange, quiet, uniqueProject } from './helpers.js';
+import { uniqueProject } from './helpers.js';
 import { MCM_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 // One call provisions a server: the deployer asks multi-cloud-manager (its own process,
 // over UDC with the deployer's token) for the machine. The local provider makes a real
@@ -127,14 +127,15 @@ beforeAll(async () => {
   const registryCaFile = join(tmp, 'registry-ca.pem');
   writeFileSync(registryCaFile, registryCa);
   const port = await freePort();
-  droplet = await createDeployerDroplet({
+  // A droplet's token is read+write (the harness's registry link): multi-cloud-manager provisions
+  // for the deployer by its identity.
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    port,
     env: {
-      PORT: String(port),
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DATA_DIR: join(tmp, 'data'),
+      DRAIN_S: undefined,
       DEPLOYER_PUBLIC_URL: `http://127.0.0.1:${port}`,
       PROVISION_TIMEOUT_S: String(REPORT_TIMEOUT_S),
       // A mesh image registry the new servers trust (its CA in their user_data's certs.d).
@@ -142,13 +143,8 @@ beforeAll(async () => {
       MESH_REGISTRY_USERNAME: 'mesh',
       MESH_REGISTRY_PASSWORD: 'not-used-here',
       MESH_REGISTRY_CA_FILE: registryCaFile,
-      ...authority.env(),
     },
-    // A droplet's token is read+write: multi-cloud-manager provisions for the deployer by its identity.
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
   });
-  await droplet.start({ port, host: '127.0.0.1' });
   admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
   reader = { Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` };
 }, 120_000);

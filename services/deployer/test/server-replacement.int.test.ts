@@ -9,15 +9,15 @@ import {
   freePort,
   startNatsServer,
   startTestAuthority,
-  tokenOnlyRegistry,
   waitFor,
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import type { DeployerDroplet } from '../src/app.js';
 import { INCIDENT_OPENED_SUBJECT, SERVER_TARGET_PREFIX } from '../src/deploy/server-replacement.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // A server lost or drained: its replicas move to the environment's other servers. Three real
 // engines (each dockerd in its own network namespace, mutual TLS with the mesh CA), a web
@@ -91,28 +91,12 @@ beforeAll(async () => {
     dataDir: join(tmp, 'proxy'),
     env: { ...authority.env() },
   });
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '1',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
-  });
-  await droplet.start();
+  droplet = await startTestDeployer({ natsUrl: nats.url, authority, dataDir: join(tmp, 'data') });
   writer = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect(
-    (await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 })).status,
-  ).toBe(201);
+  await createProject(droplet.app, writer, project, {
+    services: [{ name: 'web', type: 'web', domain, health_path: '/health', replicas: 3 }],
+  });
   // The three engines start together (each is slow to start; one set for the whole file).
   engines.push(
     ...(await Promise.all(

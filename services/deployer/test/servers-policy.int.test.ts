@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { capture, masterKey, portRange } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { capture } from './helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 // Finding 6 of the zero-trust review, the deployer's part: `POST /servers` let any
 // `write` caller point dockerode at any tcp:// host (plain HTTP), and what came back was
@@ -79,19 +80,14 @@ beforeAll(async () => {
 
   nats = await startNatsServer();
   authority = await startTestAuthority();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'debug',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { LOG_LEVEL: 'debug', DRAIN_S: undefined },
+    registry: 'none',
     logDestination: logs,
   });
-  await droplet.start();
 }, 60_000);
 
 afterAll(async () => {

@@ -11,15 +11,15 @@ import {
   freePort,
   startNatsServer,
   startTestAuthority,
-  tokenOnlyRegistry,
   waitFor,
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
+import type { DeployerDroplet } from '../src/app.js';
 import { INCIDENT_OPENED_SUBJECT, SERVER_TARGET_PREFIX } from '../src/deploy/server-replacement.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { MCM_MAIN, runNode, waitHealthy, type Proc } from './process-helpers.js';
+import { startTestDeployer } from './deployer-harness.js';
 
 // on_server_loss: replace_from_snapshot. A cloud server (Hetzner emulator) whose instance has
 // snapshots is declared down: its replicas move to the environment's other server first, a
@@ -136,23 +136,13 @@ beforeAll(async () => {
     ...authority.env(),
   });
   const port = await freePort();
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: String(port),
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '1',
-      DATA_DIR: join(tmp, 'data'),
-      DEPLOYER_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      PROVISION_TIMEOUT_S: '60',
-      ...authority.env(),
-    },
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    port,
+    env: { DEPLOYER_PUBLIC_URL: `http://127.0.0.1:${port}`, PROVISION_TIMEOUT_S: '60' },
   });
-  await droplet.start({ port, host: '127.0.0.1' });
   // health-monitor's side: each incident.note recorded, answered as health-monitor does.
   droplet.ctx.bus.nc.subscribe('udc.health-monitor.message', {
     callback: (_err, m) => {

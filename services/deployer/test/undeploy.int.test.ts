@@ -14,9 +14,10 @@ import {
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { cleanDocker, masterKey, portRange, quiet, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import type { DeployerDroplet } from '../src/app.js';
+import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 // Undeploy against the real Docker Engine, NATS and a real proxy-manager with nginx.
 const project = uniqueProject('ud');
@@ -97,27 +98,15 @@ beforeAll(async () => {
     dataDir: join(tmp, 'proxy'),
     env: { ...authority.env() },
   });
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '0',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
+  droplet = await startTestDeployer({
+    natsUrl: nats.url,
+    authority,
+    dataDir: join(tmp, 'data'),
+    env: { DRAIN_S: '0' },
     registry: recordingRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
   });
-  await droplet.start();
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  expect((await api().post('/projects', { name: project })).status).toBe(201);
-  expect((await api().post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await api().post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' })).status).toBe(
-    201,
-  );
+  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', domain, health_path: '/health' }] });
 }, 180_000);
 
 afterAll(async () => {

@@ -4,28 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import {
-  freePort,
-  startNatsServer,
-  startTestAuthority,
-  tokenOnlyRegistry,
-  type NatsServerHandle,
-  type TestAuthority,
-} from '@droplet-mesh/udc-kit/testing';
-import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import {
-  HTTPD,
-  buildWebImage,
-  cleanDocker,
-  masterKey,
-  portRange,
-  quiet,
-  testImages,
-  uniqueProject,
-  waitDeployment,
-  type TestImages,
-} from './helpers.js';
+import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import type { DeployerDroplet } from '../src/app.js';
+import { HTTPD, buildWebImage, cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
+import { createProject, startTestDeployer } from './deployer-harness.js';
 
 const project = uniqueProject('zd');
 const domain = `${project}.mesh.test`;
@@ -87,27 +70,9 @@ beforeAll(async () => {
     dataDir: join(tmp, 'proxy'),
     env: { ...authority.env() },
   });
-  droplet = await createDeployerDroplet({
-    env: {
-      PORT: '0',
-      NATS_URL: nats.url,
-      LOG_LEVEL: 'warn',
-      DEPLOYER_MASTER_KEY: masterKey(),
-      DEPLOY_PORT_RANGE: portRange(),
-      DRAIN_S: '1',
-      DATA_DIR: join(tmp, 'data'),
-      ...authority.env(),
-    },
-    // Its route messages to proxy-manager carry its own token, as a registered deployer's do.
-    registry: tokenOnlyRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-    logDestination: quiet(),
-  });
-  await droplet.start();
+  droplet = await startTestDeployer({ natsUrl: nats.url, authority, dataDir: join(tmp, 'data') });
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  const post = (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b);
-  expect((await post('/projects', { name: project })).status).toBe(201);
-  expect((await post(`/projects/${project}/environments`, { name: 'prod' })).status).toBe(201);
-  expect((await post(`/projects/${project}/services`, { name: 'web', type: 'web', domain, health_path: '/health' })).status).toBe(201);
+  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', domain, health_path: '/health' }] });
 }, 120_000);
 
 afterAll(async () => {
