@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
 import type { KV } from '@nats-io/kv';
-import { Bus } from '@droplet-mesh/udc-kit';
+import { Bus, createLogger } from '@droplet-mesh/udc-kit';
 import { startNatsServer, type NatsServerHandle } from '@droplet-mesh/udc-kit/testing';
 import { deployerConfigSchema } from '../src/config.js';
 import type { DeployerDeps } from '../src/deploy/deploy-context.js';
@@ -66,7 +65,7 @@ function deployment(status: DeploymentStatus, owner: string, target = 'app-p-web
 
 let stores: Stores;
 let recovery: Recovery;
-const log = pino({ level: 'silent' }, quiet());
+const log = createLogger('deployer', 'silent', { destination: quiet() }).logger;
 
 beforeAll(async () => {
   nats = await startNatsServer();

@@ -74,7 +74,7 @@ const deployTo = (replica: DeployerDroplet, image: string, extra: object = {}) =
     .send({ project, service: 'web', environment: 'prod', source: { image }, ...extra });
 
 const span = (d: DeploymentBody) => {
-  const steps = d.steps as Array<{ started_at: string; finished_at: string }>;
+  const steps = d.steps as unknown as Array<{ started_at: string; finished_at: string }>;
   return { start: Math.min(...steps.map((s) => Date.parse(s.started_at))), end: Math.max(...steps.map((s) => Date.parse(s.finished_at))) };
 };
 

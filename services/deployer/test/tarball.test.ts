@@ -17,7 +17,7 @@ async function rawArchive(
   const pack = new tar.Pack({ gzip: true, portable: true });
   const chunks: Buffer[] = [];
   pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => pack.on('end', r));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const e of entries) {
     const body = Buffer.from(e.body ?? '');
     const header = new tar.Header({
