@@ -142,7 +142,9 @@ d('real servers end to end (issue 15)', () => {
         async () => {
           s = (await mesh.call(mesh.deployer, 'GET', `/servers/${id}`)).body;
           if (s.status === 'failed') throw new Error(`provisioning ${id} failed: ${s.reason}`);
-          return !s.provisioning && !!s.docker_host;
+          // A local engine can report ready before multi-cloud-manager's answer names its
+          // instance: the server is registered at once and its instance id follows moments later.
+          return !s.provisioning && !!s.docker_host && !!s.instance_id;
         },
         60_000,
         250,
