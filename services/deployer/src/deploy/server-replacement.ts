@@ -9,6 +9,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { Deployer } from './deployer.js';
+import { redeployRelease, type MoveResult } from './redeploy-release.js';
 import { DEFAULT_SERVER_LOSS, type ServerLossPolicy } from './server-loss-policy.js';
 import { roomForMove, type CapacityServer, type RoomVerdict } from './server-capacity.js';
 import type { Stores } from '../store/stores.js';
@@ -21,13 +22,6 @@ export interface MoveClaim {
   claimed_at: string;
   /** Services moved off it (what a move-back redeploys). */
   moved?: string[];
-}
-
-export interface MoveResult {
-  target_id: string;
-  deployment_id?: string;
-  /** Why this release was not moved. */
-  skipped?: string;
 }
 
 export interface ServerReplacementDeps {
@@ -147,19 +141,9 @@ export class ServerReplacement {
         noRoom.push({ target_id: r.target_id, ...room });
         continue;
       }
-      try {
-        const { deployment, done } = await this.d.deployer().requestDeploy({
-          project: r.project,
-          service: r.service,
-          environment: r.environment,
-          source: { kind: 'image', image: r.image },
-          requested_by: by,
-        });
-        out.push({ target_id: r.target_id, deployment_id: deployment.id });
-        running.push(done.catch(() => undefined));
-      } catch (err) {
-        out.push({ target_id: r.target_id, skipped: (err as Error).message });
-      }
+      const { move, done } = await redeployRelease(this.d.deployer(), r, by);
+      out.push(move);
+      if (done) running.push(done);
     }
     this.d.emit('server.replicas_moved', { server_id: serverId, reason, moves: out }, out.some((m) => m.skipped) ? 'warn' : 'info');
     if (reason === 'down') await this.remember(serverId, out);
@@ -196,19 +180,9 @@ export class ServerReplacement {
         out.push({ target_id: r.target_id, skipped: 'it already runs there' });
         continue;
       }
-      try {
-        const { deployment, done } = await this.d.deployer().requestDeploy({
-          project: r.project,
-          service: r.service,
-          environment: r.environment,
-          source: { kind: 'image', image: r.image },
-          requested_by: by,
-        });
-        out.push({ target_id: r.target_id, deployment_id: deployment.id });
-        running.push(done.catch(() => undefined));
-      } catch (err) {
-        out.push({ target_id: r.target_id, skipped: (err as Error).message });
-      }
+      const { move, done } = await redeployRelease(this.d.deployer(), r, by);
+      out.push(move);
+      if (done) running.push(done);
     }
     // The loss is over: a later loss of this server moves again.
     await this.d.claims.delete(serverId);

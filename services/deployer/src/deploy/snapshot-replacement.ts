@@ -11,6 +11,7 @@ import type { DropletContext, Logger } from '@droplet-mesh/udc-kit';
 import type { PendingServer } from '../domain/provisioning.js';
 import type { Stores } from '../store/stores.js';
 import type { Deployer } from './deployer.js';
+import { redeployRelease, type MoveResult } from './redeploy-release.js';
 
 export interface ReplacementRequest {
   id: string;
@@ -203,23 +204,13 @@ export class SnapshotReplacement {
   /** Redeploy what moved off the lost server: the spread now has the replacement in its place. */
   private async moveOnto(lostId: string, id: string, targets: string[], by: string) {
     const want = new Set(targets);
-    const out: Array<{ target_id: string; deployment_id?: string; skipped?: string }> = [];
+    const out: MoveResult[] = [];
     const running: Array<Promise<unknown>> = [];
     for (const r of await this.d.stores.releases.list()) {
       if (!want.has(r.target_id)) continue;
-      try {
-        const { deployment, done } = await this.d.deployer().requestDeploy({
-          project: r.project,
-          service: r.service,
-          environment: r.environment,
-          source: { kind: 'image', image: r.image },
-          requested_by: by,
-        });
-        out.push({ target_id: r.target_id, deployment_id: deployment.id });
-        running.push(done.catch(() => undefined));
-      } catch (err) {
-        out.push({ target_id: r.target_id, skipped: (err as Error).message });
-      }
+      const { move, done } = await redeployRelease(this.d.deployer(), r, by);
+      out.push(move);
+      if (done) running.push(done);
     }
     await this.note(lostId, 'replicas.moving', { onto: id, moves: out });
     await Promise.all(running);
