@@ -60,12 +60,11 @@ async function current(): Promise<{ id: string; name: string; port: number; depl
   return { id: c.container_id, name: c.name, port: c.port, deployment_id: r.body.deployment_id };
 }
 
-async function restartEvents(): Promise<Array<{ container: string; restarted_by: string; restart_ms: number; engine_start_ms: number }>> {
+type RestartEvent = { container: string; died_at: string; restarted_by: string; restart_ms: number; engine_start_ms: number };
+async function restartEvents(): Promise<RestartEvent[]> {
   const r = await api.get('/events?type=service.container_restarted&limit=1000');
   expect(r.status).toBe(200);
-  return (r.body.events as Array<{ data: { container: string; restarted_by: string; restart_ms: number; engine_start_ms: number } }>).map(
-    (e) => e.data,
-  );
+  return (r.body.events as Array<{ data: RestartEvent }>).map((e) => e.data);
 }
 
 const running = async (docker: Docker, id: string) =>
@@ -124,6 +123,12 @@ describe('crash recovery from Docker events', () => {
     await waitFor('the restart event', async () => (await restartEvents()).some((e) => e.container === c.name), 10_000, 100);
     const event = (await restartEvents()).find((e) => e.container === c.name);
     expect(event).toMatchObject({ restarted_by: 'deployer' });
+    // The death itself is announced before the restart (health-monitor opens its incident from it), with the same died_at.
+    const died = await api.get('/events?type=service.container_died&limit=1000');
+    const diedEvent = (died.body.events as Array<{ data: { container: string; died_at: string; exit_code: number } }>).find(
+      (e) => e.data.container === c.name,
+    );
+    expect(diedEvent?.data).toMatchObject({ target_id: target, exit_code: 137, died_at: event?.died_at });
     figures.docker_kill_die_to_started = event?.restart_ms ?? -1;
     figures.docker_kill_engine_start_call = event?.engine_start_ms ?? -1;
   }, 180_000);

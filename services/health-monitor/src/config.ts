@@ -63,10 +63,15 @@ export const configSchema = z
       .default(defaultMonitorId),
     /** k: how many monitors check each target (fewer when fewer are alive). */
     MONITORS_PER_TARGET: z.coerce.number().int().min(1).max(15).default(3),
-    CHECK_INTERVAL_MS: ms(10_000, 100),
-    CHECK_TIMEOUT_MS: ms(3_000, 50),
-    /** After a failed check, confirm sooner than the next interval. */
-    RECHECK_DELAY_MS: ms(500, 10),
+    /**
+     * Defaults that call a target down within 3 s whatever the fault: a refused or failing check
+     * within interval + recheck (1.1 s), a hang within interval + 2 timeouts + recheck (2.9 s).
+     * A container's death comes sooner still, from the deployer's event (targets/container-events).
+     */
+    CHECK_INTERVAL_MS: ms(1_000, 100),
+    CHECK_TIMEOUT_MS: ms(900, 50),
+    /** After a failed check, confirm sooner than the next interval (and how often a target under an incident is checked). */
+    RECHECK_DELAY_MS: ms(100, 10),
     CHECK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
     /** Consecutive failed checks before a monitor reports a target as failing. */
     FAILS_TO_SUSPECT: z.coerce.number().int().min(1).max(100).default(2),

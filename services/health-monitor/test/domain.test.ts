@@ -133,6 +133,12 @@ describe('quorum verdict', () => {
     ).toBe('hold');
   });
 
+  it('counts toward up only checks received since the incident opened (one opened from an event had no failed check)', () => {
+    const latest = new Map([obs('a', good, 800), obs('b', good, 200)]);
+    expect(decideVerdict({ url, assigned, latest, currentlyDown: true, downSince: now - 500, now, params })).toBe('hold');
+    expect(decideVerdict({ url, assigned, latest, currentlyDown: true, downSince: now - 900, now, params })).toBe('up');
+  });
+
   it('declares up only after a run of good checks from a quorum (hysteresis)', () => {
     const flapping = { ok: true, consecutive_successes: 1 };
     expect(

@@ -229,6 +229,9 @@ export class CrashRestarter {
       return;
     setTimeout(() => void this.d.stores.crashClaims.purge(claim).catch(() => undefined), CRASH_WINDOW_MS).unref();
     const state = inspected.State;
+    // Said before the restart, not after it: health-monitor opens its incident from this at once
+    // (its checks would see the gap only at their next interval, or not at all).
+    this.d.emit('service.container_died', { ...base, died_at: new Date(diedAt).toISOString(), oom_killed: state.OOMKilled }, 'warn');
     let by: 'deployer' | 'engine' = 'deployer';
     const startAt = Date.now();
     if (state.Running || state.Restarting) by = 'engine';
@@ -250,7 +253,14 @@ export class CrashRestarter {
     this.d.logger.warn({ ...base, restarted_by: by, restart_ms: restartMs }, 'an app container died and was started again');
     this.d.emit(
       'service.container_restarted',
-      { ...base, oom_killed: state.OOMKilled, restarted_by: by, restart_ms: restartMs, engine_start_ms: engineStartMs },
+      {
+        ...base,
+        died_at: new Date(diedAt).toISOString(),
+        oom_killed: state.OOMKilled,
+        restarted_by: by,
+        restart_ms: restartMs,
+        engine_start_ms: engineStartMs,
+      },
       'warn',
     );
   }

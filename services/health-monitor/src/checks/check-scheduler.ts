@@ -46,6 +46,8 @@ export class CheckScheduler {
     private publish: (o: Observation) => void,
     private log: Logger,
     private now: () => number = Date.now,
+    /** Targets with an open incident: checked every RECHECK_DELAY_MS, so their return is seen soon. */
+    private underIncident: (targetId: string) => boolean = () => false,
   ) {}
 
   /**
@@ -91,6 +93,14 @@ export class CheckScheduler {
       clearTimeout(s.timer);
       this.schedule(s, Math.random() * t.intervalMs);
     }
+  }
+
+  /** Check this target now instead of at its next turn (an event says something happened to it). */
+  checkNow(targetId: string): void {
+    const s = this.states.get(targetId);
+    if (!s || s.running || this.stopped) return;
+    clearTimeout(s.timer);
+    this.schedule(s, 0);
   }
 
   assigned(): string[] {
@@ -175,9 +185,12 @@ export class CheckScheduler {
       this.log.warn({ err, target_id: s.target.id }, 'check failed to run');
     } finally {
       s.running = false;
-      // A first failure is confirmed soon rather than a whole interval later.
+      // A first failure is confirmed soon rather than a whole interval later, and a target under an incident is
+      // watched closely, so that its return resolves the incident within moments.
       const confirming = s.lastOk === false && s.failures < this.opts.failsToSuspect;
-      const delay = confirming ? this.opts.recheckDelayMs : Math.max(0, this.opts.intervalMs - (this.now() - startedAt));
+      const soon = confirming || this.underIncident(s.target.id);
+      const next = Math.max(0, this.opts.intervalMs - (this.now() - startedAt));
+      const delay = soon ? Math.min(next, this.opts.recheckDelayMs) : next;
       if (this.states.get(s.target.id) === s) this.schedule(s, delay);
     }
   }

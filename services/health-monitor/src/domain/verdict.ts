@@ -31,10 +31,12 @@ export function decideVerdict(input: {
   url: string;
   latest: ReadonlyMap<string, SeenObservation>;
   currentlyDown: boolean;
+  /** While down: when the incident opened (local ms). Only checks received since then can say it is back. */
+  downSince?: number;
   now: number;
   params: VerdictParams;
 }): Verdict {
-  const { assigned, url, latest, currentlyDown, now, params } = input;
+  const { assigned, url, latest, currentlyDown, downSince, now, params } = input;
   if (assigned.length === 0) return 'hold';
   const need = quorumSize(assigned.length);
   let failing = 0;
@@ -44,7 +46,8 @@ export function decideVerdict(input: {
     if (!seen || now - seen.receivedAt > params.windowMs || seen.obs.url !== url) continue;
     const o = seen.obs;
     if (!o.ok && !o.monitor_degraded && o.consecutive_failures >= params.failsToSuspect) failing++;
-    if (o.ok && o.consecutive_successes >= params.oksToRecover) recovered++;
+    // A run of good checks from before the incident (one opened from a deployer event, say) is no recovery.
+    if (o.ok && o.consecutive_successes >= params.oksToRecover && !(downSince !== undefined && seen.receivedAt < downSince)) recovered++;
   }
   if (!currentlyDown && failing >= need) return 'down';
   if (currentlyDown && recovered >= need) return 'up';

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { initialRecovery } from '../domain/recovery-plan.js';
-import { appendTimeline, checkAddress, type Incident, type Observation, type Target } from '../domain/types.js';
+import { appendTimeline, checkAddress, type Incident, type Observation, type Target, type TimelineEntry } from '../domain/types.js';
 import { decideVerdict, quorumSize, type VerdictParams } from '../domain/verdict.js';
 import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
+import { describeDeath, type ContainerDied, type ContainerRestarted } from '../targets/container-events.js';
 import { targetRevision } from '../targets/record-events.js';
 import type { Reread } from '../targets/target-directory.js';
 import type { ObservationBoard } from './observation-board.js';
@@ -66,6 +67,7 @@ export class Evaluator {
         url,
         latest: this.d.board.latestFor(targetId),
         currentlyDown: !!open,
+        ...(open ? { downSince: Date.parse(open.opened_at) } : {}),
         now: this.now(),
         params: this.d.params,
       });
@@ -135,6 +137,56 @@ export class Evaluator {
     this.d.log.warn({ incident_id: incident.id, target_id: targetId, reason: incident.reason }, 'incident opened');
     this.d.emit('incident.opened', incident, 'warn');
     this.d.notifier.notify(incidentNotification('incident.opened', incident, target));
+  }
+
+  /**
+   * The deployer saw one of the target's containers die: an incident now, not after a quorum
+   * of failed checks. It is already starting the container again, so this incident's own
+   * recovery waits `graceMs` first; the checks resolve it once they see the target serve.
+   * Reported more than once (deployer replicas, redelivery), one death is recorded once.
+   */
+  async openFromDeath(e: ContainerDied, graceMs: number): Promise<void> {
+    const target = this.d.target(e.target_id);
+    const assigned = this.d.assignment(e.target_id);
+    if (!target || !assigned.includes(this.d.monitorId)) return;
+    const now = this.now();
+    const at = new Date(now).toISOString();
+    const detail = { source: 'deployer', ...e };
+    const incident: Incident = {
+      id: newIncidentId(now),
+      target_id: target.id,
+      url: checkAddress(target),
+      target_revision: targetRevision(target),
+      status: 'open',
+      reason: describeDeath(e),
+      opened_at: at,
+      opened_by: this.d.monitorId,
+      recovery: { ...initialRecovery(target.recovery ?? ['alert']), next_attempt_at: new Date(now + graceMs).toISOString() },
+      timeline: [{ at, event: 'opened', by: this.d.monitorId, detail }],
+    };
+    if (await this.d.store.create(incident)) {
+      this.d.log.warn({ incident_id: incident.id, target_id: target.id, reason: incident.reason }, 'incident opened');
+      this.d.emit('incident.opened', incident, 'warn');
+      this.d.notifier.notify(incidentNotification('incident.opened', incident, target));
+      return;
+    }
+    // Already open (a crash loop, or checks were first): the death goes on its timeline.
+    await this.noteOnOpen(e.target_id, 'container.died', e.died_at, { at, event: 'container.died', by: 'deployer', detail });
+  }
+
+  /** The deployer started a dead container again: on the open incident's timeline (the checks still decide when it is over). */
+  async noteRestart(e: ContainerRestarted): Promise<void> {
+    if (!this.d.assignment(e.target_id).includes(this.d.monitorId)) return;
+    const at = new Date(this.now()).toISOString();
+    await this.noteOnOpen(e.target_id, 'container.restarted', e.died_at, { at, event: 'container.restarted', by: 'deployer', detail: e });
+  }
+
+  private async noteOnOpen(targetId: string, event: string, diedAt: string, entry: TimelineEntry): Promise<void> {
+    const sameDeath = (t: TimelineEntry) =>
+      (t.event === event || (event === 'container.died' && t.event === 'opened')) && t.detail?.died_at === diedAt;
+    await this.d.store.update(targetId, (i) =>
+      i.status === 'resolved' || i.timeline.some(sameDeath) ? undefined : appendTimeline(i, entry),
+    );
   }
 
   private async resolve(targetId: string, incidentId: string): Promise<void> {

@@ -12,6 +12,7 @@ import type { DigestSummary } from '../notify/notification.js';
 import { IncidentStore } from '../store/incident-store.js';
 import { KvLease } from '../store/lease.js';
 import { TargetSeenStore } from '../store/target-seen-store.js';
+import { followContainerEvents } from '../targets/container-events.js';
 import { followRecordEvents } from '../targets/record-events.js';
 import { TargetDirectory, type TargetChange } from '../targets/target-directory.js';
 import type { TargetSource } from '../targets/target-source.js';
@@ -138,6 +139,10 @@ export class MonitorEngine {
       (o) => bus.publishJson(OBSERVATION_SUBJECT, o),
       log,
       this.now,
+      (id) => {
+        const open = this.incidents.openFor(id);
+        return !!open && open.status !== 'resolved';
+      },
     );
     this.evaluator = new Evaluator({
       monitorId: this.monitorId,
@@ -217,6 +222,23 @@ export class MonitorEngine {
 
     // A record that changes (a redeploy) is read at once, not at the next listing.
     this.subs.push(...followRecordEvents(bus.nc, (id) => this.directory.reread(id)));
+    // A container the deployer saw die is an incident at once; its restart is checked at once.
+    this.subs.push(
+      ...followContainerEvents(bus.nc, {
+        died: (e) => {
+          void this.evaluator
+            .openFromDeath(e, c.RECOVERY_BACKOFF_MS)
+            .catch((err) => log.warn({ err, target_id: e.target_id }, 'could not open an incident from a container death'));
+          this.scheduler.checkNow(e.target_id);
+        },
+        restarted: (e) => {
+          void this.evaluator
+            .noteRestart(e)
+            .catch((err) => log.warn({ err, target_id: e.target_id }, 'could not record a container restart'));
+          this.scheduler.checkNow(e.target_id);
+        },
+      }),
+    );
 
     this.membership.onChange(() => this.rebalance());
     await this.membership.start();

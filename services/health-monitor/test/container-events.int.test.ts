@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import request from 'supertest';
+import { Bus } from '@droplet-mesh/udc-kit';
+import {
+  freePort,
+  startNatsServer,
+  startTestAuthority,
+  waitFor,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
+import { createHealthMonitor, type HealthMonitor } from '../src/health-monitor.js';
+import type { Incident } from '../src/domain/types.js';
+import { startFakeDeployer } from './helpers/fake-droplets.js';
+import { startTarget, type Proc } from './helpers/processes.js';
+import { quiet } from './helpers/quiet.js';
+
+// The deployer sees an app container die (Docker's `die` event) before any check can: the
+// monitor opens the incident from its event, leaves the restart to it, and resolves once its
+// own checks see the app serve again. Checks every 10 s here, so they cannot be what acts.
+const TARGET = 'app-shop-web-prod';
+let nats: NatsServerHandle;
+let authority: TestAuthority;
+let bus: Bus;
+let target: Proc;
+let targetPort: number;
+let other: Proc;
+let monitor: HealthMonitor;
+let deployer: Awaited<ReturnType<typeof startFakeDeployer>>;
+const events: Array<{ subject: string; incident: Incident; at: number }> = [];
+
+const died = (extra: Record<string, unknown> = {}) => ({
+  target_id: TARGET,
+  deployment_id: 'dep-1',
+  server_id: 'local',
+  container: 'shop-web-prod-blue-1',
+  exit_code: 137,
+  died_at: new Date().toISOString(),
+  oom_killed: false,
+  ...extra,
+});
+
+function announce(type: 'container_died' | 'container_restarted', data: unknown): void {
+  bus.publishJson(`udc.deployer.events.service.${type}`, data);
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  authority = await startTestAuthority();
+  targetPort = await freePort();
+  target = await startTarget(targetPort);
+  const otherPort = await freePort();
+  other = await startTarget(otherPort);
+  bus = await Bus.connect({ url: nats.url, name: 'test-deployer-events' });
+  bus.nc.subscribe('health-monitor.incident.*', {
+    callback: (_e, m) => void events.push({ subject: m.subject, incident: m.json<Incident>(), at: Date.now() }),
+  });
+  deployer = await startFakeDeployer({ natsUrl: nats.url, env: authority.env(), restart: async () => undefined });
+  monitor = createHealthMonitor({
+    env: {
+      PORT: '0',
+      NATS_URL: nats.url,
+      MONITOR_ID: 'solo',
+      MONITORS_PER_TARGET: '1',
+      CHECK_INTERVAL_MS: '10000',
+      STATIC_TARGETS: JSON.stringify([
+        { id: TARGET, url: `http://127.0.0.1:${targetPort}`, recovery: ['restart', 'alert'] },
+        { id: 'app-other-web-prod', url: `http://127.0.0.1:${otherPort}`, recovery: ['restart', 'alert'] },
+      ]),
+      DIGEST_INTERVAL_MIN: '0',
+      ...authority.env(),
+    },
+    logDestination: quiet(),
+  });
+  await monitor.start();
+}, 60_000);
+
+afterAll(async () => {
+  await monitor?.stop();
+  await deployer?.stop();
+  await bus?.close();
+  await target?.stop();
+  await other?.stop();
+  await authority?.close();
+  await nats?.stop({ removeStore: true });
+});
+
+const auth = () => ({ Authorization: `Bearer ${authority.mint({ scopes: ['read'] })}` });
+
+describe('incidents from the deployer’s container events', () => {
+  it('a container that died opens an incident within 1 s; the deployer’s restart is on its timeline; checks resolve it', async () => {
+    await target.kill9();
+    const death = died();
+    const sentAt = Date.now();
+    announce('container_died', death);
+    await waitFor('incident opened', () => events.some((e) => e.subject === 'health-monitor.incident.opened'), 5000, 10);
+    const opened = events.find((e) => e.subject === 'health-monitor.incident.opened')!;
+    expect(opened.at - sentAt).toBeLessThan(1000);
+    expect(opened.incident).toMatchObject({ target_id: TARGET, status: 'open', opened_by: 'solo' });
+    expect(opened.incident.reason).toContain('shop-web-prod-blue-1');
+    expect(opened.incident.reason).toContain('137');
+    expect(opened.incident.timeline[0]).toMatchObject({ event: 'opened', detail: { source: 'deployer', died_at: death.died_at } });
+    // Our own recovery waits: the deployer is already starting it.
+    expect(Date.parse(opened.incident.recovery.next_attempt_at!)).toBeGreaterThan(Date.now() + 5000);
+
+    // The same death announced again (another deployer replica, a redelivery) adds nothing.
+    announce('container_died', death);
+    const down = await request(monitor.droplet.app).get('/targets?status=down').set(auth());
+    expect(down.body.items.map((t: { id: string }) => t.id)).toEqual([TARGET]);
+
+    target = await startTarget(targetPort);
+    announce('container_restarted', { ...death, restarted_by: 'deployer', restart_ms: 900 });
+    // Well before three 10 s check intervals: an open incident's target is checked at once and then often.
+    await waitFor('incident resolved', () => events.some((e) => e.subject === 'health-monitor.incident.resolved'), 8000, 20);
+    const res = await request(monitor.droplet.app).get(`/incidents/${opened.incident.id}`).set(auth());
+    expect(res.body.status).toBe('resolved');
+    const steps = (res.body.timeline as Array<{ event: string; by: string }>).filter((t) => t.event !== 'leader.acquired');
+    expect(steps.map((t) => [t.event, t.by])).toEqual([
+      ['opened', 'solo'],
+      ['container.restarted', 'deployer'],
+      ['resolved', 'solo'],
+    ]);
+    expect(deployer.requests).toEqual([]);
+    expect(events.filter((e) => e.subject === 'health-monitor.incident.opened')).toHaveLength(1);
+  }, 30_000);
+
+  it('ignores deaths of targets it does not check and events that are not well formed', async () => {
+    const before = events.length;
+    announce('container_died', died({ target_id: 'app-unknown-web-prod' }));
+    announce('container_died', { target_id: 'app-other-web-prod' });
+    announce('container_died', died({ target_id: 42 }));
+    bus.nc.publish('udc.deployer.events.service.container_died', 'not json');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(events.slice(before)).toEqual([]);
+    const open = await request(monitor.droplet.app).get('/incidents?status=open').set(auth());
+    expect(open.body.items).toEqual([]);
+  });
+});
