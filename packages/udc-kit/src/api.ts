@@ -1,4 +1,5 @@
-import type { Request, Response, Router, RequestHandler } from 'express';
+import { tracingChannel } from 'node:diagnostics_channel';
+import type { Request, Response, Router, RequestHandler, NextFunction } from 'express';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { assertScope, type Principal, type Scope } from './auth.js';
@@ -57,14 +58,43 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, whe
 }
 
 /**
+ * The caller's principal from a request, for a protected route: the principal when it is known
+ * at once (a token verified before), else a promise of it; throws (or rejects) when the
+ * caller is not authenticated. Given to the Api instead of an authenticate middleware, a
+ * protected route is one handler, not two.
+ */
+export type PrincipalOf = (req: Request) => Principal | Promise<Principal>;
+
+/** What the router's tracing channel reports to; while anyone listens, every request goes through the router. */
+const routerTracing = tracingChannel('express.router.request');
+const routerTraced = () =>
+  routerTracing.start.hasSubscribers ||
+  routerTracing.end.hasSubscribers ||
+  routerTracing.asyncStart.hasSubscribers ||
+  routerTracing.asyncEnd.hasSubscribers ||
+  routerTracing.error.hasSubscribers;
+
+/** A path with nothing for path-to-regexp to interpret (no parameter, wildcard, group or escape): matched by string equality. */
+const STATIC_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+
+/** The Express router's view of a layer and its route (not in @types/express). */
+interface RouterLayer {
+  route?: { path: string; methods: Record<string, boolean | undefined> };
+  match(path: string): unknown;
+}
+
+/**
  * Declares routes once: validation, scope check and OpenAPI description come from the
  * same spec, and the route table lets the conformance suite find every protected route.
  */
 export class Api {
   readonly routes: RouteRecord[] = [];
+  /** GET routes with a static path that no earlier layer of the router matches: what `serve` answers without the router. */
+  private readonly direct = new Map<string, { route: unknown; handler: RequestHandler }>();
   constructor(
     private router: Router,
     private authenticate: RequestHandler,
+    private principalOf?: PrincipalOf,
   ) {}
 
   get<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(path: string, spec: RouteSpec<B, Q, P>, h: Handler<B, Q, P>) {
@@ -83,12 +113,35 @@ export class Api {
     this.add('delete', path, spec, h);
   }
 
+  /**
+   * Answers a GET for a route with a static path directly, as the router would (same route
+   * on `req.route`, same handler, errors to `next`), without walking the router's layers;
+   * false when the request is not one of those (the router then takes it). Only for a
+   * router that nothing but this Api adds to.
+   */
+  serve(req: Request, res: Response, next: NextFunction): boolean {
+    if (req.method !== 'GET') return false;
+    const url = req.url;
+    const q = url.indexOf('?');
+    const hit = this.direct.get(q === -1 ? url : url.slice(0, q));
+    if (!hit || routerTraced()) return false;
+    (req as { route: unknown }).route = hit.route;
+    req.params = {};
+    try {
+      const out = hit.handler(req, res, next);
+      if (isThenable(out)) out.then(undefined, (err: unknown) => next(err || new Error('Rejected promise')));
+    } catch (err) {
+      next(err);
+    }
+    return true;
+  }
+
   private add(method: Method, path: string, spec: RouteSpec, h: Handler<any, any, any>): void {
     this.routes.push({ method, path, spec });
     const scope = spec.scope ?? 'read';
     // One handler after authentication (scope check, validation, the call, the answer), and
     // no promise unless the route's own handler returns one: a route is hit per request.
-    const handle: RequestHandler = (req, res) => {
+    const handle = (req: Request, res: Response) => {
       if (scope !== 'public') assertScope(req.principal, scope);
       const body = spec.body ? parseOrThrow(spec.body, req.body ?? {}, 'body') : req.body;
       const query = spec.query ? parseOrThrow(spec.query, req.query, 'query') : req.query;
@@ -97,8 +150,35 @@ export class Api {
       if (isThenable(out)) return Promise.resolve(out).then((v) => respond(res, v, spec.status));
       respond(res, out, spec.status);
     };
-    if (scope === 'public') this.router[method](path, handle);
-    else this.router[method](path, this.authenticate, handle);
+    const principalOf = this.principalOf;
+    let handlers: RequestHandler[];
+    if (scope === 'public') handlers = [handle];
+    else if (principalOf) {
+      // Authentication and the route in one handler: a known token costs no promise and no `next`.
+      handlers = [
+        (req, res) => {
+          const p = principalOf(req);
+          if (isThenable(p))
+            return p.then((principal) => {
+              req.principal = principal;
+              return handle(req, res);
+            });
+          req.principal = p;
+          return handle(req, res);
+        },
+      ];
+    } else handlers = [this.authenticate, handle];
+    const stack = (this.router as unknown as { stack?: RouterLayer[] }).stack ?? [];
+    const earlier = stack.length;
+    const route = this.router.route(path);
+    route[method](...handlers);
+    // Answered directly only when the router would pick this route for exactly this path:
+    // no layer before it matches the path (a parameter route, a middleware).
+    const first = stack
+      .slice(0, earlier)
+      .every((l) => !l.match(path) || (l.route !== undefined && !l.route.methods._all && !l.route.methods.get));
+    if (method === 'get' && STATIC_PATH.test(path) && handlers.length === 1 && first && !this.direct.has(path))
+      this.direct.set(path, { route, handler: handlers[0] });
   }
 }
 
@@ -151,7 +231,7 @@ function sendJson(res: Response, status: number, body: unknown): void {
   }
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
+  // Node sets Content-Length from the one chunk end() is given.
   res.end(text);
 }
 

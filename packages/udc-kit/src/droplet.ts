@@ -136,7 +136,7 @@ export interface HealthReport {
 }
 
 const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const STARTED = Symbol('request started (hrtime)');
+const STARTED = Symbol('request started (performance.now)');
 
 export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
   const env = opts.env ?? process.env;
@@ -265,29 +265,53 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     },
   });
 
-  // One listener for every response (no closure per request): the request's log line and counters.
+  // The histogram's series for each method, route and status, looked up once: prom-client
+  // otherwise checks and hashes the label object on every observation.
+  const durationSeries = new Map<string, Map<string, Map<number, { observe(seconds: number): void }>>>();
+  const observeDuration = (method: string, route: string, status: number, seconds: number) => {
+    let byRoute = durationSeries.get(method);
+    if (!byRoute) durationSeries.set(method, (byRoute = new Map()));
+    let byStatus = byRoute.get(route);
+    if (!byStatus) byRoute.set(route, (byStatus = new Map()));
+    let series = byStatus.get(status);
+    if (!series) byStatus.set(status, (series = metrics.httpDuration.labels({ method, route, status: String(status) })));
+    series.observe(seconds);
+  };
+
+  // The request's log line and counters, when its response finishes.
   function onFinish(this: Response) {
-    const req = this.req as Request & { _log?: Logger; [STARTED]: bigint };
-    const seconds = Number(process.hrtime.bigint() - req[STARTED]) / 1e9;
+    const req = this.req as Request & { _log?: Logger; [STARTED]?: number };
+    const started = req[STARTED];
+    if (started === undefined) return; // answered before the first middleware (none are, today)
+    const ms = performance.now() - started;
     const route = (req.route?.path as string | undefined) ?? 'unmatched';
     const status = this.statusCode;
     stats.recordRequest(status);
-    metrics.httpDuration.observe({ method: req.method, route, status: String(status) }, seconds);
+    observeDuration(req.method, route, status, ms / 1000);
     if (route === '/health' || route === '/metrics' || !logger.isLevelEnabled('info')) return;
-    const line = { method: req.method, path: req.path, route, status, duration_ms: Math.round(seconds * 1e4) / 10 };
+    const duration_ms = Math.round(ms * 10) / 10;
     // The request's child logger when a handler made one; else the same line without building it.
-    if (req._log) req._log.info(line, 'request');
-    else logger.info({ correlation_id: req.correlationId, ...line }, 'request');
+    if (req._log) req._log.info({ method: req.method, path: req.path, route, status, duration_ms }, 'request');
+    else logger.info({ correlation_id: req.correlationId, method: req.method, path: req.path, route, status, duration_ms }, 'request');
   }
 
-  // First: correlation id, request log, counters.
+  // onFinish runs from this app's own response prototype as 'finish' is emitted, before the
+  // event's listeners: a listener added per response cost an array on every response (Node
+  // already listens), and a copy of it on every emit.
+  const emit = app.response.emit;
+  app.response.emit = function (this: Response, event: string | symbol) {
+    if (event === 'finish') onFinish.call(this);
+    return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
+  } as typeof emit;
+
+  // First: correlation id, request log, counters; then a GET for a static API route is
+  // answered at once (the router would find the same route, after walking its layers).
   app.use((req: Request, res: Response, next: NextFunction) => {
     const given = req.headers['x-correlation-id'];
     req.correlationId = typeof given === 'string' && correlationPattern.test(given) ? given : randomUUID();
     res.setHeader('X-Correlation-ID', req.correlationId);
-    (req as Request & { [STARTED]: bigint })[STARTED] = process.hrtime.bigint();
-    res.on('finish', onFinish);
-    next();
+    (req as Request & { [STARTED]: number })[STARTED] = performance.now();
+    if (!api.serve(req, res, next)) next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
   // A restore carries a droplet's whole state: more than any API body. Only an admin may
@@ -318,8 +342,15 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     });
   };
 
+  // The same check for a route's one handler: the principal at once for a known token, else its promise.
+  const principalOf = (req: Request) => {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw new Unauthorized('missing bearer token');
+    return verifier.verifyCached?.(token) ?? verifier.verify(token);
+  };
+
   const router = express.Router();
-  const api = new Api(router, authenticate);
+  const api = new Api(router, authenticate, principalOf);
 
   const health = (): HealthReport => {
     const list = board.list();

@@ -1,6 +1,7 @@
 /** Request counters and process sampling behind /state. Sampling runs on a timer, never on the request path. */
 export class RuntimeStats {
   readonly startedAt = new Date();
+  private readonly startedIso = this.startedAt.toISOString();
   requestsTotal = 0;
   private minuteBuckets = new Map<number, number>(); // second -> count
   private errorBuckets = new Map<number, number>(); // minute -> count of 5xx
@@ -18,14 +19,31 @@ export class RuntimeStats {
     this.timer.unref();
   }
 
+  // The current second's requests are counted here and enter minuteBuckets when the second
+  // changes: one comparison per request instead of a map update.
+  private currentSec = Number.NaN;
+  private currentCount = 0;
+  // Sum of minuteBuckets within the minute before `sumAt` (a second): the buckets change only
+  // when a second ends, so /state sums them once per second, not per request.
+  private sumAt = Number.NaN;
+  private sum = 0;
+
   recordRequest(status: number): void {
     this.requestsTotal++;
     const sec = Math.floor(this.now() / 1000);
-    this.minuteBuckets.set(sec, (this.minuteBuckets.get(sec) ?? 0) + 1);
+    if (sec !== this.currentSec) this.closeSecond(sec);
+    this.currentCount++;
     if (status >= 500) {
       const min = Math.floor(sec / 60);
       this.errorBuckets.set(min, (this.errorBuckets.get(min) ?? 0) + 1);
     }
+  }
+
+  private closeSecond(sec: number): void {
+    if (this.currentCount > 0) this.minuteBuckets.set(this.currentSec, (this.minuteBuckets.get(this.currentSec) ?? 0) + this.currentCount);
+    this.currentSec = sec;
+    this.currentCount = 0;
+    this.sumAt = Number.NaN;
     if (this.minuteBuckets.size > 120) this.prune(sec);
   }
 
@@ -37,9 +55,13 @@ export class RuntimeStats {
 
   requestsPerMinute(): number {
     const sec = Math.floor(this.now() / 1000);
-    let n = 0;
-    for (const [k, v] of this.minuteBuckets) if (k > sec - 60) n += v;
-    return n;
+    if (sec !== this.sumAt) {
+      let n = 0;
+      for (const [k, v] of this.minuteBuckets) if (k > sec - 60) n += v;
+      this.sum = n;
+      this.sumAt = sec;
+    }
+    return this.sum + (this.currentSec > sec - 60 ? this.currentCount : 0);
   }
 
   errorsLastHour(): number {
@@ -71,7 +93,7 @@ export class RuntimeStats {
       requests_total: this.requestsTotal,
       requests_per_minute: this.requestsPerMinute(),
       errors_last_hour: this.errorsLastHour(),
-      last_restart: this.startedAt.toISOString(),
+      last_restart: this.startedIso,
     };
   }
 
