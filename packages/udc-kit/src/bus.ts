@@ -14,6 +14,8 @@ export interface BusOptions {
   connectTimeoutMs?: number;
   /** Replicas of the KV buckets this bus creates (NATS_REPLICAS); default 1. */
   replicas?: number;
+  /** The server does not deliver this connection's own messages back to its subscriptions. */
+  noEcho?: boolean;
 }
 
 /**
@@ -56,6 +58,7 @@ export class Bus {
           // The client otherwise builds two Errors (stack traces) per request in case it times
           // out: a few % of a message round trip. A timeout still says which subject it was.
           noAsyncTraces: true,
+          noEcho: opts.noEcho,
         });
         return new Bus(nc, opts.logger, opts.replicas);
       } catch (err) {
@@ -71,6 +74,7 @@ export class Bus {
     config: { NATS_URL: string; NATS_USER?: string; NATS_PASSWORD?: string; NATS_REPLICAS?: number },
     name: string,
     logger?: Logger,
+    more: Pick<BusOptions, 'noEcho'> = {},
   ): Promise<Bus> {
     return Bus.connect({
       url: config.NATS_URL,
@@ -79,6 +83,7 @@ export class Bus {
       pass: config.NATS_PASSWORD,
       replicas: config.NATS_REPLICAS,
       logger,
+      ...more,
     });
   }
 

@@ -1,4 +1,4 @@
-import { resolveAll, type Bus, type Env, type RegistryLink, type ResolveAll } from '@droplet-mesh/udc-kit';
+import { Bus, resolveAll, type Env, type RegistryLink, type ResolveAll } from '@droplet-mesh/udc-kit';
 import { createHealthMonitorDroplet } from './app.js';
 import { checkPolicies, UndiciProbe, type HttpProbe } from './checks/http-checker.js';
 import { EngineProbe, MonitorCertificate } from './checks/engine-probe.js';
@@ -38,6 +38,7 @@ export interface HealthMonitorDeps {
  */
 export function createHealthMonitor(deps: HealthMonitorDeps) {
   let engine: MonitorEngine | undefined;
+  let observationBus: Bus | undefined;
   const closers: Array<() => void> = [];
   // Recipients set over the API (/notifications/recipients, e.g. a stack's alerts:), beside ALERT_*.
   const recipients = apiRecipients(() => droplet.ctx);
@@ -56,6 +57,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     },
     onStop: async () => {
       await engine?.stop();
+      await observationBus?.close();
       for (const close of closers) close();
       await recipients.close();
     },
@@ -122,9 +124,11 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     },
     async start(opts: { port?: number; host?: string } = {}) {
       const addr = await droplet.start(opts);
+      observationBus = await Bus.fromConfig(config, 'health-monitor', ctx.logger, { noEcho: true });
       engine = new MonitorEngine({
         config,
         bus: ctx.bus,
+        observationBus,
         log: ctx.logger,
         selfUrl: config.PUBLIC_URL ?? addr.url,
         targetSource,

@@ -66,9 +66,12 @@ export class EngineProbe implements HttpProbe {
     private readonly certificate: MonitorCertificate,
   ) {}
 
-  async get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
+  get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
     const engine = this.engines.lookup(url);
-    if (!engine) return this.base.get(url, timeoutMs, guard);
+    return engine ? this.getEngine(engine, timeoutMs) : this.base.get(url, timeoutMs, guard);
+  }
+
+  private async getEngine(engine: EngineEndpoint, timeoutMs: number): Promise<CheckOutcome> {
     const started = performance.now();
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
     let tls: ClientCert;

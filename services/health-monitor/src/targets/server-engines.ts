@@ -25,6 +25,8 @@ export class EngineDirectory {
     this.byOrigin = new Map(engines.map((e) => [originOf(e), e]));
   }
   lookup(url: string): EngineEndpoint | undefined {
+    // Asked for every check: no URL parse when there are no engines to find.
+    if (this.byOrigin.size === 0) return undefined;
     try {
       return this.byOrigin.get(new URL(url).origin);
     } catch {
