@@ -20,7 +20,6 @@ const targets: Record<string, string> = await new Promise((resolve) =>
 );
 const headers = which === 'state' ? { authorization: `Bearer ${targets.token}` } : {};
 await autocannon({ url: targets[which], connections: 20, duration: 2, headers });
-const before = new Set(readdirSync(dir));
 // V8's profile clock and process.hrtime are both the monotonic clock: keep only the samples of the measured window.
 const t0 = Number(process.hrtime.bigint() / 1000n);
 const r = await autocannon({ url: targets[which], connections: 20, duration: DURATION_S, headers });
@@ -28,7 +27,8 @@ const t1 = Number(process.hrtime.bigint() / 1000n);
 const total = r.requests.total;
 child.kill('SIGTERM');
 await new Promise((res) => child.once('exit', res));
-const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f))[0] ?? readdirSync(dir).sort().at(-1)!;
+// One profile per thread: the main thread's is thread 0 (tsx's loader runs in another).
+const file = readdirSync(dir).find((f) => f.endsWith(`.${child.pid}.0.001.cpuprofile`))!;
 interface Node {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -66,6 +66,8 @@ for (const n of prof.nodes) {
 }
 const us = (t: number) => (t / total).toFixed(1);
 console.log(`${which}: ${total} requests, ${(r.requests.average).toFixed(0)} req/s; profile ${file}`);
+const busy = [...byPkg].filter(([k]) => k !== '(idle)').reduce((a, [, t]) => a + t, 0);
+console.log(`busy (all but idle) ${us(busy)} µs per request`);
 console.log('\nself time per request by package (µs):');
 for (const [k, t] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${us(t).padStart(7)}  ${k}`);
 console.log('\nself time per request by function (µs):');

@@ -344,7 +344,14 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
 
   // The same check for a route's one handler: the principal at once for a known token, else its promise.
   const principalOf = (req: Request) => {
-    const token = bearerToken(req.headers.authorization);
+    const header = req.headers.authorization;
+    // "Bearer " and a token verified before (most requests): the cache compares the token
+    // whole, and a verified token has no whitespace, so its form needs no check first.
+    if (header?.startsWith('Bearer ')) {
+      const known = verifier.verifyCached?.(header.slice(7));
+      if (known) return known;
+    }
+    const token = bearerToken(header);
     if (!token) throw new Unauthorized('missing bearer token');
     return verifier.verifyCached?.(token) ?? verifier.verify(token);
   };

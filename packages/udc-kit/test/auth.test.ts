@@ -48,6 +48,12 @@ describe('bearerToken', () => {
     ['Basic abc', undefined],
     ['Bearer', undefined],
     ['Bearer a b', undefined],
+    ['Bearer  abc', 'abc'],
+    ['Bearer abc\t', 'abc'],
+    ['Bearer a\tb', undefined],
+    ['Bearer \u00a0abc', 'abc'],
+    ['Bearer abc\u00a0x', undefined],
+    ['Bearer ', undefined],
     ['', undefined],
     [undefined, undefined],
   ])('%p → %p', (h, want) => expect(bearerToken(h)).toBe(want));
@@ -74,6 +80,37 @@ describe('token verifier', () => {
     const on = await verifierFor({ allowSimpleToken: true, apiToken: API_TOKEN }).verify(API_TOKEN);
     expect(on).toMatchObject({ via: 'api_token', scopes: ['read', 'write', 'admin'] });
     await expect(verifierFor({ allowSimpleToken: false, apiToken: API_TOKEN }).verify(API_TOKEN)).rejects.toThrow(Unauthorized);
+  });
+
+  it('answers from its cache only the very token it verified, not one that merely ends the same', async () => {
+    const v = verifierFor();
+    const token = authority.mint({ sub: 'cached', scopes: ['read'] });
+    expect(v.verifyCached?.(token)).toBeUndefined();
+    await v.verify(token);
+    expect(v.verifyCached?.(token)).toMatchObject({ sub: 'cached' });
+    // Another payload, the same signature: the same last characters, not the same token.
+    const [header, payload, signature] = token.split('.');
+    const forged = [
+      header,
+      Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), scopes: ['admin'] })).toString('base64url'),
+      signature,
+    ].join('.');
+    expect(forged.slice(-32)).toBe(token.slice(-32));
+    expect(v.verifyCached?.(forged)).toBeUndefined();
+    await expect(v.verify(forged)).rejects.toThrow(Unauthorized);
+    // The real one is still cached; a copy of it (another string) is found too.
+    expect(v.verifyCached?.(`${token} `.trim())).toMatchObject({ sub: 'cached', scopes: ['read'] });
+  });
+
+  it('a cached token is refused once past its expiry', async () => {
+    const v = verifierFor();
+    const token = authority.mint({ scopes: ['read'], expiresInSeconds: 1 });
+    await v.verify(token);
+    expect(v.verifyCached?.(token)).toBeDefined();
+    const exp = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).exp as number;
+    await new Promise((r) => setTimeout(r, Math.max(0, exp * 1000 - Date.now()) + 20));
+    expect(v.verifyCached?.(token)).toBeUndefined();
+    await expect(v.verify(token)).rejects.toThrow(/expired/);
   });
 
   test.each([
