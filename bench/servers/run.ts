@@ -221,7 +221,10 @@ async function serverLost(): Promise<void> {
   const detection = (incident?.at ?? Number.NaN) - killedAt;
   const decision = Date.parse(dep.created_at) - (incident?.at ?? Number.NaN);
   const b = median(plain);
-  console.log(`server lost (3 servers, 3 replicas behind nginx, health-monitor defaults: CHECK_INTERVAL_MS 10000, one monitor)`);
+  const timing = monitor.droplet.ctx.config;
+  console.log(
+    `server lost (3 servers, 3 replicas behind nginx, health-monitor defaults: CHECK_INTERVAL_MS ${timing.CHECK_INTERVAL_MS}, CHECK_TIMEOUT_MS ${timing.CHECK_TIMEOUT_MS}, one monitor)`,
+  );
   console.log(`  baseline: plain redeploy, request -> route switched:  median ${f(b)}  (${plain.map(f).join(', ')})`);
   console.log(
     `  engine killed -> route without it, 3 replicas again:   ${f(servingElsewhere)}  (goal <= 60 s; ratio ${(servingElsewhere / b).toFixed(2)}x baseline)`,
