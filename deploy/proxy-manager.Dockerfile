@@ -44,4 +44,6 @@ COPY --from=bundle /stage/app/ /app/
 COPY --from=bundle --chown=1000:1000 /stage/data/ /data/
 USER 1000:1000
 EXPOSE 8100 8080 8443
-CMD ["node", "dist/main.js"]
+# node arguments: DROPLET_NODE_ARGS of scripts/droplet-node-args.mjs (the same list as `npm start`;
+# bench/footprint checks that this line agrees with it).
+CMD ["node", "--max-semi-space-size=1", "dist/main.js"]

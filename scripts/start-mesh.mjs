@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ensureDockerEngine, ensureWorld, log, ROOT, runScript } from './ensure-world.mjs';
+import { DROPLET_NODE_ARGS } from './droplet-node-args.mjs';
 import { claimDataDir, portHolder, Supervisor } from './supervisor.mjs';
 
 // MESH_SKIP_SETUP=1: the world is installed and built already (the chaos tests start many meshes).
@@ -266,7 +267,8 @@ try {
     const part = replica > 1 ? `${d.name}-${replica}` : d.name;
     supervisor.add(part, {
       cmd: process.execPath,
-      args: [main],
+      // The same node arguments as the images' CMD (scripts/droplet-node-args.mjs).
+      args: [...DROPLET_NODE_ARGS, main],
       service: d.name,
       env: {
         ...common,

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { freePort, startNatsServer } from '@droplet-mesh/udc-kit/testing';
 import { fmt, median } from '../udc/stats.js';
@@ -19,8 +19,27 @@ const DROPLETS = ['registry', 'multi-cloud-manager', 'proxy-manager', 'deployer'
 interface Target {
   name: string;
   main: string;
+  /** node's arguments before `main`. */
+  nodeArgs: readonly string[];
   env: Record<string, string>;
 }
+
+// Droplets start with the node arguments users' droplets get (`npm start` and the images' CMD),
+// from their one definition; BENCH_DROPLET_NODE_ARGS (space-separated, may be empty) overrides
+// it to measure another set, e.g. none.
+const { DROPLET_NODE_ARGS } = (await import(pathToFileURL(join(ROOT, 'scripts', 'droplet-node-args.mjs')).href)) as {
+  DROPLET_NODE_ARGS: readonly string[];
+};
+for (const file of ['droplet.Dockerfile', 'proxy-manager.Dockerfile']) {
+  const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(join(ROOT, 'deploy', file), 'utf8'))?.[1];
+  const expected = JSON.stringify(['node', ...DROPLET_NODE_ARGS, 'dist/main.js']);
+  if (!cmd || JSON.stringify(JSON.parse(cmd)) !== expected)
+    throw new Error(
+      `deploy/${file}: CMD ${cmd} is not ${expected} (scripts/droplet-node-args.mjs): the bench would not start droplets as the images do`,
+    );
+}
+const dropletNodeArgs =
+  process.env.BENCH_DROPLET_NODE_ARGS === undefined ? DROPLET_NODE_ARGS : process.env.BENCH_DROPLET_NODE_ARGS.split(/\s+/).filter(Boolean);
 
 const nats = await startNatsServer();
 const dataRoot = mkdtempSync(join(tmpdir(), 'bench-footprint-'));
@@ -35,14 +54,17 @@ const common = {
   HOME: process.env.HOME ?? tmpdir(),
 };
 
-const targets: Target[] = [{ name: 'bare Express', main: fileURLToPath(new URL('./bare-express.mjs', import.meta.url)), env: {} }];
+const bareExpress = fileURLToPath(new URL('./bare-express.mjs', import.meta.url));
+// The baseline as a plain `node app.js`, and (when they differ) with the droplets' node arguments.
+const targets: Target[] = [{ name: 'bare Express', main: bareExpress, nodeArgs: [], env: {} }];
+if (dropletNodeArgs.length > 0) targets.push({ name: 'bare Express +args', main: bareExpress, nodeArgs: dropletNodeArgs, env: {} });
 for (const name of DROPLETS) {
   const main = join(ROOT, 'services', name, 'dist', 'main.js');
   if (!existsSync(main)) {
     console.log(`  (${name}: no ${main}; build it to include it)`);
     continue;
   }
-  targets.push({ name, main, env: {} });
+  targets.push({ name, main, nodeArgs: dropletNodeArgs, env: {} });
 }
 
 function rssMb(pid: number): number {
@@ -76,7 +98,7 @@ async function coldStart(t: Target, run: number): Promise<{ startMs: number; rss
     PROXY_HTTPS_PORT: String(await freePort()),
   };
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [t.main], { env, stdio: ['ignore', 'ignore', 'pipe'], cwd: dataRoot });
+  const child = spawn(process.execPath, [...t.nodeArgs, t.main], { env, stdio: ['ignore', 'ignore', 'pipe'], cwd: dataRoot });
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-2000)));
   const deadline = Date.now() + START_DEADLINE_MS;
@@ -107,7 +129,9 @@ async function coldStart(t: Target, run: number): Promise<{ startMs: number; rss
   }
 }
 
-console.log(`bench/footprint: ${RUNS} cold starts per target against nats-server ${nats.url}; RSS read ${IDLE_MS} ms after /health 200`);
+console.log(
+  `bench/footprint: ${RUNS} cold starts per target against nats-server ${nats.url}; RSS read ${IDLE_MS} ms after /health 200; droplets: node ${[...dropletNodeArgs, 'main.js'].join(' ')}`,
+);
 const rows: { name: string; startMs: number; rss: number; note: string }[] = [];
 for (const t of targets) {
   const starts: number[] = [];
