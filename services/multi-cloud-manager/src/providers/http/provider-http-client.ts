@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { ProviderName } from '../cloud-provider.js';
 import { accountLimiter, type AccountLimiter } from './account-limiter.js';
@@ -7,6 +7,11 @@ import { mapProviderError, unreachable, type ProviderErrorBody } from './provide
 import { backoffMs, isIdempotent, rateLimitWaitMs, sleep } from './retry-policy.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
+
+// undici (~9 MB of a droplet's idle RSS, issue 16) is loaded with the first provider call: a
+// multi-cloud-manager without cloud tokens, or whose providers are not called yet, never holds it.
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => (undici ??= import('undici'));
 
 export interface ProviderHttpClientOptions {
   provider: ProviderName;
@@ -54,7 +59,9 @@ export interface CallInput {
  * The token lives only in the Authorization header and is scrubbed from any text we pass on.
  */
 export class ProviderHttpClient {
-  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+  /** Made with the first call (undici is loaded then). */
+  private agent?: Agent;
+  private closed = false;
   private readonly limiter: AccountLimiter;
   private readonly releaseLimiter: () => void;
   private readonly base: string;
@@ -101,6 +108,9 @@ export class ProviderHttpClient {
     const maxWait = this.opts.maxRateLimitWaitMs ?? 20_000;
     const url = this.url(path, input.query);
     const retryable = isIdempotent(method);
+    // Before the first attempt's timeout starts: loading undici is not the provider's time.
+    const { request } = await loadUndici();
+    const agent = await this.dispatcher();
     let failures = 0;
     let limited = 0;
     for (;;) {
@@ -117,7 +127,7 @@ export class ProviderHttpClient {
       try {
         const res = await request(url, {
           method,
-          dispatcher: this.agent,
+          dispatcher: agent,
           signal,
           headers: {
             authorization: `Bearer ${this.opts.token}`,
@@ -198,9 +208,20 @@ export class ProviderHttpClient {
     return this.opts.token ? s.split(this.opts.token).join('[redacted]') : s;
   }
 
+  private async dispatcher(): Promise<Agent> {
+    if (!this.agent) {
+      const { Agent } = await loadUndici();
+      this.agent ??= new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+      // Closed before its first call: its calls fail as a closed client's always did.
+      if (this.closed) await this.agent.close();
+    }
+    return this.agent;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     this.releaseLimiter();
-    await this.agent.close();
+    await this.agent?.close();
   }
 }
 
