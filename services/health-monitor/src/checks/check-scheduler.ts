@@ -124,12 +124,13 @@ export class CheckScheduler {
     s.timer.unref();
   }
 
-  private async acquire(): Promise<void> {
+  /** A slot for one check: undefined when one was free (no promise, no microtask per check), else a promise of one. */
+  private acquire(): Promise<void> | undefined {
     if (this.inFlight < this.opts.concurrency) {
       this.inFlight++;
-      return;
+      return undefined;
     }
-    await new Promise<void>((r) => this.waiting.push(r));
+    return new Promise<void>((r) => this.waiting.push(r));
   }
 
   private release(): void {
@@ -143,7 +144,8 @@ export class CheckScheduler {
     s.running = true;
     const startedAt = this.now();
     try {
-      await this.acquire();
+      const queued = this.acquire();
+      if (queued) await queued;
       let outcome: Awaited<ReturnType<HttpProbe['get']>>;
       try {
         outcome = await this.probe.get(this.checkUrl(s.target), this.opts.timeoutMs, this.guardOf(s.target));

@@ -101,8 +101,10 @@ export class UndiciProbe implements HttpProbe {
       const res = await request(url, {
         method: 'GET',
         dispatcher: this.agents[guard ?? 'none'],
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        // Only a backstop behind the deadline: at 1 s and more undici keeps these on its own
+        // shared coarse timer, under 1 s each would be one more native timer per check.
+        headersTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
+        bodyTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
         signal: deadline,
         headers: CHECK_HEADERS,
       });
@@ -127,6 +129,7 @@ export class UndiciProbe implements HttpProbe {
 }
 
 const CHECK_HEADERS = { 'user-agent': 'droplet-mesh-health-monitor' };
+const UNDICI_BACKSTOP_MS = 1000;
 
 /** What undici takes as a signal besides an AbortSignal: an emitter with `aborted` and `reason`. */
 type DeadlineSignal = EventEmitter & { aborted?: boolean; reason?: unknown };
