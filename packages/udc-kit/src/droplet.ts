@@ -136,6 +136,7 @@ export interface HealthReport {
 }
 
 const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const noop = () => undefined;
 const STARTED = Symbol('request started (performance.now)');
 
 export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
@@ -304,14 +305,16 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof emit;
 
-  // First: correlation id, request log, counters; then a GET for a static API route is
-  // answered at once (the router would find the same route, after walking its layers).
-  app.use((req: Request, res: Response, next: NextFunction) => {
+  // First: correlation id and the start time (for the log line and counters).
+  const begin = (req: Request, res: Response) => {
     const given = req.headers['x-correlation-id'];
     req.correlationId = typeof given === 'string' && correlationPattern.test(given) ? given : randomUUID();
     res.setHeader('X-Correlation-ID', req.correlationId);
     (req as Request & { [STARTED]: number })[STARTED] = performance.now();
-    if (!api.serve(req, res, next)) next();
+  };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    begin(req, res);
+    next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
   // A restore carries a droplet's whole state: more than any API body. Only an admin may
@@ -582,7 +585,32 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   app.use(() => {
     throw new NotFound('no such route');
   });
-  app.use(errorMiddleware(logger));
+  const onError = errorMiddleware(logger);
+  app.use(onError);
+
+  // A GET of a static API route (/state, /health, most reads) is answered without Express's
+  // dispatch: app.handle builds a final handler per request and the router walks its layers
+  // to the route, which for these requests always ends at the same handler. The request gets
+  // what Express gives it before a route (prototypes, references, baseUrl, originalUrl), the
+  // same first step (begin), the route's handler, and on failure the same error middleware.
+  // Anything else (and everything while the router is traced) goes through Express.
+  type Handle = (this: Express, req: Request, res: Response, callback?: NextFunction) => void;
+  const dispatch = app as unknown as { handle: Handle };
+  const expressHandle = dispatch.handle;
+  dispatch.handle = function handle(req, res, callback) {
+    const hit = callback === undefined ? api.directRoute(req) : undefined;
+    if (!hit) return expressHandle.call(this, req, res, callback);
+    if (app.enabled('x-powered-by')) res.setHeader('X-Powered-By', 'Express');
+    req.res = res;
+    res.req = req;
+    Object.setPrototypeOf(req, app.request);
+    Object.setPrototypeOf(res, app.response);
+    if (!res.locals) res.locals = Object.create(null);
+    req.baseUrl = '';
+    req.originalUrl ||= req.url;
+    begin(req, res);
+    api.serveDirect(hit, req, res, (err?: unknown) => onError(err ?? new NotFound('no such route'), req, res, noop));
+  };
 
   registry = opts.registry || undefined;
 
