@@ -1,3 +1,5 @@
+// First: dockerode's SSH transport and BuildKit session then load on first use (issue 16, idle RSS).
+import './docker-extras-on-first-use.js';
 import { configOrExit, environmentWithFile } from '@droplet-mesh/udc-kit';
 import { createMultiCloudDroplet } from './app.js';
 import { configSchema } from './config.js';
