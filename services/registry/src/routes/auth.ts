@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import jwt from 'jsonwebtoken';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from '../rate-limiter.js';
 import {
   dropletIdSchema,
   Forbidden,
