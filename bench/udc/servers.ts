@@ -1,12 +1,24 @@
 // Child process of bench/udc/run.ts: serves the three targets on 127.0.0.1 and prints one
 // JSON line with their URLs and a token. Runs until stdin closes or SIGTERM.
 import { writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { stopWhenParentLeaves } from '../support/server-child.js';
 import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
-import { baseConfigShape, createDroplet } from '@droplet-mesh/udc-kit';
-import { startNatsServer, startTestAuthority } from '@droplet-mesh/udc-kit/testing';
+
+// BENCH_UDC_KIT: another build of udc-kit (a directory with index.js and testing/index.js,
+// e.g. an earlier commit's), to compare with the current one in the same conditions.
+type Kit = typeof import('@droplet-mesh/udc-kit');
+type Testing = typeof import('@droplet-mesh/udc-kit/testing');
+const other = process.env.BENCH_UDC_KIT;
+const kit: Kit = other ? await import(pathToFileURL(resolve(other, 'index.js')).href) : await import('@droplet-mesh/udc-kit');
+const testing: Testing = other
+  ? await import(pathToFileURL(resolve(other, 'testing/index.js')).href)
+  : await import('@droplet-mesh/udc-kit/testing');
+const { baseConfigShape, createDroplet } = kit;
+const { startNatsServer, startTestAuthority } = testing;
 
 const nats = await startNatsServer();
 const authority = await startTestAuthority();

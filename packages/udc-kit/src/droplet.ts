@@ -609,7 +609,15 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     req.baseUrl = '';
     req.originalUrl ||= req.url;
     begin(req, res);
-    api.serveDirect(hit, req, res, (err?: unknown) => onError(err ?? new NotFound('no such route'), req, res, noop));
+    api.serveDirect(hit, req, res, (err?: unknown) => {
+      try {
+        onError(err ?? new NotFound('no such route'), req, res, noop);
+      } catch {
+        // Express's final handler would answer a failing error middleware: a bare 500.
+        if (res.headersSent) res.destroy();
+        else res.status(500).end();
+      }
+    });
   };
 
   registry = opts.registry || undefined;
