@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -161,4 +162,19 @@ export function parseSse(text: string): Array<{ event: string; data: Record<stri
       const event = /^event: (.+)$/m.exec(b)?.[1] ?? 'message';
       return { event, data: JSON.parse(/^data: (.+)$/m.exec(b)![1]) };
     });
+}
+
+/** One GET of `/` through nginx on `port` for `host`, on a fresh connection; never throws (status 0 and the error instead). */
+export function getViaNginx(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { Host: host }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += String(c)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
 }

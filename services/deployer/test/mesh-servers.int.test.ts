@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,7 @@ import { copyImages, namespacedEngineUnavailable, startNamespacedEngine, type Na
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
 import { createMeshCa, issueCertificate, issuedBy } from '../src/domain/mesh-ca.js';
-import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { cleanDocker, getViaNginx, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
 import { createProject, startTestDeployer } from './deployer-harness.js';
 
@@ -40,22 +39,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'deployer-ms-'));
 const post = (p: string, b: object, auth = writer) => request(droplet.app).post(p).set(auth).send(b);
 
 /** One GET through nginx for the domain (a fresh connection each time). */
-function viaProxy(): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => (body += String(c)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-      },
-    );
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+const viaProxy = () => getViaNginx(proxyHttpPort, domain);
 
 /** A namespaced engine whose server certificate the deployer's mesh CA issued for its address. */
 async function meshEngine(id: string, withAddress: boolean): Promise<NamespacedEngine> {

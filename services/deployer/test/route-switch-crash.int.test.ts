@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +12,7 @@ import {
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
-import { cleanDocker, masterKey, portRange, testImages, uniqueProject, type TestImages } from './helpers.js';
+import { cleanDocker, getViaNginx, masterKey, portRange, testImages, uniqueProject, type TestImages } from './helpers.js';
 import { startProxyManager, waitHealthy, type Proc } from './process-helpers.js';
 import { createProject } from './deployer-harness.js';
 
@@ -41,22 +40,7 @@ let env: Record<string, string>;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-rs-'));
 
 /** One GET through nginx for `host`, on a fresh connection. */
-function viaProxy(host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: host }, agent: false, timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => (body += String(c)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-      },
-    );
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+const viaProxy = (host: string) => getViaNginx(proxyHttpPort, host);
 
 function startDeployer(extra: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [FIXTURE], {

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import {
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
-import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { cleanDocker, getViaNginx, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
 import { createProject, startTestDeployer } from './deployer-harness.js';
 
@@ -47,22 +46,7 @@ function recordingRegistry(token: () => string): RegistryLink {
   };
 }
 
-function viaNginx(): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => (body += String(c)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-      },
-    );
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+const viaNginx = () => getViaNginx(proxyHttpPort, domain);
 
 const api = () => ({
   get: (p: string) => request(droplet.app).get(p).set(auth),

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { freePort, startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
-import { HTTPD, buildWebImage, cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
+import { HTTPD, buildWebImage, cleanDocker, getViaNginx, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
 import { createProject, startTestDeployer } from './deployer-harness.js';
 
@@ -22,22 +21,7 @@ let auth: Record<string, string>;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-zd-'));
 
 /** One GET through nginx for the domain (a fresh connection each time). */
-function get(host = domain): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: host }, agent: false, timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => (body += String(c)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-      },
-    );
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+const get = (host = domain) => getViaNginx(proxyHttpPort, host);
 
 /** Steady load while `during` runs: `workers` concurrent request loops. */
 async function underLoad(during: () => Promise<void>, workers = 4) {
