@@ -12,9 +12,20 @@ const src = (path: string) => new URL(`../src/${path}`, import.meta.url).href;
 
 /** Runs `body` (an ES module, top-level await allowed) in a new node with tsx; returns what it printed last, as JSON. */
 async function inFreshNode(body: string): Promise<Record<string, unknown>> {
+  // CommonJS modules are in require.cache; ES modules are noted by a load hook, in a file
+  // written before each module is handed over (so the list is complete when read).
   const script = `
-    import { createRequire } from 'node:module';
-    const loaded = (pkg) => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/' + pkg + '/'));
+    import { createRequire, register } from 'node:module';
+    import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+    import { tmpdir } from 'node:os';
+    import { join } from 'node:path';
+    const esmList = join(mkdtempSync(join(tmpdir(), 'esm-')), 'loaded');
+    appendFileSync(esmList, '');
+    register('data:text/javascript,' + encodeURIComponent(
+      'import { appendFileSync } from "node:fs";' +
+      'export async function load(url, context, next) { appendFileSync(' + JSON.stringify(esmList) + ', url + String.fromCharCode(10)); return next(url, context); }'));
+    const loaded = (pkg) => [...Object.keys(createRequire(import.meta.url).cache), ...readFileSync(esmList, 'utf8').split(String.fromCharCode(10))]
+      .some((k) => k.includes('/node_modules/' + pkg + '/'));
     ${body}`;
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: PACKAGE_DIR,
@@ -29,6 +40,14 @@ describe('modules loaded on first use', () => {
     const imports = [...readFileSync(new URL('../src/main.ts', import.meta.url), 'utf8').matchAll(/^import .*$/gm)].map((m) => m[0]);
     expect(imports[0]).toBe("import './docker-extras-on-first-use.js';");
   });
+
+  it('tar and busboy: not loaded with the droplet, only by a build or an upload', async () => {
+    const out = await inFreshNode(`
+      await import(${JSON.stringify(src('app.ts'))}); // everything the droplet loads at start
+      console.log(JSON.stringify({ tar: loaded('tar'), busboy: loaded('busboy') }));
+    `);
+    expect(out).toEqual({ tar: false, busboy: false });
+  }, 90_000);
 
   it("dockerode's SSH transport (ssh2) and BuildKit session (gRPC, protobufjs) load on first use, and work", async () => {
     const out = await inFreshNode(`

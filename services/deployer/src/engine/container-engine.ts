@@ -1,5 +1,4 @@
 import type Docker from 'dockerode';
-import * as tar from 'tar';
 import { MANAGED_LABEL } from '../domain/naming.js';
 import { confinement, ensureMeshNetwork } from '@droplet-mesh/container-policy';
 import type { RegistryAuth } from '../registry/mesh-registry.js';
@@ -161,7 +160,9 @@ export class DockerEngine implements ContainerEngine {
     onLog: LogFn,
     signal?: AbortSignal,
   ): Promise<void> {
-    const context = tar.c({ cwd: contextDir, portable: true, filter: (p) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
+    // tar is loaded by the first build, not at start (issue 16, idle RSS).
+    const { c: createTar } = await import('tar');
+    const context = createTar({ cwd: contextDir, portable: true, filter: (p) => !/^(\.\/)?\.git(\/|$)/.test(p) }, ['.']);
     const stream = await this.docker.buildImage(
       context as unknown as NodeJS.ReadableStream,
       {

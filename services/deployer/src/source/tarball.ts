@@ -1,5 +1,5 @@
 import { lstatSync } from 'node:fs';
-import * as tar from 'tar';
+import type { ReadEntry } from 'tar';
 
 export class UnsafeArchive extends Error {}
 
@@ -11,6 +11,8 @@ export async function extractTarball(file: string, dir: string, limits: { maxByt
   let bytes = 0;
   let entries = 0;
   let problem: string | undefined;
+  // tar is loaded by the first upload deploy, not at start (issue 16, idle RSS).
+  const tar = await import('tar');
   await tar.x({
     file,
     cwd: dir,
@@ -19,7 +21,7 @@ export async function extractTarball(file: string, dir: string, limits: { maxByt
     preservePaths: false,
     preserveOwner: false,
     filter: (path, entry) => {
-      const type = (entry as tar.ReadEntry).type;
+      const type = (entry as ReadEntry).type;
       if (type !== 'File' && type !== 'Directory' && type !== 'OldFile' && type !== 'ContiguousFile') {
         problem ??= `${path}: ${type} entries are not allowed`;
         return false;
@@ -29,7 +31,7 @@ export async function extractTarball(file: string, dir: string, limits: { maxByt
         return false;
       }
       entries += 1;
-      bytes += (entry as tar.ReadEntry).size ?? 0;
+      bytes += (entry as ReadEntry).size ?? 0;
       if (entries > limits.maxEntries) problem ??= `more than ${limits.maxEntries} entries`;
       if (bytes > limits.maxBytes) problem ??= `more than ${limits.maxBytes} bytes unpacked`;
       return !problem;

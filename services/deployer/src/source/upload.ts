@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Request } from 'express';
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import { InvalidRequest, PayloadTooLarge } from '@droplet-mesh/udc-kit';
 
 export interface UploadedArchive {
@@ -21,12 +21,14 @@ export interface MultipartDeploy {
  * Read a `multipart/form-data` deploy: text fields plus one `.tar.gz` file (field
  * `source`), streamed to `dir` with a size limit (413 beyond it).
  */
-export function readMultipartDeploy(req: Request, dir: string, maxBytes: number): Promise<MultipartDeploy> {
+export async function readMultipartDeploy(req: Request, dir: string, maxBytes: number): Promise<MultipartDeploy> {
   mkdirSync(dir, { recursive: true });
+  // busboy is loaded by the first upload deploy, not at start (issue 16, idle RSS).
+  const { default: openBusboy } = await import('busboy');
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024 } });
+      bb = openBusboy({ headers: req.headers, limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024 } });
     } catch {
       reject(new InvalidRequest('multipart body has no boundary'));
       return;
