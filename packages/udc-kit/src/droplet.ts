@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Subscription } from '@nats-io/transport-node';
 import { RegistryClient, type DropletRecord, type RecordInput } from '@droplet-mesh/registry-client';
 import { Api } from './api.js';
-import { assertScope, bearerToken, createTokenVerifier, type KeyResolver, type TokenVerifier } from './auth.js';
+import { assertScope, bearerToken, createTokenVerifier, type KeyResolver, type Principal, type TokenVerifier } from './auth.js';
 import { RevocationWatcher } from './revocation.js';
 import { Bus } from './bus.js';
 import { parseConfig, type BaseConfig, type Env, ConfigError } from './config.js';
@@ -329,27 +329,12 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     restoreBody(req, res, next);
   });
 
-  // A token verified before is answered from the cache without a promise (most requests).
-  const authenticate = (req: Request, _res: Response, next: NextFunction): Promise<void> | undefined => {
-    const token = bearerToken(req.headers.authorization);
-    if (!token) throw new Unauthorized('missing bearer token');
-    const known = verifier.verifyCached?.(token);
-    if (known) {
-      req.principal = known;
-      next();
-      return undefined;
-    }
-    return verifier.verify(token).then((principal) => {
-      req.principal = principal;
-      next();
-    });
-  };
-
-  // The same check for a route's one handler: the principal at once for a known token, else its promise.
-  const principalOf = (req: Request) => {
+  // The caller's principal for a protected route: at once for a token verified before (most
+  // requests), else the promise of its verification.
+  const principalOf = (req: Request): Principal | Promise<Principal> => {
     const header = req.headers.authorization;
-    // "Bearer " and a token verified before (most requests): the cache compares the token
-    // whole, and a verified token has no whitespace, so its form needs no check first.
+    // "Bearer " and a token verified before: the cache compares the token whole, and a
+    // verified token has no whitespace, so its form needs no check first.
     if (header?.startsWith('Bearer ')) {
       const known = verifier.verifyCached?.(header.slice(7));
       if (known) return known;
@@ -357,6 +342,18 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     const token = bearerToken(header);
     if (!token) throw new Unauthorized('missing bearer token');
     return verifier.verifyCached?.(token) ?? verifier.verify(token);
+  };
+  // The same as a middleware (the Api uses principalOf itself: one handler per route).
+  const authenticate = (req: Request, _res: Response, next: NextFunction): Promise<void> | undefined => {
+    const p = principalOf(req);
+    if (p instanceof Promise)
+      return p.then((principal) => {
+        req.principal = principal;
+        next();
+      });
+    req.principal = p;
+    next();
+    return undefined;
   };
 
   const router = express.Router();
