@@ -1,4 +1,4 @@
-// `npm test`: install the world, check formatting and lint, then run every package's tests
+// `npm test`: install the world, check formatting, lint and types, then run every package's tests
 // and print one closing line counting every test. Package suites run two at a time: they
 // mostly wait on real nginx, NATS and Docker, so on 2 cores two overlap well (each suite
 // runs its files one at a time). The e2e suite starts whole meshes and runs alone, last.
@@ -14,6 +14,11 @@ await runScript(async () => {
   log('checking format and lint (biome)');
   if (spawnSync('pnpm', ['exec', 'biome', 'ci', '.'], { cwd: ROOT, stdio: 'inherit' }).status !== 0)
     throw new SetupError('format or lint check failed (above); `npm run format` fixes formatting');
+
+  // jest strips types without checking them: every package's sources and tests are checked here.
+  log('type-checking every package, tests included (tsc)');
+  const typecheck = ['--recursive', '--workspace-concurrency=2', '--reporter=append-only', 'run', 'typecheck'];
+  if (spawnSync('pnpm', typecheck, { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new SetupError('type errors (above)');
 
   const resultsDir = join(ROOT, '.test-results');
   rmSync(resultsDir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { waitFor } from '@droplet-mesh/udc-kit/testing';
 import { startDigitalOceanEmulator, type EmulatorHandle } from '../src/index.js';
-import { client } from './http.js';
+import { client, type Reply } from './http.js';
 
 const actionMs = 300;
 
@@ -33,8 +33,8 @@ describe('DigitalOcean emulator over HTTP', () => {
     let next: string | undefined = `${emu.url}/v2/droplets?per_page=20`;
     let pages = 0;
     while (next) {
-      const page = await call('GET', next);
-      for (const d of page.body.droplets as { id: number }[]) ids.add(d.id);
+      const page: Reply<{ droplets: { id: number }[]; links: { pages?: { next?: string } } }> = await call('GET', next);
+      for (const d of page.body.droplets) ids.add(d.id);
       next = page.body.links.pages?.next;
       pages++;
     }

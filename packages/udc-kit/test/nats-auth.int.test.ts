@@ -85,7 +85,7 @@ describe('NATS authorization', () => {
 
   it('lets a droplet heartbeat only as itself', async () => {
     const got: string[] = [];
-    const sub = bus('registry').nc.subscribe('registry.heartbeat.*', { callback: (_e, m) => got.push(m.subject) });
+    const sub = bus('registry').nc.subscribe('registry.heartbeat.*', { callback: (_e, m) => void got.push(m.subject) });
     await bus('registry').nc.flush();
     bus('deployer').publishJson('registry.heartbeat.proxy-manager', { status: 'active' });
     bus('deployer').publishJson('registry.heartbeat.deployer', { status: 'active' });
@@ -97,9 +97,9 @@ describe('NATS authorization', () => {
 
   it('keeps a droplet from serving (stealing) another droplet\u2019s messages or reading its replies', async () => {
     const stolen: string[] = [];
-    const thief = bus('deployer').nc.subscribe('udc.proxy-manager.message', { callback: (_e, m) => stolen.push(m.subject) });
-    const snoop = bus('deployer').nc.subscribe('_INBOX_health-monitor.>', { callback: (_e, m) => stolen.push(m.subject) });
-    const real = bus('proxy-manager').nc.subscribe('udc.proxy-manager.message', { callback: (_e, m) => m.respond('ok') });
+    const thief = bus('deployer').nc.subscribe('udc.proxy-manager.message', { callback: (_e, m) => void stolen.push(m.subject) });
+    const snoop = bus('deployer').nc.subscribe('_INBOX_health-monitor.>', { callback: (_e, m) => void stolen.push(m.subject) });
+    const real = bus('proxy-manager').nc.subscribe('udc.proxy-manager.message', { callback: (_e, m) => void m.respond('ok') });
     await bus('proxy-manager').nc.flush();
     const reply = await bus('health-monitor').nc.request('udc.proxy-manager.message', '{}', { timeout: 2000 });
     expect(reply.string()).toBe('ok');

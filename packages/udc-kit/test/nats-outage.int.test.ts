@@ -52,7 +52,11 @@ const auth = () => ({ Authorization: `Bearer ${authority.mint({ scopes: ['read']
 it('answers 503 DEPENDENCY_UNAVAILABLE while NATS is down, then serves again once it is back', async () => {
   expect(await (await fetch(`${url}/value`, { headers: auth() })).json()).toEqual({ value: 'before' });
   await nats.stop();
-  await waitFor('/health to report NATS down', async () => (await (await fetch(`${url}/health`)).json()).status === 'error', 10_000);
+  await waitFor(
+    '/health to report NATS down',
+    async () => ((await (await fetch(`${url}/health`)).json()) as { status: string }).status === 'error',
+    10_000,
+  );
   const during = await fetch(`${url}/value`, { headers: auth() });
   expect(during.status).toBe(503);
   expect(((await during.json()) as { error: { code: string } }).error.code).toBe('DEPENDENCY_UNAVAILABLE');

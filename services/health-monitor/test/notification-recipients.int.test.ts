@@ -87,7 +87,7 @@ afterAll(async () => {
 
 describe('notification recipients over the API', () => {
   it('refuses unknown keys, metadata addresses, emails without SMTP, and writers without the write scope', async () => {
-    const put = (body: unknown, headers = write) => request(app()).put('/notifications/recipients/stack-shop').set(headers).send(body);
+    const put = (body: object, headers = write) => request(app()).put('/notifications/recipients/stack-shop').set(headers).send(body);
     const unknown = await put({ webhooks: [hookUrl], pager: 'x' });
     expect(unknown.status).toBe(400);
     const metadata = await put({ webhooks: [hookUrl, 'http://169.254.169.254/latest/meta-data'] });

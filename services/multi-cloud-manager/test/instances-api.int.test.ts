@@ -12,7 +12,7 @@ const published: Array<{ subject: string; data: any }> = [];
 beforeAll(async () => {
   h = await startHarness({ docker: true, env: { LOCAL_CATALOG_IMAGES: 'mesh-test/busybox:latest' } });
   bus = await Bus.connect({ url: h.nats.url, name: 'mcm-test-listener' });
-  bus.nc.subscribe('multi-cloud-manager.instance.>', { callback: (_e, m) => published.push({ subject: m.subject, data: m.json() }) });
+  bus.nc.subscribe('multi-cloud-manager.instance.>', { callback: (_e, m) => void published.push({ subject: m.subject, data: m.json() }) });
 }, 120_000);
 
 afterAll(async () => {

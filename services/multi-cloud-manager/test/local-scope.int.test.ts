@@ -240,7 +240,7 @@ describe('local provider: create from the catalog', () => {
     // Both answer on the host itself; from the instance, neither at loopback nor at the host's bridge address.
     expect(await hostProbe(natsPort)).toContain('INFO');
     expect(await hostProbe(h.port)).toContain('HTTP/1.1');
-    const gateway = net.IPAM.Config?.[0]?.Gateway;
+    const gateway = net.IPAM?.Config?.[0]?.Gateway;
     for (const port of [natsPort, h.port]) {
       for (const host of ['127.0.0.1', gateway].filter(Boolean) as string[]) expect(await probeFrom(docker, id, host, port)).toBe('');
     }

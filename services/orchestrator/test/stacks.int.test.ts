@@ -706,7 +706,8 @@ projects:
         expect(server).toMatchObject({ id: serverId, tls: true });
         expect(server.docker_host).toMatch(/^tcp:\/\/10\.231\.\d+\.\d+:2376$/);
         // The machine multi-cloud-manager made (a real engine in its own network namespace).
-        const netns = String((await (await droplet('deployer', `/servers/provision/${serverId}`)).json()).instance_id);
+        const provision = (await (await droplet('deployer', `/servers/provision/${serverId}`)).json()) as { instance_id: string };
+        const netns = String(provision.instance_id);
         expect(netnsList()).toContain(netns);
         const rel = (await (await droplet('deployer', `/services/app-${proj}-api-prod-prod`)).json()) as {
           containers: Array<{ server_id: string }>;

@@ -56,7 +56,7 @@ describe('upstream members snapshot', () => {
     const expected = new Map([...all].map(([n, s]) => [n, `${s[0].address}|${s[0].port}|1`]));
     let changes = 0;
     for (let i = 0; i < 3000; i++) {
-      const name = `up_${(i * 7) % routes}`;
+      const name = `up_${(i * 7) % routes}` as const;
       if (i % 10 === 9) {
         await dyn.apply(new Map([[name, null]]));
         if (expected.delete(name)) changes++; // removing an absent upstream changes nothing

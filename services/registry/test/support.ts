@@ -22,7 +22,7 @@ export async function startRegistry(natsUrl: string, extraEnv: Record<string, st
 export async function subscribeEvents(natsUrl: string, subject: string) {
   const bus = await Bus.connect({ url: natsUrl, name: 'event-listener' });
   const seen: Array<{ subject: string; data: any; at: number }> = [];
-  const sub = bus.nc.subscribe(subject, { callback: (_e, m) => seen.push({ subject: m.subject, data: m.json(), at: Date.now() }) });
+  const sub = bus.nc.subscribe(subject, { callback: (_e, m) => void seen.push({ subject: m.subject, data: m.json(), at: Date.now() }) });
   await bus.nc.flush();
   return {
     seen,

@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import type Docker from 'dockerode';
 import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
 import { createDeployerDroplet } from '@droplet-mesh/deployer/dist/app.js';
 import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
 import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
+
+/** dockerode's client, as docker-testing hands it out (this package does not depend on dockerode itself). */
+type Docker = Awaited<ReturnType<typeof ensureDockerEngine>>;
 import { createMultiCloudDroplet } from '@droplet-mesh/multi-cloud-manager/dist/app.js';
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
 import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
