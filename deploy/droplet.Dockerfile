@@ -28,4 +28,4 @@ USER 1000:1000
 EXPOSE ${PORT}
 # node arguments: DROPLET_NODE_ARGS of scripts/droplet-node-args.mjs (the same list as `npm start`;
 # bench/footprint checks that this line agrees with it).
-CMD ["node", "--max-semi-space-size=1", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=2", "dist/main.js"]
