@@ -83,12 +83,6 @@ interface RouterLayer {
   match(path: string): unknown;
 }
 
-/** A GET route answered without the router (see Api.directRoute). */
-export interface DirectRoute {
-  readonly route: unknown;
-  readonly handler: RequestHandler;
-}
-
 /**
  * Declares routes once: validation, scope check and OpenAPI description come from the
  * same spec, and the route table lets the conformance suite find every protected route.
@@ -96,7 +90,7 @@ export interface DirectRoute {
 export class Api {
   readonly routes: RouteRecord[] = [];
   /** GET routes with a static path that no earlier layer of the router matches: what `serve` answers without the router. */
-  private readonly direct = new Map<string, DirectRoute>();
+  private readonly direct = new Map<string, { route: unknown; handler: RequestHandler }>();
   constructor(
     private router: Router,
     private authenticate: RequestHandler,
@@ -120,21 +114,17 @@ export class Api {
   }
 
   /**
-   * The route that answers this GET without the router: one with a static path (the path
-   * exactly, query aside) that no earlier layer of the router matches; undefined for any
-   * other request, and while the router's tracing channel has subscribers (the router then
-   * takes it). Only for a router that nothing but this Api adds to.
+   * Answers a GET for a route with a static path directly, as the router would (same route
+   * on `req.route`, same handler, errors to `next`), without walking the router's layers;
+   * false when the request is not one of those (the router then takes it). Only for a
+   * router that nothing but this Api adds to.
    */
-  directRoute(req: Request): DirectRoute | undefined {
-    if (req.method !== 'GET') return undefined;
+  serve(req: Request, res: Response, next: NextFunction): boolean {
+    if (req.method !== 'GET') return false;
     const url = req.url;
     const q = url.indexOf('?');
     const hit = this.direct.get(q === -1 ? url : url.slice(0, q));
-    return hit && !routerTraced() ? hit : undefined;
-  }
-
-  /** Runs a direct route as the router would: the same route on `req.route`, the same handler, its errors to `next`. */
-  serveDirect(hit: DirectRoute, req: Request, res: Response, next: NextFunction): void {
+    if (!hit || routerTraced()) return false;
     (req as { route: unknown }).route = hit.route;
     req.params = {};
     try {
@@ -143,6 +133,7 @@ export class Api {
     } catch (err) {
       next(err);
     }
+    return true;
   }
 
   private add(method: Method, path: string, spec: RouteSpec, h: Handler<any, any, any>): void {

@@ -136,7 +136,6 @@ export interface HealthReport {
 }
 
 const correlationPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const noop = () => undefined;
 const STARTED = Symbol('request started (performance.now)');
 
 export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Droplet<C> {
@@ -305,16 +304,14 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
     return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof emit;
 
-  // First: correlation id and the start time (for the log line and counters).
-  const begin = (req: Request, res: Response) => {
+  // First: correlation id, request log, counters; then a GET for a static API route is
+  // answered at once (the router would find the same route, after walking its layers).
+  app.use((req: Request, res: Response, next: NextFunction) => {
     const given = req.headers['x-correlation-id'];
     req.correlationId = typeof given === 'string' && correlationPattern.test(given) ? given : randomUUID();
     res.setHeader('X-Correlation-ID', req.correlationId);
     (req as Request & { [STARTED]: number })[STARTED] = performance.now();
-  };
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    begin(req, res);
-    next();
+    if (!api.serve(req, res, next)) next();
   });
   const jsonBody = express.json({ limit: config.BODY_LIMIT });
   // A restore carries a droplet's whole state: more than any API body. Only an admin may
@@ -582,40 +579,7 @@ export function createDroplet<C extends BaseConfig>(opts: DropletOptions<C>): Dr
   app.use(() => {
     throw new NotFound('no such route');
   });
-  const onError = errorMiddleware(logger);
-  app.use(onError);
-
-  // A GET of a static API route (/state, /health, most reads) is answered without Express's
-  // dispatch: app.handle builds a final handler per request and the router walks its layers
-  // to the route, which for these requests always ends at the same handler. The request gets
-  // what Express gives it before a route (prototypes, references, baseUrl, originalUrl), the
-  // same first step (begin), the route's handler, and on failure the same error middleware.
-  // Anything else (and everything while the router is traced) goes through Express.
-  type Handle = (this: Express, req: Request, res: Response, callback?: NextFunction) => void;
-  const dispatch = app as unknown as { handle: Handle };
-  const expressHandle = dispatch.handle;
-  dispatch.handle = function handle(req, res, callback) {
-    const hit = callback === undefined ? api.directRoute(req) : undefined;
-    if (!hit) return expressHandle.call(this, req, res, callback);
-    if (app.enabled('x-powered-by')) res.setHeader('X-Powered-By', 'Express');
-    req.res = res;
-    res.req = req;
-    Object.setPrototypeOf(req, app.request);
-    Object.setPrototypeOf(res, app.response);
-    if (!res.locals) res.locals = Object.create(null);
-    req.baseUrl = '';
-    req.originalUrl ||= req.url;
-    begin(req, res);
-    api.serveDirect(hit, req, res, (err?: unknown) => {
-      try {
-        onError(err ?? new NotFound('no such route'), req, res, noop);
-      } catch {
-        // Express's final handler would answer a failing error middleware: a bare 500.
-        if (res.headersSent) res.destroy();
-        else res.status(500).end();
-      }
-    });
-  };
+  app.use(errorMiddleware(logger));
 
   registry = opts.registry || undefined;
 
