@@ -1,5 +1,5 @@
 export { ensureDockerEngine } from './docker-engine.js';
-export { buildImageFromDir, ensureBusyboxImage, ensureNodeBaseImage } from './local-images.js';
+export { buildImageFromDir, buildWebImage, ensureBusyboxImage, ensureNodeBaseImage, HTTPD } from './local-images.js';
 export {
   copyImages,
   type EngineTls,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +112,51 @@ export async function ensureNodeBaseImage(docker: Docker, tag = 'mesh-local/node
       `FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nWORKDIR /app\nCMD ["node"]\n`,
     );
     return await buildImageFromDir(docker, dir, tag, {}, { 'mesh.node-version': process.version });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * How a test app serves: busybox httpd on $PORT on every interface of its container (apps run
+ * on the mesh's bridge network, reached through their published port, not on the host's loopback).
+ */
+export const HTTPD = 'exec httpd -f -p 0.0.0.0:$PORT -h /www';
+
+/**
+ * A small web app image FROM the local busybox: httpd on $PORT serving `files` from /www
+ * (files under cgi-bin/ are executable and answer as CGI scripts), with a writable /tmp as
+ * real base images have (apps run as a non-root user). Built once per tag and content.
+ */
+export async function buildWebImage(
+  docker: Docker,
+  busybox: string,
+  tag: string,
+  files: Record<string, string>,
+  cmd?: string,
+): Promise<string> {
+  const dockerfile = `FROM ${busybox}\nCOPY www /www\nRUN ["/bin/busybox", "chmod", "1777", "/tmp"]\nCMD ${cmd ?? JSON.stringify(['/bin/sh', '-c', HTTPD])}\n`;
+  const busyboxId = (await docker.getImage(busybox).inspect()).Id;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([busyboxId, dockerfile, files]))
+    .digest('hex')
+    .slice(0, 16);
+  const built = await docker
+    .getImage(tag)
+    .inspect()
+    .then(
+      (i) => i.Config?.Labels?.['mesh.test-build'],
+      () => undefined,
+    );
+  if (built === digest) return tag;
+  const dir = mkdtempSync(join(tmpdir(), 'web-img-'));
+  try {
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, 'www', path)), { recursive: true });
+      writeFileSync(join(dir, 'www', path), text, { mode: path.startsWith('cgi-bin/') ? 0o755 : 0o644 });
+    }
+    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+    return await buildImageFromDir(docker, dir, tag, {}, { 'mesh.test-build': digest });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

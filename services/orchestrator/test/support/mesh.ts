@@ -1,18 +1,18 @@
 // The real mesh in this process: nats-server, the registry, proxy-manager (its own nginx),
 // the deployer (the real Docker Engine), multi-cloud-manager over the cloud emulators, and
 // the orchestrator, every droplet registered with the registry and trusting its tokens.
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { startAllEmulators, type AllEmulators } from '@droplet-mesh/cloud-emulators';
 import { createDeployerDroplet } from '@droplet-mesh/deployer/dist/app.js';
 import { createHealthMonitor } from '@droplet-mesh/health-monitor/dist/health-monitor.js';
-import { buildImageFromDir, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
+import { buildWebImage, ensureBusyboxImage, ensureDockerEngine } from '@droplet-mesh/docker-testing';
 
 /** dockerode's client, as docker-testing hands it out (this package does not depend on dockerode itself). */
 type Docker = Awaited<ReturnType<typeof ensureDockerEngine>>;
@@ -57,34 +57,8 @@ export async function waitRegistered(registryUrl: string, id: string): Promise<v
 }
 
 /** A web app image FROM the host's busybox: httpd on $PORT serving index.html (its version) and /health. */
-export async function buildWebImage(docker: Docker, busybox: string, tag: string, index: string, cmd?: string): Promise<string> {
-  const httpd = 'exec httpd -f -p 0.0.0.0:$PORT -h /www';
-  const dockerfile = `FROM ${busybox}\nCOPY www /www\nRUN ["/bin/busybox", "chmod", "1777", "/tmp"]\nCMD ${cmd ?? JSON.stringify(['/bin/sh', '-c', httpd])}\n`;
-  const busyboxId = (await docker.getImage(busybox).inspect()).Id;
-  const digest = createHash('sha256')
-    .update(JSON.stringify([busyboxId, dockerfile, index]))
-    .digest('hex')
-    .slice(0, 16);
-  const built = await docker
-    .getImage(tag)
-    .inspect()
-    .then(
-      (i) => i.Config?.Labels?.['mesh.test-build'],
-      () => undefined,
-    );
-  if (built === digest) return tag;
-  const dir = mkdtempSync(join(tmpdir(), 'orch-img-'));
-  try {
-    for (const [path, text] of Object.entries({ 'index.html': index, health: 'ok' })) {
-      mkdirSync(dirname(join(dir, 'www', path)), { recursive: true });
-      writeFileSync(join(dir, 'www', path), text);
-    }
-    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-    return await buildImageFromDir(docker, dir, tag, {}, { 'mesh.test-build': digest });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const webImage = (docker: Docker, busybox: string, tag: string, index: string, cmd?: string) =>
+  buildWebImage(docker, busybox, tag, { 'index.html': index, health: 'ok' }, cmd);
 
 export interface Images {
   docker: Docker;
@@ -102,16 +76,10 @@ export async function testImages(): Promise<Images> {
   return {
     docker,
     busybox,
-    v1: await buildWebImage(docker, busybox, 'mesh-test/orch-app:v1', 'version-1'),
-    v2: await buildWebImage(docker, busybox, 'mesh-test/orch-app:v2', 'version-2'),
-    broken: await buildWebImage(
-      docker,
-      busybox,
-      'mesh-test/orch-app:broken',
-      'never',
-      '["/bin/sh", "-c", "echo failing for good; sleep 3600"]',
-    ),
-    slow: await buildWebImage(
+    v1: await webImage(docker, busybox, 'mesh-test/orch-app:v1', 'version-1'),
+    v2: await webImage(docker, busybox, 'mesh-test/orch-app:v2', 'version-2'),
+    broken: await webImage(docker, busybox, 'mesh-test/orch-app:broken', 'never', '["/bin/sh", "-c", "echo failing for good; sleep 3600"]'),
+    slow: await webImage(
       docker,
       busybox,
       'mesh-test/orch-app:slow',
