@@ -109,3 +109,5 @@ export function confinement(network: string, image: Docker.ImageInspectInfo) {
     },
   };
 }
+
+export { loadDockerExtrasOnFirstUse } from './docker-extras.js';

@@ -1,39 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { inFreshNode } from '@droplet-mesh/udc-kit/testing';
 
 // Issue 16 (idle RSS): what dockerode loads that the deployer uses only when asked for it is
 // loaded on first use. Checked in a fresh node process, as the droplet starts: jest's module
 // registry is not node's.
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const src = (path: string) => new URL(`../src/${path}`, import.meta.url).href;
-
-/** Runs `body` (an ES module, top-level await allowed) in a new node with tsx; returns what it printed last, as JSON. */
-async function inFreshNode(body: string): Promise<Record<string, unknown>> {
-  // CommonJS modules are in require.cache; ES modules are noted by a load hook, in a file
-  // written before each module is handed over (so the list is complete when read).
-  const script = `
-    import { createRequire, register } from 'node:module';
-    import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
-    import { tmpdir } from 'node:os';
-    import { join } from 'node:path';
-    const esmList = join(mkdtempSync(join(tmpdir(), 'esm-')), 'loaded');
-    appendFileSync(esmList, '');
-    register('data:text/javascript,' + encodeURIComponent(
-      'import { appendFileSync } from "node:fs";' +
-      'export async function load(url, context, next) { appendFileSync(' + JSON.stringify(esmList) + ', url + String.fromCharCode(10)); return next(url, context); }'));
-    const loaded = (pkg) => [...Object.keys(createRequire(import.meta.url).cache), ...readFileSync(esmList, 'utf8').split(String.fromCharCode(10))]
-      .some((k) => k.includes('/node_modules/' + pkg + '/'));
-    ${body}`;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: PACKAGE_DIR,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    timeout: 60_000,
-  });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
-}
 
 describe('modules loaded on first use', () => {
   it('main.ts imports docker-extras-on-first-use before anything that can load dockerode', () => {
@@ -42,15 +16,20 @@ describe('modules loaded on first use', () => {
   });
 
   it('tar and busboy: not loaded with the droplet, only by a build or an upload', async () => {
-    const out = await inFreshNode(`
+    const out = await inFreshNode(
+      PACKAGE_DIR,
+      `
       await import(${JSON.stringify(src('app.ts'))}); // everything the droplet loads at start
       console.log(JSON.stringify({ tar: loaded('tar'), busboy: loaded('busboy') }));
-    `);
+    `,
+    );
     expect(out).toEqual({ tar: false, busboy: false });
   }, 90_000);
 
   it("dockerode's SSH transport (ssh2) and BuildKit session (gRPC, protobufjs) load on first use, and work", async () => {
-    const out = await inFreshNode(`
+    const out = await inFreshNode(
+      PACKAGE_DIR,
+      `
       import { Readable } from 'node:stream';
       import net from 'node:net';
       await import(${JSON.stringify(src('docker-extras-on-first-use.ts'))});
@@ -68,7 +47,8 @@ describe('modules loaded on first use', () => {
         .buildImage(Readable.from([Buffer.alloc(1024)]), { version: '2' })
         .then(() => 'built', (e) => e.code);
       console.log(JSON.stringify({ atStart, ssh, afterSsh, build, afterBuild: loaded('@grpc/grpc-js') && loaded('protobufjs') }));
-    `);
+    `,
+    );
     expect(out).toEqual({
       atStart: { ssh2: false, grpc: false, protobufjs: false },
       ssh: 'ECONNREFUSED',

@@ -1,28 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { inFreshNode } from '@droplet-mesh/udc-kit/testing';
 
 // Issue 16 (idle RSS): modules only some configurations use are loaded when first used, not at
 // start. Checked in a fresh node process, as a droplet starts: jest's module registry is not
 // node's, so what jest loaded says nothing about what the droplet loads.
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const src = (path: string) => new URL(`../src/${path}`, import.meta.url).href;
-
-/** Runs `body` (an ES module, top-level await allowed) in a new node with tsx; returns what it printed as JSON. */
-async function inFreshNode(body: string): Promise<Record<string, unknown>> {
-  const script = `
-    import { createRequire } from 'node:module';
-    const loaded = (pkg) => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/' + pkg + '/'));
-    ${body}`;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: PACKAGE_DIR,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    timeout: 60_000,
-  });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
-}
 
 describe('modules loaded on first use', () => {
   it('main.ts imports docker-extras-on-first-use before anything that can load dockerode', () => {
@@ -31,7 +16,9 @@ describe('modules loaded on first use', () => {
   });
 
   it("dockerode's SSH transport (ssh2) and BuildKit session (gRPC, protobufjs) load on first use, and work", async () => {
-    const out = await inFreshNode(`
+    const out = await inFreshNode(
+      PACKAGE_DIR,
+      `
       import { Readable } from 'node:stream';
       import net from 'node:net';
       await import(${JSON.stringify(src('docker-extras-on-first-use.ts'))});
@@ -49,7 +36,8 @@ describe('modules loaded on first use', () => {
         .buildImage(Readable.from([Buffer.alloc(1024)]), { version: '2' })
         .then(() => 'built', (e) => e.code);
       console.log(JSON.stringify({ atStart, ssh, afterSsh, build, afterBuild: loaded('@grpc/grpc-js') && loaded('protobufjs') }));
-    `);
+    `,
+    );
     expect(out).toEqual({
       atStart: { ssh2: false, grpc: false, protobufjs: false },
       ssh: 'ECONNREFUSED',
@@ -60,7 +48,9 @@ describe('modules loaded on first use', () => {
   }, 90_000);
 
   it('undici: not by a provider HTTP client until its first call, which then works', async () => {
-    const out = await inFreshNode(`
+    const out = await inFreshNode(
+      PACKAGE_DIR,
+      `
       import { createServer } from 'node:http';
       const { ProviderHttpClient } = await import(${JSON.stringify(src('providers/http/provider-http-client.ts'))});
       const { doErrorBody } = await import(${JSON.stringify(src('providers/digitalocean/digitalocean-mapping.ts'))});
@@ -80,7 +70,8 @@ describe('modules loaded on first use', () => {
       const closedErr = await closedFirst.get('/v2/account').then(() => null, (e) => ({ code: e.code, status: e.httpStatus }));
       server.close();
       console.log(JSON.stringify({ atConstruction, afterCall, body, closedErr }));
-    `);
+    `,
+    );
     expect(out).toEqual({
       atConstruction: false,
       afterCall: true,

@@ -4,3 +4,4 @@ export { startTestAuthority, type TestAuthority } from './authority.js';
 export { udcConformanceSuite, conformanceTargetFromUrl, expectEnvelope, UDC_ENDPOINTS, type ConformanceTarget } from './conformance.js';
 export { startPebble, type Pebble } from './pebble.js';
 export { natsAuthHeaders, tokenOnlyRegistry } from './token-registry.js';
+export { inFreshNode } from './fresh-node.js';
