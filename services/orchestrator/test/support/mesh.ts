@@ -2,7 +2,7 @@
 // the deployer (the real Docker Engine), multi-cloud-manager over the cloud emulators, and
 // the orchestrator, every droplet registered with the registry and trusting its tokens.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
