@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import request from 'supertest';
@@ -119,17 +118,5 @@ export function parseSse(text: string): Array<{ event: string; data: Record<stri
     });
 }
 
-/** One GET of `/` through nginx on `port` for `host`, on a fresh connection; never throws (status 0 and the error instead). */
-export function getViaNginx(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { Host: host }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += String(c)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    });
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+// One GET of `/` through nginx for a domain (udc-kit/testing: the orchestrator's tests use it too).
+export { getViaNginx } from '@droplet-mesh/udc-kit/testing';

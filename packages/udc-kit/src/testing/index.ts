@@ -5,3 +5,4 @@ export { udcConformanceSuite, conformanceTargetFromUrl, expectEnvelope, UDC_ENDP
 export { startPebble, type Pebble } from './pebble.js';
 export { natsAuthHeaders, tokenOnlyRegistry } from './token-registry.js';
 export { inFreshNode } from './fresh-node.js';
+export { getViaNginx } from './http-get.js';

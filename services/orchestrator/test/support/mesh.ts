@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,15 @@ import { createMultiCloudDroplet } from '@droplet-mesh/multi-cloud-manager/dist/
 import { createProxyManager } from '@droplet-mesh/proxy-manager';
 import { createRegistryDroplet } from '@droplet-mesh/registry/dist/app.js';
 import { Bus } from '@droplet-mesh/udc-kit';
-import { freePort, startNatsServer, startPebble, waitFor, type NatsServerHandle, type Pebble } from '@droplet-mesh/udc-kit/testing';
+import {
+  freePort,
+  getViaNginx,
+  startNatsServer,
+  startPebble,
+  waitFor,
+  type NatsServerHandle,
+  type Pebble,
+} from '@droplet-mesh/udc-kit/testing';
 import { createOrchestratorDroplet, type OrchestratorDroplet } from '../../src/app.js';
 
 export const ADMIN_KEY = 'orchestrator-test-admin-key-0123456789';
@@ -364,21 +372,7 @@ export async function startMesh(
         await stopOrchestrator();
         await startOrchestrator();
       },
-      viaProxy: (domain) =>
-        new Promise((resolve) => {
-          const req = httpRequest(
-            { host: '127.0.0.1', port: proxyHttpPort, path: '/', headers: { Host: domain }, agent: false, timeout: 5000 },
-            (res) => {
-              let body = '';
-              res.on('data', (c) => (body += String(c)));
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-              res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-            },
-          );
-          req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-          req.on('timeout', () => req.destroy(new Error('timeout')));
-          req.end();
-        }),
+      viaProxy: (domain) => getViaNginx(proxyHttpPort, domain),
       async close() {
         for (const c of [...closers].reverse()) await c.close().catch(() => undefined);
         await nats.stop({ removeStore: true }).catch(() => undefined);
