@@ -72,6 +72,16 @@ describe('UndiciProbe', () => {
     }
   });
 
+  it('fails a check of a URL it cannot request, without throwing', async () => {
+    const probe = new UndiciProbe();
+    try {
+      for (const url of ['not a url', 'ftp://127.0.0.1/x', 'http://'])
+        expect(await probe.get(url, 2000)).toMatchObject({ ok: false, error: 'INVALID_URL' });
+    } finally {
+      await probe.close();
+    }
+  });
+
   it('leaves no timer running after a check that finished', async () => {
     const probe = new UndiciProbe();
     try {

@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { Agent, buildConnector, request } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressPolicy, addressRefusedError, resolveAll, type AllowEntry, type ResolveAll } from '@droplet-mesh/udc-kit';
+import { type Deadline, DeadlineQueue } from './deadline-queue.js';
 
 export interface CheckOutcome {
   ok: boolean;
@@ -74,9 +74,17 @@ function guardedConnector(policy: AddressPolicy, resolve: ResolveAll): buildConn
  * HTTP GET with a hard timeout over a keep-alive pool. A 2xx or 3xx is healthy; any
  * other status, a refused connection or a timeout is a failed check. A guarded check to
  * an address its policy refuses fails with `ADDRESS_REFUSED`, without connecting.
+ *
+ * A check is one undici dispatch with its own small handler, not `request()`: a check
+ * wants only the status, and `request()` built a body stream, a promise chain and a handler
+ * object around each one (issue 16: a fifth of a busy monitor's CPU went to them). The
+ * hard deadline (queueing for a connection included) is one shared timer, see DeadlineQueue.
  */
 export class UndiciProbe implements HttpProbe {
   private agents: Record<CheckGuard | 'none', Agent>;
+  private deadlines = new DeadlineQueue();
+  /** Each URL parsed once: checks go to the same few thousand URLs again and again. */
+  private destinations = new Map<string, Destination>();
 
   constructor(opts: ProbeOptions = {}) {
     const pool = { keepAliveTimeout: 30_000, connections: 4, pipelining: 1 };
@@ -89,38 +97,44 @@ export class UndiciProbe implements HttpProbe {
     };
   }
 
-  async get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
+  get(url: string, timeoutMs: number, guard?: CheckGuard): Promise<CheckOutcome> {
     const started = performance.now();
-    // The hard deadline (queueing for a connection included) as a plain emitter and a timer
-    // cleared when the check ends. AbortSignal.timeout's timer cannot be cleared: every
-    // check used to fire it a timeout later anyway (a DOMException and an abort event each,
-    // ~8% of the monitor's CPU at 1,000 targets).
-    const deadline = new EventEmitter() as DeadlineSignal;
-    const timer = setTimeout(abortOnDeadline, timeoutMs, deadline);
+    const to = this.destinationOf(url);
+    if (!to) return Promise.resolve({ ok: false, latency_ms: 0, error: 'INVALID_URL' });
+    return new Promise((resolve) => {
+      const check = new HttpCheck(started, started + timeoutMs, this.deadlines, resolve);
+      this.deadlines.add(check);
+      this.agents[guard ?? 'none'].dispatch(
+        {
+          origin: to.origin,
+          path: to.path,
+          method: 'GET',
+          headers: CHECK_HEADERS,
+          // Only a backstop behind the deadline: at 1 s and more undici keeps these on its own
+          // shared coarse timer, under 1 s each would be one more native timer per check.
+          headersTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
+          bodyTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
+        },
+        check,
+      );
+    });
+  }
+
+  private destinationOf(url: string): Destination | undefined {
+    let to = this.destinations.get(url);
+    if (to) return to;
+    let u: URL;
     try {
-      const res = await request(url, {
-        method: 'GET',
-        dispatcher: this.agents[guard ?? 'none'],
-        // Only a backstop behind the deadline: at 1 s and more undici keeps these on its own
-        // shared coarse timer, under 1 s each would be one more native timer per check.
-        headersTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
-        bodyTimeout: timeoutMs + UNDICI_BACKSTOP_MS,
-        signal: deadline,
-        headers: CHECK_HEADERS,
-      });
-      await res.body.dump();
-      // dump() ends quietly when the deadline cuts a stalled body short: still a timeout.
-      if (deadline.aborted) throw deadline.reason;
-      const ok = res.statusCode >= 200 && res.statusCode < 400;
-      const latency_ms = Math.round((performance.now() - started) * 10) / 10;
-      return ok
-        ? { ok, latency_ms, status_code: res.statusCode }
-        : { ok, latency_ms, status_code: res.statusCode, error: `HTTP ${res.statusCode}` };
-    } catch (err) {
-      return { ok: false, latency_ms: Math.round((performance.now() - started) * 10) / 10, error: describeNetworkError(err) };
-    } finally {
-      clearTimeout(timer);
+      u = new URL(url);
+    } catch {
+      return undefined;
     }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    // Targets come and go; a bound keeps a long-lived monitor from remembering every URL it ever checked.
+    if (this.destinations.size >= MAX_REMEMBERED_URLS) this.destinations.clear();
+    to = { origin: u.origin, path: `${u.pathname}${u.search}` };
+    this.destinations.set(url, to);
+    return to;
   }
 
   async close(): Promise<void> {
@@ -128,16 +142,76 @@ export class UndiciProbe implements HttpProbe {
   }
 }
 
+interface Destination {
+  origin: string;
+  path: string;
+}
+
 const CHECK_HEADERS = { 'user-agent': 'droplet-mesh-health-monitor' };
 const UNDICI_BACKSTOP_MS = 1000;
+const MAX_REMEMBERED_URLS = 50_000;
 
-/** What undici takes as a signal besides an AbortSignal: an emitter with `aborted` and `reason`. */
-type DeadlineSignal = EventEmitter & { aborted?: boolean; reason?: unknown };
+/** One check in flight: undici's handler for its response, and an entry of the deadline queue. */
+class HttpCheck implements Dispatcher.DispatchHandler, Deadline {
+  prevDeadline?: Deadline;
+  nextDeadline?: Deadline;
+  queued?: boolean;
+  private controller?: Dispatcher.DispatchController;
+  private statusCode = 0;
+  private timedOut?: Error;
+  private settled = false;
 
-function abortOnDeadline(signal: DeadlineSignal): void {
-  signal.aborted = true;
-  signal.reason = Object.assign(new Error('check timed out'), { name: 'TimeoutError' });
-  signal.emit('abort');
+  constructor(
+    private readonly started: number,
+    readonly deadlineAt: number,
+    private readonly deadlines: DeadlineQueue,
+    private readonly resolve: (o: CheckOutcome) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Timed out while it waited for a connection: it is not sent.
+    if (this.timedOut) controller.abort(this.timedOut);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number): void {
+    this.statusCode = statusCode;
+  }
+
+  onResponseData(): void {
+    // The body is read to its end, so the connection stays reusable, and dropped.
+  }
+
+  onResponseEnd(): void {
+    const status = this.statusCode;
+    const ok = status >= 200 && status < 400;
+    this.settle(
+      ok
+        ? { ok, latency_ms: this.elapsed(), status_code: status }
+        : { ok, latency_ms: this.elapsed(), status_code: status, error: `HTTP ${status}` },
+    );
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.settle({ ok: false, latency_ms: this.elapsed(), error: describeNetworkError(err) });
+  }
+
+  expire(): void {
+    this.timedOut = Object.assign(new Error('check timed out'), { name: 'TimeoutError' });
+    this.settle({ ok: false, latency_ms: this.elapsed(), error: 'timeout' });
+    this.controller?.abort(this.timedOut);
+  }
+
+  private settle(outcome: CheckOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.deadlines.remove(this);
+    this.resolve(outcome);
+  }
+
+  private elapsed(): number {
+    return Math.round((performance.now() - this.started) * 10) / 10;
+  }
 }
 
 function describeNetworkError(err: unknown): string {
