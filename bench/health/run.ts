@@ -179,13 +179,15 @@ async function falseIncidents(): Promise<void> {
   const degradedFailing = new Set<string>();
   const suspectedByDegraded = new Set<string>();
   bus.nc.subscribe('health-monitor.incident.opened', { callback: () => incidents++ });
-  bus.nc.subscribe('health-monitor.observation', {
+  bus.nc.subscribe('health-monitor.observations', {
     callback: (_e: unknown, m: { json: <T>() => T }) => {
-      const o = m.json<{ monitor_id: string; target_id: string; ok: boolean; consecutive_failures: number; monitor_degraded: boolean }>();
-      if (o.monitor_id === 'f3' && !o.ok && o.consecutive_failures >= 2) {
-        suspectedByDegraded.add(o.target_id);
-        if (o.monitor_degraded) degradedFailing.add(o.target_id);
-      }
+      for (const o of m.json<
+        { monitor_id: string; target_id: string; ok: boolean; consecutive_failures: number; monitor_degraded: boolean }[]
+      >())
+        if (o.monitor_id === 'f3' && !o.ok && o.consecutive_failures >= 2) {
+          suspectedByDegraded.add(o.target_id);
+          if (o.monitor_degraded) degradedFailing.add(o.target_id);
+        }
     },
   });
   await sleep(FALSE_RUN_S * 1000);
@@ -228,13 +230,14 @@ async function throughput(): Promise<void> {
   let count = 0;
   let failedChecks = 0;
   const errors = new Map<string, number>();
-  bus.nc.subscribe('health-monitor.observation', {
+  bus.nc.subscribe('health-monitor.observations', {
     callback: (_err: unknown, msg: { json<T>(): T }) => {
-      count++;
-      const o = msg.json<{ ok: boolean; error?: string; latency_ms: number }>();
-      if (!o.ok) {
-        failedChecks++;
-        errors.set(o.error ?? '?', (errors.get(o.error ?? '?') ?? 0) + 1);
+      for (const o of msg.json<{ ok: boolean; error?: string; latency_ms: number }[]>()) {
+        count++;
+        if (!o.ok) {
+          failedChecks++;
+          errors.set(o.error ?? '?', (errors.get(o.error ?? '?') ?? 0) + 1);
+        }
       }
     },
   });

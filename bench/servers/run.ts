@@ -191,10 +191,9 @@ async function serverLost(): Promise<void> {
   });
   // Wait until the monitor has seen every engine up.
   const ok = new Set<string>();
-  droplet.ctx.bus.nc.subscribe('health-monitor.observation', {
+  droplet.ctx.bus.nc.subscribe('health-monitor.observations', {
     callback: (_e, m) => {
-      const o = m.json() as { target_id: string; ok: boolean };
-      if (o.ok) ok.add(o.target_id);
+      for (const o of m.json() as { target_id: string; ok: boolean }[]) if (o.ok) ok.add(o.target_id);
     },
   });
   const t = Date.now();

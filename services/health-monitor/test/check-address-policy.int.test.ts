@@ -88,7 +88,7 @@ beforeAll(async () => {
   ];
   dns.set('localhost', ['127.0.0.1']);
   bus = await Bus.connect({ url: nats.url, name: 'policy-test' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push(m.json<Observation>()) });
+  bus.nc.subscribe('health-monitor.observations', { callback: (_e, m) => void observations.push(...m.json<Observation[]>()) });
   monitor = createHealthMonitor({
     env: {
       PORT: '0',

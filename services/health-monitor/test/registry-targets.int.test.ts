@@ -92,8 +92,8 @@ beforeAll(async () => {
     },
   });
   bus = await Bus.connect({ url: nats.url, name: 'registry-targets-test' });
-  bus.nc.subscribe('health-monitor.observation', {
-    callback: (_e, m) => void observations.push({ ...m.json<Observation>(), received: Date.now() }),
+  bus.nc.subscribe('health-monitor.observations', {
+    callback: (_e, m) => void observations.push(...m.json<Observation[]>().map((o) => ({ ...o, received: Date.now() }))),
   });
   bus.nc.subscribe('health-monitor.incident.*', {
     callback: (_e, m) => void events.push({ type: m.subject.split('.').pop()!, incident: m.json<Incident>(), at: Date.now() }),

@@ -132,7 +132,7 @@ beforeAll(async () => {
         replyTo(m, { ca: meshCa, ...client, expires_at: new Date(Date.now() + 86_400_000).toISOString() });
     },
   });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push(m.json<Observation>()) });
+  bus.nc.subscribe('health-monitor.observations', { callback: (_e, m) => void observations.push(...m.json<Observation[]>()) });
   bus.nc.subscribe('udc.health-monitor.events.incident.opened', { callback: (_e, m) => void opened.push(m.json<Incident>()) });
 
   monitor = createHealthMonitor({

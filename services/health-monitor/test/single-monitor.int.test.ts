@@ -88,7 +88,7 @@ beforeAll(async () => {
     });
   });
   bus = await Bus.connect({ url: nats.url, name: 'test-observer' });
-  bus.nc.subscribe('health-monitor.observation', { callback: (_e, m) => void observations.push(m.json<Observation>()) });
+  bus.nc.subscribe('health-monitor.observations', { callback: (_e, m) => void observations.push(...m.json<Observation[]>()) });
   bus.nc.subscribe('health-monitor.incident.*', {
     callback: (_e, m) => void events.push({ subject: m.subject, incident: m.json<Incident>() }),
   });

@@ -49,6 +49,11 @@ export class DeadlineQueue {
     if (!this.head) this.disarm();
   }
 
+  /** Whether a timer is waiting (none when the queue is empty). */
+  get armed(): boolean {
+    return this.timer !== undefined;
+  }
+
   get size(): number {
     let n = 0;
     for (let d = this.head; d; d = d.nextDeadline) n++;

@@ -34,7 +34,7 @@ export function checkAddress(t: Pick<Target, 'url' | 'health_path'>): string {
   return a;
 }
 
-/** One check of one target by one monitor, as published on `health-monitor.observation`. */
+/** One check of one target by one monitor, as published (in batches, a JSON array per message) on `health-monitor.observations`. */
 export interface Observation {
   monitor_id: string;
   target_id: string;

@@ -22,7 +22,8 @@ import { ObservationBoard } from './observation-board.js';
 import { IncidentActions } from './incident-actions.js';
 import { RecoveryWorker, type RecoveryRequest } from './recovery-worker.js';
 
-export const OBSERVATION_SUBJECT = 'health-monitor.observation';
+/** Each message: a JSON array of one monitor's observations (see CheckScheduler.queue). */
+export const OBSERVATIONS_SUBJECT = 'health-monitor.observations';
 export const BUCKETS = {
   members: 'health-monitor-members',
   incidents: 'health-monitor-incidents',
@@ -142,9 +143,9 @@ export class MonitorEngine {
       },
       this.probe,
       control,
-      (o) => {
-        this.d.observationBus.publishJson(OBSERVATION_SUBJECT, o);
-        this.onObservation(o);
+      (batch) => {
+        this.d.observationBus.publishJson(OBSERVATIONS_SUBJECT, batch);
+        for (const o of batch) this.onObservation(o);
       },
       log,
       this.now,
@@ -195,17 +196,18 @@ export class MonitorEngine {
     });
 
     this.subs.push(
-      this.d.observationBus.nc.subscribe(OBSERVATION_SUBJECT, {
+      this.d.observationBus.nc.subscribe(OBSERVATIONS_SUBJECT, {
         callback: (err, msg) => {
           if (err) return;
-          let o: Observation;
+          let batch: unknown;
           try {
-            o = msg.json<Observation>();
+            batch = msg.json();
           } catch {
             return;
           }
-          if (typeof o?.target_id !== 'string' || typeof o.monitor_id !== 'string' || typeof o.url !== 'string') return;
-          this.onObservation(o);
+          if (!Array.isArray(batch)) return;
+          for (const o of batch as Observation[])
+            if (typeof o?.target_id === 'string' && typeof o.monitor_id === 'string' && typeof o.url === 'string') this.onObservation(o);
         },
       }),
       bus.nc.subscribe(DEREGISTERED_SUBJECT, {

@@ -2,7 +2,7 @@ import { Ring } from '@droplet-mesh/udc-kit';
 import type { SeenObservation } from '../domain/verdict.js';
 import type { Observation } from '../domain/types.js';
 
-/** What every monitor has heard on `health-monitor.observation`: latest per monitor, and a short history. */
+/** What every monitor has heard on `health-monitor.observations`: latest per monitor, and a short history. */
 export class ObservationBoard {
   private latest = new Map<string, Map<string, SeenObservation>>();
   private recent = new Map<string, Ring<Observation>>();
