@@ -40,7 +40,7 @@ const died = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-function announce(type: 'container_died' | 'container_restarted', data: unknown): void {
+function announce(type: 'container_died' | 'container_restarted' | 'crash_loop', data: unknown): void {
   bus.publishJson(`udc.deployer.events.service.${type}`, data);
 }
 
@@ -124,11 +124,84 @@ describe('incidents from the deployer’s container events', () => {
     expect(events.filter((e) => e.subject === 'health-monitor.incident.opened')).toHaveLength(1);
   }, 30_000);
 
+  it('a crash loop (the deployer stopped restarting) escalates at once: no restart of its own, the next step now', async () => {
+    await target.kill9();
+    const death = died();
+    announce('container_died', death);
+    await waitFor(
+      'second incident opened',
+      () => events.filter((e) => e.subject === 'health-monitor.incident.opened').length === 2,
+      5000,
+      10,
+    );
+    const opened = events.filter((e) => e.subject === 'health-monitor.incident.opened')[1].incident;
+    // Without the crash loop its own restart would wait RECOVERY_BACKOFF_MS (30 s).
+    expect(Date.parse(opened.recovery.next_attempt_at!)).toBeGreaterThan(Date.now() + 5000);
+
+    const loop = { ...died(), restarts: 5, window_s: 60 };
+    delete (loop as { died_at?: string }).died_at; // the deployer's crash_loop carries no death time
+    const sentAt = Date.now();
+    announce('crash_loop', loop);
+    announce('crash_loop', loop); // every deployer replica says it: recorded once
+    await waitFor(
+      'recovery escalated',
+      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.recovery?.exhausted === true,
+      5000,
+      50,
+    );
+    expect(Date.now() - sentAt).toBeLessThan(3000);
+    const res = await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth());
+    const steps = (res.body.timeline as Array<{ event: string; by: string; detail?: { reason?: string } }>).filter(
+      (t) => t.event !== 'leader.acquired',
+    );
+    expect(steps.map((t) => [t.event, t.by])).toEqual([
+      ['opened', 'solo'],
+      ['container.crash_loop', 'deployer'],
+      ['recovery.exhausted', 'solo'],
+    ]);
+    expect(steps[2].detail?.reason).toContain('crashed 5 times in 60 s');
+    // The policy's restart step was skipped: restarting a crash loop again is futile.
+    expect(deployer.requests).toEqual([]);
+    target = await startTarget(targetPort);
+    await waitFor(
+      'incident resolved',
+      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.status === 'resolved',
+      8000,
+      50,
+    );
+  }, 30_000);
+
+  it('a crash loop with no incident open opens one, due for recovery now', async () => {
+    await target.kill9();
+    const before = events.filter((e) => e.subject === 'health-monitor.incident.opened').length;
+    const loop = { ...died(), restarts: 5, window_s: 60 };
+    delete (loop as { died_at?: string }).died_at;
+    announce('crash_loop', loop);
+    await waitFor(
+      'incident opened',
+      () => events.filter((e) => e.subject === 'health-monitor.incident.opened').length === before + 1,
+      5000,
+      10,
+    );
+    const opened = events.filter((e) => e.subject === 'health-monitor.incident.opened')[before].incident;
+    expect(opened.reason).toContain('crashed 5 times in 60 s');
+    expect(Date.parse(opened.recovery.next_attempt_at!)).toBeLessThanOrEqual(Date.now());
+    target = await startTarget(targetPort);
+    await waitFor(
+      'incident resolved',
+      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.status === 'resolved',
+      8000,
+      50,
+    );
+    expect(deployer.requests).toEqual([]);
+  }, 30_000);
+
   it('ignores deaths of targets it does not check and events that are not well formed', async () => {
     const before = events.length;
     announce('container_died', died({ target_id: 'app-unknown-web-prod' }));
     announce('container_died', { target_id: 'app-other-web-prod' });
     announce('container_died', died({ target_id: 42 }));
+    announce('crash_loop', { target_id: 'app-other-web-prod', restarts: 'many' });
     bus.nc.publish('udc.deployer.events.service.container_died', 'not json');
     await new Promise((r) => setTimeout(r, 1000));
     expect(events.slice(before)).toEqual([]);

@@ -4,7 +4,7 @@ import { configSchema } from '../src/config.js';
 import { assignMonitors, rendezvousRank } from '../src/domain/rendezvous.js';
 import { decideVerdict, quorumSize, type SeenObservation } from '../src/domain/verdict.js';
 import { uptimePercent } from '../src/domain/uptime.js';
-import { initialRecovery, markExhausted, planRecovery, recordAttempt } from '../src/domain/recovery-plan.js';
+import { escalatePast, initialRecovery, markExhausted, planRecovery, recordAttempt } from '../src/domain/recovery-plan.js';
 import type { RegistryRecord } from '@droplet-mesh/udc-kit';
 import type { Incident, Observation, RecoveryStep, Target } from '../src/domain/types.js';
 import { recoveryRequest } from '../src/engine/recovery-worker.js';
@@ -251,6 +251,18 @@ describe('recovery plan', () => {
     s = markExhausted(first.state);
     expect(planRecovery(s, target(), 0, params).decision.kind).toBe('done');
     expect(planRecovery(initialRecovery(['alert']), target(), 0, params).decision.kind).toBe('alert');
+  });
+
+  it('escalated past restart (a crash loop): the next step is due now, the alert says why, and only once', () => {
+    const t = target({ provider: 'local', instance_id: 'i-1' });
+    const waiting = recordAttempt(initialRecovery(t.recovery), 0, params); // a restart sent, its backoff running
+    const escalated = escalatePast(waiting, 'restart', 'it crashed 5 times', 500);
+    expect(planRecovery(waiting, t, 500, params).decision.kind).toBe('wait');
+    expect(planRecovery(escalated, t, 500, params).decision).toEqual({ kind: 'act', step: 'reboot', attempt: 1 });
+    expect(escalatePast(escalated, 'reboot', 'again', 600)).toBe(escalated);
+    const alertOnly = escalatePast(initialRecovery(['restart', 'alert']), 'restart', 'it crashed 5 times', 0);
+    expect(planRecovery(alertOnly, t, 0, params).decision).toEqual({ kind: 'alert', reason: 'it crashed 5 times' });
+    expect(escalatePast(markExhausted(alertOnly), 'restart', 'x', 0).escalation).toBe('it crashed 5 times');
   });
 
   it('never asks the deployer to restart a host, even when its policy says so', () => {

@@ -43,14 +43,23 @@ export function planRecovery(
   let s = state;
   for (;;) {
     const step = s.policy[s.step_index];
-    if (step === undefined) return { state: s, decision: { kind: 'alert', reason: 'every recovery step was tried' } };
-    if (step === 'alert') return { state: s, decision: { kind: 'alert', reason: 'policy says alert only' } };
-    if (s.attempts_in_step >= params.maxAttemptsPerStep || !stepApplies(step, target)) {
+    if (step === undefined) return { state: s, decision: { kind: 'alert', reason: s.escalation ?? 'every recovery step was tried' } };
+    if (step === 'alert') return { state: s, decision: { kind: 'alert', reason: s.escalation ?? 'policy says alert only' } };
+    if (s.attempts_in_step >= params.maxAttemptsPerStep || !stepApplies(step, target) || s.skip?.includes(step)) {
       s = { ...s, step_index: s.step_index + 1, attempts_in_step: 0 };
       continue;
     }
     return { state: s, decision: { kind: 'act', step, attempt: s.attempts_in_step + 1 } };
   }
+}
+
+/**
+ * Something outside showed a step futile (the deployer gave up restarting a crash loop):
+ * the policy goes on past it, with its next step due now. Once per incident.
+ */
+export function escalatePast(state: RecoveryState, step: RecoveryStep, reason: string, now: number): RecoveryState {
+  if (state.exhausted || state.escalation !== undefined) return state;
+  return { ...state, skip: [...(state.skip ?? []), step], escalation: reason, next_attempt_at: new Date(now).toISOString() };
 }
 
 export function backoffDelay(attemptsTotal: number, params: RecoveryParams): number {

@@ -69,6 +69,10 @@ export interface RecoveryState {
   /** No recovery action before this time (backoff, and time for the last action to work). */
   next_attempt_at?: string;
   exhausted: boolean;
+  /** Steps known to be futile for this incident (a crash loop: the deployer already restarted it, in vain). */
+  skip?: RecoveryStep[];
+  /** Why recovery was escalated past steps of the policy; the alert gives it as its reason. */
+  escalation?: string;
 }
 
 export interface Incident {

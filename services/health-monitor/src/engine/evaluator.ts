@@ -1,12 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { initialRecovery } from '../domain/recovery-plan.js';
-import { appendTimeline, checkAddress, type Incident, type Observation, type Target, type TimelineEntry } from '../domain/types.js';
+import { escalatePast, initialRecovery } from '../domain/recovery-plan.js';
+import {
+  appendTimeline,
+  checkAddress,
+  type Incident,
+  type Observation,
+  type RecoveryState,
+  type Target,
+  type TimelineEntry,
+} from '../domain/types.js';
 import { decideVerdict, quorumSize, type VerdictParams } from '../domain/verdict.js';
 import { incidentNotification } from '../notify/notification.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { IncidentStore } from '../store/incident-store.js';
-import { describeDeath, type ContainerDied, type ContainerRestarted } from '../targets/container-events.js';
+import {
+  describeCrashLoop,
+  describeDeath,
+  type ContainerDied,
+  type ContainerRestarted,
+  type CrashLoop,
+} from '../targets/container-events.js';
 import { targetRevision } from '../targets/record-events.js';
 import type { Reread } from '../targets/target-directory.js';
 import type { ObservationBoard } from './observation-board.js';
@@ -146,32 +160,63 @@ export class Evaluator {
    * Reported more than once (deployer replicas, redelivery), one death is recorded once.
    */
   async openFromDeath(e: ContainerDied, graceMs: number): Promise<void> {
-    const target = this.d.target(e.target_id);
-    const assigned = this.d.assignment(e.target_id);
-    if (!target || !assigned.includes(this.d.monitorId)) return;
+    const now = this.now();
+    const detail = { source: 'deployer', ...e };
+    const recovery = (policy: RecoveryState) => ({ ...policy, next_attempt_at: new Date(now + graceMs).toISOString() });
+    if ((await this.openFromDeployer(e.target_id, describeDeath(e), detail, recovery)) !== 'already open') return;
+    // Already open (a crash loop, or checks were first): the death goes on its timeline.
+    const at = new Date(now).toISOString();
+    await this.noteOnOpen(e.target_id, 'container.died', e.died_at, { at, event: 'container.died', by: 'deployer', detail });
+  }
+
+  /**
+   * The deployer restarted a container again and again and stopped: its own restart step
+   * would be one more futile restart, so recovery goes on past it at once (to a reboot or an
+   * alert, as the target's policy says). Opens the incident when none is open.
+   */
+  async escalateCrashLoop(e: CrashLoop): Promise<void> {
+    const now = this.now();
+    const reason = describeCrashLoop(e);
+    const detail = { source: 'deployer', ...e };
+    const escalate = (r: RecoveryState) => escalatePast(r, 'restart', reason, now);
+    if ((await this.openFromDeployer(e.target_id, reason, detail, escalate)) !== 'already open') return;
+    const entry: TimelineEntry = { at: new Date(now).toISOString(), event: 'container.crash_loop', by: 'deployer', detail };
+    // Once per incident: every deployer replica reports it.
+    await this.d.store.update(e.target_id, (i) =>
+      i.status === 'resolved' || i.recovery.escalation !== undefined
+        ? undefined
+        : appendTimeline({ ...i, recovery: escalate(i.recovery) }, entry),
+    );
+  }
+
+  /** An incident from a deployer event, opened by this monitor when it checks the target. */
+  private async openFromDeployer(
+    targetId: string,
+    reason: string,
+    detail: Record<string, unknown>,
+    recovery: (initial: RecoveryState) => RecoveryState,
+  ): Promise<'opened' | 'already open' | 'not checked here'> {
+    const target = this.d.target(targetId);
+    if (!target || !this.d.assignment(targetId).includes(this.d.monitorId)) return 'not checked here';
     const now = this.now();
     const at = new Date(now).toISOString();
-    const detail = { source: 'deployer', ...e };
     const incident: Incident = {
       id: newIncidentId(now),
       target_id: target.id,
       url: checkAddress(target),
       target_revision: targetRevision(target),
       status: 'open',
-      reason: describeDeath(e),
+      reason,
       opened_at: at,
       opened_by: this.d.monitorId,
-      recovery: { ...initialRecovery(target.recovery ?? ['alert']), next_attempt_at: new Date(now + graceMs).toISOString() },
+      recovery: recovery(initialRecovery(target.recovery ?? ['alert'])),
       timeline: [{ at, event: 'opened', by: this.d.monitorId, detail }],
     };
-    if (await this.d.store.create(incident)) {
-      this.d.log.warn({ incident_id: incident.id, target_id: target.id, reason: incident.reason }, 'incident opened');
-      this.d.emit('incident.opened', incident, 'warn');
-      this.d.notifier.notify(incidentNotification('incident.opened', incident, target));
-      return;
-    }
-    // Already open (a crash loop, or checks were first): the death goes on its timeline.
-    await this.noteOnOpen(e.target_id, 'container.died', e.died_at, { at, event: 'container.died', by: 'deployer', detail });
+    if (!(await this.d.store.create(incident))) return 'already open';
+    this.d.log.warn({ incident_id: incident.id, target_id: target.id, reason }, 'incident opened');
+    this.d.emit('incident.opened', incident, 'warn');
+    this.d.notifier.notify(incidentNotification('incident.opened', incident, target));
+    return 'opened';
   }
 
   /** The deployer started a dead container again: on the open incident's timeline (the checks still decide when it is over). */

@@ -242,6 +242,11 @@ export class MonitorEngine {
             .catch((err) => log.warn({ err, target_id: e.target_id }, 'could not record a container restart'));
           this.scheduler.checkNow(e.target_id);
         },
+        crashLoop: (e) => {
+          void this.evaluator
+            .escalateCrashLoop(e)
+            .catch((err) => log.warn({ err, target_id: e.target_id }, 'could not escalate a crash loop'));
+        },
       }),
     );
 

@@ -78,7 +78,7 @@ export function recoveryRequest(
 }
 
 const sameRecovery = (a: RecoveryState, b: RecoveryState) =>
-  a.attempts_total === b.attempts_total && a.step_index === b.step_index && a.exhausted === b.exhausted;
+  a.attempts_total === b.attempts_total && a.step_index === b.step_index && a.exhausted === b.exhausted && a.escalation === b.escalation;
 
 /**
  * For each open incident, whoever holds its lease runs the recovery policy. The lease

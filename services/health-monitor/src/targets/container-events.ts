@@ -9,6 +9,8 @@ import type { Bus } from '@droplet-mesh/udc-kit';
  */
 export const CONTAINER_DIED_SUBJECT = 'udc.deployer.events.service.container_died';
 export const CONTAINER_RESTARTED_SUBJECT = 'udc.deployer.events.service.container_restarted';
+/** The deployer restarted a container too often in a short window and stopped: restarting it again is futile. */
+export const CRASH_LOOP_SUBJECT = 'udc.deployer.events.service.crash_loop';
 
 const containerEvent = z.object({
   target_id: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/),
@@ -28,9 +30,15 @@ const containerRestarted = containerEvent.extend({
 });
 export type ContainerRestarted = z.infer<typeof containerRestarted>;
 
+const crashLoop = containerEvent.omit({ died_at: true, oom_killed: true }).extend({
+  restarts: z.number().int().min(1),
+  window_s: z.number().positive(),
+});
+export type CrashLoop = z.infer<typeof crashLoop>;
+
 export function followContainerEvents(
   nc: Bus['nc'],
-  on: { died: (e: ContainerDied) => void; restarted: (e: ContainerRestarted) => void },
+  on: { died: (e: ContainerDied) => void; restarted: (e: ContainerRestarted) => void; crashLoop: (e: CrashLoop) => void },
 ): Array<ReturnType<Bus['nc']['subscribe']>> {
   const follow = <T>(subject: string, schema: z.ZodType<T>, handle: (e: T) => void) =>
     nc.subscribe(subject, {
@@ -46,7 +54,11 @@ export function followContainerEvents(
         if (parsed.success) handle(parsed.data);
       },
     });
-  return [follow(CONTAINER_DIED_SUBJECT, containerEvent, on.died), follow(CONTAINER_RESTARTED_SUBJECT, containerRestarted, on.restarted)];
+  return [
+    follow(CONTAINER_DIED_SUBJECT, containerEvent, on.died),
+    follow(CONTAINER_RESTARTED_SUBJECT, containerRestarted, on.restarted),
+    follow(CRASH_LOOP_SUBJECT, crashLoop, on.crashLoop),
+  ];
 }
 
 /** How the incident says what happened. */
@@ -55,4 +67,8 @@ export function describeDeath(e: ContainerDied): string {
     ? 'was killed for using too much memory'
     : `exited${typeof e.exit_code === 'number' ? ` with code ${e.exit_code}` : ''}`;
   return `container ${e.container} on server ${e.server_id} ${how}; the deployer is starting it again`;
+}
+
+export function describeCrashLoop(e: CrashLoop): string {
+  return `container ${e.container} on server ${e.server_id} crashed ${e.restarts} times in ${e.window_s} s; the deployer stopped restarting it`;
 }
