@@ -11,7 +11,7 @@ export * from './nats-auth.js';
 export * from './nats-cluster.js';
 export * from './lease.js';
 export * from './droplet.js';
-export { createLogger, REDACT_PATHS, type Logger, type LogEntry } from './logger.js';
+export { createLogger, LogRing, REDACT_PATHS, type Logger, type LogEntry } from './logger.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { Ring } from './ring.js';
 export { buildOpenApi } from './openapi.js';

@@ -1,5 +1,4 @@
 import pino, { type Logger } from 'pino';
-import { Ring } from './ring.js';
 
 export type { Logger } from 'pino';
 
@@ -96,31 +95,102 @@ function parseLine(line: string): LogEntry | undefined {
   }
 }
 
-/** The newest log lines as written (already redacted); parsed only when /logs asks. */
+/**
+ * The newest `capacity` log lines as written (already redacted), parsed only when /logs asks.
+ * A line is kept as UTF-8 bytes in a slot of one buffer allocated up front, not as a string:
+ * a string kept for the next 1,000 lines outlives the young generation's collections, is
+ * copied, promoted and later marked by a major GC (~3 µs of CPU a logged request under load,
+ * bench/udc/logline.ts); the bytes cost one copy and nothing for the collector. A line longer
+ * than a slot (a stack trace) is kept as its string.
+ */
 export class LogRing {
-  private lines: Ring<string>;
-  constructor(capacity: number) {
-    this.lines = new Ring<string>(capacity);
+  private readonly bytes: Buffer;
+  /** Byte length of each slot's line; -1: the line is in `long`. */
+  private readonly lens: Int32Array;
+  private readonly long = new Map<number, string>();
+  /** The slot the next line goes to. */
+  private next = 0;
+  private count = 0;
+  constructor(
+    readonly capacity: number,
+    private readonly slotBytes = 512,
+  ) {
+    // Not zeroed (pages are touched as lines arrive); a slot is read only up to its line's length.
+    this.bytes = Buffer.allocUnsafeSlow(capacity * slotBytes);
+    this.lens = new Int32Array(capacity);
   }
   push(line: string): void {
-    this.lines.push(line);
+    const i = this.next;
+    const slot = this.slotBytes;
+    const n = this.bytes.write(line, i * slot, slot, 'utf8');
+    // write() stops before a character that does not fit whole (at most 4 bytes): with 4 bytes to spare, the line is all there.
+    if (n <= slot - 4 || Buffer.byteLength(line) === n) {
+      if (this.lens[i] === -1) this.long.delete(i);
+      this.lens[i] = n;
+    } else {
+      this.lens[i] = -1;
+      this.long.set(i, line);
+    }
+    this.next = i + 1 === this.capacity ? 0 : i + 1;
+    if (this.count < this.capacity) this.count++;
   }
+  private line(i: number): string {
+    const len = this.lens[i];
+    if (len === -1) return this.long.get(i)!;
+    const at = i * this.slotBytes;
+    return this.bytes.toString('utf8', at, at + len);
+  }
+  /** Newest `limit` entries that pass `filter`, oldest first. */
   query(filter: (e: LogEntry) => boolean, limit: number): LogEntry[] {
-    return this.lines
-      .query((line) => {
-        const e = parseLine(line);
-        return e !== undefined && filter(e);
-      }, limit)
-      .map((line) => parseLine(line)!);
+    const out: LogEntry[] = [];
+    for (let k = 1; k <= this.count && out.length < limit; k++) {
+      const e = parseLine(this.line((this.next - k + this.capacity) % this.capacity));
+      if (e !== undefined && filter(e)) out.push(e);
+    }
+    return out.reverse();
   }
   get size(): number {
-    return this.lines.size;
+    return this.count;
   }
 }
 
 export interface LoggerWithRing {
   logger: Logger;
   ring: LogRing;
+}
+
+/** Bytes of log lines a write to stdout carries at least, unless `STDOUT_FLUSH_MS` pass first. */
+export const STDOUT_BATCH_BYTES = 4096;
+/** The longest a line waits in the stdout buffer. */
+export const STDOUT_FLUSH_MS = 100;
+
+/**
+ * Log lines to a file descriptor (stdout) in the background, in writes of at least
+ * STDOUT_BATCH_BYTES or what STDOUT_FLUSH_MS gathered: pino's sonic-boom, as pino advises for
+ * production. A synchronous write per line cost each logged request tens of µs of the event
+ * loop; an asynchronous one per line (a thread-pool round trip each) ~9 µs of CPU, a batched
+ * one about half (bench/udc/logline.ts). pino writes what is still buffered synchronously
+ * when the process exits.
+ */
+export function stdoutDestination(fd = 1): NodeJS.WritableStream {
+  const dest = pino.destination({ dest: fd, sync: false, minLength: STDOUT_BATCH_BYTES });
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    // A flush while sonic-boom writes is taken up when that write ends.
+    try {
+      dest.flush();
+    } catch {
+      // Destroyed (closed at exit): nothing left to write to.
+    }
+  };
+  return {
+    write(line: string) {
+      const more = dest.write(line);
+      timer ??= setTimeout(flush, STDOUT_FLUSH_MS).unref();
+      return more;
+    },
+  } as unknown as NodeJS.WritableStream;
 }
 
 /** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
@@ -132,10 +202,7 @@ export function createLogger(
   const ring = new LogRing(opts.ringSize ?? 1000);
   const ringStream = { write: (line: string) => ring.push(line) };
   const streams = pino.multistream([
-    // Without a given stream, lines leave stdout in the background (pino's sonic-boom, as pino
-    // advises for production): one synchronous write per line cost each logged request tens of
-    // µs of the event loop. pino writes what is still buffered synchronously when the process exits.
-    { level: 'trace' as const, stream: opts.destination ?? pino.destination({ dest: 1, sync: false }) },
+    { level: 'trace' as const, stream: opts.destination ?? stdoutDestination() },
     { level: 'trace' as const, stream: ringStream },
   ]);
   const logger = pino(

@@ -1,0 +1,56 @@
+// Log lines to stdout: batched writes in the background, none lost when a line is alone or the process exits.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from '@jest/globals';
+import { createLogger, STDOUT_BATCH_BYTES, STDOUT_FLUSH_MS, stdoutDestination } from '../src/logger.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const linesOf = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { msg: string });
+
+describe('stdoutDestination', () => {
+  it('writes a line that is alone within STDOUT_FLUSH_MS, and many lines in order', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'log-stdout-')), 'out');
+    const fd = openSync(file, 'w');
+    try {
+      const { logger } = createLogger('solo', 'info', { destination: stdoutDestination(fd) });
+      logger.info('alone');
+      await sleep(STDOUT_FLUSH_MS * 3);
+      expect(linesOf(file).map((l) => l.msg)).toEqual(['alone']);
+      // More than a batch: written without waiting for the timer, and all of it in order once it fires.
+      const n = Math.ceil((STDOUT_BATCH_BYTES * 3) / 100);
+      for (let i = 0; i < n; i++) logger.info(`line-${i}`);
+      await sleep(STDOUT_FLUSH_MS * 3);
+      expect(linesOf(file).map((l) => l.msg)).toEqual(['alone', ...Array.from({ length: n }, (_, i) => `line-${i}`)]);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('writes what is still buffered when the process exits', async () => {
+    const logger = new URL('../src/logger.ts', import.meta.url).pathname;
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(logger)});
+      const { logger } = createLogger('exiting', 'info');
+      for (let i = 0; i < 3; i++) logger.info('before-exit-' + i);
+      process.exit(0);`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      // udc-kit does not depend on tsx; the repository's bench does.
+      cwd: new URL('../../../bench/', import.meta.url).pathname,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      timeout: 60_000,
+    });
+    expect(
+      stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { msg: string }).msg),
+    ).toEqual(['before-exit-0', 'before-exit-1', 'before-exit-2']);
+  });
+});
