@@ -44,6 +44,15 @@ function announce(type: 'container_died' | 'container_restarted' | 'crash_loop',
   bus.publishJson(`udc.deployer.events.service.${type}`, data);
 }
 
+/** The deployer's `service.crash_loop`: a died event's fields without a death time, and the count. */
+function crashLoop(): Record<string, unknown> {
+  const { died_at: _, oom_killed: __, ...rest } = died();
+  return { ...rest, restarts: 5, window_s: 60 };
+}
+
+const openedIncidents = () => events.filter((e) => e.subject === 'health-monitor.incident.opened').map((e) => e.incident);
+const incident = async (id: string) => (await request(monitor.droplet.app).get(`/incidents/${id}`).set(auth())).body;
+
 beforeAll(async () => {
   nats = await startNatsServer();
   authority = await startTestAuthority();
@@ -128,30 +137,17 @@ describe('incidents from the deployer’s container events', () => {
     await target.kill9();
     const death = died();
     announce('container_died', death);
-    await waitFor(
-      'second incident opened',
-      () => events.filter((e) => e.subject === 'health-monitor.incident.opened').length === 2,
-      5000,
-      10,
-    );
-    const opened = events.filter((e) => e.subject === 'health-monitor.incident.opened')[1].incident;
+    await waitFor('second incident opened', () => openedIncidents().length === 2, 5000, 10);
+    const second = openedIncidents()[1];
     // Without the crash loop its own restart would wait RECOVERY_BACKOFF_MS (30 s).
-    expect(Date.parse(opened.recovery.next_attempt_at!)).toBeGreaterThan(Date.now() + 5000);
+    expect(Date.parse(second.recovery.next_attempt_at!)).toBeGreaterThan(Date.now() + 5000);
 
-    const loop = { ...died(), restarts: 5, window_s: 60 };
-    delete (loop as { died_at?: string }).died_at; // the deployer's crash_loop carries no death time
     const sentAt = Date.now();
-    announce('crash_loop', loop);
-    announce('crash_loop', loop); // every deployer replica says it: recorded once
-    await waitFor(
-      'recovery escalated',
-      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.recovery?.exhausted === true,
-      5000,
-      50,
-    );
+    announce('crash_loop', crashLoop());
+    announce('crash_loop', crashLoop()); // every deployer replica says it: recorded once
+    await waitFor('recovery escalated', async () => (await incident(second.id)).recovery?.exhausted === true, 5000, 50);
     expect(Date.now() - sentAt).toBeLessThan(3000);
-    const res = await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth());
-    const steps = (res.body.timeline as Array<{ event: string; by: string; detail?: { reason?: string } }>).filter(
+    const steps = ((await incident(second.id)).timeline as Array<{ event: string; by: string; detail?: { reason?: string } }>).filter(
       (t) => t.event !== 'leader.acquired',
     );
     expect(steps.map((t) => [t.event, t.by])).toEqual([
@@ -163,36 +159,19 @@ describe('incidents from the deployer’s container events', () => {
     // The policy's restart step was skipped: restarting a crash loop again is futile.
     expect(deployer.requests).toEqual([]);
     target = await startTarget(targetPort);
-    await waitFor(
-      'incident resolved',
-      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.status === 'resolved',
-      8000,
-      50,
-    );
+    await waitFor('incident resolved', async () => (await incident(second.id)).status === 'resolved', 8000, 50);
   }, 30_000);
 
   it('a crash loop with no incident open opens one, due for recovery now', async () => {
     await target.kill9();
-    const before = events.filter((e) => e.subject === 'health-monitor.incident.opened').length;
-    const loop = { ...died(), restarts: 5, window_s: 60 };
-    delete (loop as { died_at?: string }).died_at;
-    announce('crash_loop', loop);
-    await waitFor(
-      'incident opened',
-      () => events.filter((e) => e.subject === 'health-monitor.incident.opened').length === before + 1,
-      5000,
-      10,
-    );
-    const opened = events.filter((e) => e.subject === 'health-monitor.incident.opened')[before].incident;
-    expect(opened.reason).toContain('crashed 5 times in 60 s');
-    expect(Date.parse(opened.recovery.next_attempt_at!)).toBeLessThanOrEqual(Date.now());
+    const before = openedIncidents().length;
+    announce('crash_loop', crashLoop());
+    await waitFor('incident opened', () => openedIncidents().length === before + 1, 5000, 10);
+    const third = openedIncidents()[before];
+    expect(third.reason).toContain('crashed 5 times in 60 s');
+    expect(Date.parse(third.recovery.next_attempt_at!)).toBeLessThanOrEqual(Date.now());
     target = await startTarget(targetPort);
-    await waitFor(
-      'incident resolved',
-      async () => (await request(monitor.droplet.app).get(`/incidents/${opened.id}`).set(auth())).body.status === 'resolved',
-      8000,
-      50,
-    );
+    await waitFor('incident resolved', async () => (await incident(third.id)).status === 'resolved', 8000, 50);
     expect(deployer.requests).toEqual([]);
   }, 30_000);
 
