@@ -77,6 +77,10 @@ const variants: Record<string, () => Logger> = {
   kit1k: () => kit.createLogger('bench', 'info', { destination: pino.destination({ dest: 1, sync: false, minLength: 1024 }) }).logger,
   kit2k: () => kit.createLogger('bench', 'info', { destination: pino.destination({ dest: 1, sync: false, minLength: 2048 }) }).logger,
   kit8k: () => kit.createLogger('bench', 'info', { destination: pino.destination({ dest: 1, sync: false, minLength: 8192 }) }).logger,
+  kitBuf: () => {
+    const d = pino.destination({ dest: 1, sync: false, minLength: 4096, contentMode: 'buffer' });
+    return kit.createLogger('bench', 'info', { destination: { write: (l: string) => d.write(Buffer.from(l) as never) } as never }).logger;
+  },
   kitMin: () => kit.createLogger('bench', 'info', { destination: pino.destination({ dest: 1, sync: false, minLength: 4096 }) }).logger,
   kitSync: () => kit.createLogger('bench', 'info', { destination: pino.destination({ dest: 1, sync: true }) }).logger,
   kitNull: () => kit.createLogger('bench', 'info', { destination: nullDest as unknown as NodeJS.WritableStream }).logger,

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
@@ -160,37 +161,78 @@ export interface LoggerWithRing {
 }
 
 /** Bytes of log lines a write to stdout carries at least, unless `STDOUT_FLUSH_MS` pass first. */
-export const STDOUT_BATCH_BYTES = 4096;
-/** The longest a line waits in the stdout buffer. */
+export const STDOUT_BATCH_BYTES = 16_384;
+/** The longest a line waits before it is handed to the write. */
 export const STDOUT_FLUSH_MS = 100;
 
+/** Batches not yet written when the process exits are written then (one listener for all). */
+const unwritten = new Set<WeakRef<StdoutBatch>>();
+let exitListener = false;
+
 /**
- * Log lines to a file descriptor (stdout) in the background, in writes of at least
- * STDOUT_BATCH_BYTES or what STDOUT_FLUSH_MS gathered: pino's sonic-boom, as pino advises for
- * production. A synchronous write per line cost each logged request tens of µs of the event
- * loop; an asynchronous one per line (a thread-pool round trip each) ~9 µs of CPU, a batched
- * one about half (bench/udc/logline.ts). pino writes what is still buffered synchronously
- * when the process exits.
+ * Log lines gathered and handed to pino's sonic-boom (which writes them in the background,
+ * as pino advises for production) STDOUT_BATCH_BYTES at a time, or what STDOUT_FLUSH_MS
+ * gathered. A synchronous write per line cost a logged request tens of µs of the event loop;
+ * an asynchronous one per line a thread-pool round trip, ~9 µs of CPU per request under load
+ * (bench/udc/ab.ts with the lines dropped instead). Lines are kept in an array until then:
+ * sonic-boom's own minLength appends each to one string, copied whole on every line.
  */
-export function stdoutDestination(fd = 1): NodeJS.WritableStream {
-  const dest = pino.destination({ dest: fd, sync: false, minLength: STDOUT_BATCH_BYTES });
-  let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    timer = undefined;
-    // A flush while sonic-boom writes is taken up when that write ends.
-    try {
-      dest.flush();
-    } catch {
-      // Destroyed (closed at exit): nothing left to write to.
+class StdoutBatch {
+  private lines: string[] = [];
+  private bytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly dest: ReturnType<typeof pino.destination>;
+  constructor(private readonly fd: number) {
+    // pino flushes what sonic-boom holds synchronously at exit; the 'exit' listener below adds what is still here.
+    this.dest = pino.destination({ dest: fd, sync: false });
+    if (!exitListener) {
+      exitListener = true;
+      process.on('exit', () => {
+        for (const ref of unwritten) ref.deref()?.writeSync();
+      });
     }
+    for (const ref of unwritten) if (!ref.deref()) unwritten.delete(ref);
+    unwritten.add(new WeakRef(this));
+  }
+  write(line: string): boolean {
+    this.lines.push(line);
+    this.bytes += line.length;
+    if (this.bytes >= STDOUT_BATCH_BYTES) this.flush();
+    // Armed at most once per STDOUT_FLUSH_MS, not per batch: a batch it finds half full is written early.
+    else this.timer ??= setTimeout(this.onTimer, STDOUT_FLUSH_MS).unref();
+    return true;
+  }
+  private readonly onTimer = () => {
+    this.timer = undefined;
+    this.flush();
   };
-  return {
-    write(line: string) {
-      const more = dest.write(line);
-      timer ??= setTimeout(flush, STDOUT_FLUSH_MS).unref();
-      return more;
-    },
-  } as unknown as NodeJS.WritableStream;
+  private flush(): void {
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('');
+    this.lines = [];
+    this.bytes = 0;
+    try {
+      this.dest.write(text);
+    } catch {
+      // Destroyed (stdout closed): nowhere to write to.
+    }
+  }
+  /** At exit: what sonic-boom still holds, then the lines gathered here, in order. */
+  writeSync(): void {
+    if (this.lines.length === 0) return;
+    try {
+      this.dest.flushSync();
+      writeSync(this.fd, this.lines.join(''));
+      this.lines = [];
+    } catch {
+      // stdout closed: nowhere to write to.
+    }
+  }
+}
+
+/** Log lines to a file descriptor (stdout) in the background, in batches (StdoutBatch). */
+export function stdoutDestination(fd = 1): NodeJS.WritableStream {
+  return new StdoutBatch(fd) as unknown as NodeJS.WritableStream;
 }
 
 /** pino to stdout (or a given stream) and into a bounded ring that /logs serves. */
