@@ -1,5 +1,5 @@
 // bench/udc/ab.ts: two builds of udc-kit (or one build under two environments) side by side, for a
-// before/after that the machine's drift cannot blur: each side's servers run in their own child,
+// before/after less blurred by the machine's drift: each side's servers run in their own child,
 // and short turns alternate A, B, A, B … against the same target. Prints each pair's server CPU
 // per request and the median of B ÷ A.
 //   BENCH_AB_A=<dir|''> BENCH_AB_B=<dir|''> [BENCH_AB_ENV_A='K=V …'] [BENCH_AB_ENV_B=…] node --import tsx udc/ab.ts [state|health|bare]
