@@ -76,6 +76,8 @@ describe('registry with droplets as separate processes', () => {
     // 10 missed intervals of 0.3 s = 3 s, plus a liveness tick and one interval of slack.
     expect(downAfter).toBeLessThan(3000 + 100 + 300 + 1500);
     const betaEvents = () => events.filter((e) => e.id === 'beta').map((e) => e.subject);
+    // The status reads `down` as the registry publishes the event: it may reach us a moment later.
+    await waitFor('down event', () => betaEvents().includes('registry.droplet.down'), 2000);
     expect(betaEvents()).toEqual(
       expect.arrayContaining(['registry.droplet.registered', 'registry.droplet.stale', 'registry.droplet.down']),
     );
