@@ -38,19 +38,26 @@ async function load(url: string, seconds: number, headers: Record<string, string
   return { rps: r.requests.average, p99: r.latency.p99, p50: r.latency.p50, cpuUs };
 }
 
+// /state is sent a ~1 KB Authorization header that /health and the bare route are not: parsing
+// it is HTTP work any server does, so /state is also compared with the bare route sent the same
+// header (which it ignores). Each row's ratio is against its own baseline, named in the table.
+const jwt = { authorization: `Bearer ${targets.token}` };
 const cases = [
-  { name: 'bare Express /hello', url: targets.bare, headers: {} },
-  { name: 'udc-kit /health', url: targets.health, headers: {} },
-  { name: 'udc-kit /state (JWT)', url: targets.state, headers: { authorization: `Bearer ${targets.token}` } },
+  { name: 'bare Express /hello', url: targets.bare, headers: {}, baseline: 'bare Express /hello' },
+  { name: 'bare /hello + JWT header', url: targets.bare, headers: jwt, baseline: 'bare /hello + JWT header' },
+  { name: 'udc-kit /health', url: targets.health, headers: {}, baseline: 'bare Express /hello' },
+  { name: 'udc-kit /state (JWT)', url: targets.state, headers: jwt, baseline: 'bare /hello + JWT header' },
+  { name: 'udc-kit /state (JWT)', url: targets.state, headers: jwt, baseline: 'bare Express /hello' },
 ] as const;
+const measured = cases.filter((c, i) => cases.findIndex((d) => d.name === c.name) === i);
 
 console.log(`bench/udc: ${ROUNDS} rounds × ${DURATION_S} s per target, ${CONNECTIONS} connections, servers in child pid ${targets.pid}`);
-for (const c of cases) await load(c.url, WARMUP_S, c.headers); // JIT, JWKS cache, connection pools
+for (const c of measured) await load(c.url, WARMUP_S, c.headers); // JIT, JWKS cache, connection pools
 const results = new Map<string, { rps: number[]; p99: number[]; p50: number[]; cpuUs: number[] }>(
-  cases.map((c) => [c.name, { rps: [], p99: [], p50: [], cpuUs: [] }]),
+  measured.map((c) => [c.name, { rps: [], p99: [], p50: [], cpuUs: [] }]),
 );
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const c of cases) {
+  for (const c of measured) {
     const r = await load(c.url, DURATION_S, c.headers);
     const acc = results.get(c.name)!;
     acc.rps.push(r.rps);
@@ -63,19 +70,21 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-const summary = cases.map((c) => {
-  const acc = results.get(c.name)!;
-  return { name: c.name, rps: median(acc.rps), p50: median(acc.p50), p99: median(acc.p99), cpuUs: median(acc.cpuUs) };
-});
-const base = summary[0];
-console.log(
-  `\nmedian over rounds            req/s   p50 ms   p99 ms   req/s vs bare   CPU µs/req   bare ÷ CPU   aim (req/s vs bare) · load average ${loadavg()[0].toFixed(1)}`,
+const summary = new Map(
+  measured.map((c) => {
+    const acc = results.get(c.name)!;
+    return [c.name, { rps: median(acc.rps), p50: median(acc.p50), p99: median(acc.p99), cpuUs: median(acc.cpuUs) }];
+  }),
 );
-for (const s of summary) {
-  const ratio = s.rps / base.rps;
-  const aim = s.name.includes('/health') ? '≥ 0.95' : s.name.includes('/state') ? '≥ 0.90' : '';
+console.log(
+  `\nmedian over rounds            req/s   p50 ms   p99 ms   req/s vs base   CPU µs/req   base ÷ CPU   against (base)             aim · load average ${loadavg()[0].toFixed(1)}`,
+);
+for (const c of cases) {
+  const s = summary.get(c.name)!;
+  const base = summary.get(c.baseline)!;
+  const aim = c.name.includes('/health') ? '≥ 0.95' : c.name.includes('/state') ? '≥ 0.90' : '';
   console.log(
-    `${s.name.padEnd(26)} ${fmt(s.rps, 0).padStart(8)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)}   ${fmt(ratio).padStart(13)}   ${fmt(s.cpuUs, 0).padStart(10)}   ${fmt(base.cpuUs / s.cpuUs).padStart(10)}   ${aim}`,
+    `${c.name.padEnd(26)} ${fmt(s.rps, 0).padStart(8)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)}   ${fmt(s.rps / base.rps).padStart(13)}   ${fmt(s.cpuUs, 0).padStart(10)}   ${fmt(base.cpuUs / s.cpuUs).padStart(10)}   ${c.baseline.padEnd(26)} ${aim}`,
   );
 }
 targets.stop();
