@@ -3,10 +3,10 @@
 // Knobs (env): BENCH_KILLS (20), BENCH_FALSE_RUN_S (300), BENCH_THROUGHPUT_S (20), BENCH_TARGETS (1000),
 // BENCH_ONLY (detection,false,throughput), BENCH_MONITOR_NODE_ARGS
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cpuSeconds } from '../support/proc.js';
 
 const serviceDir = fileURLToPath(new URL('../../services/health-monitor/', import.meta.url));
 const requireFromService = createRequire(`${serviceDir}package.json`);
@@ -202,11 +202,6 @@ async function falseIncidents(): Promise<void> {
   hole.close();
   await bus.close();
   await nats.stop({ removeStore: true });
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks (100 Hz)
 }
 
 async function throughput(): Promise<void> {

@@ -3,22 +3,17 @@
 // p50/p99 (from the registry's own histogram), whether any heartbeat was lost, next to raw
 // NATS publish throughput measured in the same run.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { freePort, startNatsServer, waitFor } from '@droplet-mesh/udc-kit/testing';
+import { cpuSeconds } from '../support/proc.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DROPLETS = Number(process.env.BENCH_DROPLETS ?? 10_000);
 const PHASE_S = Number(process.env.BENCH_PHASE_S ?? 20);
 const ADMIN_KEY = 'bench-admin-key-0123456789';
 const TICKS = 100; // clock ticks per second on Linux
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICKS; // utime + stime
-}
 
 async function metrics(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text();

@@ -3,11 +3,11 @@
 // and short turns alternate A, B, A, B … against the same target. Prints each pair's server CPU
 // per request and the median of B ÷ A.
 //   BENCH_AB_A=<dir|''> BENCH_AB_B=<dir|''> [BENCH_AB_ENV_A='K=V …'] [BENCH_AB_ENV_B=…] node --import tsx udc/ab.ts [state|health|bare]
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startServerChild } from '../support/server-child.js';
 import { fmt, median } from './stats.js';
+import { cpuSeconds } from '../support/proc.js';
 
 const which = (process.argv[2] ?? 'state') as 'bare' | 'health' | 'state';
 const TURNS = Number(process.env.BENCH_AB_TURNS ?? 12);
@@ -45,10 +45,6 @@ const sides = {
   A: await withEnv(envOf(process.env.BENCH_AB_A, process.env.BENCH_AB_ENV_A), () => startServerChild<Targets>(script)),
   B: await withEnv(envOf(process.env.BENCH_AB_B, process.env.BENCH_AB_ENV_B), () => startServerChild<Targets>(script)),
 };
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 async function turn(t: Targets & { pid: number }, seconds: number) {
   const headers = which === 'state' ? { authorization: `Bearer ${t.token}` } : {};
   const cpu0 = cpuSeconds(t.pid);

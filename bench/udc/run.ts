@@ -1,11 +1,11 @@
 // bench/udc: req/s and p99 of udc-kit's /health and JWT-protected /state next to a bare
 // Express 5 hello route, measured in the same run with autocannon. See README.md.
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startServerChild } from '../support/server-child.js';
 import autocannon from 'autocannon';
 import { fmt, median } from './stats.js';
+import { cpuSeconds } from '../support/proc.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -21,12 +21,6 @@ interface Targets {
 
 // The three targets share one child process and take turns, so they see the same machine.
 const targets = await startServerChild<Targets>(fileURLToPath(new URL('./servers.ts', import.meta.url)));
-
-/** CPU seconds (user + system) the servers' process has used: /proc/<pid>/stat, in clock ticks of 10 ms. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 // req/s swings with whatever else the machine runs; the servers' CPU time per request much
 // less, so it is reported too (the same ratio, inverted, when the server is the bottleneck).
