@@ -44,13 +44,17 @@ await runScript(async () => {
   let failed = 0;
   let skipped = 0;
   const failedSuites = [];
+  const failures = [];
   for (const f of readdirSync(resultsDir)) {
     const r = JSON.parse(readFileSync(join(resultsDir, f), 'utf8'));
     passed += r.passed;
     failed += r.failed;
     skipped += r.skipped;
     if (r.failed || r.suitesFailed) failedSuites.push(`${r.package} (${r.failed} failed, ${r.suitesFailed} suites failed)`);
+    for (const f of r.failures ?? []) failures.push(`${r.package}/${f.file} › ${f.test}\n${f.message}`);
   }
+  // Repeated at the very end so a log cut to its tail still says what failed and why.
+  if (failures.length) log(`failed tests:\n\n${failures.join('\n\n')}\n`);
   if (failedSuites.length) log(`failing packages: ${failedSuites.join(', ')}`);
   process.stdout.write(`${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   process.exit(status === 0 && failed === 0 ? 0 : 1);
