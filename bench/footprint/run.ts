@@ -1,6 +1,7 @@
 // bench/footprint: each droplet started cold (a new `node services/<name>/dist/main.js`) N
 // times against a real nats-server: time from spawn to the first /health 200, and RSS once
-// idle; next to a bare Express app started the same way. See README.md.
+// idle; next to a bare Express app started the same way, and to the libraries a droplet must
+// use set up without our code (mandated-stack.mjs). See README.md.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,9 +56,12 @@ const common = {
 };
 
 const bareExpress = fileURLToPath(new URL('./bare-express.mjs', import.meta.url));
-// The baseline as a plain `node app.js`, and (when they differ) with the droplets' node arguments.
+const mandatedStack = fileURLToPath(new URL('./mandated-stack.mjs', import.meta.url));
+// The baseline as a plain `node app.js`, and (when they differ) with the droplets' node arguments;
+// then the floor: the libraries a droplet must use, set up once, without our code.
 const targets: Target[] = [{ name: 'bare Express', main: bareExpress, nodeArgs: [], env: {} }];
 if (dropletNodeArgs.length > 0) targets.push({ name: 'bare Express +args', main: bareExpress, nodeArgs: dropletNodeArgs, env: {} });
+targets.push({ name: 'mandated stack', main: mandatedStack, nodeArgs: dropletNodeArgs, env: {} });
 for (const name of DROPLETS) {
   const main = join(ROOT, 'services', name, 'dist', 'main.js');
   if (!existsSync(main)) {
@@ -153,10 +157,11 @@ for (const t of targets) {
 }
 
 const base = rows[0]!;
-console.log(`\nmedian of ${RUNS}          start→/health 200   × bare   idle RSS MB   × bare   aim: ≤ 1000 ms, ≤ 60 MB`);
+const floor = rows.find((r) => r.name === 'mandated stack')!;
+console.log(`\nmedian of ${RUNS}          start→/health 200   × bare   idle RSS MB   × bare   × floor   aim: ≤ 1000 ms, ≤ 60 MB`);
 for (const r of rows) {
   console.log(
-    `${r.name.padEnd(22)} ${fmt(r.startMs, 0).padStart(14)} ms ${fmt(r.startMs / base.startMs, 1).padStart(8)} ${fmt(r.rss, 1).padStart(13)} ${fmt(r.rss / base.rss, 1).padStart(8)}${r.note ? `   ${r.note}` : ''}`,
+    `${r.name.padEnd(22)} ${fmt(r.startMs, 0).padStart(14)} ms ${fmt(r.startMs / base.startMs, 1).padStart(8)} ${fmt(r.rss, 1).padStart(13)} ${fmt(r.rss / base.rss, 2).padStart(8)} ${fmt(r.rss / floor.rss, 2).padStart(9)}${r.note ? `   ${r.note}` : ''}`,
   );
 }
 await nats.stop({ removeStore: true });
