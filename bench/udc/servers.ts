@@ -1,4 +1,4 @@
-// Child process of bench/udc/run.ts: serves the three targets on 127.0.0.1 and prints one
+// Child process of bench/udc/run.ts: serves the four targets on 127.0.0.1 and prints one
 // JSON line with their URLs and a token. Runs until stdin closes or SIGTERM.
 import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -7,6 +7,7 @@ import { stopWhenParentLeaves } from '../support/server-child.js';
 import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
+import { contractWorkApp } from './contract-work.js';
 
 // BENCH_UDC_KIT: another build of udc-kit (a directory with index.js and testing/index.js,
 // e.g. an earlier commit's), to compare with the current one in the same conditions.
@@ -32,6 +33,12 @@ const bareServer: Server = await new Promise((resolve) => {
   const s = bare.listen(0, '127.0.0.1', () => resolve(s));
 });
 
+// The second baseline: the per-request work /state must do, written directly with the
+// mandated libraries (see contract-work.ts).
+const contractServer: Server = await new Promise((resolve) => {
+  const s = contractWorkApp(authority).listen(0, '127.0.0.1', () => resolve(s));
+});
+
 // 2 and 3. A udc-kit droplet with its defaults: JSON log lines to stdout (/dev/null, see run.ts).
 const droplet = createDroplet({
   name: 'bench',
@@ -47,6 +54,7 @@ writeSync(
   3,
   `${JSON.stringify({
     bare: `http://127.0.0.1:${(bareServer.address() as { port: number }).port}/hello`,
+    contract: `http://127.0.0.1:${(contractServer.address() as { port: number }).port}/state`,
     health: `${url}/health`,
     state: `${url}/state`,
     token: authority.mint({ scopes: ['read'], expiresInSeconds: 3600 }),
@@ -55,8 +63,10 @@ writeSync(
 );
 
 stopWhenParentLeaves(async () => {
-  bareServer.closeAllConnections();
-  bareServer.close();
+  for (const s of [bareServer, contractServer]) {
+    s.closeAllConnections();
+    s.close();
+  }
   await droplet.stop();
   await authority.close();
   await nats.stop({ removeStore: true });
