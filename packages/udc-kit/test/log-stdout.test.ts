@@ -37,16 +37,15 @@ describe('stdoutDestination', () => {
     ['process.exit()', 'process.exit(0);'],
     ['the event loop ending', ''],
   ])('writes every line still buffered, in order, when the process exits by %s', async (_how, exit) => {
-    const logger = new URL('../src/logger.ts', import.meta.url).pathname;
+    // The built module (`npm test` builds before testing): a plain node runs it, as a droplet's would.
+    const logger = new URL('../dist/logger.js', import.meta.url).pathname;
     // Some batches are in sonic-boom (written or being written), the last lines still gathered.
     const script = `
       const { createLogger } = await import(${JSON.stringify(logger)});
       const { logger } = createLogger('exiting', 'info');
       for (let i = 0; i < 500; i++) logger.info('before-exit-' + i);
       ${exit}`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      // udc-kit does not depend on tsx; the repository's bench does.
-      cwd: new URL('../../../bench/', import.meta.url).pathname,
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
       env: { ...process.env, NODE_OPTIONS: '' },
       timeout: 60_000,
       maxBuffer: 10 * 1024 * 1024,
