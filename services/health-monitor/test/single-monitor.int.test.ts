@@ -124,9 +124,10 @@ describe('a lone monitor', () => {
     await waitFor('web seen up', () => observations.some((o) => o.monitor_id === 'solo' && o.ok), 5000);
     const killedAt = Date.now();
     await target.kill9();
-    await waitFor('incident opened', () => events.some((e) => e.subject === 'health-monitor.incident.opened'), 5000);
-    expect(Date.now() - killedAt).toBeLessThan(3000);
+    // How soon is bench/crash's to measure (issue 16), not a timed assertion's.
+    await waitFor('incident opened', () => events.some((e) => e.subject === 'health-monitor.incident.opened'), 10_000);
     const opened = events.find((e) => e.subject === 'health-monitor.incident.opened')!.incident;
+    expect(Date.parse(opened.opened_at)).toBeGreaterThanOrEqual(killedAt);
     expect(opened).toMatchObject({ target_id: 'web', status: 'open', opened_by: 'solo' });
 
     // No deployer answers: the restart fails, the policy's next step is alert-only.
