@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Connector, type Dispatcher } from './undici-client.js';
 import { AddressPolicy, addressRefusedError, resolveAll, type AllowEntry, type ResolveAll } from '@droplet-mesh/udc-kit';
 import { type Deadline, DeadlineQueue } from './deadline-queue.js';
 
@@ -46,7 +46,7 @@ export function checkPolicies(o: ProbeOptions = {}): Record<CheckGuard, AddressP
  * the policy, and connects to the address it checked: a name cannot be re-pointed between
  * the check and the connection.
  */
-function guardedConnector(policy: AddressPolicy, resolve: ResolveAll): buildConnector.connector {
+function guardedConnector(policy: AddressPolicy, resolve: ResolveAll): Connector {
   const base = buildConnector({});
   return (opts, callback) => {
     const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
