@@ -62,6 +62,9 @@ const mandatedStack = fileURLToPath(new URL('./mandated-stack.mjs', import.meta.
 const targets: Target[] = [{ name: 'bare Express', main: bareExpress, nodeArgs: [], env: {} }];
 if (dropletNodeArgs.length > 0) targets.push({ name: 'bare Express +args', main: bareExpress, nodeArgs: dropletNodeArgs, env: {} });
 targets.push({ name: 'mandated stack', main: mandatedStack, nodeArgs: dropletNodeArgs, env: {} });
+targets.push({ name: 'mandated + dockerode', main: mandatedStack, nodeArgs: dropletNodeArgs, env: { FLOOR_DOCKER: '1' } });
+// The droplets that drive Docker Engines are held to the floor that includes dockerode.
+const DOCKER_DROPLETS = new Set(['deployer', 'multi-cloud-manager']);
 for (const name of DROPLETS) {
   const main = join(ROOT, 'services', name, 'dist', 'main.js');
   if (!existsSync(main)) {
@@ -157,11 +160,11 @@ for (const t of targets) {
 }
 
 const base = rows[0]!;
-const floor = rows.find((r) => r.name === 'mandated stack')!;
+const floorOf = (name: string) => rows.find((r) => r.name === (DOCKER_DROPLETS.has(name) ? 'mandated + dockerode' : 'mandated stack'))!;
 console.log(`\nmedian of ${RUNS}          start→/health 200   × bare   idle RSS MB   × bare   × floor   aim: ≤ 1000 ms, ≤ 60 MB`);
 for (const r of rows) {
   console.log(
-    `${r.name.padEnd(22)} ${fmt(r.startMs, 0).padStart(14)} ms ${fmt(r.startMs / base.startMs, 1).padStart(8)} ${fmt(r.rss, 1).padStart(13)} ${fmt(r.rss / base.rss, 2).padStart(8)} ${fmt(r.rss / floor.rss, 2).padStart(9)}${r.note ? `   ${r.note}` : ''}`,
+    `${r.name.padEnd(22)} ${fmt(r.startMs, 0).padStart(14)} ms ${fmt(r.startMs / base.startMs, 1).padStart(8)} ${fmt(r.rss, 1).padStart(13)} ${fmt(r.rss / base.rss, 2).padStart(8)} ${fmt(r.rss / floorOf(r.name).rss, 2).padStart(9)}${r.note ? `   ${r.note}` : ''}`,
   );
 }
 await nats.stop({ removeStore: true });
