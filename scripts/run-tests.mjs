@@ -51,7 +51,7 @@ await runScript(async () => {
     failed += r.failed;
     skipped += r.skipped;
     if (r.failed || r.suitesFailed) failedSuites.push(`${r.package} (${r.failed} failed, ${r.suitesFailed} suites failed)`);
-    for (const f of r.failures ?? []) failures.push(`${r.package}/${f.file} › ${f.test}\n${f.message}`);
+    for (const t of r.failures ?? []) failures.push(`${r.package}/${t.file} › ${t.test}\n${t.message}`);
   }
   // Repeated at the very end so a log cut to its tail still says what failed and why.
   if (failures.length) log(`failed tests:\n\n${failures.join('\n\n')}\n`);
