@@ -176,7 +176,7 @@ describe('health-monitor cluster (3 processes)', () => {
       },
     );
     const opened = events.find((e) => e.type === 'opened' && e.incident.target_id === 't1')!;
-    expect(opened.at).toBeGreaterThanOrEqual(killedAt);
+    expect(Date.parse(opened.incident.opened_at)).toBeGreaterThanOrEqual(killedAt);
     await waitFor('t1 incident resolved', () => events.some((e) => e.type === 'resolved' && e.incident.target_id === 't1'), 15_000);
     await waitFor(
       'down and resolve emails',

@@ -106,7 +106,7 @@ describe('incidents from the deployer’s container events', () => {
     // code came from the event. How soon is bench/crash's to measure (issue 16).
     await waitFor('incident opened', () => events.some((e) => e.subject === 'health-monitor.incident.opened'), 5000, 10);
     const opened = events.find((e) => e.subject === 'health-monitor.incident.opened')!;
-    expect(opened.at).toBeGreaterThanOrEqual(sentAt);
+    expect(Date.parse(opened.incident.opened_at)).toBeGreaterThanOrEqual(sentAt);
     expect(opened.incident).toMatchObject({ target_id: TARGET, status: 'open', opened_by: 'solo' });
     expect(opened.incident.reason).toContain('shop-web-prod-blue-1');
     expect(opened.incident.reason).toContain('137');

@@ -215,9 +215,9 @@ describe('targets from the registry', () => {
     expect(deployer.for('app')).toEqual([]);
     for (const m of monitors) expect(m.engine!.target('app')?.url).toBe(v2.url);
 
-    // A real outage still opens an incident (how soon is bench/servers' to measure). This deployer brings the app back
-    // on yet another port; the monitors follow the record, and the leader re-reads it before
-    // its next step: no second restart.
+    // A real outage still opens an incident (how soon is bench/servers' to measure). This
+    // deployer brings the app back on yet another port; the monitors follow the record, and the
+    // leader re-reads it before its next step: no second restart.
     onRestart.set('app', async () => {
       const v3 = await target();
       await register({
@@ -231,7 +231,7 @@ describe('targets from the registry', () => {
     const downAt = Date.now();
     await v2.proc.kill9();
     await waitFor('app incident opened', () => opened('app').length === 1, 10_000);
-    expect(opened('app')[0].at).toBeGreaterThanOrEqual(downAt);
+    expect(Date.parse(opened('app')[0].incident.opened_at)).toBeGreaterThanOrEqual(downAt);
     await waitFor('app incident resolved', () => resolved('app').length === 1, 15_000).catch((e) => {
       throw new Error(`${(e as Error).message}\n${dump()}`);
     });
