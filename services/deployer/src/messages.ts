@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { InvalidRequest, NotFound, parseOrThrow, queued, type MessageHandler } from '@droplet-mesh/udc-kit';
 import { nameSchema } from './domain/model.js';
-import { targetId } from './domain/naming.js';
+import { TARGET_OR_REPLICA_PATTERN, targetId } from './domain/naming.js';
 import type { Deployer } from './deploy/deployer.js';
 import type { Stores } from './store/stores.js';
 import { deploymentView } from './routes/deployments.js';
 import { parseJsonDeploy, toSource } from './routes/deploy-input.js';
 
 const target = z.union([
-  z.object({ target_id: z.string().regex(/^app-[a-z0-9-]{5,120}$/) }),
+  z.object({ target_id: z.string().regex(TARGET_OR_REPLICA_PATTERN) }),
   z.object({ project: nameSchema, service: nameSchema, environment: nameSchema }),
 ]);
 const idOf = (t: z.infer<typeof target>) => ('target_id' in t ? t.target_id : targetId(t.project, t.service, t.environment));

@@ -128,7 +128,7 @@ describe('crash recovery from Docker events', () => {
     const diedEvent = (died.body.events as Array<{ data: { container: string; died_at: string; exit_code: number } }>).find(
       (e) => e.data.container === c.name,
     );
-    expect(diedEvent?.data).toMatchObject({ target_id: target, exit_code: 137, died_at: event?.died_at });
+    expect(diedEvent?.data).toMatchObject({ target_id: target, record_id: target, exit_code: 137, died_at: event?.died_at });
     figures.docker_kill_die_to_started = event?.restart_ms ?? -1;
     figures.docker_kill_engine_start_call = event?.engine_start_ms ?? -1;
   }, 180_000);

@@ -176,6 +176,20 @@ describe('incidents from the deployer’s container events', () => {
     expect(deployer.requests).toEqual([]);
   }, 30_000);
 
+  it('a replica’s death opens the incident on that replica’s record (record_id), not on its service', async () => {
+    // TARGET stands for the second replica's record here; the service's own target is not checked.
+    await target.kill9();
+    const before = openedIncidents().length;
+    announce('container_died', died({ target_id: 'app-shop-web-unchecked', record_id: TARGET, container: 'shop-web-prod-blue-2' }));
+    await waitFor('incident opened', () => openedIncidents().length === before + 1, 5000, 10);
+    const fourth = openedIncidents()[before];
+    expect(fourth).toMatchObject({ target_id: TARGET });
+    expect(fourth.reason).toContain('shop-web-prod-blue-2');
+    target = await startTarget(targetPort);
+    announce('container_restarted', { ...died({ record_id: TARGET }), target_id: 'app-shop-web-unchecked', restarted_by: 'deployer' });
+    await waitFor('incident resolved', async () => (await incident(fourth.id)).status === 'resolved', 8000, 50);
+  }, 30_000);
+
   it('ignores deaths of targets it does not check and events that are not well formed', async () => {
     const before = events.length;
     announce('container_died', died({ target_id: 'app-unknown-web-prod' }));

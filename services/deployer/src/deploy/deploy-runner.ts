@@ -14,6 +14,7 @@ import { pullAccess } from '../registry/pull-auth.js';
 import type { DeployerDeps } from './deploy-context.js';
 import { produceImage } from './image-builder.js';
 import type { DeploymentTracker } from './progress.js';
+import { registerService } from './service-records.js';
 import { routeUpsert, upstreamsOf } from './route-switch.js';
 import { openSecrets } from './secrets.js';
 
@@ -448,26 +449,6 @@ export async function commitRelease(deps: DeployerDeps, t: DeploymentTracker, pr
     image: d.image,
     previous_deployment_id: previous?.deployment_id,
   });
-}
-
-/** Register the web service so the health-monitor checks it (skipped without a registry). */
-export async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
-  const registry = deps.registry();
-  const c = t.d.containers[0];
-  if (!registry || !c?.port) return;
-  try {
-    await registry.upsertRecord({
-      id: t.d.target_id,
-      kind: 'service',
-      url: `http://${c.address}:${c.port}`,
-      capabilities: ['app'],
-      health_path: service.health_path,
-      domain: service.domain,
-      metadata: { project: t.d.project, service: t.d.service, environment: t.d.environment, deployment_id: t.d.id, image: t.d.image },
-    });
-  } catch (err) {
-    t.log(`registry update failed (the deploy stands): ${(err as Error).message}`);
-  }
 }
 
 /** Every managed container of this project/service/environment on the placement's servers that is not in `keep`. */

@@ -14,7 +14,7 @@ import {
 } from '../domain/model.js';
 import { sealGitSource } from '../domain/git-credentials.js';
 import { redactValues } from '../domain/redact.js';
-import { targetId } from '../domain/naming.js';
+import { parseRecordId, targetId } from '../domain/naming.js';
 import { answering, environmentServers, spreadReplicas } from '../domain/placement.js';
 import { withTimeout } from '../domain/step-timeout.js';
 import { isDigestRef } from '../registry/image-ref.js';
@@ -352,15 +352,22 @@ export class Deployer {
     return r;
   }
 
-  /** Restart a service's current containers one by one and answer when they are healthy again. */
+  /**
+   * Restart a service's current containers one by one and answer when they are healthy again.
+   * `<target>.r<n>` (a replica's registry record, what health-monitor checks) restarts that
+   * replica alone.
+   */
   async restart(
-    target: string,
+    id: string,
   ): Promise<{ target_id: string; deployment_id: string; containers: Array<{ name: string; port?: number; healthy: boolean }> }> {
+    const { target, index } = parseRecordId(id);
     const r = await this.release(target);
+    const replica = id === target ? undefined : r.containers[index];
+    if (id !== target && !replica) throw new NotFound(`${target} runs ${r.containers.length} replicas: there is no '${id}'`);
     const plan = await this.plan(r.project, r.service, r.environment);
     const timeoutMs = (plan.service.health_timeout_s ?? this.deps.config.HEALTH_TIMEOUT_S) * 1000;
     const out: Array<{ name: string; port?: number; healthy: boolean }> = [];
-    for (const c of r.containers) {
+    for (const c of replica ? [replica] : r.containers) {
       const server = await this.deps.stores.servers.get(c.server_id);
       if (!server) throw new Conflict(`server '${c.server_id}' is gone`);
       const engine = this.deps.engines.get(server).engine;
@@ -372,7 +379,7 @@ export class Deployer {
       );
       out.push({ name: c.name, port: c.port, healthy: true });
     }
-    this.deps.emit('service.restarted', { target_id: target, deployment_id: r.deployment_id });
+    this.deps.emit('service.restarted', { target_id: target, record_id: id, deployment_id: r.deployment_id });
     return { target_id: target, deployment_id: r.deployment_id, containers: out };
   }
 

@@ -6,6 +6,7 @@ import type { EnginePool } from '../engine/engine-pool.js';
 import type { Stores } from '../store/stores.js';
 import type { DeployerDeps } from './deploy-context.js';
 import type { ServiceLanes } from './service-lanes.js';
+import { removeReplicaRecords } from './service-records.js';
 
 export type UndeployDeps = Pick<DeployerDeps, 'send' | 'registry' | 'emit' | 'logger'> & {
   stores: Stores;
@@ -105,8 +106,7 @@ export async function undeploy(deps: UndeployDeps, target: string, by: string): 
     const link = deps.registry();
     if (link) {
       try {
-        registry = (await link.get(target)) ? 'removed' : 'absent';
-        if (registry === 'removed') await link.removeRecord(target);
+        registry = (await removeReplicaRecords(link, target, 0)) > 0 ? 'removed' : 'absent';
       } catch (err) {
         deps.logger.warn({ err, target_id: target }, 'registry record not removed (the undeploy stands)');
         registry = 'skipped';

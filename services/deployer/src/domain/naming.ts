@@ -2,6 +2,21 @@
 export const MANAGED_LABEL = 'mesh.managed';
 
 export const targetId = (project: string, service: string, environment: string) => `app-${project}-${service}-${environment}`;
+
+/**
+ * The registry record of a web service's replica: the target itself for the first (what every
+ * caller knew before replicas had records), `<target>.r<n>` for the n-th. Target ids hold no
+ * dots, so the suffix cannot be mistaken for part of one.
+ */
+export const replicaRecordId = (target: string, index: number) => (index === 0 ? target : `${target}.r${index + 1}`);
+/** A target id or a replica's record id: the target, and which replica (0 for the first). */
+export function parseRecordId(id: string): { target: string; index: number } {
+  const m = /^(.+)\.r([1-9][0-9]{0,3})$/.exec(id);
+  return m ? { target: m[1], index: Number(m[2]) - 1 } : { target: id, index: 0 };
+}
+/** What the API and messages accept where a target is named: `app-…`, with a replica's `.r<n>`. */
+export const TARGET_OR_REPLICA_PATTERN = /^app-[a-z0-9-]{5,120}(\.r[1-9][0-9]{0,3})?$/;
+
 export const imageBaseOf = (project: string, service: string, override?: string) => override ?? `mesh-apps/${project}-${service}`;
 export const deployTag = (imageBase: string, deploymentId: string) => `${imageBase}:deploy_${deploymentId.replace(/-/g, '').slice(0, 8)}`;
 export const containerName = (target: string, deploymentId: string, replica: number) => `${target}-${deploymentId.slice(0, 8)}-${replica}`;

@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import type { Logger } from '@droplet-mesh/udc-kit';
 import type { Server } from '../domain/model.js';
-import { MANAGED_LABEL, targetId } from '../domain/naming.js';
+import { MANAGED_LABEL, replicaRecordId, targetId } from '../domain/naming.js';
 import type { Stores } from '../store/stores.js';
 import { dockerOptions } from './engine-pool.js';
 
@@ -212,6 +212,8 @@ export class CrashRestarter {
     const recent = (this.restarts.get(id) ?? []).filter((t) => Date.now() - t < CRASH_WINDOW_MS);
     const base = {
       target_id: target,
+      // The replica's own registry record (service-records.ts): what health-monitor checks and opens the incident on.
+      record_id: replicaRecordId(target, release.containers.indexOf(placed)),
       deployment_id: release.deployment_id,
       server_id: server.id,
       container: placed.name,

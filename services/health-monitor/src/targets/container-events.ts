@@ -12,8 +12,11 @@ export const CONTAINER_RESTARTED_SUBJECT = 'udc.deployer.events.service.containe
 /** The deployer restarted a container too often in a short window and stopped: restarting it again is futile. */
 export const CRASH_LOOP_SUBJECT = 'udc.deployer.events.service.crash_loop';
 
+const id = z.string().regex(/^[A-Za-z0-9._-]{1,200}$/);
 const containerEvent = z.object({
-  target_id: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/),
+  target_id: id,
+  /** The dead container's replica's own registry record (`<target>.r<n>` from the second replica on): what is checked. */
+  record_id: id.optional(),
   server_id: z.string().max(200),
   container: z.string().max(300),
   /** When the engine saw it die: with the target, what makes two reports of one death the same. */
@@ -40,7 +43,7 @@ export function followContainerEvents(
   nc: Bus['nc'],
   on: { died: (e: ContainerDied) => void; restarted: (e: ContainerRestarted) => void; crashLoop: (e: CrashLoop) => void },
 ): Array<ReturnType<Bus['nc']['subscribe']>> {
-  const follow = <T>(subject: string, schema: z.ZodType<T>, handle: (e: T) => void) =>
+  const follow = <T extends { target_id: string; record_id?: string }>(subject: string, schema: z.ZodType<T>, handle: (e: T) => void) =>
     nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
@@ -51,7 +54,8 @@ export function followContainerEvents(
           return;
         }
         const parsed = schema.safeParse(body);
-        if (parsed.success) handle(parsed.data);
+        // The incident is about the replica that died, the target this monitor checks.
+        if (parsed.success) handle({ ...parsed.data, target_id: parsed.data.record_id ?? parsed.data.target_id });
       },
     });
   return [

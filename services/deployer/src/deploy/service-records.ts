@@ -1,0 +1,56 @@
+import type { RegistryLink } from '@droplet-mesh/udc-kit';
+import type { Service } from '../domain/model.js';
+import { replicaRecordId } from '../domain/naming.js';
+import type { DeployerDeps } from './deploy-context.js';
+import type { DeploymentTracker } from './progress.js';
+
+// As many as a replica's record id can number (`.r<n>`, up to four digits).
+const MAX_REPLICA_RECORDS = 9999;
+
+/**
+ * Register the web service so the health-monitor checks it (skipped without a registry): one
+ * record per replica, so that a replica that hangs is found and restarted alone. The first
+ * replica's record is the target itself and carries the domain; the others are
+ * `<target>.r<n>`. Records of replicas the release no longer has are removed.
+ */
+export async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
+  const registry = deps.registry();
+  const web = t.d.containers.filter((c) => c.port);
+  if (!registry || web.length === 0) return;
+  try {
+    for (const [i, c] of web.entries()) {
+      await registry.upsertRecord({
+        id: replicaRecordId(t.d.target_id, i),
+        kind: 'service',
+        url: `http://${c.address}:${c.port}`,
+        capabilities: ['app'],
+        health_path: service.health_path,
+        ...(i === 0 && service.domain ? { domain: service.domain } : {}),
+        metadata: {
+          project: t.d.project,
+          service: t.d.service,
+          environment: t.d.environment,
+          deployment_id: t.d.id,
+          image: t.d.image,
+          replica: i + 1,
+          replicas: web.length,
+          container: c.name,
+        },
+      });
+    }
+    await removeReplicaRecords(registry, t.d.target_id, web.length);
+  } catch (err) {
+    t.log(`registry update failed (the deploy stands): ${(err as Error).message}`);
+  }
+}
+
+/** Remove the records of a target's replicas from the `from`-th on (0: all of them, the target's own too). */
+export async function removeReplicaRecords(registry: RegistryLink, target: string, from: number): Promise<number> {
+  let removed = 0;
+  // Replica records are numbered without gaps: the first one absent ends the list.
+  for (let i = from; i < MAX_REPLICA_RECORDS && (await registry.get(replicaRecordId(target, i))); i++) {
+    await registry.removeRecord(replicaRecordId(target, i));
+    removed++;
+  }
+  return removed;
+}
