@@ -315,6 +315,57 @@ describe('the mesh end to end (issue 8)', () => {
     expect(incidentEvents.filter((e) => e.incident.target_id !== target)).toEqual([]);
   }, 120_000);
 
+  it('5b. with two replicas, one that hangs is found and restarted alone; scaling back removes its record', async () => {
+    const scaled = await mesh.call(mesh.deployer, 'POST', `/services/${target}/scale`, { replicas: 2 }, ['read', 'write']);
+    expect(scaled.status).toBe(202);
+    expect((await waitDeployment(scaled.body.id)).status).toBe('succeeded');
+    const replica = `${target}.r2`;
+    const checked = async () =>
+      ((await mesh.call(mesh.monitors[0], 'GET', '/targets?per_page=100')).body.items as Array<{ id: string; status: string }>).find(
+        (t) => t.id === replica,
+      );
+    await waitFor('the monitors check the second replica, up', async () => (await checked())?.status === 'up', 30_000, 250);
+    const containers = (await mesh.call(mesh.deployer, 'GET', `/services/${target}`)).body.containers as Array<{ container_id: string }>;
+    expect(containers).toHaveLength(2);
+    const started = async (i: number) => (await mesh.docker.getContainer(containers[i].container_id).inspect()).State.StartedAt;
+    const firstStarted = await started(0);
+
+    // Frozen, not dead: no Docker event says so, only the checks can tell.
+    const before = deployerRequests.length;
+    await mesh.docker.getContainer(containers[1].container_id).pause();
+    await waitFor(
+      'an incident opened for the hung replica',
+      () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === replica),
+      20_000,
+      100,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
+    });
+    const opened = incidentEvents.find((e) => e.type === 'opened' && e.incident.target_id === replica)!;
+    await waitFor(
+      'the incident resolved',
+      () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id),
+      60_000,
+      100,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}\nincident: ${JSON.stringify(incidentEvents)}\n${mesh.dump()}`);
+    });
+    const restarts = deployerRequests.slice(before).filter((r) => r.action === 'restart');
+    expect(restarts).toHaveLength(1);
+    expect(restarts[0].payload).toMatchObject({ target_id: replica, incident_id: opened.incident.id });
+    // That replica alone was restarted; the first never stopped.
+    expect(await started(0)).toBe(firstStarted);
+    const second = await mesh.docker.getContainer(containers[1].container_id).inspect();
+    expect(second.State).toMatchObject({ Running: true, Paused: false });
+    expect(await https()).toMatchObject({ status: 200, body: 'v1' });
+    expect(incidentEvents.filter((e) => e.type === 'opened' && e.incident.target_id === target)).toHaveLength(1); // test 5's
+
+    const down = await mesh.call(mesh.deployer, 'POST', `/services/${target}/scale`, { replicas: 1 }, ['read', 'write']);
+    expect((await waitDeployment(down.body.id)).status).toBe('succeeded');
+    expect((await mesh.call(mesh.registry, 'GET', `/droplets/${replica}`)).status).toBe(404);
+    await waitFor('the monitors stop checking the second replica', async () => (await checked()) === undefined, 30_000, 250);
+  }, 240_000);
+
   it('6. NATS restarts under traffic: every droplet reconnects and is active within 10 s; no deployment or route is lost', async () => {
     const snapshot = async () => ({
       deployments: (await mesh.call(mesh.deployer, 'GET', `/deployments?project=${mesh.project}&per_page=100`)).body.items
@@ -332,7 +383,8 @@ describe('the mesh end to end (issue 8)', () => {
         .sort(),
     });
     const before = await snapshot();
-    expect(before.deployments).toHaveLength(3);
+    // v1, v2 and the rollback (4), then 5b's scale to two replicas and back.
+    expect(before.deployments).toHaveLength(5);
     expect(before.routes).toHaveLength(1);
 
     let activeAfterMs = -1;
