@@ -75,6 +75,28 @@ async function incidentsFor(targetId: string): Promise<Array<Record<string, any>
   return r.body.items;
 }
 
+/** Waits for an incident about `targetId` to open (within `openWithinMs`) and then resolve; returns its opened event. */
+async function incidentOpenedAndResolved(targetId: string, openWithinMs: number) {
+  await waitFor(
+    `an incident opened for ${targetId}`,
+    () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === targetId),
+    openWithinMs,
+    100,
+  ).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
+  });
+  const opened = incidentEvents.find((e) => e.type === 'opened' && e.incident.target_id === targetId)!;
+  await waitFor(
+    'the incident resolved',
+    () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id),
+    60_000,
+    100,
+  ).catch((err) => {
+    throw new Error(`${(err as Error).message}\nincident: ${JSON.stringify(incidentEvents)}\n${mesh.dump()}`);
+  });
+  return opened;
+}
+
 beforeAll(async () => {
   await mesh.start();
   bus = await Bus.connect({ url: mesh.nats.url, name: 'mesh-e2e-observer' });
@@ -263,23 +285,7 @@ describe('the mesh end to end (issue 8)', () => {
     expect(containers).toHaveLength(1);
     const killedAt = Date.now();
     await mesh.docker.getContainer(containers[0].Id).kill();
-    await waitFor(
-      'an incident opened for the app',
-      () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === target),
-      15_000,
-      100,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
-    });
-    const opened = incidentEvents.find((e) => e.type === 'opened' && e.incident.target_id === target)!;
-    await waitFor(
-      'the incident resolved',
-      () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id),
-      60_000,
-      100,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}\nincident: ${JSON.stringify(incidentEvents)}\n${mesh.dump()}`);
-    });
+    const opened = await incidentOpenedAndResolved(target, 15_000);
     expect(await https()).toMatchObject({ status: 200, body: 'v1' });
     // The deployer restarted the same container (no redeploy).
     const info = await mesh.docker.getContainer(containers[0].Id).inspect();
@@ -333,23 +339,7 @@ describe('the mesh end to end (issue 8)', () => {
     // Frozen, not dead: no Docker event says so, only the checks can tell.
     const before = deployerRequests.length;
     await mesh.docker.getContainer(containers[1].container_id).pause();
-    await waitFor(
-      'an incident opened for the hung replica',
-      () => incidentEvents.some((e) => e.type === 'opened' && e.incident.target_id === replica),
-      20_000,
-      100,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${mesh.dump()}`);
-    });
-    const opened = incidentEvents.find((e) => e.type === 'opened' && e.incident.target_id === replica)!;
-    await waitFor(
-      'the incident resolved',
-      () => incidentEvents.some((e) => e.type === 'resolved' && e.incident.id === opened.incident.id),
-      60_000,
-      100,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}\nincident: ${JSON.stringify(incidentEvents)}\n${mesh.dump()}`);
-    });
+    const opened = await incidentOpenedAndResolved(replica, 20_000);
     const restarts = deployerRequests.slice(before).filter((r) => r.action === 'restart');
     expect(restarts).toHaveLength(1);
     expect(restarts[0].payload).toMatchObject({ target_id: replica, incident_id: opened.incident.id });

@@ -1,6 +1,6 @@
 import { expect } from '@jest/globals';
 import request from 'supertest';
-import type { RegistryLink } from '@droplet-mesh/udc-kit';
+import type { RegistryLink, RegistryRecord, RegistryRecordInput } from '@droplet-mesh/udc-kit';
 import { tokenOnlyRegistry, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
 import { masterKey, portRange, quiet } from './helpers.js';
@@ -80,4 +80,17 @@ export async function createProject(
     services.push(res);
   }
   return services;
+}
+
+/** The registry as the deployer sees it: the records it registers for its apps, kept in `records`. */
+export function recordingRegistry(records: Map<string, RegistryRecordInput>, token: () => string): RegistryLink {
+  return {
+    ...tokenOnlyRegistry(token),
+    upsertRecord: async (r) => {
+      records.set(r.id, r);
+      return { ...r, status: 'active' } as unknown as RegistryRecord;
+    },
+    removeRecord: async (id) => void records.delete(id),
+    get: async (id) => (records.has(id) ? ({ ...records.get(id), status: 'active' } as unknown as RegistryRecord) : undefined),
+  };
 }

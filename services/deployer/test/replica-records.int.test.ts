@@ -3,19 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import type { RegistryLink, RegistryRecord, RegistryRecordInput } from '@droplet-mesh/udc-kit';
+import type { RegistryRecordInput } from '@droplet-mesh/udc-kit';
 import {
   expectEnvelope,
   startNatsServer,
   startTestAuthority,
-  tokenOnlyRegistry,
   waitFor,
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
 import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
-import { createProject, startTestDeployer } from './deployer-harness.js';
+import { createProject, recordingRegistry, startTestDeployer } from './deployer-harness.js';
 
 // Every replica of a web service is registered on its own, so health-monitor checks each one
 // and a replica that hangs is restarted alone. Real Docker Engine and NATS; the registry is a
@@ -30,17 +29,6 @@ let auth: Record<string, string>;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-replica-records-'));
 
 const records = new Map<string, RegistryRecordInput>();
-function recordingRegistry(token: () => string): RegistryLink {
-  return {
-    ...tokenOnlyRegistry(token),
-    upsertRecord: async (r) => {
-      records.set(r.id, r);
-      return { ...r, status: 'active' } as unknown as RegistryRecord;
-    },
-    removeRecord: async (id) => void records.delete(id),
-    get: async (id) => (records.has(id) ? ({ ...records.get(id), status: 'active' } as unknown as RegistryRecord) : undefined),
-  };
-}
 
 const api = () => ({
   get: (p: string) => request(droplet.app).get(p).set(auth),
@@ -75,7 +63,7 @@ beforeAll(async () => {
     authority,
     dataDir: join(tmp, 'data'),
     env: { DRAIN_S: '0' },
-    registry: recordingRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+    registry: recordingRegistry(records, () => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
   });
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health', replicas: 3 }] });

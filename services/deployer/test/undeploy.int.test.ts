@@ -3,20 +3,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import type { RegistryLink, RegistryRecord, RegistryRecordInput } from '@droplet-mesh/udc-kit';
+import type { RegistryRecordInput } from '@droplet-mesh/udc-kit';
 import {
   expectEnvelope,
   freePort,
   startNatsServer,
   startTestAuthority,
-  tokenOnlyRegistry,
   type NatsServerHandle,
   type TestAuthority,
 } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
 import { cleanDocker, getViaNginx, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
 import { startProxyManager, type Proc } from './process-helpers.js';
-import { createProject, startTestDeployer } from './deployer-harness.js';
+import { createProject, recordingRegistry, startTestDeployer } from './deployer-harness.js';
 
 // Undeploy against the real Docker Engine, NATS and a real proxy-manager with nginx.
 const project = uniqueProject('ud');
@@ -32,19 +31,7 @@ let proxyHttpPort: number;
 let auth: Record<string, string>;
 const tmp = mkdtempSync(join(tmpdir(), 'deployer-undeploy-'));
 
-/** The registry as the deployer sees it: the records it registered for its apps, kept here. */
 const records = new Map<string, RegistryRecordInput>();
-function recordingRegistry(token: () => string): RegistryLink {
-  return {
-    ...tokenOnlyRegistry(token),
-    upsertRecord: async (r) => {
-      records.set(r.id, r);
-      return { ...r, status: 'active' } as unknown as RegistryRecord;
-    },
-    removeRecord: async (id) => void records.delete(id),
-    get: async (id) => (records.has(id) ? ({ ...records.get(id), status: 'active' } as unknown as RegistryRecord) : undefined),
-  };
-}
 
 const viaNginx = () => getViaNginx(proxyHttpPort, domain);
 
@@ -87,7 +74,7 @@ beforeAll(async () => {
     authority,
     dataDir: join(tmp, 'data'),
     env: { DRAIN_S: '0' },
-    registry: recordingRegistry(() => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+    registry: recordingRegistry(records, () => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
   });
   auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
   await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', domain, health_path: '/health' }] });
