@@ -187,7 +187,13 @@ describe('incidents from the deployer’s container events', () => {
     expect(fourth.reason).toContain('shop-web-prod-blue-2');
     target = await startTarget(targetPort);
     announce('container_restarted', { ...died({ record_id: TARGET }), target_id: 'app-shop-web-unchecked', restarted_by: 'deployer' });
-    await waitFor('incident resolved', async () => (await incident(fourth.id)).status === 'resolved', 8000, 50);
+    // The resolved event itself, not only the stored incident: the next test counts events from here.
+    await waitFor(
+      'incident resolved',
+      () => events.some((e) => e.subject === 'health-monitor.incident.resolved' && e.incident.id === fourth.id),
+      8000,
+      50,
+    );
   }, 30_000);
 
   it('ignores deaths of targets it does not check and events that are not well formed', async () => {
