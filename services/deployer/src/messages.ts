@@ -1,17 +1,17 @@
 import { z } from 'zod';
 import { InvalidRequest, NotFound, parseOrThrow, queued, type MessageHandler } from '@droplet-mesh/udc-kit';
 import { nameSchema } from './domain/model.js';
-import { TARGET_OR_REPLICA_PATTERN, targetId } from './domain/naming.js';
+import { TARGET_OR_REPLICA_PATTERN, TARGET_PATTERN, targetId } from './domain/naming.js';
 import type { Deployer } from './deploy/deployer.js';
 import type { Stores } from './store/stores.js';
 import { deploymentView } from './routes/deployments.js';
 import { parseJsonDeploy, toSource } from './routes/deploy-input.js';
 
-const target = z.union([
-  z.object({ target_id: z.string().regex(TARGET_OR_REPLICA_PATTERN) }),
-  z.object({ project: nameSchema, service: nameSchema, environment: nameSchema }),
-]);
-const idOf = (t: z.infer<typeof target>) => ('target_id' in t ? t.target_id : targetId(t.project, t.service, t.environment));
+const byNames = z.object({ project: nameSchema, service: nameSchema, environment: nameSchema });
+const target = z.union([z.object({ target_id: z.string().regex(TARGET_PATTERN) }), byNames]);
+/** A restart may name one replica by its registry record id (what health-monitor knows). */
+const restartTarget = z.union([z.object({ target_id: z.string().regex(TARGET_OR_REPLICA_PATTERN) }), byNames]);
+const idOf = (t: z.infer<typeof restartTarget>) => ('target_id' in t ? t.target_id : targetId(t.project, t.service, t.environment));
 const wait = z.object({ wait: z.boolean().default(false) });
 
 function payloadOf(p: Record<string, unknown>) {
@@ -71,7 +71,7 @@ export function createMessageHandlers(deployer: () => Deployer, stores: () => St
     },
     restart: {
       types: ['command'],
-      handle: async (payload) => deployer().restart(idOf(parseOrThrow(target, payloadOf(payload), 'payload'))),
+      handle: async (payload) => deployer().restart(idOf(parseOrThrow(restartTarget, payloadOf(payload), 'payload'))),
     },
   };
 }

@@ -15,10 +15,13 @@ const MAX_REPLICA_RECORDS = 9999;
  */
 export async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
   const registry = deps.registry();
-  const web = t.d.containers.filter((c) => c.port);
-  if (!registry || web.length === 0) return;
+  const containers = t.d.containers;
+  // A web service's containers all have a port; a worker's none (and no record).
+  if (!registry || !containers.some((c) => c.port)) return;
   try {
-    for (const [i, c] of web.entries()) {
+    // Replica n is the n-th of the release's containers, as Deployer.restart and the crash restarter count them.
+    for (const [i, c] of containers.entries()) {
+      if (!c.port) continue;
       await registry.upsertRecord({
         id: replicaRecordId(t.d.target_id, i),
         kind: 'service',
@@ -33,12 +36,12 @@ export async function registerService(deps: DeployerDeps, t: DeploymentTracker, 
           deployment_id: t.d.id,
           image: t.d.image,
           replica: i + 1,
-          replicas: web.length,
+          replicas: containers.length,
           container: c.name,
         },
       });
     }
-    await removeReplicaRecords(registry, t.d.target_id, web.length);
+    await removeReplicaRecords(registry, t.d.target_id, containers.length);
   } catch (err) {
     t.log(`registry update failed (the deploy stands): ${(err as Error).message}`);
   }

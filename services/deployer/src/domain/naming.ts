@@ -14,7 +14,9 @@ export function parseRecordId(id: string): { target: string; index: number } {
   const m = /^(.+)\.r([1-9][0-9]{0,3})$/.exec(id);
   return m ? { target: m[1], index: Number(m[2]) - 1 } : { target: id, index: 0 };
 }
-/** What the API and messages accept where a target is named: `app-…`, with a replica's `.r<n>`. */
+/** A target as the API and messages name it: `app-<project>-<service>-<environment>`. */
+export const TARGET_PATTERN = /^app-[a-z0-9-]{5,120}$/;
+/** A target, or one replica of it (`.r<n>`): what a restart accepts. */
 export const TARGET_OR_REPLICA_PATTERN = /^app-[a-z0-9-]{5,120}(\.r[1-9][0-9]{0,3})?$/;
 
 export const imageBaseOf = (project: string, service: string, override?: string) => override ?? `mesh-apps/${project}-${service}`;

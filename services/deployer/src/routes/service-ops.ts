@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Api } from '@droplet-mesh/udc-kit';
-import { TARGET_OR_REPLICA_PATTERN } from '../domain/naming.js';
+import { TARGET_OR_REPLICA_PATTERN, TARGET_PATTERN } from '../domain/naming.js';
 import type { RouteDeps } from './route-deps.js';
 
 /** `id` is the deployed target: app-<project>-<service>-<environment>. */
-const params = z.object({ id: z.string().regex(/^app-[a-z0-9-]{5,120}$/, 'must be app-<project>-<service>-<environment>') });
+const params = z.object({ id: z.string().regex(TARGET_PATTERN, 'must be app-<project>-<service>-<environment>') });
 /** A restart may name one replica by its registry record id, `<target>.r<n>` (what health-monitor knows). */
 const restartParams = z.object({
   id: z.string().regex(TARGET_OR_REPLICA_PATTERN, 'must be app-<project>-<service>-<environment>, or a replica’s <target>.r<n>'),
