@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
@@ -170,25 +169,27 @@ const unwritten = new Set<WeakRef<StdoutBatch>>();
 let exitListener = false;
 
 /**
- * Log lines gathered and handed to pino's sonic-boom (which writes them in the background,
- * as pino advises for production) STDOUT_BATCH_BYTES at a time, or what STDOUT_FLUSH_MS
- * gathered. A synchronous write per line cost a logged request tens of µs of the event loop;
- * an asynchronous one per line a thread-pool round trip, ~9 µs of CPU per request under load
- * (bench/udc/ab.ts with the lines dropped instead). Lines are kept in an array until then:
- * sonic-boom's own minLength appends each to one string, copied whole on every line.
+ * Log lines gathered and written to stdout STDOUT_BATCH_BYTES at a time, or what
+ * STDOUT_FLUSH_MS gathered, in one synchronous write (pino's sonic-boom, which retries
+ * EAGAIN and partial writes). A synchronous write per line cost a logged request tens of µs
+ * of the event loop; one per batch costs no more CPU per line than sonic-boom's asynchronous
+ * mode (bench/udc/logline.ts, kit vs kitOld). Not that mode: a write still in the thread
+ * pool when the process exits lands after, or without, the lines written at exit (out of
+ * order in 12 of 100 runs of 500 lines then process.exit()).
+ * Lines are kept in an array until then: sonic-boom's own minLength appends each to one
+ * string, copied whole on every line.
  */
 class StdoutBatch {
   private lines: string[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly dest: ReturnType<typeof pino.destination>;
-  constructor(private readonly fd: number) {
-    // pino flushes what sonic-boom holds synchronously at exit; the 'exit' listener below adds what is still here.
-    this.dest = pino.destination({ dest: fd, sync: false });
+  constructor(fd: number) {
+    this.dest = pino.destination({ dest: fd, sync: true });
     if (!exitListener) {
       exitListener = true;
       process.on('exit', () => {
-        for (const ref of unwritten) ref.deref()?.writeSync();
+        for (const ref of unwritten) ref.deref()?.flush();
       });
     }
     for (const ref of unwritten) if (!ref.deref()) unwritten.delete(ref);
@@ -206,7 +207,8 @@ class StdoutBatch {
     this.timer = undefined;
     this.flush();
   };
-  private flush(): void {
+  /** Also at exit: every write is synchronous, so what is gathered here is all that is unwritten. */
+  flush(): void {
     if (this.lines.length === 0) return;
     const text = this.lines.join('');
     this.lines = [];
@@ -217,20 +219,9 @@ class StdoutBatch {
       // Destroyed (stdout closed): nowhere to write to.
     }
   }
-  /** At exit: what sonic-boom still holds, then the lines gathered here, in order. */
-  writeSync(): void {
-    if (this.lines.length === 0) return;
-    try {
-      this.dest.flushSync();
-      writeSync(this.fd, this.lines.join(''));
-      this.lines = [];
-    } catch {
-      // stdout closed: nowhere to write to.
-    }
-  }
 }
 
-/** Log lines to a file descriptor (stdout) in the background, in batches (StdoutBatch). */
+/** Log lines to a file descriptor (stdout), in batches (StdoutBatch). */
 export function stdoutDestination(fd = 1): NodeJS.WritableStream {
   return new StdoutBatch(fd) as unknown as NodeJS.WritableStream;
 }
