@@ -33,6 +33,7 @@ const records = new Map<string, RegistryRecordInput>();
 const api = () => ({
   get: (p: string) => request(droplet.app).get(p).set(auth),
   post: (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b),
+  patch: (p: string, b: object) => request(droplet.app).patch(p).set(auth).send(b),
   del: (p: string) => request(droplet.app).delete(p).set(auth),
 });
 
@@ -136,6 +137,17 @@ describe('a registry record per replica', () => {
     expect(ids()).toEqual([target]);
     expect(records.get(target)!.metadata).toMatchObject({ replica: 1, replicas: 1 });
   }, 120_000);
+
+  it('a web service that becomes a worker loses its records; back to web, they return', async () => {
+    const path = `/projects/${project}/services/web`;
+    const deploy = () => api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+    expect((await api().patch(path, { type: 'worker' })).status).toBe(200);
+    await succeeded(await deploy());
+    expect(ids()).toEqual([]);
+    expect((await api().patch(path, { type: 'web' })).status).toBe(200);
+    await succeeded(await deploy());
+    expect(ids()).toEqual([target]);
+  }, 180_000);
 
   it('undeploying removes every replica’s record', async () => {
     await succeeded(await api().post(`/services/${target}/scale`, { replicas: 2 }));

@@ -253,7 +253,7 @@ export async function runDeployment(
     const lastLines = () => containerLogTail(deps, t, plan);
 
     if (service.type === 'worker') {
-      await runWorker(deps, t, previous, step, startContainers, lastLines, removeNew, engineOf);
+      await runWorker(deps, t, service, previous, step, startContainers, lastLines, removeNew, engineOf);
       return;
     }
 
@@ -389,6 +389,7 @@ type StepFn = <T>(name: string, percent: number, ms: number, fn: (signal: AbortS
 async function runWorker(
   deps: DeployerDeps,
   t: DeploymentTracker,
+  service: Service,
   previous: Release | undefined,
   step: StepFn,
   startContainers: (signal: AbortSignal) => Promise<void>,
@@ -423,6 +424,7 @@ async function runWorker(
     throw err;
   }
   await commitRelease(deps, t, previous);
+  await registerService(deps, t, service);
   await step('remove-old', 95, 60_000, async () => {
     for (const c of old) await engineOf(c.server_id).engine.remove(c.container_id);
   });

@@ -11,14 +11,19 @@ const MAX_REPLICA_RECORDS = 9999;
  * Register the web service so the health-monitor checks it (skipped without a registry): one
  * record per replica, so that a replica that hangs is found and restarted alone. The first
  * replica's record is the target itself and carries the domain; the others are
- * `<target>.r<n>`. Records of replicas the release no longer has are removed.
+ * `<target>.r<n>`. Records of replicas the release no longer has are removed, all of them for a worker.
  */
 export async function registerService(deps: DeployerDeps, t: DeploymentTracker, service: Service): Promise<void> {
   const registry = deps.registry();
+  if (!registry) return;
   const containers = t.d.containers;
-  // A web service's containers all have a port; a worker's none (and no record).
-  if (!registry || !containers.some((c) => c.port)) return;
   try {
+    // A web service's containers all have a port; a worker's none, and it has no record: those
+    // left from when it was a web service go (health-monitor would check addresses nothing serves).
+    if (!containers.some((c) => c.port)) {
+      await removeReplicaRecords(registry, t.d.target_id, 0);
+      return;
+    }
     // Replica n is the n-th of the release's containers, as Deployer.restart and the crash restarter count them.
     for (const [i, c] of containers.entries()) {
       if (!c.port) continue;
