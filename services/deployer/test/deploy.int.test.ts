@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import * as tar from 'tar';
+import { errors } from '@nats-io/transport-node';
 import { startNatsServer, startTestAuthority, waitFor, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
 import type { DeployerDroplet } from '../src/app.js';
 import { HTTPD, capture, cleanDocker, httpText, parseSse, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
@@ -264,6 +265,29 @@ http.createServer((req, res) => {
     expect(['queued', 'running', 'succeeded']).toContain(queued.body.status);
     for (const id of [a.body.id, b.body.id, other.body.id]) expect((await waitDeployment(droplet.app, auth, id)).status).toBe('succeeded');
     expect((await serving('web')).text.trim()).toBe('version-1');
+  }, 120_000);
+
+  it('NATS failing mid-way through a deploy request: 503, no lane entry left, the retry deploys', async () => {
+    // The lane entry is written, then reading the lane fails as it does while NATS is away.
+    const lanes = droplet.stores.lanes;
+    const readQueue = lanes.queue.bind(lanes);
+    let failed = 0;
+    lanes.queue = async (target) => {
+      if (failed++ === 0) throw new errors.TimeoutError();
+      return readQueue(target);
+    };
+    try {
+      const source = { image: images.v1 };
+      const refused = await api().post('/deployments', { project, service: 'web', environment: 'prod', source });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('DEPENDENCY_UNAVAILABLE');
+      expect(await readQueue(`app-${project}-web-prod`)).toEqual([]);
+      const retried = await deploy('web', source);
+      expect(retried.body.status).toBe('succeeded');
+      expect((await serving('web')).deployment_id).toBe(retried.id);
+    } finally {
+      delete (lanes as Partial<typeof lanes>).queue;
+    }
   }, 120_000);
 
   it('promotes the exact image from uat to prod', async () => {

@@ -183,25 +183,32 @@ export class Deployer {
   }
 
   async requestDeploy(cmd: DeployCommand): Promise<Accepted> {
+    const discardUpload = () => cmd.uploadPath && rmSync(cmd.uploadPath, { force: true });
     let plan: Omit<DeployPlan, 'uploadPath'>;
     try {
       plan = await this.plan(cmd.project, cmd.service, cmd.environment);
     } catch (err) {
-      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      discardUpload();
       throw err;
     }
     const tid = targetId(cmd.project, cmd.service, cmd.environment);
     if (plan.service.domain && tid.length > 63) {
-      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      discardUpload();
       throw new InvalidRequest(
         `route name '${tid}' is longer than the 63 characters proxy-manager accepts: use shorter project/service/environment names`,
       );
     }
     const id = randomUUID();
-    const { position, queue } = await this.lanes.enqueue(tid, id);
+    const { position, queue } = await this.lanes.enqueue(tid, id).catch(async (err: unknown) => {
+      // NATS failed mid-way (the caller gets 503 and retries): an entry left in the lane would
+      // hold every later deploy of the service behind a deployment that never runs.
+      await this.lanes.leave(tid, id).catch((e) => this.deps.logger.warn({ err: e, deployment_id: id }, 'could not leave the lane'));
+      discardUpload();
+      throw err;
+    });
     if (cmd.queue === false && position > 0) {
       await this.lanes.leave(tid, id);
-      if (cmd.uploadPath) rmSync(cmd.uploadPath, { force: true });
+      discardUpload();
       throw new Conflict(`a deploy of ${cmd.project}/${cmd.service}/${cmd.environment} is already in progress`, {
         running: queue[0].deployment_id,
         queued: position - 1,
