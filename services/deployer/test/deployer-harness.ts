@@ -1,9 +1,18 @@
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import type { RegistryLink, RegistryRecord, RegistryRecordInput } from '@droplet-mesh/udc-kit';
-import { tokenOnlyRegistry, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
+import {
+  startNatsServer,
+  startTestAuthority,
+  tokenOnlyRegistry,
+  type NatsServerHandle,
+  type TestAuthority,
+} from '@droplet-mesh/udc-kit/testing';
 import { createDeployerDroplet, type DeployerDroplet } from '../src/app.js';
-import { masterKey, portRange, quiet } from './helpers.js';
+import { cleanDocker, masterKey, portRange, quiet, testImages, type TestImages } from './helpers.js';
 
 export interface TestDeployerOptions {
   natsUrl: string;
@@ -54,6 +63,54 @@ export async function startTestDeployer(o: TestDeployerOptions): Promise<Started
   });
   const listening = await droplet.start(o.port === undefined ? undefined : { port: o.port, host: '127.0.0.1' });
   return Object.assign(droplet, { listening });
+}
+
+/** What a deployer integration suite runs against; set once its beforeAll has run. */
+export interface DeployerSuite {
+  nats: NatsServerHandle;
+  authority: TestAuthority;
+  images: TestImages;
+  droplet: StartedDeployer;
+  /** A read + write token. */
+  auth: Record<string, string>;
+}
+
+/**
+ * The beforeAll/afterAll of a deployer integration suite: the test images, a real NATS, a test
+ * authority and a started deployer (`deployer` adds its options), then `project` with
+ * `services`; afterwards all of it stopped and the project's containers removed.
+ */
+export function deployerSuite(
+  project: string,
+  o: {
+    deployer?: (s: Pick<DeployerSuite, 'authority' | 'images'>) => Omit<TestDeployerOptions, 'natsUrl' | 'authority' | 'dataDir'>;
+    services?: object[];
+  } = {},
+): DeployerSuite {
+  const suite = {} as DeployerSuite;
+  const tmp = mkdtempSync(join(tmpdir(), `deployer-${project}-`));
+  beforeAll(async () => {
+    suite.images = await testImages();
+    suite.nats = await startNatsServer();
+    suite.authority = await startTestAuthority();
+    suite.droplet = await startTestDeployer({
+      natsUrl: suite.nats.url,
+      authority: suite.authority,
+      dataDir: join(tmp, 'data'),
+      ...o.deployer?.(suite),
+    });
+    suite.auth = { Authorization: `Bearer ${suite.authority.mint({ scopes: ['read', 'write'] })}` };
+    await createProject(suite.droplet.app, suite.auth, project, { services: o.services });
+  }, 180_000);
+  afterAll(async () => {
+    await suite.droplet?.deployer.idle();
+    await suite.droplet?.stop();
+    await suite.authority?.close();
+    await suite.nats?.stop({ removeStore: true });
+    if (suite.images) await cleanDocker(suite.images.docker, project);
+    rmSync(tmp, { recursive: true, force: true });
+  }, 60_000);
+  return suite;
 }
 
 type Target = Parameters<typeof request>[0];

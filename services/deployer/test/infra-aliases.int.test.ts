@@ -1,21 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { startNatsServer, startTestAuthority, type NatsServerHandle, type TestAuthority } from '@droplet-mesh/udc-kit/testing';
-import type { DeployerDroplet } from '../src/app.js';
-import { cleanDocker, httpText, parseSse, testImages, uniqueProject, type TestImages } from './helpers.js';
-import { createProject, startTestDeployer } from './deployer-harness.js';
+import { httpText, parseSse, uniqueProject } from './helpers.js';
+import { deployerSuite } from './deployer-harness.js';
 
 // The Deploy API seed's routes, answered by the unified handlers, against the real Docker Engine.
 const project = uniqueProject('ia');
-let nats: NatsServerHandle;
-let authority: TestAuthority;
-let droplet: DeployerDroplet;
-let images: TestImages;
-let auth: Record<string, string>;
-const tmp = mkdtempSync(join(tmpdir(), 'deployer-infra-'));
+const suite = deployerSuite(project, {
+  deployer: () => ({ env: { DRAIN_S: '0' }, registry: 'none' }),
+  services: [{ name: 'web', type: 'web', health_path: '/health' }],
+});
 
 const sse = (req: request.Test) =>
   req
@@ -27,32 +20,8 @@ const sse = (req: request.Test) =>
       res.on('end', () => cb(null, d));
     });
 
-beforeAll(async () => {
-  images = await testImages();
-  nats = await startNatsServer();
-  authority = await startTestAuthority();
-  droplet = await startTestDeployer({
-    natsUrl: nats.url,
-    authority,
-    dataDir: join(tmp, 'data'),
-    env: { DRAIN_S: '0' },
-    registry: 'none',
-  });
-  auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health' }] });
-}, 180_000);
-
-afterAll(async () => {
-  await droplet?.deployer.idle();
-  await droplet?.stop();
-  await authority?.close();
-  await nats?.stop({ removeStore: true });
-  if (images) await cleanDocker(images.docker, project);
-  rmSync(tmp, { recursive: true, force: true });
-}, 60_000);
-
 async function servingText(): Promise<string> {
-  const r = await request(droplet.app).get(`/services/app-${project}-web-prod`).set(auth);
+  const r = await request(suite.droplet.app).get(`/services/app-${project}-web-prod`).set(suite.auth);
   expect(r.status).toBe(200);
   return httpText(`http://127.0.0.1:${r.body.containers[0].port}/`);
 }
@@ -62,10 +31,10 @@ describe('the Deploy API seed routes on the deployer', () => {
 
   it('POST /infra/deploy streams the deploy as Server-Sent Events to its final status', async () => {
     const res = await sse(
-      request(droplet.app)
+      request(suite.droplet.app)
         .post('/infra/deploy')
-        .set(auth)
-        .send({ project, service: 'web', environment: 'prod', source: { image: images.v1 } }),
+        .set(suite.auth)
+        .send({ project, service: 'web', environment: 'prod', source: { image: suite.images.v1 } }),
     );
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/event-stream/);
@@ -80,10 +49,10 @@ describe('the Deploy API seed routes on the deployer', () => {
 
   it('POST /api/v1/infra/deploy is the same route under the dashboard prefix', async () => {
     const res = await sse(
-      request(droplet.app)
+      request(suite.droplet.app)
         .post('/api/v1/infra/deploy')
-        .set(auth)
-        .send({ project, service: 'web', environment: 'prod', source: { image: images.v2 } }),
+        .set(suite.auth)
+        .send({ project, service: 'web', environment: 'prod', source: { image: suite.images.v2 } }),
     );
     const events = parseSse(res.body as string);
     expect(events[events.length - 1].data.status).toBe('succeeded');
@@ -93,14 +62,14 @@ describe('the Deploy API seed routes on the deployer', () => {
 
   it('GET /infra/deployments/history and /api/v1/infra/deployments/history list the deploys newest first', async () => {
     for (const p of ['/infra/deployments/history', '/api/v1/infra/deployments/history']) {
-      const r = await request(droplet.app).get(`${p}?project=${project}`).set(auth);
+      const r = await request(suite.droplet.app).get(`${p}?project=${project}`).set(suite.auth);
       expect(r.status).toBe(200);
       expect(r.body.items.map((d: { id: string }) => d.id)).toEqual([...deployed].reverse());
     }
   });
 
   it('GET /infra/snapshots lists the successful deploys one can roll back to', async () => {
-    const r = await request(droplet.app).get(`/infra/snapshots?project=${project}`).set(auth);
+    const r = await request(suite.droplet.app).get(`/infra/snapshots?project=${project}`).set(suite.auth);
     expect(r.status).toBe(200);
     expect(r.body.items.every((d: { status: string }) => d.status === 'succeeded')).toBe(true);
     expect(r.body.items).toHaveLength(2);
@@ -108,7 +77,7 @@ describe('the Deploy API seed routes on the deployer', () => {
 
   it('POST /infra/deployments/rollback by service goes back to the previous good deploy, as SSE', async () => {
     const res = await sse(
-      request(droplet.app).post('/infra/deployments/rollback').set(auth).send({ project, service: 'web', environment: 'prod' }),
+      request(suite.droplet.app).post('/infra/deployments/rollback').set(suite.auth).send({ project, service: 'web', environment: 'prod' }),
     );
     expect(res.status).toBe(200);
     const events = parseSse(res.body as string);
@@ -119,53 +88,53 @@ describe('the Deploy API seed routes on the deployer', () => {
   }, 150_000);
 
   it('a rollback without a target is a 400 in the UDC envelope; an unknown deployment a 404', async () => {
-    const bad = await request(droplet.app).post('/api/v1/infra/deployments/rollback').set(auth).send({ project });
+    const bad = await request(suite.droplet.app).post('/api/v1/infra/deployments/rollback').set(suite.auth).send({ project });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('INVALID_REQUEST');
-    const missing = await request(droplet.app)
+    const missing = await request(suite.droplet.app)
       .post('/infra/deployments/rollback')
-      .set(auth)
+      .set(suite.auth)
       .send({ deployment_id: '00000000-0000-4000-8000-000000000000' });
     expect(missing.status).toBe(404);
   });
 
   it('GET /infra/servers lists the servers; POST /infra/servers/provision is POST /servers/provision (admin)', async () => {
-    const list = await request(droplet.app).get('/api/v1/infra/servers').set(auth);
+    const list = await request(suite.droplet.app).get('/api/v1/infra/servers').set(suite.auth);
     expect(list.status).toBe(200);
     expect(list.body.items.map((s: { id: string }) => s.id)).toContain('local');
-    expect((await request(droplet.app).post('/infra/servers/provision').set(auth).send({ name: 'x' })).status).toBe(403);
-    const admin = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
-    const bad = await request(droplet.app).post('/infra/servers/provision').set(admin).send({ name: 'x', provider: 'local' });
+    expect((await request(suite.droplet.app).post('/infra/servers/provision').set(suite.auth).send({ name: 'x' })).status).toBe(403);
+    const admin = { Authorization: `Bearer ${suite.authority.mint({ scopes: ['read', 'write', 'admin'] })}` };
+    const bad = await request(suite.droplet.app).post('/infra/servers/provision').set(admin).send({ name: 'x', provider: 'local' });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body.error)).toMatch(/region and size/);
     // Without a provider: the certificate and one-time token for a machine made by hand, as the unified route gives.
-    const prov = await request(droplet.app)
+    const prov = await request(suite.droplet.app)
       .post('/api/v1/infra/servers/provision')
       .set(admin)
       .send({ name: `${project}-byhand` });
     expect(prov.status).toBe(201);
     expect(prov.body).toMatchObject({ server_id: `${project}-byhand`, callback_path: `/servers/provision/${project}-byhand/ready` });
-    const seen = await request(droplet.app).get(`/servers/${project}-byhand`).set(auth);
+    const seen = await request(suite.droplet.app).get(`/servers/${project}-byhand`).set(suite.auth);
     expect(seen.body).toMatchObject({ id: `${project}-byhand`, status: 'waiting', provisioning: true });
   });
 
   it('GET|POST /infra/deploy-configs save and list deploy configs like /deploy-configs', async () => {
-    const created = await request(droplet.app)
+    const created = await request(suite.droplet.app)
       .post('/api/v1/infra/deploy-configs')
-      .set(auth)
-      .send({ name: `${project}-cfg`, project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+      .set(suite.auth)
+      .send({ name: `${project}-cfg`, project, service: 'web', environment: 'prod', source: { image: suite.images.v1 } });
     expect(created.status).toBe(201);
-    const bad = await request(droplet.app).post('/infra/deploy-configs').set(auth).send({ name: 'Not A Name!' });
+    const bad = await request(suite.droplet.app).post('/infra/deploy-configs').set(suite.auth).send({ name: 'Not A Name!' });
     expect(bad.status).toBe(400);
-    const listed = await request(droplet.app).get('/infra/deploy-configs').set(auth);
+    const listed = await request(suite.droplet.app).get('/infra/deploy-configs').set(suite.auth);
     expect(listed.status).toBe(200);
     expect(listed.body.items.map((c: { name: string }) => c.name)).toContain(`${project}-cfg`);
-    const unified = await request(droplet.app).get(`/deploy-configs/${project}-cfg`).set(auth);
+    const unified = await request(suite.droplet.app).get(`/deploy-configs/${project}-cfg`).set(suite.auth);
     expect(unified.status).toBe(200);
   });
 
   it('the OpenAPI documents every alias, naming its unified twin', async () => {
-    const spec = (await request(droplet.app).get('/openapi.json')).body;
+    const spec = (await request(suite.droplet.app).get('/openapi.json')).body;
     for (const prefix of ['/infra', '/api/v1/infra']) {
       expect(spec.paths[`${prefix}/deploy`].post.summary).toMatch(/Alias of POST \/deployments/);
       expect(spec.paths[`${prefix}/deployments/history`].get.summary).toMatch(/Alias of GET \/deployments/);

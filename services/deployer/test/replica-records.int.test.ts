@@ -1,50 +1,39 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import type { RegistryRecordInput } from '@droplet-mesh/udc-kit';
-import {
-  expectEnvelope,
-  startNatsServer,
-  startTestAuthority,
-  waitFor,
-  type NatsServerHandle,
-  type TestAuthority,
-} from '@droplet-mesh/udc-kit/testing';
-import type { DeployerDroplet } from '../src/app.js';
-import { cleanDocker, testImages, uniqueProject, waitDeployment, type TestImages } from './helpers.js';
-import { createProject, recordingRegistry, startTestDeployer } from './deployer-harness.js';
+import { expectEnvelope, waitFor } from '@droplet-mesh/udc-kit/testing';
+import { uniqueProject, waitDeployment } from './helpers.js';
+import { deployerSuite, recordingRegistry } from './deployer-harness.js';
 
 // Every replica of a web service is registered on its own, so health-monitor checks each one
 // and a replica that hangs is restarted alone. Real Docker Engine and NATS; the registry is a
 // recording fake (what the deployer asks of it is what is tested).
 const project = uniqueProject('rr');
 const target = `app-${project}-web-prod`;
-let nats: NatsServerHandle;
-let authority: TestAuthority;
-let images: TestImages;
-let droplet: DeployerDroplet;
-let auth: Record<string, string>;
-const tmp = mkdtempSync(join(tmpdir(), 'deployer-replica-records-'));
-
 const records = new Map<string, RegistryRecordInput>();
+const suite = deployerSuite(project, {
+  deployer: ({ authority }) => ({
+    env: { DRAIN_S: '0' },
+    registry: recordingRegistry(records, () => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
+  }),
+  services: [{ name: 'web', type: 'web', health_path: '/health', replicas: 3 }],
+});
 
 const api = () => ({
-  get: (p: string) => request(droplet.app).get(p).set(auth),
-  post: (p: string, b: object) => request(droplet.app).post(p).set(auth).send(b),
-  patch: (p: string, b: object) => request(droplet.app).patch(p).set(auth).send(b),
-  del: (p: string) => request(droplet.app).delete(p).set(auth),
+  get: (p: string) => request(suite.droplet.app).get(p).set(suite.auth),
+  post: (p: string, b: object) => request(suite.droplet.app).post(p).set(suite.auth).send(b),
+  patch: (p: string, b: object) => request(suite.droplet.app).patch(p).set(suite.auth).send(b),
+  del: (p: string) => request(suite.droplet.app).delete(p).set(suite.auth),
 });
 
 async function succeeded(res: request.Response) {
   expect(res.status).toBe(202);
-  const d = await waitDeployment(droplet.app, auth, res.body.id, 90_000);
+  const d = await waitDeployment(suite.droplet.app, suite.auth, res.body.id, 90_000);
   expect(d.status).toBe('succeeded');
 }
 
 async function startedAt(containerId: string): Promise<string> {
-  return (await images.docker.getContainer(containerId).inspect()).State.StartedAt;
+  return (await suite.images.docker.getContainer(containerId).inspect()).State.StartedAt;
 }
 
 const ids = () => [...records.keys()].sort();
@@ -55,33 +44,9 @@ async function diedEvents(): Promise<Array<{ container: string; target_id: strin
   return (r.body.events as Array<{ data: { container: string; target_id: string; record_id?: string } }>).map((e) => e.data);
 }
 
-beforeAll(async () => {
-  images = await testImages();
-  nats = await startNatsServer();
-  authority = await startTestAuthority();
-  droplet = await startTestDeployer({
-    natsUrl: nats.url,
-    authority,
-    dataDir: join(tmp, 'data'),
-    env: { DRAIN_S: '0' },
-    registry: recordingRegistry(records, () => authority.mint({ sub: 'deployer', scopes: ['read', 'write'] })),
-  });
-  auth = { Authorization: `Bearer ${authority.mint({ scopes: ['read', 'write'] })}` };
-  await createProject(droplet.app, auth, project, { services: [{ name: 'web', type: 'web', health_path: '/health', replicas: 3 }] });
-}, 180_000);
-
-afterAll(async () => {
-  await droplet?.deployer.idle();
-  await droplet?.stop();
-  await authority?.close();
-  await nats?.stop({ removeStore: true });
-  if (images) await cleanDocker(images.docker, project);
-  rmSync(tmp, { recursive: true, force: true });
-}, 60_000);
-
 describe('a registry record per replica', () => {
   it('registers each replica at its own address; the first is the target itself', async () => {
-    await succeeded(await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } }));
+    await succeeded(await api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: suite.images.v1 } }));
     const { containers } = (await api().get(`/services/${target}`)).body as { containers: Array<{ name: string; port: number }> };
     expect(containers).toHaveLength(3);
     expect(ids()).toEqual([target, `${target}.r2`, `${target}.r3`]);
@@ -118,7 +83,7 @@ describe('a registry record per replica', () => {
 
   it('the death of a replica’s container names that replica’s record (health-monitor opens the incident there)', async () => {
     const { containers } = (await api().get(`/services/${target}`)).body as { containers: Array<{ container_id: string; name: string }> };
-    await images.docker.getContainer(containers[2].container_id).kill();
+    await suite.images.docker.getContainer(containers[2].container_id).kill();
     await waitFor('the died event', async () => (await diedEvents()).some((e) => e.container === containers[2].name), 10_000, 100);
     expect((await diedEvents()).find((e) => e.container === containers[2].name)).toMatchObject({
       target_id: target,
@@ -126,7 +91,7 @@ describe('a registry record per replica', () => {
     });
     await waitFor(
       'the replica running again',
-      async () => (await images.docker.getContainer(containers[2].container_id).inspect()).State.Running,
+      async () => (await suite.images.docker.getContainer(containers[2].container_id).inspect()).State.Running,
       10_000,
       100,
     );
@@ -140,7 +105,7 @@ describe('a registry record per replica', () => {
 
   it('a web service that becomes a worker loses its records; back to web, they return', async () => {
     const path = `/projects/${project}/services/web`;
-    const deploy = () => api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: images.v1 } });
+    const deploy = () => api().post('/deployments', { project, service: 'web', environment: 'prod', source: { image: suite.images.v1 } });
     expect((await api().patch(path, { type: 'worker' })).status).toBe(200);
     await succeeded(await deploy());
     expect(ids()).toEqual([]);
